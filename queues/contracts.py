@@ -1,0 +1,142 @@
+"""Wire contracts: operations flow from the engine to the workers, results flow back.
+
+A message on the wire is an *envelope* holding a batch, never a single operation: the broker's cost
+per message is then paid once per batch (see DESIGN.md, "Batches on the wire"). Envelopes are orjson
+documents with a version; a body of an unknown version or shape raises `DecodeError`, which the
+consumer turns into a dead letter with that reason rather than a guess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import orjson
+
+from queues.errors import DecodeError
+
+VERSION: Final = 1
+
+Action = Literal["create", "update", "disable", "delete"]
+ACTIONS: Final = frozenset({"create", "update", "disable", "delete"})
+
+Status = Literal["succeeded", "failed", "skipped", "retrying"]
+"""`retrying` is an interim report (the operation went to a retry tier); the others are final."""
+STATUSES: Final = frozenset({"succeeded", "failed", "skipped", "retrying"})
+FINAL_STATUSES: Final = frozenset({"succeeded", "failed", "skipped"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Operation:
+    """One change to apply to one object in one target, idempotently.
+
+    `desired_hash` is the hash of `attributes` as the engine planned them; the worker returns it in the
+    result as the applied hash, so the state records exactly what the target now holds.
+    """
+
+    op_id: str
+    job: str
+    target: str
+    cycle_id: str
+    action: Action
+    object_type: str
+    source_id: str
+    attributes: dict[str, Any]
+    desired_hash: str
+    target_id: str | None = None
+    match_attribute: str | None = None
+    match_value: Any = None
+    members_add: list[str] = field(default_factory=list)
+    members_remove: list[str] = field(default_factory=list)
+    attempt: int = 1
+    emitted_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise DecodeError(f"operation {self.op_id}: unknown action {self.action!r}")
+        if self.attempt < 1:
+            raise DecodeError(f"operation {self.op_id}: attempt must be >= 1, got {self.attempt}")
+
+    def next_attempt(self) -> Operation:
+        """The same operation, counted as one more attempt (for a retry tier)."""
+        return dataclasses.replace(self, attempt=self.attempt + 1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    """What happened to one operation. Timestamps are epoch seconds, `connector_ms` wall time."""
+
+    op_id: str
+    job: str
+    target: str
+    cycle_id: str
+    source_id: str
+    action: Action
+    status: Status
+    attempts: int
+    emitted_at: float
+    completed_at: float
+    target_id: str | None = None
+    applied_hash: str | None = None
+    error_class: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    connector_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise DecodeError(f"result {self.op_id}: unknown status {self.status!r}")
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def latency_s(self) -> float:
+        """Emitted by the engine to completed by the worker."""
+        return self.completed_at - self.emitted_at
+
+
+def encode_operations(target: str, ops: Sequence[Operation]) -> bytes:
+    return orjson.dumps({"v": VERSION, "kind": "ops", "target": target, "items": ops})
+
+
+def encode_results(results: Sequence[Result]) -> bytes:
+    return orjson.dumps({"v": VERSION, "kind": "results", "items": results})
+
+
+def decode_operations(body: bytes) -> list[Operation]:
+    return [_build(Operation, item) for item in _items(body, "ops")]
+
+
+def decode_results(body: bytes) -> list[Result]:
+    return [_build(Result, item) for item in _items(body, "results")]
+
+
+def _items(body: bytes, kind: str) -> list[dict[str, Any]]:
+    try:
+        envelope = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"body is not JSON: {exc}") from None
+    if not isinstance(envelope, dict):
+        raise DecodeError("body is not a JSON object envelope")
+    version = envelope.get("v")
+    if version != VERSION:
+        raise DecodeError(f"unknown envelope version {version!r}, this build speaks {VERSION}")
+    if envelope.get("kind") != kind:
+        raise DecodeError(f"expected an envelope of {kind}, got {envelope.get('kind')!r}")
+    items = envelope.get("items")
+    if not isinstance(items, list):
+        raise DecodeError("envelope has no list of items")
+    return items
+
+
+def _build(cls: type[Any], item: Any) -> Any:
+    if not isinstance(item, dict):
+        raise DecodeError(f"{cls.__name__} item is not an object")
+    try:
+        return cls(**item)
+    except TypeError as exc:
+        raise DecodeError(f"{cls.__name__} item has a wrong shape: {exc}") from None

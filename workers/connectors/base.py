@@ -1,0 +1,48 @@
+"""The `Connector` protocol: how a worker applies a batch of operations to one target.
+
+A connector must be idempotent: it matches each object in the target before it writes, so a
+redelivered create becomes an update, a delete of a missing object succeeds, and a retry never makes a
+duplicate. It reports each operation separately, so that one bad object leaves its batch alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from queues.contracts import Operation
+from workers.errors import ConnectorError
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """An operation that the target now reflects; `target_id` is the object's id in the target."""
+
+    target_id: str | None
+
+
+Outcome = Applied | ConnectorError
+"""Per operation: applied, or the error that decides its fate (transient or permanent)."""
+
+
+class Connector(Protocol):
+    """Applies operations to one target. Opened once per worker, used concurrently, closed once."""
+
+    async def open(self) -> None: ...
+
+    async def apply(self, ops: Sequence[Operation]) -> list[Outcome]:
+        """Apply `ops` and return one outcome per operation, in the same order.
+
+        Raise a `ConnectorError` (or anything else) only when the whole batch failed the same way,
+        for instance when the target cannot be reached at all.
+        """
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class ConnectorFactory(Protocol):
+    """Builds a connector from a target's settings (already validated by `workers/config.py`)."""
+
+    def __call__(self, name: str, settings: Mapping[str, Any]) -> Connector: ...
