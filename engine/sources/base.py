@@ -1,0 +1,43 @@
+"""The `Source` protocol: where identities come from.
+
+A source streams its objects in batches, so a cycle never holds a whole export in memory and the
+event loop gets a turn between batches. A row that cannot be read is a `SourceProblem` (reported with
+its line, skipped), never an exception that ends the cycle; only a source that cannot be read at all
+(a missing file, no id column) raises `SourceError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class SourceObject:
+    """One identity as the source holds it. `line` is where it was read (1-based, 0 if unknown)."""
+
+    source_id: str
+    attributes: dict[str, Any]
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProblem:
+    """A row that was skipped, and why."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+class Source(Protocol):
+    """Reads every object of one source, in batches. `problems` fills up while it reads."""
+
+    problems: list[SourceProblem]
+
+    def batches(self, size: int) -> AsyncIterator[list[SourceObject]]:
+        """Yield lists of at most `size` objects; the whole source is one full import."""
+        ...
