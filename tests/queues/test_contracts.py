@@ -1,0 +1,157 @@
+"""Wire contracts: what the engine encodes the workers decode unchanged, and a bad body says what is wrong."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from queues.contracts import (
+    VERSION,
+    Operation,
+    Result,
+    decode_operations,
+    decode_results,
+    encode_operations,
+    encode_results,
+)
+from queues.errors import DecodeError
+
+
+def operations() -> list[Operation]:
+    return [
+        Operation(
+            op_id="op-1",
+            job="hr-to-scim",
+            target="scim",
+            cycle_id="c-7",
+            action="create",
+            object_type="user",
+            source_id="E100",
+            attributes={"userName": "ada@example.org", "emails": [{"value": "ada@example.org"}], "n": 3},
+            desired_hash="h1",
+            match_attribute="userName",
+            match_value="ada@example.org",
+            emitted_at=1_700_000_000.25,
+        ),
+        Operation(
+            op_id="op-2",
+            job="hr-to-scim",
+            target="scim",
+            cycle_id="c-7",
+            action="update",
+            object_type="group",
+            source_id="G1",
+            attributes={"displayName": "Sales"},
+            desired_hash="h2",
+            target_id="t-9",
+            members_add=["t-1", "t-2"],
+            members_remove=["t-3"],
+            attempt=3,
+        ),
+    ]
+
+
+def results() -> list[Result]:
+    return [
+        Result(
+            op_id="op-1",
+            job="hr-to-scim",
+            target="scim",
+            cycle_id="c-7",
+            source_id="E100",
+            action="create",
+            status="succeeded",
+            attempts=1,
+            emitted_at=1_700_000_000.25,
+            completed_at=1_700_000_001.5,
+            target_id="t-1",
+            applied_hash="h1",
+            connector_ms=12.5,
+        ),
+        Result(
+            op_id="op-2",
+            job="hr-to-scim",
+            target="scim",
+            cycle_id="c-7",
+            source_id="G1",
+            action="update",
+            status="failed",
+            attempts=3,
+            emitted_at=1.0,
+            completed_at=2.0,
+            error_class="PermanentError",
+            error_code="400",
+            error_message="invalidValue: displayName",
+        ),
+    ]
+
+
+def envelope(**changes: object) -> bytes:
+    """A valid operations envelope with `changes` applied to it (None removes a key)."""
+    doc = orjson.loads(encode_operations("scim", operations()))
+    for key, value in changes.items():
+        if value is None:
+            del doc[key]
+        else:
+            doc[key] = value
+    return orjson.dumps(doc)
+
+
+def item(**changes: object) -> bytes:
+    """An operations envelope whose one item has `changes` applied (None removes a field)."""
+    doc = orjson.loads(encode_operations("scim", operations()[:1]))
+    for key, value in changes.items():
+        if value is None:
+            del doc["items"][0][key]
+        else:
+            doc["items"][0][key] = value
+    return orjson.dumps(doc)
+
+
+def test_operations_survive_encode_and_decode_unchanged():
+    assert decode_operations(encode_operations("scim", operations())) == operations()
+
+
+def test_results_survive_encode_and_decode_unchanged():
+    assert decode_results(encode_results(results())) == results()
+
+
+def test_an_empty_batch_round_trips():
+    assert decode_operations(encode_operations("scim", [])) == []
+    assert decode_results(encode_results([])) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        pytest.param(envelope(v=VERSION + 1), f"unknown envelope version {VERSION + 1}", id="new-version"),
+        pytest.param(envelope(v=None), "unknown envelope version None", id="no-version"),
+        pytest.param(b"\x00not json", "not JSON", id="not-json"),
+        pytest.param(b"[1, 2]", "not a JSON object", id="not-an-object"),
+        pytest.param(envelope(kind="results"), "expected an envelope of ops, got 'results'", id="wrong-kind"),
+        pytest.param(envelope(items={"op_id": "x"}), "no list of items", id="items-not-a-list"),
+        pytest.param(envelope(items=["op"]), "Operation item is not an object", id="item-not-an-object"),
+        pytest.param(item(op_id=None), "op_id", id="missing-field"),
+        pytest.param(item(colour="red"), "colour", id="unknown-field"),
+        pytest.param(item(action="explode"), "unknown action 'explode'", id="unknown-action"),
+        pytest.param(item(attempt=0), "attempt must be >= 1", id="attempt-zero"),
+    ],
+)
+def test_a_bad_operations_body_raises_decode_error_saying_what_is_wrong(body: bytes, says: str):
+    with pytest.raises(DecodeError) as caught:
+        decode_operations(body)
+
+    assert says in str(caught.value)
+
+
+def test_a_results_envelope_of_operations_raises_decode_error_naming_the_kind():
+    with pytest.raises(DecodeError, match="expected an envelope of results, got 'ops'"):
+        decode_results(encode_operations("scim", operations()))
+
+
+def test_a_result_with_an_unknown_status_raises_decode_error():
+    doc = orjson.loads(encode_results(results()[:1]))
+    doc["items"][0]["status"] = "exploded"
+
+    with pytest.raises(DecodeError, match="unknown status 'exploded'"):
+        decode_results(orjson.dumps(doc))
