@@ -1,0 +1,194 @@
+"""The `roster` command line.
+
+`roster run FILE` is embedded mode: engine and workers in one process, the in-memory broker, a SQLite
+state file. This is the one place that composes `engine` and `workers`; each side gets only its own
+section of the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from engine.config import EngineConfig, JobConfig, load_engine_config
+from engine.cycles import CycleRunner, CycleSummary
+from engine.report import ProgressView, print_summary
+from engine.state import StateStore, state_url
+from queues.errors import ConfigError, RosterError
+from queues.memory import MemoryBroker
+from workers.config import TargetConfig, load_targets
+from workers.worker import Worker
+
+log = logging.getLogger("roster.cli")
+
+DEFAULT_STATE = ".roster/state.db"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    console = Console(stderr=False)
+    try:
+        return args.func(args, console)
+    except ConfigError as exc:
+        console.print(f"[bold red]config error[/] {exc}", highlight=False)
+        return 2
+    except RosterError as exc:
+        console.print(f"[bold red]error[/] {exc}", highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="roster", description="Identity provisioning engine.")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser(
+        "run", help="run one cycle of each job, embedded (engine and workers in one process)"
+    )
+    run.add_argument("file", type=Path, help="a YAML file with jobs: and targets:")
+    run.add_argument("--job", action="append", help="run only this job (repeatable)")
+    run.add_argument(
+        "--state", help=f"state store: a SQLite path or URL (default: {DEFAULT_STATE} beside the file)"
+    )
+    run.add_argument("--serve", action="store_true", help="keep running the jobs on their schedules")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
+    run.set_defaults(func=_run)
+
+    validate = commands.add_parser("validate", help="check a jobs/targets file and say what is wrong")
+    validate.add_argument("file", type=Path)
+    validate.set_defaults(func=_validate)
+    return parser
+
+
+def _validate(args: argparse.Namespace, console: Console) -> int:
+    config, targets = _load(args.file)
+    console.print(
+        f"[green]ok[/] {args.file}: {len(config.jobs)} job(s) "
+        f"({', '.join(j.name for j in config.jobs)}), {len(targets)} target(s)",
+        highlight=False,
+    )
+    return 0
+
+
+def _load(path: Path) -> tuple[EngineConfig, tuple[TargetConfig, ...]]:
+    config = load_engine_config(path)
+    targets = load_targets(path)
+    names = {t.name for t in targets}
+    for i, job in enumerate(config.jobs):
+        if job.target not in names:
+            raise ConfigError(
+                f"jobs[{i}].target",
+                f"no target named {job.target!r}",
+                f"targets in this file: {', '.join(sorted(names)) or 'none'}",
+            )
+    return config, targets
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    config, targets = _load(args.file)
+    jobs = [config.job(name) for name in args.job] if args.job else list(config.jobs)
+    state = state_url(args.state or config.state or DEFAULT_STATE, base_dir=config.base_dir)
+    _install_uvloop()
+    summaries = asyncio.run(_embedded(config, targets, jobs, state, args, console))
+    if not args.serve:
+        print_summary(console, summaries)
+    return 0 if all(s.status == "succeeded" for s in summaries) else 1
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """Engine and workers in one process, joined by the in-memory broker."""
+
+    broker: MemoryBroker
+    state: StateStore
+    worker: Worker
+    runner: CycleRunner
+    targets: Sequence[TargetConfig]
+
+
+@asynccontextmanager
+async def embedded(
+    config: EngineConfig, targets: Sequence[TargetConfig], state_location: str
+) -> AsyncIterator[Embedded]:
+    """Start the pipeline for `config`'s jobs with the workers of `targets`; close it in reverse order."""
+    used = {job.target for job in config.jobs}
+    targets = [t for t in targets if t.name in used]
+    async with MemoryBroker() as broker, StateStore(state_location) as state:
+        worker = Worker(broker, [t.runtime() for t in targets])
+        async with worker, CycleRunner(config, broker, state) as runner:
+            yield Embedded(broker, state, worker, runner, targets)
+
+
+async def _embedded(
+    config: EngineConfig,
+    targets: tuple[TargetConfig, ...],
+    jobs: list[JobConfig],
+    state_location: str,
+    args: argparse.Namespace,
+    console: Console,
+) -> list[CycleSummary]:
+    async with embedded(config, targets, state_location) as pipeline:
+        if args.serve:
+            await _serve(pipeline.runner, jobs)
+            return []
+        summaries = []
+        for job in jobs:
+            with ProgressView(console, job.name, enabled=not args.no_progress) as view:
+                summaries.append(await pipeline.runner.run_cycle(job, trigger="cli", on_start=view.follow))
+        return summaries
+
+
+async def _serve(runner: CycleRunner, jobs: list[JobConfig]) -> None:
+    """Run every job now, then on its schedule, until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(_job_loop(runner, job, stop)) for job in jobs]
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _job_loop(runner: CycleRunner, job: JobConfig, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        summary = await runner.run_cycle(job, trigger="schedule")
+        log.info("event=cycle_summary job=%s status=%s changed=%d", job.name, summary.status, summary.changed)
+        if job.schedule is None:
+            return
+        now = datetime.now(UTC)
+        delay_s = (job.schedule.next_after(now) - now).total_seconds()
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay_s))
+        except TimeoutError:
+            pass
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

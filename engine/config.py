@@ -1,0 +1,165 @@
+"""The engine's configuration: jobs (source, target name, mappings, policy, schedule) and engine settings.
+
+The workers' side of the same file (`targets:`, with credentials) is parsed by `workers/config.py`;
+the engine ignores it and never needs a credential. Every error names the path of the value, what is
+wrong and the fix: `jobs[0].mappings[3].source: is required (add `source:` ...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.mapping.base import ConstantMapping, DirectMapping, Mapper
+from engine.mapping.base import Mapping as AttributeMapping
+from engine.planner import Deprovision
+from engine.publisher import PublishSettings
+from engine.schedule import Schedule, parse_schedule
+from engine.sources.file import FileSourceSettings, parse_file_source
+from queues.errors import ConfigError
+from queues.validation import (
+    as_list,
+    as_mapping,
+    boolean,
+    check_keys,
+    choice,
+    integer,
+    join,
+    string,
+)
+from queues.yamlfile import load_yaml
+
+SOURCE_TYPES = ("csv", "jsonl")
+DEPROVISION = ("disable", "delete", "none")
+ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobConfig:
+    name: str
+    target: str
+    object_type: str
+    source: FileSourceSettings
+    mappings: tuple[AttributeMapping, ...]
+    match_attribute: str | None
+    deprovision: Deprovision
+    schedule: Schedule | None
+
+    def mapper(self) -> Mapper:
+        return Mapper(self.mappings, match_attribute=self.match_attribute)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineConfig:
+    jobs: tuple[JobConfig, ...]
+    state: str | None
+    publish: PublishSettings
+    base_dir: Path
+
+    def job(self, name: str) -> JobConfig:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        known = ", ".join(j.name for j in self.jobs)
+        raise ConfigError("jobs", f"no job named {name!r}", f"known jobs: {known}")
+
+
+def load_engine_config(path: Path, *, environ: Mapping[str, str] | None = None) -> EngineConfig:
+    return parse_engine_config(load_yaml(path, environ=environ), base_dir=path.parent)
+
+
+def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConfig:
+    check_keys("", raw, ENGINE_SECTIONS, required=("jobs",))
+    engine = as_mapping("engine", raw.get("engine") or {})
+    check_keys("engine", engine, ("state", "batch_size", "linger_ms", "high_water"))
+    publish = PublishSettings(
+        batch_size=integer("engine.batch_size", engine.get("batch_size", 500), minimum=1),
+        linger_ms=integer("engine.linger_ms", engine.get("linger_ms", 5), minimum=0),
+        high_water=integer("engine.high_water", engine.get("high_water", 64), minimum=1),
+    )
+    state = engine.get("state")
+    jobs = tuple(
+        parse_job(join("jobs", i), item, base_dir) for i, item in enumerate(as_list("jobs", raw["jobs"]))
+    )
+    if not jobs:
+        raise ConfigError("jobs", "is empty", "add at least one job with a source, a target and mappings")
+    seen: dict[str, int] = {}
+    for i, job in enumerate(jobs):
+        if job.name in seen:
+            raise ConfigError(
+                f"jobs[{i}].name",
+                f"{job.name!r} is used by jobs[{seen[job.name]}] too",
+                "give each job its own name",
+            )
+        seen[job.name] = i
+    return EngineConfig(
+        jobs=jobs,
+        state=string("engine.state", state) if state is not None else None,
+        publish=publish,
+        base_dir=base_dir,
+    )
+
+
+def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
+    raw = as_mapping(path, raw)
+    check_keys(
+        path,
+        raw,
+        ("name", "source", "target", "object_type", "mappings", "deprovision", "schedule"),
+        required=("name", "source", "target", "mappings"),
+    )
+    source_raw = as_mapping(join(path, "source"), raw["source"])
+    choice(join(path, "source.type"), source_raw.get("type"), SOURCE_TYPES)
+    mappings = tuple(
+        parse_mapping(join(join(path, "mappings"), i), item)
+        for i, item in enumerate(as_list(join(path, "mappings"), raw["mappings"]))
+    )
+    if not mappings:
+        raise ConfigError(join(path, "mappings"), "is empty", "map at least one attribute")
+    return JobConfig(
+        name=string(join(path, "name"), raw["name"]),
+        target=string(join(path, "target"), raw["target"]),
+        object_type=choice(join(path, "object_type"), raw.get("object_type", "user"), ("user", "group")),
+        source=parse_file_source(join(path, "source"), source_raw, base_dir=base_dir),
+        mappings=tuple(m for m, _ in mappings),
+        match_attribute=_match_attribute(path, mappings),
+        deprovision=choice(join(path, "deprovision"), raw.get("deprovision", "disable"), DEPROVISION),  # type: ignore[arg-type]
+        schedule=parse_schedule(join(path, "schedule"), raw.get("schedule")),
+    )
+
+
+def parse_mapping(path: str, raw: Any) -> tuple[AttributeMapping, bool]:
+    """One mapping and whether it is the matching attribute."""
+    raw = as_mapping(path, raw)
+    check_keys(path, raw, ("target", "source", "constant", "apply", "default", "match"), required=("target",))
+    target = string(join(path, "target"), raw["target"])
+    apply_on = {"always": "always", "on_create": "create"}[
+        choice(join(path, "apply"), raw.get("apply", "always"), ("always", "on_create"))
+    ]
+    match = boolean(join(path, "match"), raw.get("match", False))
+    if ("source" in raw) == ("constant" in raw):
+        raise ConfigError(
+            path, "needs exactly one of `source:` and `constant:`", "say where the value comes from"
+        )
+    if "constant" in raw:
+        return ConstantMapping(target=target, value=raw["constant"], apply_on=apply_on), match  # type: ignore[arg-type]
+    mapping = DirectMapping(
+        target=target,
+        source=string(join(path, "source"), raw["source"]),
+        apply_on=apply_on,
+        default=raw.get("default"),  # type: ignore[arg-type]
+    )
+    return mapping, match
+
+
+def _match_attribute(path: str, mappings: tuple[tuple[AttributeMapping, bool], ...]) -> str | None:
+    matching = [m.target for m, is_match in mappings if is_match]
+    if len(matching) > 1:
+        raise ConfigError(
+            join(path, "mappings"),
+            f"more than one mapping has `match: true` ({', '.join(matching)})",
+            "mark one",
+        )
+    return matching[0] if matching else None

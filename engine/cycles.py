@@ -1,0 +1,210 @@
+"""The cycle runner: import the source, plan against the state, publish, and wait for the results.
+
+One cycle per job at a time. Deprovisioning of objects missing from the source happens only after
+the whole source was read: a source that fails half-way must never look like half the company left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from engine.config import EngineConfig, JobConfig
+from engine.planner import Planner
+from engine.publisher import Publisher
+from engine.results import ResultConsumer
+from engine.sources.base import Source, SourceProblem
+from engine.sources.file import FileSource
+from engine.state import StateStore
+from engine.tracker import CycleProgress, Tracker
+from queues.broker import Broker
+from queues.errors import RosterError
+
+log = logging.getLogger("roster.engine.cycle")
+
+SOURCE_BATCH = 1_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CycleSummary:
+    """What one cycle did, as the CLI's summary table and the cycle history show it."""
+
+    cycle_id: str
+    job: str
+    status: str  # "succeeded", "completed_with_failures", "failed"
+    read: int
+    created: int = 0
+    updated: int = 0
+    disabled: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    retries: int = 0
+    skipped_rows: int = 0
+    elapsed_s: float = 0.0
+    p50_latency_ms: float | None = None
+    p99_latency_ms: float | None = None
+    error: str | None = None
+    problems: tuple[SourceProblem, ...] = field(default=())
+
+    @property
+    def changed(self) -> int:
+        return self.created + self.updated + self.disabled + self.deleted + self.failed
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.changed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def counts(self) -> dict[str, int | float | None]:
+        return {
+            "read": self.read,
+            "created": self.created,
+            "updated": self.updated,
+            "disabled": self.disabled,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "retries": self.retries,
+            "skipped_rows": self.skipped_rows,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+class CycleRunner:
+    """Runs the cycles of the jobs in `config` against one broker and one state store."""
+
+    def __init__(self, config: EngineConfig, broker: Broker, state: StateStore) -> None:
+        self.config = config
+        self.broker = broker
+        self.state = state
+        self.tracker = Tracker()
+        self.publisher = Publisher(broker, config.publish)
+        self.results = ResultConsumer(broker, state, self.tracker)
+        self._job_locks: dict[str, asyncio.Lock] = {}
+
+    async def start(self) -> None:
+        await self.results.start()
+
+    async def aclose(self) -> None:
+        await self.publisher.aclose()
+        await self.results.aclose()
+
+    async def __aenter__(self) -> CycleRunner:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def source_for(self, job: JobConfig) -> Source:
+        return FileSource(job.source)
+
+    async def run_cycle(
+        self,
+        job: JobConfig,
+        *,
+        trigger: str = "manual",
+        on_start: Callable[[CycleProgress], None] | None = None,
+    ) -> CycleSummary:
+        lock = self._job_locks.setdefault(job.name, asyncio.Lock())
+        async with lock:
+            return await self._run(job, trigger, on_start)
+
+    async def _run(
+        self, job: JobConfig, trigger: str, on_start: Callable[[CycleProgress], None] | None
+    ) -> CycleSummary:
+        started = time.perf_counter()
+        cycle_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+        await self.state.start_cycle(cycle_id, job.name, trigger)
+        progress = self.tracker.start_cycle(cycle_id, job.name)
+        if on_start is not None:
+            on_start(progress)
+        source = self.source_for(job)
+        planner = Planner(
+            job=job.name,
+            target=job.target,
+            object_type=job.object_type,
+            cycle_id=cycle_id,
+            mapper=job.mapper(),
+            snapshot=await self.state.snapshot(job.name),
+            in_flight=self.tracker.in_flight(job.name),
+            deprovision=job.deprovision,
+        )
+        read = 0
+        error: str | None = None
+        try:
+            async for batch in source.batches(SOURCE_BATCH):
+                for obj in batch:
+                    op = planner.plan(obj)
+                    if op is not None:
+                        self.tracker.register(op)
+                        await self.publisher.add(op)
+                read += len(batch)
+                progress.read = read
+            for op in planner.plan_missing():
+                self.tracker.register(op)
+                await self.publisher.add(op)
+        except RosterError as exc:
+            error = str(exc)
+            log.error("event=cycle_source_failed job=%s cycle=%s error=%r", job.name, cycle_id, error)
+        await self.publisher.flush()
+        self.tracker.planning_done(cycle_id)
+        await progress.done.wait()
+        self.tracker.end_cycle(cycle_id)
+        summary = _summary(
+            job, cycle_id, progress, planner, source, read, error, time.perf_counter() - started
+        )
+        await self.state.finish_cycle(cycle_id, summary.status, summary.counts())
+        log.info(
+            "event=cycle_done job=%s cycle=%s status=%s %s",
+            job.name,
+            cycle_id,
+            summary.status,
+            " ".join(f"{k}={v}" for k, v in summary.counts().items()),
+        )
+        return summary
+
+
+def _summary(
+    job: JobConfig,
+    cycle_id: str,
+    progress: CycleProgress,
+    planner: Planner,
+    source: Source,
+    read: int,
+    error: str | None,
+    elapsed_s: float,
+) -> CycleSummary:
+    counts = progress.counts
+    latencies = sorted(progress.latencies_s)
+    p50 = p99 = None
+    if latencies:
+        p50 = statistics.median(latencies) * 1000.0
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000.0
+    failed = counts["failed"]
+    status = "failed" if error else ("completed_with_failures" if failed else "succeeded")
+    return CycleSummary(
+        cycle_id=cycle_id,
+        job=job.name,
+        status=status,
+        read=read,
+        created=counts["created"],
+        updated=counts["updated"],
+        disabled=counts["disabled"],
+        deleted=counts["deleted"],
+        unchanged=planner.unchanged,
+        failed=failed,
+        retries=progress.retries,
+        skipped_rows=len(source.problems),
+        elapsed_s=elapsed_s,
+        p50_latency_ms=p50,
+        p99_latency_ms=p99,
+        error=error,
+        problems=tuple(source.problems),
+    )

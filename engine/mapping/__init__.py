@@ -1,0 +1,1 @@
+"""Attribute mappings: how a source object becomes the attributes a target receives."""

@@ -1,0 +1,85 @@
+"""Mappings and the `Mapper` that applies a job's list of them to one source object.
+
+A mapping is *direct* (copy a source attribute), *constant*, or (issue 5) an *expression*: all three
+plug in through the `Mapping` protocol, so the mapper and the planner never care which kind they run.
+A mapping applies always, or only on create: create-only values (a generated password, a GUID) are
+sent with the create and left out of the hash, so they never make a later cycle see a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping as MappingABC
+from collections.abc import Sequence
+from dataclasses import dataclass
+from hashlib import blake2b
+from typing import Any, Literal, Protocol
+
+import orjson
+
+ApplyOn = Literal["always", "create"]
+
+
+class Mapping(Protocol):
+    """Computes one target attribute from one source object."""
+
+    target: str
+    apply_on: ApplyOn
+
+    def evaluate(self, source: MappingABC[str, Any]) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DirectMapping:
+    """Copies a source attribute, or `default` when it is missing or null."""
+
+    target: str
+    source: str
+    apply_on: ApplyOn = "always"
+    default: Any = None
+
+    def evaluate(self, source: MappingABC[str, Any]) -> Any:
+        value = source.get(self.source)
+        return self.default if value is None else value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConstantMapping:
+    """Always the same value."""
+
+    target: str
+    value: Any
+    apply_on: ApplyOn = "always"
+
+    def evaluate(self, source: MappingABC[str, Any]) -> Any:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """The mapped attributes of one object and the hash that change detection compares."""
+
+    attributes: dict[str, Any]
+    create_only: dict[str, Any]
+    hash: str
+
+
+class Mapper:
+    """Applies a job's mappings in order; the hash covers only the always-applied attributes."""
+
+    __slots__ = ("_always", "_create", "match_attribute")
+
+    def __init__(self, mappings: Sequence[Mapping], *, match_attribute: str | None) -> None:
+        self._always = tuple(m for m in mappings if m.apply_on == "always")
+        self._create = tuple(m for m in mappings if m.apply_on == "create")
+        self.match_attribute = match_attribute
+
+    def map(self, source: MappingABC[str, Any]) -> Mapped:
+        attributes = {m.target: m.evaluate(source) for m in self._always}
+        create_only = {m.target: m.evaluate(source) for m in self._create} if self._create else {}
+        return Mapped(attributes, create_only, attribute_hash(attributes))
+
+
+def attribute_hash(attributes: MappingABC[str, Any]) -> str:
+    """A stable digest of attributes: key order does not matter, any value change does."""
+    body = orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return blake2b(body, digest_size=16).hexdigest()

@@ -1,0 +1,137 @@
+"""The planner: compares mapped source objects with the state and decides each object's operation.
+
+Pure: it takes plain values (the state snapshot, mapped attributes) and returns `Operation`s, so it is
+tested without a loop, a broker or a database. The cycle runner feeds it and publishes what it returns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from engine.mapping.base import Mapper
+from engine.sources.base import SourceObject
+from queues.contracts import Action, Operation
+
+Deprovision = Literal["disable", "delete", "none"]
+
+ACTIVE = "active"
+DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class StateEntry:
+    """What the state knows of one object: where it is in the target and what was applied."""
+
+    target_id: str | None
+    applied_hash: str | None
+    state: str  # ACTIVE or DISABLED; an object with no entry was never applied (or was deleted)
+
+
+def plan_action(entry: StateEntry | None, desired_hash: str) -> Action | None:
+    """The operation that brings the target from `entry` to the desired attributes, if any."""
+    if entry is None:
+        return "create"
+    if entry.state == DISABLED or entry.applied_hash != desired_hash:
+        return "update"  # an update of a disabled object re-enables it
+    return None
+
+
+def plan_missing(entry: StateEntry, policy: Deprovision) -> Action | None:
+    """The operation for an object that left the source (or its scope), per the job's policy."""
+    if policy == "delete":
+        return "delete"
+    if policy == "disable" and entry.state != DISABLED:
+        return "disable"
+    return None
+
+
+class Planner:
+    """Plans one cycle of one job against a snapshot of its state taken at the cycle's start.
+
+    `in_flight` holds the source ids with an unfinished operation: they are not planned again, only
+    remembered in `deferred` so that the caller can plan them once their result is in.
+    """
+
+    def __init__(
+        self,
+        *,
+        job: str,
+        target: str,
+        object_type: str,
+        cycle_id: str,
+        mapper: Mapper,
+        snapshot: dict[str, StateEntry],
+        in_flight: frozenset[str] | set[str] = frozenset(),
+        deprovision: Deprovision = "disable",
+    ) -> None:
+        self.job = job
+        self.target = target
+        self.object_type = object_type
+        self.cycle_id = cycle_id
+        self.mapper = mapper
+        self.snapshot = snapshot
+        self.in_flight = in_flight
+        self.deprovision = deprovision
+        self.seen: set[str] = set()
+        self.deferred: list[str] = []
+        self.unchanged = 0
+        self._seq = 0
+
+    def plan(self, obj: SourceObject) -> Operation | None:
+        """The operation for one source object, or None when the target already holds it."""
+        self.seen.add(obj.source_id)
+        mapped = self.mapper.map(obj.attributes)
+        entry = self.snapshot.get(obj.source_id)
+        action = plan_action(entry, mapped.hash)
+        if action is None:
+            self.unchanged += 1
+            return None
+        if obj.source_id in self.in_flight:
+            self.deferred.append(obj.source_id)
+            return None
+        attributes = mapped.attributes
+        if action == "create" and mapped.create_only:
+            attributes = {**attributes, **mapped.create_only}
+        return self._operation(action, obj.source_id, entry, attributes, mapped.hash)
+
+    def plan_missing(self) -> Iterator[Operation]:
+        """Deprovision what the state holds but this (full) import did not see."""
+        for source_id, entry in self.snapshot.items():
+            if source_id in self.seen or source_id in self.in_flight:
+                continue
+            action = plan_missing(entry, self.deprovision)
+            if action is not None:
+                yield self._operation(action, source_id, entry, {}, entry.applied_hash or "")
+
+    def _operation(
+        self,
+        action: Action,
+        source_id: str,
+        entry: StateEntry | None,
+        attributes: dict,
+        desired_hash: str,
+    ) -> Operation:
+        self._seq += 1
+        match_attribute = self.mapper.match_attribute
+        match_value = attributes.get(match_attribute) if match_attribute else None
+        target_id = entry.target_id if entry else None
+        if match_value is None and target_id is not None:
+            match_value = target_id
+        return Operation(
+            op_id=f"{self.cycle_id}-{self._seq}",
+            job=self.job,
+            target=self.target,
+            cycle_id=self.cycle_id,
+            action=action,
+            object_type=self.object_type,
+            source_id=source_id,
+            attributes=attributes,
+            desired_hash=desired_hash,
+            target_id=target_id,
+            match_attribute=match_attribute,
+            match_value=match_value,
+            emitted_at=time.time(),
+        )

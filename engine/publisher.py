@@ -1,0 +1,88 @@
+"""Batches operations per target and publishes them with confirms, under a high-water mark.
+
+One message carries up to `batch_size` operations; a partial batch leaves after `linger_ms`, so a light
+load pays no latency for batching. Before each publish the publisher waits until the target's queue is
+below `high_water` messages: when workers fall behind, the wait reaches back to the source reader and
+memory stays flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from queues.broker import Broker, Message
+from queues.contracts import Operation, encode_operations
+from queues.topology import ops_queue
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishSettings:
+    batch_size: int = 500
+    linger_ms: int = 5
+    high_water: int = 64
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.linger_ms < 0 or self.high_water < 1:
+            raise ValueError(f"invalid publish settings {self!r}")
+
+
+class Publisher:
+    """Per-target buffers of operations, flushed when full, after the linger, or on `flush()`."""
+
+    def __init__(self, broker: Broker, settings: PublishSettings | None = None) -> None:
+        self._broker = broker
+        self._settings = settings or PublishSettings()
+        self._buffers: dict[str, list[Operation]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._lingering: set[asyncio.Task[None]] = set()
+        self._declared: set[str] = set()
+        self.published_ops = 0
+        self.published_messages = 0
+
+    async def add(self, op: Operation) -> None:
+        buffer = self._buffers.setdefault(op.target, [])
+        buffer.append(op)
+        if len(buffer) >= self._settings.batch_size:
+            await self._flush(op.target)
+        elif len(buffer) == 1 and op.target not in self._timers:
+            loop = asyncio.get_running_loop()
+            self._timers[op.target] = loop.call_later(
+                self._settings.linger_ms / 1000.0, self._linger_expired, op.target
+            )
+
+    async def flush(self) -> None:
+        """Publish every buffered operation and wait for the confirms of lingering flushes."""
+        for target in list(self._buffers):
+            await self._flush(target)
+        while self._lingering:
+            await asyncio.gather(*self._lingering)
+
+    def _linger_expired(self, target: str) -> None:
+        self._timers.pop(target, None)
+        task = asyncio.get_running_loop().create_task(self._flush(target))
+        self._lingering.add(task)
+        task.add_done_callback(self._lingering.discard)
+
+    async def _flush(self, target: str) -> None:
+        timer = self._timers.pop(target, None)
+        if timer is not None:
+            timer.cancel()
+        ops = self._buffers.pop(target, None)
+        if not ops:
+            return
+        queue = ops_queue(target)
+        if queue not in self._declared:
+            await self._broker.declare(queue)
+            self._declared.add(queue)
+        await self._broker.wait_depth_below(queue, self._settings.high_water)
+        await self._broker.publish(queue, [Message(encode_operations(target, ops))])
+        self.published_ops += len(ops)
+        self.published_messages += 1
+
+    async def aclose(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for task in list(self._lingering):
+            task.cancel()

@@ -1,0 +1,114 @@
+"""What `roster run` shows a person: a live progress bar per cycle and a summary table at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Console, RenderableType
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engine.cycles import CycleSummary
+from engine.tracker import CycleProgress
+
+MAX_PROBLEMS_SHOWN = 10
+
+
+class ProgressView:
+    """A rich progress bar that follows one cycle: rows read, operations settled of those planned."""
+
+    def __init__(self, console: Console, job: str, *, enabled: bool = True) -> None:
+        self._enabled = enabled and console.is_terminal
+        self._job = job
+        self._task: TaskID | None = None
+        self._cycle: CycleProgress | None = None
+        self._progress = _FollowingProgress(
+            self._update,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("ops  read {task.fields[read]:,}  retries {task.fields[retries]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+            refresh_per_second=10,
+        )
+
+    def __enter__(self) -> ProgressView:
+        if self._enabled:
+            self._progress.start()
+            self._task = self._progress.add_task(self._job, total=None, read=0, retries=0)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._enabled:
+            self._update()
+            self._progress.stop()
+
+    def follow(self, cycle: CycleProgress) -> None:
+        self._cycle = cycle
+
+    def _update(self) -> None:
+        cycle = self._cycle
+        if cycle is None or self._task is None:
+            return
+        total = cycle.planned if cycle.planning_done else max(cycle.planned, 1)
+        self._progress.update(
+            self._task, total=total, completed=cycle.settled, read=cycle.read, retries=cycle.retries
+        )
+
+
+class _FollowingProgress(Progress):
+    """Pulls the cycle's counters on every frame (rich refreshes from its own thread), so the
+    event loop never spends a turn on the display."""
+
+    def __init__(self, pull: Callable[[], None], *columns: Any, **kwargs: Any) -> None:
+        self._pull = pull
+        super().__init__(*columns, **kwargs)
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        self._pull()
+        yield from super().get_renderables()
+
+
+def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
+    # One column per job and one row per count: it reads well in any terminal width.
+    table = Table(title="Provisioning summary", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("", no_wrap=True)
+    for s in summaries:
+        table.add_column(s.job, justify="right", no_wrap=True)
+    rows: list[tuple[str, Callable[[CycleSummary], str]]] = [
+        ("created", lambda s: f"{s.created:,}"),
+        ("updated", lambda s: f"{s.updated:,}"),
+        ("disabled", lambda s: f"{s.disabled:,}"),
+        ("deleted", lambda s: f"{s.deleted:,}"),
+        ("unchanged", lambda s: f"{s.unchanged:,}"),
+        ("failed", lambda s: f"[red]{s.failed:,}[/]" if s.failed else "0"),
+        ("elapsed", lambda s: f"{s.elapsed_s:.2f} s"),
+        ("operations/s", lambda s: f"{s.ops_per_s:,.0f}"),
+    ]
+    for label, cell in rows:
+        table.add_row(label, *(cell(s) for s in summaries))
+    console.print(table)
+    for s in summaries:
+        if s.error:
+            console.print(f"[bold red]{s.job}: the cycle failed:[/] {s.error}", highlight=False)
+        elif s.changed == 0:
+            console.print(
+                f"{s.job}: nothing to do, the target already matches the source ({s.unchanged:,} objects).",
+                highlight=False,
+            )
+        if s.failed:
+            console.print(
+                f"{s.job}: {s.failed:,} operation(s) failed; the provisioning log in the state store has "
+                "each one with the target's message.",
+                highlight=False,
+            )
+        if s.problems:
+            console.print(f"[yellow]{s.job}: {s.skipped_rows:,} source row(s) skipped:[/]", highlight=False)
+            for problem in s.problems[:MAX_PROBLEMS_SHOWN]:
+                console.print(f"  {problem}", highlight=False, markup=False)
+            if s.skipped_rows > MAX_PROBLEMS_SHOWN:
+                console.print(f"  ... and {s.skipped_rows - MAX_PROBLEMS_SHOWN:,} more", highlight=False)

@@ -1,0 +1,76 @@
+"""The engine's result consumer: results from the workers become state, log records and progress.
+
+Each result message is written in one transaction and acked only after the commit, so a crash between
+the two replays the message; the state writes are upserts and the tracker ignores a result it has
+already settled, so the replay changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine.state import StateStore
+from engine.tracker import Tracker
+from queues.broker import Broker
+from queues.contracts import Result, decode_results
+from queues.errors import DecodeError, StateError
+from queues.topology import RESULTS_QUEUE
+
+log = logging.getLogger("roster.engine.results")
+
+
+class ResultConsumer:
+    """Consumes `roster.results` until closed."""
+
+    def __init__(self, broker: Broker, state: StateStore, tracker: Tracker, *, prefetch: int = 32) -> None:
+        self._broker = broker
+        self._state = state
+        self._tracker = tracker
+        self._prefetch = prefetch
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._broker.declare(RESULTS_QUEUE)
+        self._task = asyncio.create_task(self._run(), name="roster-results")
+
+    async def _run(self) -> None:
+        consumer = self._broker.consume(RESULTS_QUEUE, prefetch=self._prefetch)
+        try:
+            async for delivery in consumer:
+                try:
+                    results = decode_results(delivery.body)
+                except DecodeError as exc:
+                    log.error("event=result_dead_lettered reason=%r", str(exc))
+                    await delivery.dead_letter(str(exc))
+                    continue
+                await self._write(results)
+                self._tracker.settle(results)
+                await delivery.ack()
+        finally:
+            await consumer.aclose()
+
+    async def _write(self, results: list[Result]) -> None:
+        """Write until it works: a state store that is down holds the results back, never drops them."""
+        delay_s = 0.5
+        while True:
+            try:
+                await self._state.apply_results(results)
+                return
+            except (StateError, SQLAlchemyError, OSError):
+                log.exception("event=state_write_failed results=%d retry_in_s=%.1f", len(results), delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 30.0)
+
+    async def aclose(self) -> None:
+        """Stop consuming; a message not yet acked is redelivered to the next consumer."""
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass

@@ -1,0 +1,238 @@
+"""The state store: what each job has applied to its target, its cycles, and the provisioning log.
+
+SQLAlchemy Core on an async driver, so the SQLite file of embedded mode and a PostgreSQL server share
+one code path. The state changes only from results (`apply_results`): an object counts as provisioned
+once its worker said so, which is what makes a crash anywhere harmless.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from engine.planner import ACTIVE, DISABLED, StateEntry
+from queues.contracts import Result
+from queues.errors import StateError
+
+metadata = sa.MetaData()
+
+objects = sa.Table(
+    "objects",
+    metadata,
+    sa.Column("job", sa.String, primary_key=True),
+    sa.Column("source_id", sa.String, primary_key=True),
+    sa.Column("target_id", sa.String),
+    sa.Column("applied_hash", sa.String),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+cycles = sa.Table(
+    "cycles",
+    metadata,
+    sa.Column("cycle_id", sa.String, primary_key=True),
+    sa.Column("job", sa.String, nullable=False, index=True),
+    sa.Column("trigger", sa.String, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("counts", sa.Text),
+)
+
+log = sa.Table(
+    "log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("cycle_id", sa.String),
+    sa.Column("op_id", sa.String),
+    sa.Column("job", sa.String, nullable=False),
+    sa.Column("source_id", sa.String),
+    sa.Column("target_id", sa.String),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("attempts", sa.Integer),
+    sa.Column("error_class", sa.String),
+    sa.Column("error_code", sa.String),
+    sa.Column("error_message", sa.Text),
+    sa.Column("latency_ms", sa.Float),
+    sa.Index("log_job_at", "job", "at"),
+    sa.Index("log_job_source", "job", "source_id"),
+)
+
+_STATE_AFTER = {"create": ACTIVE, "update": ACTIVE, "disable": DISABLED}
+
+
+def state_url(value: str, *, base_dir: Path | None = None) -> str:
+    """An async SQLAlchemy URL from what a user writes: a file path, `sqlite:///`, `postgresql://`."""
+    if value.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + value.split("://", 1)[1]
+    if value.startswith("sqlite:///"):
+        value = value.removeprefix("sqlite:///")
+    elif "://" in value:
+        return value
+    path = Path(value)
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    return f"sqlite+aiosqlite:///{path}"
+
+
+class StateStore:
+    """Objects, cycles and the provisioning log of every job, in one database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: AsyncEngine | None = None
+
+    async def open(self) -> StateStore:
+        url = sa.make_url(self.url)
+        if url.get_backend_name() == "sqlite" and url.database:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._engine = create_async_engine(url)
+            if url.get_backend_name() == "sqlite":
+                sa.event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
+            async with self._engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+        except (OSError, sa.exc.SQLAlchemyError) as exc:
+            raise StateError(f"cannot open the state store {url!r}: {exc}") from exc
+        return self
+
+    async def aclose(self) -> None:
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            await engine.dispose()
+
+    async def __aenter__(self) -> StateStore:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise StateError("the state store is not open")
+        return self._engine
+
+    async def snapshot(self, job: str) -> dict[str, StateEntry]:
+        """Every object the job has applied, by source id."""
+        query = sa.select(
+            objects.c.source_id, objects.c.target_id, objects.c.applied_hash, objects.c.state
+        ).where(objects.c.job == job)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {row[0]: StateEntry(row[1], row[2], row[3]) for row in rows}
+
+    async def apply_results(self, results: Sequence[Result]) -> None:
+        """Record results in one transaction: final successes move the object's state, every result
+        is a log record (retries included)."""
+        now = time.time()
+        upserts: list[dict[str, Any]] = []
+        deletes: list[dict[str, Any]] = []
+        for r in results:
+            if r.status != "succeeded":
+                continue
+            if r.action == "delete":
+                deletes.append({"j": r.job, "s": r.source_id})
+                continue
+            row = {
+                "job": r.job,
+                "source_id": r.source_id,
+                "target_id": r.target_id,
+                "applied_hash": r.applied_hash,
+                "state": _STATE_AFTER[r.action],
+                "updated_at": now,
+            }
+            upserts.append(row)
+        log_rows = [_log_row(r, now) for r in results]
+        async with self.engine.begin() as conn:
+            if upserts:
+                await conn.execute(self._upsert_objects(conn), upserts)
+            if deletes:
+                await conn.execute(
+                    objects.delete().where(
+                        objects.c.job == sa.bindparam("j"), objects.c.source_id == sa.bindparam("s")
+                    ),
+                    deletes,
+                )
+            if log_rows:
+                await conn.execute(log.insert(), log_rows)
+
+    def _upsert_objects(self, conn: Any) -> Any:
+        dialect = conn.dialect.name
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert(objects)
+        excluded = insert.excluded
+        # A disable keeps the hash it had; everything else records what was applied.
+        return insert.on_conflict_do_update(
+            index_elements=[objects.c.job, objects.c.source_id],
+            set_={
+                "target_id": sa.func.coalesce(excluded.target_id, objects.c.target_id),
+                "applied_hash": sa.case(
+                    (excluded.state == DISABLED, objects.c.applied_hash), else_=excluded.applied_hash
+                ),
+                "state": excluded.state,
+                "updated_at": excluded.updated_at,
+            },
+        )
+
+    async def start_cycle(self, cycle_id: str, job: str, trigger: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                cycles.insert().values(
+                    cycle_id=cycle_id, job=job, trigger=trigger, status="running", started_at=time.time()
+                )
+            )
+
+    async def finish_cycle(self, cycle_id: str, status: str, counts: dict[str, Any]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                cycles.update()
+                .where(cycles.c.cycle_id == cycle_id)
+                .values(status=status, finished_at=time.time(), counts=orjson.dumps(counts).decode())
+            )
+
+    async def log_records(
+        self, job: str, *, cycle_id: str | None = None, source_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Provisioning log records of a job, oldest first, optionally for one cycle or object."""
+        query = sa.select(log).where(log.c.job == job).order_by(log.c.id)
+        if cycle_id is not None:
+            query = query.where(log.c.cycle_id == cycle_id)
+        if source_id is not None:
+            query = query.where(log.c.source_id == source_id)
+        async with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+def _log_row(r: Result, now: float) -> dict[str, Any]:
+    return {
+        "at": now,
+        "cycle_id": r.cycle_id,
+        "op_id": r.op_id,
+        "job": r.job,
+        "source_id": r.source_id,
+        "target_id": r.target_id,
+        "action": r.action,
+        "status": r.status,
+        "attempts": r.attempts,
+        "error_class": r.error_class,
+        "error_code": r.error_code,
+        "error_message": r.error_message,
+        "latency_ms": r.latency_s * 1000.0,
+    }
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (the CLI, a second cycle's snapshot) run beside the result writer.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

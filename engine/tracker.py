@@ -1,0 +1,100 @@
+"""Tracks operations in flight and the progress of running cycles, from the results as they come in.
+
+It is the engine's memory of "at most one operation per object in flight": the planner skips a source
+id that is here, and the cycle runner plans it again once its result is in. A duplicate result (a
+redelivered batch) settles nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from array import array
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from queues.contracts import Operation, Result
+
+ACTION_COUNTS = {"create": "created", "update": "updated", "disable": "disabled", "delete": "deleted"}
+
+
+@dataclass
+class CycleProgress:
+    """Counts of one cycle; `done` is set once planning finished and every operation has a result."""
+
+    cycle_id: str
+    job: str
+    counts: Counter[str] = field(default_factory=Counter)
+    read: int = 0
+    outstanding: int = 0
+    planned: int = 0
+    planning_done: bool = False
+    retries: int = 0
+    latencies_s: array = field(default_factory=lambda: array("d"))
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def settled(self) -> int:
+        return self.planned - self.outstanding
+
+    def _check_done(self) -> None:
+        if self.planning_done and self.outstanding == 0:
+            self.done.set()
+
+
+class Tracker:
+    """Operations in flight by op id, per job by source id, and the progress of each cycle."""
+
+    def __init__(self) -> None:
+        self._ops: dict[str, tuple[str, str]] = {}  # op id -> (cycle id, source id)
+        self._in_flight: dict[str, dict[str, str]] = {}  # job -> source id -> op id
+        self._cycles: dict[str, CycleProgress] = {}
+
+    def start_cycle(self, cycle_id: str, job: str) -> CycleProgress:
+        progress = CycleProgress(cycle_id, job)
+        self._cycles[cycle_id] = progress
+        return progress
+
+    def end_cycle(self, cycle_id: str) -> None:
+        self._cycles.pop(cycle_id, None)
+
+    def planning_done(self, cycle_id: str) -> None:
+        progress = self._cycles[cycle_id]
+        progress.planning_done = True
+        progress._check_done()
+
+    def in_flight(self, job: str) -> set[str]:
+        """The live set of the job's source ids with an unfinished operation."""
+        return self._in_flight.setdefault(job, {}).keys()  # type: ignore[return-value]
+
+    def register(self, op: Operation) -> None:
+        self._ops[op.op_id] = (op.cycle_id, op.source_id)
+        self._in_flight.setdefault(op.job, {})[op.source_id] = op.op_id
+        progress = self._cycles.get(op.cycle_id)
+        if progress is not None:
+            progress.planned += 1
+            progress.outstanding += 1
+
+    def settle(self, results: Iterable[Result]) -> None:
+        for result in results:
+            known = self._ops.get(result.op_id)
+            progress = self._cycles.get(result.cycle_id)
+            if not result.final:
+                if progress is not None and known is not None:
+                    progress.retries += 1
+                continue
+            if known is None:
+                continue  # a duplicate, or a result of an operation from before a restart
+            del self._ops[result.op_id]
+            job_flight = self._in_flight.get(result.job)
+            if job_flight is not None and job_flight.get(result.source_id) == result.op_id:
+                del job_flight[result.source_id]
+            if progress is None:
+                continue
+            progress.outstanding -= 1
+            if result.status == "succeeded":
+                progress.counts[ACTION_COUNTS[result.action]] += 1
+            else:
+                progress.counts[result.status] += 1
+            progress.latencies_s.append(result.latency_s)
+            progress._check_done()

@@ -1,0 +1,86 @@
+"""Small checks for reading YAML settings, shared by the engine's and the workers' config parsers.
+
+Each raises `ConfigError` with the path of the value, what is wrong, and what would be right.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from queues.errors import ConfigError
+
+
+def as_mapping(path: str, raw: Any) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(path, f"expected a mapping of keys to values, got {_kind(raw)}")
+    return raw
+
+
+def as_list(path: str, raw: Any) -> list[Any]:
+    if not isinstance(raw, list):
+        raise ConfigError(path, f"expected a list, got {_kind(raw)}")
+    return raw
+
+
+def check_keys(
+    path: str, raw: Mapping[str, Any], allowed: Collection[str], *, required: Collection[str] = ()
+) -> None:
+    """Refuse unknown keys (suggesting the closest known one) and missing required keys."""
+    for key in raw:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
+            raise ConfigError(join(path, key), "unknown key", hint)
+    for key in required:
+        if raw.get(key) is None:
+            raise ConfigError(join(path, key), "is required", f"add `{key}:` under {path or 'the top level'}")
+
+
+def string(path: str, raw: Any) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(path, f"expected a non-empty string, got {_kind(raw)}")
+    return raw
+
+
+def integer(path: str, raw: Any, *, minimum: int | None = None) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise ConfigError(path, f"expected a whole number, got {_kind(raw)}")
+    if minimum is not None and raw < minimum:
+        raise ConfigError(path, f"must be at least {minimum}, got {raw}")
+    return raw
+
+
+def number(path: str, raw: Any, *, minimum: float | None = None) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ConfigError(path, f"expected a number, got {_kind(raw)}")
+    if minimum is not None and raw < minimum:
+        raise ConfigError(path, f"must be at least {minimum}, got {raw}")
+    return float(raw)
+
+
+def boolean(path: str, raw: Any) -> bool:
+    if not isinstance(raw, bool):
+        raise ConfigError(path, f"expected true or false, got {_kind(raw)}")
+    return raw
+
+
+def choice(path: str, raw: Any, options: Collection[str]) -> str:
+    if raw not in options:
+        close = difflib.get_close_matches(str(raw), list(options), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else None
+        raise ConfigError(path, f"{raw!r} is not one of {', '.join(sorted(options))}", hint)
+    return raw
+
+
+def join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+def _kind(raw: Any) -> str:
+    if raw is None:
+        return "nothing"
+    return f"{type(raw).__name__} {raw!r}" if isinstance(raw, int | float | bool) else type(raw).__name__

@@ -1,0 +1,125 @@
+"""Benchmark of the embedded pipeline: CSV source, real planner and state store, in-memory broker, workers.
+
+    python tests/bench/pipeline.py --objects 100000
+
+Prints one JSON object: objects, null_ops_per_s and sqlite_ops_per_s (an initial cycle into a target
+that does nothing and into a SQLite table), p50_latency_ms and p99_latency_ms (emitted to result, in
+the null run), unchanged_cycle_s (a full cycle in which nothing changed) and peak_rss_mb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import random
+import resource
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from engine.cli import _install_uvloop, embedded
+from engine.config import parse_engine_config
+from engine.state import state_url
+from workers.config import parse_targets
+
+COLUMNS = ("employee_id", "given_name", "family_name", "email", "department", "title", "phone", "location")
+
+
+def write_people(path: Path, count: int) -> None:
+    rng = random.Random(7)
+    given = ["José", "Zoë", "Siobhán", "Łukasz", "Ana", "Kofi", "Mei", "Olu"]
+    family = ["O'Brien", "Müller", "Nuñez", "D'Angelo", "Smith", "Ångström", "Kowalski", "Okafor"]
+    departments = ["Sales", "R&D", "People", "Finance", "Legal", ""]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for i in range(count):
+            g, fam = rng.choice(given), rng.choice(family)
+            writer.writerow(
+                [
+                    f"E{i:07d}",
+                    g,
+                    fam,
+                    f"user{i}@example.org",
+                    rng.choice(departments),
+                    "Engineer, Level 2",
+                    f"+1 555 {rng.randrange(10**7):07d}",
+                    "New York, NY",
+                ]
+            )
+
+
+def config(workdir: Path, target: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "jobs": [
+            {
+                "name": "bench",
+                "source": {"type": "csv", "path": str(workdir / "people.csv"), "id_column": "employee_id"},
+                "target": target["name"],
+                "mappings": [{"target": c, "source": c, "match": c == "employee_id"} for c in COLUMNS]
+                + [{"target": "company", "constant": "Example Corp"}],
+            }
+        ],
+        "targets": [target],
+    }
+
+
+async def run_cycles(workdir: Path, raw: dict[str, Any], state: str, cycles: int) -> list[Any]:
+    engine_config = parse_engine_config(raw, base_dir=workdir)
+    targets = parse_targets(raw, base_dir=workdir)
+    async with embedded(engine_config, targets, state_url(state)) as pipeline:
+        job = engine_config.jobs[0]
+        return [await pipeline.runner.run_cycle(job, trigger="bench") for _ in range(cycles)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=100_000)
+    args = parser.parse_args()
+    _install_uvloop()
+    with tempfile.TemporaryDirectory(prefix="roster-bench-") as tmp:
+        workdir = Path(tmp)
+        write_people(workdir / "people.csv", args.objects)
+
+        null = config(workdir, {"name": "noop", "type": "noop"})
+        initial, unchanged = asyncio.run(run_cycles(workdir, null, str(workdir / "null-state.db"), 2))
+        assert initial.created == args.objects and unchanged.changed == 0, (initial, unchanged)
+
+        columns = {c: c for c in (*COLUMNS, "company")}
+        sqlite_target = {
+            "name": "sqlite",
+            "type": "sql",
+            "url": f"sqlite:///{workdir / 'target.db'}",
+            "table": "accounts",
+            "key_column": "employee_id",
+            "active_column": "active",
+            "create_table": True,
+            "columns": columns,
+        }
+        (sql_initial,) = asyncio.run(
+            run_cycles(workdir, config(workdir, sqlite_target), str(workdir / "sql-state.db"), 1)
+        )
+        assert sql_initial.created == args.objects, sql_initial
+
+    print(
+        json.dumps(
+            {
+                "objects": args.objects,
+                "null_ops_per_s": round(initial.ops_per_s),
+                "sqlite_ops_per_s": round(sql_initial.ops_per_s),
+                "p50_latency_ms": round(initial.p50_latency_ms, 1),
+                "p99_latency_ms": round(initial.p99_latency_ms, 1),
+                "unchanged_cycle_s": round(unchanged.elapsed_s, 3),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

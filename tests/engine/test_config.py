@@ -1,0 +1,121 @@
+"""Configuration errors name the path, what is wrong and the fix; secrets never appear in them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.config import parse_engine_config
+from queues.errors import ConfigError
+from queues.yamlfile import load_yaml
+from workers.config import parse_targets
+
+
+def _job(**overrides) -> dict:
+    job = {
+        "name": "people",
+        "source": {"type": "csv", "path": "people.csv", "id_column": "employee_id"},
+        "target": "db",
+        "mappings": [{"target": "id", "source": "employee_id", "match": True}],
+    }
+    job.update(overrides)
+    return job
+
+
+@pytest.mark.parametrize(
+    ("raw", "path", "words"),
+    [
+        ({"jobs": [_job(mapings=[])]}, "jobs[0].mapings", "did you mean 'mappings'"),
+        ({"jobs": [_job(target=None)]}, "jobs[0].target", "is required"),
+        (
+            {"jobs": [_job(mappings=[{"target": "x"}])]},
+            "jobs[0].mappings[0]",
+            "exactly one of `source:` and `constant:`",
+        ),
+        (
+            {"jobs": [_job(mappings=[{"target": "x", "source": "a", "apply": "sometimes"}])]},
+            "jobs[0].mappings[0].apply",
+            "not one of",
+        ),
+        (
+            {"jobs": [_job(deprovision="remove")]},
+            "jobs[0].deprovision",
+            "'delete', 'disable', 'none'".replace("'", ""),
+        ),
+        (
+            {"jobs": [_job(source={"type": "xlsx", "path": "a", "id_column": "id"})]},
+            "jobs[0].source.type",
+            "not one of",
+        ),
+        ({"jobs": [_job(), _job()]}, "jobs[1].name", "used by jobs[0] too"),
+        ({"jobs": [_job()], "engine": {"batch_size": 0}}, "engine.batch_size", "at least 1"),
+        ({"jobs": []}, "jobs", "is empty"),
+    ],
+)
+def test_a_wrong_job_config_names_the_field_and_the_fix(raw: dict, path: str, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_engine_config(raw, base_dir=Path("."))
+    assert caught.value.path == path
+    assert words.replace("'", "") in str(caught.value).replace("'", "")
+
+
+def test_a_wrong_target_config_names_the_field() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_targets({"targets": [{"name": "db", "type": "sq1"}]}, base_dir=Path("."))
+    assert caught.value.path == "targets[0].type" and "did you mean 'sql'" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        parse_targets(
+            {"targets": [{"name": "db", "type": "noop", "retry": {"tires": 3}}]}, base_dir=Path(".")
+        )
+    assert caught.value.path == "targets[0].retry.tires" and "did you mean 'tiers'" in str(caught.value)
+
+
+def test_environment_variables_are_substituted_and_a_missing_one_is_named_without_values(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "jobs.yaml"
+    file.write_text(
+        "targets:\n  - name: db\n    url: postgresql://app:${DB_PASSWORD}@db/x\n    token: ${TOKEN:-none}\n"
+    )
+    data = load_yaml(file, environ={"DB_PASSWORD": "hunter2"})
+    assert data["targets"][0]["url"] == "postgresql://app:hunter2@db/x"
+    assert data["targets"][0]["token"] == "none"
+    with pytest.raises(ConfigError) as caught:
+        load_yaml(file, environ={})
+    assert caught.value.path == "targets[0].url" and "DB_PASSWORD is not set" in str(caught.value)
+
+
+def test_roster_validate_reports_a_broken_file_with_the_path_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "jobs.yaml"
+    file.write_text(
+        "jobs:\n  - name: people\n    source: {type: csv, path: p.csv, id_column: id}\n    target: db\n"
+        "    mappings:\n      - {target: id, source: id}\n      - {target: mail, sorce: email}\n"
+        "targets:\n  - {name: db, type: noop}\n"
+    )
+    assert main(["validate", str(file)]) == 2
+    out = capsys.readouterr().out
+    assert "jobs[0].mappings[1].sorce: unknown key" in out and "did you mean 'source'" in out
+
+
+def test_roster_validate_names_a_job_whose_target_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "jobs.yaml"
+    file.write_text(
+        "jobs:\n  - name: people\n    source: {type: csv, path: p.csv, id_column: id}\n    target: dbb\n"
+        "    mappings: [{target: id, source: id}]\ntargets:\n  - {name: db, type: noop}\n"
+    )
+    assert main(["validate", str(file)]) == 2
+    assert "jobs[0].target: no target named 'dbb'" in capsys.readouterr().out
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    file = tmp_path / "jobs.yaml"
+    file.write_text("jobs:\n  - name: [unclosed\n")
+    with pytest.raises(ConfigError) as caught:
+        load_yaml(file)
+    assert f"{file}:" in str(caught.value) and "not valid YAML" in str(caught.value)

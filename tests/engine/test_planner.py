@@ -1,0 +1,89 @@
+"""The planner decides each object's operation from plain values: no loop, no broker, no database."""
+
+from __future__ import annotations
+
+from engine.mapping.base import ConstantMapping, DirectMapping, Mapper, attribute_hash
+from engine.planner import ACTIVE, DISABLED, Planner, StateEntry, plan_action, plan_missing
+from engine.sources.base import SourceObject
+
+MAPPER = Mapper(
+    [
+        DirectMapping(target="id", source="employee_id"),
+        DirectMapping(target="mail", source="email", default="none@example.org"),
+        ConstantMapping(target="company", value="Example"),
+        ConstantMapping(target="initial_password", value="s3cret", apply_on="create"),
+    ],
+    match_attribute="id",
+)
+
+
+def _planner(snapshot: dict[str, StateEntry], **kw) -> Planner:
+    return Planner(
+        job="j", target="t", object_type="user", cycle_id="c1", mapper=MAPPER, snapshot=snapshot, **kw
+    )
+
+
+def _obj(i: int, **attrs) -> SourceObject:
+    return SourceObject(f"E{i}", {"employee_id": f"E{i}", "email": f"u{i}@example.org", **attrs})
+
+
+def test_the_hash_ignores_key_order_and_sees_any_value_change() -> None:
+    assert attribute_hash({"a": 1, "b": "x"}) == attribute_hash({"b": "x", "a": 1})
+    assert attribute_hash({"a": 1, "b": "x"}) != attribute_hash({"a": 1, "b": "y"})
+    assert attribute_hash({"a": None}) != attribute_hash({"a": ""})
+
+
+def test_plan_action_covers_new_changed_unchanged_and_disabled_objects() -> None:
+    assert plan_action(None, "h") == "create"
+    assert plan_action(StateEntry("E1", "h", ACTIVE), "h") is None
+    assert plan_action(StateEntry("E1", "old", ACTIVE), "h") == "update"
+    assert plan_action(StateEntry("E1", "h", DISABLED), "h") == "update"
+
+
+def test_plan_missing_follows_the_policy_and_does_not_disable_twice() -> None:
+    active, disabled = StateEntry("E1", "h", ACTIVE), StateEntry("E1", "h", DISABLED)
+    assert plan_missing(active, "disable") == "disable"
+    assert plan_missing(disabled, "disable") is None
+    assert plan_missing(disabled, "delete") == "delete"
+    assert plan_missing(active, "none") is None
+
+
+def test_a_new_object_is_created_with_its_create_only_values_which_stay_out_of_the_hash() -> None:
+    planner = _planner({})
+    op = planner.plan(_obj(1))
+    assert op is not None and op.action == "create"
+    assert op.attributes == {
+        "id": "E1",
+        "mail": "u1@example.org",
+        "company": "Example",
+        "initial_password": "s3cret",
+    }
+    assert op.desired_hash == attribute_hash({"id": "E1", "mail": "u1@example.org", "company": "Example"})
+    assert (op.match_attribute, op.match_value) == ("id", "E1")
+    assert op.op_id.startswith("c1-")
+
+
+def test_an_unchanged_object_gets_no_operation_and_a_changed_one_an_update_without_create_only_values() -> (
+    None
+):
+    mapped = MAPPER.map(_obj(1).attributes)
+    planner = _planner({"E1": StateEntry("E1", mapped.hash, ACTIVE), "E2": StateEntry("E2", "stale", ACTIVE)})
+    assert planner.plan(_obj(1)) is None
+    update = planner.plan(_obj(2))
+    assert update is not None and update.action == "update" and "initial_password" not in update.attributes
+    assert update.target_id == "E2"
+    assert planner.unchanged == 1
+
+
+def test_objects_missing_from_the_import_are_deprovisioned_by_their_target_id() -> None:
+    planner = _planner({"E1": StateEntry("T-1", "h", ACTIVE), "E2": StateEntry("T-2", "h", ACTIVE)})
+    planner.plan(_obj(1))
+    missing = list(planner.plan_missing())
+    assert [(op.action, op.source_id, op.match_value) for op in missing] == [("disable", "E2", "T-2")]
+
+
+def test_an_object_with_an_operation_in_flight_is_deferred_not_planned_twice() -> None:
+    planner = _planner({"E3": StateEntry("E3", "h", ACTIVE)}, in_flight={"E1", "E3"})
+    assert planner.plan(_obj(1)) is None
+    assert planner.deferred == ["E1"]
+    assert list(planner.plan_missing()) == []  # E3 is in flight: not deprovisioned meanwhile

@@ -1,0 +1,147 @@
+"""Whole cycles through the embedded pipeline into real SQL targets (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.integration.pipeline import (
+    expected_row,
+    job_config,
+    person,
+    pipeline,
+    sql_target,
+    target_rows,
+    write_csv,
+)
+
+N = 600
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    table: str
+
+    def settings(self) -> dict:
+        return sql_target(self.url, table=self.table)
+
+    async def rows(self) -> dict:
+        return await target_rows(self.url, self.table)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
+    """A real SQL database for the target table: a SQLite file, or a fresh table on PostgreSQL."""
+    if request.param == "sqlite":
+        yield Target(f"sqlite:///{tmp_path / 'target.db'}", "accounts")
+        return
+    url = request.getfixturevalue("postgres_url")
+    table = f"accounts_{uuid.uuid4().hex[:10]}"
+    try:
+        yield Target(url, table)
+    finally:
+        engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://"))
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+        await engine.dispose()
+
+
+async def test_initial_cycle_creates_exactly_the_source_rows_then_a_second_cycle_publishes_nothing(
+    tmp_path: Path, target: Target
+) -> None:
+    rows = [person(i) for i in range(N)]
+    write_csv(tmp_path / "people.csv", rows)
+    raw = {**job_config(tmp_path), **target.settings()}
+    async with pipeline(tmp_path, raw) as p:
+        job = p.runner.config.jobs[0]
+        first = await p.runner.run_cycle(job)
+        assert (first.created, first.updated, first.failed, first.status) == (N, 0, 0, "succeeded")
+        target = await target.rows()
+        assert set(target) == {r["employee_id"] for r in rows}
+        for source in rows:
+            row = target[source["employee_id"]]
+            assert {k: row[k] for k in expected_row(source)} == expected_row(source)
+            assert row["active"] in (True, 1)
+
+        published = p.runner.publisher.published_ops
+        second = await p.runner.run_cycle(job)
+        assert p.runner.publisher.published_ops == published
+        assert (second.changed, second.unchanged, second.status) == (0, N, "succeeded")
+
+
+async def test_edits_and_removals_are_applied_exactly_and_nothing_else_moves(
+    tmp_path: Path, target: Target
+) -> None:
+    rows = [person(i) for i in range(N)]
+    write_csv(tmp_path / "people.csv", rows)
+    raw = {**job_config(tmp_path), **target.settings()}
+    async with pipeline(tmp_path, raw) as p:
+        job = p.runner.config.jobs[0]
+        await p.runner.run_cycle(job)
+        before = await target.rows()
+
+        edited = {
+            5: person(5, department="Legal"),
+            77: person(77, family_name="Ångström"),
+            300: person(300, email=""),
+        }
+        removed = {10, 11, 499}
+        added = [person(N + 1), person(N + 2)]
+        new_rows = [edited.get(i, r) for i, r in enumerate(rows) if i not in removed] + added
+        write_csv(tmp_path / "people.csv", new_rows)
+        summary = await p.runner.run_cycle(job)
+
+    assert (summary.created, summary.updated, summary.disabled, summary.deleted) == (2, 3, 3, 0)
+    assert summary.unchanged == N - len(removed) - len(edited)
+    after = await target.rows()
+    assert set(after) == set(before) | {r["employee_id"] for r in added}
+    for i, source in enumerate(rows):
+        key = source["employee_id"]
+        if i in removed:
+            assert after[key]["active"] in (False, 0), key
+            assert {k: after[key][k] for k in expected_row(source)} == expected_row(source)
+        elif i in edited:
+            assert {k: after[key][k] for k in expected_row(source)} == expected_row(edited[i])
+        else:
+            assert after[key] == before[key], key
+    for source in added:
+        assert {k: after[source["employee_id"]][k] for k in expected_row(source)} == expected_row(source)
+
+
+async def test_a_removed_person_who_returns_is_enabled_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    rows = [person(i) for i in range(20)]
+    write_csv(tmp_path / "people.csv", rows)
+    raw = {**job_config(tmp_path), **sql_target(url)}
+    async with pipeline(tmp_path, raw) as p:
+        job = p.runner.config.jobs[0]
+        await p.runner.run_cycle(job)
+        write_csv(tmp_path / "people.csv", rows[1:])
+        assert (await p.runner.run_cycle(job)).disabled == 1
+        write_csv(tmp_path / "people.csv", rows)
+        back = await p.runner.run_cycle(job)
+    assert (back.updated, back.created) == (1, 0)
+    assert (await target_rows(url))["E00000"]["active"] == 1
+
+
+async def test_delete_policy_deletes_the_rows_that_left_the_source(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    rows = [person(i) for i in range(30)]
+    write_csv(tmp_path / "people.csv", rows)
+    raw = {**job_config(tmp_path, deprovision="delete"), **sql_target(url)}
+    async with pipeline(tmp_path, raw) as p:
+        job = p.runner.config.jobs[0]
+        await p.runner.run_cycle(job)
+        write_csv(tmp_path / "people.csv", rows[:25])
+        summary = await p.runner.run_cycle(job)
+        again = await p.runner.run_cycle(job)
+    assert summary.deleted == 5
+    assert again.changed == 0
+    assert set(await target_rows(url)) == {r["employee_id"] for r in rows[:25]}

@@ -1,0 +1,116 @@
+"""The workers' configuration: targets, their connector settings (with credentials), limits and retries.
+
+Each connector validates its own settings; this module knows only the keys every target has and which
+connector type builds which connector. The engine never reads this section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from queues.errors import ConfigError
+from queues.validation import as_list, as_mapping, check_keys, choice, integer, join, number, string
+from queues.yamlfile import load_yaml
+from workers.connectors.base import Connector
+from workers.connectors.null import NullConnector
+from workers.connectors.sql import SqlConnector, parse_sql_settings
+from workers.retry import RetryPolicy
+from workers.worker import TargetRuntime
+
+COMMON_KEYS = ("name", "type", "max_inflight", "retry")
+RETRY_KEYS = ("tiers", "first_delay_ms", "multiplier", "jitter")
+WORKER_SECTIONS = ("targets", "workers", "jobs", "engine")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorKind:
+    """How one connector type reads its settings and builds a connector from them."""
+
+    parse: Callable[[str, Mapping[str, Any], Path], Any]
+    build: Callable[[str, Any], Connector]
+
+
+def _parse_null(path: str, raw: Mapping[str, Any], base_dir: Path) -> None:
+    check_keys(path, raw, ())
+
+
+CONNECTOR_KINDS: dict[str, ConnectorKind] = {
+    "sql": ConnectorKind(
+        parse=lambda path, raw, base_dir: parse_sql_settings(path, raw, base_dir=base_dir),
+        build=SqlConnector,
+    ),
+    "noop": ConnectorKind(parse=_parse_null, build=lambda name, _settings: NullConnector()),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetConfig:
+    name: str
+    type: str
+    settings: Any
+    max_inflight: int
+    retry: RetryPolicy
+
+    def runtime(self) -> TargetRuntime:
+        connector = CONNECTOR_KINDS[self.type].build(self.name, self.settings)
+        return TargetRuntime(
+            name=self.name, connector=connector, max_inflight=self.max_inflight, retry=self.retry
+        )
+
+
+def load_targets(path: Path, *, environ: Mapping[str, str] | None = None) -> tuple[TargetConfig, ...]:
+    return parse_targets(load_yaml(path, environ=environ), base_dir=path.parent)
+
+
+def parse_targets(raw: Mapping[str, Any], *, base_dir: Path) -> tuple[TargetConfig, ...]:
+    check_keys("", raw, WORKER_SECTIONS, required=("targets",))
+    items = as_list("targets", raw["targets"])
+    targets = tuple(parse_target(join("targets", i), item, base_dir) for i, item in enumerate(items))
+    names: dict[str, int] = {}
+    for i, target in enumerate(targets):
+        if target.name in names:
+            raise ConfigError(
+                f"targets[{i}].name",
+                f"{target.name!r} is used by targets[{names[target.name]}] too",
+                "give each target its own name",
+            )
+        names[target.name] = i
+    return targets
+
+
+def parse_target(path: str, raw: Any, base_dir: Path) -> TargetConfig:
+    raw = as_mapping(path, raw)
+    for key in ("name", "type"):
+        if raw.get(key) is None:
+            raise ConfigError(join(path, key), "is required", f"add `{key}:` to the target")
+    kind = choice(join(path, "type"), raw["type"], CONNECTOR_KINDS)
+    own = {k: v for k, v in raw.items() if k not in COMMON_KEYS}
+    return TargetConfig(
+        name=string(join(path, "name"), raw["name"]),
+        type=kind,
+        settings=CONNECTOR_KINDS[kind].parse(path, own, base_dir),
+        max_inflight=integer(join(path, "max_inflight"), raw.get("max_inflight", 4), minimum=1),
+        retry=parse_retry(join(path, "retry"), raw.get("retry") or {}),
+    )
+
+
+def parse_retry(path: str, raw: Any) -> RetryPolicy:
+    raw = as_mapping(path, raw)
+    check_keys(path, raw, RETRY_KEYS)
+    defaults = RetryPolicy()
+    jitter = number(join(path, "jitter"), raw.get("jitter", defaults.jitter), minimum=0)
+    if jitter >= 1:
+        raise ConfigError(
+            join(path, "jitter"), f"must be below 1, got {jitter}", "0.2 spreads delays by +/-20%"
+        )
+    return RetryPolicy(
+        tiers=integer(join(path, "tiers"), raw.get("tiers", defaults.tiers), minimum=0),
+        first_delay_ms=integer(
+            join(path, "first_delay_ms"), raw.get("first_delay_ms", defaults.first_delay_ms), minimum=0
+        ),
+        multiplier=number(join(path, "multiplier"), raw.get("multiplier", defaults.multiplier), minimum=1),
+        jitter=jitter,
+    )

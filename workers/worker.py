@@ -1,0 +1,227 @@
+"""The worker loop: drains each target's queue through its connector and reports the results.
+
+Per delivery (a batch of operations): decode, apply through the connector under the target's
+concurrency limit, send transient failures to the next retry tier (or the dead letters after the last
+one), publish the results, and only then ack. A crash before the ack redelivers the batch, which the
+idempotent connectors make harmless. A body that cannot be decoded is dead-lettered with the reason;
+it never stops the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from queues.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, Delivery, Message
+from queues.contracts import Operation, Result, decode_operations, encode_operations, encode_results
+from queues.errors import DecodeError
+from queues.topology import RESULTS_QUEUE, dead_letter_queue, ops_queue
+from workers.connectors.base import Applied, Connector, Outcome
+from workers.errors import ConnectorError, PermanentError, TransientError
+from workers.retry import RetryPolicy
+
+log = logging.getLogger("roster.worker")
+
+
+@dataclass(slots=True, kw_only=True)
+class TargetRuntime:
+    """One target as a worker runs it: its connector, its limits and its retry tiers."""
+
+    name: str
+    connector: Connector
+    max_inflight: int = 4
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if self.max_inflight < 1:
+            raise ValueError(f"target {self.name}: max_inflight must be at least 1")
+
+
+class Worker:
+    """Consumes the queues of the given targets until `stop()`."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        targets: Sequence[TargetRuntime],
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._broker = broker
+        self._targets = {t.name: t for t in targets}
+        self._rng = rng or random.Random()
+        self._loops: list[asyncio.Task[None]] = []
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._consumers: list = []
+        self._opened: list[Connector] = []
+        self._stopped = False
+        self.batches_handled = 0
+
+    async def start(self) -> None:
+        await self._broker.declare(RESULTS_QUEUE)
+        for target in self._targets.values():
+            await target.connector.open()
+            self._opened.append(target.connector)
+            await self._broker.declare(ops_queue(target.name))
+        for target in self._targets.values():
+            self._loops.append(
+                asyncio.create_task(self._consume(target), name=f"roster-worker-{target.name}")
+            )
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def _consume(self, target: TargetRuntime) -> None:
+        slots = asyncio.Semaphore(target.max_inflight)
+        consumer = self._broker.consume(ops_queue(target.name), prefetch=2 * target.max_inflight)
+        self._consumers.append(consumer)
+        async for delivery in consumer:
+            await slots.acquire()
+            task = asyncio.create_task(self._handle(target, delivery))
+            self._handlers.add(task)
+            task.add_done_callback(lambda t, s=slots: (self._handlers.discard(t), s.release()))
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop taking batches, let those in flight finish within `grace_s`, then close.
+
+        What is still unsettled after the grace period goes back to its queue for another worker.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        if self._handlers:
+            _, pending = await asyncio.wait(set(self._handlers), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for consumer in self._consumers:
+            await consumer.aclose()
+        for connector in reversed(self._opened):
+            await connector.aclose()
+
+    async def _handle(self, target: TargetRuntime, delivery: Delivery) -> None:
+        try:
+            await self._handle_batch(target, delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The delivery stays unsettled and comes back; its delivery limit stops a poison batch.
+            log.exception("event=batch_failed target=%s", target.name)
+
+    async def _handle_batch(self, target: TargetRuntime, delivery: Delivery) -> None:
+        try:
+            ops = decode_operations(delivery.body)
+        except DecodeError as exc:
+            log.error("event=dead_lettered target=%s reason=%r", target.name, str(exc))
+            await delivery.dead_letter(str(exc))
+            return
+        started = time.perf_counter()
+        outcomes = await self._apply(target, ops)
+        connector_ms = (time.perf_counter() - started) * 1000.0
+        results, retries, exhausted = self._sort(target, ops, outcomes, connector_ms)
+        queue = ops_queue(target.name)
+        if retries:
+            # The operations of one delivery share their attempt number, so one tier serves them all.
+            attempt = retries[0].attempt - 1
+            delay_ms = target.retry.delay_ms(attempt, self._rng) or 0
+            body = encode_operations(target.name, retries)
+            await self._broker.publish(
+                queue, [Message(body, {ATTEMPT_HEADER: attempt + 1})], delay_ms=delay_ms
+            )
+        if exhausted:
+            reason = f"escrow exhausted: still failing after {exhausted[0].attempt} attempts"
+            body = encode_operations(target.name, exhausted)
+            await self._broker.publish(dead_letter_queue(queue), [Message(body, {REASON_HEADER: reason})])
+        await self._broker.publish(RESULTS_QUEUE, [Message(encode_results(results))])
+        await delivery.ack()
+        self.batches_handled += 1
+
+    async def _apply(self, target: TargetRuntime, ops: list[Operation]) -> list[Outcome]:
+        try:
+            outcomes = await target.connector.apply(ops)
+        except ConnectorError as exc:
+            return [exc] * len(ops)
+        except Exception as exc:
+            log.exception("event=connector_crashed target=%s ops=%d", target.name, len(ops))
+            return [TransientError(f"unexpected {type(exc).__name__}: {exc}")] * len(ops)
+        if len(outcomes) != len(ops):
+            error = TransientError(f"connector returned {len(outcomes)} outcomes for {len(ops)} operations")
+            return [error] * len(ops)
+        return outcomes
+
+    def _sort(
+        self, target: TargetRuntime, ops: list[Operation], outcomes: list[Outcome], connector_ms: float
+    ) -> tuple[list[Result], list[Operation], list[Operation]]:
+        """Results for every operation, and the operations to retry or to dead-letter."""
+        now = time.time()
+        results: list[Result] = []
+        retries: list[Operation] = []
+        exhausted: list[Operation] = []
+        for op, outcome in zip(ops, outcomes, strict=True):
+            if isinstance(outcome, Applied):
+                results.append(_result(op, "succeeded", now, connector_ms, target_id=outcome.target_id))
+                continue
+            error: ConnectorError = outcome
+            status = "failed"
+            message = error.message
+            if not isinstance(error, PermanentError):
+                if op.attempt <= target.retry.tiers:
+                    retries.append(op.next_attempt())
+                    status = "retrying"
+                else:
+                    exhausted.append(op)
+                    message = f"retries exhausted after {op.attempt} attempts: {message}"
+            results.append(
+                _result(
+                    op,
+                    status,
+                    now,
+                    connector_ms,
+                    error_class=type(error).__name__,
+                    error_code=error.code,
+                    error_message=message,
+                )
+            )
+        return results, retries, exhausted
+
+
+def _result(
+    op: Operation,
+    status: str,
+    now: float,
+    connector_ms: float,
+    *,
+    target_id: str | None = None,
+    error_class: str | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> Result:
+    return Result(
+        op_id=op.op_id,
+        job=op.job,
+        target=op.target,
+        cycle_id=op.cycle_id,
+        source_id=op.source_id,
+        action=op.action,
+        status=status,  # type: ignore[arg-type]
+        attempts=op.attempt,
+        emitted_at=op.emitted_at,
+        completed_at=now,
+        target_id=target_id if target_id is not None else op.target_id,
+        applied_hash=op.desired_hash if status == "succeeded" else None,
+        error_class=error_class,
+        error_code=error_code,
+        error_message=error_message,
+        connector_ms=connector_ms,
+    )
