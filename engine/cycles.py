@@ -155,7 +155,7 @@ class CycleRunner:
             log.error("event=cycle_source_failed job=%s cycle=%s error=%r", job.name, cycle_id, error)
         await self.publisher.flush()
         self.tracker.planning_done(cycle_id)
-        await progress.done.wait()
+        await self.results.wait_or_fail(progress.done)
         self.tracker.end_cycle(cycle_id)
         summary = _summary(
             job, cycle_id, progress, planner, source, read, error, time.perf_counter() - started
@@ -201,7 +201,7 @@ def _summary(
         unchanged=planner.unchanged,
         failed=failed,
         retries=progress.retries,
-        skipped_rows=len(source.problems),
+        skipped_rows=source.problem_count,
         elapsed_s=elapsed_s,
         p50_latency_ms=p50,
         p99_latency_ms=p99,

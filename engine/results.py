@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from engine.state import StateStore
 from engine.tracker import Tracker
@@ -59,10 +59,23 @@ class ResultConsumer:
             try:
                 await self._state.apply_results(results)
                 return
-            except (StateError, SQLAlchemyError, OSError):
+            except (OperationalError, InterfaceError, OSError):
                 log.exception("event=state_write_failed results=%d retry_in_s=%.1f", len(results), delay_s)
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, 30.0)
+
+    async def wait_or_fail(self, event: asyncio.Event) -> None:
+        """Wait for `event`; raise at once if the consumer died, since no result would come then."""
+        if self._task is None:
+            raise StateError("the result consumer is not running")
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not event.is_set():
+            error = self._task.exception() if not self._task.cancelled() else None
+            raise StateError(f"the result consumer stopped: {error!r}") from error
 
     async def aclose(self) -> None:
         """Stop consuming; a message not yet acked is redelivered to the next consumer."""

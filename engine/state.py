@@ -90,6 +90,7 @@ class StateStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: AsyncEngine | None = None
+        self._compiled: tuple[str, str, str] | None = None
 
     async def open(self) -> StateStore:
         url = sa.make_url(self.url)
@@ -135,53 +136,39 @@ class StateStore:
         """Record results in one transaction: final successes move the object's state, every result
         is a log record (retries included)."""
         now = time.time()
-        upserts: list[dict[str, Any]] = []
-        deletes: list[dict[str, Any]] = []
+        upserts: list[tuple[Any, ...]] = []
+        deletes: list[tuple[Any, ...]] = []
         for r in results:
             if r.status != "succeeded":
                 continue
             if r.action == "delete":
-                deletes.append({"j": r.job, "s": r.source_id})
-                continue
-            row = {
-                "job": r.job,
-                "source_id": r.source_id,
-                "target_id": r.target_id,
-                "applied_hash": r.applied_hash,
-                "state": _STATE_AFTER[r.action],
-                "updated_at": now,
-            }
-            upserts.append(row)
+                deletes.append((r.job, r.source_id))
+            else:
+                upserts.append((r.job, r.source_id, r.target_id, r.applied_hash, _STATE_AFTER[r.action], now))
         log_rows = [_log_row(r, now) for r in results]
         async with self.engine.begin() as conn:
-            if upserts:
-                await conn.execute(self._upsert_objects(conn), upserts)
-            if deletes:
-                await conn.execute(
-                    objects.delete().where(
-                        objects.c.job == sa.bindparam("j"), objects.c.source_id == sa.bindparam("s")
-                    ),
-                    deletes,
-                )
-            if log_rows:
-                await conn.execute(log.insert(), log_rows)
+            statements = self._statements(conn.dialect)
+            for sql, rows in zip(statements, (upserts, deletes, log_rows), strict=True):
+                if rows:
+                    await conn.exec_driver_sql(sql, rows)
 
-    def _upsert_objects(self, conn: Any) -> Any:
-        dialect = conn.dialect.name
-        insert = (postgresql if dialect == "postgresql" else sqlite).insert(objects)
-        excluded = insert.excluded
-        # A disable keeps the hash it had; everything else records what was applied.
-        return insert.on_conflict_do_update(
-            index_elements=[objects.c.job, objects.c.source_id],
-            set_={
-                "target_id": sa.func.coalesce(excluded.target_id, objects.c.target_id),
-                "applied_hash": sa.case(
-                    (excluded.state == DISABLED, objects.c.applied_hash), else_=excluded.applied_hash
-                ),
-                "state": excluded.state,
-                "updated_at": excluded.updated_at,
-            },
-        )
+    def _statements(self, dialect: sa.Dialect) -> tuple[str, str, str]:
+        """The upsert, delete and log statements as driver SQL with positional parameters.
+
+        Compiled once per store: SQLAlchemy's per-row parameter processing would otherwise cost more
+        than the database itself on this path (one row per operation, twice).
+        """
+        if self._compiled is None:
+            upsert, delete, insert_log = (
+                _positional(statement, dialect, keys)
+                for statement, keys in (
+                    (_upsert_objects(dialect.name), _OBJECT_KEYS),
+                    (_delete_objects, ("j", "s")),
+                    (log.insert(), _LOG_KEYS),
+                )
+            )
+            self._compiled = (upsert, delete, insert_log)
+        return self._compiled
 
     async def start_cycle(self, cycle_id: str, job: str, trigger: str) -> None:
         async with self.engine.begin() as conn:
@@ -212,22 +199,70 @@ class StateStore:
             return [dict(row._mapping) for row in await conn.execute(query)]
 
 
-def _log_row(r: Result, now: float) -> dict[str, Any]:
-    return {
-        "at": now,
-        "cycle_id": r.cycle_id,
-        "op_id": r.op_id,
-        "job": r.job,
-        "source_id": r.source_id,
-        "target_id": r.target_id,
-        "action": r.action,
-        "status": r.status,
-        "attempts": r.attempts,
-        "error_class": r.error_class,
-        "error_code": r.error_code,
-        "error_message": r.error_message,
-        "latency_ms": r.latency_s * 1000.0,
-    }
+_OBJECT_KEYS = ("job", "source_id", "target_id", "applied_hash", "state", "updated_at")
+_LOG_KEYS = (
+    "at",
+    "cycle_id",
+    "op_id",
+    "job",
+    "source_id",
+    "target_id",
+    "action",
+    "status",
+    "attempts",
+    "error_class",
+    "error_code",
+    "error_message",
+    "latency_ms",
+)
+_delete_objects = objects.delete().where(
+    objects.c.job == sa.bindparam("j"), objects.c.source_id == sa.bindparam("s")
+)
+
+
+def _upsert_objects(dialect: str) -> Any:
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(objects)
+    excluded = insert.excluded
+    # A disable keeps the hash it had; everything else records what was applied.
+    return insert.on_conflict_do_update(
+        index_elements=[objects.c.job, objects.c.source_id],
+        set_={
+            "target_id": sa.func.coalesce(excluded.target_id, objects.c.target_id),
+            "applied_hash": sa.case(
+                (excluded.state == sa.literal_column(f"'{DISABLED}'"), objects.c.applied_hash),
+                else_=excluded.applied_hash,
+            ),
+            "state": excluded.state,
+            "updated_at": excluded.updated_at,
+        },
+    )
+
+
+def _positional(statement: Any, dialect: sa.Dialect, keys: tuple[str, ...]) -> str:
+    """Driver SQL for `statement` whose parameters are given as tuples in the order of `keys`."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    order = tuple(compiled.positiontup or ())
+    if order != keys:
+        raise StateError(f"unexpected parameter order {order} for {keys}")
+    return compiled.string
+
+
+def _log_row(r: Result, now: float) -> tuple[Any, ...]:
+    return (
+        now,
+        r.cycle_id,
+        r.op_id,
+        r.job,
+        r.source_id,
+        r.target_id,
+        r.action,
+        r.status,
+        r.attempts,
+        r.error_class,
+        r.error_code,
+        r.error_message,
+        r.latency_s * 1000.0,
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -66,15 +66,22 @@ class Mapped:
 class Mapper:
     """Applies a job's mappings in order; the hash covers only the always-applied attributes."""
 
-    __slots__ = ("_always", "_create", "match_attribute")
+    __slots__ = ("_always", "_create", "_direct", "match_attribute")
 
     def __init__(self, mappings: Sequence[Mapping], *, match_attribute: str | None) -> None:
-        self._always = tuple(m for m in mappings if m.apply_on == "always")
+        always = [m for m in mappings if m.apply_on == "always"]
+        # Direct copies are most mappings and run per object per cycle: they get a loop without a
+        # method call each. Order among targets does not matter (the hash sorts keys).
+        self._direct = tuple((m.target, m.source, m.default) for m in always if type(m) is DirectMapping)
+        self._always = tuple(m for m in always if type(m) is not DirectMapping)
         self._create = tuple(m for m in mappings if m.apply_on == "create")
         self.match_attribute = match_attribute
 
     def map(self, source: MappingABC[str, Any]) -> Mapped:
-        attributes = {m.target: m.evaluate(source) for m in self._always}
+        get = source.get
+        attributes = {t: d if (v := get(s)) is None else v for t, s, d in self._direct}
+        for m in self._always:
+            attributes[m.target] = m.evaluate(source)
         create_only = {m.target: m.evaluate(source) for m in self._create} if self._create else {}
         return Mapped(attributes, create_only, attribute_hash(attributes))
 

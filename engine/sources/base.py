@@ -37,6 +37,12 @@ class Source(Protocol):
     """Reads every object of one source, in batches. `problems` fills up while it reads."""
 
     problems: list[SourceProblem]
+    """The first problems met (a capped list, so a broken file cannot fill memory)."""
+
+    @property
+    def problem_count(self) -> int:
+        """Every problem met, including those past the cap of `problems`."""
+        ...
 
     def batches(self, size: int) -> AsyncIterator[list[SourceObject]]:
         """Yield lists of at most `size` objects; the whole source is one full import."""

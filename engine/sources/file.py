@@ -25,7 +25,7 @@ from queues.errors import ConfigError, SourceError
 from queues.validation import boolean, check_keys, choice, join, string
 
 if TYPE_CHECKING:
-    from _csv import _reader
+    from _csv import Reader
 
 FileType = Literal["csv", "jsonl"]
 
@@ -175,8 +175,11 @@ class FileSource:
 
     def _read_csv(self, size: int) -> Iterator[list[SourceObject]]:
         with self._open() as file:
-            undecodable: list[int] = []
-            reader = csv.reader(_marking_undecodable(file, undecodable), delimiter=self.settings.delimiter)
+            undecodable: list[bool] = []
+            # strict: a stray character after a closing quote, or a quote left open at the end, is
+            # reported rather than silently glued into a field.
+            lines = _marking_undecodable(file, undecodable)
+            reader = csv.reader(lines, delimiter=self.settings.delimiter, strict=True)
             try:
                 header, header_line = self._header(reader, undecodable)
                 yield from self._csv_batches(reader, header, header_line, undecodable, size)
@@ -184,7 +187,7 @@ class FileSource:
                 raise self._decode_failed(exc) from None
 
     def _csv_batches(
-        self, reader: _reader, header: list[str], header_line: int, undecodable: list[int], size: int
+        self, reader: Reader, header: list[str], header_line: int, undecodable: list[bool], size: int
     ) -> Iterator[list[SourceObject]]:
         settings = self.settings
         width = len(header)
@@ -199,16 +202,14 @@ class FileSource:
                     # A quoted field may span lines: the record starts after the previous one ended.
                     line = previous_end + 1
                     previous_end = reader.line_num
+                    if undecodable:  # the csv module pulls only this record's lines, so it is this one
+                        undecodable.clear()
+                        self._problem(line, f"has bytes that are not {settings.encoding}; row skipped")
+                        continue
                     if len(row) != width:
                         if row:  # an empty list is a blank line
                             self._problem(line, f"has {len(row)} fields, the header has {width}; row skipped")
                         continue
-                    if undecodable:
-                        bad = undecodable[-1] >= line
-                        undecodable.clear()
-                        if bad:
-                            self._problem(line, f"has bytes that are not {settings.encoding}; row skipped")
-                            continue
                     source_id = row[id_index]
                     if not source_id or source_id.isspace():
                         self._problem(line, f"has no id: {settings.id_column!r} is empty; row skipped")
@@ -228,11 +229,12 @@ class FileSource:
                 break
             except csv.Error as exc:
                 line, previous_end = previous_end + 1, reader.line_num
+                undecodable.clear()
                 self._problem(line, f"cannot be parsed as CSV ({exc}); skipped up to line {previous_end}")
         if batch:
             yield batch
 
-    def _header(self, reader: _reader, undecodable: list[int]) -> tuple[list[str], int]:
+    def _header(self, reader: Reader, undecodable: list[bool]) -> tuple[list[str], int]:
         path = self.settings.path
         try:
             header = next(row for row in reader if row)
@@ -325,11 +327,11 @@ class FileSource:
         return f"has no id: {id_column!r} is {kind}, not a string or a whole number; line skipped"
 
 
-def _marking_undecodable(lines: Iterable[str], undecodable: list[int]) -> Iterator[str]:
-    """Pass the lines through, appending the number of each line that holds undecodable bytes."""
-    for number, text in enumerate(lines, 1):
+def _marking_undecodable(lines: Iterable[str], undecodable: list[bool]) -> Iterator[str]:
+    """Pass the lines through, appending to `undecodable` for each one that holds undecodable bytes."""
+    for text in lines:
         if not text.isascii() and _UNDECODABLE.search(text):
-            undecodable.append(number)
+            undecodable.append(True)
         yield text
 
 
