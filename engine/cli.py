@@ -15,7 +15,6 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -23,6 +22,7 @@ from rich.console import Console
 from engine.config import EngineConfig, JobConfig, load_engine_config
 from engine.cycles import CycleRunner, CycleSummary
 from engine.report import ProgressView, print_summary
+from engine.scheduler import Scheduler
 from engine.state import StateStore, state_url
 from queues.errors import ConfigError, RosterError
 from queues.memory import MemoryBroker
@@ -157,29 +157,11 @@ async def _embedded(
 
 async def _serve(runner: CycleRunner, jobs: list[JobConfig]) -> None:
     """Run every job now, then on its schedule, until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
+    scheduler = Scheduler(runner, jobs)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(_job_loop(runner, job, stop)) for job in jobs]
-    await stop.wait()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _job_loop(runner: CycleRunner, job: JobConfig, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        summary = await runner.run_cycle(job, trigger="schedule")
-        log.info("event=cycle_summary job=%s status=%s changed=%d", job.name, summary.status, summary.changed)
-        if job.schedule is None:
-            return
-        now = datetime.now(UTC)
-        delay_s = (job.schedule.next_after(now) - now).total_seconds()
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay_s))
-        except TimeoutError:
-            pass
+        loop.add_signal_handler(sig, scheduler.stop)
+    await scheduler.run()
 
 
 def _install_uvloop() -> None:

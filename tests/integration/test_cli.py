@@ -1,0 +1,124 @@
+"""`roster run` as a user runs it: a subprocess on a YAML file, its output and exit code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.integration.pipeline import job_config, person, sql_target, write_csv
+
+ROSTER = [sys.executable, "-m", "engine.cli"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _write_config(tmp_path: Path, **job: object) -> Path:
+    raw = {**job_config(tmp_path, **job), **sql_target("sqlite:///target.db")}
+    raw["engine"]["state"] = "state.db"
+    file = tmp_path / "jobs.yaml"
+    file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return file
+
+
+def _roster(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "120"}
+    return subprocess.run(
+        [*ROSTER, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env, check=False
+    )
+
+
+def _active_rows(db: Path) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute("SELECT employee_id, active FROM accounts").fetchall())
+
+
+def test_run_provisions_then_does_nothing_then_applies_exactly_the_edits(tmp_path: Path) -> None:
+    rows = [person(i) for i in range(200)]
+    write_csv(tmp_path / "people.csv", rows)
+    file = _write_config(tmp_path)
+
+    first = _roster("run", str(file))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Provisioning summary" in first.stdout
+    assert _line(first.stdout, "created") == ["created", "200"]
+    assert len(_active_rows(tmp_path / "target.db")) == 200
+
+    second = _roster("run", str(file))
+    assert second.returncode == 0
+    assert "nothing to do, the target already matches the source (200 objects)" in second.stdout
+
+    rows[3] = person(3, department="Legal")
+    write_csv(tmp_path / "people.csv", rows[:150])
+    third = _roster("run", str(file))
+    assert third.returncode == 0
+    assert _line(third.stdout, "updated") == ["updated", "1"]
+    assert _line(third.stdout, "disabled") == ["disabled", "50"]
+    assert _line(third.stdout, "unchanged") == ["unchanged", "149"]
+    active = _active_rows(tmp_path / "target.db")
+    assert sorted(k for k, v in active.items() if not v) == [f"E{i:05d}" for i in range(150, 200)]
+
+
+def test_a_malformed_row_is_reported_with_its_line_and_the_other_rows_are_provisioned(tmp_path: Path) -> None:
+    write_csv(tmp_path / "people.csv", [person(i) for i in range(20)])
+    lines = (tmp_path / "people.csv").read_text(encoding="utf-8").splitlines()
+    lines.insert(5, "E09999,too,few")
+    (tmp_path / "people.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    file = _write_config(tmp_path)
+
+    result = _roster("run", str(file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _line(result.stdout, "created") == ["created", "20"]
+    assert "1 source row(s) skipped" in result.stdout
+    assert "line 6:" in result.stdout
+    assert "E09999" not in _active_rows(tmp_path / "target.db")
+
+
+def test_serve_runs_on_the_schedule_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    write_csv(tmp_path / "people.csv", [person(i) for i in range(10)])
+    file = _write_config(tmp_path, schedule={"interval_s": 1})
+    process = subprocess.Popen(
+        [*ROSTER, "run", "--serve", str(file)],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _finished_cycles(tmp_path / "state.db") < 2:
+            time.sleep(0.2)
+        assert _finished_cycles(tmp_path / "state.db") >= 2
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream:
+                stream.close()
+    assert len(_active_rows(tmp_path / "target.db")) == 10
+
+
+def _finished_cycles(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM cycles WHERE finished_at IS NOT NULL").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _line(output: str, label: str) -> list[str]:
+    for line in output.splitlines():
+        words = line.split()
+        if words and words[0] == label:
+            return words
+    raise AssertionError(f"no {label!r} line in:\n{output}")
