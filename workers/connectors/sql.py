@@ -255,6 +255,7 @@ class SqlConnector:
         self._engine: AsyncEngine | None = None
         self._table: sa.Table | None = None
         self._closed = False
+        self._in_flight: set[asyncio.Future[list[Outcome]]] = set()
         # SQLite has one writer: queue this connector's transactions here rather than in the busy handler.
         self._lock = asyncio.Lock() if settings.dialect == "sqlite" else None
         self._insert = sqlite.insert if settings.dialect == "sqlite" else postgresql.insert
@@ -308,14 +309,32 @@ class SqlConnector:
         self._engine = engine
 
     async def aclose(self) -> None:
-        """Dispose of the connection pool; safe to call twice."""
+        """Let transactions in flight end, then dispose of the connection pool; safe to call twice."""
         self._closed = True
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
         engine, self._engine = self._engine, None
         if engine is not None:
             await engine.dispose()
 
     async def apply(self, ops: Sequence[Operation]) -> list[Outcome]:
-        """Apply `ops` in one transaction, or one by one if that fails on a bad row."""
+        """Apply `ops` in one transaction, or one by one if that fails on a bad row.
+
+        The transaction is shielded from cancellation: a worker that stops mid-batch lets it commit or
+        roll back in the background (its batch is redelivered and re-applied idempotently) instead of
+        leaving a connection inside an open transaction that holds the database's locks.
+        """
+        task = asyncio.ensure_future(self._apply(ops))
+        self._in_flight.add(task)
+        task.add_done_callback(self._settled)
+        return await asyncio.shield(task)
+
+    def _settled(self, task: asyncio.Future[list[Outcome]]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved here too: nobody awaits it when its batch was cancelled
+
+    async def _apply(self, ops: Sequence[Operation]) -> list[Outcome]:
         engine = self._engine
         if engine is None:
             raise RuntimeError(f"{self!r} is not open")
