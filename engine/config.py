@@ -28,6 +28,7 @@ from queues.validation import (
     integer,
     join,
     string,
+    unique_names,
 )
 from queues.yamlfile import load_yaml
 
@@ -85,15 +86,7 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
     )
     if not jobs:
         raise ConfigError("jobs", "is empty", "add at least one job with a source, a target and mappings")
-    seen: dict[str, int] = {}
-    for i, job in enumerate(jobs):
-        if job.name in seen:
-            raise ConfigError(
-                f"jobs[{i}].name",
-                f"{job.name!r} is used by jobs[{seen[job.name]}] too",
-                "give each job its own name",
-            )
-        seen[job.name] = i
+    unique_names("jobs", [job.name for job in jobs], "job")
     return EngineConfig(
         jobs=jobs,
         state=string("engine.state", state) if state is not None else None,

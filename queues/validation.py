@@ -6,7 +6,7 @@ Each raises `ConfigError` with the path of the value, what is wrong, and what wo
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from queues.errors import ConfigError
@@ -72,6 +72,19 @@ def choice(path: str, raw: Any, options: Collection[str]) -> str:
         hint = f"did you mean {close[0]!r}?" if close else None
         raise ConfigError(path, f"{raw!r} is not one of {', '.join(sorted(options))}", hint)
     return raw
+
+
+def unique_names(path: str, names: Sequence[str], what: str) -> None:
+    """Refuse a name used twice in the list at `path` (jobs, targets), naming both places."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            raise ConfigError(
+                f"{path}[{i}].name",
+                f"{name!r} is used by {path}[{first[name]}] too",
+                f"give each {what} its own name",
+            )
+        first[name] = i
 
 
 def join(path: str, key: str | int) -> str:

@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from queues.errors import ConfigError
-from queues.validation import as_list, as_mapping, check_keys, choice, integer, join, number, string
+from queues.validation import (
+    as_list,
+    as_mapping,
+    check_keys,
+    choice,
+    integer,
+    join,
+    number,
+    string,
+    unique_names,
+)
 from queues.yamlfile import load_yaml
 from workers.connectors.base import Connector
 from workers.connectors.null import NullConnector
@@ -69,15 +79,7 @@ def parse_targets(raw: Mapping[str, Any], *, base_dir: Path) -> tuple[TargetConf
     check_keys("", raw, WORKER_SECTIONS, required=("targets",))
     items = as_list("targets", raw["targets"])
     targets = tuple(parse_target(join("targets", i), item, base_dir) for i, item in enumerate(items))
-    names: dict[str, int] = {}
-    for i, target in enumerate(targets):
-        if target.name in names:
-            raise ConfigError(
-                f"targets[{i}].name",
-                f"{target.name!r} is used by targets[{names[target.name]}] too",
-                "give each target its own name",
-            )
-        names[target.name] = i
+    unique_names("targets", [target.name for target in targets], "target")
     return targets
 
 
