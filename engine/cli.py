@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -21,12 +21,17 @@ from rich.console import Console
 
 from engine.config import EngineConfig, JobConfig, load_engine_config
 from engine.cycles import CycleRunner, CycleSummary
+from engine.process import run_engine
 from engine.report import ProgressView, print_summary
 from engine.scheduler import Scheduler
 from engine.state import StateStore, state_url
+from queues.connect import broker_from_url
 from queues.errors import ConfigError, RosterError
+from queues.http import parse_listen
 from queues.memory import MemoryBroker
+from queues.signals import install_stop_handlers
 from workers.config import TargetConfig, load_targets
+from workers.process import run_worker
 from workers.worker import Worker
 
 log = logging.getLogger("roster.cli")
@@ -71,10 +76,114 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
     run.set_defaults(func=_run)
 
+    engine = commands.add_parser(
+        "engine", help="run the engine of scaled mode (workers run apart, over RabbitMQ)"
+    )
+    engine.add_argument("file", type=Path, help="a YAML file with jobs:")
+    engine.add_argument("--job", action="append", help="run only this job (repeatable)")
+    _broker_arguments(engine)
+    engine.add_argument(
+        "--state",
+        default=os.environ.get("ROSTER_STATE"),
+        help="state store: a SQLite path or a postgresql:// URL (env ROSTER_STATE)",
+    )
+    engine.add_argument(
+        "--listen",
+        default=os.environ.get("ROSTER_LISTEN", "127.0.0.1:9100"),
+        help="HOST:PORT for /metrics and /healthz (env ROSTER_LISTEN)",
+    )
+    engine.add_argument("--once", action="store_true", help="run one cycle of each job, then exit")
+    engine.set_defaults(func=_engine)
+
+    worker = commands.add_parser("worker", help="run a worker: drain the queues of the targets in FILE")
+    worker.add_argument("file", type=Path, help="a YAML file with targets: (and their credentials)")
+    worker.add_argument("--target", action="append", help="serve only this target (repeatable)")
+    _broker_arguments(worker)
+    worker.add_argument(
+        "--listen",
+        default=os.environ.get("ROSTER_LISTEN", "127.0.0.1:9101"),
+        help="HOST:PORT for /metrics and /healthz (env ROSTER_LISTEN)",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        help="batches applied at once per target (default: the target's max_inflight)",
+    )
+    worker.add_argument(
+        "--prefetch", type=int, help="batches held unacked per target (default: twice the concurrency)"
+    )
+    worker.add_argument(
+        "--grace-s", type=float, default=30.0, help="how long SIGTERM waits for batches in flight"
+    )
+    worker.set_defaults(func=_worker)
+
     validate = commands.add_parser("validate", help="check a jobs/targets file and say what is wrong")
     validate.add_argument("file", type=Path)
     validate.set_defaults(func=_validate)
     return parser
+
+
+def _broker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--broker",
+        default=os.environ.get("ROSTER_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+        help="amqp:// or amqps:// URL of RabbitMQ (env ROSTER_BROKER_URL)",
+    )
+    parser.add_argument(
+        "--broker-ca-file",
+        default=os.environ.get("ROSTER_BROKER_CA_FILE"),
+        help="CA bundle to verify an amqps:// broker (env ROSTER_BROKER_CA_FILE)",
+    )
+
+
+def _engine(args: argparse.Namespace, console: Console) -> int:
+    config = load_engine_config(args.file)
+    jobs = [config.job(name) for name in args.job] if args.job else list(config.jobs)
+    state = state_url(args.state or config.state or DEFAULT_STATE, base_dir=config.base_dir)
+    broker = broker_from_url(args.broker, ca_file=args.broker_ca_file)
+    host, port = _listen(args.listen)
+    _install_uvloop()
+    code, summaries = asyncio.run(
+        run_engine(config, jobs, broker, state, host=host, port=port, once=args.once)
+    )
+    if args.once:
+        print_summary(console, summaries)
+    return code
+
+
+def _worker(args: argparse.Namespace, console: Console) -> int:
+    targets = load_targets(args.file)
+    if args.target:
+        known = {t.name for t in targets}
+        for name in args.target:
+            if name not in known:
+                raise ConfigError(
+                    "--target",
+                    f"no target named {name!r}",
+                    f"targets in {args.file}: {', '.join(sorted(known))}",
+                )
+        targets = tuple(t for t in targets if t.name in args.target)
+    broker = broker_from_url(args.broker, ca_file=args.broker_ca_file)
+    host, port = _listen(args.listen)
+    _install_uvloop()
+    return asyncio.run(
+        run_worker(
+            broker,
+            targets,
+            host=host,
+            port=port,
+            concurrency=args.concurrency,
+            prefetch=args.prefetch,
+            grace_s=args.grace_s,
+        )
+    )
+
+
+def _listen(value: str) -> tuple[str, int]:
+    try:
+        return parse_listen(value)
+    except ValueError as exc:
+        raise ConfigError("--listen", str(exc), "for example --listen 127.0.0.1:9100") from None
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
@@ -158,9 +267,7 @@ async def _embedded(
 async def _serve(runner: CycleRunner, jobs: list[JobConfig]) -> None:
     """Run every job now, then on its schedule, until SIGTERM or SIGINT."""
     scheduler = Scheduler(runner, jobs)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, scheduler.stop)
+    install_stop_handlers(scheduler.stop)
     await scheduler.run()
 
 

@@ -15,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from prometheus_client import CollectorRegistry
+
 from engine.config import EngineConfig, JobConfig
+from engine.metrics import EngineMetrics
 from engine.planner import Planner
 from engine.publisher import Publisher
 from engine.results import ResultConsumer
@@ -79,13 +82,21 @@ class CycleSummary:
 class CycleRunner:
     """Runs the cycles of the jobs in `config` against one broker and one state store."""
 
-    def __init__(self, config: EngineConfig, broker: Broker, state: StateStore) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        broker: Broker,
+        state: StateStore,
+        *,
+        metrics: EngineMetrics | None = None,
+    ) -> None:
         self.config = config
         self.broker = broker
         self.state = state
+        self.metrics = metrics or EngineMetrics(CollectorRegistry())
         self.tracker = Tracker()
-        self.publisher = Publisher(broker, config.publish)
-        self.results = ResultConsumer(broker, state, self.tracker)
+        self.publisher = Publisher(broker, config.publish, self.metrics)
+        self.results = ResultConsumer(broker, state, self.tracker, metrics=self.metrics)
         self._job_locks: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
@@ -136,8 +147,39 @@ class CycleRunner:
             in_flight=self.tracker.in_flight(job.name),
             deprovision=job.deprovision,
         )
+        try:
+            read, error = await self._plan_and_publish(job, cycle_id, planner, source, progress)
+            await self.publisher.flush()
+            self.tracker.planning_done(cycle_id)
+            await self.results.wait_or_fail(progress.done)
+        except asyncio.CancelledError:
+            # Stopped mid-cycle: what was published stays on the broker and its results update the
+            # state whenever an engine consumes them; the cycle itself is recorded as interrupted.
+            await asyncio.shield(self.state.finish_cycle(cycle_id, "interrupted", {"read": progress.read}))
+            raise
+        finally:
+            self.tracker.end_cycle(cycle_id)
+        summary = _summary(
+            job, cycle_id, progress, planner, source, read, error, time.perf_counter() - started
+        )
+        await self.state.finish_cycle(cycle_id, summary.status, summary.counts())
+        self.metrics.cycles.labels(job.name, summary.status).inc()
+        self.metrics.cycle_duration.labels(job.name).observe(summary.elapsed_s)
+        log.info(
+            "event=cycle_done job=%s cycle=%s status=%s %s",
+            job.name,
+            cycle_id,
+            summary.status,
+            " ".join(f"{k}={v}" for k, v in summary.counts().items()),
+        )
+        return summary
+
+    async def _plan_and_publish(
+        self, job: JobConfig, cycle_id: str, planner: Planner, source: Source, progress: CycleProgress
+    ) -> tuple[int, str | None]:
+        """Read the source, plan each object and publish its operation; deprovision only after a
+        complete read. Returns the count read and the error that cut the read short, if any."""
         read = 0
-        error: str | None = None
         try:
             async for batch in source.batches(SOURCE_BATCH):
                 for obj in batch:
@@ -151,24 +193,9 @@ class CycleRunner:
                 self.tracker.register(op)
                 await self.publisher.add(op)
         except RosterError as exc:
-            error = str(exc)
-            log.error("event=cycle_source_failed job=%s cycle=%s error=%r", job.name, cycle_id, error)
-        await self.publisher.flush()
-        self.tracker.planning_done(cycle_id)
-        await self.results.wait_or_fail(progress.done)
-        self.tracker.end_cycle(cycle_id)
-        summary = _summary(
-            job, cycle_id, progress, planner, source, read, error, time.perf_counter() - started
-        )
-        await self.state.finish_cycle(cycle_id, summary.status, summary.counts())
-        log.info(
-            "event=cycle_done job=%s cycle=%s status=%s %s",
-            job.name,
-            cycle_id,
-            summary.status,
-            " ".join(f"{k}={v}" for k, v in summary.counts().items()),
-        )
-        return summary
+            log.error("event=cycle_source_failed job=%s cycle=%s error=%r", job.name, cycle_id, str(exc))
+            return read, str(exc)
+        return read, None
 
 
 def _summary(

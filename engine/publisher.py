@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from engine.metrics import EngineMetrics
 from queues.broker import Broker, Message
 from queues.contracts import Operation, encode_operations
 from queues.topology import ops_queue
@@ -30,8 +31,11 @@ class PublishSettings:
 class Publisher:
     """Per-target buffers of operations, flushed when full, after the linger, or on `flush()`."""
 
-    def __init__(self, broker: Broker, settings: PublishSettings | None = None) -> None:
+    def __init__(
+        self, broker: Broker, settings: PublishSettings | None = None, metrics: EngineMetrics | None = None
+    ) -> None:
         self._broker = broker
+        self._metrics = metrics
         self._settings = settings or PublishSettings()
         self._buffers: dict[str, list[Operation]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -77,6 +81,8 @@ class Publisher:
             self._declared.add(queue)
         await self._broker.wait_depth_below(queue, self._settings.high_water)
         await self._broker.publish(queue, [Message(encode_operations(target, ops))])
+        if self._metrics is not None:
+            self._metrics.record_published(ops)
         self.published_ops += len(ops)
         self.published_messages += 1
 

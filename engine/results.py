@@ -12,6 +12,7 @@ import logging
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from engine.metrics import EngineMetrics
 from engine.state import StateStore
 from engine.tracker import Tracker
 from queues.broker import Broker
@@ -25,12 +26,25 @@ log = logging.getLogger("roster.engine.results")
 class ResultConsumer:
     """Consumes `roster.results` until closed."""
 
-    def __init__(self, broker: Broker, state: StateStore, tracker: Tracker, *, prefetch: int = 32) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        state: StateStore,
+        tracker: Tracker,
+        *,
+        prefetch: int = 32,
+        metrics: EngineMetrics | None = None,
+    ) -> None:
         self._broker = broker
+        self._metrics = metrics
         self._state = state
         self._tracker = tracker
         self._prefetch = prefetch
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
         await self._broker.declare(RESULTS_QUEUE)
@@ -49,6 +63,10 @@ class ResultConsumer:
                 await self._write(results)
                 self._tracker.settle(results)
                 await delivery.ack()
+                if self._metrics is not None:
+                    self._metrics.record_results(results)
+                if self._metrics is not None:
+                    self._metrics.record_results(results)
         finally:
             await consumer.aclose()
 

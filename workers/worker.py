@@ -16,12 +16,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry
+
 from queues.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, Delivery, Message
 from queues.contracts import Operation, Result, decode_operations, encode_operations, encode_results
 from queues.errors import DecodeError
 from queues.topology import RESULTS_QUEUE, dead_letter_queue, ops_queue
 from workers.connectors.base import Applied, Connector, Outcome
 from workers.errors import ConnectorError, PermanentError, TransientError
+from workers.metrics import WorkerMetrics
 from workers.retry import RetryPolicy
 
 log = logging.getLogger("roster.worker")
@@ -34,6 +37,7 @@ class TargetRuntime:
     name: str
     connector: Connector
     max_inflight: int = 4
+    prefetch: int | None = None  # batches unacked at once; twice max_inflight unless set
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
@@ -50,8 +54,10 @@ class Worker:
         targets: Sequence[TargetRuntime],
         *,
         rng: random.Random | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._broker = broker
+        self.metrics = metrics or WorkerMetrics(CollectorRegistry())
         self._targets = {t.name: t for t in targets}
         self._rng = rng or random.Random()
         self._loops: list[asyncio.Task[None]] = []
@@ -81,7 +87,8 @@ class Worker:
 
     async def _consume(self, target: TargetRuntime) -> None:
         slots = asyncio.Semaphore(target.max_inflight)
-        consumer = self._broker.consume(ops_queue(target.name), prefetch=2 * target.max_inflight)
+        prefetch = target.prefetch or 2 * target.max_inflight
+        consumer = self._broker.consume(ops_queue(target.name), prefetch=prefetch)
         self._consumers.append(consumer)
         async for delivery in consumer:
             await slots.acquire()
@@ -125,10 +132,17 @@ class Worker:
         except DecodeError as exc:
             log.error("event=dead_lettered target=%s reason=%r", target.name, str(exc))
             await delivery.dead_letter(str(exc))
+            self.metrics.dead_letters.labels(target.name, "undecodable").inc()
             return
+        in_flight = self.metrics.in_flight.labels(target.name)
+        in_flight.inc(len(ops))
         started = time.perf_counter()
-        outcomes = await self._apply(target, ops)
-        connector_ms = (time.perf_counter() - started) * 1000.0
+        try:
+            outcomes = await self._apply(target, ops)
+        finally:
+            in_flight.dec(len(ops))
+        connector_s = time.perf_counter() - started
+        connector_ms = connector_s * 1000.0
         results, retries, exhausted = self._sort(target, ops, outcomes, connector_ms)
         queue = ops_queue(target.name)
         if retries:
@@ -143,9 +157,11 @@ class Worker:
             reason = f"escrow exhausted: still failing after {exhausted[0].attempt} attempts"
             body = encode_operations(target.name, exhausted)
             await self._broker.publish(dead_letter_queue(queue), [Message(body, {REASON_HEADER: reason})])
+            self.metrics.dead_letters.labels(target.name, "retries_exhausted").inc()
         await self._broker.publish(RESULTS_QUEUE, [Message(encode_results(results))])
         await delivery.ack()
         self.batches_handled += 1
+        self.metrics.record_batch(target.name, results, connector_s)
 
     async def _apply(self, target: TargetRuntime, ops: list[Operation]) -> list[Outcome]:
         try:

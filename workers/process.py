@@ -1,0 +1,64 @@
+"""`roster worker`: a worker process that drains the queues of the targets it holds credentials for.
+
+It needs only outbound connections: to the broker and to its targets. Shutdown follows the house
+order: stop consuming, let in-flight batches finish within the grace period (their results are
+published and they are acked), close the connectors, the HTTP server, then the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry
+
+from queues.broker import Broker
+from queues.http import StatusServer
+from queues.signals import install_stop_handlers
+from workers.config import TargetConfig
+from workers.metrics import WorkerMetrics
+from workers.worker import Worker
+
+log = logging.getLogger("roster.worker.process")
+
+
+async def run_worker(
+    broker: Broker,
+    targets: Sequence[TargetConfig],
+    *,
+    host: str,
+    port: int,
+    concurrency: int | None = None,
+    prefetch: int | None = None,
+    grace_s: float = 30.0,
+) -> int:
+    """Run until SIGTERM or SIGINT, then stop gracefully; returns the exit code."""
+    stop = asyncio.Event()
+    install_stop_handlers(stop.set)
+    registry = CollectorRegistry()
+    runtimes = []
+    for target in targets:
+        runtime = target.runtime()
+        if concurrency is not None:
+            runtime.max_inflight = concurrency
+        if prefetch is not None:
+            runtime.prefetch = prefetch
+        runtimes.append(runtime)
+    async with broker:
+        worker = Worker(broker, runtimes, metrics=WorkerMetrics(registry))
+        server = StatusServer(registry, lambda: _health(worker, stop), host=host, port=port)
+        await server.start()
+        try:
+            await worker.start()
+            log.info("event=worker_started targets=%s", ",".join(t.name for t in targets))
+            await stop.wait()
+            await worker.stop(grace_s=grace_s)
+        finally:
+            await server.aclose()
+    log.info("event=worker_stopped batches=%d", worker.batches_handled)
+    return 0
+
+
+def _health(worker: Worker, stop: asyncio.Event) -> tuple[bool, dict[str, object]]:
+    return not stop.is_set(), {"role": "worker", "batches": worker.batches_handled}
