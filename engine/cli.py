@@ -30,6 +30,7 @@ from queues.errors import ConfigError, RosterError
 from queues.http import parse_listen
 from queues.memory import MemoryBroker
 from queues.signals import install_stop_handlers
+from queues.yamlfile import load_yaml
 from workers.config import TargetConfig, load_targets
 from workers.process import run_worker
 from workers.worker import Worker
@@ -187,12 +188,23 @@ def _listen(value: str) -> tuple[str, int]:
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
-    config, targets = _load(args.file)
-    console.print(
-        f"[green]ok[/] {args.file}: {len(config.jobs)} job(s) "
-        f"({', '.join(j.name for j in config.jobs)}), {len(targets)} target(s)",
-        highlight=False,
-    )
+    """Check whichever sections the file has: jobs (the engine's), targets (the workers'), or both."""
+    raw = load_yaml(args.file)
+    if "jobs" not in raw and "targets" not in raw:
+        raise ConfigError(
+            str(args.file), "has neither `jobs:` nor `targets:`", "see examples/quickstart.yaml"
+        )
+    parts = []
+    if "jobs" in raw and "targets" in raw:
+        config, targets = _load(args.file)
+    else:
+        config = load_engine_config(args.file) if "jobs" in raw else None
+        targets = load_targets(args.file) if "targets" in raw else ()
+    if config is not None:
+        parts.append(f"{len(config.jobs)} job(s) ({', '.join(j.name for j in config.jobs)})")
+    if targets:
+        parts.append(f"{len(targets)} target(s) ({', '.join(t.name for t in targets)})")
+    console.print(f"[green]ok[/] {args.file}: {', '.join(parts)}", highlight=False)
     return 0
 
 
