@@ -26,6 +26,7 @@ from queues.validation import (
 from queues.yamlfile import load_yaml
 from workers.connectors.base import Connector
 from workers.connectors.null import NullConnector
+from workers.connectors.scim import ScimConnector, parse_scim_settings
 from workers.connectors.sql import SqlConnector, parse_sql_settings
 from workers.retry import RetryPolicy
 from workers.worker import TargetRuntime
@@ -51,6 +52,10 @@ CONNECTOR_KINDS: dict[str, ConnectorKind] = {
     "sql": ConnectorKind(
         parse=lambda path, raw, base_dir: parse_sql_settings(path, raw, base_dir=base_dir),
         build=SqlConnector,
+    ),
+    "scim": ConnectorKind(
+        parse=lambda path, raw, base_dir: parse_scim_settings(path, raw, base_dir=base_dir),
+        build=ScimConnector,
     ),
     "noop": ConnectorKind(parse=_parse_null, build=lambda name, _settings: NullConnector()),
 }
