@@ -14,9 +14,11 @@ from typing import Any
 
 from engine.mapping.base import ConstantMapping, DirectMapping, Mapper
 from engine.mapping.base import Mapping as AttributeMapping
+from engine.mapping.expression_mapping import parse_expression_mapping
 from engine.planner import Deprovision
 from engine.publisher import PublishSettings
 from engine.schedule import Schedule, parse_schedule
+from engine.scoping import ScopingFilter, parse_scoping
 from engine.sources.file import FileSourceSettings, parse_file_source
 from queues.errors import ConfigError
 from queues.validation import (
@@ -47,6 +49,7 @@ class JobConfig:
     match_attribute: str | None
     deprovision: Deprovision
     schedule: Schedule | None
+    scoping: ScopingFilter
 
     def mapper(self) -> Mapper:
         return Mapper(self.mappings, match_attribute=self.match_attribute)
@@ -100,7 +103,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
     check_keys(
         path,
         raw,
-        ("name", "source", "target", "object_type", "mappings", "deprovision", "schedule"),
+        ("name", "source", "target", "object_type", "mappings", "deprovision", "schedule", "scoping"),
         required=("name", "source", "target", "mappings"),
     )
     source_raw = as_mapping(join(path, "source"), raw["source"])
@@ -120,31 +123,45 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         match_attribute=_match_attribute(path, mappings),
         deprovision=choice(join(path, "deprovision"), raw.get("deprovision", "disable"), DEPROVISION),  # type: ignore[arg-type]
         schedule=parse_schedule(join(path, "schedule"), raw.get("schedule")),
+        scoping=parse_scoping(join(path, "scoping"), raw.get("scoping") or []),
     )
 
 
 def parse_mapping(path: str, raw: Any) -> tuple[AttributeMapping, bool]:
-    """One mapping and whether it is the matching attribute."""
+    """One mapping (direct, constant or expression) and whether it is the matching attribute."""
     raw = as_mapping(path, raw)
-    check_keys(path, raw, ("target", "source", "constant", "apply", "default", "match"), required=("target",))
+    check_keys(
+        path,
+        raw,
+        ("target", "source", "constant", "expression", "apply", "default", "match"),
+        required=("target",),
+    )
     target = string(join(path, "target"), raw["target"])
     apply_on = {"always": "always", "on_create": "create"}[
         choice(join(path, "apply"), raw.get("apply", "always"), ("always", "on_create"))
     ]
     match = boolean(join(path, "match"), raw.get("match", False))
-    if ("source" in raw) == ("constant" in raw):
+    kinds = [k for k in ("source", "constant", "expression") if k in raw]
+    if len(kinds) != 1:
         raise ConfigError(
-            path, "needs exactly one of `source:` and `constant:`", "say where the value comes from"
+            path,
+            "needs exactly one of `source:`, `constant:` and `expression:`",
+            "say where the value comes from" if not kinds else f"keep one of {', '.join(kinds)}",
         )
+    default = raw.get("default")
     if "constant" in raw:
         return ConstantMapping(target=target, value=raw["constant"], apply_on=apply_on), match  # type: ignore[arg-type]
-    mapping = DirectMapping(
-        target=target,
-        source=string(join(path, "source"), raw["source"]),
-        apply_on=apply_on,
-        default=raw.get("default"),  # type: ignore[arg-type]
-    )
-    return mapping, match
+    if "expression" in raw:
+        mapping = parse_expression_mapping(
+            path,
+            target=target,
+            expression=raw["expression"],
+            apply_on=apply_on,
+            default=default,  # type: ignore[arg-type]
+        )
+        return mapping, match
+    source = string(join(path, "source"), raw["source"])
+    return DirectMapping(target=target, source=source, apply_on=apply_on, default=default), match  # type: ignore[arg-type]
 
 
 def _match_attribute(path: str, mappings: tuple[tuple[AttributeMapping, bool], ...]) -> str | None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from engine.config import EngineConfig, JobConfig
+from engine.mapping.functions import MappingError
 from engine.metrics import EngineMetrics
 from engine.planner import Planner
 from engine.publisher import Publisher
@@ -47,6 +48,7 @@ class CycleSummary:
     disabled: int = 0
     deleted: int = 0
     unchanged: int = 0
+    out_of_scope: int = 0
     failed: int = 0
     retries: int = 0
     skipped_rows: int = 0
@@ -72,6 +74,7 @@ class CycleSummary:
             "disabled": self.disabled,
             "deleted": self.deleted,
             "unchanged": self.unchanged,
+            "out_of_scope": self.out_of_scope,
             "failed": self.failed,
             "retries": self.retries,
             "skipped_rows": self.skipped_rows,
@@ -146,6 +149,7 @@ class CycleRunner:
             snapshot=await self.state.snapshot(job.name),
             in_flight=self.tracker.in_flight(job.name),
             deprovision=job.deprovision,
+            scope=job.scoping,
         )
         try:
             read, error = await self._plan_and_publish(job, cycle_id, planner, source, progress)
@@ -182,11 +186,19 @@ class CycleRunner:
         read = 0
         try:
             async for batch in source.batches(SOURCE_BATCH):
+                failures = []
                 for obj in batch:
-                    op = planner.plan(obj)
+                    try:
+                        op = planner.plan(obj)
+                    except MappingError as exc:
+                        failures.append(planner.failure(obj, exc))
+                        continue
                     if op is not None:
                         self.tracker.register(op)
                         await self.publisher.add(op)
+                if failures:
+                    await self.state.apply_results(failures)
+                    self.tracker.record_unpublished(cycle_id, failures)
                 read += len(batch)
                 progress.read = read
             for op in planner.plan_missing():
@@ -226,6 +238,7 @@ def _summary(
         disabled=counts["disabled"],
         deleted=counts["deleted"],
         unchanged=planner.unchanged,
+        out_of_scope=planner.out_of_scope,
         failed=failed,
         retries=progress.retries,
         skipped_rows=source.problem_count,

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from engine.mapping.base import Mapper
+from engine.scoping import ScopingFilter
 from engine.sources.base import SourceObject
-from queues.contracts import Action, Operation
+from queues.contracts import Action, Operation, Result
 
 Deprovision = Literal["disable", "delete", "none"]
 
@@ -66,6 +67,7 @@ class Planner:
         snapshot: dict[str, StateEntry],
         in_flight: frozenset[str] | set[str] = frozenset(),
         deprovision: Deprovision = "disable",
+        scope: ScopingFilter | None = None,
     ) -> None:
         self.job = job
         self.target = target
@@ -75,13 +77,22 @@ class Planner:
         self.snapshot = snapshot
         self.in_flight = in_flight
         self.deprovision = deprovision
+        self.scope = scope if scope is not None and scope.groups else None
         self.seen: set[str] = set()
+        self.out_of_scope = 0
         self.deferred: list[str] = []
         self.unchanged = 0
         self._seq = 0
 
     def plan(self, obj: SourceObject) -> Operation | None:
-        """The operation for one source object, or None when the target already holds it."""
+        """The operation for one source object, or None when the target already holds it.
+
+        An object out of scope is not planned here: unseen, it is deprovisioned by `plan_missing` if
+        it was provisioned before. Raises `MappingError` when a mapping fails on this object.
+        """
+        if self.scope is not None and not self.scope.matches(obj.attributes):
+            self.out_of_scope += 1
+            return None
         self.seen.add(obj.source_id)
         mapped = self.mapper.map(obj.attributes)
         entry = self.snapshot.get(obj.source_id)
@@ -96,6 +107,27 @@ class Planner:
         if action == "create" and mapped.create_only:
             attributes = {**attributes, **mapped.create_only}
         return self._operation(action, obj.source_id, entry, attributes, mapped.hash)
+
+    def failure(self, obj: SourceObject, error: Exception) -> Result:
+        """The failed result of an object whose mappings could not be evaluated."""
+        self._seq += 1
+        now = time.time()
+        entry = self.snapshot.get(obj.source_id)
+        return Result(
+            op_id=f"{self.cycle_id}-{self._seq}",
+            job=self.job,
+            target=self.target,
+            cycle_id=self.cycle_id,
+            source_id=obj.source_id,
+            action="create" if entry is None else "update",
+            status="failed",
+            attempts=0,
+            emitted_at=now,
+            completed_at=now,
+            target_id=entry.target_id if entry else None,
+            error_class=type(error).__name__,
+            error_message=str(error),
+        )
 
     def plan_missing(self) -> Iterator[Operation]:
         """Deprovision what the state holds but this (full) import did not see."""

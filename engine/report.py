@@ -89,6 +89,8 @@ def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
         ("elapsed", lambda s: f"{s.elapsed_s:.2f} s"),
         ("operations/s", lambda s: f"{s.ops_per_s:,.0f}"),
     ]
+    if any(s.out_of_scope for s in summaries):
+        rows.insert(5, ("out of scope", lambda s: f"{s.out_of_scope:,}"))
     for label, cell in rows:
         table.add_row(label, *(cell(s) for s in summaries))
     console.print(table)

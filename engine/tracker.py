@@ -75,6 +75,13 @@ class Tracker:
             progress.planned += 1
             progress.outstanding += 1
 
+    def record_unpublished(self, cycle_id: str, results: Iterable[Result]) -> None:
+        """Count failures that never became an operation (an object whose mapping failed)."""
+        progress = self._cycles.get(cycle_id)
+        if progress is not None:
+            for result in results:
+                progress.counts[result.status] += 1
+
     def settle(self, results: Iterable[Result]) -> None:
         for result in results:
             known = self._ops.get(result.op_id)

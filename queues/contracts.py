@@ -100,7 +100,7 @@ class Result:
 
 
 def encode_operations(target: str, ops: Sequence[Operation]) -> bytes:
-    return orjson.dumps({"v": VERSION, "kind": "ops", "target": target, "items": ops})
+    return orjson.dumps({"v": VERSION, "kind": "ops", "target": target, "items": ops}, default=_wire)
 
 
 def encode_results(results: Sequence[Result]) -> bytes:
@@ -113,6 +113,15 @@ def decode_operations(body: bytes) -> list[Operation]:
 
 def decode_results(body: bytes) -> list[Result]:
     return [_build(Result, item) for item in _items(body, "results")]
+
+
+def _wire(value: Any) -> Any:
+    """A value with a wire form of its own (e.g. the candidates of SelectUniqueValue, sent as
+    `{"$unique": [...]}`); anything else has none, and encoding it is a bug to surface."""
+    wire = getattr(value, "wire", None)
+    if wire is None:
+        raise TypeError(f"{type(value).__name__} has no wire form")
+    return wire()
 
 
 def _items(body: bytes, kind: str) -> list[dict[str, Any]]:

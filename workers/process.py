@@ -61,4 +61,5 @@ async def run_worker(
 
 
 def _health(worker: Worker, stop: asyncio.Event) -> tuple[bool, dict[str, object]]:
-    return not stop.is_set(), {"role": "worker", "batches": worker.batches_handled}
+    healthy = worker.started and not stop.is_set()
+    return healthy, {"role": "worker", "batches": worker.batches_handled}

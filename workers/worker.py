@@ -65,6 +65,7 @@ class Worker:
         self._consumers: list = []
         self._opened: list[Connector] = []
         self._stopped = False
+        self.started = False
         self.batches_handled = 0
 
     async def start(self) -> None:
@@ -77,6 +78,7 @@ class Worker:
             self._loops.append(
                 asyncio.create_task(self._consume(target), name=f"roster-worker-{target.name}")
             )
+        self.started = True
 
     async def __aenter__(self) -> Worker:
         await self.start()

@@ -16,6 +16,8 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
+from engine.mapping.functions import OMIT
+
 ApplyOn = Literal["always", "create"]
 
 
@@ -78,11 +80,19 @@ class Mapper:
         self.match_attribute = match_attribute
 
     def map(self, source: MappingABC[str, Any]) -> Mapped:
+        """Raises `MappingError` when an expression fails on this object (the object fails, not the
+        cycle). An expression that yields `OMIT` (IgnoreFlowIfNullOrEmpty) leaves its attribute out."""
         get = source.get
         attributes = {t: d if (v := get(s)) is None else v for t, s, d in self._direct}
         for m in self._always:
-            attributes[m.target] = m.evaluate(source)
-        create_only = {m.target: m.evaluate(source) for m in self._create} if self._create else {}
+            value = m.evaluate(source)
+            if value is not OMIT:
+                attributes[m.target] = value
+        create_only: dict[str, Any] = {}
+        for m in self._create:
+            value = m.evaluate(source)
+            if value is not OMIT:
+                create_only[m.target] = value
         return Mapped(attributes, create_only, attribute_hash(attributes))
 
 

@@ -32,7 +32,7 @@ def _job(**overrides) -> dict:
         (
             {"jobs": [_job(mappings=[{"target": "x"}])]},
             "jobs[0].mappings[0]",
-            "exactly one of `source:` and `constant:`",
+            "exactly one of `source:`, `constant:` and `expression:`",
         ),
         (
             {"jobs": [_job(mappings=[{"target": "x", "source": "a", "apply": "sometimes"}])]},
