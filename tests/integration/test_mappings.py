@@ -58,7 +58,8 @@ async def test_expressions_map_values_and_a_failing_expression_fails_only_its_ob
     }
     raw["jobs"][0]["mappings"][3] = {
         "target": "email",
-        "expression": 'IIF(IsNullOrEmpty([email]), Mid("x", 0, 1), ToLower(Join("@", Item(Split([email], "@"), 1), "corp.example")))',
+        "expression": 'IIF(IsNullOrEmpty([email]), Mid("x", 0, 1),'
+        ' ToLower(Join("@", Item(Split([email], "@"), 1), "corp.example")))',
     }
     async with pipeline(tmp_path, raw) as p:
         summary = await p.runner.run_cycle(p.runner.config.jobs[0])
