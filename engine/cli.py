@@ -21,8 +21,9 @@ from rich.console import Console
 
 from engine.config import EngineConfig, JobConfig, load_engine_config
 from engine.cycles import CycleRunner, CycleSummary
+from engine.ondemand import Preview, Provisioned, preview_from_state, provision
 from engine.process import run_engine
-from engine.report import ProgressView, print_summary
+from engine.report import ProgressView, print_preview, print_provisioned, print_summary
 from engine.scheduler import Scheduler
 from engine.state import StateStore, state_url
 from queues.connect import broker_from_url
@@ -118,6 +119,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=_worker)
 
+    for name, text in (
+        ("preview", "show how one source object would be scoped, mapped and provisioned (writes nothing)"),
+        ("provision", "provision one source object now, embedded, and show each step"),
+    ):
+        one = commands.add_parser(name, help=text)
+        one.add_argument("file", type=Path)
+        one.add_argument("job")
+        one.add_argument("source_id")
+        one.add_argument("--state", help="state store: a SQLite path or URL")
+        one.set_defaults(func=_preview if name == "preview" else _provision)
+
     validate = commands.add_parser("validate", help="check a jobs/targets file and say what is wrong")
     validate.add_argument("file", type=Path)
     validate.set_defaults(func=_validate)
@@ -185,6 +197,42 @@ def _listen(value: str) -> tuple[str, int]:
         return parse_listen(value)
     except ValueError as exc:
         raise ConfigError("--listen", str(exc), "for example --listen 127.0.0.1:9100") from None
+
+
+def _preview(args: argparse.Namespace, console: Console) -> int:
+    config = load_engine_config(args.file)
+    job = config.job(args.job)
+    location = state_url(args.state or config.state or DEFAULT_STATE, base_dir=config.base_dir)
+
+    async def run() -> Preview:
+        if not _state_exists(location):
+            return await preview_from_state(job, args.source_id, None)
+        async with StateStore(location) as state:
+            return await preview_from_state(job, args.source_id, state)
+
+    print_preview(console, asyncio.run(run()))
+    return 0
+
+
+def _state_exists(location: str) -> bool:
+    """Preview writes nothing: a SQLite state file that is not there yet is not created."""
+    prefix = "sqlite+aiosqlite:///"
+    return not location.startswith(prefix) or Path(location.removeprefix(prefix)).exists()
+
+
+def _provision(args: argparse.Namespace, console: Console) -> int:
+    config, targets = _load(args.file)
+    job = config.job(args.job)
+    location = state_url(args.state or config.state or DEFAULT_STATE, base_dir=config.base_dir)
+    _install_uvloop()
+
+    async def run() -> Provisioned:
+        async with embedded(config, targets, location) as pipeline:
+            return await provision(pipeline.runner, job, args.source_id)
+
+    done = asyncio.run(run())
+    print_provisioned(console, done)
+    return 0 if all(r["status"] in ("succeeded", "retrying") for r in done.records) else 1
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from engine.cycles import CycleSummary
+from engine.ondemand import Preview, Provisioned
 from engine.tracker import CycleProgress
 
 MAX_PROBLEMS_SHOWN = 10
@@ -114,3 +115,63 @@ def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
                 console.print(f"  {problem}", highlight=False, markup=False)
             if s.skipped_rows > MAX_PROBLEMS_SHOWN:
                 console.print(f"  ... and {s.skipped_rows - MAX_PROBLEMS_SHOWN:,} more", highlight=False)
+
+
+def print_preview(console: Console, shown: Preview) -> None:
+    """What `roster preview` prints: every step, without writing anything."""
+    say = console.print
+    if not shown.found:
+        say(f"[bold]{shown.job}[/] {shown.source_id}: {shown.explanation}", highlight=False, markup=True)
+        return
+    say(f"[bold]{shown.job}[/] {shown.source_id} (line {shown.line} of the source)", highlight=False)
+    table = Table(title="source attributes", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("attribute")
+    table.add_column("value")
+    for key, value in shown.source.items():
+        table.add_row(key, _show(value))
+    say(table)
+    if shown.scoping:
+        say("[bold]scoping[/] (clauses in a group are ANDed, groups are ORed)")
+        for i, group in enumerate(shown.scoping):
+            for clause, holds in group:
+                mark = "[green]yes[/]" if holds else "[red]no[/]"
+                say(
+                    f"  group {i + 1}: {clause.attribute} {clause.operator} {_show(clause.value)} -> {mark}",
+                    highlight=False,
+                )
+        say(f"  in scope: {'yes' if shown.in_scope else 'no'}")
+    if shown.mapping_error:
+        say(f"[red]mapping failed:[/] {shown.mapping_error}", highlight=False)
+    elif shown.in_scope:
+        table = Table(title="mapped attributes", title_justify="left", box=box.SIMPLE_HEAD)
+        table.add_column("target attribute")
+        table.add_column("value")
+        table.add_column("applies")
+        for key, value in shown.mapped.items():
+            table.add_row(key, _show(value), "always")
+        for key, value in shown.create_only.items():
+            table.add_row(key, _show(value), "on create")
+        say(table)
+    entry = shown.entry
+    known = f"target id {entry.target_id}, {entry.state}" if entry else "not provisioned yet"
+    say(f"[bold]state[/]: {known}", highlight=False)
+    say(f"[bold]operation[/]: {shown.action} ({shown.explanation})", highlight=False)
+
+
+def print_provisioned(console: Console, done: Provisioned) -> None:
+    """What `roster provision` prints: the steps, then the provisioning log records of the object."""
+    print_preview(console, done.preview)
+    if not done.records:
+        console.print("[bold]result[/]: nothing was sent (nothing to do)")
+        return
+    for record in done.records:
+        error = f", {record['error_class']}: {record['error_message']}" if record["error_message"] else ""
+        console.print(
+            f"[bold]result[/]: {record['action']} {record['status']} after {record['attempts']} attempt(s), "
+            f"target id {record['target_id']}{error}",
+            highlight=False,
+        )
+
+
+def _show(value: object) -> str:
+    return "(null)" if value is None else str(value)

@@ -1,0 +1,187 @@
+"""One object at a time: `roster preview` (what would happen, writing nothing) and `roster provision`
+(provision on demand: that object through the whole flow now, step by step).
+
+Both reuse the planner that cycles use, so what they show is what a cycle would do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.config import JobConfig
+from engine.cycles import CycleRunner
+from engine.mapping.expression_mapping import ExpressionMapping
+from engine.mapping.functions import MappingError
+from engine.planner import Planner, StateEntry, plan_action, plan_missing
+from engine.scoping import ScopingClause
+from engine.sources.base import Source, SourceObject
+from engine.sources.file import FileSource
+from engine.state import StateStore
+from queues.contracts import Operation
+from queues.errors import SourceError
+
+REDACTED = "***"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Preview:
+    """How one source object would be scoped, mapped and provisioned."""
+
+    job: str
+    source_id: str
+    found: bool
+    line: int = 0
+    source: dict[str, Any] = field(default_factory=dict)
+    scoping: list[list[tuple[ScopingClause, bool]]] = field(default_factory=list)
+    in_scope: bool = True
+    mapped: dict[str, Any] = field(default_factory=dict)
+    create_only: dict[str, Any] = field(default_factory=dict)
+    mapping_error: str | None = None
+    entry: StateEntry | None = None
+    action: str | None = None
+    explanation: str = ""
+
+
+async def find_object(source: Source, source_id: str) -> SourceObject | None:
+    """Stream the source until `source_id` turns up (a full read when it is not there)."""
+    async for batch in source.batches(1_000):
+        for obj in batch:
+            if obj.source_id == source_id:
+                return obj
+    return None
+
+
+def preview(job: JobConfig, obj: SourceObject | None, source_id: str, entry: StateEntry | None) -> Preview:
+    """Pure: the object's scoping, mapping and planned action against its state entry."""
+    if obj is None:
+        action = "nothing"
+        if entry is not None:
+            action = _deprovision_action(job, entry) or "nothing"
+        why = "not in the source: " + (
+            f"it would be {action}d ({job.deprovision} policy)" if action != "nothing" else "nothing to do"
+        )
+        return Preview(
+            job=job.name, source_id=source_id, found=False, entry=entry, action=action, explanation=why
+        )
+    explained = job.scoping.explain(obj.attributes) if job.scoping.groups else []
+    in_scope = not job.scoping.groups or job.scoping.matches(obj.attributes)
+    base = {
+        "job": job.name,
+        "source_id": source_id,
+        "found": True,
+        "line": obj.line,
+        "source": obj.attributes,
+    }
+    if not in_scope:
+        action = (_deprovision_action(job, entry) if entry else None) or "nothing"
+        return Preview(
+            **base,
+            scoping=explained,
+            in_scope=False,
+            entry=entry,
+            action=action,
+            explanation="out of scope" + (f": it would be {action}d" if action != "nothing" else ""),
+        )
+    try:
+        mapped = job.mapper().map(obj.attributes)
+    except MappingError as exc:
+        return Preview(
+            **base,
+            scoping=explained,
+            entry=entry,
+            mapping_error=str(exc),
+            action="fail",
+            explanation="a mapping fails on this object: it would be logged as failed",
+        )
+    action = plan_action(entry, mapped.hash) or "nothing"
+    hidden = {m.target for m in job.mappings if isinstance(m, ExpressionMapping) and m.expression.redacted}
+    explanation = {
+        "create": "not in the target yet",
+        "update": "disabled in the target: it would be enabled again"
+        if entry is not None and entry.state == "disabled"
+        else "its mapped attributes changed since they were last applied",
+        "nothing": "the target already holds these values",
+    }[action]
+    return Preview(
+        **base,
+        scoping=explained,
+        mapped={k: REDACTED if k in hidden else v for k, v in mapped.attributes.items()},
+        create_only={k: REDACTED if k in hidden else v for k, v in mapped.create_only.items()},
+        entry=entry,
+        action=action,
+        explanation=explanation,
+    )
+
+
+def _deprovision_action(job: JobConfig, entry: StateEntry) -> str | None:
+    return plan_missing(entry, job.deprovision)
+
+
+async def preview_from_state(job: JobConfig, source_id: str, state: StateStore | None) -> Preview:
+    obj = await find_object(FileSource(job.source), source_id)
+    entry = (await state.snapshot(job.name)).get(source_id) if state is not None else None
+    return preview(job, obj, source_id, entry)
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioned:
+    """What provisioning one object did: the preview of its steps and its provisioning log records."""
+
+    preview: Preview
+    cycle_id: str
+    records: list[dict[str, Any]]
+
+
+async def provision(
+    runner: CycleRunner, job: JobConfig, source_id: str, *, timeout_s: float = 300
+) -> Provisioned:
+    """Run one object through the flow now (import, scope, match, action, result), as a cycle of its
+    own in the history, without touching any other object."""
+    source = runner.source_for(job)
+    obj = await find_object(source, source_id)
+    if obj is None and not source.problems and source_id not in (await runner.state.snapshot(job.name)):
+        raise SourceError(f"{source_id!r} is neither in the source of job {job.name!r} nor in its state")
+    cycle_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}-one"
+    snapshot = await runner.state.snapshot(job.name)
+    entry = snapshot.get(source_id)
+    shown = preview(job, obj, source_id, entry)
+    await runner.state.start_cycle(cycle_id, job.name, "on_demand")
+    progress = runner.tracker.start_cycle(cycle_id, job.name)
+    planner = Planner(
+        job=job.name,
+        target=job.target,
+        object_type=job.object_type,
+        cycle_id=cycle_id,
+        mapper=job.mapper(),
+        snapshot={source_id: entry} if entry else {},
+        in_flight=runner.tracker.in_flight(job.name),
+        deprovision=job.deprovision,
+        scope=job.scoping,
+    )
+    ops: list[Operation] = []
+    try:
+        if obj is not None:
+            op = planner.plan(obj)
+            ops = [op] if op is not None else []
+        if obj is None or not planner.seen:
+            ops = list(planner.plan_missing())
+    except MappingError as exc:
+        failure = planner.failure(obj, exc)  # type: ignore[arg-type]
+        await runner.state.apply_results([failure])
+        runner.tracker.record_unpublished(cycle_id, [failure])
+    for op in ops:
+        runner.tracker.register(op)
+        await runner.publisher.add(op)
+    await runner.publisher.flush()
+    runner.tracker.planning_done(cycle_id)
+    try:
+        await asyncio.wait_for(runner.results.wait_or_fail(progress.done), timeout_s)
+    finally:
+        runner.tracker.end_cycle(cycle_id)
+    counts = dict(progress.counts)
+    await runner.state.finish_cycle(cycle_id, "failed" if counts.get("failed") else "succeeded", counts)
+    return Provisioned(shown, cycle_id, await runner.state.log_records(job.name, cycle_id=cycle_id))

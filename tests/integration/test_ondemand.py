@@ -1,0 +1,54 @@
+"""`roster preview` and `roster provision`: one object, every step shown, nothing else touched."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tests.integration.pipeline import person, write_csv
+from tests.integration.test_cli import _roster, _write_config
+
+
+def _rows(db: Path) -> dict[str, tuple]:
+    with sqlite3.connect(db) as conn:
+        return {r[0]: r[1:] for r in conn.execute("SELECT employee_id, department, active FROM accounts")}
+
+
+def test_preview_shows_scoping_mapping_and_the_operation_and_writes_nothing(tmp_path: Path) -> None:
+    write_csv(tmp_path / "people.csv", [person(i) for i in range(5)])
+    scoping = [{"clauses": [{"attribute": "department", "operator": "IS NOT NULL"}]}]
+    file = _write_config(tmp_path, scoping=scoping)
+
+    shown = _roster("preview", str(file), "people", "E00002")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    out = shown.stdout
+    assert "line 4 of the source" in out
+    assert "department IS NOT NULL" in out and "-> yes" in out
+    assert "Nuñez, Jr." in out and "Example Corp" in out
+    assert "operation: create (not in the target yet)" in out
+    assert not (tmp_path / "state.db").exists() and not (tmp_path / "target.db").exists()
+
+    out_of_scope = _roster("preview", str(file), "people", "E00001").stdout  # department is empty
+    assert "-> no" in out_of_scope and "in scope: no" in out_of_scope
+
+
+def test_provision_applies_exactly_one_object_and_shows_its_log_record(tmp_path: Path) -> None:
+    rows = [person(i) for i in range(6)]
+    write_csv(tmp_path / "people.csv", rows)
+    file = _write_config(tmp_path)
+    assert _roster("run", str(file)).returncode == 0
+
+    rows[2] = person(2, department="Legal")
+    rows[3] = person(3, department="Legal")
+    write_csv(tmp_path / "people.csv", rows)
+    done = _roster("provision", str(file), "people", "E00002")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "operation: update (its mapped attributes changed" in done.stdout
+    assert "result: update succeeded after 1 attempt(s), target id E00002" in done.stdout
+
+    target = _rows(tmp_path / "target.db")
+    assert target["E00002"] == ("Legal", 1)
+    assert target["E00003"] == ("People", 1)  # changed in the source too, but not asked for
+
+    again = _roster("provision", str(file), "people", "E00002")
+    assert "result: nothing was sent" in again.stdout
