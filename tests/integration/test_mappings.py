@@ -73,3 +73,34 @@ async def test_expressions_map_values_and_a_failing_expression_fails_only_its_ob
     assert "E00004" not in target
     assert target["E00001"]["first_name"] == "ZOE" and target["E00001"]["email"] == "user1@corp.example"
     assert target["E00003"]["first_name"] == "LUKASZ"
+
+
+async def test_select_unique_value_gives_each_new_account_the_first_login_nobody_holds(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    rows = [person(i, given_name="Ana", family_name="Silva") for i in range(3)] + [person(9)]
+    write_csv(tmp_path / "people.csv", rows)
+    raw = _raw(tmp_path, url)
+    raw["jobs"][0]["mappings"].append(
+        {
+            "target": "login",
+            "apply": "on_create",
+            "expression": 'SelectUniqueValue(ToLower(Join("", Left([given_name], 1), [family_name])),'
+            ' ToLower(Join("", Left([given_name], 2), [family_name])),'
+            ' ToLower(Join(".", [given_name], [family_name])))',
+        }
+    )
+    raw["targets"][0]["columns"]["login"] = "login"
+    async with pipeline(tmp_path, raw) as p:
+        first = await p.runner.run_cycle(p.runner.config.jobs[0])
+        rows.append(person(10, given_name="Ana", family_name="Silva"))
+        write_csv(tmp_path / "people.csv", rows)
+        second = await p.runner.run_cycle(p.runner.config.jobs[0])
+        log = await p.state.log_records("people", cycle_id=second.cycle_id)
+
+    assert (first.created, first.failed) == (4, 0)
+    logins = {k: row["login"] for k, row in (await target_rows(url)).items()}
+    assert sorted(logins[f"E0000{i}"] for i in range(3)) == ["ana.silva", "ansilva", "asilva"]
+    assert (second.created, second.failed) == (0, 1)
+    assert "all unique candidates taken for 'login'" in log[0]["error_message"]

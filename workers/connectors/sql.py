@@ -10,6 +10,7 @@ and the operations are applied one by one, each in its own transaction, so only 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import logging
 import sqlite3
@@ -31,6 +32,7 @@ from queues.contracts import Operation
 from queues.errors import ConfigError
 from workers.connectors.base import Applied, Outcome
 from workers.errors import ConnectorError, PermanentError, TransientError
+from workers.unique import unique_candidates
 
 logger = logging.getLogger(__name__)
 
@@ -340,10 +342,11 @@ class SqlConnector:
             raise RuntimeError(f"{self!r} is not open")
         if not ops:
             return []
-        outcomes, plan = self._plan(ops)
-        if not plan:
-            return outcomes
         async with self._write_lock():
+            ops, refused = await self._resolve_unique(engine, ops)
+            outcomes, plan = self._plan(ops, refused)
+            if not plan:
+                return outcomes
             try:
                 async with engine.connect() as conn:
                     try:
@@ -360,7 +363,7 @@ class SqlConnector:
                             len(ops),
                             error.code,
                         )
-                    return await self._one_by_one(conn, ops)
+                    return await self._one_by_one(conn, ops, refused)
             except Exception as exc:
                 error = self._error(exc)
                 if error is None:
@@ -369,9 +372,14 @@ class SqlConnector:
                     raise error from exc
                 return [outcome if isinstance(outcome, ConnectorError) else error for outcome in outcomes]
 
-    async def _one_by_one(self, conn: AsyncConnection, ops: Sequence[Operation]) -> list[Outcome]:
+    async def _one_by_one(
+        self, conn: AsyncConnection, ops: Sequence[Operation], refused: Mapping[int, PermanentError]
+    ) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        for op in ops:
+        for i, op in enumerate(ops):
+            if i in refused:
+                outcomes.append(refused[i])
+                continue
             (outcome,), plan = self._plan([op])
             if plan:
                 try:
@@ -385,12 +393,18 @@ class SqlConnector:
             outcomes.append(outcome)
         return outcomes
 
-    def _plan(self, ops: Sequence[Operation]) -> tuple[list[Outcome], _Plan]:
-        """Reduce `ops` to their net effect per key, in order, and the outcome of each if that applies."""
+    def _plan(
+        self, ops: Sequence[Operation], refused: Mapping[int, PermanentError] | None = None
+    ) -> tuple[list[Outcome], _Plan]:
+        """Reduce `ops` to their net effect per key, in order, and the outcome of each if that applies.
+        The operations in `refused` (by index) are not applied: their outcome is that error."""
         deactivate = self.settings.on_disable == "deactivate"
         plan = _Plan()
         outcomes: list[Outcome] = []
-        for op in ops:
+        for i, op in enumerate(ops):
+            if refused and i in refused:
+                outcomes.append(refused[i])
+                continue
             try:
                 key = self._key(op)
                 if op.action in ("create", "update"):
@@ -407,6 +421,59 @@ class SqlConnector:
             else:
                 outcomes.append(Applied(target_id=str(key)))
         return outcomes, plan
+
+    async def _resolve_unique(
+        self, engine: AsyncEngine, ops: Sequence[Operation]
+    ) -> tuple[Sequence[Operation], dict[int, PermanentError]]:
+        """Replace each SelectUniqueValue attribute (`{"$unique": [candidates]}`) by the first candidate
+        that no other row holds in its column, nor another operation of this batch took.
+
+        Runs under the write lock, so one worker's batches never race each other on SQLite; across
+        PostgreSQL workers a UNIQUE constraint on the column turns a lost race into a permanent error.
+        """
+        if not any(unique_candidates(v) is not None for op in ops for v in op.attributes.values()):
+            return ops, {}
+        table = self._table
+        assert table is not None
+        key_column = table.c[self.settings.key_column]
+        taken_in_batch: dict[str, set[Any]] = {}
+        resolved: list[Operation] = []
+        refused: dict[int, PermanentError] = {}
+        async with engine.connect() as conn:
+            for i, op in enumerate(ops):
+                attributes = dict(op.attributes)
+                try:
+                    for attribute, value in op.attributes.items():
+                        candidates = unique_candidates(value)
+                        if candidates is None:
+                            continue
+                        column = self._column_of(attribute)
+                        key = str(self._key(op))
+                        claimed = taken_in_batch.setdefault(column, set())
+                        for candidate in candidates:
+                            if candidate in claimed:
+                                continue
+                            query = sa.select(key_column).where(table.c[column] == candidate).limit(1)
+                            holder = (await conn.execute(query)).scalar()
+                            if holder is None or str(holder) == key:
+                                attributes[attribute] = candidate
+                                claimed.add(candidate)
+                                break
+                        else:
+                            raise PermanentError(
+                                f"all unique candidates taken for {attribute!r}: {', '.join(candidates)}",
+                                code="unique",
+                            )
+                except PermanentError as error:
+                    refused[i] = error
+                resolved.append(dataclasses.replace(op, attributes=attributes))
+        return resolved, refused
+
+    def _column_of(self, attribute: str) -> str:
+        target = self._targets.get(attribute)
+        if target is None:
+            raise PermanentError(f"attribute {attribute!r} has no column in table {self.settings.table!r}")
+        return target[0]
 
     def _key(self, op: Operation) -> Any:
         value = op.match_value if op.match_value is not None else op.target_id
