@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from engine.mapping.functions import compile_regex
+from engine.mapping.dotnet import compile_regex
 from queues.errors import ConfigError
 from queues.validation import as_list, as_mapping, check_keys, join, string
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from operator import methodcaller
 from typing import Any, Final, NoReturn
 
+from engine.mapping.dotnet import format_utc
 from engine.mapping.functions import (
     DYNAMIC,
     FUNCTIONS,
@@ -28,7 +29,6 @@ from engine.mapping.functions import (
     MappingError,
     OmitFlow,
     compare,
-    format_utc,
 )
 from queues.errors import RosterError
 
