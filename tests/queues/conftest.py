@@ -3,7 +3,8 @@
 A kind is one entry in `FACTORIES`: an async factory taking the queue options a test may need
 (`max_length`, `delivery_limit`). RabbitMQ honours them as queue arguments (`x-max-length` with
 `x-overflow: reject-publish`, `x-delivery-limit`), so adding it is one more factory, marked
-`pytest.mark.rabbitmq`. Queue names are unique per test, so the suite can share a real server.
+`pytest.mark.rabbitmq`. Queue names are unique per test, so the suite can share a real server; every
+queue a RabbitMQ broker declared is deleted after the test, and its exchanges once nothing uses them.
 """
 
 from __future__ import annotations
@@ -12,14 +13,51 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aio_pika
 import pytest
+from aiormq.exceptions import AMQPError
 
 from queues.broker import Broker
 from queues.memory import MemoryBroker
+from queues.rabbitmq import RabbitBroker
+from tests.conftest import require_service
+
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 async def _memory_broker(**options: Any) -> Broker:
     return MemoryBroker(**options)
+
+
+async def connect_rabbit_broker(**options: Any) -> RabbitBroker:
+    """A connected broker on the local RabbitMQ; fails the test (never skips) if it is not running."""
+    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
+    options.setdefault("name", "roster-tests")
+    options.setdefault("url", RABBITMQ_URL)
+    broker = RabbitBroker(**options)
+    await broker.connect()
+    return broker
+
+
+async def _rabbitmq_broker(**options: Any) -> Broker:
+    return await connect_rabbit_broker(**options)
+
+
+async def delete_rabbit_topology(brokers: list[RabbitBroker]) -> None:
+    """Delete the queues the brokers declared, and their exchanges if nothing else is bound to them."""
+    queues = set().union(*(b.declared_queues for b in brokers))
+    exchanges = set().union(*(b.declared_exchanges for b in brokers))
+    if not queues and not exchanges:
+        return
+    async with await aio_pika.connect(RABBITMQ_URL) as connection:
+        channel = await connection.channel()
+        for queue in sorted(queues):
+            await channel.queue_delete(queue)
+        for exchange in sorted(exchanges):
+            try:
+                await channel.exchange_delete(exchange, if_unused=True)
+            except AMQPError:  # still bound to a queue someone else uses: leave it
+                channel = await connection.channel()
 
 
 MakeBroker = Callable[..., Awaitable[Broker]]
@@ -27,12 +65,15 @@ MakeBroker = Callable[..., Awaitable[Broker]]
 
 FACTORIES: dict[str, MakeBroker] = {
     "memory": _memory_broker,
+    "rabbitmq": _rabbitmq_broker,
 }
+MARKS: dict[str, list[pytest.MarkDecorator]] = {"rabbitmq": [pytest.mark.rabbitmq]}
 
 
-@pytest.fixture(params=[pytest.param(kind, id=kind) for kind in FACTORIES])
+@pytest.fixture(params=[pytest.param(kind, id=kind, marks=MARKS.get(kind, [])) for kind in FACTORIES])
 async def make_broker(request: pytest.FixtureRequest) -> AsyncIterator[MakeBroker]:
-    """Make brokers of this test's kind; every one is closed after the test."""
+    """Make brokers of this test's kind; every one is closed, and what it declared deleted, after
+    the test."""
     factory = FACTORIES[request.param]
     made: list[Broker] = []
 
@@ -44,6 +85,7 @@ async def make_broker(request: pytest.FixtureRequest) -> AsyncIterator[MakeBroke
     yield make
     for broker in reversed(made):
         await broker.aclose()
+    await delete_rabbit_topology([b for b in made if isinstance(b, RabbitBroker)])
 
 
 @pytest.fixture
