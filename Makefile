@@ -17,7 +17,7 @@ quickstart: $(STAMP)
 	$(BIN)/roster run examples/quickstart.yaml
 
 test: $(STAMP)
-	bash tests/services.sh postgresql
+	bash tests/services.sh postgresql rabbitmq
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
