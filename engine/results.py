@@ -17,7 +17,7 @@ from engine.state import StateStore
 from engine.tracker import Tracker
 from queues.broker import Broker
 from queues.contracts import Result, decode_results
-from queues.errors import DecodeError, StateError
+from queues.errors import BrokerError, DecodeError, StateError
 from queues.topology import RESULTS_QUEUE
 
 log = logging.getLogger("roster.engine.results")
@@ -58,15 +58,21 @@ class ResultConsumer:
                     results = decode_results(delivery.body)
                 except DecodeError as exc:
                     log.error("event=result_dead_lettered reason=%r", str(exc))
-                    await delivery.dead_letter(str(exc))
+                    try:
+                        await delivery.dead_letter(str(exc))
+                    except BrokerError as lost:
+                        log.warning("event=result_dead_letter_lost error=%r", str(lost))
                     continue
                 await self._write(results)
                 self._tracker.settle(results)
-                await delivery.ack()
                 if self._metrics is not None:
                     self._metrics.record_results(results)
-                if self._metrics is not None:
-                    self._metrics.record_results(results)
+                try:
+                    await delivery.ack()
+                except BrokerError as exc:
+                    # The connection dropped after the write: the message comes back, and writing it
+                    # again changes nothing (upserts; the tracker ignores settled operations).
+                    log.warning("event=result_ack_lost error=%r", str(exc))
         finally:
             await consumer.aclose()
 

@@ -146,8 +146,8 @@ def test_an_engine_killed_mid_publish_and_started_again_converges_without_duplic
 def test_connections_dropped_by_the_broker_mid_cycle_are_restored_and_the_cycle_completes(
     tmp_path: Path, fleet: Fleet, postgres_url: str, table: str
 ) -> None:
-    rows = [person(i) for i in range(4000)]
-    config = _config(tmp_path, postgres_url, table, rows, batch_size=20)
+    rows = [person(i) for i in range(6000)]
+    config = _config(tmp_path, postgres_url, table, rows, batch_size=10)
     workers = [fleet.worker(config, "--concurrency", "1"), fleet.worker(config, "--concurrency", "1")]
     for worker in workers:
         worker.wait_healthy()
@@ -156,11 +156,14 @@ def test_connections_dropped_by_the_broker_mid_cycle_are_restored_and_the_cycle_
     wait_until(
         lambda: sum(w.metric("roster_worker_batches_total") for w in workers) >= 5, 60, "batches", fleet
     )
-    rabbitmqctl("close_all_connections", "roster test: connections dropped mid-cycle")
+    vhost_name = fleet.broker_url.rsplit("/", 1)[1]
+    rabbitmqctl("close_all_connections", "--vhost", vhost_name, "roster test: connections dropped mid-cycle")
     assert engine.popen is not None and engine.popen.poll() is None, "the cycle ended before the drop"
 
     assert engine.wait(180) == 0, fleet.logs()
     _assert_exactly(postgres_url, table, rows)
+    for process in (engine, *workers):  # the drop reached every process, and each came back
+        assert "CONNECTION_FORCED" in process.log(), process.log()
 
 
 def test_an_undecodable_message_is_dead_lettered_with_its_reason_and_the_worker_goes_on(
