@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from queues.contracts import Operation
 from workers.errors import ConnectorError
@@ -21,6 +21,8 @@ class Applied:
 
     target_id: str | None
 
+
+_C = TypeVar("_C", bound="AsyncContextConnector")
 
 Outcome = Applied | ConnectorError
 """Per operation: applied, or the error that decides its fate (transient or permanent)."""
@@ -40,6 +42,23 @@ class Connector(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class AsyncContextConnector:
+    """Gives a connector `async with`: opened on enter, closed on exit, whatever the connector."""
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self: _C) -> _C:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 class ConnectorFactory(Protocol):

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from queues.contracts import Operation
-from workers.connectors.base import Applied, Outcome
+from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 
 
-class NullConnector:
+class NullConnector(AsyncContextConnector):
     """Applies nothing and reports every operation applied, with the match value as its target id."""
 
     def __init__(self, name: str = "null", settings: Mapping[str, Any] | None = None) -> None:
         self.name = name
-
-    async def __aenter__(self) -> NullConnector:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def open(self) -> None:
         return None

@@ -60,7 +60,6 @@ import ssl
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
@@ -71,7 +70,7 @@ from yarl import URL
 from queues.contracts import Operation
 from queues.errors import ConfigError
 from queues.validation import as_list, as_mapping, boolean, check_keys, choice, integer, join, number, string
-from workers.connectors.base import Applied, Outcome
+from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 from workers.connectors.scim_auth import AuthSettings, Credentials, NoAuth, parse_auth
 from workers.errors import ConnectorError, PermanentError, TransientError
 from workers.limits import Gate, parse_retry_after
@@ -332,7 +331,7 @@ class _Answer:
     what: str  # "PATCH /Users/123", to name the call in errors
 
 
-class ScimConnector:
+class ScimConnector(AsyncContextConnector):
     """Applies operations to one SCIM service; see the module docstring for the guarantees."""
 
     def __init__(self, name: str, settings: ScimSettings) -> None:
@@ -351,15 +350,6 @@ class ScimConnector:
 
     def __repr__(self) -> str:
         return f"ScimConnector({self.name!r}, {self.settings.url})"
-
-    async def __aenter__(self) -> ScimConnector:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def open(self) -> None:
         """Build the session and its bounded pool; the first request connects."""

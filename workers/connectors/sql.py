@@ -19,7 +19,7 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Any, Final, Literal
 
 import sqlalchemy as sa
@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from queues.contracts import Operation
 from queues.errors import ConfigError
-from workers.connectors.base import Applied, Outcome
+from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 from workers.errors import ConnectorError, PermanentError, TransientError
 from workers.unique import unique_candidates
 
@@ -248,7 +248,7 @@ class _Plan:
         return bool(self.upserts or self.ends)
 
 
-class SqlConnector:
+class SqlConnector(AsyncContextConnector):
     """Applies operations to one table; see the module docstring for the guarantees."""
 
     def __init__(self, name: str, settings: SqlSettings) -> None:
@@ -269,15 +269,6 @@ class SqlConnector:
 
     def __repr__(self) -> str:
         return f"SqlConnector({self.name!r}, {self.settings.safe_url}, table={self.settings.table!r})"
-
-    async def __aenter__(self) -> SqlConnector:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def open(self) -> None:
         """Connect, create the table if asked to, and check that it fits the settings."""
