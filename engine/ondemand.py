@@ -123,7 +123,7 @@ def _deprovision_action(job: JobConfig, entry: StateEntry) -> str | None:
 
 async def preview_from_state(job: JobConfig, source_id: str, state: StateStore | None) -> Preview:
     obj = await find_object(FileSource(job.source), source_id)
-    entry = (await state.snapshot(job.name)).get(source_id) if state is not None else None
+    entry = await state.entry(job.name, source_id) if state is not None else None
     return preview(job, obj, source_id, entry)
 
 
@@ -143,11 +143,10 @@ async def provision(
     own in the history, without touching any other object."""
     source = runner.source_for(job)
     obj = await find_object(source, source_id)
-    if obj is None and not source.problems and source_id not in (await runner.state.snapshot(job.name)):
+    entry = await runner.state.entry(job.name, source_id)
+    if obj is None and not source.problems and entry is None:
         raise SourceError(f"{source_id!r} is neither in the source of job {job.name!r} nor in its state")
     cycle_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}-one"
-    snapshot = await runner.state.snapshot(job.name)
-    entry = snapshot.get(source_id)
     shown = preview(job, obj, source_id, entry)
     await runner.state.start_cycle(cycle_id, job.name, "on_demand")
     progress = runner.tracker.start_cycle(cycle_id, job.name)

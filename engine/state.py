@@ -132,6 +132,15 @@ class StateStore:
             rows = (await conn.execute(query)).all()
         return {row[0]: StateEntry(row[1], row[2], row[3]) for row in rows}
 
+    async def entry(self, job: str, source_id: str) -> StateEntry | None:
+        """What the state knows of one object (for preview and provision on demand)."""
+        query = sa.select(objects.c.target_id, objects.c.applied_hash, objects.c.state).where(
+            objects.c.job == job, objects.c.source_id == source_id
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return StateEntry(row[0], row[1], row[2]) if row is not None else None
+
     async def apply_results(self, results: Sequence[Result]) -> None:
         """Record results in one transaction: final successes move the object's state, every result
         is a log record (retries included)."""
