@@ -19,7 +19,7 @@ from engine.planner import Deprovision
 from engine.publisher import PublishSettings
 from engine.schedule import Schedule, parse_schedule
 from engine.scoping import ScopingFilter, parse_scoping
-from engine.sources.file import FileSourceSettings, parse_file_source
+from engine.sources.registry import SourceSettings, parse_source
 from queues.errors import ConfigError
 from queues.validation import (
     as_list,
@@ -34,7 +34,6 @@ from queues.validation import (
 )
 from queues.yamlfile import load_yaml
 
-SOURCE_TYPES = ("csv", "jsonl")
 DEPROVISION = ("disable", "delete", "none")
 ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers")
 
@@ -44,7 +43,7 @@ class JobConfig:
     name: str
     target: str
     object_type: str
-    source: FileSourceSettings
+    source: SourceSettings
     mappings: tuple[AttributeMapping, ...]
     match_attribute: str | None
     deprovision: Deprovision
@@ -107,7 +106,6 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         required=("name", "source", "target", "mappings"),
     )
     source_raw = as_mapping(join(path, "source"), raw["source"])
-    choice(join(path, "source.type"), source_raw.get("type"), SOURCE_TYPES)
     mappings = tuple(
         parse_mapping(join(join(path, "mappings"), i), item)
         for i, item in enumerate(as_list(join(path, "mappings"), raw["mappings"]))
@@ -118,7 +116,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         name=string(join(path, "name"), raw["name"]),
         target=string(join(path, "target"), raw["target"]),
         object_type=choice(join(path, "object_type"), raw.get("object_type", "user"), ("user", "group")),
-        source=parse_file_source(join(path, "source"), source_raw, base_dir=base_dir),
+        source=parse_source(join(path, "source"), source_raw, base_dir=base_dir),
         mappings=tuple(m for m, _ in mappings),
         match_attribute=_match_attribute(path, mappings),
         deprovision=choice(join(path, "deprovision"), raw.get("deprovision", "disable"), DEPROVISION),  # type: ignore[arg-type]

@@ -24,7 +24,6 @@ from engine.planner import Planner
 from engine.publisher import Publisher
 from engine.results import ResultConsumer
 from engine.sources.base import Source, SourceProblem
-from engine.sources.file import FileSource
 from engine.state import StateStore
 from engine.tracker import CycleProgress, Tracker
 from queues.broker import Broker
@@ -117,7 +116,7 @@ class CycleRunner:
         await self.aclose()
 
     def source_for(self, job: JobConfig) -> Source:
-        return FileSource(job.source)
+        return job.source.open()
 
     async def run_cycle(
         self,

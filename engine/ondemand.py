@@ -19,7 +19,6 @@ from engine.mapping.functions import MappingError
 from engine.planner import Planner, StateEntry, plan_action, plan_missing
 from engine.scoping import ScopingClause
 from engine.sources.base import Source, SourceObject
-from engine.sources.file import FileSource
 from engine.state import StateStore
 from queues.contracts import Operation
 from queues.errors import SourceError
@@ -122,7 +121,7 @@ def _deprovision_action(job: JobConfig, entry: StateEntry) -> str | None:
 
 
 async def preview_from_state(job: JobConfig, source_id: str, state: StateStore | None) -> Preview:
-    obj = await find_object(FileSource(job.source), source_id)
+    obj = await find_object(job.source.open(), source_id)
     entry = await state.entry(job.name, source_id) if state is not None else None
     return preview(job, obj, source_id, entry)
 

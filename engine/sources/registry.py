@@ -1,0 +1,55 @@
+"""Which source type reads which settings and opens which source.
+
+A job's `source:` section names its `type:`; each kind validates its own settings (errors name the key and
+the fix) and opens a fresh `Source` per cycle. A file source may leave `type:` out: the file's suffix says it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.sources.base import Source
+from engine.sources.file import FileSource, parse_file_source
+from queues.validation import choice, join
+
+
+@dataclass(frozen=True, slots=True)
+class SourceKind:
+    """How one source type reads its settings and opens a source from them."""
+
+    parse: Callable[[str, Mapping[str, Any], Path], Any]
+    open: Callable[[Any], Source]
+
+
+_FILE = SourceKind(
+    parse=lambda path, raw, base_dir: parse_file_source(path, raw, base_dir=base_dir),
+    open=FileSource,
+)
+
+SOURCE_KINDS: dict[str, SourceKind] = {
+    "csv": _FILE,
+    "jsonl": _FILE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    """A job's validated source: its type and that type's own settings."""
+
+    type: str
+    settings: Any
+
+    def open(self) -> Source:
+        return SOURCE_KINDS[self.type].open(self.settings)
+
+
+def parse_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> SourceSettings:
+    """Validate a job's `source:` with the parser of its type (a file's type may come from its name)."""
+    if "type" not in raw:
+        settings = _FILE.parse(path, raw, base_dir)
+        return SourceSettings(type=settings.type, settings=settings)
+    kind_name = choice(join(path, "type"), raw["type"], tuple(SOURCE_KINDS))
+    return SourceSettings(type=kind_name, settings=SOURCE_KINDS[kind_name].parse(path, raw, base_dir))
