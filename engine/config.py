@@ -24,7 +24,6 @@ from queues.errors import ConfigError
 from queues.validation import (
     as_list,
     as_mapping,
-    boolean,
     check_keys,
     choice,
     integer,
@@ -45,13 +44,14 @@ class JobConfig:
     object_type: str
     source: SourceSettings
     mappings: tuple[AttributeMapping, ...]
-    match_attribute: str | None
+    matching: tuple[str, ...]
+    """The matching attributes, highest precedence first: the target is searched on each in turn."""
     deprovision: Deprovision
     schedule: Schedule | None
     scoping: ScopingFilter
 
     def mapper(self) -> Mapper:
-        return Mapper(self.mappings, match_attribute=self.match_attribute)
+        return Mapper(self.mappings, matching=self.matching)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,15 +118,15 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         object_type=choice(join(path, "object_type"), raw.get("object_type", "user"), ("user", "group")),
         source=parse_source(join(path, "source"), source_raw, base_dir=base_dir),
         mappings=tuple(m for m, _ in mappings),
-        match_attribute=_match_attribute(path, mappings),
+        matching=_matching(path, mappings),
         deprovision=choice(join(path, "deprovision"), raw.get("deprovision", "disable"), DEPROVISION),  # type: ignore[arg-type]
         schedule=parse_schedule(join(path, "schedule"), raw.get("schedule")),
         scoping=parse_scoping(join(path, "scoping"), raw.get("scoping") or []),
     )
 
 
-def parse_mapping(path: str, raw: Any) -> tuple[AttributeMapping, bool]:
-    """One mapping (direct, constant or expression) and whether it is the matching attribute."""
+def parse_mapping(path: str, raw: Any) -> tuple[AttributeMapping, int | None]:
+    """One mapping (direct, constant or expression) and its matching precedence (None: not matched on)."""
     raw = as_mapping(path, raw)
     check_keys(
         path,
@@ -138,7 +138,7 @@ def parse_mapping(path: str, raw: Any) -> tuple[AttributeMapping, bool]:
     apply_on = {"always": "always", "on_create": "create"}[
         choice(join(path, "apply"), raw.get("apply", "always"), ("always", "on_create"))
     ]
-    match = boolean(join(path, "match"), raw.get("match", False))
+    match = _match_precedence(join(path, "match"), raw.get("match", False))
     kinds = [k for k in ("source", "constant", "expression") if k in raw]
     if len(kinds) != 1:
         raise ConfigError(
@@ -162,12 +162,27 @@ def parse_mapping(path: str, raw: Any) -> tuple[AttributeMapping, bool]:
     return DirectMapping(target=target, source=source, apply_on=apply_on, default=default), match  # type: ignore[arg-type]
 
 
-def _match_attribute(path: str, mappings: tuple[tuple[AttributeMapping, bool], ...]) -> str | None:
-    matching = [m.target for m, is_match in mappings if is_match]
-    if len(matching) > 1:
+def _match_precedence(path: str, raw: Any) -> int | None:
+    """`match: true` (in order of appearance, before numbered ones) or `match: N` (1 first); else None."""
+    if raw is True:
+        return 0
+    if raw is False or raw is None:
+        return None
+    return integer(path, raw, minimum=1)
+
+
+def _matching(path: str, mappings: tuple[tuple[AttributeMapping, int | None], ...]) -> tuple[str, ...]:
+    """The matching attributes in precedence order; two mappings may not share a precedence."""
+    ranked = [
+        (precedence, i, m.target) for i, (m, precedence) in enumerate(mappings) if precedence is not None
+    ]
+    numbered = [precedence for precedence, _, _ in ranked if precedence]
+    clash = next((p for p in numbered if numbered.count(p) > 1), None)
+    if clash is not None:
+        names = [target for precedence, _, target in ranked if precedence == clash]
         raise ConfigError(
             join(path, "mappings"),
-            f"more than one mapping has `match: true` ({', '.join(matching)})",
-            "mark one",
+            f"{', '.join(names)} share matching precedence {clash}",
+            "give each matching attribute its own number (`match: 1` is tried first, then `match: 2`)",
         )
-    return matching[0] if matching else None
+    return tuple(dict.fromkeys(target for _, _, target in sorted(ranked)))

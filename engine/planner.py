@@ -147,11 +147,10 @@ class Planner:
         desired_hash: str,
     ) -> Operation:
         self._seq += 1
-        match_attribute = self.mapper.match_attribute
-        match_value = attributes.get(match_attribute) if match_attribute else None
-        target_id = entry.target_id if entry else None
-        if match_value is None and target_id is not None:
-            match_value = target_id
+        # Lists, not tuples: the pairs read back from the wire then equal what was planned.
+        matching = [
+            [name, value] for name in self.mapper.matching if (value := attributes.get(name)) is not None
+        ]
         return Operation(
             op_id=f"{self.cycle_id}-{self._seq}",
             job=self.job,
@@ -162,8 +161,7 @@ class Planner:
             source_id=source_id,
             attributes=attributes,
             desired_hash=desired_hash,
-            target_id=target_id,
-            match_attribute=match_attribute,
-            match_value=match_value,
+            target_id=entry.target_id if entry else None,
+            matching=matching,
             emitted_at=time.time(),
         )

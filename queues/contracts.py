@@ -33,7 +33,9 @@ class Operation:
     """One change to apply to one object in one target, idempotently.
 
     `desired_hash` is the hash of `attributes` as the engine planned them; the worker returns it in the
-    result as the applied hash, so the state records exactly what the target now holds.
+    result as the applied hash, so the state records exactly what the target now holds. `matching` holds
+    the job's matching attributes that have a value, as [name, value] pairs in precedence order: a
+    connector searches the target on each in turn before it creates.
     """
 
     op_id: str
@@ -46,8 +48,7 @@ class Operation:
     attributes: dict[str, Any]
     desired_hash: str
     target_id: str | None = None
-    match_attribute: str | None = None
-    match_value: Any = None
+    matching: list[list[Any]] = field(default_factory=list)
     members_add: list[str] = field(default_factory=list)
     members_remove: list[str] = field(default_factory=list)
     attempt: int = 1
@@ -58,6 +59,15 @@ class Operation:
             raise DecodeError(f"operation {self.op_id}: unknown action {self.action!r}")
         if self.attempt < 1:
             raise DecodeError(f"operation {self.op_id}: attempt must be >= 1, got {self.attempt}")
+
+    @property
+    def match_attribute(self) -> str | None:
+        """The matching attribute of highest precedence that has a value."""
+        return self.matching[0][0] if self.matching else None
+
+    @property
+    def match_value(self) -> Any:
+        return self.matching[0][1] if self.matching else None
 
     def next_attempt(self) -> Operation:
         """The same operation, counted as one more attempt (for a retry tier)."""

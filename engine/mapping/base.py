@@ -68,16 +68,16 @@ class Mapped:
 class Mapper:
     """Applies a job's mappings in order; the hash covers only the always-applied attributes."""
 
-    __slots__ = ("_always", "_create", "_direct", "match_attribute")
+    __slots__ = ("_always", "_create", "_direct", "matching")
 
-    def __init__(self, mappings: Sequence[Mapping], *, match_attribute: str | None) -> None:
+    def __init__(self, mappings: Sequence[Mapping], *, matching: Sequence[str] = ()) -> None:
         always = [m for m in mappings if m.apply_on == "always"]
         # Direct copies are most mappings and run per object per cycle: they get a loop without a
         # method call each. Order among targets does not matter (the hash sorts keys).
         self._direct = tuple((m.target, m.source, m.default) for m in always if type(m) is DirectMapping)
         self._always = tuple(m for m in always if type(m) is not DirectMapping)
         self._create = tuple(m for m in mappings if m.apply_on == "create")
-        self.match_attribute = match_attribute
+        self.matching = tuple(matching)
 
     def map(self, source: MappingABC[str, Any]) -> Mapped:
         """Raises `MappingError` when an expression fails on this object (the object fails, not the

@@ -96,7 +96,7 @@ def job() -> tuple[ScopingFilter, Mapper]:
         parse_expression_mapping(f"mappings[{i}]", target=target, expression=text)
         for i, (target, text) in enumerate(EXPRESSIONS.items(), start=len(COLUMNS))
     ]
-    return parse_scoping("scoping", SCOPING), Mapper(mappings, match_attribute="employee_id")
+    return parse_scoping("scoping", SCOPING), Mapper(mappings, matching=("employee_id",))
 
 
 def main() -> None:

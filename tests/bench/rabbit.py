@@ -91,8 +91,7 @@ def operations(count: int) -> list[Operation]:
                 source_id=f"E{i:07d}",
                 attributes=attributes,
                 desired_hash=attribute_hash(attributes),
-                match_attribute="employee_id",
-                match_value=f"E{i:07d}",
+                matching=[("employee_id", f"E{i:07d}")],
                 emitted_at=now,
             )
         )

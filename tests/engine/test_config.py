@@ -50,6 +50,25 @@ def _job(**overrides) -> dict:
             "not one of",
         ),
         ({"jobs": [_job(), _job()]}, "jobs[1].name", "used by jobs[0] too"),
+        (
+            {
+                "jobs": [
+                    _job(
+                        mappings=[
+                            {"target": "id", "source": "a", "match": 1},
+                            {"target": "mail", "source": "b", "match": 1},
+                        ]
+                    )
+                ]
+            },
+            "jobs[0].mappings",
+            "id, mail share matching precedence 1",
+        ),
+        (
+            {"jobs": [_job(mappings=[{"target": "id", "source": "a", "match": 0}])]},
+            "jobs[0].mappings[0].match",
+            "at least 1",
+        ),
         ({"jobs": [_job()], "engine": {"batch_size": 0}}, "engine.batch_size", "at least 1"),
         ({"jobs": []}, "jobs", "is empty"),
     ],
@@ -119,3 +138,15 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_yaml(file)
     assert f"{file}:" in str(caught.value) and "not valid YAML" in str(caught.value)
+
+
+def test_matching_attributes_are_ordered_by_precedence() -> None:
+    mappings = [
+        {"target": "mail", "source": "email", "match": 2},
+        {"target": "name", "source": "login", "match": True},
+        {"target": "id", "source": "employee_id", "match": 1},
+        {"target": "title", "source": "title"},
+    ]
+    config = parse_engine_config({"jobs": [_job(mappings=mappings)]}, base_dir=Path("."))
+    assert config.jobs[0].matching == ("name", "id", "mail")
+    assert config.jobs[0].mapper().matching == ("name", "id", "mail")

@@ -149,7 +149,7 @@ def test_an_expression_mapping_plugs_into_the_mapper() -> None:
             parse_expression_mapping("m[0]", target="displayName", expression='Join(" ", [given], [sn])'),
             parse_expression_mapping("m[1]", target="password", expression="Guid()", apply_on="create"),
         ],
-        match_attribute=None,
+        matching=(),
     )
     first, second = mapper.map({"given": "Ann", "sn": "Lee"}), mapper.map({"given": "Ann", "sn": "Lee"})
     assert first.attributes == {"displayName": "Ann Lee"}

@@ -13,7 +13,7 @@ MAPPER = Mapper(
         ConstantMapping(target="company", value="Example"),
         ConstantMapping(target="initial_password", value="s3cret", apply_on="create"),
     ],
-    match_attribute="id",
+    matching=("id",),
 )
 
 
@@ -59,7 +59,7 @@ def test_a_new_object_is_created_with_its_create_only_values_which_stay_out_of_t
         "initial_password": "s3cret",
     }
     assert op.desired_hash == attribute_hash({"id": "E1", "mail": "u1@example.org", "company": "Example"})
-    assert (op.match_attribute, op.match_value) == ("id", "E1")
+    assert op.matching == [["id", "E1"]]
     assert op.op_id.startswith("c1-")
 
 
@@ -79,7 +79,7 @@ def test_objects_missing_from_the_import_are_deprovisioned_by_their_target_id() 
     planner = _planner({"E1": StateEntry("T-1", "h", ACTIVE), "E2": StateEntry("T-2", "h", ACTIVE)})
     planner.plan(_obj(1))
     missing = list(planner.plan_missing())
-    assert [(op.action, op.source_id, op.match_value) for op in missing] == [("disable", "E2", "T-2")]
+    assert [(op.action, op.source_id, op.target_id) for op in missing] == [("disable", "E2", "T-2")]
 
 
 def test_an_object_with_an_operation_in_flight_is_deferred_not_planned_twice() -> None:
@@ -87,3 +87,15 @@ def test_an_object_with_an_operation_in_flight_is_deferred_not_planned_twice() -
     assert planner.plan(_obj(1)) is None
     assert planner.deferred == ["E1"]
     assert list(planner.plan_missing()) == []  # E3 is in flight: not deprovisioned meanwhile
+
+
+def test_matching_pairs_keep_precedence_and_leave_out_attributes_without_a_value() -> None:
+    mapper = Mapper(
+        [DirectMapping(target="id", source="employee_id"), DirectMapping(target="mail", source="email")],
+        matching=("mail", "id"),
+    )
+    planner = Planner(job="j", target="t", object_type="user", cycle_id="c1", mapper=mapper, snapshot={})
+    with_mail = planner.plan(_obj(1))
+    without_mail = planner.plan(SourceObject("E2", {"employee_id": "E2", "email": None}))
+    assert with_mail is not None and with_mail.matching == [["mail", "u1@example.org"], ["id", "E1"]]
+    assert without_mail is not None and without_mail.matching == [["id", "E2"]]

@@ -29,8 +29,7 @@ def operations() -> list[Operation]:
             source_id="E100",
             attributes={"userName": "ada@example.org", "emails": [{"value": "ada@example.org"}], "n": 3},
             desired_hash="h1",
-            match_attribute="userName",
-            match_value="ada@example.org",
+            matching=[["userName", "ada@example.org"]],
             emitted_at=1_700_000_000.25,
         ),
         Operation(

@@ -50,6 +50,7 @@ def op(
     source_id: str | None = None,
     target_id: str | None = None,
     match: tuple[str, Any] | None = None,
+    matching: list[tuple[str, Any]] | None = None,
     members_add: list[str] | None = None,
     members_remove: list[str] | None = None,
     **attributes: Any,
@@ -67,8 +68,7 @@ def op(
         attributes={**attributes, **extra},
         desired_hash="h",
         target_id=target_id,
-        match_attribute=match[0] if match else None,
-        match_value=match[1] if match else None,
+        matching=[list(m) for m in (matching or ([match] if match else []))],
         members_add=members_add or [],
         members_remove=members_remove or [],
     )
@@ -288,6 +288,66 @@ async def test_redelivered_create_updates_instead_of_duplicating(scim_server: Sc
     assert applied(first) == applied(second)
     users = await listed(scim_server, "/Users", f'userName eq "{name}"')
     assert [u["title"] for u in users] == ["CTO"]
+
+
+async def test_matching_attributes_are_tried_in_precedence_order(scim_server: ScimServer) -> None:
+    """The first attribute with a match wins; a later one is asked only when the earlier find nothing."""
+    by_external = await server_post(scim_server, "/Users", {"userName": unique(), "externalId": unique("e")})
+    by_name = await server_post(scim_server, "/Users", {"userName": unique(), "externalId": unique("e")})
+    new_name = unique()
+    async with connector(scim_server.url) as scim:
+        # userName matches nobody, externalId matches: that user is updated (and renamed), none created.
+        (renamed,) = await scim.apply(
+            [
+                op(
+                    "create",
+                    matching=[("userName", new_name), ("externalId", by_external["externalId"])],
+                    userName=new_name,
+                    title="Renamed",
+                )
+            ]
+        )
+        # Both match different users: the first precedence decides.
+        (first,) = await scim.apply(
+            [
+                op(
+                    "create",
+                    matching=[("userName", by_name["userName"]), ("externalId", by_external["externalId"])],
+                    title="First",
+                )
+            ]
+        )
+    assert applied(renamed) == by_external["id"]
+    assert applied(first) == by_name["id"]
+    _, renamed_user = await server_get(scim_server, f"/Users/{by_external['id']}")
+    assert (renamed_user["userName"], renamed_user["title"]) == (new_name, "Renamed")
+    _, first_user = await server_get(scim_server, f"/Users/{by_name['id']}")
+    assert first_user["title"] == "First"
+    assert await listed(scim_server, "/Users", f'userName eq "{new_name}"') == [renamed_user]
+
+
+async def test_select_unique_value_takes_the_first_free_candidate_once(scim_server: ScimServer) -> None:
+    stem = unique("jdoe")
+    taken, free, spare = stem, f"{stem}-2", f"{stem}-3"
+    await server_post(scim_server, "/Users", {"userName": taken})
+    external = unique("e")
+    candidates = {"$unique": [taken, free, spare]}
+    create = op("create", matching=[("externalId", external)], externalId=external, userName=candidates)
+    async with connector(scim_server.url) as scim:
+        (created,) = await scim.apply([create])
+        # Redelivered: matched on externalId, keeps the candidate it already holds.
+        (again,) = await scim.apply([create])
+        (all_taken,) = await scim.apply(
+            [op("create", matching=[("externalId", unique("e"))], userName={"$unique": [taken, free]})]
+        )
+        (no_key,) = await scim.apply([op("create", userName={"$unique": [unique()]})])
+    assert applied(created) == applied(again)
+    users = await listed(scim_server, "/Users", f'externalId eq "{external}"')
+    assert [u["userName"] for u in users] == [free]
+    assert await listed(scim_server, "/Users", f'userName eq "{spare}"') == []
+    assert isinstance(all_taken, PermanentError) and all_taken.code == "unique"
+    assert "all unique candidates taken" in all_taken.message
+    assert isinstance(no_key, PermanentError) and "no value for any matching attribute" in no_key.message
 
 
 async def test_matching_escapes_quotes_and_backslashes(scim_server: ScimServer) -> None:

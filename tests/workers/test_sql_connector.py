@@ -36,8 +36,7 @@ def op(action: str, key: Any, **attributes: Any) -> Operation:
         source_id=str(key),
         attributes=attributes,
         desired_hash="h",
-        match_attribute="userName",
-        match_value=key,
+        matching=[("userName", key)],
     )
 
 

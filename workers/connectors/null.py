@@ -19,7 +19,7 @@ class NullConnector(AsyncContextConnector):
         return None
 
     async def apply(self, ops: Sequence[Operation]) -> list[Outcome]:
-        return [Applied(target_id=str(op.match_value or op.source_id)) for op in ops]
+        return [Applied(target_id=str(op.target_id or op.match_value or op.source_id)) for op in ops]
 
     async def aclose(self) -> None:
         return None

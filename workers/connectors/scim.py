@@ -1,7 +1,7 @@
 """The SCIM 2.0 target (RFC 7643, RFC 7644): Users, with the enterprise extension, and Groups, over aiohttp.
 
 **Idempotence.** Every operation finds its object first: by `target_id` when known (`GET /Users/{id}`),
-otherwise by its matching attributes in precedence order (the operation's `match_attribute` first, then
+otherwise by its matching attributes in precedence order (the operation's `matching` pairs first, then
 the target's `matching:` list), in one `GET /Users?filter=a eq "x" or b eq "y"` whose answer is ranked
 here, or one GET per attribute when the server refuses `or`. A redelivered create therefore updates,
 a 409 on create is resolved by matching again, and several objects matching one attribute is a
@@ -24,7 +24,10 @@ as one `members[value eq "<id>"]` path each (some servers refuse a remove with a
 * `enterprise.department`, `enterprise.manager.value`, or the full URN form
   `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department` (any extension URN works);
 * `password` is never read back by a server, so it is sent with every update that carries it;
-* a value of None removes the attribute.
+* a value of None removes the attribute;
+* `{"$unique": [candidates]}` (SelectUniqueValue) becomes the first candidate that no other object holds
+  (one filtered GET each; a value the object already holds is kept); all taken is a `PermanentError`.
+  Such a value is never a matching key, so map another matching attribute (e.g. `externalId`) beside it.
 
 **Errors.** 429, and 503 with `Retry-After`, pause the whole target for that long (every call waits);
 they, other 5xx, 408, timeouts and network errors are `TransientError`. Other 4xx (400, 401, 403, 404 on
@@ -53,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import functools
 import logging
 import re
@@ -74,6 +78,7 @@ from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 from workers.connectors.scim_auth import AuthSettings, Credentials, NoAuth, parse_auth
 from workers.errors import ConnectorError, PermanentError, TransientError
 from workers.limits import Gate, parse_retry_after
+from workers.unique import unique_candidates
 
 log = logging.getLogger("roster.connectors.scim")
 
@@ -87,6 +92,7 @@ _CORE: Final = {"user": USER_SCHEMA, "group": GROUP_SCHEMA}
 _WRITE_ONLY: Final = frozenset({"password"})
 _DEFAULT_429_PAUSE_S: Final = 1.0
 _MATCH_PAGE: Final = 50
+_UNIQUE_RETRIES: Final = 2  # POSTs retried after a 409 because a unique candidate was taken meanwhile
 _DETAIL_MAX: Final = 500
 _KEYS: Final = (
     "url",
@@ -399,7 +405,7 @@ class ScimConnector(AsyncContextConnector):
             if op.action == "create":
                 if current is None:
                     return await self._create(op, kind)
-                return await self._update(op, kind, current)
+                return await self._update(await self._resolve_unique(op, kind, current), kind, current)
             if current is None:
                 if op.action == "disable":
                     return Applied(op.target_id)  # nothing left to disable
@@ -410,7 +416,7 @@ class ScimConnector(AsyncContextConnector):
                 )
             if op.action == "disable":
                 return await self._disable(op, kind, current)
-            return await self._update(op, kind, current)
+            return await self._update(await self._resolve_unique(op, kind, current), kind, current)
         except ConnectorError as error:
             return self._redacted(error)
         except Exception as exc:
@@ -470,9 +476,7 @@ class ScimConnector(AsyncContextConnector):
         return None, not resources  # found something none of the keys explains: ask one by one
 
     def _match_keys(self, op: Operation, kind: ObjectType) -> list[tuple[AttrPath, Any]]:
-        names: list[tuple[str, Any]] = []
-        if op.match_attribute and op.match_value not in (None, ""):
-            names.append((op.match_attribute, op.match_value))
+        names: list[tuple[str, Any]] = [(name, value) for name, value in op.matching]
         for name in self.settings.matching(kind):
             value = op.attributes.get(name)
             if value is None and kind == "group" and name == "externalId":
@@ -481,7 +485,7 @@ class ScimConnector(AsyncContextConnector):
         keys: dict[AttrPath, Any] = {}
         for name, value in names:
             path = _path(name)
-            if value not in (None, "") and path not in keys:
+            if value not in (None, "") and unique_candidates(value) is None and path not in keys:
                 keys[path] = value
         return list(keys.items())
 
@@ -505,20 +509,25 @@ class ScimConnector(AsyncContextConnector):
     # -- Writing -------------------------------------------------------------------------------------
 
     async def _create(self, op: Operation, kind: ObjectType) -> Outcome:
-        body: dict[str, Any] = {"schemas": [_CORE[kind]]}
-        for path, value in self._desired(op, kind).items():
-            path.set(body, value)
         first, rest = [], []
         if kind == "group":
             first, rest = _chunks_of(list(dict.fromkeys(op.members_add)), self.settings.member_chunk_size)
-        if first:
-            body["members"] = [{"value": member} for member in first]
-        answer = await self._call("POST", _ENDPOINTS[kind], body=body)
-        if answer.status == 409:
+        for tries_left in range(_UNIQUE_RETRIES, -1, -1):
+            resolved = await self._resolve_unique(op, kind, None)
+            body: dict[str, Any] = {"schemas": [_CORE[kind]]}
+            for path, value in self._desired(resolved, kind).items():
+                path.set(body, value)
+            if first:
+                body["members"] = [{"value": member} for member in first]
+            answer = await self._call("POST", _ENDPOINTS[kind], body=body)
+            if answer.status != 409:
+                break
             current = await self._match(op, kind)  # created meanwhile, or by an earlier try we never heard of
-            if current is None:
+            if current is not None:
+                return await self._update(await self._resolve_unique(op, kind, current), kind, current)
+            if resolved is op or not tries_left:
                 raise self._error(answer)
-            return await self._update(op, kind, current)
+            # else a unique candidate was taken since it was checked: pick again
         if answer.status not in (200, 201) or not isinstance(answer.body, dict):
             raise self._error(answer)
         target_id = answer.body.get("id")
@@ -555,6 +564,33 @@ class ScimConnector(AsyncContextConnector):
         else:
             await self._patch(kind, target_id, [{"op": "replace", "path": "active", "value": False}])
         return Applied(target_id)
+
+    async def _resolve_unique(
+        self, op: Operation, kind: ObjectType, current: Mapping[str, Any] | None
+    ) -> Operation:
+        """`op` with each SelectUniqueValue attribute set to the first candidate no other object holds."""
+        resolved: dict[str, Any] | None = None
+        for name, value in op.attributes.items():
+            candidates = unique_candidates(value)
+            if candidates is None:
+                continue
+            path = _path(name)
+            own_id = _id_of(current) if current is not None else None
+            held = path.get(current) if current is not None else None
+            for candidate in candidates:
+                if held is not None and _same_key(held, candidate):
+                    break
+                resources, total = await self._search(kind, path.filter(candidate))
+                if total == 0 or (total == len(resources) and all(r.get("id") == own_id for r in resources)):
+                    break
+            else:
+                raise PermanentError(
+                    f"all unique candidates taken for {name!r}: {', '.join(candidates)}", code="unique"
+                )
+            if resolved is None:
+                resolved = dict(op.attributes)
+            resolved[name] = candidate
+        return op if resolved is None else dataclasses.replace(op, attributes=resolved)
 
     async def _delete(self, op: Operation, kind: ObjectType) -> Outcome:
         target_id = op.target_id
