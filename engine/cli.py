@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from engine.config import EngineConfig, JobConfig, load_engine_config
+from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
 from engine.cycles import CycleRunner, CycleSummary
 from engine.ondemand import Preview, Provisioned, preview_from_state, provision
 from engine.process import run_engine
@@ -151,7 +151,7 @@ def _broker_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _engine(args: argparse.Namespace, console: Console) -> int:
     config = load_engine_config(args.file)
-    jobs = [config.job(name) for name in args.job] if args.job else list(config.jobs)
+    jobs = in_dependency_order([config.job(name) for name in args.job] if args.job else config.jobs)
     state = state_url(args.state or config.state or DEFAULT_STATE, base_dir=config.base_dir)
     broker = broker_from_url(args.broker, ca_file=args.broker_ca_file)
     host, port = _listen(args.listen)
@@ -272,7 +272,7 @@ def _load(path: Path) -> tuple[EngineConfig, tuple[TargetConfig, ...]]:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     config, targets = _load(args.file)
-    jobs = [config.job(name) for name in args.job] if args.job else list(config.jobs)
+    jobs = in_dependency_order([config.job(name) for name in args.job] if args.job else config.jobs)
     state = state_url(args.state or config.state or DEFAULT_STATE, base_dir=config.base_dir)
     _install_uvloop()
     summaries = asyncio.run(_embedded(config, targets, jobs, state, args, console))

@@ -7,7 +7,7 @@ wrong and the fix: `jobs[0].mappings[3].source: is required (add `source:` ...)`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from engine.mapping.base import ConstantMapping, DirectMapping, Mapper
 from engine.mapping.base import Mapping as AttributeMapping
 from engine.mapping.expression_mapping import parse_expression_mapping
+from engine.membership import MembersSettings, parse_members
 from engine.planner import Deprovision
 from engine.publisher import PublishSettings
 from engine.schedule import Schedule, parse_schedule
@@ -49,6 +50,8 @@ class JobConfig:
     deprovision: Deprovision
     schedule: Schedule | None
     scoping: ScopingFilter
+    members: MembersSettings | None = None
+    """For a group job: where its members come from (source attribute, and the user job that has them)."""
 
     def mapper(self) -> Mapper:
         return Mapper(self.mappings, matching=self.matching)
@@ -89,6 +92,7 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
     if not jobs:
         raise ConfigError("jobs", "is empty", "add at least one job with a source, a target and mappings")
     unique_names("jobs", [job.name for job in jobs], "job")
+    _check_members(jobs)
     return EngineConfig(
         jobs=jobs,
         state=string("engine.state", state) if state is not None else None,
@@ -102,7 +106,17 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
     check_keys(
         path,
         raw,
-        ("name", "source", "target", "object_type", "mappings", "deprovision", "schedule", "scoping"),
+        (
+            "name",
+            "source",
+            "target",
+            "object_type",
+            "mappings",
+            "deprovision",
+            "schedule",
+            "scoping",
+            "members",
+        ),
         required=("name", "source", "target", "mappings"),
     )
     source_raw = as_mapping(join(path, "source"), raw["source"])
@@ -112,17 +126,58 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
     )
     if not mappings:
         raise ConfigError(join(path, "mappings"), "is empty", "map at least one attribute")
+    object_type = choice(join(path, "object_type"), raw.get("object_type", "user"), ("user", "group"))
+    members = None
+    if "members" in raw:
+        if object_type != "group":
+            raise ConfigError(
+                join(path, "members"), "applies to group jobs only", "add `object_type: group` or remove it"
+            )
+        members = parse_members(join(path, "members"), raw["members"])
+    # A SCIM group has no active flag: a group that leaves the source is deleted unless told otherwise.
+    deprovision_default = "delete" if object_type == "group" else "disable"
     return JobConfig(
         name=string(join(path, "name"), raw["name"]),
         target=string(join(path, "target"), raw["target"]),
-        object_type=choice(join(path, "object_type"), raw.get("object_type", "user"), ("user", "group")),
+        object_type=object_type,
         source=parse_source(join(path, "source"), source_raw, base_dir=base_dir),
         mappings=tuple(m for m, _ in mappings),
         matching=_matching(path, mappings),
-        deprovision=choice(join(path, "deprovision"), raw.get("deprovision", "disable"), DEPROVISION),  # type: ignore[arg-type]
+        deprovision=choice(
+            join(path, "deprovision"), raw.get("deprovision", deprovision_default), DEPROVISION
+        ),  # type: ignore[arg-type]
         schedule=parse_schedule(join(path, "schedule"), raw.get("schedule")),
         scoping=parse_scoping(join(path, "scoping"), raw.get("scoping") or []),
+        members=members,
     )
+
+
+def _check_members(jobs: tuple[JobConfig, ...]) -> None:
+    """A group job's members come from a user job of the same target, named in the same file."""
+    by_name = {job.name: job for job in jobs}
+    for i, job in enumerate(jobs):
+        if job.members is None:
+            continue
+        path = join(join("jobs", i), "members.job")
+        member_job = by_name.get(job.members.job)
+        if member_job is None:
+            raise ConfigError(
+                path,
+                f"no job is named {job.members.job!r}",
+                f"name the user job whose objects are the members: {', '.join(sorted(by_name))}",
+            )
+        if member_job.object_type != "user" or member_job.target != job.target:
+            raise ConfigError(
+                path,
+                f"{member_job.name!r} is not a user job of target {job.target!r}",
+                "members are sent by their ids in this group's target: name a user job of that target",
+            )
+
+
+def in_dependency_order(jobs: Sequence[JobConfig]) -> list[JobConfig]:
+    """`jobs` with each group job after the user job of its members, so users are provisioned first."""
+    users = [job for job in jobs if job.members is None]
+    return users + [job for job in jobs if job.members is not None]
 
 
 def parse_mapping(path: str, raw: Any) -> tuple[AttributeMapping, int | None]:

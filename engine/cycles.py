@@ -19,8 +19,9 @@ from prometheus_client import CollectorRegistry
 
 from engine.config import EngineConfig, JobConfig
 from engine.mapping.functions import MappingError
+from engine.membership import Membership
 from engine.metrics import EngineMetrics
-from engine.planner import Planner
+from engine.planner import Planner, StateEntry
 from engine.publisher import Publisher
 from engine.results import ResultConsumer
 from engine.sources.base import Source, SourceProblem
@@ -51,6 +52,8 @@ class CycleSummary:
     failed: int = 0
     retries: int = 0
     skipped_rows: int = 0
+    pending_members: int = 0
+    """Group members not provisioned yet: their groups are sent without them and planned again later."""
     elapsed_s: float = 0.0
     p50_latency_ms: float | None = None
     p99_latency_ms: float | None = None
@@ -77,6 +80,7 @@ class CycleSummary:
             "failed": self.failed,
             "retries": self.retries,
             "skipped_rows": self.skipped_rows,
+            "pending_members": self.pending_members,
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
@@ -125,9 +129,33 @@ class CycleRunner:
         trigger: str = "manual",
         on_start: Callable[[CycleProgress], None] | None = None,
     ) -> CycleSummary:
-        lock = self._job_locks.setdefault(job.name, asyncio.Lock())
-        async with lock:
-            return await self._run(job, trigger, on_start)
+        async with self._lock(job.name):
+            if job.members is None:
+                return await self._run(job, trigger, on_start)
+            # A group cycle reads the member job's state: never while that job's cycle is writing it.
+            async with self._lock(job.members.job):
+                return await self._run(job, trigger, on_start)
+
+    def _lock(self, job: str) -> asyncio.Lock:
+        return self._job_locks.setdefault(job, asyncio.Lock())
+
+    async def planner_for(
+        self, job: JobConfig, cycle_id: str, snapshot: dict[str, StateEntry], *, only: str | None = None
+    ) -> Planner:
+        """A planner of `job` against `snapshot`; a group job's also resolves members from the state
+        (of every group, or `only` that one)."""
+        return Planner(
+            job=job.name,
+            target=job.target,
+            object_type=job.object_type,
+            cycle_id=cycle_id,
+            mapper=job.mapper(),
+            snapshot=snapshot,
+            in_flight=self.tracker.in_flight(job.name),
+            deprovision=job.deprovision,
+            scope=job.scoping,
+            membership=await load_membership(self.state, job, only),
+        )
 
     async def _run(
         self, job: JobConfig, trigger: str, on_start: Callable[[CycleProgress], None] | None
@@ -139,17 +167,7 @@ class CycleRunner:
         if on_start is not None:
             on_start(progress)
         source = self.source_for(job)
-        planner = Planner(
-            job=job.name,
-            target=job.target,
-            object_type=job.object_type,
-            cycle_id=cycle_id,
-            mapper=job.mapper(),
-            snapshot=await self.state.snapshot(job.name),
-            in_flight=self.tracker.in_flight(job.name),
-            deprovision=job.deprovision,
-            scope=job.scoping,
-        )
+        planner = await self.planner_for(job, cycle_id, await self.state.snapshot(job.name))
         try:
             read, error = await self._plan_and_publish(job, cycle_id, planner, source, progress)
             await self.publisher.flush()
@@ -209,6 +227,18 @@ class CycleRunner:
         return read, None
 
 
+async def load_membership(state: StateStore, job: JobConfig, only: str | None = None) -> Membership | None:
+    """For a group job, its members' target ids and what its groups (or group `only`) hold as applied."""
+    if job.members is None:
+        return None
+    member_state = await state.snapshot(job.members.job)
+    return Membership(
+        job.members,
+        target_ids={m: e.target_id for m, e in member_state.items() if e.target_id is not None},
+        applied=await state.applied_members(job.name, only),
+    )
+
+
 def _summary(
     job: JobConfig,
     cycle_id: str,
@@ -241,6 +271,7 @@ def _summary(
         failed=failed,
         retries=progress.retries,
         skipped_rows=source.problem_count,
+        pending_members=planner.pending_members,
         elapsed_s=elapsed_s,
         p50_latency_ms=p50,
         p99_latency_ms=p99,

@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.config import JobConfig
-from engine.cycles import CycleRunner
+from engine.cycles import CycleRunner, load_membership
 from engine.mapping.expression_mapping import ExpressionMapping
 from engine.mapping.functions import MappingError
-from engine.planner import Planner, StateEntry, plan_action, plan_missing
+from engine.membership import MemberPlan, Membership
+from engine.planner import StateEntry, plan_action, plan_missing
 from engine.scoping import ScopingClause
 from engine.sources.base import Source, SourceObject
 from engine.state import StateStore
@@ -43,6 +44,7 @@ class Preview:
     entry: StateEntry | None = None
     action: str | None = None
     explanation: str = ""
+    members: MemberPlan | None = None
 
 
 async def find_object(source: Source, source_id: str) -> SourceObject | None:
@@ -54,8 +56,14 @@ async def find_object(source: Source, source_id: str) -> SourceObject | None:
     return None
 
 
-def preview(job: JobConfig, obj: SourceObject | None, source_id: str, entry: StateEntry | None) -> Preview:
-    """Pure: the object's scoping, mapping and planned action against its state entry."""
+def preview(
+    job: JobConfig,
+    obj: SourceObject | None,
+    source_id: str,
+    entry: StateEntry | None,
+    membership: Membership | None = None,
+) -> Preview:
+    """Pure: the object's scoping, mapping (and a group's members) and planned action against its state."""
     if obj is None:
         action = "nothing"
         if entry is not None:
@@ -96,13 +104,14 @@ def preview(job: JobConfig, obj: SourceObject | None, source_id: str, entry: Sta
             action="fail",
             explanation="a mapping fails on this object: it would be logged as failed",
         )
-    action = plan_action(entry, mapped.hash) or "nothing"
+    members = membership.plan(source_id, obj.attributes, mapped.hash) if membership is not None else None
+    action = plan_action(entry, members.hash if members is not None else mapped.hash) or "nothing"
     hidden = {m.target for m in job.mappings if isinstance(m, ExpressionMapping) and m.expression.redacted}
     explanation = {
         "create": "not in the target yet",
         "update": "disabled in the target: it would be enabled again"
         if entry is not None and entry.state == "disabled"
-        else "its mapped attributes changed since they were last applied",
+        else f"its mapped attributes{' or members' if members else ''} changed since they were last applied",
         "nothing": "the target already holds these values",
     }[action]
     return Preview(
@@ -113,6 +122,7 @@ def preview(job: JobConfig, obj: SourceObject | None, source_id: str, entry: Sta
         entry=entry,
         action=action,
         explanation=explanation,
+        members=members,
     )
 
 
@@ -122,8 +132,10 @@ def _deprovision_action(job: JobConfig, entry: StateEntry) -> str | None:
 
 async def preview_from_state(job: JobConfig, source_id: str, state: StateStore | None) -> Preview:
     obj = await find_object(job.source.open(), source_id)
-    entry = await state.entry(job.name, source_id) if state is not None else None
-    return preview(job, obj, source_id, entry)
+    if state is None:
+        return preview(job, obj, source_id, None)
+    membership = await load_membership(state, job, source_id)
+    return preview(job, obj, source_id, await state.entry(job.name, source_id), membership)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,20 +158,10 @@ async def provision(
     if obj is None and not source.problems and entry is None:
         raise SourceError(f"{source_id!r} is neither in the source of job {job.name!r} nor in its state")
     cycle_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}-one"
-    shown = preview(job, obj, source_id, entry)
+    shown = preview(job, obj, source_id, entry, await load_membership(runner.state, job, source_id))
     await runner.state.start_cycle(cycle_id, job.name, "on_demand")
     progress = runner.tracker.start_cycle(cycle_id, job.name)
-    planner = Planner(
-        job=job.name,
-        target=job.target,
-        object_type=job.object_type,
-        cycle_id=cycle_id,
-        mapper=job.mapper(),
-        snapshot={source_id: entry} if entry else {},
-        in_flight=runner.tracker.in_flight(job.name),
-        deprovision=job.deprovision,
-        scope=job.scoping,
-    )
+    planner = await runner.planner_for(job, cycle_id, {source_id: entry} if entry else {}, only=source_id)
     ops: list[Operation] = []
     try:
         if obj is not None:

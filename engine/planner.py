@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from engine.mapping.base import Mapper
+from engine.membership import MemberPlan, Membership
 from engine.scoping import ScopingFilter
 from engine.sources.base import SourceObject
 from queues.contracts import Action, Operation, Result
@@ -53,7 +54,8 @@ class Planner:
     """Plans one cycle of one job against a snapshot of its state taken at the cycle's start.
 
     `in_flight` holds the source ids with an unfinished operation: they are not planned again, only
-    remembered in `deferred` so that the caller can plan them once their result is in.
+    remembered in `deferred` so that the caller can plan them once their result is in. A group job
+    passes `membership`, which resolves each group's members to target ids (see `engine.membership`).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class Planner:
         in_flight: frozenset[str] | set[str] = frozenset(),
         deprovision: Deprovision = "disable",
         scope: ScopingFilter | None = None,
+        membership: Membership | None = None,
     ) -> None:
         self.job = job
         self.target = target
@@ -78,6 +81,8 @@ class Planner:
         self.in_flight = in_flight
         self.deprovision = deprovision
         self.scope = scope if scope is not None and scope.groups else None
+        self.membership = membership
+        self.pending_members = 0
         self.seen: set[str] = set()
         self.out_of_scope = 0
         self.deferred: list[str] = []
@@ -96,7 +101,13 @@ class Planner:
         self.seen.add(obj.source_id)
         mapped = self.mapper.map(obj.attributes)
         entry = self.snapshot.get(obj.source_id)
-        action = plan_action(entry, mapped.hash)
+        members = None
+        desired_hash = mapped.hash
+        if self.membership is not None:
+            members = self.membership.plan(obj.source_id, obj.attributes, mapped.hash)
+            self.pending_members += members.pending
+            desired_hash = members.hash
+        action = plan_action(entry, desired_hash)
         if action is None:
             self.unchanged += 1
             return None
@@ -106,7 +117,7 @@ class Planner:
         attributes = mapped.attributes
         if action == "create" and mapped.create_only:
             attributes = {**attributes, **mapped.create_only}
-        return self._operation(action, obj.source_id, entry, attributes, mapped.hash)
+        return self._operation(action, obj.source_id, entry, attributes, desired_hash, members)
 
     def failure(self, obj: SourceObject, error: Exception) -> Result:
         """The failed result of an object whose mappings could not be evaluated."""
@@ -145,6 +156,7 @@ class Planner:
         entry: StateEntry | None,
         attributes: dict,
         desired_hash: str,
+        members: MemberPlan | None = None,
     ) -> Operation:
         self._seq += 1
         # Lists, not tuples: the pairs read back from the wire then equal what was planned.
@@ -164,4 +176,9 @@ class Planner:
             target_id=entry.target_id if entry else None,
             matching=matching,
             emitted_at=time.time(),
+            **(_member_fields(members) if members is not None else {}),
         )
+
+
+def _member_fields(members: MemberPlan) -> dict[str, Any]:
+    return {"members_add": members.add, "members_remove": members.remove, "members": members.members}

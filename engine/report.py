@@ -109,6 +109,12 @@ def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
                 "each one with the target's message.",
                 highlight=False,
             )
+        if s.pending_members:
+            console.print(
+                f"{s.job}: {s.pending_members:,} group member(s) not provisioned yet; their groups get "
+                "them in a later cycle, once they are.",
+                highlight=False,
+            )
         if s.problems:
             console.print(f"[yellow]{s.job}: {s.skipped_rows:,} source row(s) skipped:[/]", highlight=False)
             for problem in s.problems[:MAX_PROBLEMS_SHOWN]:
@@ -155,6 +161,13 @@ def print_preview(console: Console, shown: Preview) -> None:
     entry = shown.entry
     known = f"target id {entry.target_id}, {entry.state}" if entry else "not provisioned yet"
     say(f"[bold]state[/]: {known}", highlight=False)
+    if shown.members is not None:
+        members = shown.members
+        say(
+            f"[bold]members[/]: {len(members.members):,} in the target after this, add {len(members.add):,}, "
+            f"remove {len(members.remove):,}, {members.pending:,} not provisioned yet",
+            highlight=False,
+        )
     say(f"[bold]operation[/]: {shown.action} ({shown.explanation})", highlight=False)
 
 

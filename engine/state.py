@@ -34,6 +34,14 @@ objects = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+group_members = sa.Table(
+    "group_members",
+    metadata,
+    sa.Column("job", sa.String, primary_key=True),
+    sa.Column("source_id", sa.String, primary_key=True),
+    sa.Column("members", sa.Text, nullable=False),  # JSON: member source id -> target id, as applied
+)
+
 cycles = sa.Table(
     "cycles",
     metadata,
@@ -90,7 +98,7 @@ class StateStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: AsyncEngine | None = None
-        self._compiled: tuple[str, str, str] | None = None
+        self._compiled: tuple[str, ...] | None = None
 
     async def open(self) -> StateStore:
         url = sa.make_url(self.url)
@@ -141,12 +149,24 @@ class StateStore:
             row = (await conn.execute(query)).first()
         return StateEntry(row[0], row[1], row[2]) if row is not None else None
 
+    async def applied_members(self, job: str, source_id: str | None = None) -> dict[str, dict[str, str]]:
+        """The members each group of a job holds as applied (member source id -> target id), by group."""
+        query = sa.select(group_members.c.source_id, group_members.c.members).where(
+            group_members.c.job == job
+        )
+        if source_id is not None:
+            query = query.where(group_members.c.source_id == source_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {row[0]: orjson.loads(row[1]) for row in rows}
+
     async def apply_results(self, results: Sequence[Result]) -> None:
-        """Record results in one transaction: final successes move the object's state, every result
-        is a log record (retries included)."""
+        """Record results in one transaction: final successes move the object's state (and a group's
+        members), every result is a log record (retries included)."""
         now = time.time()
         upserts: list[tuple[Any, ...]] = []
         deletes: list[tuple[Any, ...]] = []
+        members: list[tuple[Any, ...]] = []
         for r in results:
             if r.status != "succeeded":
                 continue
@@ -154,29 +174,38 @@ class StateStore:
                 deletes.append((r.job, r.source_id))
             else:
                 upserts.append((r.job, r.source_id, r.target_id, r.applied_hash, _STATE_AFTER[r.action], now))
+                if r.members is not None:
+                    members.append((r.job, r.source_id, orjson.dumps(r.members).decode()))
         log_rows = [_log_row(r, now) for r in results]
         async with self.engine.begin() as conn:
-            statements = self._statements(conn.dialect)
-            for sql, rows in zip(statements, (upserts, deletes, log_rows), strict=True):
+            upsert, delete, insert_log, upsert_members, delete_members = self._statements(conn.dialect)
+            for sql, rows in (
+                (upsert, upserts),
+                (delete, deletes),
+                (delete_members, deletes),
+                (upsert_members, members),
+                (insert_log, log_rows),
+            ):
                 if rows:
                     await conn.exec_driver_sql(sql, rows)
 
-    def _statements(self, dialect: sa.Dialect) -> tuple[str, str, str]:
-        """The upsert, delete and log statements as driver SQL with positional parameters.
+    def _statements(self, dialect: sa.Dialect) -> tuple[str, ...]:
+        """The statements of `apply_results` as driver SQL with positional parameters.
 
         Compiled once per store: SQLAlchemy's per-row parameter processing would otherwise cost more
         than the database itself on this path (one row per operation, twice).
         """
         if self._compiled is None:
-            upsert, delete, insert_log = (
+            self._compiled = tuple(
                 _positional(statement, dialect, keys)
                 for statement, keys in (
                     (_upsert_objects(dialect.name), _OBJECT_KEYS),
                     (_delete_objects, ("j", "s")),
                     (log.insert(), _LOG_KEYS),
+                    (_upsert_members(dialect.name), ("job", "source_id", "members")),
+                    (_delete_members, ("j", "s")),
                 )
             )
-            self._compiled = (upsert, delete, insert_log)
         return self._compiled
 
     async def start_cycle(self, cycle_id: str, job: str, trigger: str) -> None:
@@ -227,6 +256,19 @@ _LOG_KEYS = (
 _delete_objects = objects.delete().where(
     objects.c.job == sa.bindparam("j"), objects.c.source_id == sa.bindparam("s")
 )
+
+
+_delete_members = group_members.delete().where(
+    group_members.c.job == sa.bindparam("j"), group_members.c.source_id == sa.bindparam("s")
+)
+
+
+def _upsert_members(dialect: str) -> Any:
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(group_members)
+    return insert.on_conflict_do_update(
+        index_elements=[group_members.c.job, group_members.c.source_id],
+        set_={"members": insert.excluded.members},
+    )
 
 
 def _upsert_objects(dialect: str) -> Any:

@@ -51,6 +51,9 @@ class Operation:
     matching: list[list[Any]] = field(default_factory=list)
     members_add: list[str] = field(default_factory=list)
     members_remove: list[str] = field(default_factory=list)
+    members: dict[str, str] | None = None
+    """For a group: every member it holds once this operation is applied (source id -> target id),
+    echoed in the result so the state records the membership only when it is in the target."""
     attempt: int = 1
     emitted_at: float = 0.0
 
@@ -94,6 +97,7 @@ class Result:
     error_code: str | None = None
     error_message: str | None = None
     connector_ms: float = 0.0
+    members: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -242,4 +242,5 @@ def _result(
         error_code=error_code,
         error_message=error_message,
         connector_ms=connector_ms,
+        members=op.members if status == "succeeded" else None,
     )
