@@ -8,16 +8,18 @@ wrong and the fix: `jobs[0].mappings[3].source: is required (add `source:` ...)`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.guard import DeletionGuard, parse_deletion_guard
 from engine.mapping.base import ConstantMapping, DirectMapping, Mapper
 from engine.mapping.base import Mapping as AttributeMapping
 from engine.mapping.expression_mapping import parse_expression_mapping
 from engine.membership import MembersSettings, parse_members
 from engine.planner import Deprovision
 from engine.publisher import PublishSettings
+from engine.quarantine import QuarantineSettings, parse_quarantine
 from engine.schedule import Schedule, parse_schedule
 from engine.scoping import ScopingFilter, parse_scoping
 from engine.sources.registry import SourceSettings, parse_source
@@ -51,6 +53,7 @@ class JobConfig:
     schedule: Schedule | None
     scoping: ScopingFilter
     members: MembersSettings | None = None
+    deletion_guard: DeletionGuard = field(default_factory=DeletionGuard)
     """For a group job: where its members come from (source attribute, and the user job that has them)."""
 
     def mapper(self) -> Mapper:
@@ -63,6 +66,7 @@ class EngineConfig:
     state: str | None
     publish: PublishSettings
     base_dir: Path
+    quarantine: QuarantineSettings = field(default_factory=QuarantineSettings)
 
     def job(self, name: str) -> JobConfig:
         for job in self.jobs:
@@ -79,7 +83,7 @@ def load_engine_config(path: Path, *, environ: Mapping[str, str] | None = None) 
 def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConfig:
     check_keys("", raw, ENGINE_SECTIONS, required=("jobs",))
     engine = as_mapping("engine", raw.get("engine") or {})
-    check_keys("engine", engine, ("state", "batch_size", "linger_ms", "high_water"))
+    check_keys("engine", engine, ("state", "batch_size", "linger_ms", "high_water", "quarantine"))
     publish = PublishSettings(
         batch_size=integer("engine.batch_size", engine.get("batch_size", 500), minimum=1),
         linger_ms=integer("engine.linger_ms", engine.get("linger_ms", 5), minimum=0),
@@ -98,6 +102,7 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
         state=string("engine.state", state) if state is not None else None,
         publish=publish,
         base_dir=base_dir,
+        quarantine=parse_quarantine("engine.quarantine", engine.get("quarantine")),
     )
 
 
@@ -116,6 +121,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
             "schedule",
             "scoping",
             "members",
+            "deletion_guard",
         ),
         required=("name", "source", "target", "mappings"),
     )
@@ -149,6 +155,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         schedule=parse_schedule(join(path, "schedule"), raw.get("schedule")),
         scoping=parse_scoping(join(path, "scoping"), raw.get("scoping") or []),
         members=members,
+        deletion_guard=parse_deletion_guard(join(path, "deletion_guard"), raw.get("deletion_guard")),
     )
 
 

@@ -7,6 +7,7 @@ the whole source was read: a source that fails half-way must never look like hal
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import statistics
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from engine.config import EngineConfig, JobConfig
+from engine.control import JobControl
 from engine.mapping.functions import MappingError
 from engine.membership import Membership
 from engine.metrics import EngineMetrics
@@ -52,6 +54,10 @@ class CycleSummary:
     failed: int = 0
     retries: int = 0
     skipped_rows: int = 0
+    staged: int = 0
+    """Deprovisions held by the deletion guard until `roster approve` (or dropped by `roster reject`)."""
+    quarantined: str | None = None
+    """Why the job went into (or stayed in) quarantine during this cycle."""
     pending_members: int = 0
     """Group members not provisioned yet: their groups are sent without them and planned again later."""
     elapsed_s: float = 0.0
@@ -81,6 +87,7 @@ class CycleSummary:
             "retries": self.retries,
             "skipped_rows": self.skipped_rows,
             "pending_members": self.pending_members,
+            "staged": self.staged,
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
@@ -102,10 +109,14 @@ class CycleRunner:
         self.metrics = metrics or EngineMetrics(CollectorRegistry())
         self.tracker = Tracker()
         self.publisher = Publisher(broker, config.publish, self.metrics)
-        self.results = ResultConsumer(broker, state, self.tracker, metrics=self.metrics)
+        self.control = JobControl(state, config.quarantine)
+        self.results = ResultConsumer(
+            broker, state, self.tracker, metrics=self.metrics, observers=(self.control.observe,)
+        )
         self._job_locks: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
+        await self.control.load()
         await self.results.start()
 
     async def aclose(self) -> None:
@@ -128,13 +139,15 @@ class CycleRunner:
         *,
         trigger: str = "manual",
         on_start: Callable[[CycleProgress], None] | None = None,
+        approved: frozenset[str] = frozenset(),
     ) -> CycleSummary:
+        """One cycle of `job`; deprovisions of the source ids in `approved` pass the deletion guard."""
         async with self._lock(job.name):
             if job.members is None:
-                return await self._run(job, trigger, on_start)
+                return await self._run(job, trigger, on_start, approved)
             # A group cycle reads the member job's state: never while that job's cycle is writing it.
             async with self._lock(job.members.job):
-                return await self._run(job, trigger, on_start)
+                return await self._run(job, trigger, on_start, approved)
 
     def _lock(self, job: str) -> asyncio.Lock:
         return self._job_locks.setdefault(job, asyncio.Lock())
@@ -158,9 +171,15 @@ class CycleRunner:
         )
 
     async def _run(
-        self, job: JobConfig, trigger: str, on_start: Callable[[CycleProgress], None] | None
+        self,
+        job: JobConfig,
+        trigger: str,
+        on_start: Callable[[CycleProgress], None] | None,
+        approved: frozenset[str],
     ) -> CycleSummary:
         started = time.perf_counter()
+        if self.control.switches(job.name).quarantine_reason is not None:
+            await self.control.start_quarantined_cycle(job.name)
         cycle_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
         await self.state.start_cycle(cycle_id, job.name, trigger)
         progress = self.tracker.start_cycle(cycle_id, job.name)
@@ -169,7 +188,10 @@ class CycleRunner:
         source = self.source_for(job)
         planner = await self.planner_for(job, cycle_id, await self.state.snapshot(job.name))
         try:
-            read, error = await self._plan_and_publish(job, cycle_id, planner, source, progress)
+            read, error, quarantined = await self._plan_and_publish(job, cycle_id, planner, source, progress)
+            staged = 0
+            if error is None and quarantined is None:
+                staged = await self._deprovision(job, cycle_id, planner, approved)
             await self.publisher.flush()
             self.tracker.planning_done(cycle_id)
             await self.results.wait_or_fail(progress.done)
@@ -180,9 +202,17 @@ class CycleRunner:
             raise
         finally:
             self.tracker.end_cycle(cycle_id)
+        quarantined = quarantined or self.control.verdict(job.name)
         summary = _summary(
             job, cycle_id, progress, planner, source, read, error, time.perf_counter() - started
         )
+        summary = dataclasses.replace(
+            summary,
+            staged=staged,
+            quarantined=quarantined,
+            status="quarantined" if quarantined and summary.status != "failed" else summary.status,
+        )
+        await self._judge(job, summary)
         await self.state.finish_cycle(cycle_id, summary.status, summary.counts())
         self.metrics.cycles.labels(job.name, summary.status).inc()
         self.metrics.cycle_duration.labels(job.name).observe(summary.elapsed_s)
@@ -197,12 +227,19 @@ class CycleRunner:
 
     async def _plan_and_publish(
         self, job: JobConfig, cycle_id: str, planner: Planner, source: Source, progress: CycleProgress
-    ) -> tuple[int, str | None]:
-        """Read the source, plan each object and publish its operation; deprovision only after a
-        complete read. Returns the count read and the error that cut the read short, if any."""
+    ) -> tuple[int, str | None, str | None]:
+        """Read the source, plan each object and publish its operation. Returns the count read, the
+        error that cut the read short, and the reason for a quarantine that stopped it, if any."""
         read = 0
+        control = self.control
         try:
             async for batch in source.batches(SOURCE_BATCH):
+                if control.paused(job.name):
+                    log.info("event=cycle_paused job=%s cycle=%s read=%d", job.name, cycle_id, read)
+                    await control.wait_resumed(job.name)
+                reason = control.verdict(job.name)
+                if reason is not None:
+                    return read, None, reason
                 failures = []
                 for obj in batch:
                     try:
@@ -218,13 +255,37 @@ class CycleRunner:
                     self.tracker.record_unpublished(cycle_id, failures)
                 read += len(batch)
                 progress.read = read
-            for op in planner.plan_missing():
-                self.tracker.register(op)
-                await self.publisher.add(op)
         except RosterError as exc:
             log.error("event=cycle_source_failed job=%s cycle=%s error=%r", job.name, cycle_id, str(exc))
-            return read, str(exc)
-        return read, None
+            return read, str(exc), None
+        return read, None, None
+
+    async def _deprovision(
+        self, job: JobConfig, cycle_id: str, planner: Planner, approved: frozenset[str]
+    ) -> int:
+        """After a complete read: publish the deprovisions, or stage them all when the deletion guard
+        trips (what `approved` names passes). Returns how many were staged."""
+        missing = list(planner.plan_missing())
+        unapproved = sum(1 for op in missing if op.source_id not in approved)
+        held = len(planner.snapshot)
+        if job.deletion_guard.trips(unapproved, held):
+            reason = job.deletion_guard.describe(len(missing), held)
+            entries = [(op.source_id, op.action) for op in missing]
+            await self.control.stage(job.name, cycle_id, reason, entries)
+            await self.state.log_staged(missing)
+            return len(missing)
+        await self.control.clear_staged(job.name)
+        for op in missing:
+            self.tracker.register(op)
+            await self.publisher.add(op)
+        return 0
+
+    async def _judge(self, job: JobConfig, summary: CycleSummary) -> None:
+        """Quarantine the job if its results say so; release it after a cycle that went well."""
+        if summary.quarantined is not None:
+            await self.control.quarantine(job.name, summary.quarantined)
+        elif summary.status == "succeeded":
+            await self.control.release(job.name, f"cycle {summary.cycle_id} succeeded")
 
 
 async def load_membership(state: StateStore, job: JobConfig, only: str | None = None) -> Membership | None:

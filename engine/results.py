@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -34,12 +35,14 @@ class ResultConsumer:
         *,
         prefetch: int = 32,
         metrics: EngineMetrics | None = None,
+        observers: Sequence[Callable[[list[Result]], None]] = (),
     ) -> None:
         self._broker = broker
         self._metrics = metrics
         self._state = state
         self._tracker = tracker
         self._prefetch = prefetch
+        self._observers = tuple(observers)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -65,6 +68,8 @@ class ResultConsumer:
                     continue
                 await self._write(results)
                 self._tracker.settle(results)
+                for observe in self._observers:
+                    observe(results)
                 if self._metrics is not None:
                     self._metrics.record_results(results)
                 try:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from engine.planner import ACTIVE, DISABLED, StateEntry
-from queues.contracts import Result
+from queues.contracts import Operation, Result
 from queues.errors import StateError
 
 metadata = sa.MetaData()
@@ -40,6 +40,26 @@ group_members = sa.Table(
     sa.Column("job", sa.String, primary_key=True),
     sa.Column("source_id", sa.String, primary_key=True),
     sa.Column("members", sa.Text, nullable=False),  # JSON: member source id -> target id, as applied
+)
+
+job_control = sa.Table(
+    "job_control",
+    metadata,
+    sa.Column("job", sa.String, primary_key=True),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("quarantine_reason", sa.Text),
+    sa.Column("quarantined_at", sa.Float),
+    sa.Column("quarantined_cycles", sa.Integer, nullable=False),
+    sa.Column("approval_reason", sa.Text),
+)
+
+staged = sa.Table(
+    "staged",
+    metadata,
+    sa.Column("job", sa.String, primary_key=True),
+    sa.Column("source_id", sa.String, primary_key=True),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("cycle_id", sa.String, nullable=False),
 )
 
 cycles = sa.Table(
@@ -74,6 +94,9 @@ log = sa.Table(
     sa.Index("log_job_at", "job", "at"),
     sa.Index("log_job_source", "job", "source_id"),
 )
+
+STAGED_DELETE = "staged_delete"
+"""The log action of a deprovision held by the deletion guard."""
 
 _STATE_AFTER = {"create": ACTIVE, "update": ACTIVE, "disable": DISABLED}
 
@@ -223,6 +246,60 @@ class StateStore:
                 .where(cycles.c.cycle_id == cycle_id)
                 .values(status=status, finished_at=time.time(), counts=orjson.dumps(counts).decode())
             )
+
+    async def log_staged(self, ops: Sequence[Operation]) -> None:
+        """One log record per deprovision held by the deletion guard (action `staged_delete`)."""
+        now = time.time()
+        rows = [
+            {
+                "at": now,
+                "cycle_id": op.cycle_id,
+                "op_id": op.op_id,
+                "job": op.job,
+                "source_id": op.source_id,
+                "target_id": op.target_id,
+                "action": STAGED_DELETE,
+                "status": "warning",
+                "attempts": 0,
+                "error_message": f"would {op.action}: held for approval by the deletion guard",
+            }
+            for op in ops
+        ]
+        if rows:
+            async with self.engine.begin() as conn:
+                await conn.execute(log.insert(), rows)
+
+    async def job_switches(self) -> dict[str, dict[str, Any]]:
+        """Every job's control switches (see `engine.control`), by job."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(job_control))
+            return {row.job: {k: v for k, v in row._mapping.items() if k != "job"} for row in rows}
+
+    async def save_job_switches(self, job: str, switches: dict[str, Any]) -> None:
+        async with self.engine.begin() as conn:
+            update = job_control.update().where(job_control.c.job == job).values(switches)
+            updated = await conn.execute(update)
+            if updated.rowcount == 0:
+                await conn.execute(job_control.insert().values(job=job, **switches))
+
+    async def stage(self, job: str, cycle_id: str | None, entries: Sequence[tuple[str, str]]) -> None:
+        """Replace the job's deprovisions held for approval with `entries` (source id, action)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(staged.delete().where(staged.c.job == job))
+            if entries:
+                rows = [{"job": job, "source_id": s, "action": a, "cycle_id": cycle_id} for s, a in entries]
+                await conn.execute(staged.insert(), rows)
+
+    async def staged(self, job: str) -> list[tuple[str, str]]:
+        query = sa.select(staged.c.source_id, staged.c.action).where(staged.c.job == job)
+        async with self.engine.connect() as conn:
+            return [(row[0], row[1]) for row in await conn.execute(query.order_by(staged.c.source_id))]
+
+    async def forget(self, job: str) -> None:
+        """Forget every link between the job's source objects and the target (a full reset)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(objects.delete().where(objects.c.job == job))
+            await conn.execute(group_members.delete().where(group_members.c.job == job))
 
     async def log_records(
         self, job: str, *, cycle_id: str | None = None, source_id: str | None = None

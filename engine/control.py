@@ -1,0 +1,168 @@
+"""Job control: the switches that the cycle runner and the scheduler obey, kept in the state store.
+
+Per job: paused (a running cycle publishes nothing new until resumed; no new cycle starts), quarantined
+(with its reason; see `engine.quarantine`), and waiting for approval (deprovisions staged by the
+deletion guard; see `engine.guard`). They survive a restart of the engine, since they live in the
+state store; the failure windows that trip a quarantine are in memory and start empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+
+from engine.quarantine import FailureWindow, QuarantineSettings
+from engine.state import StateStore
+from queues.contracts import Result
+
+log = logging.getLogger("roster.engine.control")
+
+ACTIVE = "active"
+PAUSED = "paused"
+QUARANTINED = "quarantined"
+WAITING_FOR_APPROVAL = "waiting_for_approval"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSwitches:
+    """What the state store keeps of one job's control."""
+
+    paused: bool = False
+    quarantine_reason: str | None = None
+    quarantined_at: float | None = None
+    quarantined_cycles: int = 0
+    approval_reason: str | None = None
+
+    @property
+    def state(self) -> str:
+        """The one word a status shows: paused beats waiting for approval beats quarantined."""
+        if self.paused:
+            return PAUSED
+        if self.approval_reason is not None:
+            return WAITING_FOR_APPROVAL
+        if self.quarantine_reason is not None:
+            return QUARANTINED
+        return ACTIVE
+
+
+class JobControl:
+    """The switches of every job, read once from the state store and written through to it."""
+
+    def __init__(self, state: StateStore, settings: QuarantineSettings | None = None) -> None:
+        self._state = state
+        self.settings = settings or QuarantineSettings()
+        self._switches: dict[str, JobSwitches] = {}
+        self._windows: dict[str, FailureWindow] = {}
+        self._resumed: dict[str, asyncio.Event] = {}
+
+    async def load(self) -> None:
+        self._switches = {job: JobSwitches(**row) for job, row in (await self._state.job_switches()).items()}
+        for job, switches in self._switches.items():
+            self._event(job).clear() if switches.paused else self._event(job).set()
+
+    def switches(self, job: str) -> JobSwitches:
+        return self._switches.get(job, JobSwitches())
+
+    # -- Pause ---------------------------------------------------------------------------------------
+
+    def paused(self, job: str) -> bool:
+        return self.switches(job).paused
+
+    async def wait_resumed(self, job: str) -> None:
+        await self._event(job).wait()
+
+    async def pause(self, job: str) -> None:
+        await self._save(job, paused=True)
+        self._event(job).clear()
+        log.info("event=job_paused job=%s", job)
+
+    async def resume(self, job: str) -> None:
+        await self._save(job, paused=False)
+        self._event(job).set()
+        log.info("event=job_resumed job=%s", job)
+
+    # -- Quarantine ----------------------------------------------------------------------------------
+
+    def observe(self, results: Iterable[Result]) -> None:
+        """Feed final results to their job's failure window (called by the result consumer)."""
+        by_job: dict[str, list[Result]] = {}
+        for result in results:
+            by_job.setdefault(result.job, []).append(result)
+        for job, batch in by_job.items():
+            self._window(job).add(batch)
+
+    def verdict(self, job: str) -> str | None:
+        """The reason to quarantine `job` now, if its recent results give one."""
+        return self._window(job).verdict()
+
+    async def quarantine(self, job: str, reason: str) -> None:
+        switches = self.switches(job)
+        if switches.quarantine_reason is None:
+            log.warning("event=job_quarantined job=%s reason=%r", job, reason)
+            await self._save(job, quarantine_reason=reason, quarantined_at=time.time(), quarantined_cycles=0)
+        elif switches.quarantine_reason != reason:
+            await self._save(job, quarantine_reason=reason)
+
+    async def start_quarantined_cycle(self, job: str) -> None:
+        """A cycle of a quarantined job starts: it is judged on its own results only."""
+        self._window(job).clear()
+        switches = self.switches(job)
+        await self._save(job, quarantined_cycles=switches.quarantined_cycles + 1)
+
+    async def release(self, job: str, why: str) -> None:
+        if self.switches(job).quarantine_reason is not None:
+            log.info("event=job_released job=%s why=%r", job, why)
+            await self._save(job, quarantine_reason=None, quarantined_at=None, quarantined_cycles=0)
+        self._window(job).clear()
+
+    # -- Approval ------------------------------------------------------------------------------------
+
+    async def stage(self, job: str, cycle_id: str, reason: str, entries: Sequence[tuple[str, str]]) -> None:
+        """Hold deprovisions `(source id, action)` for approval; they replace any held before."""
+        await self._state.stage(job, cycle_id, entries)
+        await self._save(job, approval_reason=reason)
+        log.warning("event=deprovisions_staged job=%s count=%d reason=%r", job, len(entries), reason)
+
+    async def staged(self, job: str) -> list[tuple[str, str]]:
+        return await self._state.staged(job)
+
+    async def clear_staged(self, job: str) -> None:
+        if self.switches(job).approval_reason is not None:
+            await self._state.stage(job, None, ())
+            await self._save(job, approval_reason=None)
+
+    # -- Restart and reset ---------------------------------------------------------------------------
+
+    async def restart(self, job: str) -> None:
+        """Forget the quarantine and the staged deprovisions; keep the links to target objects."""
+        await self.release(job, "restart")
+        await self.clear_staged(job)
+
+    async def reset(self, job: str) -> None:
+        """A restart that also forgets every link: the next cycle matches each object again."""
+        await self.restart(job)
+        await self._state.forget(job)
+
+    # -- Internals -----------------------------------------------------------------------------------
+
+    def _event(self, job: str) -> asyncio.Event:
+        event = self._resumed.get(job)
+        if event is None:
+            event = self._resumed[job] = asyncio.Event()
+            if not self.paused(job):
+                event.set()
+        return event
+
+    def _window(self, job: str) -> FailureWindow:
+        window = self._windows.get(job)
+        if window is None:
+            window = self._windows[job] = FailureWindow(self.settings)
+        return window
+
+    async def _save(self, job: str, **changes: object) -> None:
+        switches = replace(self.switches(job), **changes)  # type: ignore[arg-type]
+        await self._state.save_job_switches(job, asdict(switches))
+        self._switches[job] = switches

@@ -1,0 +1,102 @@
+"""Quarantine: a job whose target keeps failing stops sending it work, and says why.
+
+Two signs, read from the final results as they arrive: the target rejected the credentials (every one
+of the last `credential_calls` results failed with 401 or 403), or the share of failures among the last
+`window` results reached `failure_share` once at least `min_operations` were tried. Either trips within
+one window of results, minutes at most, not after thousands of failures. The cycle runner then stops
+publishing that job's work, and the scheduler runs its cycles at a backed-off interval until one ends
+without tripping it again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from queues.contracts import Result
+from queues.errors import ConfigError
+from queues.validation import as_mapping, check_keys, integer, join, number
+
+CREDENTIAL_CODES = frozenset({"401", "403"})
+CREDENTIALS_REJECTED = "credentials rejected"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuarantineSettings:
+    failure_share: float = 0.4
+    min_operations: int = 50
+    window: int = 200
+    credential_calls: int = 10
+    max_backoff_s: float = 6 * 3600.0
+
+
+def parse_quarantine(path: str, raw: Any) -> QuarantineSettings:
+    raw = as_mapping(path, raw or {})
+    keys = ("failure_share", "min_operations", "window", "credential_calls", "max_backoff_s")
+    check_keys(path, raw, keys)
+    defaults = QuarantineSettings()
+    share = number(
+        join(path, "failure_share"), raw.get("failure_share", defaults.failure_share), minimum=0.01
+    )
+    if share > 1:
+        raise ConfigError(
+            join(path, "failure_share"), f"is {share}, above 1", "give a share such as 0.4 (40%)"
+        )
+    return QuarantineSettings(
+        failure_share=share,
+        min_operations=integer(join(path, "min_operations"), raw.get("min_operations", 50), minimum=1),
+        window=integer(join(path, "window"), raw.get("window", defaults.window), minimum=1),
+        credential_calls=integer(join(path, "credential_calls"), raw.get("credential_calls", 10), minimum=1),
+        max_backoff_s=number(join(path, "max_backoff_s"), raw.get("max_backoff_s", 6 * 3600.0), minimum=1),
+    )
+
+
+class FailureWindow:
+    """The last results of one job; `verdict()` is the quarantine reason they give, if any."""
+
+    __slots__ = ("_failed", "_recent", "_rejected_run", "settings")
+
+    def __init__(self, settings: QuarantineSettings) -> None:
+        self.settings = settings
+        self._recent: deque[bool] = deque(maxlen=max(settings.window, settings.min_operations))
+        self._failed = 0
+        self._rejected_run = 0
+
+    def add(self, results: Iterable[Result]) -> None:
+        recent = self._recent
+        for result in results:
+            if not result.final:
+                continue
+            failed = result.status == "failed"
+            if len(recent) == recent.maxlen and recent[0]:
+                self._failed -= 1
+            recent.append(failed)
+            self._failed += failed
+            rejected = failed and result.error_code in CREDENTIAL_CODES
+            self._rejected_run = self._rejected_run + 1 if rejected else 0
+
+    def clear(self) -> None:
+        self._recent.clear()
+        self._failed = 0
+        self._rejected_run = 0
+
+    def verdict(self) -> str | None:
+        settings = self.settings
+        if self._rejected_run >= settings.credential_calls:
+            run = self._rejected_run
+            return f"{CREDENTIALS_REJECTED}: the last {run} operations got 401/403 from the target"
+        tried = len(self._recent)
+        if tried >= settings.min_operations and self._failed >= settings.failure_share * tried:
+            return (
+                f"{self._failed} of the last {tried} operations failed "
+                f"(threshold {settings.failure_share:.0%} of at least {settings.min_operations})"
+            )
+        return None
+
+
+def backoff_s(normal_s: float, quarantined_cycles: int, settings: QuarantineSettings) -> float:
+    """How long a quarantined job waits before its next cycle: its usual delay (at least a minute),
+    doubled for each cycle in quarantine so far, capped."""
+    return min(max(normal_s, 60.0) * 2.0 ** max(quarantined_cycles, 0), settings.max_backoff_s)
