@@ -20,6 +20,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SUFFIX = "dc=example,dc=org"
 ROOT_DN = f"cn=admin,{SUFFIX}"
@@ -153,6 +154,40 @@ class Slapd:
     def output(self) -> str:
         path = self.root / "slapd.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+def target_settings(server: Slapd, **overrides: Any) -> dict[str, Any]:
+    """An LDAP target's settings for `server` as the tests use them: users as inetOrgPerson under ou=people
+    (disabled by employeeType), groups as groupOfNames under ou=groups; `users`/`groups` extend those."""
+    users = {
+        "dn": f"uid={{userName}},ou=people,{SUFFIX}",
+        "attributes": {
+            "userName": "uid",
+            "givenName": "givenName",
+            "familyName": "sn",
+            "displayName": "cn",
+            "email": "mail",
+        },
+        "disable": {"attribute": "employeeType", "value": "disabled"},
+        **overrides.pop("users", {}),
+    }
+    groups = {
+        "dn": f"cn={{displayName}},ou=groups,{SUFFIX}",
+        "attributes": {"displayName": "cn"},
+        **overrides.pop("groups", {}),
+    }
+    return {
+        "url": server.url,
+        "bind_dn": ROOT_DN,
+        "bind_password": server.password,
+        "base_dn": SUFFIX,
+        "pool_size": 4,
+        "timeout_s": 5,
+        "connect_timeout_s": 2,
+        "users": users,
+        "groups": groups,
+        **overrides,
+    }
 
 
 def make_slapd(root: Path, *, refint: bool = False) -> Slapd:

@@ -48,7 +48,7 @@ from ldap3.core import exceptions as ldap_errors
 
 from engine.sources.base import SourceObject, SourceProblem
 from queues.errors import ConfigError, SourceError
-from queues.validation import as_list, boolean, check_keys, choice, integer, join, number, string
+from queues.validation import as_list, boolean, check_keys, choice, integer, join, positive, string
 
 MAX_PROBLEMS: Final = 1000
 _PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
@@ -113,9 +113,7 @@ def parse_ldap_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> L
             raise ConfigError(
                 join(path, "ca_file"), f"no file at {ca_file}", "name a PEM file of CA certificates"
             )
-    timeout = number(join(path, "timeout_s"), raw.get("timeout_s", 30.0), minimum=0)
-    if timeout == 0:
-        raise ConfigError(join(path, "timeout_s"), "must be above 0")
+    timeout = positive(join(path, "timeout_s"), raw.get("timeout_s", 30.0))
     attributes = tuple(
         string(join(join(path, "attributes"), i), a)
         for i, a in enumerate(as_list(join(path, "attributes"), raw.get("attributes", [])))

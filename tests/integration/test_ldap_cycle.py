@@ -13,7 +13,7 @@ import ldap3
 from engine.sources.ldap import LdapSource, parse_ldap_source
 from queues.contracts import Operation
 from tests.integration.pipeline import pipeline
-from tests.slapd import READER_DN, ROOT_DN, SUFFIX, Slapd
+from tests.slapd import READER_DN, ROOT_DN, SUFFIX, Slapd, target_settings
 from workers.connectors.base import Applied
 from workers.connectors.ldap import LdapConnector, parse_ldap_settings
 from workers.connectors.ldap_names import dn_key, escape_dn_value, same_dn
@@ -49,26 +49,7 @@ def target(server: Slapd, **extra: Any) -> dict[str, Any]:
     return {
         "name": "directory",
         "type": "ldap",
-        "url": server.url,
-        "bind_dn": ROOT_DN,
-        "bind_password": server.password,
-        "base_dn": SUFFIX,
-        "pool_size": 4,
-        "timeout_s": 5,
-        "connect_timeout_s": 1,
-        "users": {
-            "dn": f"uid={{userName}},{PEOPLE}",
-            "match": "employeeNumber",
-            "attributes": {
-                "userName": "uid",
-                "givenName": "givenName",
-                "familyName": "sn",
-                "displayName": "cn",
-                "email": "mail",
-            },
-            "disable": {"attribute": "employeeType", "value": "disabled"},
-        },
-        "groups": {"dn": f"cn={{displayName}},{GROUPS}", "attributes": {"displayName": "cn"}},
+        **target_settings(server, users={"match": "employeeNumber"}, connect_timeout_s=1),
         "retry": {"first_delay_ms": 200, "multiplier": 2, "tiers": 6},
         **extra,
     }

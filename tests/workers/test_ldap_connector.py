@@ -12,7 +12,7 @@ import pytest
 
 from queues.contracts import Operation
 from queues.errors import ConfigError
-from tests.slapd import READER_DN, ROOT_DN, SUFFIX, Slapd
+from tests.slapd import READER_DN, ROOT_DN, SUFFIX, Slapd, target_settings
 from workers.config import parse_targets
 from workers.connectors.base import Applied
 from workers.connectors.ldap import LdapConnector, parse_ldap_settings
@@ -38,36 +38,8 @@ AWKWARD = [
 
 
 def settings(server: Slapd, **overrides: Any) -> dict[str, Any]:
-    users = {
-        "dn": f"uid={{userName}},{PEOPLE}",
-        "attributes": {
-            "userName": "uid",
-            "givenName": "givenName",
-            "familyName": "sn",
-            "displayName": "cn",
-            "email": "mail",
-        },
-        "disable": {"attribute": "employeeType", "value": "disabled"},
-        **overrides.pop("users", {}),
-    }
-    groups = {
-        "dn": f"cn={{displayName}},{GROUPS}",
-        "attributes": {"displayName": "cn"},
-        "member_chunk_size": 100,
-        **overrides.pop("groups", {}),
-    }
-    return {
-        "url": server.url,
-        "bind_dn": ROOT_DN,
-        "bind_password": server.password,
-        "base_dn": SUFFIX,
-        "pool_size": 4,
-        "timeout_s": 5,
-        "connect_timeout_s": 2,
-        "users": users,
-        "groups": groups,
-        **overrides,
-    }
+    groups = {"member_chunk_size": 100, **overrides.pop("groups", {})}
+    return target_settings(server, groups=groups, **overrides)
 
 
 @pytest.fixture

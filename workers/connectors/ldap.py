@@ -67,7 +67,7 @@ import ldap3
 
 from queues.contracts import Operation
 from queues.errors import ConfigError
-from queues.validation import as_list, as_mapping, boolean, check_keys, integer, join, number, string
+from queues.validation import as_list, as_mapping, boolean, check_keys, integer, join, positive, string
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 from workers.connectors.ldap_names import (
     DnError,
@@ -199,8 +199,8 @@ def parse_ldap_settings(path: str, raw: Mapping[str, Any], *, base_dir: Path | N
         start_tls=start_tls,
         verify_tls=boolean(at("verify_tls"), raw.get("verify_tls", True)),
         ca_file=ca_file,
-        timeout_s=_positive(at("timeout_s"), raw.get("timeout_s", 30.0)),
-        connect_timeout_s=_positive(at("connect_timeout_s"), raw.get("connect_timeout_s", 10.0)),
+        timeout_s=positive(at("timeout_s"), raw.get("timeout_s", 30.0)),
+        connect_timeout_s=positive(at("connect_timeout_s"), raw.get("connect_timeout_s", 10.0)),
     )
     if raw.get("users") is None and raw.get("groups") is None:
         raise ConfigError(path, "has neither `users:` nor `groups:`", "add `users:` with at least `dn:`")
@@ -295,13 +295,6 @@ def _dn(path: str, raw: Any) -> str:
     except DnError as exc:
         raise ConfigError(path, str(exc), "write a DN such as ou=people,dc=example,dc=org") from None
     return text
-
-
-def _positive(path: str, raw: Any) -> float:
-    value = number(path, raw, minimum=0)
-    if value == 0:
-        raise ConfigError(path, "must be above 0")
-    return value
 
 
 # -- Values ------------------------------------------------------------------------------------------
