@@ -60,6 +60,14 @@ def number(path: str, raw: Any, *, minimum: float | None = None) -> float:
     return float(raw)
 
 
+def positive(path: str, raw: Any) -> float:
+    """A number above 0, such as a timeout."""
+    value = number(path, raw, minimum=0)
+    if value == 0:
+        raise ConfigError(path, "must be above 0")
+    return value
+
+
 def boolean(path: str, raw: Any) -> bool:
     if not isinstance(raw, bool):
         raise ConfigError(path, f"expected true or false, got {_kind(raw)}")

@@ -25,6 +25,7 @@ from queues.validation import (
 )
 from queues.yamlfile import load_yaml
 from workers.connectors.base import Connector
+from workers.connectors.ldap import LdapConnector, parse_ldap_settings
 from workers.connectors.null import NullConnector
 from workers.connectors.scim import ScimConnector, parse_scim_settings
 from workers.connectors.sql import SqlConnector, parse_sql_settings
@@ -56,6 +57,10 @@ CONNECTOR_KINDS: dict[str, ConnectorKind] = {
     "scim": ConnectorKind(
         parse=lambda path, raw, base_dir: parse_scim_settings(path, raw, base_dir=base_dir),
         build=ScimConnector,
+    ),
+    "ldap": ConnectorKind(
+        parse=lambda path, raw, base_dir: parse_ldap_settings(path, raw, base_dir=base_dir),
+        build=LdapConnector,
     ),
     "noop": ConnectorKind(parse=_parse_null, build=lambda name, _settings: NullConnector()),
 }
