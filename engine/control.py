@@ -48,6 +48,9 @@ class JobSwitches:
         return ACTIVE
 
 
+_UNSET = JobSwitches()
+
+
 class JobControl:
     """The switches of every job, read once from the state store and written through to it."""
 
@@ -64,7 +67,7 @@ class JobControl:
             self._event(job).clear() if switches.paused else self._event(job).set()
 
     def switches(self, job: str) -> JobSwitches:
-        return self._switches.get(job, JobSwitches())
+        return self._switches.get(job, _UNSET)
 
     # -- Pause ---------------------------------------------------------------------------------------
 
@@ -96,7 +99,7 @@ class JobControl:
 
     def verdict(self, job: str) -> str | None:
         """The reason to quarantine `job` now, if its recent results give one."""
-        return self._window(job).verdict()
+        return self._window(job).reason
 
     async def quarantine(self, job: str, reason: str) -> None:
         switches = self.switches(job)

@@ -234,14 +234,15 @@ class CycleRunner:
         control = self.control
         try:
             async for batch in source.batches(SOURCE_BATCH):
-                if control.paused(job.name):
-                    log.info("event=cycle_paused job=%s cycle=%s read=%d", job.name, cycle_id, read)
-                    await control.wait_resumed(job.name)
-                reason = control.verdict(job.name)
-                if reason is not None:
-                    return read, None, reason
                 failures = []
                 for obj in batch:
+                    # Checked per object, so that a pause or a quarantine takes hold at once.
+                    if control.paused(job.name):
+                        log.info("event=cycle_paused job=%s cycle=%s read=%d", job.name, cycle_id, read)
+                        await control.wait_resumed(job.name)
+                    reason = control.verdict(job.name)
+                    if reason is not None:
+                        return read, None, reason
                     try:
                         op = planner.plan(obj)
                     except MappingError as exc:

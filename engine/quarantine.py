@@ -56,13 +56,15 @@ def parse_quarantine(path: str, raw: Any) -> QuarantineSettings:
 class FailureWindow:
     """The last results of one job; `verdict()` is the quarantine reason they give, if any."""
 
-    __slots__ = ("_failed", "_recent", "_rejected_run", "settings")
+    __slots__ = ("_failed", "_recent", "_rejected_run", "reason", "settings")
 
     def __init__(self, settings: QuarantineSettings) -> None:
         self.settings = settings
         self._recent: deque[bool] = deque(maxlen=max(settings.window, settings.min_operations))
         self._failed = 0
         self._rejected_run = 0
+        self.reason: str | None = None
+        """The quarantine reason the results so far give (kept current by `add`), if any."""
 
     def add(self, results: Iterable[Result]) -> None:
         recent = self._recent
@@ -76,13 +78,15 @@ class FailureWindow:
             self._failed += failed
             rejected = failed and result.error_code in CREDENTIAL_CODES
             self._rejected_run = self._rejected_run + 1 if rejected else 0
+        self.reason = self._verdict()
 
     def clear(self) -> None:
         self._recent.clear()
         self._failed = 0
         self._rejected_run = 0
+        self.reason = None
 
-    def verdict(self) -> str | None:
+    def _verdict(self) -> str | None:
         settings = self.settings
         if self._rejected_run >= settings.credential_calls:
             run = self._rejected_run

@@ -3,17 +3,21 @@
 A job runs once at start, then at each moment its schedule gives after the end of the previous cycle
 (so a cycle longer than the interval never piles up runs). A job without a schedule runs once. A cycle
 that fails is logged and the job goes on at its next moment: one bad run never stops the schedule.
+A paused job starts no cycle until resumed; a quarantined one waits a backed-off delay instead
+(see `engine.quarantine.backoff_s`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from engine.config import JobConfig
 from engine.cycles import CycleRunner, CycleSummary
+from engine.quarantine import backoff_s
 
 log = logging.getLogger("roster.engine.scheduler")
 
@@ -33,6 +37,8 @@ class Scheduler:
         self._clock = clock
         self._stop = asyncio.Event()
         self.history: list[CycleSummary] = []
+        self.next_run: dict[str, datetime] = {}
+        """When each job's next cycle is due (absent while one runs, or for a job that ran once)."""
 
     def stop(self) -> None:
         self._stop.set()
@@ -42,7 +48,12 @@ class Scheduler:
         await asyncio.gather(*(self._job_loop(job) for job in self._jobs))
 
     async def _job_loop(self, job: JobConfig) -> None:
+        control = self._runner.control
         while not self._stop.is_set():
+            if control.paused(job.name):
+                await self._until_stopped(control.wait_resumed(job.name))
+                continue
+            self.next_run.pop(job.name, None)
             try:
                 summary = await self._runner.run_cycle(job, trigger="schedule")
                 self.history.append(summary)
@@ -52,8 +63,22 @@ class Scheduler:
                 return
             now = self._clock()
             delay_s = (job.schedule.next_after(now) - now).total_seconds()
+            switches = control.switches(job.name)
+            if switches.quarantine_reason is not None:
+                delay_s = backoff_s(delay_s, switches.quarantined_cycles, control.settings)
+            self.next_run[job.name] = now + timedelta(seconds=delay_s)
             log.info("event=next_cycle job=%s in_s=%.1f", job.name, delay_s)
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=max(0.0, delay_s))
             except TimeoutError:
                 pass
+
+    async def _until_stopped(self, waiting: Coroutine[Any, Any, None]) -> None:
+        """Wait for `waiting`, or less if the scheduler is stopped meanwhile."""
+        task = asyncio.ensure_future(waiting)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            task.cancel()
+            stop.cancel()

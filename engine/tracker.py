@@ -55,6 +55,10 @@ class Tracker:
         self._cycles[cycle_id] = progress
         return progress
 
+    def running(self, job: str) -> list[CycleProgress]:
+        """The job's cycles in progress (one, or an on-demand one beside it)."""
+        return [progress for progress in self._cycles.values() if progress.job == job]
+
     def end_cycle(self, cycle_id: str) -> None:
         self._cycles.pop(cycle_id, None)
 

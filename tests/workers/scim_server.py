@@ -9,7 +9,8 @@ which the fixtures turn into a failed test, never a skip.
 Authentication is off unless asked for. With credentials, the server accepts any of: a static bearer
 token, HTTP basic, or a bearer token that its own OAuth 2.0 endpoint (`POST /oauth/token`, client
 credentials) issued and that has not expired yet. `GET /_test/stats` tells how many tokens it issued,
-so a test can see that a client caches its token and refreshes it.
+so a test can see that a client caches its token and refreshes it. `POST /_test/revoke` with `on` makes
+it refuse every credential (401 from the server's own auth check) until `off`: revoked credentials.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from urllib.parse import parse_qsl
 START_TIMEOUT_S = 30.0
 TOKEN_PATH = "/oauth/token"
 STATS_PATH = "/_test/stats"
+REVOKE_PATH = "/_test/revoke"
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -84,6 +86,12 @@ class ScimServer:
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.root}{STATS_PATH}", timeout=5) as answer:
             return json.loads(answer.read())
+
+    def revoke(self, revoked: bool) -> None:
+        """Make the server refuse (or accept again) every credential it was started with."""
+        body = b"on" if revoked else b"off"
+        with urllib.request.urlopen(f"{self.root}{REVOKE_PATH}", data=body, timeout=5) as answer:
+            assert answer.status == 200
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
@@ -180,6 +188,7 @@ def build_application(
 
     issued: dict[str, float] = {}  # token -> expiry (monotonic)
     stats = {"tokens_issued": 0, "unauthorized": 0}
+    revoked = [False]
     auth_on = bool(bearer_tokens or basic or oauth_client)
     basic_header = "Basic " + base64.b64encode(":".join(basic).encode()).decode() if basic else None
 
@@ -187,6 +196,9 @@ def build_application(
         def check_auth(self, request: ScimRequest) -> None:
             if not auth_on:
                 return
+            if revoked[0]:
+                stats["unauthorized"] += 1
+                raise UnauthorizedException
             header = request.header("Authorization") or ""
             scheme, _, value = header.partition(" ")
             if scheme.lower() == "bearer":
@@ -205,13 +217,16 @@ def build_application(
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    async def token(scope: Scope, receive: Receive, send: Send) -> None:
+    async def read_body(receive: Receive) -> bytes:
         body = b""
         while True:
             message = await receive()
             body += message.get("body", b"")
             if not message.get("more_body"):
-                break
+                return body
+
+    async def token(scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_body(receive)
         form = dict(parse_qsl(body.decode()))
         headers = {name.decode().lower(): value.decode() for name, value in scope["headers"]}
         client = (form.get("client_id"), form.get("client_secret"))
@@ -234,6 +249,9 @@ def build_application(
             await token(scope, receive, send)
         elif scope["type"] == "http" and scope["path"] == STATS_PATH:
             await reply(send, 200, stats)
+        elif scope["type"] == "http" and scope["path"] == REVOKE_PATH and scope["method"] == "POST":
+            revoked[0] = (await read_body(receive)) == b"on"
+            await reply(send, 200, {"revoked": revoked[0]})
         else:
             await scim(scope, receive, send)
 

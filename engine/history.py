@@ -1,0 +1,130 @@
+"""Reading the provisioning log and the cycle history back: queries, exports, and retention.
+
+The result consumer writes the log (`StateStore.apply_results`); this module only reads and prunes it.
+Queries page by record id, so an export of millions of records streams in constant memory, and the
+pruner deletes old records in small batches, each its own short transaction, so cycles writing results
+never wait long behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from engine.state import StateStore, cycles, log
+
+logger = logging.getLogger("roster.engine.history")
+
+LOG_FIELDS = tuple(column.name for column in log.columns)
+EXPORT_PAGE = 5_000
+DEFAULT_RETENTION_DAYS = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogFilter:
+    """Which log records to return; every field left None matches everything."""
+
+    job: str | None = None
+    status: str | None = None
+    action: str | None = None
+    source_id: str | None = None
+    cycle_id: str | None = None
+    since: float | None = None
+    until: float | None = None
+    after_id: int = 0
+    limit: int = 1_000
+
+    def where(self) -> list[Any]:
+        clauses: list[Any] = [log.c.id > self.after_id]
+        for column, value in (
+            (log.c.job, self.job),
+            (log.c.status, self.status),
+            (log.c.action, self.action),
+            (log.c.source_id, self.source_id),
+            (log.c.cycle_id, self.cycle_id),
+        ):
+            if value is not None:
+                clauses.append(column == value)
+        if self.since is not None:
+            clauses.append(log.c.at >= self.since)
+        if self.until is not None:
+            clauses.append(log.c.at < self.until)
+        return clauses
+
+
+async def query_log(state: StateStore, where: LogFilter) -> list[dict[str, Any]]:
+    """Records matching `where`, oldest first, at most `where.limit`."""
+    query = sa.select(log).where(*where.where()).order_by(log.c.id).limit(where.limit)
+    async with state.engine.connect() as conn:
+        return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def iter_log(state: StateStore, where: LogFilter) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every record matching `where` (its limit aside), a page at a time."""
+    after = where.after_id
+    while True:
+        page = await query_log(state, replace(where, after_id=after, limit=EXPORT_PAGE))
+        if not page:
+            return
+        yield page
+        after = page[-1]["id"]
+
+
+def jsonl(records: Iterable[dict[str, Any]]) -> bytes:
+    return b"".join(orjson.dumps(record) + b"\n" for record in records)
+
+
+def csv_rows(records: Iterable[dict[str, Any]], *, header: bool) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=LOG_FIELDS, extrasaction="ignore", lineterminator="\n")
+    if header:
+        writer.writeheader()
+    writer.writerows(records)
+    return out.getvalue()
+
+
+async def cycle_history(state: StateStore, job: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The job's last cycles, newest first, with their counts."""
+    query = sa.select(cycles).where(cycles.c.job == job).order_by(cycles.c.started_at.desc()).limit(limit)
+    async with state.engine.connect() as conn:
+        rows = [dict(row._mapping) for row in await conn.execute(query)]
+    for row in rows:
+        row["counts"] = orjson.loads(row["counts"]) if row["counts"] else {}
+        finished = row["finished_at"]
+        row["duration_s"] = round(finished - row["started_at"], 3) if finished is not None else None
+    return rows
+
+
+async def prune_log(state: StateStore, older_than_s: float, *, batch: int = 5_000) -> int:
+    """Delete records older than `older_than_s`, `batch` at a time; returns how many went."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    while True:
+        oldest = sa.select(log.c.id).where(log.c.at < cutoff).order_by(log.c.id).limit(batch)
+        async with state.engine.begin() as conn:
+            gone = (await conn.execute(log.delete().where(log.c.id.in_(oldest.scalar_subquery())))).rowcount
+        removed += gone
+        if gone < batch:
+            return removed
+        await asyncio.sleep(0)  # let result writes in between
+
+
+async def prune_forever(state: StateStore, retention_days: float, *, every_s: float = 3600.0) -> None:
+    """Keep the log within its retention until cancelled."""
+    while True:
+        try:
+            removed = await prune_log(state, retention_days * 86_400.0)
+            if removed:
+                logger.info("event=log_pruned records=%d retention_days=%g", removed, retention_days)
+        except sa.exc.SQLAlchemyError:
+            logger.exception("event=log_prune_failed")
+        await asyncio.sleep(every_s)
