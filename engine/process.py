@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
 from engine.config import EngineConfig, JobConfig
 from engine.cycles import CycleRunner, CycleSummary
 from engine.metrics import EngineMetrics
+from engine.schedule import Schedule
 from engine.scheduler import Scheduler
 from engine.state import StateStore
 from queues.broker import Broker
@@ -39,13 +42,18 @@ async def run_engine(
     """Run the scheduler until a signal (or, with `once`, one cycle of each job); returns the exit
     code and the summaries of the cycles that ended."""
     registry = CollectorRegistry()
+    metrics = EngineMetrics(registry)
     async with broker, StateStore(state_location) as state:
-        runner = CycleRunner(config, broker, state, metrics=EngineMetrics(registry))
+        runner = CycleRunner(config, broker, state, metrics=metrics)
+        metrics.watch_awaiting(runner.tracker.in_flight_counts)
         scheduler = Scheduler(runner, jobs)
         work = asyncio.create_task(_run_once(runner, jobs) if once else scheduler.run())
         install_stop_handlers(work.cancel)
         server = StatusServer(registry, lambda: _health(runner, work), host=host, port=port)
         async with runner:
+            await _job_gauges(metrics, state, jobs)
+            metrics.active.set(1)
+            depths = asyncio.create_task(metrics.poll_queue_depths(broker, (j.target for j in jobs)))
             await server.start()
             try:
                 summaries = await work
@@ -53,9 +61,30 @@ async def run_engine(
                 summaries = scheduler.history
                 log.info("event=engine_stopping cycles=%d", len(summaries))
             finally:
+                depths.cancel()
                 await server.aclose()
     failed = any(s.status != "succeeded" for s in summaries)
     return (1 if once and failed else 0), list(summaries)
+
+
+async def _job_gauges(metrics: EngineMetrics, state: StateStore, jobs: Sequence[JobConfig]) -> None:
+    """Each job's schedule interval, and the end of its last successful cycle (or now, if it has
+    none: the alert on missing successes then counts from this engine's start)."""
+    now = time.time()
+    for job in jobs:
+        interval_s = _interval_s(job.schedule)
+        if interval_s is not None:
+            metrics.interval.labels(job.name).set(interval_s)
+        metrics.last_success.labels(job.name).set(await state.last_success_at(job.name) or now)
+
+
+def _interval_s(schedule: Schedule | None) -> float | None:
+    if schedule is None:
+        return None
+    if schedule.interval_s is not None:
+        return schedule.interval_s
+    first = schedule.next_after(datetime.now(UTC))
+    return (schedule.next_after(first) - first).total_seconds()
 
 
 async def _run_once(runner: CycleRunner, jobs: Sequence[JobConfig]) -> list[CycleSummary]:

@@ -195,6 +195,14 @@ class StateStore:
                 .values(status=status, finished_at=time.time(), counts=orjson.dumps(counts).decode())
             )
 
+    async def last_success_at(self, job: str) -> float | None:
+        """When the job's last successful cycle ended (the metrics carry it across restarts)."""
+        query = sa.select(sa.func.max(cycles.c.finished_at)).where(
+            cycles.c.job == job, cycles.c.status == "succeeded"
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).scalar()
+
     async def log_records(
         self, job: str, *, cycle_id: str | None = None, source_id: str | None = None
     ) -> list[dict[str, Any]]:
