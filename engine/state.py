@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from engine.migrations import migrate
 from engine.planner import ACTIVE, DISABLED, StateEntry
 from queues.contracts import Result
 from queues.errors import StateError
@@ -101,9 +102,13 @@ class StateStore:
             if url.get_backend_name() == "sqlite":
                 sa.event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
             async with self._engine.begin() as conn:
-                await conn.run_sync(metadata.create_all)
+                await migrate(conn, metadata)
         except (OSError, sa.exc.SQLAlchemyError) as exc:
+            await self.aclose()
             raise StateError(f"cannot open the state store {url!r}: {exc}") from exc
+        except StateError:  # a schema newer than this Roster
+            await self.aclose()
+            raise
         return self
 
     async def aclose(self) -> None:
