@@ -44,8 +44,11 @@ CYCLE_PHASES = (
 
 
 class EngineMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    """With `recording=False` the per-batch records return at once (to measure what they cost)."""
+
+    def __init__(self, registry: CollectorRegistry, *, recording: bool = True) -> None:
         self.registry = registry
+        self.recording = recording
         self.published = Counter(
             "roster_operations_published_total",
             "Operations published to a target's queue.",
@@ -139,10 +142,14 @@ class EngineMetrics:
             await asyncio.sleep(interval_s)
 
     def record_published(self, ops: Iterable[Operation]) -> None:
+        if not self.recording:
+            return
         for (job, target, action), n in Tally((o.job, o.target, o.action) for o in ops).items():
             self.published.labels(job, target, action).inc(n)
 
     def record_results(self, results: Iterable[Result]) -> None:
+        if not self.recording:
+            return
         finals: Tally[tuple[str, str, str, str]] = Tally()
         retries: Tally[tuple[str, str]] = Tally()
         by_target: dict[str, list[float]] = {}

@@ -40,12 +40,13 @@ async def run_engine(
     host: str,
     port: int,
     once: bool = False,
+    record_metrics: bool = True,
 ) -> tuple[int, list[CycleSummary]]:
     """Run the scheduler until a signal (or, with `once`, one cycle of each job); returns the exit
     code and the summaries of the cycles that ended. On a PostgreSQL store the engine first waits
     for the engine lock, serving `/metrics` and `/healthz` as a standby meanwhile."""
     registry = CollectorRegistry()
-    metrics = EngineMetrics(registry)
+    metrics = EngineMetrics(registry, recording=record_metrics)
     metrics.active.set(0)
     async with broker, StateStore(state_location) as state, EngineLock(state) as lock:
         runner = CycleRunner(config, broker, state, metrics=metrics)

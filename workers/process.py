@@ -32,6 +32,7 @@ async def run_worker(
     concurrency: int | None = None,
     prefetch: int | None = None,
     grace_s: float = 30.0,
+    record_metrics: bool = True,
 ) -> int:
     """Run until SIGTERM or SIGINT, then stop gracefully; returns the exit code."""
     stop = asyncio.Event()
@@ -45,7 +46,7 @@ async def run_worker(
         if prefetch is not None:
             runtime.prefetch = prefetch
         runtimes.append(runtime)
-    metrics = WorkerMetrics(registry)
+    metrics = WorkerMetrics(registry, recording=record_metrics)
     metrics.start_at_zero(runtime.name for runtime in runtimes)
     for runtime in runtimes:
         gate = getattr(runtime.connector, "gate", None)  # connectors that honour Retry-After have one
