@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         help="HOST:PORT for /metrics and /healthz (env ROSTER_LISTEN)",
     )
     engine.add_argument("--once", action="store_true", help="run one cycle of each job, then exit")
+    _metrics_argument(engine)
     engine.set_defaults(func=_engine)
 
     worker = commands.add_parser("worker", help="run a worker: drain the queues of the targets in FILE")
@@ -117,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--grace-s", type=float, default=30.0, help="how long SIGTERM waits for batches in flight"
     )
+    _metrics_argument(worker)
     worker.set_defaults(func=_worker)
 
     for name, text in (
@@ -149,6 +151,14 @@ def _broker_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _metrics_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="record no per-operation metrics (/metrics still answers); for measuring their cost",
+    )
+
+
 def _engine(args: argparse.Namespace, console: Console) -> int:
     config = load_engine_config(args.file)
     jobs = in_dependency_order([config.job(name) for name in args.job] if args.job else config.jobs)
@@ -157,7 +167,16 @@ def _engine(args: argparse.Namespace, console: Console) -> int:
     host, port = _listen(args.listen)
     _install_uvloop()
     code, summaries = asyncio.run(
-        run_engine(config, jobs, broker, state, host=host, port=port, once=args.once)
+        run_engine(
+            config,
+            jobs,
+            broker,
+            state,
+            host=host,
+            port=port,
+            once=args.once,
+            record_metrics=not args.no_metrics,
+        )
     )
     if args.once:
         print_summary(console, summaries)
@@ -188,6 +207,7 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
             concurrency=args.concurrency,
             prefetch=args.prefetch,
             grace_s=args.grace_s,
+            record_metrics=not args.no_metrics,
         )
     )
 

@@ -214,8 +214,7 @@ class CycleRunner:
         )
         await self._judge(job, summary)
         await self.state.finish_cycle(cycle_id, summary.status, summary.counts())
-        self.metrics.cycles.labels(job.name, summary.status).inc()
-        self.metrics.cycle_duration.labels(job.name).observe(summary.elapsed_s)
+        self.metrics.record_cycle(summary)
         log.info(
             "event=cycle_done job=%s cycle=%s status=%s %s",
             job.name,

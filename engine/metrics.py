@@ -6,21 +6,49 @@ hot path pays for a counter increment, not for building label sets.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
+from queues.broker import Broker
+from queues.build import register_build_info
 from queues.contracts import Operation, Result
+from queues.errors import BrokerError
+from queues.topology import ops_queue
+
+if TYPE_CHECKING:
+    from engine.cycles import CycleSummary
+
+log = logging.getLogger("roster.engine.metrics")
 
 LATENCY_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+CYCLE_PHASES = (
+    "read",
+    "created",
+    "updated",
+    "disabled",
+    "deleted",
+    "unchanged",
+    "out_of_scope",
+    "failed",
+    "skipped_rows",
+)
 
 
 class EngineMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    """With `recording=False` the per-batch records return at once (to measure what they cost)."""
+
+    def __init__(self, registry: CollectorRegistry, *, recording: bool = True) -> None:
         self.registry = registry
+        self.recording = recording
         self.published = Counter(
             "roster_operations_published_total",
             "Operations published to a target's queue.",
@@ -59,12 +87,69 @@ class EngineMetrics:
         self.queue_depth = Gauge(
             "roster_queue_depth", "Messages ready in a target's queue.", ["target"], registry=registry
         )
+        self.cycle_objects = Counter(
+            "roster_cycle_objects_total",
+            "Objects of ended cycles by phase: read, planned per action, unchanged, out of scope, failed.",
+            ["job", "phase"],
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            "roster_cycle_last_success_timestamp_seconds",
+            "When the job's last successful cycle ended, or when this engine became active if none did.",
+            ["job"],
+            registry=registry,
+        )
+        self.interval = Gauge(
+            "roster_job_interval_seconds",
+            "Time between two cycles of the job by its schedule.",
+            ["job"],
+            registry=registry,
+        )
+        self.active = Gauge(
+            "roster_engine_active",
+            "1 while this engine holds the lock and works, 0 while it waits as a standby.",
+            registry=registry,
+        )
+        register_build_info(registry, "engine")
+
+    def record_cycle(self, summary: CycleSummary) -> None:
+        """Once per cycle: its status, duration and objects per phase, and the time of a success."""
+        self.cycles.labels(summary.job, summary.status).inc()
+        self.cycle_duration.labels(summary.job).observe(summary.elapsed_s)
+        counts = summary.counts()
+        for phase in CYCLE_PHASES:
+            self.cycle_objects.labels(summary.job, phase).inc(counts[phase] or 0)
+        if summary.status == "succeeded":
+            self.last_success.labels(summary.job).set(time.time())
+
+    def watch_awaiting(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """Export, per job, the operations published whose final result is not in yet; `counts` is
+        read at scrape time, so the hot path pays nothing for it."""
+        self.registry.register(_AwaitingResult(counts))
+
+    async def poll_queue_depths(
+        self, broker: Broker, targets: Iterable[str], *, interval_s: float = 5.0
+    ) -> None:
+        """Keep `roster_queue_depth` current until cancelled; a broker that does not answer leaves
+        the last value and is asked again at the next round."""
+        queues = {target: ops_queue(target) for target in sorted(set(targets))}
+        while True:
+            for target, queue in queues.items():
+                try:
+                    self.queue_depth.labels(target).set(await broker.depth(queue))
+                except BrokerError as exc:
+                    log.warning("event=queue_depth_unknown target=%s error=%r", target, str(exc))
+            await asyncio.sleep(interval_s)
 
     def record_published(self, ops: Iterable[Operation]) -> None:
+        if not self.recording:
+            return
         for (job, target, action), n in Tally((o.job, o.target, o.action) for o in ops).items():
             self.published.labels(job, target, action).inc(n)
 
     def record_results(self, results: Iterable[Result]) -> None:
+        if not self.recording:
+            return
         finals: Tally[tuple[str, str, str, str]] = Tally()
         retries: Tally[tuple[str, str]] = Tally()
         by_target: dict[str, list[float]] = {}
@@ -80,6 +165,21 @@ class EngineMetrics:
             self.retrying.labels(*labels).inc(n)
         for target, latencies in by_target.items():
             observe_all(self.latency.labels(target), latencies)
+
+
+class _AwaitingResult(Collector):
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "roster_operations_awaiting_result",
+            "Operations the engine published whose final result is not in yet, per job.",
+            labels=["job"],
+        )
+        for job, n in sorted(self._counts().items()):
+            family.add_metric([job], n)
+        yield family
 
 
 def observe_all(child: Any, values: list[float]) -> None:

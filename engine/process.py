@@ -3,20 +3,25 @@
 It never needs a target's credentials: it publishes operations to the broker and reads results back.
 On SIGTERM it stops the scheduler; a cycle in progress is interrupted (its operations are already on
 the broker, and their results wait in the results queue for the next engine), then the result
-consumer, the HTTP server, the state store and the broker are closed in that order.
+consumer, the HTTP server, the state store and the broker are closed in that order. On a PostgreSQL
+store a second engine waits as a standby and takes over when the first dies (`engine/failover.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
 from engine.config import EngineConfig, JobConfig
 from engine.cycles import CycleRunner, CycleSummary
+from engine.failover import EngineLock, take_over
 from engine.metrics import EngineMetrics
+from engine.schedule import Schedule
 from engine.scheduler import Scheduler
 from engine.state import StateStore
 from queues.broker import Broker
@@ -35,33 +40,87 @@ async def run_engine(
     host: str,
     port: int,
     once: bool = False,
+    record_metrics: bool = True,
 ) -> tuple[int, list[CycleSummary]]:
     """Run the scheduler until a signal (or, with `once`, one cycle of each job); returns the exit
-    code and the summaries of the cycles that ended."""
+    code and the summaries of the cycles that ended. On a PostgreSQL store the engine first waits
+    for the engine lock, serving `/metrics` and `/healthz` as a standby meanwhile."""
     registry = CollectorRegistry()
-    async with broker, StateStore(state_location) as state:
-        runner = CycleRunner(config, broker, state, metrics=EngineMetrics(registry))
+    metrics = EngineMetrics(registry, recording=record_metrics)
+    metrics.active.set(0)
+    async with broker, StateStore(state_location) as state, EngineLock(state) as lock:
+        runner = CycleRunner(config, broker, state, metrics=metrics)
+        metrics.watch_awaiting(runner.tracker.in_flight_counts)
         scheduler = Scheduler(runner, jobs)
-        work = asyncio.create_task(_run_once(runner, jobs) if once else scheduler.run())
-        install_stop_handlers(work.cancel)
-        server = StatusServer(registry, lambda: _health(runner, work), host=host, port=port)
-        async with runner:
-            await server.start()
-            try:
-                summaries = await work
-            except asyncio.CancelledError:
-                summaries = scheduler.history
-                log.info("event=engine_stopping cycles=%d", len(summaries))
-            finally:
-                await server.aclose()
+        main = asyncio.create_task(_active(lock, runner, scheduler, jobs, once=once))
+        install_stop_handlers(main.cancel)
+        server = StatusServer(registry, lambda: _health(runner, main, lock), host=host, port=port)
+        await server.start()
+        try:
+            summaries = await main
+        except asyncio.CancelledError:
+            summaries = scheduler.history
+            log.info("event=engine_stopping cycles=%d", len(summaries))
+        finally:
+            await server.aclose()
     failed = any(s.status != "succeeded" for s in summaries)
     return (1 if once and failed else 0), list(summaries)
+
+
+async def _active(
+    lock: EngineLock, runner: CycleRunner, scheduler: Scheduler, jobs: Sequence[JobConfig], *, once: bool
+) -> list[CycleSummary]:
+    """Wait for the lock, take over from the engine before, then work until done or the lock is lost."""
+    await lock.acquire()
+    metrics, targets = runner.metrics, [j.target for j in jobs]
+    async with runner:
+        if lock.shared:
+            await take_over(runner.state, runner.broker, metrics, targets)
+        await _job_gauges(metrics, runner.state, jobs)
+        metrics.active.set(1)
+        depths = asyncio.create_task(metrics.poll_queue_depths(runner.broker, targets))
+        watch = asyncio.create_task(lock.watch())
+        work = asyncio.create_task(_run_once(runner, jobs) if once else scheduler.run())
+        try:
+            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                watch.result()  # raises StateError: the lock is lost, stop working at once
+            return work.result() if once else scheduler.history
+        finally:
+            metrics.active.set(0)
+            for task in (work, watch, depths):
+                task.cancel()
+            await asyncio.gather(work, watch, depths, return_exceptions=True)
+
+
+async def _job_gauges(metrics: EngineMetrics, state: StateStore, jobs: Sequence[JobConfig]) -> None:
+    """Each job's schedule interval, and the end of its last successful cycle (or now, if it has
+    none: the alert on missing successes then counts from this engine's start)."""
+    now = time.time()
+    for job in jobs:
+        interval_s = _interval_s(job.schedule)
+        if interval_s is not None:
+            metrics.interval.labels(job.name).set(interval_s)
+        metrics.last_success.labels(job.name).set(await state.last_success_at(job.name) or now)
+
+
+def _interval_s(schedule: Schedule | None) -> float | None:
+    if schedule is None:
+        return None
+    if schedule.interval_s is not None:
+        return schedule.interval_s
+    first = schedule.next_after(datetime.now(UTC))
+    return (schedule.next_after(first) - first).total_seconds()
 
 
 async def _run_once(runner: CycleRunner, jobs: Sequence[JobConfig]) -> list[CycleSummary]:
     return [await runner.run_cycle(job, trigger="cli") for job in jobs]
 
 
-def _health(runner: CycleRunner, work: asyncio.Task[object]) -> tuple[bool, dict[str, object]]:
-    healthy = runner.results.running and not work.done()
-    return healthy, {"role": "engine", "jobs": [j.name for j in runner.config.jobs]}
+def _health(
+    runner: CycleRunner, main: asyncio.Task[object], lock: EngineLock
+) -> tuple[bool, dict[str, object]]:
+    """A standby is healthy while it waits; the active engine while it consumes results."""
+    healthy = not main.done() and (not lock.held or runner.results.running)
+    role = "engine" if lock.held else "standby"
+    return healthy, {"role": role, "jobs": [j.name for j in runner.config.jobs]}

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from engine.migrations import migrate
 from engine.planner import ACTIVE, DISABLED, StateEntry
 from queues.contracts import Operation, Result
 from queues.errors import StateError
@@ -132,9 +133,13 @@ class StateStore:
             if url.get_backend_name() == "sqlite":
                 sa.event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
             async with self._engine.begin() as conn:
-                await conn.run_sync(metadata.create_all)
+                await migrate(conn, metadata)
         except (OSError, sa.exc.SQLAlchemyError) as exc:
+            await self.aclose()
             raise StateError(f"cannot open the state store {url!r}: {exc}") from exc
+        except StateError:  # a schema newer than this Roster
+            await self.aclose()
+            raise
         return self
 
     async def aclose(self) -> None:
@@ -300,6 +305,14 @@ class StateStore:
         async with self.engine.begin() as conn:
             await conn.execute(objects.delete().where(objects.c.job == job))
             await conn.execute(group_members.delete().where(group_members.c.job == job))
+
+    async def last_success_at(self, job: str) -> float | None:
+        """When the job's last successful cycle ended (the metrics carry it across restarts)."""
+        query = sa.select(sa.func.max(cycles.c.finished_at)).where(
+            cycles.c.job == job, cycles.c.status == "succeeded"
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).scalar()
 
     async def log_records(
         self, job: str, *, cycle_id: str | None = None, source_id: str | None = None

@@ -71,6 +71,10 @@ class Tracker:
         """The live set of the job's source ids with an unfinished operation."""
         return self._in_flight.setdefault(job, {}).keys()  # type: ignore[return-value]
 
+    def in_flight_counts(self) -> dict[str, int]:
+        """Operations awaiting their final result, per job (read by the metrics at scrape time)."""
+        return {job: len(ops) for job, ops in self._in_flight.items()}
+
     def register(self, op: Operation) -> None:
         self._ops[op.op_id] = (op.cycle_id, op.source_id)
         self._in_flight.setdefault(op.job, {})[op.source_id] = op.op_id

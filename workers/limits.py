@@ -58,13 +58,19 @@ class Pause:
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._until = 0.0
+        self.count = 0  # pauses asked for, and the time they added up to (for the metrics)
+        self.paused_s = 0.0
 
     @property
     def remaining_s(self) -> float:
         return max(0.0, self._until - self._clock())
 
     def extend(self, seconds: float) -> None:
-        self._until = max(self._until, self._clock() + max(0.0, seconds))
+        now = self._clock()
+        until = max(self._until, now + max(0.0, seconds))
+        self.count += 1
+        self.paused_s += until - max(self._until, now)
+        self._until = until
 
     async def wait(self) -> None:
         while (left := self._until - self._clock()) > 0:

@@ -32,6 +32,7 @@ async def run_worker(
     concurrency: int | None = None,
     prefetch: int | None = None,
     grace_s: float = 30.0,
+    record_metrics: bool = True,
 ) -> int:
     """Run until SIGTERM or SIGINT, then stop gracefully; returns the exit code."""
     stop = asyncio.Event()
@@ -45,8 +46,14 @@ async def run_worker(
         if prefetch is not None:
             runtime.prefetch = prefetch
         runtimes.append(runtime)
+    metrics = WorkerMetrics(registry, recording=record_metrics)
+    metrics.start_at_zero(runtime.name for runtime in runtimes)
+    for runtime in runtimes:
+        gate = getattr(runtime.connector, "gate", None)  # connectors that honour Retry-After have one
+        if gate is not None:
+            metrics.watch_pause(runtime.name, gate.pause)
     async with broker:
-        worker = Worker(broker, runtimes, metrics=WorkerMetrics(registry))
+        worker = Worker(broker, runtimes, metrics=metrics)
         server = StatusServer(registry, lambda: _health(worker, stop), host=host, port=port)
         await server.start()
         try:

@@ -11,6 +11,9 @@ In one run on the same broker (each part in a fresh virtual host):
   per message with confirms (many in flight), then consuming them with a prefetch of 100 and an ack
   each: `ceiling_msgs_per_s` is the slower of the two rates;
 * `batching_gain` = one_worker_ops_per_s / ceiling_msgs_per_s;
+* `metrics_off_ops_per_s`, `metrics_on_ops_per_s`: the one-worker pipeline with `--no-metrics` on
+  every process and without, in alternating pairs (`--overhead-pairs`, medians), and
+  `metrics_overhead_pct`, what recording the metrics costs in throughput;
 * `paced_p99_latency_ms`: operations fed at a steady 500 per second through the engine's publisher
   to a worker process and back through the result consumer; the p99 of emitted-to-result latency.
 
@@ -24,6 +27,7 @@ import asyncio
 import dataclasses
 import json
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -49,10 +53,10 @@ PACED_RATE = 500
 PACED_SECONDS = 10
 
 
-def pipeline_rate(workdir: Path, objects: int, workers: int) -> float:
-    """Ops/s of one initial cycle through `roster engine --once` and `workers` worker processes."""
-    run_dir = workdir / f"run-{workers}"
-    run_dir.mkdir()
+def pipeline_rate(workdir: Path, objects: int, workers: int, *extra: str) -> float:
+    """Ops/s of one initial cycle through `roster engine --once` and `workers` worker processes;
+    `extra` arguments go to every process (`--no-metrics`)."""
+    run_dir = Path(tempfile.mkdtemp(prefix=f"run-{workers}-", dir=workdir))
     raw = config(workdir, {"name": "noop", "type": "noop", "max_inflight": 4})
     raw["engine"] = {"state": str(run_dir / "state.db"), "batch_size": 500, "high_water": 64}
     file = run_dir / "roster.yaml"
@@ -60,10 +64,10 @@ def pipeline_rate(workdir: Path, objects: int, workers: int) -> float:
     with vhost() as url:
         fleet = Fleet(run_dir, url)
         try:
-            started = [fleet.worker(file) for _ in range(workers)]
+            started = [fleet.worker(file, *extra) for _ in range(workers)]
             for worker in started:
                 worker.wait_healthy()
-            engine = fleet.engine(file, "--once")
+            engine = fleet.engine(file, "--once", *extra)
             if engine.wait(1800) != 0:
                 raise SystemExit(f"the engine failed:\n{fleet.logs()}")
         finally:
@@ -73,6 +77,17 @@ def pipeline_rate(workdir: Path, objects: int, workers: int) -> float:
     counts = json.loads(counts)
     assert counts["created"] == objects, counts
     return objects / counts["elapsed_s"]
+
+
+def metrics_overhead(workdir: Path, objects: int, pairs: int) -> tuple[float, float]:
+    """Median ops/s of one-worker cycles with metrics recording off and on, run in alternation so
+    that drift of the machine falls on both alike."""
+    off: list[float] = []
+    on: list[float] = []
+    for _ in range(pairs):
+        off.append(pipeline_rate(workdir, objects, 1, "--no-metrics"))
+        on.append(pipeline_rate(workdir, objects, 1))
+    return statistics.median(off), statistics.median(on)
 
 
 def operations(count: int) -> list[Operation]:
@@ -176,12 +191,14 @@ async def paced_latency(workdir: Path, url: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=100_000)
+    parser.add_argument("--overhead-pairs", type=int, default=3, help="metrics off/on runs for the overhead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="roster-rabbit-bench-") as tmp:
         workdir = Path(tmp)
         write_people(workdir / "people.csv", args.objects)
         one = pipeline_rate(workdir, args.objects, workers=1)
         two = pipeline_rate(workdir, args.objects, workers=2)
+        metrics_off, metrics_on = metrics_overhead(workdir, args.objects, args.overhead_pairs)
         bodies = [encode_operations("noop", [op]) for op in operations(args.objects)]
         with vhost() as url:
             ceiling_rate = asyncio.run(ceiling(url, bodies))
@@ -196,6 +213,9 @@ def main() -> None:
                 "ceiling_msgs_per_s": round(ceiling_rate),
                 "batching_gain": round(one / ceiling_rate, 2),
                 "paced_p99_latency_ms": round(p99, 1),
+                "metrics_off_ops_per_s": round(metrics_off),
+                "metrics_on_ops_per_s": round(metrics_on),
+                "metrics_overhead_pct": round((metrics_off - metrics_on) / metrics_off * 100, 1),
             }
         )
     )

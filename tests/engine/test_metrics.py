@@ -8,7 +8,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.metrics import LATENCY_BUCKETS_S, observe_all
+from engine.cycles import CycleSummary
+from engine.metrics import LATENCY_BUCKETS_S, EngineMetrics, observe_all
 
 
 def _histogram() -> tuple[CollectorRegistry, Histogram]:
@@ -40,3 +41,21 @@ def _samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
 
 def _sum(registry: CollectorRegistry) -> float:
     return registry.get_sample_value("h_seconds_sum", {"t": "x"}) or 0.0
+
+
+def test_a_cycle_records_its_objects_per_phase_and_a_success_its_time() -> None:
+    metrics = EngineMetrics(CollectorRegistry())
+    value = metrics.registry.get_sample_value
+    failed = CycleSummary(cycle_id="c1", job="j", status="failed", read=4, failed=4, elapsed_s=2.0)
+    metrics.record_cycle(failed)
+    assert value("roster_cycle_last_success_timestamp_seconds", {"job": "j"}) is None
+    done = CycleSummary(
+        cycle_id="c2", job="j", status="succeeded", read=10, created=3, unchanged=7, elapsed_s=1.0
+    )
+    metrics.record_cycle(done)
+    assert value("roster_cycle_objects_total", {"job": "j", "phase": "read"}) == 14
+    assert value("roster_cycle_objects_total", {"job": "j", "phase": "created"}) == 3
+    assert value("roster_cycle_objects_total", {"job": "j", "phase": "failed"}) == 4
+    assert value("roster_cycles_total", {"job": "j", "status": "succeeded"}) == 1
+    assert value("roster_cycle_duration_seconds_count", {"job": "j"}) == 2
+    assert (value("roster_cycle_last_success_timestamp_seconds", {"job": "j"}) or 0) > 0

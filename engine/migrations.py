@@ -1,0 +1,96 @@
+"""Versioned migrations of the state store's schema, applied by the engine when it opens the store.
+
+The store records its version in `schema_version`, one row per migration applied. Opening a store
+applies the migrations it lacks, in order, in one transaction; on PostgreSQL an advisory lock held for
+that transaction lets two engines that start together migrate once. A store whose version is newer
+than this Roster is refused rather than written with an older idea of its tables.
+
+A change to the tables of `engine/state.py` comes with a new migration here; migrations already
+released are never edited, since stores out there went through them. Migration 1 also adopts a
+store that an earlier, unversioned Roster created (its tables are there already).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from queues.errors import StateError
+
+MIGRATION_LOCK = 0x526F737465720001  # pg_advisory_xact_lock key for migrations ("Roster", 1)
+
+schema_version = sa.Table(
+    "schema_version",
+    sa.MetaData(),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.String, nullable=False),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[sa.Connection, sa.MetaData], None]
+
+
+def _v1_tables(conn: sa.Connection, tables: sa.MetaData) -> None:
+    wanted = [tables.tables[name] for name in ("objects", "cycles", "log")]
+    tables.create_all(conn, tables=wanted, checkfirst=True)
+
+
+def _v2_cycle_index(conn: sa.Connection, _tables: sa.MetaData) -> None:
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS cycles_job_status ON cycles (job, status)")
+
+
+def _v3_groups_and_control(conn: sa.Connection, tables: sa.MetaData) -> None:
+    wanted = [tables.tables[name] for name in ("group_members", "job_control", "staged")]
+    tables.create_all(conn, tables=wanted, checkfirst=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "objects, cycles and the provisioning log", _v1_tables),
+    Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
+    Migration(
+        3,
+        "group members as applied, job control switches, deprovisions held for approval",
+        _v3_groups_and_control,
+    ),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+async def migrate(conn: AsyncConnection, tables: sa.MetaData) -> list[int]:
+    """Bring the store to `LATEST` inside the caller's transaction; returns the versions applied."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+    await conn.run_sync(lambda sync: schema_version.create(sync, checkfirst=True))
+    current = (await conn.execute(sa.select(sa.func.max(schema_version.c.version)))).scalar() or 0
+    if current > LATEST:
+        raise StateError(
+            f"the state store has schema version {current}, newer than this Roster knows ({LATEST}): "
+            "run a newer Roster, or point --state at another store"
+        )
+    applied = []
+    for migration in MIGRATIONS[current:]:
+        await conn.run_sync(migration.apply, tables)
+        await conn.execute(
+            schema_version.insert().values(
+                version=migration.version, description=migration.description, applied_at=time.time()
+            )
+        )
+        applied.append(migration.version)
+    return applied
+
+
+async def version(conn: AsyncConnection) -> int:
+    """The schema version of an open store (0 for one that was never migrated)."""
+    exists = await conn.run_sync(lambda sync: sa.inspect(sync).has_table("schema_version"))
+    if not exists:
+        return 0
+    return (await conn.execute(sa.select(sa.func.max(schema_version.c.version)))).scalar() or 0

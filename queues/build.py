@@ -1,0 +1,30 @@
+"""`roster_build_info`: which version of Roster a process runs, on which Python, in which role.
+
+Shared by the engine and the workers (neither may import the other), so a dashboard can count
+processes by role and spot a fleet running mixed versions during a rollout.
+"""
+
+from __future__ import annotations
+
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+from prometheus_client import CollectorRegistry, Gauge
+
+
+def roster_version() -> str:
+    try:
+        return version("roster")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def register_build_info(registry: CollectorRegistry, role: str) -> None:
+    """A gauge at 1 whose labels carry the version, the Python version and the role."""
+    info = Gauge(
+        "roster_build_info",
+        "Always 1; the labels say which Roster version runs, on which Python, in which role.",
+        ["version", "python", "role"],
+        registry=registry,
+    )
+    info.labels(roster_version(), platform.python_version(), role).set(1)

@@ -1,0 +1,39 @@
+"""A PostgreSQL database of its own for a test, so that tests running at once (here, and other
+checkouts using the shared `test` database) never see each other's state or advisory locks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import asyncpg
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _admin(sql: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    # A thread of its own, so that async tests (whose loop is running) can call this too.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
+@contextmanager
+def private_database(prefix: str = "roster") -> Iterator[str]:
+    """Create a database named after the test run, yield its postgresql:// URL, drop it after."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,211 @@
+"""The state store, on SQLite and on the real PostgreSQL (a database of the test's own): what results
+make of the objects and the log, the cycles, and the versioned migrations run at open."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from engine import migrations
+from engine.planner import ACTIVE, DISABLED, StateEntry
+from engine.state import StateStore, metadata, state_url
+from queues.contracts import Result
+from queues.errors import StateError
+from tests.conftest import require_service
+from tests.databases import private_database
+
+_ids = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield state_url(str(tmp_path / "state.db"))
+        return
+    require_service("PostgreSQL", 5432, "start it with `bash tests/services.sh postgresql`")
+    with private_database("roster_state") as database:
+        yield state_url(database)
+
+
+@pytest.fixture
+async def store(url: str) -> AsyncIterator[StateStore]:
+    async with StateStore(url) as store:
+        yield store
+
+
+def result(source_id: str, action: str = "create", status: str = "succeeded", **fields: object) -> Result:
+    values: dict = {
+        "op_id": f"op-{next(_ids)}",
+        "job": "people",
+        "target": "db",
+        "cycle_id": "c1",
+        "source_id": source_id,
+        "action": action,
+        "status": status,
+        "attempts": 1,
+        "emitted_at": 100.0,
+        "completed_at": 100.25,
+        "target_id": f"t-{source_id}",
+        "applied_hash": f"h-{source_id}-{action}" if status == "succeeded" else None,
+    }
+    values.update(fields)
+    return Result(**values)
+
+
+async def test_successes_move_the_objects_and_every_result_is_logged(store: StateStore) -> None:
+    await store.apply_results([result("a"), result("b"), result("c"), result("d", status="failed")])
+    await store.apply_results(
+        [
+            result("a", "update"),
+            result("b", "disable", applied_hash=None),
+            result("c", "delete"),
+            result("a", "update", status="retrying", applied_hash=None),
+        ]
+    )
+    assert await store.snapshot("people") == {
+        "a": StateEntry("t-a", "h-a-update", ACTIVE),
+        "b": StateEntry("t-b", "h-b-create", DISABLED),  # a disable keeps the hash it had
+    }
+    assert await store.entry("people", "b") == StateEntry("t-b", "h-b-create", DISABLED)
+    assert await store.entry("people", "d") is None
+    assert await store.snapshot("other-job") == {}
+    log = await store.log_records("people")
+    assert [(r["source_id"], r["action"], r["status"]) for r in log] == [
+        ("a", "create", "succeeded"),
+        ("b", "create", "succeeded"),
+        ("c", "create", "succeeded"),
+        ("d", "create", "failed"),
+        ("a", "update", "succeeded"),
+        ("b", "disable", "succeeded"),
+        ("c", "delete", "succeeded"),
+        ("a", "update", "retrying"),
+    ]
+    assert log[0]["latency_ms"] == pytest.approx(250.0)
+    assert [r["status"] for r in await store.log_records("people", source_id="a")] == [
+        "succeeded",
+        "succeeded",
+        "retrying",
+    ]
+
+
+async def test_a_replayed_result_message_changes_nothing(store: StateStore) -> None:
+    batch = [result("a"), result("b", "update")]
+    await store.apply_results(batch)
+    before = await store.snapshot("people")
+    await store.apply_results(batch)
+    assert await store.snapshot("people") == before
+
+
+async def test_a_target_id_is_kept_when_a_later_result_does_not_carry_one(store: StateStore) -> None:
+    await store.apply_results([result("a")])
+    await store.apply_results([result("a", "update", target_id=None)])
+    assert (await store.entry("people", "a")) == StateEntry("t-a", "h-a-update", ACTIVE)
+
+
+async def test_error_details_are_logged_as_the_worker_gave_them(store: StateStore) -> None:
+    failed = result(
+        "x",
+        status="failed",
+        attempts=4,
+        error_class="PermanentError",
+        error_code="400",
+        error_message="invalidSyntax: userName",
+        cycle_id="c9",
+    )
+    await store.apply_results([failed])
+    [record] = await store.log_records("people", cycle_id="c9")
+    assert (record["error_class"], record["error_code"], record["error_message"], record["attempts"]) == (
+        "PermanentError",
+        "400",
+        "invalidSyntax: userName",
+        4,
+    )
+    assert await store.log_records("people", cycle_id="c1") == []
+
+
+async def test_cycles_are_recorded_and_the_last_success_is_known(store: StateStore) -> None:
+    assert await store.last_success_at("people") is None
+    await store.start_cycle("c1", "people", "schedule")
+    await store.finish_cycle("c1", "succeeded", {"created": 3})
+    await store.start_cycle("c2", "people", "api")
+    await store.finish_cycle("c2", "failed", {"read": 0})
+    async with store.engine.connect() as conn:
+        rows = (
+            await conn.execute(sa.text("SELECT cycle_id, status, counts FROM cycles ORDER BY cycle_id"))
+        ).all()
+        first_end = (
+            await conn.execute(sa.text("SELECT finished_at FROM cycles WHERE cycle_id = 'c1'"))
+        ).scalar()
+    assert [tuple(r) for r in rows] == [("c1", "succeeded", '{"created":3}'), ("c2", "failed", '{"read":0}')]
+    assert await store.last_success_at("people") == first_end
+
+
+async def test_a_new_store_is_migrated_to_the_latest_version_and_has_every_table(url: str) -> None:
+    async with StateStore(url) as store, store.engine.connect() as conn:
+        assert await migrations.version(conn) == migrations.LATEST
+        rows = (await conn.execute(sa.select(migrations.schema_version.c.version))).scalars().all()
+        assert sorted(rows) == [m.version for m in migrations.MIGRATIONS]
+        columns = await conn.run_sync(
+            lambda sync: {t: {c["name"] for c in sa.inspect(sync).get_columns(t)} for t in metadata.tables}
+        )
+        indexes = await conn.run_sync(
+            lambda sync: {i["name"] for i in sa.inspect(sync).get_indexes("cycles")}
+        )
+    assert columns == {name: {c.name for c in table.columns} for name, table in metadata.tables.items()}
+    assert "cycles_job_status" in indexes
+
+
+async def test_opening_again_applies_nothing_and_keeps_the_data(url: str) -> None:
+    async with StateStore(url) as store:
+        await store.apply_results([result("a")])
+    async with StateStore(url) as store:
+        async with store.engine.begin() as conn:
+            assert await migrations.migrate(conn, metadata) == []
+        assert await store.entry("people", "a") == StateEntry("t-a", "h-a-create", ACTIVE)
+
+
+async def test_a_store_from_before_versioning_is_adopted_with_its_data(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:  # what Roster did before migrations: create_all, no version
+        await conn.run_sync(metadata.create_all)
+        await conn.execute(sa.text("INSERT INTO objects VALUES ('people', 'a', 't-a', 'h', 'active', 1.0)"))
+    await engine.dispose()
+    async with StateStore(url) as store, store.engine.connect() as conn:
+        assert await migrations.version(conn) == migrations.LATEST
+        assert await store.entry("people", "a") == StateEntry("t-a", "h", ACTIVE)
+
+
+async def test_a_store_newer_than_this_roster_is_refused(url: str) -> None:
+    async with StateStore(url) as store, store.engine.begin() as conn:
+        await conn.execute(
+            migrations.schema_version.insert().values(
+                version=migrations.LATEST + 1, description="x", applied_at=0
+            )
+        )
+    with pytest.raises(StateError, match="newer than this Roster"):
+        await StateStore(url).open()
+
+
+async def test_engines_that_open_one_postgresql_store_at_once_migrate_it_once() -> None:
+    """Failover runs two engines on one PostgreSQL store (one SQLite file has one engine)."""
+    require_service("PostgreSQL", 5432, "start it with `bash tests/services.sh postgresql`")
+    with private_database("roster_state") as database:
+        await _open_together(state_url(database))
+
+
+async def _open_together(url: str) -> None:
+    stores = [StateStore(url) for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        async with stores[0].engine.connect() as conn:
+            rows = (await conn.execute(sa.select(migrations.schema_version.c.version))).scalars().all()
+        assert sorted(rows) == [m.version for m in migrations.MIGRATIONS]
+    finally:
+        for s in stores:
+            await s.aclose()

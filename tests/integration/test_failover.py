@@ -1,0 +1,122 @@
+"""Engine failover on PostgreSQL: two `roster engine` processes share one state store; the active
+one is killed mid-cycle and the standby takes over within seconds. The cycle's objects all end
+right in the target, and nothing that the first engine got done is done again."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from engine.state import state_url
+from tests.conftest import require_service
+from tests.databases import private_database
+from tests.integration.pipeline import expected_row, job_config, person, sql_target, target_rows, write_csv
+from tests.integration.processes import Fleet, Process, vhost, wait_until
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
+
+TAKEOVER_S = 10.0
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    require_service("PostgreSQL", 5432, "start it with `bash tests/services.sh postgresql`")
+    with private_database("roster_failover") as url:
+        yield url
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
+    with vhost() as url:
+        fleet = Fleet(tmp_path, url)
+        try:
+            yield fleet
+        finally:
+            fleet.stop_all()
+
+
+def _config(tmp_path: Path, database: str, rows: list[dict]) -> Path:
+    write_csv(tmp_path / "people.csv", rows)
+    raw = {**job_config(tmp_path, batch_size=20, schedule={"interval": "1h"}), **sql_target(database)}
+    raw["engine"].update({"state": database, "high_water": 4})
+    file = tmp_path / "roster.yaml"
+    file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return file
+
+
+async def _state(database: str) -> tuple[list[tuple[str, str]], Counter[str], dict[str, str]]:
+    engine = create_async_engine(state_url(database))
+    async with engine.connect() as conn:
+        cycles = [
+            tuple(r)
+            for r in await conn.execute(sa.text("SELECT cycle_id, status FROM cycles ORDER BY started_at"))
+        ]
+        creates = Counter(
+            r[0]
+            for r in await conn.execute(
+                sa.text(
+                    "SELECT DISTINCT source_id, op_id FROM log"
+                    " WHERE action = 'create' AND status = 'succeeded'"
+                )
+            )
+        )
+        objects = dict((await conn.execute(sa.text("SELECT source_id, state FROM objects"))).all())
+    await engine.dispose()
+    return cycles, creates, objects  # type: ignore[return-value]
+
+
+def test_the_standby_takes_over_a_killed_engine_mid_cycle_and_every_object_ends_right_once(
+    tmp_path: Path, fleet: Fleet, database: str
+) -> None:
+    rows = [person(i) for i in range(3000)]
+    config = _config(tmp_path, database, rows)
+    workers = [fleet.worker(config, "--concurrency", "1"), fleet.worker(config, "--concurrency", "1")]
+    engines = [fleet.engine(config), fleet.engine(config)]
+    for process in (*workers, *engines):
+        process.wait_healthy()  # a standby is healthy too: it serves /metrics while it waits
+    wait_until(
+        lambda: sum(e.metric("roster_engine_active") for e in engines) == 1, 30, "one active engine", fleet
+    )
+    active, standby = sorted(engines, key=lambda e: -e.metric("roster_engine_active"))
+    assert standby.metric("roster_engine_active") == 0
+
+    wait_until(lambda: active.metric("roster_operations_completed_total") >= 400, 60, "results", fleet)
+    done_before_kill = active.metric("roster_operations_completed_total")
+    active.signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    active.wait(30)
+
+    wait_until(lambda: standby.metric("roster_engine_active") == 1, TAKEOVER_S, "the takeover", fleet)
+    took_over_s = time.monotonic() - killed_at
+    wait_until(lambda: standby.metric("roster_cycles_total", status="succeeded") >= 1, 120, "a cycle", fleet)
+
+    target = asyncio.run(target_rows(database, "accounts"))  # raises if a key is there twice
+    assert set(target) == {r["employee_id"] for r in rows}
+    for source in rows:
+        row = target[source["employee_id"]]
+        assert {k: row[k] for k in expected_row(source)} == expected_row(source) and row["active"] is True
+    cycles, creates, objects = asyncio.run(_state(database))
+    assert [status for _, status in cycles] == ["interrupted", "succeeded"]
+    assert objects == {r["employee_id"]: "active" for r in rows}
+    # One operation per object created it (a result message replayed after the kill may log it twice).
+    assert set(creates) == set(objects) and max(creates.values()) == 1, creates.most_common(3)
+    # The standby's cycle published only what the killed engine had not got done.
+    assert standby.metric("roster_operations_published_total") <= len(rows) - done_before_kill
+    print(f"takeover after {took_over_s:.1f} s; {done_before_kill:.0f} operations done before the kill")
+    _stop(standby, *workers)
+
+
+def _stop(*processes: Process) -> None:
+    for process in processes:
+        process.signal(signal.SIGTERM)
+    assert [p.wait(30) for p in processes] == [0] * len(processes)
