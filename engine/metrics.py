@@ -127,6 +127,11 @@ class EngineMetrics:
         read at scrape time, so the hot path pays nothing for it."""
         self.registry.register(_AwaitingResult(counts))
 
+    def watch_jobs(self, states: Callable[[], Mapping[str, str]]) -> None:
+        """Export each job's control state (active, paused, quarantined, waiting_for_approval), one
+        0/1 series per state; `states` is read at scrape time, so cycles pay nothing for it."""
+        self.registry.register(_JobStates(states))
+
     async def poll_queue_depths(
         self, broker: Broker, targets: Iterable[str], *, interval_s: float = 5.0
     ) -> None:
@@ -179,6 +184,25 @@ class _AwaitingResult(Collector):
         )
         for job, n in sorted(self._counts().items()):
             family.add_metric([job], n)
+        yield family
+
+
+JOB_STATES = ("active", "paused", "quarantined", "waiting_for_approval")
+
+
+class _JobStates(Collector):
+    def __init__(self, states: Callable[[], Mapping[str, str]]) -> None:
+        self._states = states
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "roster_job_state",
+            "1 for the state each job is in (active, paused, quarantined, waiting_for_approval), else 0.",
+            labels=["job", "state"],
+        )
+        for job, current in sorted(self._states().items()):
+            for state in JOB_STATES:
+                family.add_metric([job, state], 1.0 if state == current else 0.0)
         yield family
 
 

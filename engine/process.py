@@ -51,6 +51,7 @@ async def run_engine(
     async with broker, StateStore(state_location) as state, EngineLock(state) as lock:
         runner = CycleRunner(config, broker, state, metrics=metrics)
         metrics.watch_awaiting(runner.tracker.in_flight_counts)
+        metrics.watch_jobs(lambda: {job.name: runner.control.switches(job.name).state for job in config.jobs})
         scheduler = Scheduler(runner, jobs)
         main = asyncio.create_task(_active(lock, runner, scheduler, jobs, once=once))
         install_stop_handlers(main.cancel)

@@ -84,7 +84,11 @@ def test_the_dockerfile_passes_hadolint_and_runs_as_a_non_root_user() -> None:
 
 def test_promtool_accepts_the_scrape_config_and_the_alert_rules_and_their_unit_tests() -> None:
     promtool = tool("promtool", "prometheus")
-    assert "SUCCESS: 5 rules found" in _run(
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"][0]["rules"]
+    tests = yaml.safe_load((DEPLOY / "prometheus" / "alerts.test.yml").read_text())["tests"]
+    tested = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]}
+    assert tested == {rule["alert"] for rule in rules}, "every alert has a unit test in which it fires"
+    assert f"SUCCESS: {len(rules)} rules found" in _run(
         promtool, "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")
     )
     _run(promtool, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))

@@ -177,8 +177,7 @@ def group_op(action: str, name: str, members: list[str], **fields: Any) -> Opera
         source_id=name,
         attributes={"displayName": name},
         desired_hash="h",
-        match_attribute="displayName",
-        match_value=name,
+        matching=[["displayName", name]],
         members_add=members,
         **fields,
     )

@@ -82,8 +82,7 @@ def op(action: str, attributes: dict[str, Any], *, kind: str = "user", **fields:
         source_id=source_id,
         attributes=attributes,
         desired_hash="h",
-        match_attribute=match,
-        match_value=value,
+        matching=[[match, value]] if match else [],
         **fields,
     )
 

@@ -446,9 +446,17 @@ class LdapConnector(AsyncContextConnector):
         values = next((v for k, v in desired.items() if k.lower() == kind.match.lower()), None)
         if values:
             match_value = values[0]
-        elif op.match_attribute and kind.ldap_name(op.match_attribute).lower() == kind.match.lower():
-            if op.match_value not in (None, "") and op.match_value != op.target_id:
-                match_value = str(op.match_value)
+        else:
+            match_value = next(
+                (
+                    str(value)
+                    for name, value in op.matching
+                    if kind.ldap_name(name).lower() == kind.match.lower()
+                    and value not in (None, "")
+                    and value != op.target_id
+                ),
+                None,
+            )
         return _Plan(op, kind, desired, dn, match_value)
 
     def _kind_of(self, op: Operation) -> KindSettings:
