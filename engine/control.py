@@ -35,6 +35,10 @@ class JobSwitches:
     quarantined_at: float | None = None
     quarantined_cycles: int = 0
     approval_reason: str | None = None
+    watermark: str | None = None
+    """Where the last incremental read of the source ended (what the next one reads since)."""
+    last_full_at: float | None = None
+    """When the last full import ended."""
 
     @property
     def state(self) -> str:
@@ -137,12 +141,31 @@ class JobControl:
             await self._state.stage(job, None, ())
             await self._save(job, approval_reason=None)
 
+    # -- Incremental reads ---------------------------------------------------------------------------
+
+    def since(self, job: str, full_import_every_s: float) -> str | None:
+        """The watermark to read changes since, or None when the next read must be a full import."""
+        switches = self.switches(job)
+        if switches.watermark is None or switches.last_full_at is None:
+            return None
+        return switches.watermark if time.time() - switches.last_full_at < full_import_every_s else None
+
+    async def read_done(self, job: str, watermark: str | None, *, full: bool) -> None:
+        """A read whose objects all succeeded ended at `watermark`: the next reads go on from there."""
+        changes: dict[str, object] = {"watermark": watermark}
+        if full:
+            changes["last_full_at"] = time.time()
+        await self._save(job, **changes)
+
     # -- Restart and reset ---------------------------------------------------------------------------
 
     async def restart(self, job: str) -> None:
-        """Forget the quarantine and the staged deprovisions; keep the links to target objects."""
+        """Forget the quarantine, the staged deprovisions and the watermark (the next read is a full
+        import); keep the links to target objects."""
         await self.release(job, "restart")
         await self.clear_staged(job)
+        if self.switches(job).watermark is not None:
+            await self._save(job, watermark=None, last_full_at=None)
 
     async def reset(self, job: str) -> None:
         """A restart that also forgets every link: the next cycle matches each object again."""

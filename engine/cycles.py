@@ -130,8 +130,8 @@ class CycleRunner:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def source_for(self, job: JobConfig) -> Source:
-        return job.source.open()
+    def source_for(self, job: JobConfig, since: str | None = None) -> Source:
+        return job.source.open(since)
 
     async def run_cycle(
         self,
@@ -185,12 +185,16 @@ class CycleRunner:
         progress = self.tracker.start_cycle(cycle_id, job.name)
         if on_start is not None:
             on_start(progress)
-        source = self.source_for(job)
+        since = (
+            self.control.since(job.name, job.source.full_import_every_s) if job.source.incremental else None
+        )
+        source = self.source_for(job, since)
         planner = await self.planner_for(job, cycle_id, await self.state.snapshot(job.name))
         try:
             read, error, quarantined = await self._plan_and_publish(job, cycle_id, planner, source, progress)
             staged = 0
-            if error is None and quarantined is None:
+            full = getattr(source, "full", True)  # an incremental read does not see what is unchanged
+            if error is None and quarantined is None and full:
                 staged = await self._deprovision(job, cycle_id, planner, approved)
             await self.publisher.flush()
             self.tracker.planning_done(cycle_id)
@@ -213,6 +217,9 @@ class CycleRunner:
             status="quarantined" if quarantined and summary.status != "failed" else summary.status,
         )
         await self._judge(job, summary)
+        if job.source.incremental and summary.status == "succeeded":
+            # Only after every object succeeded: a failed one is read (and tried) again next time.
+            await self.control.read_done(job.name, getattr(source, "watermark", None), full=full)
         await self.state.finish_cycle(cycle_id, summary.status, summary.counts())
         self.metrics.record_cycle(summary)
         log.info(

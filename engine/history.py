@@ -24,7 +24,7 @@ from engine.state import StateStore, cycles, log
 
 logger = logging.getLogger("roster.engine.history")
 
-LOG_FIELDS = tuple(column.name for column in log.columns)
+LOG_FIELDS = tuple(str(column.name) for column in log.columns)
 EXPORT_PAGE = 5_000
 DEFAULT_RETENTION_DAYS = 30.0
 
@@ -65,7 +65,8 @@ async def query_log(state: StateStore, where: LogFilter) -> list[dict[str, Any]]
     """Records matching `where`, oldest first, at most `where.limit`."""
     query = sa.select(log).where(*where.where()).order_by(log.c.id).limit(where.limit)
     async with state.engine.connect() as conn:
-        return [dict(row._mapping) for row in await conn.execute(query)]
+        # LOG_FIELDS are plain str: SQLAlchemy's own names (a str subclass) are refused by orjson.
+        return [dict(zip(LOG_FIELDS, row, strict=True)) for row in await conn.execute(query)]
 
 
 async def iter_log(state: StateStore, where: LogFilter) -> AsyncIterator[list[dict[str, Any]]]:

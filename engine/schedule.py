@@ -86,7 +86,7 @@ def parse_schedule(path: str, raw: Any) -> Schedule | None:
     if key == "cron":
         return Schedule(cron=_cron(join(path, key), raw[key]))
     if key == "interval":
-        interval_s = _interval(join(path, key), raw[key])
+        interval_s = parse_duration(join(path, key), raw[key])
     else:
         interval_s = number(join(path, key), raw[key])
     if not _long_enough(interval_s):
@@ -102,7 +102,8 @@ def _long_enough(interval_s: float) -> bool:
     return math.isfinite(interval_s) and interval_s >= MIN_INTERVAL_S
 
 
-def _interval(path: str, raw: Any) -> float:
+def parse_duration(path: str, raw: Any) -> float:
+    """Seconds from a duration such as \"90s\", \"15m\", \"1h\" or \"1d\"."""
     text = raw if isinstance(raw, str) else None
     match = _INTERVAL.fullmatch(text) if text is not None else None
     if match is None:

@@ -52,6 +52,8 @@ job_control = sa.Table(
     sa.Column("quarantined_at", sa.Float),
     sa.Column("quarantined_cycles", sa.Integer, nullable=False),
     sa.Column("approval_reason", sa.Text),
+    sa.Column("watermark", sa.String),
+    sa.Column("last_full_at", sa.Float),
 )
 
 staged = sa.Table(

@@ -28,6 +28,8 @@ Settings (beside `type: ldap`)::
     scope: subtree                       # or one
     attributes: [uid, givenName, sn, cn, mail]   # default: all user attributes
     id_attribute: entryUUID
+    incremental: false                   # true: read only changes between full imports
+    full_import_every: 1d
     page_size: 500
     multi_valued: [member, uniqueMember, objectClass, memberOf]
     timeout_s: 30
@@ -46,6 +48,7 @@ from typing import Any, Final
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 
+from engine.schedule import parse_duration
 from engine.sources.base import SourceObject, SourceProblem
 from queues.errors import ConfigError, SourceError
 from queues.validation import as_list, boolean, check_keys, choice, integer, join, positive, string
@@ -68,6 +71,8 @@ _KEYS: Final = (
     "page_size",
     "multi_valued",
     "timeout_s",
+    "incremental",
+    "full_import_every",
 )
 _SCOPES: Final = {"subtree": ldap3.SUBTREE, "one": ldap3.LEVEL}
 MULTI_VALUED: Final = frozenset({"member", "uniquemember", "objectclass", "memberof"})
@@ -91,6 +96,10 @@ class LdapSourceSettings:
     verify_tls: bool = True
     ca_file: Path | None = None
     timeout_s: float = 30.0
+    incremental: bool = False
+    """Between full imports, cycles read only what changed since the last one (`modifyTimestamp`)."""
+    full_import_every_s: float = 86_400.0
+    """How often an incremental job still reads everything, which is how deleted entries are seen."""
 
 
 def parse_ldap_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> LdapSourceSettings:
@@ -141,6 +150,10 @@ def parse_ldap_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> L
         verify_tls=boolean(join(path, "verify_tls"), raw.get("verify_tls", True)),
         ca_file=ca_file,
         timeout_s=timeout,
+        incremental=boolean(join(path, "incremental"), raw.get("incremental", False)),
+        full_import_every_s=parse_duration(
+            join(path, "full_import_every"), raw.get("full_import_every", "1d")
+        ),
     )
 
 

@@ -22,12 +22,13 @@ class SourceKind:
     """How one source type reads its settings and opens a source from them."""
 
     parse: Callable[[str, Mapping[str, Any], Path], Any]
-    open: Callable[[Any], Source]
+    open: Callable[[Any, str | None], Source]
+    """Opens a source on its settings; the second argument is a watermark to read changes since."""
 
 
 _FILE = SourceKind(
     parse=lambda path, raw, base_dir: parse_file_source(path, raw, base_dir=base_dir),
-    open=FileSource,
+    open=lambda settings, _since: FileSource(settings),
 )
 
 SOURCE_KINDS: dict[str, SourceKind] = {
@@ -35,7 +36,7 @@ SOURCE_KINDS: dict[str, SourceKind] = {
     "jsonl": _FILE,
     "ldap": SourceKind(
         parse=lambda path, raw, base_dir: parse_ldap_source(path, raw, base_dir=base_dir),
-        open=LdapSource,
+        open=lambda settings, since: LdapSource(settings, since=since),
     ),
 }
 
@@ -47,8 +48,17 @@ class SourceSettings:
     type: str
     settings: Any
 
-    def open(self) -> Source:
-        return SOURCE_KINDS[self.type].open(self.settings)
+    def open(self, since: str | None = None) -> Source:
+        """A fresh source; `since` (a watermark an incremental read left) reads only what changed."""
+        return SOURCE_KINDS[self.type].open(self.settings, since)
+
+    @property
+    def incremental(self) -> bool:
+        return bool(getattr(self.settings, "incremental", False))
+
+    @property
+    def full_import_every_s(self) -> float:
+        return float(getattr(self.settings, "full_import_every_s", 0.0))
 
 
 def parse_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> SourceSettings:
