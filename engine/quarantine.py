@@ -92,7 +92,7 @@ class FailureWindow:
             run = self._rejected_run
             return f"{CREDENTIALS_REJECTED}: the last {run} operations got 401/403 from the target"
         tried = len(self._recent)
-        if tried >= settings.min_operations and self._failed >= settings.failure_share * tried:
+        if tried >= settings.min_operations and self._failed > settings.failure_share * tried:
             return (
                 f"{self._failed} of the last {tried} operations failed "
                 f"(threshold {settings.failure_share:.0%} of at least {settings.min_operations})"

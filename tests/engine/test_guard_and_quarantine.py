@@ -1,0 +1,94 @@
+"""The deletion guard's threshold and the quarantine's failure window, from plain values."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from engine.guard import DeletionGuard, parse_deletion_guard
+from engine.quarantine import (
+    CREDENTIALS_REJECTED,
+    FailureWindow,
+    QuarantineSettings,
+    backoff_s,
+    parse_quarantine,
+)
+from queues.contracts import Result
+from queues.errors import ConfigError
+
+
+def test_the_guard_trips_above_the_count_or_the_share() -> None:
+    guard = DeletionGuard(count=500, percent=20)
+    assert not guard.trips(0, 0)
+    assert not guard.trips(20, 100)  # exactly 20%: not above
+    assert guard.trips(21, 100)
+    assert not guard.trips(500, 10_000)
+    assert guard.trips(501, 10_000)
+    assert not DeletionGuard(enabled=False).trips(10_000, 10_000)
+    assert "21 of 100 objects" in guard.describe(21, 100)
+
+
+def test_guard_settings_are_checked() -> None:
+    assert parse_deletion_guard("g", None) == DeletionGuard()
+    assert parse_deletion_guard("g", False) == DeletionGuard(enabled=False)
+    assert parse_deletion_guard("g", {"count": 10, "percent": 5}) == DeletionGuard(count=10, percent=5)
+    with pytest.raises(ConfigError, match="above 100"):
+        parse_deletion_guard("g", {"percent": 150})
+    with pytest.raises(ConfigError, match="did you mean 'count'"):
+        parse_deletion_guard("g", {"cuont": 1})
+
+
+def _result(i: int, status: str = "succeeded", code: str | None = None) -> Result:
+    now = time.time()
+    return Result(
+        op_id=f"op-{i}",
+        job="people",
+        target="app",
+        cycle_id="c",
+        source_id=f"E{i}",
+        action="create",
+        status=status,  # type: ignore[arg-type]
+        attempts=1,
+        emitted_at=now,
+        completed_at=now,
+        error_code=code,
+    )
+
+
+def test_a_failure_share_trips_only_once_enough_operations_were_tried() -> None:
+    window = FailureWindow(QuarantineSettings(failure_share=0.4, min_operations=50, window=200))
+    window.add([_result(i, "failed", "500") for i in range(30)])
+    assert window.reason is None  # 30 of 30 failed, but fewer than 50 tried
+    window.add([_result(i) for i in range(45)])
+    assert window.reason is None  # 30 of 75
+    window.add([_result(i, "failed", "500") for i in range(5)])
+    assert window.reason is not None and "35 of the last 80" in window.reason
+    window.add([_result(i) for i in range(200)])
+    assert window.reason is None  # the window slid past the failures
+
+
+def test_credentials_rejected_on_every_call_trip_at_once_and_a_success_breaks_the_run() -> None:
+    window = FailureWindow(QuarantineSettings(credential_calls=10))
+    window.add([_result(i, "failed", "401") for i in range(9)] + [_result(9)])
+    assert window.reason is None
+    window.add([_result(i, "failed", "403") for i in range(10)])
+    assert window.reason is not None and window.reason.startswith(CREDENTIALS_REJECTED)
+    window.add([_result(0, "retrying", "503")])  # interim reports do not count
+    assert window.reason is not None
+    window.clear()
+    assert window.reason is None
+
+
+def test_a_quarantined_job_backs_off_up_to_a_ceiling() -> None:
+    settings = QuarantineSettings(max_backoff_s=3600)
+    assert backoff_s(10, 0, settings) == 60  # at least a minute
+    assert backoff_s(300, 1, settings) == 600
+    assert backoff_s(300, 3, settings) == 2400
+    assert backoff_s(300, 10, settings) == 3600
+
+
+def test_quarantine_settings_are_checked() -> None:
+    assert parse_quarantine("q", None) == QuarantineSettings()
+    with pytest.raises(ConfigError, match="above 1"):
+        parse_quarantine("q", {"failure_share": 40})
