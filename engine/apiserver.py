@@ -66,8 +66,8 @@ def default_token_file(state_location: str, base_dir: Path) -> Path:
     """`api-token` beside a SQLite state file, else in `.roster/` beside the jobs file."""
     prefix = "sqlite+aiosqlite:///"
     if state_location.startswith(prefix):
-        return Path(state_location.removeprefix(prefix)).parent / TOKEN_FILE
-    return base_dir / ".roster" / TOKEN_FILE
+        return Path(state_location.removeprefix(prefix)).absolute().parent / TOKEN_FILE
+    return base_dir.absolute() / ".roster" / TOKEN_FILE
 
 
 def read_token(path: Path) -> str:
@@ -123,7 +123,7 @@ class ApiServer:
             ) from None
         self._runner = runner
         self.port = runner.addresses[0][1]
-        where = f"token file {self.settings.token_file}" if self.settings.token_file else "ROSTER_API_TOKEN"
+        where = self.settings.token_file or "env:ROSTER_API_TOKEN"
         log.info("event=api_listening url=%s token_from=%s", self.url, where)
 
     async def aclose(self) -> None:
