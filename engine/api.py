@@ -36,6 +36,7 @@ SWITCHES = ("pause", "resume", "restart", "reset", "approve", "reject")
 LOG_QUERY = ("job", "status", "action", "source_id", "cycle_id", "since", "until", "after_id", "limit")
 EXPORT_QUERY = (*LOG_QUERY[:-1], "format")
 MAX_LOG_LIMIT = 10_000
+MAX_ID = 2**63 - 1  # the largest id a database column holds
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="roster"'}
 EXPORT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 
@@ -153,7 +154,7 @@ def _log_filter(query: Query, *, limit: int) -> LogFilter:
         cycle_id=query.text("cycle_id"),
         since=query.seconds("since"),
         until=query.seconds("until"),
-        after_id=query.whole("after_id", 0, minimum=0),
+        after_id=query.whole("after_id", 0, minimum=0, maximum=MAX_ID),
         limit=limit,
     )
 

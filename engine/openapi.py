@@ -155,7 +155,12 @@ LOG_FILTERS = (
     _parameter("cycle_id", "query", {"type": "string", "minLength": 1}, "Only this cycle"),
     _parameter("since", "query", {"type": "number", "minimum": 0}, "From this moment (Unix seconds)"),
     _parameter("until", "query", {"type": "number", "minimum": 0}, "Before this moment (Unix seconds)"),
-    _parameter("after_id", "query", {**_COUNT, "default": 0}, "Only records with a larger id (paging)"),
+    _parameter(
+        "after_id",
+        "query",
+        {**_COUNT, "maximum": 2**63 - 1, "default": 0},
+        "Only records with a larger id (paging)",
+    ),
 )
 LIMIT_LOGS = _parameter(
     "limit", "query", {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1_000}, "At most"
