@@ -1,6 +1,6 @@
 """The admin API: an aiohttp application over `engine.admin.Admin`, JSON in and out.
 
-Every route is declared once, in `ROUTES`; the router and the OpenAPI document (`engine.openapi`) are
+Every route is declared once, in `Api.routes`; the router and the OpenAPI document (`engine.openapi`) are
 both built from that table, so neither can name a route the other lacks. Every route but `/healthz`
 wants `Authorization: Bearer <token>`. Bad input (a malformed body, a query value of the wrong kind,
 an unknown job) gets a 4xx whose JSON names the problem: `{"error": "invalid_parameter", "detail":
@@ -25,11 +25,11 @@ from engine.history import LogFilter
 from engine.ondemand import UnknownObject
 from engine.openapi import LOG_ACTIONS, LOG_STATUSES, document
 from queues.errors import RosterError, SourceError, StateError
+from queues.http import HealthCheck
 
 log = logging.getLogger("roster.engine.api")
 
 Handler = Callable[[web.Request, "Query"], Awaitable[web.StreamResponse]]
-HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
 PUBLIC = frozenset({"/healthz"})
 SWITCHES = ("pause", "resume", "restart", "reset", "approve", "reject")
@@ -249,8 +249,15 @@ class Api:
             }
         )
         await response.prepare(request)
-        async for chunk in self.admin.export_logs(where, form):  # type: ignore[arg-type]
-            await response.write(chunk)
+        try:
+            async for chunk in self.admin.export_logs(where, form):  # type: ignore[arg-type]
+                await response.write(chunk)
+        except Exception:
+            # The status is sent already: cut the stream, so the client sees it incomplete, not ended.
+            log.exception("event=api_export_failed")
+            if request.transport is not None:
+                request.transport.close()
+            return response
         await response.write_eof()
         return response
 

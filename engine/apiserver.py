@@ -21,10 +21,10 @@ from pathlib import Path
 from aiohttp import web
 
 from engine.admin import Admin
-from engine.api import HealthCheck, api_app
+from engine.api import api_app
 from engine.history import prune_forever
 from queues.errors import ConfigError
-from queues.http import parse_listen
+from queues.http import HealthCheck, parse_listen
 
 log = logging.getLogger("roster.engine.apiserver")
 
