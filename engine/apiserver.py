@@ -119,7 +119,7 @@ class ApiServer:
             raise ConfigError(
                 "--api-listen",
                 f"cannot listen on {self.settings.host}:{self.settings.port}: {exc.strerror}",
-                "stop what listens there, or give another --api-listen HOST:PORT (env ROSTER_API_LISTEN)",
+                "stop what listens there, or set another HOST:PORT with --api-listen or ROSTER_API_LISTEN",
             ) from None
         self._runner = runner
         self.port = runner.addresses[0][1]
