@@ -174,9 +174,10 @@ class Admin:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready: tuples and sets as lists, dataclass leftovers and other objects as text."""
+    """JSON-ready: tuples and sets as lists, dataclass leftovers and other objects as text; private
+    fields (a scoping clause's compiled test) left out."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v) for k, v in value.items() if not str(k).startswith("_")}
     if isinstance(value, list | tuple | set | frozenset):
         return [_plain(v) for v in value]
     if value is None or isinstance(value, str | int | float | bool):

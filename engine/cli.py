@@ -19,6 +19,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from engine.admin import Admin
+from engine.apiserver import DEFAULT_LISTEN, ApiSettings, api_settings, operated
+from engine.commands import add_operating_commands
 from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
 from engine.cycles import CycleRunner, CycleSummary
 from engine.ondemand import Preview, Provisioned, preview_from_state, provision
@@ -76,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--serve", action="store_true", help="keep running the jobs on their schedules")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
+    _api_arguments(run)
     run.set_defaults(func=_run)
 
     engine = commands.add_parser(
@@ -96,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     engine.add_argument("--once", action="store_true", help="run one cycle of each job, then exit")
     _metrics_argument(engine)
+    _api_arguments(engine)
     engine.set_defaults(func=_engine)
 
     worker = commands.add_parser("worker", help="run a worker: drain the queues of the targets in FILE")
@@ -135,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a jobs/targets file and say what is wrong")
     validate.add_argument("file", type=Path)
     validate.set_defaults(func=_validate)
+    add_operating_commands(commands)
     return parser
 
 
@@ -151,6 +157,32 @@ def _broker_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _api_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-listen",
+        default=os.environ.get("ROSTER_API_LISTEN", DEFAULT_LISTEN),
+        help=f"HOST:PORT of the admin API (env ROSTER_API_LISTEN; default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--api-token-file",
+        type=Path,
+        help="file holding the API token (default: env ROSTER_API_TOKEN, else api-token beside the state)",
+    )
+
+
+def _api(args: argparse.Namespace, state: str, config: EngineConfig, console: Console) -> ApiSettings:
+    settings = api_settings(
+        args.api_listen,
+        token=os.environ.get("ROSTER_API_TOKEN"),
+        token_file=args.api_token_file,
+        state_location=state,
+        base_dir=config.base_dir,
+    )
+    where = f"in {settings.token_file}" if settings.token_file else "from ROSTER_API_TOKEN"
+    console.print(f"admin API on http://{settings.host}:{settings.port} (token {where})", highlight=False)
+    return settings
+
+
 def _metrics_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-metrics",
@@ -165,6 +197,7 @@ def _engine(args: argparse.Namespace, console: Console) -> int:
     state = state_url(args.state or config.state or DEFAULT_STATE, base_dir=config.base_dir)
     broker = broker_from_url(args.broker, ca_file=args.broker_ca_file)
     host, port = _listen(args.listen)
+    api = _api(args, state, config, console)
     _install_uvloop()
     code, summaries = asyncio.run(
         run_engine(
@@ -176,6 +209,7 @@ def _engine(args: argparse.Namespace, console: Console) -> int:
             port=port,
             once=args.once,
             record_metrics=not args.no_metrics,
+            api=api,
         )
     )
     if args.once:
@@ -294,8 +328,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     config, targets = _load(args.file)
     jobs = in_dependency_order([config.job(name) for name in args.job] if args.job else config.jobs)
     state = state_url(args.state or config.state or DEFAULT_STATE, base_dir=config.base_dir)
+    api = _api(args, state, config, console) if args.serve else None
     _install_uvloop()
-    summaries = asyncio.run(_embedded(config, targets, jobs, state, args, console))
+    summaries = asyncio.run(_embedded(config, targets, jobs, state, args, console, api))
     if not args.serve:
         print_summary(console, summaries)
     return 0 if all(s.status == "succeeded" for s in summaries) else 1
@@ -332,10 +367,11 @@ async def _embedded(
     state_location: str,
     args: argparse.Namespace,
     console: Console,
+    api: ApiSettings | None,
 ) -> list[CycleSummary]:
     async with embedded(config, targets, state_location) as pipeline:
-        if args.serve:
-            await _serve(pipeline.runner, jobs)
+        if api is not None:  # --serve
+            await _serve(pipeline.runner, jobs, api)
             return []
         summaries = []
         for job in jobs:
@@ -344,11 +380,12 @@ async def _embedded(
         return summaries
 
 
-async def _serve(runner: CycleRunner, jobs: list[JobConfig]) -> None:
-    """Run every job now, then on its schedule, until SIGTERM or SIGINT."""
+async def _serve(runner: CycleRunner, jobs: list[JobConfig], api: ApiSettings) -> None:
+    """Run every job now, then on its schedule, with the admin API, until SIGTERM or SIGINT."""
     scheduler = Scheduler(runner, jobs)
     install_stop_handlers(scheduler.stop)
-    await scheduler.run()
+    async with operated(Admin(runner, scheduler), api, retention_days=runner.config.log_retention_days):
+        await scheduler.run()
 
 
 def _install_uvloop() -> None:

@@ -31,6 +31,7 @@ from queues.validation import (
     choice,
     integer,
     join,
+    positive,
     string,
     unique_names,
 )
@@ -67,6 +68,8 @@ class EngineConfig:
     publish: PublishSettings
     base_dir: Path
     quarantine: QuarantineSettings = field(default_factory=QuarantineSettings)
+    log_retention_days: float = 30.0
+    """How long the provisioning log keeps a record (`engine.history.prune_forever`)."""
 
     def job(self, name: str) -> JobConfig:
         for job in self.jobs:
@@ -83,7 +86,11 @@ def load_engine_config(path: Path, *, environ: Mapping[str, str] | None = None) 
 def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConfig:
     check_keys("", raw, ENGINE_SECTIONS, required=("jobs",))
     engine = as_mapping("engine", raw.get("engine") or {})
-    check_keys("engine", engine, ("state", "batch_size", "linger_ms", "high_water", "quarantine"))
+    check_keys(
+        "engine",
+        engine,
+        ("state", "batch_size", "linger_ms", "high_water", "quarantine", "log_retention_days"),
+    )
     publish = PublishSettings(
         batch_size=integer("engine.batch_size", engine.get("batch_size", 500), minimum=1),
         linger_ms=integer("engine.linger_ms", engine.get("linger_ms", 5), minimum=0),
@@ -103,7 +110,15 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
         publish=publish,
         base_dir=base_dir,
         quarantine=parse_quarantine("engine.quarantine", engine.get("quarantine")),
+        log_retention_days=_retention_days(engine.get("log_retention_days", 30)),
     )
+
+
+def _retention_days(raw: Any) -> float:
+    try:
+        return positive("engine.log_retention_days", raw)
+    except ConfigError as exc:
+        raise ConfigError(exc.path, exc.problem, "give the days a log record is kept, such as 30") from None
 
 
 def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:

@@ -27,6 +27,10 @@ from queues.errors import SourceError
 REDACTED = "***"
 
 
+class UnknownObject(SourceError):
+    """The object is neither in the job's source nor in its state: there is nothing to provision."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Preview:
     """How one source object would be scoped, mapped and provisioned."""
@@ -156,7 +160,7 @@ async def provision(
     obj = await find_object(source, source_id)
     entry = await runner.state.entry(job.name, source_id)
     if obj is None and not source.problems and entry is None:
-        raise SourceError(f"{source_id!r} is neither in the source of job {job.name!r} nor in its state")
+        raise UnknownObject(f"{source_id!r} is neither in the source of job {job.name!r} nor in its state")
     cycle_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}-one"
     shown = preview(job, obj, source_id, entry, await load_membership(runner.state, job, source_id))
     await runner.state.start_cycle(cycle_id, job.name, "on_demand")

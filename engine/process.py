@@ -1,9 +1,10 @@
 """`roster engine`: the engine process of scaled mode (scheduler, cycles, result consumer, HTTP).
 
 It never needs a target's credentials: it publishes operations to the broker and reads results back.
-On SIGTERM it stops the scheduler; a cycle in progress is interrupted (its operations are already on
-the broker, and their results wait in the results queue for the next engine), then the result
-consumer, the HTTP server, the state store and the broker are closed in that order. On a PostgreSQL
+On SIGTERM it stops the admin API, then the scheduler; a cycle in progress is interrupted (its
+operations are already on the broker, and their results wait in the results queue for the next
+engine), then the result consumer, the HTTP server, the state store and the broker are closed in
+that order. On a PostgreSQL
 store a second engine waits as a standby and takes over when the first dies (`engine/failover.py`).
 """
 
@@ -17,6 +18,8 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
+from engine.admin import Admin
+from engine.apiserver import ApiSettings, operated
 from engine.config import EngineConfig, JobConfig
 from engine.cycles import CycleRunner, CycleSummary
 from engine.failover import EngineLock, take_over
@@ -41,10 +44,12 @@ async def run_engine(
     port: int,
     once: bool = False,
     record_metrics: bool = True,
+    api: ApiSettings | None = None,
 ) -> tuple[int, list[CycleSummary]]:
     """Run the scheduler until a signal (or, with `once`, one cycle of each job); returns the exit
     code and the summaries of the cycles that ended. On a PostgreSQL store the engine first waits
-    for the engine lock, serving `/metrics` and `/healthz` as a standby meanwhile."""
+    for the engine lock, serving `/metrics` and `/healthz` as a standby meanwhile; the admin API
+    (`api`) and the log pruner run only while this engine is the active one."""
     registry = CollectorRegistry()
     metrics = EngineMetrics(registry, recording=record_metrics)
     metrics.active.set(0)
@@ -53,7 +58,7 @@ async def run_engine(
         metrics.watch_awaiting(runner.tracker.in_flight_counts)
         metrics.watch_jobs(lambda: {job.name: runner.control.switches(job.name).state for job in config.jobs})
         scheduler = Scheduler(runner, jobs)
-        main = asyncio.create_task(_active(lock, runner, scheduler, jobs, once=once))
+        main = asyncio.create_task(_active(lock, runner, scheduler, jobs, once=once, api=api))
         install_stop_handlers(main.cancel)
         server = StatusServer(registry, lambda: _health(runner, main, lock), host=host, port=port)
         await server.start()
@@ -69,7 +74,13 @@ async def run_engine(
 
 
 async def _active(
-    lock: EngineLock, runner: CycleRunner, scheduler: Scheduler, jobs: Sequence[JobConfig], *, once: bool
+    lock: EngineLock,
+    runner: CycleRunner,
+    scheduler: Scheduler,
+    jobs: Sequence[JobConfig],
+    *,
+    once: bool,
+    api: ApiSettings | None,
 ) -> list[CycleSummary]:
     """Wait for the lock, take over from the engine before, then work until done or the lock is lost."""
     await lock.acquire()
@@ -83,7 +94,9 @@ async def _active(
         watch = asyncio.create_task(lock.watch())
         work = asyncio.create_task(_run_once(runner, jobs) if once else scheduler.run())
         try:
-            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+            retention_days = runner.config.log_retention_days
+            async with operated(Admin(runner, scheduler), api, retention_days=retention_days):
+                await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
             if not work.done():
                 watch.result()  # raises StateError: the lock is lost, stop working at once
             return work.result() if once else scheduler.history

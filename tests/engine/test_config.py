@@ -150,3 +150,20 @@ def test_matching_attributes_are_ordered_by_precedence() -> None:
     config = parse_engine_config({"jobs": [_job(mappings=mappings)]}, base_dir=Path("."))
     assert config.jobs[0].matching == ("name", "id", "mail")
     assert config.jobs[0].mapper().matching == ("name", "id", "mail")
+
+
+def test_log_retention_defaults_to_30_days_and_a_wrong_value_names_the_key_and_the_fix() -> None:
+    assert parse_engine_config({"jobs": [_job()]}, base_dir=Path(".")).log_retention_days == 30
+    kept = parse_engine_config({"jobs": [_job()], "engine": {"log_retention_days": 7.5}}, base_dir=Path("."))
+    assert kept.log_retention_days == 7.5
+    for wrong, problem in (
+        (0, "must be above 0"),
+        (-3, "at least 0"),
+        ("a month", "expected a number, got str"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            parse_engine_config(
+                {"jobs": [_job()], "engine": {"log_retention_days": wrong}}, base_dir=Path(".")
+            )
+        assert caught.value.path == "engine.log_retention_days" and problem in str(caught.value)
+        assert "such as 30" in str(caught.value)

@@ -138,7 +138,9 @@ class Fleet:
         self.processes: list[Process] = []
 
     def engine(self, config: Path, *extra: str) -> Process:
-        return self._start("engine", ["engine", str(config), "--broker", self.broker_url, *extra])
+        """An engine whose admin API takes a free port unless `extra` gives `--api-listen`."""
+        args = ["engine", str(config), "--broker", self.broker_url, "--api-listen", "127.0.0.1:0", *extra]
+        return self._start("engine", args)
 
     def worker(self, config: Path, *extra: str) -> Process:
         return self._start("worker", ["worker", str(config), "--broker", self.broker_url, *extra])

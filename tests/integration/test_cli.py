@@ -83,7 +83,7 @@ def test_serve_runs_on_the_schedule_and_stops_cleanly_on_sigterm(tmp_path: Path)
     write_csv(tmp_path / "people.csv", [person(i) for i in range(10)])
     file = _write_config(tmp_path, schedule={"interval_s": 1})
     process = subprocess.Popen(
-        [*ROSTER, "run", "--serve", str(file)],
+        [*ROSTER, "run", "--serve", str(file), "--api-listen", "127.0.0.1:0"],
         cwd=REPO,
         text=True,
         stdout=subprocess.PIPE,

@@ -1,0 +1,159 @@
+"""Serving the admin API beside a running engine, with its token, and the provisioning log's pruner.
+
+Both `roster engine` and `roster run --serve` run an engine that people steer, so both go through
+`operated()`. The API listens on 127.0.0.1:8477 unless told otherwise. Its token comes from
+`ROSTER_API_TOKEN` or a token file; with neither, one is generated once into `api-token` beside the
+state (mode 0600) and kept for later runs, and only the file's path is ever logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import stat
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from engine.admin import Admin
+from engine.api import api_app
+from engine.history import prune_forever
+from queues.errors import ConfigError
+from queues.http import HealthCheck, parse_listen
+
+log = logging.getLogger("roster.engine.apiserver")
+
+DEFAULT_LISTEN = "127.0.0.1:8477"
+TOKEN_FILE = "api-token"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiSettings:
+    """Where the API listens and the token it wants (kept out of the repr, so out of any log)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8477
+    token: str = field(repr=False)
+    token_file: Path | None = None
+    """Where the token was read from or written to; None when it came from the environment."""
+
+
+def api_settings(
+    listen: str, *, token: str | None, token_file: Path | None, state_location: str, base_dir: Path
+) -> ApiSettings:
+    """Read at the entry point: the token from `token` (ROSTER_API_TOKEN), else `token_file`, else
+    the generated file beside the state."""
+    try:
+        host, port = parse_listen(listen)
+    except ValueError:
+        raise ConfigError(
+            "--api-listen", f"expected HOST:PORT, got {listen!r}", "such as 127.0.0.1:8477"
+        ) from None
+    if token:
+        return ApiSettings(host=host, port=port, token=token.strip())
+    if token_file is not None:
+        return ApiSettings(host=host, port=port, token=read_token(token_file), token_file=token_file)
+    path = default_token_file(state_location, base_dir)
+    return ApiSettings(host=host, port=port, token=_kept_or_new(path), token_file=path)
+
+
+def default_token_file(state_location: str, base_dir: Path) -> Path:
+    """`api-token` beside a SQLite state file, else in `.roster/` beside the jobs file."""
+    prefix = "sqlite+aiosqlite:///"
+    if state_location.startswith(prefix):
+        return Path(state_location.removeprefix(prefix)).absolute().parent / TOKEN_FILE
+    return base_dir.absolute() / ".roster" / TOKEN_FILE
+
+
+def read_token(path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError("--api-token-file", f"cannot read {path}: {exc.strerror}") from None
+    if not token:
+        raise ConfigError("--api-token-file", f"{path} is empty", "put the token on its first line")
+    return token
+
+
+def _kept_or_new(path: Path) -> str:
+    """The token in `path`, or a new one written there readable by its owner only."""
+    if path.exists():
+        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            path.chmod(0o600)
+            log.warning("event=api_token_mode_fixed path=%s mode=0600", path)
+        return read_token(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    log.info("event=api_token_written path=%s", path)
+    return token
+
+
+class ApiServer:
+    """The admin API application on `settings.host:settings.port`; port 0 picks a free one."""
+
+    def __init__(self, admin: Admin, settings: ApiSettings, *, health: HealthCheck | None = None) -> None:
+        self.settings = settings
+        self.port = settings.port
+        self.app = api_app(admin, settings.token, health=health)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.port}"
+
+    async def start(self) -> None:
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=5.0)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.settings.host, self.settings.port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(
+                "--api-listen",
+                f"cannot listen on {self.settings.host}:{self.settings.port}: {exc.strerror}",
+                "stop what listens there, or set another HOST:PORT with --api-listen or ROSTER_API_LISTEN",
+            ) from None
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        where = self.settings.token_file or "env:ROSTER_API_TOKEN"
+        log.info("event=api_listening url=%s token_from=%s", self.url, where)
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> ApiServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+
+@asynccontextmanager
+async def operated(
+    admin: Admin, settings: ApiSettings | None, *, retention_days: float
+) -> AsyncIterator[ApiServer | None]:
+    """The API (when `settings` are given) and the log pruner around a working engine. On the way
+    out the API stops first, so no request starts new work, then the cycles it triggered are
+    cancelled, then the pruner."""
+    pruner = asyncio.create_task(prune_forever(admin.runner.state, retention_days), name="roster-pruner")
+    try:
+        if settings is None:
+            yield None
+            return
+        async with ApiServer(admin, settings) as server:
+            yield server
+    finally:
+        await admin.aclose()
+        pruner.cancel()
+        await asyncio.gather(pruner, return_exceptions=True)

@@ -1,0 +1,300 @@
+"""The commands that operate a running engine through its admin API: `roster status`, `logs`,
+`trigger`, `pause`, `resume`, `restart`, `reset`, `approve` and `reject`.
+
+They never open the state store themselves: the engine may run elsewhere, and it alone writes. Each
+prints rich tables, or with `--json` the API's answer as it came.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.prompt import Confirm
+from rich.table import Table
+
+from engine.client import DEFAULT_URL, ApiClient
+from queues.errors import RosterError
+
+DEFAULT_TOKEN_FILE = Path(".roster/api-token")
+APPROVE_TIMEOUT_S = 3600.0
+SWITCH_HELP = {
+    "pause": "pause a job: a running cycle publishes nothing new, no cycle starts until resumed",
+    "resume": "resume a paused job",
+    "restart": "take a job out of quarantine and drop its staged deprovisions",
+    "reset": "restart a job and forget its links to target objects (asks first; --yes does not)",
+    "approve": "let the deprovisions held by the deletion guard go ahead (runs a cycle now)",
+    "reject": "drop the deprovisions held by the deletion guard",
+}
+DONE = {"pause": "paused", "resume": "resumed", "restart": "restarted", "reset": "reset"}
+
+
+def add_operating_commands(commands: Any) -> None:
+    """Add the commands to `roster`'s subparsers."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--api",
+        default=os.environ.get("ROSTER_API_URL", DEFAULT_URL),
+        help=f"the engine's admin API (env ROSTER_API_URL; default {DEFAULT_URL})",
+    )
+    common.add_argument(
+        "--token-file",
+        type=Path,
+        help=f"file holding the API token (default: env ROSTER_API_TOKEN, else {DEFAULT_TOKEN_FILE})",
+    )
+    common.add_argument("--json", action="store_true", help="print the API's JSON answer")
+
+    status = commands.add_parser("status", parents=[common], help="show the jobs of a running engine")
+    status.add_argument("job", nargs="?", help="only this job, with its last cycles")
+    status.set_defaults(func=_status)
+
+    logs = commands.add_parser("logs", parents=[common], help="read the provisioning log")
+    logs.add_argument("--job")
+    logs.add_argument("--status", help="succeeded, failed, skipped, retrying or warning")
+    logs.add_argument("--action", help="create, update, disable, delete or staged_delete")
+    logs.add_argument("--source-id")
+    logs.add_argument("--cycle", help="a cycle id")
+    logs.add_argument("--since", type=moment, help="from: 2h (ago), 2024-06-01T08:00, or Unix seconds")
+    logs.add_argument("--until", type=moment, help="before: same forms as --since")
+    logs.add_argument("--after-id", type=int, help="only records after this id (paging)")
+    logs.add_argument("--limit", type=int, default=100, help="at most this many records (default 100)")
+    logs.add_argument("--export", choices=("jsonl", "csv"), help="stream every match to stdout")
+    logs.set_defaults(func=_logs)
+
+    trigger = commands.add_parser("trigger", parents=[common], help="start a cycle of a job now")
+    trigger.add_argument("job")
+    trigger.set_defaults(func=_trigger)
+
+    for name, text in SWITCH_HELP.items():
+        switch = commands.add_parser(name, parents=[common], help=text)
+        switch.add_argument("job")
+        if name == "reset":
+            switch.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        switch.set_defaults(func=_switch, switch=name)
+
+
+def moment(value: str) -> float:
+    """Unix seconds from `90m`/`2h`/`7d` (that long ago), an ISO 8601 time (UTC unless it says), or
+    Unix seconds."""
+    ago = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", value.strip())
+    if ago:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86_400}[ago.group(2)]
+        return time.time() - float(ago.group(1)) * unit
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a time: give 2h (ago), 2024-06-01T08:00 or Unix seconds"
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def client(args: argparse.Namespace) -> ApiClient:
+    return ApiClient(args.api, _token(args.token_file))
+
+
+def _token(token_file: Path | None) -> str | None:
+    if token_file is not None:
+        try:
+            return token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise RosterError(f"--token-file: cannot read {token_file}: {exc.strerror}") from None
+    env = os.environ.get("ROSTER_API_TOKEN")
+    if env:
+        return env.strip()
+    if DEFAULT_TOKEN_FILE.is_file():
+        return DEFAULT_TOKEN_FILE.read_text(encoding="utf-8").strip()
+    return None
+
+
+def _json(console: Console, data: Any) -> None:
+    console.print_json(orjson.dumps(data, default=str).decode())
+
+
+# -- status ------------------------------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace, console: Console) -> int:
+    api = client(args)
+    jobs = [api.get(f"/jobs/{args.job}")] if args.job else api.get("/jobs")["jobs"]
+    if args.json:
+        _json(console, jobs[0] if args.job else {"jobs": jobs})
+        return 0
+    table = Table(title="Jobs", title_justify="left")
+    for column in ("job", "state", "target", "last cycle", "ended", "changes", "next run"):
+        table.add_column(column)
+    for job in jobs:
+        last = job["last_cycles"][0] if job["last_cycles"] else None
+        table.add_row(
+            job["job"],
+            _state(job["state"]),
+            job["target"],
+            last["status"] if last else "none yet",
+            _when(last["finished_at"]) if last else "",
+            _changes(last["counts"]) if last else "",
+            (job["next_run"] or "")[:19].replace("T", " "),
+        )
+    console.print(table)
+    for job in jobs:
+        _explain(console, job)
+    if args.job:
+        _cycles(console, jobs[0]["last_cycles"])
+    return 0
+
+
+def _state(state: str) -> str:
+    colour = {"active": "green", "paused": "yellow", "quarantined": "red"}.get(state, "magenta")
+    return f"[{colour}]{state.replace('_', ' ')}[/]"
+
+
+def _explain(console: Console, job: dict[str, Any]) -> None:
+    """Why a job is not simply active, and what a running cycle has done so far."""
+    name = job["job"]
+    if job["quarantine"]:
+        console.print(f"{name}: quarantined: {job['quarantine']['reason']}", highlight=False)
+    if job["approval"]:
+        staged = job["approval"]["staged"]
+        console.print(
+            f"{name}: {staged} deprovision(s) wait for `roster approve {name}` or `roster reject {name}`:"
+            f" {job['approval']['reason']}",
+            highlight=False,
+        )
+    for run in job["running"]:
+        console.print(
+            f"{name}: cycle {run['cycle_id']} running: read {run['read']}, planned {run['planned']},"
+            f" settled {run['settled']}, retries {run['retries']}",
+            highlight=False,
+        )
+
+
+def _cycles(console: Console, cycles: list[dict[str, Any]]) -> None:
+    table = Table(title="Last cycles", title_justify="left")
+    for column in ("cycle", "trigger", "status", "started", "seconds", "changes"):
+        table.add_column(column)
+    for cycle in cycles:
+        seconds = cycle.get("duration_s")
+        table.add_row(
+            cycle["cycle_id"],
+            cycle["trigger"],
+            cycle["status"],
+            _when(cycle["started_at"]),
+            "" if seconds is None else f"{seconds:.1f}",
+            _changes(cycle["counts"]),
+        )
+    console.print(table)
+
+
+def _changes(counts: dict[str, Any]) -> str:
+    shown = ("created", "updated", "disabled", "deleted", "failed", "staged")
+    parts = [f"{counts[k]} {k}" for k in shown if counts.get(k)]
+    return ", ".join(parts) or "none"
+
+
+def _when(at: float | None) -> str:
+    return "" if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# -- logs --------------------------------------------------------------------------------------------
+
+
+def _logs(args: argparse.Namespace, console: Console) -> int:
+    where = {
+        "job": args.job,
+        "status": args.status,
+        "action": args.action,
+        "source_id": args.source_id,
+        "cycle_id": args.cycle,
+        "since": args.since,
+        "until": args.until,
+        "after_id": args.after_id,
+    }
+    api = client(args)
+    if args.export:
+        out = sys.stdout.buffer
+        for chunk in api.stream("/logs/export", {**where, "format": args.export}):
+            out.write(chunk)
+        out.flush()
+        return 0
+    page = api.get("/logs", {**where, "limit": args.limit})
+    if args.json:
+        _json(console, page)
+        return 0
+    table = Table(title="Provisioning log", title_justify="left")
+    for column in ("id", "at (UTC)", "job", "action", "status", "source id", "target id", "message"):
+        table.add_column(column, overflow="fold")
+    for record in page["records"]:
+        message = " ".join(
+            str(record[k]) for k in ("error_class", "error_code", "error_message") if record.get(k)
+        )
+        table.add_row(
+            str(record["id"]),
+            _when(record["at"]),
+            record["job"],
+            record["action"],
+            record["status"],
+            record["source_id"] or "",
+            record["target_id"] or "",
+            message,
+        )
+    console.print(table)
+    if page["next_after_id"] is not None:
+        console.print(f"more: add --after-id {page['next_after_id']}", highlight=False)
+    return 0
+
+
+# -- doing -------------------------------------------------------------------------------------------
+
+
+def _trigger(args: argparse.Namespace, console: Console) -> int:
+    started = client(args).post(f"/jobs/{args.job}/cycles")
+    if args.json:
+        _json(console, started)
+    else:
+        console.print(f"{args.job}: a cycle started; `roster status {args.job}` follows it", highlight=False)
+    return 0
+
+
+def _switch(args: argparse.Namespace, console: Console) -> int:
+    name, job = args.switch, args.job
+    if name == "reset" and not args.yes and not _confirmed(job):
+        console.print("reset cancelled", highlight=False)
+        return 1
+    api = client(args)
+    done = api.post(f"/jobs/{job}/{name}", timeout_s=APPROVE_TIMEOUT_S if name == "approve" else None)
+    if args.json:
+        _json(console, done)
+    elif name == "approve":
+        cycle = done["cycle"]
+        console.print(
+            f"{job}: approved {done['approved']} deprovision(s); cycle {cycle['cycle_id']} {cycle['status']}:"
+            f" {cycle['disabled']} disabled, {cycle['deleted']} deleted, {cycle['failed']} failed",
+            highlight=False,
+        )
+    elif name == "reject":
+        console.print(f"{job}: dropped {done['rejected']} staged deprovision(s)", highlight=False)
+    else:
+        console.print(f"{job}: {DONE[name]}; now {_state(done['state'])}", highlight=False)
+    return 0
+
+
+def _confirmed(job: str) -> bool:
+    if not sys.stdin.isatty():
+        raise RosterError(
+            f"reset asks for confirmation and no one can answer here: run `roster reset {job} --yes`"
+        )
+    return Confirm.ask(
+        f"Reset {job!r}? It forgets every link to target objects; the next cycle matches each object again",
+        default=False,
+    )

@@ -1,0 +1,70 @@
+"""Where the admin API listens and which token it wants: from the environment, a file, or one it makes."""
+
+from __future__ import annotations
+
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from engine.apiserver import ApiServer, ApiSettings, api_settings, default_token_file
+from queues.errors import ConfigError
+
+SQLITE = "sqlite+aiosqlite:///{}"
+
+
+def _settings(tmp_path: Path, listen: str = "127.0.0.1:8477", **kw: object) -> ApiSettings:
+    kw.setdefault("token", None)
+    kw.setdefault("token_file", None)
+    state = SQLITE.format(tmp_path / ".roster" / "state.db")
+    return api_settings(listen, state_location=state, base_dir=tmp_path, **kw)  # type: ignore[arg-type]
+
+
+def test_a_token_is_generated_once_readable_by_its_owner_only_and_kept(tmp_path: Path) -> None:
+    first = _settings(tmp_path)
+    assert first.token_file == tmp_path / ".roster" / "api-token"
+    assert stat.S_IMODE(first.token_file.stat().st_mode) == 0o600
+    assert len(first.token) >= 40 and first.token not in repr(first)
+    assert _settings(tmp_path).token == first.token  # the commands keep working across restarts
+    first.token_file.chmod(0o644)
+    assert _settings(tmp_path).token == first.token
+    assert stat.S_IMODE(first.token_file.stat().st_mode) == 0o600
+
+
+def test_the_environment_and_a_token_file_come_before_a_generated_token(tmp_path: Path) -> None:
+    from_env = _settings(tmp_path, token=" from-env\n")
+    assert (from_env.token, from_env.token_file) == ("from-env", None)
+    given = tmp_path / "token.txt"
+    given.write_text("from-file\n")
+    assert _settings(tmp_path, token_file=given).token == "from-file"
+    assert not (tmp_path / ".roster" / "api-token").exists()
+
+
+def test_a_bad_token_file_or_listen_address_is_a_config_error_that_says_so(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(ConfigError, match=r"--api-token-file: .*empty is empty"):
+        _settings(tmp_path, token_file=empty)
+    with pytest.raises(ConfigError, match=r"--api-token-file: cannot read .*missing"):
+        _settings(tmp_path, token_file=tmp_path / "missing")
+    with pytest.raises(ConfigError, match=r"--api-listen: expected HOST:PORT, got 'localhost'"):
+        _settings(tmp_path, listen="localhost")
+
+
+def test_the_token_file_sits_beside_a_sqlite_state_and_under_the_jobs_file_otherwise(tmp_path: Path) -> None:
+    assert default_token_file(SQLITE.format("/var/lib/roster/state.db"), tmp_path) == Path(
+        "/var/lib/roster/api-token"
+    )
+    assert default_token_file("postgresql+asyncpg://db/roster", tmp_path) == tmp_path / ".roster/api-token"
+
+
+async def test_a_port_in_use_is_a_config_error_naming_the_address() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ApiServer(None, ApiSettings(port=port, token="t"))  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match=rf"--api-listen: cannot listen on 127.0.0.1:{port}"):
+            await server.start()
+        await server.aclose()
