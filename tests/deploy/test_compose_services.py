@@ -122,19 +122,35 @@ def test_the_compose_commands_provision_the_demo_and_the_metrics_count_each_oper
             )
         for worker in workers:
             worker.wait_healthy()
-        engine_port = free_port()
-        engine_env = {"ROSTER_BROKER_URL": broker_url, "ROSTER_STATE": state_url}
-        assert set(engine_env) == set(services["engine"]["environment"]) - {"ROSTER_LISTEN"}
+        engine_port, api_port = free_port(), free_port()
+        engine_env = {
+            "ROSTER_BROKER_URL": broker_url,
+            "ROSTER_STATE": state_url,
+            "ROSTER_API_TOKEN": "compose-test-token",
+        }
+        local = {"ROSTER_LISTEN", "ROSTER_API_LISTEN"}
+        assert set(engine_env) == set(services["engine"]["environment"]) - local
         engine = fleet.start(
             services["engine"],
             "engine",
             engine_port,
-            {**engine_env, "ROSTER_LISTEN": f"127.0.0.1:{engine_port}"},
+            {
+                **engine_env,
+                "ROSTER_LISTEN": f"127.0.0.1:{engine_port}",
+                "ROSTER_API_LISTEN": f"127.0.0.1:{api_port}",
+            },
         )
         engine.wait_healthy()
         wait_until(
             lambda: engine.metric("roster_cycles_total", status="succeeded") >= 1, 60, "the first cycle", None
         )
+
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{api_port}/jobs/people-to-scim",
+            headers={"Authorization": "Bearer compose-test-token"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert json.load(answer)["state"] == "active"  # the admin API answers under the compose env
 
         users = _scim_users(scim_port)
         assert sorted(u["userName"] for u in users) == sorted(p["email"] for p in PEOPLE)
