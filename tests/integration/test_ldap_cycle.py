@@ -12,11 +12,11 @@ import ldap3
 
 from engine.sources.ldap import LdapSource, parse_ldap_source
 from queues.contracts import Operation
+from queues.ldap_names import dn_key, escape_dn_value, same_dn
 from tests.integration.pipeline import pipeline
 from tests.slapd import READER_DN, ROOT_DN, SUFFIX, Slapd, target_settings
 from workers.connectors.base import Applied
 from workers.connectors.ldap import LdapConnector, parse_ldap_settings
-from workers.connectors.ldap_names import dn_key, escape_dn_value, same_dn
 
 PEOPLE = f"ou=people,{SUFFIX}"
 GROUPS = f"ou=groups,{SUFFIX}"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.connectors.ldap_names import (
+from queues.ldap_names import (
     DnError,
     DnTemplate,
     dn_key,
