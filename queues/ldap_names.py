@@ -113,9 +113,7 @@ def dn_key(dn: str) -> tuple[tuple[tuple[str, str], ...], ...]:
 
 def canonical_dn(dn: str) -> str:
     """One text per DN that `dn_key` finds equal: a compact key for a large map of DNs."""
-    return ",".join(
-        "+".join(f"{kind}={escape_dn_value(value)}" for kind, value in rdn) for rdn in dn_key(dn)
-    )
+    return ",".join("+".join(f"{kind}={escape_dn_value(value)}" for kind, value in rdn) for rdn in dn_key(dn))
 
 
 def same_dn(a: str, b: str) -> bool:
