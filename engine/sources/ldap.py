@@ -15,6 +15,14 @@ Each object's id is `id_attribute` (default `entryUUID`, which survives renames;
 attributes are those read, by the names in `attributes:` (or the server's), plus `dn`; an attribute with one
 value is a string and one with several a list, except those in `multi_valued`, always lists (`member`).
 
+**Groups.** A group's `member` (or `uniqueMember`) holds DNs, while the user job it refers to
+(`members: {source: member, job: people}`) knows its users by their ids. With `member_base`, a read turns
+each member DN into the id (`member_id_attribute`, default `id_attribute`) of that entry under
+`member_base`: one paged search there per read, made when the first group comes, gives a DN -> id map
+(DNs compared without case or escaping; about a hundred bytes per entry). A DN not found there (outside
+the base, not there any more, or a stand-in such as the rootdn a refint overlay leaves in an empty
+group) is left out and reported as a problem on its group, which is still provisioned.
+
 Settings (beside `type: ldap`)::
 
     url: ldaps://ldap.example.org        # required; ldap:// or ldaps://
@@ -32,6 +40,8 @@ Settings (beside `type: ldap`)::
     full_import_every: 1d
     page_size: 500
     multi_valued: [member, uniqueMember, objectClass, memberOf]
+    member_base: ou=people,dc=example,dc=org   # groups: member DNs under it become member ids
+    member_id_attribute: entryUUID       # default: id_attribute (the user job's id_attribute)
     timeout_s: 30
 """
 
@@ -51,6 +61,7 @@ from ldap3.core import exceptions as ldap_errors
 from engine.schedule import parse_duration
 from engine.sources.base import SourceObject, SourceProblem
 from queues.errors import ConfigError, SourceError
+from queues.ldap_names import DnError, canonical_dn
 from queues.validation import as_list, boolean, check_keys, choice, integer, join, positive, string
 
 MAX_PROBLEMS: Final = 1000
@@ -73,9 +84,14 @@ _KEYS: Final = (
     "timeout_s",
     "incremental",
     "full_import_every",
+    "member_base",
+    "member_id_attribute",
 )
 _SCOPES: Final = {"subtree": ldap3.SUBTREE, "one": ldap3.LEVEL}
 MULTI_VALUED: Final = frozenset({"member", "uniquemember", "objectclass", "memberof"})
+MEMBER_ATTRIBUTES: Final = frozenset({"member", "uniquemember"})
+"""The attributes whose DNs `member_base` turns into member ids."""
+_NAMED_IN_PROBLEM: Final = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +116,10 @@ class LdapSourceSettings:
     """Between full imports, cycles read only what changed since the last one (`modifyTimestamp`)."""
     full_import_every_s: float = 86_400.0
     """How often an incremental job still reads everything, which is how deleted entries are seen."""
+    member_base: str | None = None
+    """Member DNs under it become the ids of those entries, as the user job of a group job knows them."""
+    member_id_attribute: str | None = None
+    """The members' id attribute (the user job's `id_attribute`); None: this job's `id_attribute`."""
 
 
 def parse_ldap_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> LdapSourceSettings:
@@ -128,6 +148,7 @@ def parse_ldap_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> L
         for i, a in enumerate(as_list(join(path, "attributes"), raw.get("attributes", [])))
     )
     multi = raw.get("multi_valued")
+    member_base = _member_base(path, raw)
     return LdapSourceSettings(
         url=url,
         bind_dn=string(join(path, "bind_dn"), raw["bind_dn"]),
@@ -154,7 +175,32 @@ def parse_ldap_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> L
         full_import_every_s=parse_duration(
             join(path, "full_import_every"), raw.get("full_import_every", "1d")
         ),
+        member_base=member_base,
+        member_id_attribute=(
+            string(join(path, "member_id_attribute"), raw["member_id_attribute"])
+            if "member_id_attribute" in raw
+            else None
+        ),
     )
+
+
+def _member_base(path: str, raw: Mapping[str, Any]) -> str | None:
+    if raw.get("member_base") is None:
+        if "member_id_attribute" in raw:
+            raise ConfigError(
+                join(path, "member_id_attribute"),
+                "applies only with `member_base:`",
+                "add `member_base:` (where the members are) or remove it",
+            )
+        return None
+    base = string(join(path, "member_base"), raw["member_base"])
+    try:
+        canonical_dn(base)
+    except DnError as exc:
+        raise ConfigError(
+            join(path, "member_base"), f"is not a DN ({exc})", "e.g. ou=people,dc=example,dc=org"
+        ) from None
+    return base
 
 
 class LdapSource:
@@ -166,6 +212,8 @@ class LdapSource:
         self.problems: list[SourceProblem] = []
         self.problems_omitted = 0
         self.watermark: str | None = since
+        self._member_ids: dict[str, str] | None = None
+        """For a read with `member_base`: canonical member DN -> member id, once the first group came."""
 
     @property
     def full(self) -> bool:
@@ -181,13 +229,22 @@ class LdapSource:
         if size < 1:
             raise ValueError(f"batch size must be at least 1, got {size}")
         self.problems, self.problems_omitted = [], 0
-        page = min(size, self.settings.page_size)
+        self._member_ids = None
+        s = self.settings
+        names = list(s.attributes) or ["*"]
+        names += [n for n in ("modifyTimestamp", s.id_attribute) if n.lower() != "dn" and n not in names]
+        page = min(size, s.page_size)
         conn = await asyncio.to_thread(self._connect)
         try:
             cookie: bytes | None = None
             read = 0
             while True:
-                entries, cookie = await asyncio.to_thread(self._page, conn, page, cookie)
+                entries, cookie = await asyncio.to_thread(
+                    self._page, conn, s.base_dn, self._search_filter(), _SCOPES[s.scope], names, page, cookie
+                )
+                if entries and s.member_base is not None and self._member_ids is None:
+                    # On a connection of its own: a second paged search would end this one's.
+                    self._member_ids = await asyncio.to_thread(self._read_member_ids, s.member_base)
                 batch = []
                 for dn, raw in entries:
                     read += 1
@@ -245,26 +302,31 @@ class LdapSource:
         return conn
 
     def _page(
-        self, conn: ldap3.Connection, size: int, cookie: bytes | None
+        self,
+        conn: ldap3.Connection,
+        base: str,
+        search_filter: str,
+        scope: str,
+        names: list[str],
+        size: int,
+        cookie: bytes | None,
     ) -> tuple[list[Any], bytes | None]:
         s = self.settings
-        names = list(s.attributes) or ["*"]
-        names += [n for n in ("modifyTimestamp", s.id_attribute) if n.lower() != "dn" and n not in names]
         try:
             conn.search(
-                s.base_dn,
-                self._search_filter(),
-                search_scope=_SCOPES[s.scope],
+                base,
+                search_filter,
+                search_scope=scope,
                 attributes=names,
                 paged_size=size,
                 paged_cookie=cookie,
             )
         except (ldap_errors.LDAPException, OSError) as exc:
             raise SourceError(
-                f"{s.url}: the search under {s.base_dn} failed: {type(exc).__name__}: {exc}"
+                f"{s.url}: the search under {base} failed: {type(exc).__name__}: {exc}"
             ) from None
         if conn.result.get("result") != 0:
-            raise SourceError(f"{s.url}: the search under {s.base_dn} failed: {_said(conn.result)}")
+            raise SourceError(f"{s.url}: the search under {base} failed: {_said(conn.result)}")
         entries = [
             (item["dn"], item.get("raw_attributes", {}))
             for item in conn.response or ()
@@ -272,6 +334,33 @@ class LdapSource:
         ]
         control = (conn.result.get("controls") or {}).get(_PAGED_RESULTS) or {}
         return entries, (control.get("value") or {}).get("cookie") or None
+
+    def _read_member_ids(self, base: str) -> dict[str, str]:
+        """Every entry under `base` (a subtree, paged): its canonical DN -> its member id."""
+        attribute = self.settings.member_id_attribute or self.settings.id_attribute
+        by_dn = attribute.lower() == "dn"
+        ids: dict[str, str] = {}
+        conn = self._connect()
+        try:
+            cookie: bytes | None = None
+            while True:
+                entries, cookie = self._page(
+                    conn,
+                    base,
+                    "(objectClass=*)",
+                    ldap3.SUBTREE,
+                    ["1.1" if by_dn else attribute],
+                    self.settings.page_size,
+                    cookie,
+                )
+                for dn, raw in entries:
+                    value = dn if by_dn else _first(raw, attribute)
+                    if value:
+                        ids[canonical_dn(dn)] = value
+                if not cookie:
+                    return ids
+        finally:
+            _close(conn)
 
     def _object(self, number: int, dn: str, raw: Mapping[str, list[bytes]]) -> SourceObject | None:
         s = self.settings
@@ -285,25 +374,52 @@ class LdapSource:
                 stamp = texts[0]
             if not texts or (wanted and lower not in wanted):
                 continue
+            if self._member_ids is not None and lower in MEMBER_ATTRIBUTES:
+                texts = self._members(number, dn, texts)
             key = wanted.get(lower, name)
             attributes[key] = texts if lower in s.multi_valued or len(texts) != 1 else texts[0]
         if stamp is not None and (self.watermark is None or stamp > self.watermark):
             self.watermark = stamp
-        if s.id_attribute.lower() == "dn":
-            source_id: str | None = dn
-        else:
-            ids = next((v for k, v in raw.items() if k.lower() == s.id_attribute.lower()), [])
-            source_id = ids[0].decode("utf-8", errors="replace") if ids else None
+        source_id = dn if s.id_attribute.lower() == "dn" else _first(raw, s.id_attribute)
         if not source_id:
             self._problem(number, f"{dn} has no {s.id_attribute}; entry skipped")
             return None
         return SourceObject(source_id, attributes, number)
+
+    def _members(self, number: int, dn: str, member_dns: list[str]) -> list[str]:
+        """The ids of a group's members; a DN without one under `member_base` is left out, and said."""
+        ids, missing = [], []
+        known = self._member_ids or {}
+        for member in member_dns:
+            try:
+                found = known.get(canonical_dn(member))
+            except DnError:
+                found = None
+            if found is None:
+                missing.append(member)
+            else:
+                ids.append(found)
+        if missing:
+            named = "; ".join(missing[:_NAMED_IN_PROBLEM])
+            more = f" and {len(missing) - _NAMED_IN_PROBLEM} more" if len(missing) > _NAMED_IN_PROBLEM else ""
+            self._problem(
+                number,
+                f"{dn}: {len(missing)} member(s) not found under {self.settings.member_base} "
+                f"({named}{more}); left out",
+            )
+        return ids
 
     def _problem(self, number: int, message: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(SourceProblem(number, message))
         else:
             self.problems_omitted += 1
+
+
+def _first(raw: Mapping[str, list[bytes]], name: str) -> str | None:
+    """The first value of attribute `name` (any case) as text."""
+    values = next((v for k, v in raw.items() if k.lower() == name.lower()), [])
+    return values[0].decode("utf-8", errors="replace") if values else None
 
 
 def _said(result: Mapping[str, Any]) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from engine.cli import _install_uvloop, embedded
-from engine.config import parse_engine_config
+from engine.config import in_dependency_order, parse_engine_config
 from engine.state import state_url
 from workers.config import parse_targets
 
@@ -70,11 +70,12 @@ def config(workdir: Path, target: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run_cycles(workdir: Path, raw: dict[str, Any], state: str, cycles: int) -> list[Any]:
+    """`cycles` rounds of one cycle per job (users before groups); the summaries in the order run."""
     engine_config = parse_engine_config(raw, base_dir=workdir)
     targets = parse_targets(raw, base_dir=workdir)
+    jobs = in_dependency_order(engine_config.jobs)
     async with embedded(engine_config, targets, state_url(state)) as pipeline:
-        job = engine_config.jobs[0]
-        return [await pipeline.runner.run_cycle(job, trigger="bench") for _ in range(cycles)]
+        return [await pipeline.runner.run_cycle(job, trigger="bench") for _ in range(cycles) for job in jobs]
 
 
 def main() -> None:

@@ -95,6 +95,40 @@ async def test_groups_come_with_their_members_as_a_list(slapd: Slapd, tmp_path: 
     assert team.attributes["member"] == dns[:3]
 
 
+async def test_with_member_base_member_dns_become_the_ids_of_those_members(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    dns = seed(slapd, 5)
+    conn = admin(slapd)
+    # The same members spelled otherwise, one entry outside the base and one that is not there at all.
+    members = [dns[0].upper(), dns[1].replace(",", ", "), ROOT_DN, f"uid=gone,{PEOPLE}"]
+    assert conn.add(f"cn=Other,{GROUPS}", ["groupOfNames"], {"cn": "Other", "member": members})
+    conn.unbind()
+    people, _ = await read_all(LdapSource(parse_ldap_source("s", source_settings(slapd), base_dir=tmp_path)))
+    id_of = {o.attributes["dn"]: o.source_id for o in people}
+    raw = source_settings(
+        slapd,
+        base_dn=GROUPS,
+        filter="(objectClass=groupOfNames)",
+        attributes=["cn", "member"],
+        member_base=PEOPLE,
+    )
+    source = LdapSource(parse_ldap_source("s", raw, base_dir=tmp_path))
+    groups, _ = await read_all(source)
+
+    by_cn = {g.attributes["cn"]: g for g in groups}
+    assert by_cn["Team"].attributes["member"] == [id_of[dn] for dn in dns[:3]]
+    assert by_cn["Other"].attributes["member"] == [id_of[dns[0]], id_of[dns[1]]]
+    (problem,) = source.problems
+    assert problem.line == by_cn["Other"].line
+    assert f"2 member(s) not found under {PEOPLE}" in problem.message
+    assert ROOT_DN in problem.message and "left out" in problem.message
+
+    by_uid = {**raw, "member_id_attribute": "uid"}
+    groups, _ = await read_all(LdapSource(parse_ldap_source("s", by_uid, base_dir=tmp_path)))
+    assert {g.attributes["cn"]: g.attributes["member"] for g in groups}["Team"] == ["p0", "p1", "p2"]
+
+
 async def test_an_incremental_read_picks_up_only_what_changed(slapd: Slapd, tmp_path: Path) -> None:
     seed(slapd, 200)
     settings = parse_ldap_source("s", source_settings(slapd, attributes=["uid", "mail"]), base_dir=tmp_path)
@@ -163,6 +197,8 @@ def test_settings_errors_name_the_key_and_the_fix(tmp_path: Path) -> None:
         ({"scope": "base"}, "jobs[0].source.scope", "one of"),
         ({"page_size": 0}, "jobs[0].source.page_size", "at least 1"),
         ({"pagesize": 10}, "jobs[0].source.pagesize", "page_size"),
+        ({"member_base": "people"}, "jobs[0].source.member_base", "not a DN"),
+        ({"member_id_attribute": "uid"}, "jobs[0].source.member_id_attribute", "only with `member_base:`"),
     ]
     for override, where, words in cases:
         with pytest.raises(ConfigError) as caught:

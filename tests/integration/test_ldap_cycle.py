@@ -1,28 +1,31 @@
-"""Whole cycles into a real OpenLDAP (private slapd instances), and from one directory into another."""
+"""Whole cycles into a real OpenLDAP (private slapd instances), users and groups through the engine: from
+files, and from one directory into another. Each test compares the directory with its source entry by
+entry and group member by member, read back with a connection of our own."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import ldap3
 
-from engine.sources.ldap import LdapSource, parse_ldap_source
-from queues.contracts import Operation
+from engine.cli import Embedded
+from engine.config import in_dependency_order
+from engine.cycles import CycleSummary
+from queues.ldap_names import canonical_dn, escape_dn_value, same_dn
 from tests.integration.pipeline import pipeline
 from tests.slapd import READER_DN, ROOT_DN, SUFFIX, Slapd, target_settings
-from workers.connectors.base import Applied
-from workers.connectors.ldap import LdapConnector, parse_ldap_settings
-from workers.connectors.ldap_names import dn_key, escape_dn_value, same_dn
 
 PEOPLE = f"ou=people,{SUFFIX}"
 GROUPS = f"ou=groups,{SUFFIX}"
 COLUMNS = ("employee_id", "login", "given_name", "family_name", "email")
 AWKWARD = ["nuñez, jr.", "a+b", 'say "hi"', "#hash", "zoë ångström", "star*(x)\\", "semi;<x>="]
-N = 2000
+USERS = 3000
+TEAMS = 100
 
 
 def person(i: int, **overrides: Any) -> dict[str, Any]:
@@ -38,30 +41,34 @@ def person(i: int, **overrides: Any) -> dict[str, Any]:
     return row
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
+def teams(rows: list[dict[str, Any]], count: int = TEAMS) -> list[dict[str, Any]]:
+    """Each person in two teams, `i % count` and `(i * 7 + 3) % count`: member sets that overlap."""
+    members: dict[int, list[str]] = {g: [] for g in range(count)}
+    for i, row in enumerate(rows):
+        for g in dict.fromkeys((i % count, (i * 7 + 3) % count)):
+            members[g].append(row["employee_id"])
+    return [{"team_id": f"T{g:03d}", "name": f"Team {g:03d}", "members": m} for g, m in members.items()]
+
+
+def write_sources(tmp_path: Path, rows: list[dict[str, Any]], groups: list[dict[str, Any]]) -> None:
+    with (tmp_path / "people.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+    with (tmp_path / "groups.jsonl").open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(g, ensure_ascii=False) + "\n" for g in groups)
 
 
-def target(server: Slapd, **extra: Any) -> dict[str, Any]:
+def target(server: Slapd, **users: Any) -> dict[str, Any]:
     return {
         "name": "directory",
         "type": "ldap",
-        **target_settings(server, users={"match": "employeeNumber"}, connect_timeout_s=1),
+        **target_settings(server, users={"match": "employeeNumber", **users}, connect_timeout_s=1),
         "retry": {"first_delay_ms": 200, "multiplier": 2, "tiers": 6},
-        **extra,
     }
 
 
-def connector_for(server: Slapd) -> LdapConnector:
-    """A connector of our own to the target, beside the pipeline's."""
-    own = {k: v for k, v in target(server).items() if k not in ("name", "type", "retry")}
-    return LdapConnector("directory", parse_ldap_settings("t", own))
-
-
-def csv_job(tmp_path: Path, server: Slapd) -> dict[str, Any]:
+def files_config(tmp_path: Path, server: Slapd) -> dict[str, Any]:
     return {
         "engine": {"batch_size": 200, "linger_ms": 2},
         "jobs": [
@@ -77,10 +84,23 @@ def csv_job(tmp_path: Path, server: Slapd) -> dict[str, Any]:
                     {"target": "displayName", "expression": 'Join(" ", [given_name], [family_name])'},
                     {"target": "email", "source": "email"},
                 ],
-            }
+            },
+            {
+                "name": "teams",
+                "object_type": "group",
+                "source": {"type": "jsonl", "path": str(tmp_path / "groups.jsonl"), "id_column": "team_id"},
+                "target": "directory",
+                "members": {"source": "members", "job": "people"},
+                "mappings": [{"target": "displayName", "source": "name", "match": True}],
+            },
         ],
         "targets": [target(server)],
     }
+
+
+async def cycle(p: Embedded) -> dict[str, CycleSummary]:
+    """One cycle of each job, users first; the summaries by job."""
+    return {job.name: await p.runner.run_cycle(job) for job in in_dependency_order(p.runner.config.jobs)}
 
 
 def expected(row: dict[str, Any]) -> dict[str, list[str]]:
@@ -102,49 +122,74 @@ def people(server: Slapd) -> dict[str, dict[str, list[str]]]:
     return {e["employeenumber"][0]: {**e, "dn": [dn]} for dn, e in entries.items()}
 
 
-async def test_cycles_converge_on_the_source_through_renames_edits_and_removals(
+def groups_by_cn(server: Slapd, key: str) -> dict[str, list[str]]:
+    """Each group's members, by the `key` attribute of the member entries (a DN without one stays a DN)."""
+    found = server.entries(PEOPLE, f"({key}=*)", [key])
+    of = {canonical_dn(dn): e[key.lower()][0] for dn, e in found.items()}
+    return {
+        e["cn"][0]: sorted(of.get(canonical_dn(m), m) for m in e.get("member", []))
+        for e in server.entries(GROUPS, "(objectClass=groupOfNames)", ["cn", "member"]).values()
+    }
+
+
+def assert_directory_equals(
+    server: Slapd, rows: list[dict[str, Any]], groups: list[dict[str, Any]], disabled: set[str] = frozenset()
+) -> None:
+    """The directory holds each row once (disabled as said) and each group with exactly its members."""
+    held = people(server)
+    assert set(held) == {r["employee_id"] for r in rows}
+    for row in rows:
+        entry = held[row["employee_id"]]
+        assert {k: entry[k] for k in expected(row)} == expected(row), row
+        disabled_mark = ["disabled"] if row["employee_id"] in disabled else []
+        assert entry.get("employeetype", []) == disabled_mark, row
+    assert groups_by_cn(server, "employeeNumber") == {g["name"]: sorted(g["members"]) for g in groups}
+
+
+async def test_users_and_groups_from_files_converge_through_renames_edits_removals_and_membership_changes(
     tmp_path: Path, slapd: Slapd
 ) -> None:
-    rows = [person(i) for i in range(N)]
-    write_csv(tmp_path / "people.csv", rows)
-    async with pipeline(tmp_path, csv_job(tmp_path, slapd)) as p:
-        job = p.runner.config.jobs[0]
-        first = await p.runner.run_cycle(job)
-        assert (first.created, first.failed, first.status) == (N, 0, "succeeded")
-        held = people(slapd)
-        assert set(held) == {r["employee_id"] for r in rows}
-        for row in rows:
-            entry = held[row["employee_id"]]
-            assert {k: entry[k] for k in expected(row)} == expected(row), row
-            assert "employeetype" not in entry
-
-        # A group (provisioned through the connector: the engine side of groups comes separately).
-        member_dns = [held[f"E{i:05d}"]["dn"][0] for i in (3, 10, 11, 12)]
-        async with connector_for(slapd) as connector:
-            (group,) = await connector.apply([group_op("create", "Staff", member_dns)])
-        assert isinstance(group, Applied)
+    rows = [person(i) for i in range(USERS)]
+    groups = teams(rows)
+    write_sources(tmp_path, rows, groups)
+    async with pipeline(tmp_path, files_config(tmp_path, slapd)) as p:
+        first = await cycle(p)
+        assert (first["people"].created, first["people"].failed) == (USERS, 0)
+        teams_done = first["teams"]
+        assert (teams_done.created, teams_done.failed, teams_done.pending_members) == (TEAMS, 0, 0)
+        assert_directory_equals(slapd, rows, groups)
 
         renamed = {3: person(3, login="#renamed, again"), 10: person(10, login="user10-new")}
         edited = {11: person(11, email="edited@example.org"), 20: person(20, family_name="Ångström")}
-        removed = {12, 30}
-        new_rows = [renamed.get(i) or edited.get(i) or r for i, r in enumerate(rows)]
-        write_csv(tmp_path / "people.csv", [r for i, r in enumerate(new_rows) if i not in removed])
-        second = await p.runner.run_cycle(job)
-        assert (second.updated, second.disabled, second.failed) == (4, 2, 0)
-        third = await p.runner.run_cycle(job)
-        assert third.changed == 0
+        removed = {rows[12]["employee_id"], rows[30]["employee_id"]}
+        rows = [renamed.get(i) or edited.get(i) or r for i, r in enumerate(rows)]
+        touched = {g["team_id"] for g in groups if {"E00003", "E00010"} & set(g["members"])}
+        for g in groups:
+            if removed & set(g["members"]):
+                g["members"] = [m for m in g["members"] if m not in removed]
+                touched.add(g["team_id"])
+        groups[5]["members"] = [*groups[5]["members"][4:], "E00003", "E00999"]
+        touched.add(groups[5]["team_id"])
+        gone_team = groups.pop(6)
+        touched.discard(gone_team["team_id"])
+        write_sources(tmp_path, [r for r in rows if r["employee_id"] not in removed], groups)
+        second = await cycle(p)
+        assert (second["people"].updated, second["people"].disabled, second["people"].failed) == (4, 2, 0)
+        assert (second["teams"].updated, second["teams"].deleted, second["teams"].failed) == (
+            len(touched),
+            1,
+            0,
+        )
+        third = await cycle(p)
+        assert [s.changed for s in third.values()] == [0, 0]
 
+    assert_directory_equals(slapd, rows, groups, disabled=removed)
     after = people(slapd)
-    for i, row in enumerate(new_rows):
-        entry = after[row["employee_id"]]
-        assert {k: entry[k] for k in expected(row)} == expected(row), row
-        assert entry.get("employeetype", []) == (["disabled"] if i in removed else [])
     assert same_dn(after["E00003"]["dn"][0], f"uid={escape_dn_value('#renamed, again')},{PEOPLE}")
-    members = slapd.entries(group.target_id or "", "(objectClass=*)", ["member"])
-    (listed,) = members.values()
-    assert {dn_key(m) for m in listed["member"]} == {
-        dn_key(after[f"E{i:05d}"]["dn"][0]) for i in (3, 10, 11, 12)
-    }
+    memberships = groups_by_cn(slapd, "employeeNumber")
+    kept = {g["name"] for g in groups if "E00003" in g["members"]}
+    assert kept == {name for name, members in memberships.items() if "E00003" in members}
+    assert {"Team 003", "Team 024", "Team 005"} <= kept  # the renamed user's teams, and the one it joined
 
 
 async def test_a_server_stopped_mid_cycle_and_started_again_converges_without_duplicates(
@@ -152,38 +197,24 @@ async def test_a_server_stopped_mid_cycle_and_started_again_converges_without_du
 ) -> None:
     count = 1500
     rows = [person(i) for i in range(count)]
-    write_csv(tmp_path / "people.csv", rows)
-    async with pipeline(tmp_path, csv_job(tmp_path, slapd)) as p:
+    write_sources(tmp_path, rows, [])
+    raw = files_config(tmp_path, slapd)
+    raw["jobs"] = raw["jobs"][:1]
+    async with pipeline(tmp_path, raw) as p:
         job = p.runner.config.jobs[0]
-        cycle = asyncio.ensure_future(p.runner.run_cycle(job))
+        running = asyncio.ensure_future(p.runner.run_cycle(job))
         await asyncio.sleep(0.4)
         slapd.stop()
         await asyncio.sleep(1.5)
         slapd.start()
-        summary = await cycle
+        summary = await running
     assert summary.retries > 0, "the server stopped after the cycle was done; stop it sooner"
     assert (summary.created, summary.failed) == (count, 0)
     assert set(people(slapd)) == {r["employee_id"] for r in rows}
 
 
-def group_op(action: str, name: str, members: list[str], **fields: Any) -> Operation:
-    return Operation(
-        op_id=f"g-{name}-{action}",
-        job="groups",
-        target="directory",
-        cycle_id="c",
-        action=action,  # type: ignore[arg-type]
-        object_type="group",
-        source_id=name,
-        attributes={"displayName": name},
-        desired_hash="h",
-        matching=[["displayName", name]],
-        members_add=members,
-        **fields,
-    )
-
-
-def seed(server: Slapd, users: int, groups: int) -> None:
+def seed(server: Slapd, users: int, groups: int) -> list[str]:
+    """`users` people under ou=people and `groups` groups of them under ou=groups; the people's DNs."""
     conn = ldap3.Connection(ldap3.Server(server.url, get_info=ldap3.NONE), ROOT_DN, server.password)
     conn.bind()
     dns = []
@@ -198,42 +229,33 @@ def seed(server: Slapd, users: int, groups: int) -> None:
         members = dns[g::groups]
         assert conn.add(f"cn=Group {g},{GROUPS}", ["groupOfNames"], {"cn": f"Group {g}", "member": members})
     conn.unbind()
+    return dns
 
 
-def tree(server: Slapd) -> tuple[dict[str, dict[str, list[str]]], dict[str, set[str]]]:
+def tree(server: Slapd) -> tuple[dict[str, dict[str, list[str]]], dict[str, list[str]]]:
     """Users by uid (their attributes) and groups by cn (the uids of their members)."""
     users = {
         e["uid"][0]: {k: e[k] for k in ("uid", "givenname", "sn", "cn", "mail")}
         for e in server.entries(PEOPLE, "(objectClass=inetOrgPerson)").values()
     }
-    uid_of = {dn.lower(): e["uid"][0] for dn, e in server.entries(PEOPLE, "(uid=*)", ["uid"]).items()}
-    groups = {
-        e["cn"][0]: {uid_of[m.lower()] for m in e["member"]}
-        for e in server.entries(GROUPS, "(objectClass=groupOfNames)").values()
-    }
-    return users, groups
+    return users, groups_by_cn(server, "uid")
 
 
-async def test_reading_one_directory_and_provisioning_into_another_gives_equal_trees(
-    tmp_path: Path, slapd_factory: Any
-) -> None:
-    origin, copy = slapd_factory(), slapd_factory()
-    seed(origin, users=300, groups=10)
+def mirror_config(origin: Slapd, copy: Slapd) -> dict[str, Any]:
     reader = {
         "type": "ldap",
         "url": origin.url,
         "bind_dn": READER_DN,
         "bind_password": origin.reader_password,
         "base_dn": PEOPLE,
-        "attributes": ["uid", "givenName", "sn", "cn", "mail"],
         "page_size": 100,
     }
-    raw = {
+    return {
         "engine": {"batch_size": 100, "linger_ms": 2},
         "jobs": [
             {
                 "name": "people",
-                "source": reader,
+                "source": {**reader, "attributes": ["uid", "givenName", "sn", "cn", "mail"]},
                 "target": "directory",
                 "mappings": [
                     {"target": "userName", "source": "uid", "match": True},
@@ -242,35 +264,49 @@ async def test_reading_one_directory_and_provisioning_into_another_gives_equal_t
                     {"target": "displayName", "source": "cn"},
                     {"target": "email", "source": "mail"},
                 ],
-            }
+            },
+            {
+                "name": "groups",
+                "object_type": "group",
+                "source": {
+                    **reader,
+                    "base_dn": GROUPS,
+                    "filter": "(objectClass=groupOfNames)",
+                    "attributes": ["cn", "member"],
+                    "member_base": PEOPLE,
+                },
+                "target": "directory",
+                "members": {"source": "member", "job": "people"},
+                "mappings": [{"target": "displayName", "source": "cn", "match": True}],
+            },
         ],
-        "targets": [target(copy, users={**target(copy)["users"], "match": "uid"})],
+        "targets": [target(copy, match="uid")],
     }
-    async with pipeline(tmp_path, raw) as p:
-        job = p.runner.config.jobs[0]
-        summary = await p.runner.run_cycle(job)
-        assert (summary.created, summary.failed) == (300, 0)
-        state = await p.runner.state.snapshot(job.name)
 
-    # Groups, with their members resolved to the copy's DNs through the engine's state (by entryUUID).
-    users = LdapSource(parse_ldap_source("s", reader, base_dir=tmp_path))
-    id_of = {}
-    async for batch in users.batches(500):
-        id_of.update({o.attributes["dn"].lower(): o.source_id for o in batch})
-    group_reader = {
-        **reader,
-        "base_dn": GROUPS,
-        "filter": "(objectClass=groupOfNames)",
-        "attributes": ["cn", "member"],
-    }
-    ops = []
-    async for batch in LdapSource(parse_ldap_source("s", group_reader, base_dir=tmp_path)).batches(500):
-        for group in batch:
-            members = [state[id_of[m.lower()]].target_id or "" for m in group.attributes["member"]]
-            ops.append(group_op("create", group.attributes["cn"], members))
-    async with connector_for(copy) as connector:
-        outcomes = await connector.apply(ops)
-    assert all(isinstance(o, Applied) for o in outcomes), outcomes
 
-    assert tree(copy) == tree(origin)
-    assert len(tree(copy)[1]) == 10
+async def test_reading_one_directory_and_provisioning_into_another_gives_equal_trees(
+    tmp_path: Path, slapd_factory: Any
+) -> None:
+    origin, copy = slapd_factory(), slapd_factory()
+    dns = seed(origin, users=300, groups=10)
+    async with pipeline(tmp_path, mirror_config(origin, copy)) as p:
+        first = await cycle(p)
+        assert (first["people"].created, first["people"].failed) == (300, 0)
+        assert (first["groups"].created, first["groups"].failed, first["groups"].skipped_rows) == (10, 0, 0)
+        assert tree(copy) == tree(origin)
+        assert len(tree(copy)[1]) == 10
+
+        # Membership changes in the origin, one of them a DN outside ou=people: left out, and said so.
+        conn = ldap3.Connection(ldap3.Server(origin.url, get_info=ldap3.NONE), ROOT_DN, origin.password)
+        conn.bind()
+        changes = {"member": [(ldap3.MODIFY_DELETE, [dns[0]]), (ldap3.MODIFY_ADD, [dns[1], ROOT_DN])]}
+        assert conn.modify(f"cn=Group 0,{GROUPS}", changes), conn.result
+        conn.unbind()
+        second = await cycle(p)
+        assert (second["people"].changed, second["groups"].updated, second["groups"].failed) == (0, 1, 0)
+        (problem,) = second["groups"].problems
+        assert ROOT_DN in problem.message and "left out" in problem.message
+
+    users, groups = tree(origin)
+    groups["Group 0"].remove(ROOT_DN)
+    assert tree(copy) == (users, groups)

@@ -67,9 +67,7 @@ import ldap3
 
 from queues.contracts import Operation
 from queues.errors import ConfigError
-from queues.validation import as_list, as_mapping, boolean, check_keys, integer, join, positive, string
-from workers.connectors.base import Applied, AsyncContextConnector, Outcome
-from workers.connectors.ldap_names import (
+from queues.ldap_names import (
     DnError,
     DnTemplate,
     dn_key,
@@ -80,6 +78,8 @@ from workers.connectors.ldap_names import (
     same_dn,
     split_dn,
 )
+from queues.validation import as_list, as_mapping, boolean, check_keys, integer, join, positive, string
+from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 from workers.connectors.ldap_pool import (
     ALREADY_EXISTS,
     BROKEN_LINK,

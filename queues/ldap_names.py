@@ -2,7 +2,8 @@
 
 Pure functions, no connection: a value from the source (`Nuñez, Jr.`, `#1 fan`, `a+b`) must land in a DN
 or a filter as that value, never as syntax, and a DN the server hands back must compare equal to the
-one rendered here whatever its escaping or case.
+one rendered here whatever its escaping or case. Here, beside the wire contracts, because both sides
+need them: the LDAP connector (workers) and the LDAP source (engine), which import nothing of each other.
 """
 
 from __future__ import annotations
@@ -108,6 +109,11 @@ def dn_key(dn: str) -> tuple[tuple[tuple[str, str], ...], ...]:
         tuple(sorted((kind.lower(), " ".join(value.split()).casefold()) for kind, value in rdn))
         for rdn in split_dn(dn)
     )
+
+
+def canonical_dn(dn: str) -> str:
+    """One text per DN that `dn_key` finds equal: a compact key for a large map of DNs."""
+    return ",".join("+".join(f"{kind}={escape_dn_value(value)}" for kind, value in rdn) for rdn in dn_key(dn))
 
 
 def same_dn(a: str, b: str) -> bool:

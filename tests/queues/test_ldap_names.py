@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.connectors.ldap_names import (
+from queues.ldap_names import (
     DnError,
     DnTemplate,
+    canonical_dn,
     dn_key,
     escape_dn_value,
     escape_filter_value,
@@ -46,6 +47,9 @@ def test_dns_compare_without_case_escaping_or_spacing() -> None:
     assert same_dn("uid=\\23renamed\\2C again,ou=People,dc=x", "UID=\\#Renamed\\, again, ou=people,dc=x")
     assert dn_key("cn=a+uid=b,dc=x") == dn_key("uid=b+cn=a,dc=x")
     assert not same_dn("uid=a,ou=people,dc=x", "uid=a,ou=disabled,dc=x")
+    spelled = canonical_dn("UID=\\#Renamed\\, again, ou=people,dc=x")
+    assert spelled == canonical_dn("uid=\\23renamed\\2C again,ou=People,dc=x") == canonical_dn(spelled)
+    assert canonical_dn("uid=a\\,b,dc=x") != canonical_dn("uid=a,b=,dc=x")
 
 
 @pytest.mark.parametrize("bad", ["uid", "uid=a,,dc=x", "=a", "uid=a,", "uid=a\\"])
