@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.sources.base import Source
 from engine.sources.file import FileSource, parse_file_source
+from engine.sources.scim import ScimSource, parse_scim_source
 from queues.validation import choice, join
 
 
@@ -32,6 +33,9 @@ _FILE = SourceKind(
 SOURCE_KINDS: dict[str, SourceKind] = {
     "csv": _FILE,
     "jsonl": _FILE,
+    "scim": SourceKind(
+        parse=lambda path, raw, base_dir: parse_scim_source(path, raw, base_dir=base_dir), open=ScimSource
+    ),
 }
 
 
