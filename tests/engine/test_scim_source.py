@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import secrets
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
@@ -26,6 +27,7 @@ from engine.sources.registry import parse_source
 from engine.sources.scim import ENTERPRISE_SCHEMA, ScimSource, flatten, parse_scim_source
 from engine.state import state_url
 from queues.errors import ConfigError, SourceError
+from queues.yamlfile import load_yaml
 from tests.conftest import SCIM_BASIC, SCIM_OAUTH_CLIENT, SCIM_TOKEN
 from tests.fault_proxy import FaultProxy, Faults
 from tests.scim_server import ScimServer, ScimServerError, start_scim_server
@@ -166,6 +168,21 @@ def test_names_are_flattened_as_the_scim_connector_writes_them() -> None:
     assert flat[f"{ENTERPRISE_SCHEMA}:manager.value"] == flat["enterprise.manager.value"] == "m-1"
     assert flat["emails"] == person(3)["emails"]  # whole, for a SCIM-to-SCIM copy
     assert "schemas" not in flat
+
+
+def test_the_example_job_file_is_valid_with_and_without_the_scim_source(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "scim.yaml"
+    text = example.read_text()
+    uncommented = re.sub(r"^  # (- name|  )", r"  \1", text, flags=re.M)
+    environ = {"IDP_SCIM_URL": "https://idp/scim/v2", "IDP_TOKEN_URL": "https://idp/token", "IDP_SECRET": "x"}
+    for variant, jobs in ((text, 1), (uncommented, 3)):
+        (tmp_path / "jobs.yaml").write_text(variant)
+        raw = load_yaml(tmp_path / "jobs.yaml", environ=environ)
+        config = parse_engine_config(raw, base_dir=example.parent)
+        assert len(config.jobs) == jobs
+        assert {t.name for t in parse_targets(raw, base_dir=example.parent)} >= {
+            j.target for j in config.jobs
+        }
 
 
 # -- Reading ---------------------------------------------------------------------------------------
