@@ -42,9 +42,9 @@ Settings (under a job's `source:`)::
     page_size: 1000
     retries: 4                                      # per request, after the first try
     max_passes: 3
-    timeout_s: 60                                   # per request
+    timeout_s: 30                                   # per request
     connect_timeout_s: 10
-    max_pause_s: 120                                # ceiling on one wait (a Retry-After)
+    max_pause_s: 300                                # ceiling on one wait (a Retry-After)
     verify_tls: true
     ca_file: certs/idp-ca.pem                       # relative to the job file
     proxy: http://proxy:3128                        # else HTTP(S)_PROXY / NO_PROXY when trust_env
@@ -70,8 +70,9 @@ from yarl import URL
 
 from engine.sources.base import SourceObject, SourceProblem
 from queues.errors import ConfigError, SourceError
-from queues.validation import as_list, boolean, check_keys, choice, integer, join, number, string
-from workers.connectors.scim_auth import AuthSettings, Credentials, NoAuth, parse_auth
+from queues.validation import as_list, check_keys, choice, integer, join, string
+from workers.connectors.scim import parse_scim_settings
+from workers.connectors.scim_auth import AuthSettings, Credentials, NoAuth
 from workers.errors import PermanentError, TransientError
 from workers.limits import parse_retry_after
 
@@ -101,6 +102,17 @@ _KEYS: Final = (
     "proxy",
     "trust_env",
 )
+_HTTP_KEYS: Final = (
+    "url",
+    "auth",
+    "timeout_s",
+    "connect_timeout_s",
+    "max_pause_s",
+    "verify_tls",
+    "ca_file",
+    "proxy",
+    "trust_env",
+)
 _TRANSIENT: Final = frozenset({408, 425, 429})
 _FIRST_DELAY_S: Final = 0.5
 _DETAIL_MAX: Final = 300
@@ -122,9 +134,9 @@ class ScimSourceSettings:
     page_size: int = 1000
     retries: int = 4
     max_passes: int = 3
-    timeout_s: float = 60.0
+    timeout_s: float = 30.0
     connect_timeout_s: float = 10.0
-    max_pause_s: float = 120.0
+    max_pause_s: float = 300.0
     verify_tls: bool = True
     ca_file: Path | None = None
     proxy: str | None = field(default=None, repr=False)
@@ -144,37 +156,21 @@ def parse_scim_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> S
     def at(key: str) -> str:
         return join(path, key)
 
-    url = string(at("url"), raw["url"]).rstrip("/")
-    if URL(url).scheme not in ("http", "https") or not URL(url).host:
-        raise ConfigError(at("url"), "must be an http(s) URL", "e.g. https://idp.example.com/scim/v2")
-    if URL(url).query_string or URL(url).user:
-        raise ConfigError(at("url"), "must hold no query and no credentials", "put credentials under auth:")
-    if URL(url).path.rstrip("/").endswith(("/Users", "/Groups")):
+    # The HTTP side (url, auth, timeouts, TLS, proxy) reads and checks as a SCIM target's does.
+    http = parse_scim_settings(path, {k: raw[k] for k in _HTTP_KEYS if k in raw}, base_dir=base_dir)
+    if URL(http.url).path.rstrip("/").endswith(("/Users", "/Groups")):
         raise ConfigError(at("url"), "names an endpoint", "give the base URL; object_type picks the endpoint")
     attributes = tuple(
         string(join(at("attributes"), i), name)
         for i, name in enumerate(as_list(at("attributes"), raw.get("attributes") or []))
     )
-    ca_file = None
-    if raw.get("ca_file") is not None:
-        ca_file = base_dir / string(at("ca_file"), raw["ca_file"])
-        if not ca_file.is_file():
-            raise ConfigError(at("ca_file"), f"no file at {ca_file}", "name a PEM file of CA certificates")
-    proxy = None
-    if raw.get("proxy") is not None:
-        proxy = string(at("proxy"), raw["proxy"])
-        if URL(proxy).scheme not in ("http", "https") or not URL(proxy).host:
-            raise ConfigError(at("proxy"), "must be an http(s) URL", "e.g. http://proxy.example.com:3128")
-    verify_tls = boolean(at("verify_tls"), raw.get("verify_tls", True))
-    if ca_file is not None and not verify_tls:
-        raise ConfigError(at("ca_file"), "is unused when verify_tls is false", "remove one of the two")
     object_type = choice(at("object_type"), raw["object_type"], tuple(ENDPOINTS))
     if object_type == "user" and "member_id_attribute" in raw:
         raise ConfigError(at("member_id_attribute"), "applies to groups only", "remove it")
     return ScimSourceSettings(
-        url=url,
+        url=http.url,
         object_type=object_type,  # type: ignore[arg-type]
-        auth=parse_auth(at("auth"), raw.get("auth")),
+        auth=http.auth,
         filter=string(at("filter"), raw["filter"]) if raw.get("filter") is not None else None,
         attributes=attributes,
         id_attribute=string(at("id_attribute"), raw.get("id_attribute", "id")),
@@ -182,21 +178,14 @@ def parse_scim_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> S
         page_size=integer(at("page_size"), raw.get("page_size", 1000), minimum=1),
         retries=integer(at("retries"), raw.get("retries", 4), minimum=0),
         max_passes=integer(at("max_passes"), raw.get("max_passes", 3), minimum=1),
-        timeout_s=_positive(at("timeout_s"), raw.get("timeout_s", 60.0)),
-        connect_timeout_s=_positive(at("connect_timeout_s"), raw.get("connect_timeout_s", 10.0)),
-        max_pause_s=number(at("max_pause_s"), raw.get("max_pause_s", 120.0), minimum=0),
-        verify_tls=verify_tls,
-        ca_file=ca_file,
-        proxy=proxy,
-        trust_env=boolean(at("trust_env"), raw.get("trust_env", True)),
+        timeout_s=http.timeout_s,
+        connect_timeout_s=http.connect_timeout_s,
+        max_pause_s=http.max_pause_s,
+        verify_tls=http.verify_tls,
+        ca_file=http.ca_file,
+        proxy=http.proxy,
+        trust_env=http.trust_env,
     )
-
-
-def _positive(path: str, raw: Any) -> float:
-    value = number(path, raw, minimum=0)
-    if value == 0:
-        raise ConfigError(path, "must be above 0", "e.g. 30")
-    return value
 
 
 # -- Flattening --------------------------------------------------------------------------------------
