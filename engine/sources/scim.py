@@ -82,26 +82,7 @@ ObjectType = Literal["user", "group"]
 ENTERPRISE_SCHEMA: Final = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 ENDPOINTS: Final = {"user": "/Users", "group": "/Groups"}
 MAX_PROBLEMS: Final = 1000
-_KEYS: Final = (
-    "type",
-    "url",
-    "object_type",
-    "auth",
-    "filter",
-    "attributes",
-    "id_attribute",
-    "member_id_attribute",
-    "page_size",
-    "retries",
-    "max_passes",
-    "timeout_s",
-    "connect_timeout_s",
-    "max_pause_s",
-    "verify_tls",
-    "ca_file",
-    "proxy",
-    "trust_env",
-)
+# Read by the SCIM target's parser, so that a source and a target check them alike.
 _HTTP_KEYS: Final = (
     "url",
     "auth",
@@ -112,6 +93,18 @@ _HTTP_KEYS: Final = (
     "ca_file",
     "proxy",
     "trust_env",
+)
+_KEYS: Final = (
+    *_HTTP_KEYS,
+    "type",
+    "object_type",
+    "filter",
+    "attributes",
+    "id_attribute",
+    "member_id_attribute",
+    "page_size",
+    "retries",
+    "max_passes",
 )
 _TRANSIENT: Final = frozenset({408, 425, 429})
 _FIRST_DELAY_S: Final = 0.5
