@@ -1,12 +1,18 @@
-"""Fixtures shared by every test package: the real services, which must answer, never skip."""
+"""Fixtures shared by every test package: the real services, which must answer, never skip.
+
+The SCIM ones: a real SCIM server (two: without and with authentication) and a fault-injecting proxy in
+front of it, for the connector's tests and the SCIM source's."""
 
 from __future__ import annotations
 
+import secrets
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
+from tests.fault_proxy import FaultProxy, Faults
+from tests.scim_server import Credentials, ScimServer, ScimServerError, start_scim_server
 from tests.slapd import Slapd, SlapdError, make_slapd
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -50,3 +56,54 @@ def slapd_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
 def slapd(slapd_factory: Callable[..., Slapd]) -> Slapd:
     """A fresh private slapd holding the base entries: ou=people, ou=groups and ou=disabled under SUFFIX."""
     return slapd_factory()
+
+
+SCIM_TOKEN = "tok-" + secrets.token_hex(12)
+SCIM_BASIC = ("roster", "pw-" + secrets.token_hex(12))
+SCIM_OAUTH_CLIENT = ("roster-client", "cs-" + secrets.token_hex(12))
+SCIM_OAUTH_TTL_S = 2
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory, credentials: Credentials) -> Iterator[ScimServer]:
+    try:
+        server = start_scim_server(tmp_path_factory.mktemp("scim"), credentials)
+    except ScimServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def scim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScimServer]:
+    """scim2-server with Users (enterprise extension) and Groups, accepting every request."""
+    yield from _serve(tmp_path_factory, Credentials())
+
+
+@pytest.fixture(scope="session")
+def scim_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScimServer]:
+    """scim2-server accepting `SCIM_TOKEN`, basic `SCIM_BASIC`, or a token from its OAuth endpoint
+    issued to `SCIM_OAUTH_CLIENT`, which expires after `SCIM_OAUTH_TTL_S` seconds."""
+    credentials = Credentials(
+        bearer_tokens=(SCIM_TOKEN,),
+        basic=SCIM_BASIC,
+        oauth_client=SCIM_OAUTH_CLIENT,
+        oauth_ttl_s=SCIM_OAUTH_TTL_S,
+    )
+    yield from _serve(tmp_path_factory, credentials)
+
+
+@pytest.fixture
+async def fault_proxy() -> AsyncIterator[Callable[..., Awaitable[FaultProxy]]]:
+    """Start proxies with `await fault_proxy(upstream_root, seed=..., faults=Faults(...))`; all stop after."""
+    started: list[FaultProxy] = []
+
+    async def start(upstream: str, *, seed: int = 0, faults: Faults | None = None) -> FaultProxy:
+        proxy = FaultProxy(upstream, seed=seed, faults=faults or Faults())
+        started.append(proxy)
+        return await proxy.start()
+
+    yield start
+    for proxy in reversed(started):
+        await proxy.aclose()

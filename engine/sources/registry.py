@@ -14,6 +14,7 @@ from typing import Any
 from engine.sources.base import Source
 from engine.sources.file import FileSource, parse_file_source
 from engine.sources.ldap import LdapSource, parse_ldap_source
+from engine.sources.scim import ScimSource, parse_scim_source
 from queues.validation import choice, join
 
 
@@ -37,6 +38,10 @@ SOURCE_KINDS: dict[str, SourceKind] = {
     "ldap": SourceKind(
         parse=lambda path, raw, base_dir: parse_ldap_source(path, raw, base_dir=base_dir),
         open=lambda settings, since: LdapSource(settings, since=since),
+    ),
+    "scim": SourceKind(
+        parse=lambda path, raw, base_dir: parse_scim_source(path, raw, base_dir=base_dir),
+        open=lambda settings, _since: ScimSource(settings),
     ),
 }
 

@@ -30,7 +30,7 @@ from tests.integration.pipeline import (
     target_rows,
     write_csv,
 )
-from tests.workers.scim_server import Credentials, ScimServer, ScimServerError, start_scim_server
+from tests.scim_server import Credentials, ScimServer, ScimServerError, start_scim_server
 
 TOKEN = "tok-operations"
 

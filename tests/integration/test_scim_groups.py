@@ -16,9 +16,9 @@ import pytest
 
 from engine.membership import PENDING_PREFIX
 from engine.ondemand import preview_from_state
+from tests.fault_proxy import FaultProxy, Faults
 from tests.integration.pipeline import pipeline
-from tests.workers.fault_proxy import FaultProxy, Faults
-from tests.workers.scim_server import ScimServer, ScimServerError, start_scim_server
+from tests.scim_server import ScimServer, ScimServerError, start_scim_server
 
 DEPARTMENTS = ("Sales", "R&D", "People", "Finance")
 GROUPS = 100

@@ -23,6 +23,9 @@ import pytest
 
 from queues.contracts import Operation
 from queues.errors import ConfigError
+from tests.conftest import SCIM_BASIC, SCIM_OAUTH_CLIENT, SCIM_OAUTH_TTL_S, SCIM_TOKEN
+from tests.fault_proxy import FaultProxy, Faults
+from tests.scim_server import ScimServer
 from workers.connectors.base import Applied, Outcome
 from workers.connectors.scim import (
     ENTERPRISE_SCHEMA,
@@ -35,10 +38,6 @@ from workers.connectors.scim import (
 )
 from workers.errors import PermanentError, TransientError
 from workers.limits import RateLimiter, parse_retry_after
-
-from .conftest import SCIM_BASIC, SCIM_OAUTH_CLIENT, SCIM_OAUTH_TTL_S, SCIM_TOKEN
-from .fault_proxy import FaultProxy, Faults
-from .scim_server import ScimServer
 
 StartProxy = Callable[..., Awaitable[FaultProxy]]
 

@@ -1,0 +1,240 @@
+"""Benchmark of provisioning into a SCIM app: the whole pipeline against the server's own ceiling.
+
+    python tests/bench/scim.py --users 20000
+
+Starts scim2-server (its ASGI application under uvicorn, one worker, in a subprocess, as the tests do)
+and provisions N users into it through the real pipeline, embedded: CSV source, planner, SQLite state,
+in-memory broker, worker, SCIM connector. A bare aiohttp loop sends the same requests (each user's
+matching GET, then its POST) at the same concurrency to a fresh server, before and after the pipeline
+(load on a shared machine drifts; the mean of the two brackets it): the most that this server does on
+this machine, since it is bound by one core. Prints one JSON object:
+
+* `users_per_s`: users created by the pipeline per second of its whole cycle (first read to last result);
+* `ceiling_per_s`: users per second of the bare loop; `fraction_of_ceiling`: the first over the second;
+* `p99_latency_ms`: p99 of the pipeline's per-operation latency, from the connector starting an
+  operation to its outcome (the GET and the POST, with any wait for a free request slot), not the time
+  it waited in the queue before, which measures the backlog rather than the target;
+* `ceiling_p99_latency_ms`: the same for the bare loop; `ceiling_before_after_per_s`: its two runs;
+* `roster_cpu_fraction`: CPU time of the Roster process (engine, broker, worker) over the cycle's wall time.
+
+The server scans every user for each filtered GET, so both rates fall as the server fills up; they are
+measured over the same growth, so their ratio is fair whatever N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import functools
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from engine.cli import _install_uvloop, embedded
+from engine.config import parse_engine_config
+from engine.state import state_url
+from queues.contracts import Operation
+from tests.scim_server import ScimServer, start_scim_server
+from workers.config import TargetConfig, parse_targets
+from workers.connectors.base import Outcome
+from workers.connectors.scim import USER_SCHEMA, ScimConnector, parse_path
+from workers.worker import TargetRuntime
+
+COLUMNS = ("employee_id", "user_name", "given_name", "family_name", "email", "title", "department")
+MAPPINGS = {  # target attribute <- CSV column
+    "userName": "user_name",
+    "externalId": "employee_id",
+    "name.givenName": "given_name",
+    "name.familyName": "family_name",
+    'emails[type eq "work"].value': "email",
+    "title": "title",
+    "enterprise.department": "department",
+}
+MATCHING = ("userName", "externalId")
+
+
+def people(count: int) -> list[dict[str, str]]:
+    given = ["José", "Zoë", "Siobhán", "Łukasz", "Ana", "Kofi", "Mei", "Olu"]
+    family = ["O'Brien", "Müller", "Nuñez", "D'Angelo", "Smith", "Ångström", "Kowalski", "Okafor"]
+    return [
+        {
+            "employee_id": f"E{i:07d}",
+            "user_name": f"user{i}@example.org",
+            "given_name": given[i % 8],
+            "family_name": family[i * 7 % 8],
+            "email": f"user{i}@example.org",
+            "title": "Engineer, Level 2",
+            "department": ["Sales", "R&D", "People", "Finance", "Legal"][i % 5],
+        }
+        for i in range(count)
+    ]
+
+
+class TimedScim(ScimConnector):
+    """The SCIM connector, timing each operation from its start to its outcome."""
+
+    def __init__(self, name: str, settings: Any) -> None:
+        super().__init__(name, settings)
+        self.latencies_s: list[float] = []
+
+    async def _apply_one(self, op: Operation) -> Outcome:
+        started = time.perf_counter()
+        outcome = await super()._apply_one(op)
+        self.latencies_s.append(time.perf_counter() - started)
+        return outcome
+
+
+class TimedTarget:
+    """A target config whose runtime runs `TimedScim`, so the bench can read its latencies."""
+
+    def __init__(self, target: TargetConfig) -> None:
+        self.name = target.name
+        self.connector = TimedScim(target.name, target.settings)
+        self._target = target
+
+    def runtime(self) -> TargetRuntime:
+        t = self._target
+        return TargetRuntime(
+            name=t.name, connector=self.connector, max_inflight=t.max_inflight, retry=t.retry
+        )
+
+
+async def pipeline(
+    workdir: Path, server: ScimServer, users: Sequence[dict[str, str]], concurrency: int
+) -> Any:
+    with (workdir / "people.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(users)
+    raw = {
+        "jobs": [
+            {
+                "name": "bench",
+                "source": {"type": "csv", "path": "people.csv", "id_column": "employee_id"},
+                "target": "app",
+                "mappings": [
+                    {"target": target, "source": column, "match": target == "userName"}
+                    for target, column in MAPPINGS.items()
+                ],
+            }
+        ],
+        "targets": [
+            {
+                "name": "app",
+                "type": "scim",
+                "url": server.url,
+                "max_concurrency": concurrency,
+                "matching": {"user": list(MATCHING)},
+            }
+        ],
+    }
+    config = parse_engine_config(raw, base_dir=workdir)
+    (target,) = (TimedTarget(t) for t in parse_targets(raw, base_dir=workdir))
+    cpu_started = time.process_time()
+    async with embedded(config, [target], state_url(str(workdir / "state.db"))) as p:  # type: ignore[list-item]
+        summary = await p.runner.run_cycle(config.jobs[0], trigger="bench")
+    cpu_s = time.process_time() - cpu_started
+    assert (summary.created, summary.failed) == (len(users), 0), summary
+    return summary, target.connector.latencies_s, cpu_s
+
+
+def requests_of(user: dict[str, str]) -> tuple[str, bytes]:
+    """The query of the connector's matching GET and the body of its POST, for one user."""
+    attributes = {target: user[column] for target, column in MAPPINGS.items()}
+    query = " or ".join(f"({parse_path(name).filter(attributes[name])})" for name in MATCHING)
+    body: dict[str, Any] = {"schemas": [USER_SCHEMA]}
+    for name, value in {**attributes, "active": True}.items():
+        parse_path(name).set(body, value)
+    return f"filter={quote(query, safe='')}&count=50", orjson.dumps(body)
+
+
+async def ceiling(
+    server: ScimServer, users: Sequence[dict[str, str]], concurrency: int
+) -> tuple[float, list[float]]:
+    """Users per second, and each user's latency, of a bare loop sending the connector's requests."""
+    requests = [requests_of(user) for user in users]
+    pending = iter(requests)
+    latencies: list[float] = []
+    headers = {"Accept": "application/scim+json, application/json", "Content-Type": "application/scim+json"}
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency), headers=headers
+    ) as session:
+
+        async def lane() -> None:
+            for query, body in pending:  # the lanes share one iterator, so each user is sent once
+                started = time.perf_counter()
+                async with session.get(f"{server.url}/Users?{query}") as answer:
+                    found = orjson.loads(await answer.read())
+                assert answer.status == 200 and found["totalResults"] == 0, found
+                async with session.post(f"{server.url}/Users", data=body) as answer:
+                    await answer.read()
+                assert answer.status == 201, answer.status
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(lane() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return len(users) / elapsed, latencies
+
+
+def run_on_fresh_server(workdir: Path, phase: Any, users: Sequence[dict[str, str]], concurrency: int) -> Any:
+    """Run one phase against a server of its own, stopped after."""
+    server = start_scim_server(workdir)
+    try:
+        return asyncio.run(phase(server, users, concurrency))
+    finally:
+        server.stop()
+
+
+def p99_ms(latencies_s: list[float]) -> float:
+    ordered = sorted(latencies_s)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000.0, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight to the server")
+    args = parser.parse_args()
+    _install_uvloop()
+    users = people(args.users)
+    with tempfile.TemporaryDirectory(prefix="roster-bench-scim-") as tmp:
+        workdir = Path(tmp)
+        before = run_on_fresh_server(workdir, ceiling, users, args.concurrency)
+        summary, latencies, cpu_s = run_on_fresh_server(
+            workdir, functools.partial(pipeline, workdir), users, args.concurrency
+        )
+        after = run_on_fresh_server(workdir, ceiling, users, args.concurrency)
+    ceiling_per_s = (before[0] + after[0]) / 2
+    ceiling_latencies = before[1] + after[1]
+    users_per_s = args.users / summary.elapsed_s
+    print(
+        json.dumps(
+            {
+                "users": args.users,
+                "users_per_s": round(users_per_s, 1),
+                "ceiling_per_s": round(ceiling_per_s, 1),
+                "fraction_of_ceiling": round(users_per_s / ceiling_per_s, 3),
+                "p99_latency_ms": p99_ms(latencies),
+                "ceiling_p99_latency_ms": p99_ms(ceiling_latencies),
+                "ceiling_before_after_per_s": [round(before[0], 1), round(after[0], 1)],
+                "concurrency": args.concurrency,
+                "roster_cpu_fraction": round(cpu_s / summary.elapsed_s, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
