@@ -1,8 +1,9 @@
-"""Write a made-up HR export, `examples/people.csv`, to try Roster on.
+"""Write a made-up HR export, `examples/people.csv`, and its teams, `examples/teams.csv`, to try Roster on.
 
 The rows look like a real export: names with accents, apostrophes and hyphens, titles and locations
 with commas in them (so the CSV needs quoting), and some empty fields. The output is the same on every
-run for the same arguments: the generator has a fixed seed.
+run for the same arguments: the generator has a fixed seed. The teams are one per department and one
+per location, each listing its members' employee ids separated by `;` (as a group job's `members:` reads).
 
     python examples/make_people.py [--rows 5000] [--out examples/people.csv] [--seed 2024]
 """
@@ -130,6 +131,21 @@ def write_people(path: Path, count: int, seed: int) -> None:
         writer.writerows(make_rows(count, seed))
 
 
+def write_teams(path: Path, people: list[dict[str, str]]) -> None:
+    teams: dict[str, tuple[str, list[str]]] = {}
+    for person in people:
+        for kind, value in (("dept", person["department"]), ("site", person["location"])):
+            if value:
+                slug = "-".join(ascii_part(word) for word in value.replace(",", " ").split())
+                label = f"{value} ({'department' if kind == 'dept' else 'site'})"
+                teams.setdefault(f"{kind}-{slug}", (label, []))[1].append(person["employee_id"])
+    with path.open("w", encoding="utf-8", newline="") as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(("team_id", "name", "members"))
+        for team_id, (name, members) in sorted(teams.items()):
+            writer.writerow((team_id, name, ";".join(members)))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write a made-up HR export as CSV.")
     parser.add_argument("--rows", type=int, default=5000, help="how many people (default 5000)")
@@ -141,7 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.rows < 0:
         parser.error("--rows must be 0 or more")
     write_people(args.out, args.rows, args.seed)
-    print(f"wrote {args.rows} people to {args.out}")
+    teams = args.out.with_name("teams.csv")
+    write_teams(teams, make_rows(args.rows, args.seed))
+    print(f"wrote {args.rows} people to {args.out} and their teams to {teams}")
 
 
 if __name__ == "__main__":
