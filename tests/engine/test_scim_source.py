@@ -175,7 +175,7 @@ def test_the_example_job_file_is_valid_with_and_without_the_scim_source(tmp_path
     text = example.read_text()
     uncommented = re.sub(r"^  # (- name|  )", r"  \1", text, flags=re.M)
     environ = {"IDP_SCIM_URL": "https://idp/scim/v2", "IDP_TOKEN_URL": "https://idp/token", "IDP_SECRET": "x"}
-    for variant, jobs in ((text, 1), (uncommented, 3)):
+    for variant, jobs in ((text, 2), (uncommented, 4)):
         (tmp_path / "jobs.yaml").write_text(variant)
         raw = load_yaml(tmp_path / "jobs.yaml", environ=environ)
         config = parse_engine_config(raw, base_dir=example.parent)
