@@ -8,6 +8,7 @@ The tree (engine and worker errors live beside their code but hang from this roo
     ├── StateError             engine/state.py: the state store is unusable
     ├── BrokerError            queues/: the broker refused or lost a message
     │   └── DecodeError        a message body that is not a valid envelope
+    ├── AuthError              queues/http_auth.py: an OAuth token endpoint refused or was out of reach
     └── ConnectorError         workers/errors.py: a target refused an operation
         ├── TransientError     worth a retry: timeouts, refused connections, 5xx, 429, locks
         └── PermanentError     not worth a retry: schema and constraint violations, 400, 409
@@ -49,3 +50,18 @@ class BrokerError(RosterError):
 
 class DecodeError(BrokerError):
     """A message body is not a valid envelope of a known version."""
+
+
+class AuthError(RosterError):
+    """No credentials could be had from a token endpoint; the message holds no secret.
+
+    `transient` says whether another try may work (unreachable, 5xx, 429) or not (refused); `code` is the
+    endpoint's HTTP status when it answered. Callers turn it into their own error: a connector's
+    `TransientError` or `PermanentError`, a source's retry or `SourceError`.
+    """
+
+    def __init__(self, message: str, *, transient: bool, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+        self.code = code

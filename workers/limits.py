@@ -11,13 +11,11 @@ otherwise release a burst exactly when the target asked us to slow down.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 
 class RateLimiter:
@@ -100,29 +98,3 @@ class Gate:
                     await self.pause.wait()
                     await self._rate.acquire()
             yield
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
-
-    Decimal seconds are accepted too, as some services send them. Unreadable values give None, so
-    that the caller falls back to its default rather than trusting a guess.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

@@ -28,7 +28,8 @@ position in the listing; a service that cannot be read (refused credentials, a b
 failing after the retries) raises `SourceError`. 5xx, 408, 429 and network errors are retried with a
 growing delay, or after `Retry-After`. Credentials never appear in errors or logs.
 
-Settings (under a job's `source:`)::
+Settings (under a job's `source:`; url, auth, timeouts, TLS and proxy are read by
+`queues/http_client.py`, as a SCIM target reads them)::
 
     type: scim
     url: https://idp.example.com/scim/v2            # required
@@ -57,9 +58,8 @@ import asyncio
 import logging
 import random
 import re
-import ssl
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import quote
@@ -69,12 +69,10 @@ import orjson
 from yarl import URL
 
 from engine.sources.base import SourceObject, SourceProblem
-from queues.errors import ConfigError, SourceError
+from queues.errors import AuthError, ConfigError, SourceError
+from queues.http_auth import Credentials
+from queues.http_client import HTTP_KEYS, HttpSettings, parse_http_settings, parse_retry_after
 from queues.validation import as_list, check_keys, choice, integer, join, string
-from workers.connectors.scim import parse_scim_settings
-from workers.connectors.scim_auth import AuthSettings, Credentials, NoAuth
-from workers.errors import PermanentError, TransientError
-from workers.limits import parse_retry_after
 
 log = logging.getLogger("roster.sources.scim")
 
@@ -82,20 +80,8 @@ ObjectType = Literal["user", "group"]
 ENTERPRISE_SCHEMA: Final = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 ENDPOINTS: Final = {"user": "/Users", "group": "/Groups"}
 MAX_PROBLEMS: Final = 1000
-# Read by the SCIM target's parser, so that a source and a target check them alike.
-_HTTP_KEYS: Final = (
-    "url",
-    "auth",
-    "timeout_s",
-    "connect_timeout_s",
-    "max_pause_s",
-    "verify_tls",
-    "ca_file",
-    "proxy",
-    "trust_env",
-)
 _KEYS: Final = (
-    *_HTTP_KEYS,
+    *HTTP_KEYS,
     "type",
     "object_type",
     "filter",
@@ -117,9 +103,8 @@ _PLAIN_NAME: Final = re.compile(r"(?:urn:[\w.:-]+:)?[A-Za-z][\w$-]*(?:\.[A-Za-z$
 class ScimSourceSettings:
     """A validated SCIM source (see the module docstring for each key); its repr hides the secrets."""
 
-    url: str
+    http: HttpSettings
     object_type: ObjectType
-    auth: AuthSettings = field(default_factory=NoAuth)
     filter: str | None = None
     attributes: tuple[str, ...] = ()
     id_attribute: str = "id"
@@ -127,13 +112,10 @@ class ScimSourceSettings:
     page_size: int = 1000
     retries: int = 4
     max_passes: int = 3
-    timeout_s: float = 30.0
-    connect_timeout_s: float = 10.0
-    max_pause_s: float = 300.0
-    verify_tls: bool = True
-    ca_file: Path | None = None
-    proxy: str | None = field(default=None, repr=False)
-    trust_env: bool = True
+
+    @property
+    def url(self) -> str:
+        return self.http.url
 
     def __post_init__(self) -> None:
         if self.object_type not in ENDPOINTS:
@@ -149,8 +131,7 @@ def parse_scim_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> S
     def at(key: str) -> str:
         return join(path, key)
 
-    # The HTTP side (url, auth, timeouts, TLS, proxy) reads and checks as a SCIM target's does.
-    http = parse_scim_settings(path, {k: raw[k] for k in _HTTP_KEYS if k in raw}, base_dir=base_dir)
+    http = parse_http_settings(path, raw, base_dir=base_dir)
     if URL(http.url).path.rstrip("/").endswith(("/Users", "/Groups")):
         raise ConfigError(at("url"), "names an endpoint", "give the base URL; object_type picks the endpoint")
     attributes = tuple(
@@ -161,9 +142,8 @@ def parse_scim_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> S
     if object_type == "user" and "member_id_attribute" in raw:
         raise ConfigError(at("member_id_attribute"), "applies to groups only", "remove it")
     return ScimSourceSettings(
-        url=http.url,
+        http=http,
         object_type=object_type,  # type: ignore[arg-type]
-        auth=http.auth,
         filter=string(at("filter"), raw["filter"]) if raw.get("filter") is not None else None,
         attributes=attributes,
         id_attribute=string(at("id_attribute"), raw.get("id_attribute", "id")),
@@ -171,13 +151,6 @@ def parse_scim_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> S
         page_size=integer(at("page_size"), raw.get("page_size", 1000), minimum=1),
         retries=integer(at("retries"), raw.get("retries", 4), minimum=0),
         max_passes=integer(at("max_passes"), raw.get("max_passes", 3), minimum=1),
-        timeout_s=http.timeout_s,
-        connect_timeout_s=http.connect_timeout_s,
-        max_pause_s=http.max_pause_s,
-        verify_tls=http.verify_tls,
-        ca_file=http.ca_file,
-        proxy=http.proxy,
-        trust_env=http.trust_env,
     )
 
 
@@ -238,9 +211,8 @@ class ScimSource:
         self.problems_omitted = 0
         self.requests_sent = 0
         self.passes = 0
-        self._timeout = aiohttp.ClientTimeout(total=settings.timeout_s, connect=settings.connect_timeout_s)
-        self._credentials = Credentials(settings.auth, timeout=self._timeout)
-        self._proxy_secret = URL(settings.proxy).password if settings.proxy else None
+        self._credentials = Credentials(settings.http.auth, timeout=settings.http.timeout)
+        self._proxy_secret = settings.http.proxy_secret
         self._rng = random.Random()
 
     def __repr__(self) -> str:
@@ -256,16 +228,8 @@ class ScimSource:
             raise ValueError(f"batch size must be at least 1, got {size}")
         self.problems, self.problems_omitted, self.passes = [], 0, 0
         s = self.settings
-        tls: ssl.SSLContext | bool = bool(s.verify_tls)
-        if s.verify_tls and s.ca_file is not None:
-            tls = ssl.create_default_context(cafile=str(s.ca_file))
         headers = {"Accept": "application/scim+json, application/json"}
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=2, ssl=tls),
-            timeout=self._timeout,
-            trust_env=s.trust_env,
-            headers=headers,
-        ) as session:
+        async with s.http.session(limit=2, headers=headers) as session:
             members = await self._member_ids(session) if s.object_type == "group" else None
             seen: set[str] = set()  # resource ids, so a resource met twice is yielded once
             owners: dict[str, str] = {}  # source id -> resource id, to catch two resources with one id
@@ -442,7 +406,7 @@ class ScimSource:
             delay = parse_retry_after(retry_after)
             if delay is None:
                 delay = _FIRST_DELAY_S * 2**attempt * self._rng.uniform(0.8, 1.2)
-            delay = min(delay, s.max_pause_s)
+            delay = min(delay, s.http.max_pause_s)
             log.warning(
                 "event=scim_source_retry source=%r problem=%r wait_s=%.2f", self, self._redact(problem), delay
             )
@@ -453,15 +417,15 @@ class ScimSource:
         headers = {}
         try:
             authorization = await self._credentials.header(session)
-        except TransientError as exc:  # the token endpoint's own errors, already free of secrets
-            raise _Transient(str(exc)) from None
-        except PermanentError as exc:
+        except AuthError as exc:  # the token endpoint's own errors, already free of secrets
+            if exc.transient:
+                raise _Transient(str(exc)) from None
             raise SourceError(f"{self!r}: {exc}") from None
         if authorization:
             headers["Authorization"] = authorization
         self.requests_sent += 1
         try:
-            async with session.get(url, headers=headers, proxy=self.settings.proxy) as response:
+            async with session.get(url, headers=headers, proxy=self.settings.http.proxy) as response:
                 status = response.status
                 if status == 401:
                     self._credentials.invalidate(authorization)
@@ -469,7 +433,7 @@ class ScimSource:
         except aiohttp.ClientConnectorCertificateError as exc:
             raise SourceError(self._redact(f"{self!r}: TLS certificate refused: {exc}")) from None
         except TimeoutError:
-            raise _Transient(f"no answer within {self.settings.timeout_s:g} s") from None
+            raise _Transient(f"no answer within {self.settings.http.timeout_s:g} s") from None
         except aiohttp.ClientError as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from None
 

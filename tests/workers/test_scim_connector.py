@@ -23,6 +23,7 @@ import pytest
 
 from queues.contracts import Operation
 from queues.errors import ConfigError
+from queues.http_client import parse_retry_after
 from tests.conftest import SCIM_BASIC, SCIM_OAUTH_CLIENT, SCIM_OAUTH_TTL_S, SCIM_TOKEN
 from tests.fault_proxy import FaultProxy, Faults
 from tests.scim_server import ScimServer
@@ -37,7 +38,7 @@ from workers.connectors.scim import (
     parse_scim_settings,
 )
 from workers.errors import PermanentError, TransientError
-from workers.limits import RateLimiter, parse_retry_after
+from workers.limits import RateLimiter
 
 StartProxy = Callable[..., Awaitable[FaultProxy]]
 
@@ -148,7 +149,8 @@ def test_settings_have_safe_defaults_and_hide_secrets() -> None:
     assert s.url == "https://app.example.com/scim/v2"
     assert s.user_matching == ("userName", "externalId")
     assert s.group_matching == ("externalId", "displayName")
-    assert (s.update_method, s.member_chunk_size, s.verify_tls, s.trust_env) == ("patch", 100, True, True)
+    assert (s.update_method, s.member_chunk_size) == ("patch", 100)
+    assert (s.http.verify_tls, s.http.trust_env) == (True, True)
     assert "s3cr3t" not in repr(s)
 
 

@@ -34,10 +34,11 @@ they, other 5xx, 408, timeouts and network errors are `TransientError`. Other 4x
 update, 409 that matching cannot resolve) are `PermanentError` with the server's `detail` and `scimType`,
 the HTTP status as `code`. Credentials are redacted from every message.
 
-Settings (beside `name`, `type: scim`, `max_inflight`, `retry`)::
+Settings (beside `name`, `type: scim`, `max_inflight`, `retry`; url, auth, timeouts, TLS and proxy are
+read by `queues/http_client.py`, as a SCIM source reads them)::
 
     url: https://app.example.com/scim/v2        # required
-    auth: {type: bearer, token: ${TOKEN}}        # see scim_auth.py; none by default
+    auth: {type: bearer, token: ${TOKEN}}        # see queues/http_auth.py; none by default
     matching: {user: [userName, externalId], group: [externalId, displayName]}
     update_method: patch                         # or put
     member_chunk_size: 100
@@ -60,7 +61,6 @@ import dataclasses
 import functools
 import logging
 import re
-import ssl
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,12 +72,13 @@ import orjson
 from yarl import URL
 
 from queues.contracts import Operation
-from queues.errors import ConfigError
-from queues.validation import as_list, as_mapping, boolean, check_keys, choice, integer, join, number, string
+from queues.errors import AuthError, ConfigError
+from queues.http_auth import Credentials
+from queues.http_client import HTTP_KEYS, HttpSettings, parse_http_settings, parse_retry_after
+from queues.validation import as_list, as_mapping, check_keys, choice, integer, join, positive, string
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
-from workers.connectors.scim_auth import AuthSettings, Credentials, NoAuth, parse_auth
 from workers.errors import ConnectorError, PermanentError, TransientError
-from workers.limits import Gate, parse_retry_after
+from workers.limits import Gate
 from workers.unique import unique_candidates
 
 log = logging.getLogger("roster.connectors.scim")
@@ -94,22 +95,7 @@ _DEFAULT_429_PAUSE_S: Final = 1.0
 _MATCH_PAGE: Final = 50
 _UNIQUE_RETRIES: Final = 2  # POSTs retried after a 409 because a unique candidate was taken meanwhile
 _DETAIL_MAX: Final = 500
-_KEYS: Final = (
-    "url",
-    "auth",
-    "matching",
-    "update_method",
-    "member_chunk_size",
-    "max_concurrency",
-    "rate_per_s",
-    "timeout_s",
-    "connect_timeout_s",
-    "max_pause_s",
-    "verify_tls",
-    "ca_file",
-    "proxy",
-    "trust_env",
-)
+_KEYS: Final = (*HTTP_KEYS, "matching", "update_method", "member_chunk_size", "max_concurrency", "rate_per_s")
 _PATH_RE: Final = re.compile(
     r'(?P<name>[A-Za-z][\w-]*)(?:\[type eq "(?P<type>[^"\\]*)"\])?(?:\.(?P<sub>\$?[A-Za-z][\w-]*))?'
 )
@@ -229,22 +215,18 @@ def _put(container: dict[str, Any], key: str, value: Any) -> None:
 class ScimSettings:
     """A validated SCIM target (see the module docstring for each key); its repr hides the secrets."""
 
-    url: str
-    auth: AuthSettings = field(default_factory=NoAuth)
+    http: HttpSettings
     user_matching: tuple[str, ...] = ("userName", "externalId")
     group_matching: tuple[str, ...] = ("externalId", "displayName")
     update_method: Literal["patch", "put"] = "patch"
     member_chunk_size: int = 100
     max_concurrency: int = 8
     rate_per_s: float | None = None
-    timeout_s: float = 30.0
-    connect_timeout_s: float = 10.0
-    max_pause_s: float = 300.0
-    verify_tls: bool = True
-    ca_file: Path | None = None
-    proxy: str | None = field(default=None, repr=False)
-    trust_env: bool = True
     path: str = field(default="", compare=False)
+
+    @property
+    def url(self) -> str:
+        return self.http.url
 
     def matching(self, kind: ObjectType) -> tuple[str, ...]:
         return self.user_matching if kind == "user" else self.group_matching
@@ -254,54 +236,25 @@ def parse_scim_settings(path: str, raw: Mapping[str, Any], *, base_dir: Path | N
     """Validate a SCIM target's own settings (found at `path`), or raise `ConfigError` naming the key."""
     raw = as_mapping(path, raw)
     check_keys(path, raw, _KEYS, required=("url",))
-    defaults = ScimSettings(url="")
+    http = parse_http_settings(path, raw, base_dir=base_dir)
 
     def at(key: str) -> str:
         return join(path, key)
 
-    url = string(at("url"), raw["url"]).rstrip("/")
-    parsed = URL(url)
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ConfigError(at("url"), "must be an http(s) URL", "e.g. https://app.example.com/scim/v2")
-    if parsed.query_string or parsed.user:
-        raise ConfigError(at("url"), "must hold no query and no credentials", "put credentials under auth:")
-
     matching = as_mapping(at("matching"), raw.get("matching") or {})
     check_keys(at("matching"), matching, ("user", "group"))
+    defaults = ScimSettings(http=http)
     user_matching = _matching(at("matching.user"), matching.get("user"), defaults.user_matching)
     group_matching = _matching(at("matching.group"), matching.get("group"), defaults.group_matching)
-
     rate = raw.get("rate_per_s")
-    ca_file = None
-    if raw.get("ca_file") is not None:
-        ca_file = (base_dir or Path.cwd()) / string(at("ca_file"), raw["ca_file"])
-        if not ca_file.is_file():
-            raise ConfigError(at("ca_file"), f"no file at {ca_file}", "name a PEM file of CA certificates")
-    proxy = None
-    if raw.get("proxy") is not None:
-        proxy = string(at("proxy"), raw["proxy"])
-        if URL(proxy).scheme not in ("http", "https") or not URL(proxy).host:
-            raise ConfigError(at("proxy"), "must be an http(s) URL", "e.g. http://proxy.example.com:3128")
-    verify_tls = boolean(at("verify_tls"), raw.get("verify_tls", True))
-    if ca_file is not None and not verify_tls:
-        raise ConfigError(at("ca_file"), "is unused when verify_tls is false", "remove one of the two")
-
     return ScimSettings(
-        url=url,
-        auth=parse_auth(at("auth"), raw.get("auth")),
+        http=http,
         user_matching=user_matching,
         group_matching=group_matching,
         update_method=choice(at("update_method"), raw.get("update_method", "patch"), ("patch", "put")),  # type: ignore[arg-type]
         member_chunk_size=integer(at("member_chunk_size"), raw.get("member_chunk_size", 100), minimum=1),
         max_concurrency=integer(at("max_concurrency"), raw.get("max_concurrency", 8), minimum=1),
-        rate_per_s=None if rate is None else _positive(at("rate_per_s"), rate),
-        timeout_s=_positive(at("timeout_s"), raw.get("timeout_s", defaults.timeout_s)),
-        connect_timeout_s=_positive(at("connect_timeout_s"), raw.get("connect_timeout_s", 10.0)),
-        max_pause_s=number(at("max_pause_s"), raw.get("max_pause_s", defaults.max_pause_s), minimum=0),
-        verify_tls=verify_tls,
-        ca_file=ca_file,
-        proxy=proxy,
-        trust_env=boolean(at("trust_env"), raw.get("trust_env", True)),
+        rate_per_s=None if rate is None else positive(at("rate_per_s"), rate),
         path=path,
     )
 
@@ -318,13 +271,6 @@ def _matching(path: str, raw: Any, default: tuple[str, ...]) -> tuple[str, ...]:
         except ValueError as exc:
             raise ConfigError(join(path, i), str(exc)) from None
     return names
-
-
-def _positive(path: str, raw: Any) -> float:
-    value = number(path, raw, minimum=0)
-    if value == 0:
-        raise ConfigError(path, "must be above 0")
-    return value
 
 
 # -- The connector -----------------------------------------------------------------------------------
@@ -344,13 +290,11 @@ class ScimConnector(AsyncContextConnector):
         self.name = name
         self.settings = settings
         self.gate = Gate(max_concurrency=settings.max_concurrency, rate_per_s=settings.rate_per_s)
-        self._timeout = aiohttp.ClientTimeout(total=settings.timeout_s, connect=settings.connect_timeout_s)
-        self._credentials = Credentials(settings.auth, timeout=self._timeout)
+        self._credentials = Credentials(settings.http.auth, timeout=settings.http.timeout)
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._or_filters = True  # until the server refuses one
-        proxy = URL(settings.proxy) if settings.proxy else None
-        self._proxy_secret = proxy.password if proxy else None
+        self._proxy_secret = settings.http.proxy_secret
         self._headers = {"Accept": "application/scim+json, application/json"}
         self.requests_sent = 0
 
@@ -363,17 +307,9 @@ class ScimConnector(AsyncContextConnector):
             raise RuntimeError(f"{self!r} is closed")
         if self._session is not None:
             return
-        s = self.settings
-        tls: ssl.SSLContext | bool = True
-        if not s.verify_tls:
-            tls = False
-        elif s.ca_file is not None:
-            tls = ssl.create_default_context(cafile=str(s.ca_file))
         # One spare connection for the OAuth token endpoint, which the gate does not count.
-        connector = aiohttp.TCPConnector(limit=s.max_concurrency + 1, ssl=tls)
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, trust_env=s.trust_env, headers=self._headers
-        )
+        limit = self.settings.max_concurrency + 1
+        self._session = self.settings.http.session(limit=limit, headers=self._headers)
 
     async def aclose(self) -> None:
         """Close the pool; safe to call twice."""
@@ -677,14 +613,14 @@ class ScimConnector(AsyncContextConnector):
         data = orjson.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/scim+json"} if data is not None else {}
         for attempt in (1, 2):
-            authorization = await self._credentials.header(session)
+            authorization = await self._authorization(session)
             if authorization:
                 headers["Authorization"] = authorization
             async with self.gate.slot():
                 self.requests_sent += 1
                 try:
                     async with session.request(
-                        method, url, data=data, headers=headers, proxy=self.settings.proxy
+                        method, url, data=data, headers=headers, proxy=self.settings.http.proxy
                     ) as response:
                         status, payload = response.status, await response.read()
                         retry_after = response.headers.get("Retry-After")
@@ -692,7 +628,7 @@ class ScimConnector(AsyncContextConnector):
                     raise PermanentError(f"{what}: TLS certificate refused: {exc}", code="tls") from None
                 except TimeoutError:
                     raise TransientError(
-                        f"{what}: no answer within {self.settings.timeout_s:g} s", code="timeout"
+                        f"{what}: no answer within {self.settings.http.timeout_s:g} s", code="timeout"
                     ) from None
                 except aiohttp.ClientError as exc:
                     raise TransientError(f"{what}: {type(exc).__name__}: {exc}", code="network") from None
@@ -712,11 +648,18 @@ class ScimConnector(AsyncContextConnector):
             document = None
         return _Answer(status, document, what)
 
+    async def _authorization(self, session: aiohttp.ClientSession) -> str | None:
+        """The Authorization header; a token endpoint's failure becomes this connector's error."""
+        try:
+            return await self._credentials.header(session)
+        except AuthError as exc:
+            raise (TransientError if exc.transient else PermanentError)(exc.message, code=exc.code) from None
+
     def _throttled(self, status: int, retry_after: str | None) -> None:
         seconds = parse_retry_after(retry_after)
         if seconds is None:
             seconds = _DEFAULT_429_PAUSE_S
-        seconds = min(seconds, self.settings.max_pause_s)
+        seconds = min(seconds, self.settings.http.max_pause_s)
         if seconds > self.gate.pause.remaining_s:
             log.warning("event=scim_throttled target=%s status=%d pause_s=%.2f", self.name, status, seconds)
         self.gate.pause.extend(seconds)

@@ -1,6 +1,7 @@
-"""How the SCIM connector proves who it is: a bearer token, HTTP basic, or OAuth 2.0 client credentials.
+"""How an HTTP client proves who it is: a bearer token, HTTP basic, or OAuth 2.0 client credentials.
 
-Settings (under a SCIM target's `auth:`)::
+Both the SCIM target (a worker connector) and the SCIM source (in the engine) read `auth:` this way, and
+neither may import the other, so it lives in the shared layer. Settings (under their `auth:`)::
 
     auth: {type: bearer, token: ${APP_TOKEN}}
     auth: {type: basic, username: roster, password: ${APP_PASSWORD}}
@@ -9,8 +10,10 @@ Settings (under a SCIM target's `auth:`)::
 
 An OAuth token is fetched on first use (RFC 6749 §4.4), cached, and fetched again a little before it
 expires (a fifth of its lifetime, at most a minute early), by one request however many calls need it.
-A 401 from the target drops the cached token, so one retry with a fresh token can follow. Secrets never
-appear in a repr, a log line or an error: `Credentials.secrets()` lists them for the connector to redact.
+A 401 from the peer drops the cached token, so one retry with a fresh token can follow. A token endpoint
+that cannot be reached or refuses raises `AuthError`, which its caller turns into its own error (a
+connector's `TransientError` or `PermanentError`, a source's retry or `SourceError`). Secrets never
+appear in a repr, a log line or an error: `Credentials.secrets()` lists them for the caller to redact.
 """
 
 from __future__ import annotations
@@ -25,9 +28,8 @@ from typing import Any, Final, Literal
 import aiohttp
 import orjson
 
-from queues.errors import ConfigError
+from queues.errors import AuthError, ConfigError
 from queues.validation import as_mapping, check_keys, choice, join, string
-from workers.errors import PermanentError, TransientError
 
 AUTH_TYPES: Final = ("none", "bearer", "basic", "oauth2")
 _REQUIRED: Final = {
@@ -43,7 +45,7 @@ _DEFAULT_TTL_S: Final = 300.0  # when the token endpoint does not say how long a
 
 @dataclass(frozen=True, slots=True)
 class NoAuth:
-    """The target needs no credentials (or a proxy in front of it adds them)."""
+    """The peer needs no credentials (or a proxy in front of it adds them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ AuthSettings = NoAuth | BearerAuth | BasicAuth | OAuth2Auth
 
 
 def parse_auth(path: str, raw: Any) -> AuthSettings:
-    """Validate a target's `auth:` mapping, or raise `ConfigError` naming the key."""
+    """Validate an `auth:` mapping (found at `path`), or raise `ConfigError` naming the key."""
     if raw is None:
         return NoAuth()
     raw = as_mapping(path, raw)
@@ -172,19 +174,19 @@ class Credentials:
             async with session.post(s.token_url, data=form, headers=headers, timeout=self._timeout) as answer:
                 status, body = answer.status, await answer.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransientError(f"cannot reach {where}: {type(exc).__name__} {exc}") from None
+            raise AuthError(f"cannot reach {where}: {type(exc).__name__} {exc}", transient=True) from None
         document = _json(body)
         if status >= 500 or status == 429:
-            raise TransientError(f"{where} answered HTTP {status}", code=str(status))
+            raise AuthError(f"{where} answered HTTP {status}", transient=True, code=str(status))
         if status != 200:
             error = document.get("error", "no error code") if document else "no error code"
             described = document.get("error_description") if document else None
             detail = f"{error}: {described}" if described else str(error)
             message = f"{where} refused the client credentials: HTTP {status} {detail}"
-            raise PermanentError(message, code=str(status))
+            raise AuthError(message, transient=False, code=str(status))
         token = document.get("access_token") if document else None
         if not isinstance(token, str) or not token:
-            raise PermanentError(f"{where} answered without an access_token", code=str(status))
+            raise AuthError(f"{where} answered without an access_token", transient=False, code=str(status))
         ttl = document.get("expires_in") if document else None
         ttl_s = float(ttl) if isinstance(ttl, int | float) and ttl > 0 else _DEFAULT_TTL_S
         self._token = token
