@@ -161,7 +161,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         name=string(join(path, "name"), raw["name"]),
         target=string(join(path, "target"), raw["target"]),
         object_type=object_type,
-        source=parse_source(join(path, "source"), source_raw, base_dir=base_dir),
+        source=parse_source(join(path, "source"), source_raw, base_dir=base_dir, object_type=object_type),
         mappings=tuple(m for m, _ in mappings),
         matching=_matching(path, mappings),
         deprovision=choice(

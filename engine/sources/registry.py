@@ -22,13 +22,14 @@ from queues.validation import choice, join
 class SourceKind:
     """How one source type reads its settings and opens a source from them."""
 
-    parse: Callable[[str, Mapping[str, Any], Path], Any]
+    parse: Callable[[str, Mapping[str, Any], Path, str], Any]
+    """Validates the settings at a path, with the file's folder and the job's object_type (user, group)."""
     open: Callable[[Any, str | None], Source]
     """Opens a source on its settings; the second argument is a watermark to read changes since."""
 
 
 _FILE = SourceKind(
-    parse=lambda path, raw, base_dir: parse_file_source(path, raw, base_dir=base_dir),
+    parse=lambda path, raw, base_dir, _object_type: parse_file_source(path, raw, base_dir=base_dir),
     open=lambda settings, _since: FileSource(settings),
 )
 
@@ -36,11 +37,13 @@ SOURCE_KINDS: dict[str, SourceKind] = {
     "csv": _FILE,
     "jsonl": _FILE,
     "ldap": SourceKind(
-        parse=lambda path, raw, base_dir: parse_ldap_source(path, raw, base_dir=base_dir),
+        parse=lambda path, raw, base_dir, _object_type: parse_ldap_source(path, raw, base_dir=base_dir),
         open=lambda settings, since: LdapSource(settings, since=since),
     ),
     "scim": SourceKind(
-        parse=lambda path, raw, base_dir: parse_scim_source(path, raw, base_dir=base_dir),
+        parse=lambda path, raw, base_dir, object_type: parse_scim_source(
+            path, raw, base_dir=base_dir, object_type=object_type
+        ),
         open=lambda settings, _since: ScimSource(settings),
     ),
 }
@@ -66,10 +69,16 @@ class SourceSettings:
         return float(getattr(self.settings, "full_import_every_s", 0.0))
 
 
-def parse_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> SourceSettings:
-    """Validate a job's `source:` with the parser of its type (a file's type may come from its name)."""
+def parse_source(
+    path: str, raw: Mapping[str, Any], *, base_dir: Path, object_type: str = "user"
+) -> SourceSettings:
+    """Validate a job's `source:` with the parser of its type (a file's type may come from its name).
+
+    `object_type` is the job's (user or group), for the kinds whose reading depends on it (SCIM).
+    """
     if "type" not in raw:
-        settings = _FILE.parse(path, raw, base_dir)
+        settings = _FILE.parse(path, raw, base_dir, object_type)
         return SourceSettings(type=settings.type, settings=settings)
     kind_name = choice(join(path, "type"), raw["type"], tuple(SOURCE_KINDS))
-    return SourceSettings(type=kind_name, settings=SOURCE_KINDS[kind_name].parse(path, raw, base_dir))
+    settings = SOURCE_KINDS[kind_name].parse(path, raw, base_dir, object_type)
+    return SourceSettings(type=kind_name, settings=settings)

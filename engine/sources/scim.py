@@ -28,12 +28,11 @@ position in the listing; a service that cannot be read (refused credentials, a b
 failing after the retries) raises `SourceError`. 5xx, 408, 429 and network errors are retried with a
 growing delay, or after `Retry-After`. Credentials never appear in errors or logs.
 
-Settings (under a job's `source:`; url, auth, timeouts, TLS and proxy are read by
-`queues/http_client.py`, as a SCIM target reads them)::
+Settings (under a job's `source:`; the job's `object_type:` picks Users or Groups, and url, auth,
+timeouts, TLS and proxy are read by `queues/http_client.py`, as a SCIM target reads them)::
 
     type: scim
     url: https://idp.example.com/scim/v2            # required
-    object_type: user                               # required: user or group, as the job's
     auth: {type: bearer, token: ${IDP_TOKEN}}       # as a SCIM target's auth:; none by default
     filter: 'active eq true'                        # a SCIM filter; everything by default
     attributes: [userName, name, emails]            # SCIM names asked for (?attributes=, plus the id
@@ -72,7 +71,7 @@ from engine.sources.base import SourceObject, SourceProblem
 from queues.errors import AuthError, ConfigError, SourceError
 from queues.http_auth import Credentials
 from queues.http_client import HTTP_KEYS, HttpSettings, parse_http_settings, parse_retry_after
-from queues.validation import as_list, check_keys, choice, integer, join, string
+from queues.validation import as_list, check_keys, integer, join, string
 
 log = logging.getLogger("roster.sources.scim")
 
@@ -83,7 +82,6 @@ MAX_PROBLEMS: Final = 1000
 _KEYS: Final = (
     *HTTP_KEYS,
     "type",
-    "object_type",
     "filter",
     "attributes",
     "id_attribute",
@@ -124,23 +122,33 @@ class ScimSourceSettings:
             raise ValueError("page_size and max_passes must be at least 1, retries at least 0")
 
 
-def parse_scim_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> ScimSourceSettings:
-    """Validate a job's `source:` of type scim; errors name the key's path, the problem and the fix."""
-    check_keys(path, raw, _KEYS, required=("url", "object_type"))
+def parse_scim_source(
+    path: str, raw: Mapping[str, Any], *, base_dir: Path, object_type: str
+) -> ScimSourceSettings:
+    """Validate a job's `source:` of type scim for a job of `object_type` (user or group).
+
+    Errors name the key's path, the problem and the fix.
+    """
+    if "object_type" in raw:
+        where = join(path, "object_type")
+        raise ConfigError(where, "belongs to the job", "write `object_type:` beside `source:`, not in it")
+    check_keys(path, raw, _KEYS, required=("url",))
 
     def at(key: str) -> str:
         return join(path, key)
 
     http = parse_http_settings(path, raw, base_dir=base_dir)
     if URL(http.url).path.rstrip("/").endswith(("/Users", "/Groups")):
-        raise ConfigError(at("url"), "names an endpoint", "give the base URL; object_type picks the endpoint")
+        raise ConfigError(
+            at("url"), "names an endpoint", "give the base URL; the job's object_type picks the endpoint"
+        )
     attributes = tuple(
         string(join(at("attributes"), i), name)
         for i, name in enumerate(as_list(at("attributes"), raw.get("attributes") or []))
     )
-    object_type = choice(at("object_type"), raw["object_type"], tuple(ENDPOINTS))
     if object_type == "user" and "member_id_attribute" in raw:
-        raise ConfigError(at("member_id_attribute"), "applies to groups only", "remove it")
+        fix = "remove it, or make the job `object_type: group`"
+        raise ConfigError(at("member_id_attribute"), "applies to groups only", fix)
     return ScimSourceSettings(
         http=http,
         object_type=object_type,  # type: ignore[arg-type]

@@ -90,9 +90,9 @@ def source_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScimServ
         server.stop()
 
 
-def source(url: str, **settings: Any) -> ScimSource:
-    raw = {"type": "scim", "url": url, "object_type": "user", "retries": 3, **settings}
-    return ScimSource(parse_scim_source("jobs[0].source", raw, base_dir=Path.cwd()))
+def source(url: str, *, object_type: str = "user", **settings: Any) -> ScimSource:
+    raw = {"type": "scim", "url": url, "retries": 3, **settings}
+    return ScimSource(parse_scim_source("jobs[0].source", raw, base_dir=Path.cwd(), object_type=object_type))
 
 
 async def read_all(scim: ScimSource, size: int = 1000) -> list[SourceObject]:
@@ -121,40 +121,43 @@ async def listed(server: ScimServer, endpoint: str, query: str) -> list[dict[str
 @pytest.mark.parametrize(
     ("raw", "path", "says"),
     [
-        ({"url": "http://h/scim/v2"}, "jobs[0].source.object_type", "is required"),
-        ({"url": "ftp://h", "object_type": "user"}, "jobs[0].source.url", "http(s) URL"),
-        ({"url": "http://h/v2/Users", "object_type": "user"}, "jobs[0].source.url", "base URL"),
-        ({"url": "http://h", "object_type": "users"}, "jobs[0].source.object_type", "did you mean 'user'"),
-        (
-            {"url": "http://h", "object_type": "user", "page_size": 0},
-            "jobs[0].source.page_size",
-            "at least 1",
-        ),
-        ({"url": "http://h", "object_type": "user", "filtre": "x"}, "jobs[0].source.filtre", "'filter'"),
-        (
-            {"url": "http://h", "object_type": "user", "member_id_attribute": "userName"},
-            "jobs[0].source.member_id_attribute",
-            "groups only",
-        ),
-        (
-            {"url": "http://h", "object_type": "user", "auth": {"type": "bearer"}},
-            "jobs[0].source.auth.token",
-            "is required",
-        ),
+        ({"url": "http://h", "object_type": "user"}, "jobs[0].source.object_type", "beside `source:`"),
+        ({}, "jobs[0].source.url", "is required"),
+        ({"url": "ftp://h"}, "jobs[0].source.url", "http(s) URL"),
+        ({"url": "http://h/v2/Users"}, "jobs[0].source.url", "base URL"),
+        ({"url": "http://h", "page_size": 0}, "jobs[0].source.page_size", "at least 1"),
+        ({"url": "http://h", "filtre": "x"}, "jobs[0].source.filtre", "'filter'"),
+        ({"url": "http://h", "member_id_attribute": "id"}, "jobs[0].source.member_id_attribute", "groups"),
+        ({"url": "http://h", "auth": {"type": "bearer"}}, "jobs[0].source.auth.token", "is required"),
     ],
 )
 def test_a_bad_setting_names_its_key_and_the_fix(raw: dict[str, Any], path: str, says: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_source("jobs[0].source", {"type": "scim", **raw}, base_dir=Path.cwd())
+        parse_source("jobs[0].source", {"type": "scim", **raw}, base_dir=Path.cwd(), object_type="user")
     assert caught.value.path == path
     assert says in str(caught.value)
 
 
 def test_settings_hide_the_credentials() -> None:
-    raw = {"type": "scim", "url": "https://idp/scim/v2", "object_type": "group"}
-    settings = parse_source("s", {**raw, "auth": {"type": "bearer", "token": "s3cr3t"}}, base_dir=Path.cwd())
+    raw = {"type": "scim", "url": "https://idp/scim/v2", "auth": {"type": "bearer", "token": "s3cr3t"}}
+    settings = parse_source("s", raw, base_dir=Path.cwd(), object_type="group")
     assert settings.type == "scim"
     assert "s3cr3t" not in repr(settings)
+
+
+@pytest.mark.parametrize("object_type", ["user", "group"])
+def test_the_job_object_type_picks_the_endpoint(object_type: str) -> None:
+    job = {
+        "name": "idp",
+        "object_type": object_type,
+        "source": {"type": "scim", "url": "https://idp/scim/v2"},
+        "target": "app",
+        "mappings": [{"target": "displayName", "source": "displayName"}],
+    }
+    (parsed,) = parse_engine_config({"jobs": [job]}, base_dir=Path.cwd()).jobs
+    assert parsed.source.settings.object_type == object_type
+    endpoint = "/Users" if object_type == "user" else "/Groups"
+    assert repr(parsed.source.open()) == f"ScimSource(https://idp/scim/v2{endpoint})"
 
 
 def test_names_are_flattened_as_the_scim_connector_writes_them() -> None:
@@ -369,7 +372,6 @@ async def test_users_read_from_one_scim_service_are_provisioned_into_another_use
                 "source": {
                     "type": "scim",
                     "url": source_server.url,
-                    "object_type": "user",
                     "filter": query,
                     "page_size": 100,
                 },
