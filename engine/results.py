@@ -1,8 +1,8 @@
 """The engine's result consumer: results from the workers become state, log records and progress.
 
-Each result message is written in one transaction and acked only after the commit, so a crash between
-the two replays the message; the state writes are upserts and the tracker ignores a result it has
-already settled, so the replay changes nothing.
+The result messages that arrived meanwhile are written in one transaction and acked only after the
+commit, so a crash between the two replays them; the state writes are upserts and the tracker ignores
+a result it has already settled, so the replay changes nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from engine.metrics import EngineMetrics
 from engine.state import StateStore
 from engine.tracker import Tracker
-from queues.broker import Broker
+from queues.broker import Broker, Consumer, Delivery
 from queues.contracts import Result, decode_results
 from queues.errors import BrokerError, DecodeError, StateError
 from queues.topology import RESULTS_QUEUE
@@ -55,31 +55,57 @@ class ResultConsumer:
 
     async def _run(self) -> None:
         consumer = self._broker.consume(RESULTS_QUEUE, prefetch=self._prefetch)
+        received: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        receiving = asyncio.create_task(_receive(consumer, received), name="roster-results-receive")
         try:
-            async for delivery in consumer:
-                try:
-                    results = decode_results(delivery.body)
-                except DecodeError as exc:
-                    log.error("event=result_dead_lettered reason=%r", str(exc))
-                    try:
-                        await delivery.dead_letter(str(exc))
-                    except BrokerError as lost:
-                        log.warning("event=result_dead_letter_lost error=%r", str(lost))
-                    continue
-                await self._write(results)
-                self._tracker.settle(results)
-                for observe in self._observers:
-                    observe(results)
-                if self._metrics is not None:
-                    self._metrics.record_results(results)
-                try:
-                    await delivery.ack()
-                except BrokerError as exc:
-                    # The connection dropped after the write: the message comes back, and writing it
-                    # again changes nothing (upserts; the tracker ignores settled operations).
-                    log.warning("event=result_ack_lost error=%r", str(exc))
+            while True:
+                deliveries = [await received.get()]
+                while not received.empty():
+                    deliveries.append(received.get_nowait())
+                await self._settle([d for d in deliveries if d is not None])
+                if deliveries[-1] is None:
+                    break
+            await receiving  # raises what ended the consumer, if anything did
         finally:
+            receiving.cancel()
+            await asyncio.gather(receiving, return_exceptions=True)
             await consumer.aclose()
+
+    async def _settle(self, deliveries: list[Delivery]) -> None:
+        """Write the results of the deliveries in one transaction, then ack them.
+
+        A transaction costs several round trips to the state store (on SQLite, to its driver thread),
+        each waiting for a turn of the event loop: one per message fell behind the workers while a
+        cycle was planning. Messages queue up while a write commits and the next write takes them
+        all, so the round trips are paid once for as many as came.
+        """
+        results: list[Result] = []
+        decoded: list[Delivery] = []
+        for delivery in deliveries:
+            try:
+                results.extend(decode_results(delivery.body))
+            except DecodeError as exc:
+                log.error("event=result_dead_lettered reason=%r", str(exc))
+                try:
+                    await delivery.dead_letter(str(exc))
+                except BrokerError as lost:
+                    log.warning("event=result_dead_letter_lost error=%r", str(lost))
+                continue
+            decoded.append(delivery)
+        if results:
+            await self._write(results)
+            self._tracker.settle(results)
+            for observe in self._observers:
+                observe(results)
+            if self._metrics is not None:
+                self._metrics.record_results(results)
+        for delivery in decoded:
+            try:
+                await delivery.ack()
+            except BrokerError as exc:
+                # The connection dropped after the write: the message comes back, and writing it
+                # again changes nothing (upserts; the tracker ignores settled operations).
+                log.warning("event=result_ack_lost error=%r", str(exc))
 
     async def _write(self, results: list[Result]) -> None:
         """Write until it works: a state store that is down holds the results back, never drops them."""
@@ -116,3 +142,12 @@ class ResultConsumer:
             await task
         except asyncio.CancelledError:
             pass
+
+
+async def _receive(consumer: Consumer, received: asyncio.Queue[Delivery | None]) -> None:
+    """Hand deliveries to the writer as they come (at most the prefetch unacked); None ends them."""
+    try:
+        async for delivery in consumer:
+            received.put_nowait(delivery)
+    finally:
+        received.put_nowait(None)

@@ -8,7 +8,7 @@ once its worker said so, which is what makes a crash anywhere harmless.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,32 +192,35 @@ class StateStore:
 
     async def apply_results(self, results: Sequence[Result]) -> None:
         """Record results in one transaction: final successes move the object's state (and a group's
-        members), every result is a log record (retries included)."""
+        members), every result is a log record (retries included). Results of several messages may
+        come together; they are written as if each message had been written in turn."""
         now = time.time()
-        upserts: list[tuple[Any, ...]] = []
-        deletes: list[tuple[Any, ...]] = []
-        members: list[tuple[Any, ...]] = []
-        for r in results:
-            if r.status != "succeeded":
-                continue
-            if r.action == "delete":
-                deletes.append((r.job, r.source_id))
-            else:
-                upserts.append((r.job, r.source_id, r.target_id, r.applied_hash, _STATE_AFTER[r.action], now))
-                if r.members is not None:
-                    members.append((r.job, r.source_id, orjson.dumps(r.members).decode()))
         log_rows = [_log_row(r, now) for r in results]
         async with self.engine.begin() as conn:
             upsert, delete, insert_log, upsert_members, delete_members = self._statements(conn.dialect)
-            for sql, rows in (
-                (upsert, upserts),
-                (delete, deletes),
-                (delete_members, deletes),
-                (upsert_members, members),
-                (insert_log, log_rows),
-            ):
-                if rows:
-                    await conn.exec_driver_sql(sql, rows)
+            for part in _each_object_once(results):
+                upserts: list[tuple[Any, ...]] = []
+                deletes: list[tuple[Any, ...]] = []
+                members: list[tuple[Any, ...]] = []
+                for r in part:
+                    if r.action == "delete":
+                        deletes.append((r.job, r.source_id))
+                    else:
+                        upserts.append(
+                            (r.job, r.source_id, r.target_id, r.applied_hash, _STATE_AFTER[r.action], now)
+                        )
+                        if r.members is not None:
+                            members.append((r.job, r.source_id, orjson.dumps(r.members).decode()))
+                for sql, rows in (
+                    (upsert, upserts),
+                    (delete, deletes),
+                    (delete_members, deletes),
+                    (upsert_members, members),
+                ):
+                    if rows:
+                        await conn.exec_driver_sql(sql, rows)
+            if log_rows:
+                await conn.exec_driver_sql(insert_log, log_rows)
 
     def _statements(self, dialect: sa.Dialect) -> tuple[str, ...]:
         """The statements of `apply_results` as driver SQL with positional parameters.
@@ -388,6 +391,24 @@ def _positional(statement: Any, dialect: sa.Dialect, keys: tuple[str, ...]) -> s
     if order != keys:
         raise StateError(f"unexpected parameter order {order} for {keys}")
     return compiled.string
+
+
+def _each_object_once(results: Sequence[Result]) -> Iterator[list[Result]]:
+    """The successes in order, cut where an object comes again: within a part the upserts and the
+    deletes touch each object once, so running them part by part keeps the order that matters."""
+    part: list[Result] = []
+    seen: set[tuple[str, str]] = set()
+    for r in results:
+        if r.status != "succeeded":
+            continue
+        key = (r.job, r.source_id)
+        if key in seen:
+            yield part
+            part, seen = [], set()
+        seen.add(key)
+        part.append(r)
+    if part:
+        yield part
 
 
 def _log_row(r: Result, now: float) -> tuple[Any, ...]:

@@ -41,7 +41,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.cli import _install_uvloop, embedded
+from engine.cli import _prepare_process, embedded
 from engine.config import parse_engine_config
 from engine.state import state_url
 from queues.contracts import Operation
@@ -207,7 +207,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight to the server")
     args = parser.parse_args()
-    _install_uvloop()
+    _prepare_process()
     users = people(args.users)
     with tempfile.TemporaryDirectory(prefix="roster-bench-scim-") as tmp:
         workdir = Path(tmp)

@@ -19,6 +19,7 @@ import pytest
 
 from engine.admin import Admin
 from engine.history import LogFilter
+from engine.quarantine import QuarantineSettings
 from engine.state import STAGED_DELETE
 from tests.integration.pipeline import (
     FaultInjector,
@@ -138,6 +139,7 @@ def _scim_raw(tmp_path: Path, server: ScimServer) -> dict[str, Any]:
             "url": server.url,
             "auth": {"type": "bearer", "token": TOKEN},
             "max_concurrency": 4,
+            "max_inflight": 2,
             "retry": {"first_delay_ms": 20, "tiers": 2},
         }
     ]
@@ -159,7 +161,10 @@ async def test_revoked_credentials_quarantine_the_job_and_restored_ones_release_
         assert revoked.status == "quarantined"
         assert revoked.quarantined is not None and revoked.quarantined.startswith("credentials rejected")
         assert revoked.created + revoked.failed < 1200, "the cycle went on sending work"
-        assert revoked.failed <= 200, f"{revoked.failed} failures before the quarantine"
+        # Within the window: 10 refusals in a row trip it, and what fails after was already published
+        # (the queue up to its high-water mark, the worker's prefetch, results not yet read back).
+        window = QuarantineSettings().window
+        assert revoked.failed <= window, f"{revoked.failed} failures, more than the window of {window}"
         status = await Admin(p.runner).status("people")
         assert status["state"] == "quarantined" and "credentials rejected" in status["quarantine"]["reason"]
 
