@@ -15,7 +15,7 @@ from typing import Any
 from engine.guard import DeletionGuard, parse_deletion_guard
 from engine.mapping.base import ConstantMapping, DirectMapping, Mapper
 from engine.mapping.base import Mapping as AttributeMapping
-from engine.mapping.expression_mapping import parse_expression_mapping
+from engine.mapping.expression_mapping import ExpressionMapping, parse_expression_mapping
 from engine.membership import MembersSettings, parse_members
 from engine.planner import Deprovision
 from engine.publisher import PublishSettings
@@ -56,6 +56,13 @@ class JobConfig:
     members: MembersSettings | None = None
     deletion_guard: DeletionGuard = field(default_factory=DeletionGuard)
     """For a group job: where its members come from (source attribute, and the user job that has them)."""
+
+    @property
+    def redacted(self) -> frozenset[str]:
+        """Target attributes whose values never reach a log or a preview (their expression uses Redact)."""
+        return frozenset(
+            m.target for m in self.mappings if isinstance(m, ExpressionMapping) and m.expression.redacted
+        )
 
     def mapper(self) -> Mapper:
         return Mapper(self.mappings, matching=self.matching)

@@ -115,7 +115,12 @@ class CycleRunner:
         self.publisher = Publisher(broker, config.publish, self.metrics)
         self.control = JobControl(state, config.quarantine)
         self.results = ResultConsumer(
-            broker, state, self.tracker, metrics=self.metrics, observers=(self.control.observe,)
+            broker,
+            state,
+            self.tracker,
+            metrics=self.metrics,
+            observers=(self.control.observe,),
+            redacted={job.name: job.redacted for job in config.jobs},
         )
         self._job_locks: dict[str, asyncio.Lock] = {}
 

@@ -13,7 +13,7 @@ import csv
 import io
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,6 +25,7 @@ from engine.state import StateStore, cycles, log
 logger = logging.getLogger("roster.engine.history")
 
 LOG_FIELDS = tuple(str(column.name) for column in log.columns)
+CSV_FIELDS = (*LOG_FIELDS, "steps")
 EXPORT_PAGE = 5_000
 DEFAULT_RETENTION_DAYS = 30.0
 
@@ -66,7 +67,11 @@ async def query_log(state: StateStore, where: LogFilter) -> list[dict[str, Any]]
     query = sa.select(log).where(*where.where()).order_by(log.c.id).limit(where.limit)
     async with state.engine.connect() as conn:
         # LOG_FIELDS are plain str: SQLAlchemy's own names (a str subclass) are refused by orjson.
-        return [dict(zip(LOG_FIELDS, row, strict=True)) for row in await conn.execute(query)]
+        records = [dict(zip(LOG_FIELDS, row, strict=True)) for row in await conn.execute(query)]
+    for record in records:
+        record["attributes"] = orjson.loads(record["attributes"]) if record["attributes"] else None
+        record["steps"] = steps(record)
+    return records
 
 
 async def iter_log(state: StateStore, where: LogFilter) -> AsyncIterator[list[dict[str, Any]]]:
@@ -80,6 +85,31 @@ async def iter_log(state: StateStore, where: LogFilter) -> AsyncIterator[list[di
         after = page[-1]["id"]
 
 
+def steps(record: Mapping[str, Any]) -> dict[str, str]:
+    """The steps of one operation (import, scope, match, action, export) and their outcome, told from
+    what its record holds."""
+    action, status, target_id = record["action"], record["status"], record["target_id"]
+    if action in ("create", "update"):
+        found = "read from the source"
+        scope = "in scope"
+    elif action == "staged_delete":
+        found, scope = "not in this full import", "left the source or its scope"
+    else:
+        found, scope = "not in the full import", "left the source or its scope"
+    if action == "create":
+        match = f"no link yet; matched or created as {target_id}" if target_id else "no link yet"
+    else:
+        match = f"linked to {target_id}" if target_id else "no link"
+    if status == "succeeded":
+        export = "done"
+    elif status == "warning":
+        export = record["error_message"] or "held"
+    else:
+        code = f" {record['error_code']}" if record["error_code"] else ""
+        export = f"{status}{code}: {record['error_message'] or ''}".rstrip(": ")
+    return {"import": found, "scope": scope, "match": match, "action": action, "export": export}
+
+
 def jsonl(records: Iterable[dict[str, Any]]) -> bytes:
     # Row keys are SQLAlchemy `quoted_name`s, a str subclass that orjson takes only with this option.
     return b"".join(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS) + b"\n" for record in records)
@@ -87,10 +117,13 @@ def jsonl(records: Iterable[dict[str, Any]]) -> bytes:
 
 def csv_rows(records: Iterable[dict[str, Any]], *, header: bool) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=LOG_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     if header:
         writer.writeheader()
-    writer.writerows(records)
+    for record in records:  # nested values as JSON in their cell
+        writer.writerow(
+            {**record, "attributes": _json(record.get("attributes")), "steps": _json(record["steps"])}
+        )
     return out.getvalue()
 
 
@@ -130,3 +163,7 @@ async def prune_forever(state: StateStore, retention_days: float, *, every_s: fl
         except sa.exc.SQLAlchemyError:
             logger.exception("event=log_prune_failed")
         await asyncio.sleep(every_s)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode() if value is not None else ""

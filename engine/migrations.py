@@ -51,6 +51,10 @@ def _v2_cycle_index(conn: sa.Connection, _tables: sa.MetaData) -> None:
 def _v3_groups_and_control(conn: sa.Connection, tables: sa.MetaData) -> None:
     wanted = [tables.tables[name] for name in ("group_members", "job_control", "staged")]
     tables.create_all(conn, tables=wanted, checkfirst=True)
+    present = {column["name"] for column in sa.inspect(conn).get_columns("log")}
+    for name, kind in (("duration_ms", "FLOAT"), ("attributes", "TEXT")):
+        if name not in present:  # a store that migration 1 adopted from before these columns
+            conn.exec_driver_sql(f"ALTER TABLE log ADD COLUMN {name} {kind}")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -58,7 +62,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
     Migration(
         3,
-        "group members as applied, job control switches, deprovisions held for approval",
+        "group members as applied, job control, deprovisions held for approval, log details",
         _v3_groups_and_control,
     ),
 )

@@ -14,17 +14,15 @@ from typing import Any
 
 from engine.config import JobConfig
 from engine.cycles import CycleRunner, load_membership
-from engine.mapping.expression_mapping import ExpressionMapping
 from engine.mapping.functions import MappingError
 from engine.membership import MemberPlan, Membership
 from engine.planner import StateEntry, plan_action, plan_missing
 from engine.scoping import ScopingClause
 from engine.sources.base import Source, SourceObject
 from engine.state import StateStore
+from engine.tracker import REDACTED
 from queues.contracts import Operation
 from queues.errors import SourceError
-
-REDACTED = "***"
 
 
 class UnknownObject(SourceError):
@@ -110,7 +108,7 @@ def preview(
         )
     members = membership.plan(source_id, obj.attributes, mapped.hash) if membership is not None else None
     action = plan_action(entry, members.hash if members is not None else mapped.hash) or "nothing"
-    hidden = {m.target for m in job.mappings if isinstance(m, ExpressionMapping) and m.expression.redacted}
+    hidden = job.redacted
     explanation = {
         "create": "not in the target yet",
         "update": "disabled in the target: it would be enabled again"

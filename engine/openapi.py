@@ -127,6 +127,16 @@ SCHEMAS: dict[str, Schema] = {
         error_code=_nullable("string"),
         error_message=_nullable("string"),
         latency_ms=_nullable("number"),
+        duration_ms={**_nullable("number"), "description": "The connector's time on the operation's batch"},
+        attributes={
+            "type": ["object", "null"],
+            "description": "The attributes the operation sent; values of redacted mappings are ***",
+        },
+        steps={
+            "type": "object",
+            "description": "import, scope, match, action and export, each with its outcome",
+            "additionalProperties": {"type": "string"},
+        },
     ),
     "LogPage": _object(
         ("records", "next_after_id"),

@@ -8,7 +8,7 @@ once its worker said so, which is what makes a crash anywhere harmless.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,8 @@ log = sa.Table(
     sa.Column("error_code", sa.String),
     sa.Column("error_message", sa.Text),
     sa.Column("latency_ms", sa.Float),
+    sa.Column("duration_ms", sa.Float),  # the connector's time on the operation's batch
+    sa.Column("attributes", sa.Text),  # JSON: the attributes sent, redacted ones as "***"
     sa.Index("log_job_at", "job", "at"),
     sa.Index("log_job_source", "job", "source_id"),
 )
@@ -190,12 +192,14 @@ class StateStore:
             rows = (await conn.execute(query)).all()
         return {row[0]: orjson.loads(row[1]) for row in rows}
 
-    async def apply_results(self, results: Sequence[Result]) -> None:
+    async def apply_results(self, results: Sequence[Result], sent: Mapping[str, str] | None = None) -> None:
         """Record results in one transaction: final successes move the object's state (and a group's
         members), every result is a log record (retries included). Results of several messages may
-        come together; they are written as if each message had been written in turn."""
+        come together; they are written as if each message had been written in turn. `sent` holds the
+        attributes each operation sent (JSON, by op id) for the log, where the engine still knows them."""
         now = time.time()
-        log_rows = [_log_row(r, now) for r in results]
+        sent = sent or {}
+        log_rows = [_log_row(r, now, sent.get(r.op_id)) for r in results]
         async with self.engine.begin() as conn:
             upsert, delete, insert_log, upsert_members, delete_members = self._statements(conn.dialect)
             for part in _each_object_once(results):
@@ -347,6 +351,8 @@ _LOG_KEYS = (
     "error_code",
     "error_message",
     "latency_ms",
+    "duration_ms",
+    "attributes",
 )
 _delete_objects = objects.delete().where(
     objects.c.job == sa.bindparam("j"), objects.c.source_id == sa.bindparam("s")
@@ -411,7 +417,7 @@ def _each_object_once(results: Sequence[Result]) -> Iterator[list[Result]]:
         yield part
 
 
-def _log_row(r: Result, now: float) -> tuple[Any, ...]:
+def _log_row(r: Result, now: float, attributes: str | None) -> tuple[Any, ...]:
     return (
         now,
         r.cycle_id,
@@ -426,6 +432,8 @@ def _log_row(r: Result, now: float) -> tuple[Any, ...]:
         r.error_code,
         r.error_message,
         r.latency_s * 1000.0,
+        r.connector_ms,
+        attributes,
     )
 
 

@@ -10,10 +10,20 @@ from __future__ import annotations
 import asyncio
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import orjson
+
 from queues.contracts import Operation, Result
+
+REDACTED = "***"
+
+
+def _unencodable(value: object) -> object:
+    wire = getattr(value, "wire", None)  # SelectUniqueValue candidates
+    return wire() if wire is not None else str(value)
+
 
 ACTION_COUNTS = {"create": "created", "update": "updated", "disable": "disabled", "delete": "deleted"}
 
@@ -46,7 +56,7 @@ class Tracker:
     """Operations in flight by op id, per job by source id, and the progress of each cycle."""
 
     def __init__(self) -> None:
-        self._ops: dict[str, tuple[str, str]] = {}  # op id -> (cycle id, source id)
+        self._ops: dict[str, Operation] = {}  # op id -> the operation, until its final result
         self._in_flight: dict[str, dict[str, str]] = {}  # job -> source id -> op id
         self._cycles: dict[str, CycleProgress] = {}
 
@@ -76,12 +86,28 @@ class Tracker:
         return {job: len(ops) for job, ops in self._in_flight.items()}
 
     def register(self, op: Operation) -> None:
-        self._ops[op.op_id] = (op.cycle_id, op.source_id)
+        self._ops[op.op_id] = op
         self._in_flight.setdefault(op.job, {})[op.source_id] = op.op_id
         progress = self._cycles.get(op.cycle_id)
         if progress is not None:
             progress.planned += 1
             progress.outstanding += 1
+
+    def sent(self, results: Iterable[Result], redacted: Mapping[str, frozenset[str]]) -> dict[str, str]:
+        """The attributes each final result's operation sent, as JSON for the log (by op id); the
+        values of `redacted[job]` attributes are hidden. An operation from before a restart is unknown."""
+        sent: dict[str, str] = {}
+        ops = self._ops
+        for result in results:
+            op = ops.get(result.op_id)
+            if op is None or not result.final or not op.attributes:
+                continue
+            hidden = redacted.get(op.job)
+            attributes = op.attributes
+            if hidden:
+                attributes = {k: REDACTED if k in hidden else v for k, v in attributes.items()}
+            sent[result.op_id] = orjson.dumps(attributes, default=_unencodable).decode()
+        return sent
 
     def record_unpublished(self, cycle_id: str, results: Iterable[Result]) -> None:
         """Count failures that never became an operation (an object whose mapping failed)."""

@@ -195,7 +195,11 @@ def scim_users(server: ScimServer) -> dict[str, dict[str, Any]]:
 async def test_every_operation_has_one_final_log_record_and_exports_agree(tmp_path: Path) -> None:
     people = [person(i) for i in range(120)]
     write_csv(tmp_path / "people.csv", people)
-    async with pipeline(tmp_path, _raw(tmp_path)) as p:
+    raw = _raw(tmp_path)
+    email = next(m for m in raw["jobs"][0]["mappings"] if m["target"] == "email")
+    email.pop("source")
+    email["expression"] = "Redact([email])"  # written to the target, hidden in the log
+    async with pipeline(tmp_path, raw) as p:
         admin = Admin(p.runner)
         job = p.runner.config.job("people")
         first = await p.runner.run_cycle(job)
@@ -205,6 +209,18 @@ async def test_every_operation_has_one_final_log_record_and_exports_agree(tmp_pa
         assert sorted((r["action"], r["source_id"]) for r in final) == sorted(
             [("update", "E00000")] + [("disable", r["employee_id"]) for r in people[110:]]
         )
+        (update,) = [r for r in final if r["action"] == "update"]
+        assert update["attributes"] == {**expected_row(person(0, department="Legal")), "email": "***"}
+        assert update["steps"] == {
+            "import": "read from the source",
+            "scope": "in scope",
+            "match": f"linked to {update['target_id']}",
+            "action": "update",
+            "export": "done",
+        }
+        assert update["duration_ms"] > 0 and update["attempts"] == 1
+        disabled = next(r for r in final if r["action"] == "disable")
+        assert disabled["steps"]["import"] == "not in the full import" and disabled["attributes"] is None
         everything = await admin.logs(LogFilter(job="people", limit=10_000))
         per_op: dict[str, int] = {}
         for record in everything:
