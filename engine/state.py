@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from engine.bulk import BulkStatement, Row
 from engine.planner import ACTIVE, DISABLED, StateEntry
 from queues.contracts import Result
 from queues.errors import StateError
@@ -90,7 +91,7 @@ class StateStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: AsyncEngine | None = None
-        self._compiled: tuple[str, str, str] | None = None
+        self._compiled: tuple[BulkStatement, BulkStatement, BulkStatement] | None = None
 
     async def open(self) -> StateStore:
         url = sa.make_url(self.url)
@@ -149,9 +150,10 @@ class StateStore:
         log_rows = [_log_row(r, now) for r in results]
         async with self.engine.begin() as conn:
             upsert, delete, insert_log = self._statements(conn.dialect)
+            writes: list[tuple[BulkStatement, list[Row]]] = []
             for part in _each_object_once(results):
-                upserts: list[tuple[Any, ...]] = []
-                deletes: list[tuple[Any, ...]] = []
+                upserts: list[Row] = []
+                deletes: list[Row] = []
                 for r in part:
                     if r.action == "delete":
                         deletes.append((r.job, r.source_id))
@@ -159,13 +161,13 @@ class StateStore:
                         upserts.append(
                             (r.job, r.source_id, r.target_id, r.applied_hash, _STATE_AFTER[r.action], now)
                         )
-                for sql, rows in ((upsert, upserts), (delete, deletes)):
-                    if rows:
-                        await conn.exec_driver_sql(sql, rows)
-            if log_rows:
-                await conn.exec_driver_sql(insert_log, log_rows)
+                writes += [(upsert, upserts), (delete, deletes)]
+            writes.append((insert_log, log_rows))
+            for statement, rows in writes:
+                for sql, parameters in statement.executions(rows):
+                    await conn.exec_driver_sql(sql, parameters)
 
-    def _statements(self, dialect: sa.Dialect) -> tuple[str, str, str]:
+    def _statements(self, dialect: sa.Dialect) -> tuple[BulkStatement, BulkStatement, BulkStatement]:
         """The upsert, delete and log statements as driver SQL with positional parameters.
 
         Compiled once per store: SQLAlchemy's per-row parameter processing would otherwise cost more
@@ -173,7 +175,7 @@ class StateStore:
         """
         if self._compiled is None:
             upsert, delete, insert_log = (
-                _positional(statement, dialect, keys)
+                BulkStatement.compile(statement, dialect, keys)
                 for statement, keys in (
                     (_upsert_objects(dialect.name), _OBJECT_KEYS),
                     (_delete_objects, ("j", "s")),
@@ -249,15 +251,6 @@ def _upsert_objects(dialect: str) -> Any:
             "updated_at": excluded.updated_at,
         },
     )
-
-
-def _positional(statement: Any, dialect: sa.Dialect, keys: tuple[str, ...]) -> str:
-    """Driver SQL for `statement` whose parameters are given as tuples in the order of `keys`."""
-    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-    order = tuple(compiled.positiontup or ())
-    if order != keys:
-        raise StateError(f"unexpected parameter order {order} for {keys}")
-    return compiled.string
 
 
 def _each_object_once(results: Sequence[Result]) -> Iterator[list[Result]]:
