@@ -147,25 +147,14 @@ class StateStore:
         is a log record (retries included). Results of several messages may come together; they are
         written as if each message had been written in turn."""
         now = time.time()
+        parts = [_object_rows(part, now) for part in _each_object_once(results)]
         log_rows = [_log_row(r, now) for r in results]
         async with self.engine.begin() as conn:
             upsert, delete, insert_log = self._statements(conn.dialect)
-            writes: list[tuple[BulkStatement, list[Row]]] = []
-            for part in _each_object_once(results):
-                upserts: list[Row] = []
-                deletes: list[Row] = []
-                for r in part:
-                    if r.action == "delete":
-                        deletes.append((r.job, r.source_id))
-                    else:
-                        upserts.append(
-                            (r.job, r.source_id, r.target_id, r.applied_hash, _STATE_AFTER[r.action], now)
-                        )
-                writes += [(upsert, upserts), (delete, deletes)]
-            writes.append((insert_log, log_rows))
-            for statement, rows in writes:
-                for sql, parameters in statement.executions(rows):
-                    await conn.exec_driver_sql(sql, parameters)
+            for upserts, deletes in parts:
+                await upsert.execute(conn, upserts)
+                await delete.execute(conn, deletes)
+            await insert_log.execute(conn, log_rows)
 
     def _statements(self, dialect: sa.Dialect) -> tuple[BulkStatement, BulkStatement, BulkStatement]:
         """The upsert, delete and log statements as driver SQL with positional parameters.
@@ -269,6 +258,18 @@ def _each_object_once(results: Sequence[Result]) -> Iterator[list[Result]]:
         part.append(r)
     if part:
         yield part
+
+
+def _object_rows(part: list[Result], now: float) -> tuple[list[Row], list[Row]]:
+    """The upserts and the deletes of the objects of one part."""
+    upserts: list[Row] = []
+    deletes: list[Row] = []
+    for r in part:
+        if r.action == "delete":
+            deletes.append((r.job, r.source_id))
+        else:
+            upserts.append((r.job, r.source_id, r.target_id, r.applied_hash, _STATE_AFTER[r.action], now))
+    return upserts, deletes
 
 
 def _log_row(r: Result, now: float) -> tuple[Any, ...]:
