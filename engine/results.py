@@ -23,9 +23,16 @@ from queues.topology import RESULTS_QUEUE
 
 log = logging.getLogger("roster.engine.results")
 
+_Received = tuple[Delivery, list[Result] | DecodeError]
+"""A delivery and its results, or why they could not be decoded."""
+
 
 class ResultConsumer:
-    """Consumes `roster.results` until closed."""
+    """Consumes `roster.results` until closed.
+
+    `prefetch` bounds the result messages held unacked, and so how many one write can take: enough
+    for what the workers send while a write commits (messages of a partial batch are small).
+    """
 
     def __init__(
         self,
@@ -33,7 +40,7 @@ class ResultConsumer:
         state: StateStore,
         tracker: Tracker,
         *,
-        prefetch: int = 32,
+        prefetch: int = 256,
         metrics: EngineMetrics | None = None,
         observers: Sequence[Callable[[list[Result]], None]] = (),
         redacted: Mapping[str, frozenset[str]] | None = None,
@@ -57,15 +64,15 @@ class ResultConsumer:
 
     async def _run(self) -> None:
         consumer = self._broker.consume(RESULTS_QUEUE, prefetch=self._prefetch)
-        received: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        received: asyncio.Queue[_Received | None] = asyncio.Queue()
         receiving = asyncio.create_task(_receive(consumer, received), name="roster-results-receive")
         try:
             while True:
-                deliveries = [await received.get()]
+                batch = [await received.get()]
                 while not received.empty():
-                    deliveries.append(received.get_nowait())
-                await self._settle([d for d in deliveries if d is not None])
-                if deliveries[-1] is None:
+                    batch.append(received.get_nowait())
+                await self._settle([item for item in batch if item is not None])
+                if batch[-1] is None:
                     break
             await receiving  # raises what ended the consumer, if anything did
         finally:
@@ -73,7 +80,7 @@ class ResultConsumer:
             await asyncio.gather(receiving, return_exceptions=True)
             await consumer.aclose()
 
-    async def _settle(self, deliveries: list[Delivery]) -> None:
+    async def _settle(self, batch: list[_Received]) -> None:
         """Write the results of the deliveries in one transaction, then ack them.
 
         A transaction costs several round trips to the state store (on SQLite, to its driver thread),
@@ -82,18 +89,17 @@ class ResultConsumer:
         all, so the round trips are paid once for as many as came.
         """
         results: list[Result] = []
-        decoded: list[Delivery] = []
-        for delivery in deliveries:
-            try:
-                results.extend(decode_results(delivery.body))
-            except DecodeError as exc:
-                log.error("event=result_dead_lettered reason=%r", str(exc))
+        written: list[Delivery] = []
+        for delivery, decoded in batch:
+            if isinstance(decoded, DecodeError):
+                log.error("event=result_dead_lettered reason=%r", str(decoded))
                 try:
-                    await delivery.dead_letter(str(exc))
+                    await delivery.dead_letter(str(decoded))
                 except BrokerError as lost:
                     log.warning("event=result_dead_letter_lost error=%r", str(lost))
                 continue
-            decoded.append(delivery)
+            results.extend(decoded)
+            written.append(delivery)
         if results:
             await self._write(results)
             self._tracker.settle(results)
@@ -101,7 +107,7 @@ class ResultConsumer:
                 observe(results)
             if self._metrics is not None:
                 self._metrics.record_results(results)
-        for delivery in decoded:
+        for delivery in written:
             try:
                 await delivery.ack()
             except BrokerError as exc:
@@ -147,10 +153,14 @@ class ResultConsumer:
             pass
 
 
-async def _receive(consumer: Consumer, received: asyncio.Queue[Delivery | None]) -> None:
-    """Hand deliveries to the writer as they come (at most the prefetch unacked); None ends them."""
+async def _receive(consumer: Consumer, received: asyncio.Queue[_Received | None]) -> None:
+    """Decode deliveries as they come, while the write before them commits; None ends them."""
     try:
         async for delivery in consumer:
-            received.put_nowait(delivery)
+            try:
+                decoded: list[Result] | DecodeError = decode_results(delivery.body)
+            except DecodeError as exc:
+                decoded = exc
+            received.put_nowait((delivery, decoded))
     finally:
         received.put_nowait(None)

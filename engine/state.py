@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from engine.bulk import BulkStatement, Row
 from engine.migrations import migrate
 from engine.planner import ACTIVE, DISABLED, StateEntry
 from queues.contracts import Operation, Result
@@ -126,7 +127,7 @@ class StateStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: AsyncEngine | None = None
-        self._compiled: tuple[str, ...] | None = None
+        self._compiled: tuple[BulkStatement, ...] | None = None
 
     async def open(self) -> StateStore:
         url = sa.make_url(self.url)
@@ -199,34 +200,18 @@ class StateStore:
         attributes each operation sent (JSON, by op id) for the log, where the engine still knows them."""
         now = time.time()
         sent = sent or {}
+        parts = [_object_rows(part, now) for part in _each_object_once(results)]
         log_rows = [_log_row(r, now, sent.get(r.op_id)) for r in results]
         async with self.engine.begin() as conn:
             upsert, delete, insert_log, upsert_members, delete_members = self._statements(conn.dialect)
-            for part in _each_object_once(results):
-                upserts: list[tuple[Any, ...]] = []
-                deletes: list[tuple[Any, ...]] = []
-                members: list[tuple[Any, ...]] = []
-                for r in part:
-                    if r.action == "delete":
-                        deletes.append((r.job, r.source_id))
-                    else:
-                        upserts.append(
-                            (r.job, r.source_id, r.target_id, r.applied_hash, _STATE_AFTER[r.action], now)
-                        )
-                        if r.members is not None:
-                            members.append((r.job, r.source_id, orjson.dumps(r.members).decode()))
-                for sql, rows in (
-                    (upsert, upserts),
-                    (delete, deletes),
-                    (delete_members, deletes),
-                    (upsert_members, members),
-                ):
-                    if rows:
-                        await conn.exec_driver_sql(sql, rows)
-            if log_rows:
-                await conn.exec_driver_sql(insert_log, log_rows)
+            for upserts, deletes, members in parts:
+                await upsert.execute(conn, upserts)
+                await delete.execute(conn, deletes)
+                await delete_members.execute(conn, deletes)
+                await upsert_members.execute(conn, members)
+            await insert_log.execute(conn, log_rows)
 
-    def _statements(self, dialect: sa.Dialect) -> tuple[str, ...]:
+    def _statements(self, dialect: sa.Dialect) -> tuple[BulkStatement, ...]:
         """The statements of `apply_results` as driver SQL with positional parameters.
 
         Compiled once per store: SQLAlchemy's per-row parameter processing would otherwise cost more
@@ -234,7 +219,7 @@ class StateStore:
         """
         if self._compiled is None:
             self._compiled = tuple(
-                _positional(statement, dialect, keys)
+                BulkStatement.compile(statement, dialect, keys)
                 for statement, keys in (
                     (_upsert_objects(dialect.name), _OBJECT_KEYS),
                     (_delete_objects, ("j", "s")),
@@ -390,15 +375,6 @@ def _upsert_objects(dialect: str) -> Any:
     )
 
 
-def _positional(statement: Any, dialect: sa.Dialect, keys: tuple[str, ...]) -> str:
-    """Driver SQL for `statement` whose parameters are given as tuples in the order of `keys`."""
-    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-    order = tuple(compiled.positiontup or ())
-    if order != keys:
-        raise StateError(f"unexpected parameter order {order} for {keys}")
-    return compiled.string
-
-
 def _each_object_once(results: Sequence[Result]) -> Iterator[list[Result]]:
     """The successes in order, cut where an object comes again: within a part the upserts and the
     deletes touch each object once, so running them part by part keeps the order that matters."""
@@ -415,6 +391,21 @@ def _each_object_once(results: Sequence[Result]) -> Iterator[list[Result]]:
         part.append(r)
     if part:
         yield part
+
+
+def _object_rows(part: list[Result], now: float) -> tuple[list[Row], list[Row], list[Row]]:
+    """The upserts, the deletes and the group memberships of the objects of one part."""
+    upserts: list[Row] = []
+    deletes: list[Row] = []
+    members: list[Row] = []
+    for r in part:
+        if r.action == "delete":
+            deletes.append((r.job, r.source_id))
+        else:
+            upserts.append((r.job, r.source_id, r.target_id, r.applied_hash, _STATE_AFTER[r.action], now))
+            if r.members is not None:
+                members.append((r.job, r.source_id, orjson.dumps(r.members).decode()))
+    return upserts, deletes, members
 
 
 def _log_row(r: Result, now: float, attributes: str | None) -> tuple[Any, ...]:

@@ -15,7 +15,7 @@ import pytest
 
 from engine.results import ResultConsumer
 from engine.state import StateStore, state_url
-from engine.tracker import Tracker
+from engine.tracker import CycleProgress, Tracker
 from queues.broker import Message
 from queues.contracts import Action, Operation, Result, encode_results
 from queues.errors import StateError
@@ -61,22 +61,34 @@ def succeeded(op: Operation) -> Result:
     )
 
 
-async def test_result_messages_that_arrive_together_are_all_written_then_acked(state: StateStore) -> None:
-    ops = [operation(n) for n in range(30)]
+def planned(*ops: Operation) -> tuple[Tracker, CycleProgress]:
+    """A tracker waiting for the results of `ops`, planned in cycle c1."""
     tracker = Tracker()
     progress = tracker.start_cycle("c1", "people")
     for op in ops:
         tracker.register(op)
     tracker.planning_done("c1")
+    return tracker, progress
+
+
+async def consume_until_done(
+    broker: MemoryBroker, state: StateStore, tracker: Tracker, progress: CycleProgress
+) -> None:
+    consumer = ResultConsumer(broker, state, tracker)
+    await consumer.start()
+    await consumer.wait_or_fail(progress.done)
+    await consumer.aclose()  # an unacked message would go back to the queue now
+
+
+async def test_result_messages_that_arrive_together_are_all_written_then_acked(state: StateStore) -> None:
+    ops = [operation(n) for n in range(30)]
+    tracker, progress = planned(*ops)
     async with MemoryBroker() as broker:
         await broker.declare(RESULTS_QUEUE)
         for start in range(0, len(ops), 10):
             body = encode_results([succeeded(op) for op in ops[start : start + 10]])
             await broker.publish(RESULTS_QUEUE, [Message(body)])
-        consumer = ResultConsumer(broker, state, tracker)
-        await consumer.start()
-        await consumer.wait_or_fail(progress.done)
-        await consumer.aclose()  # an unacked message would go back to the queue now
+        await consume_until_done(broker, state, tracker, progress)
         assert await broker.depth(RESULTS_QUEUE) == 0
     assert progress.counts["created"] == 30
     snapshot = await state.snapshot("people")
@@ -90,19 +102,12 @@ async def test_an_undecodable_result_message_is_dead_lettered_and_the_others_bes
     state: StateStore,
 ) -> None:
     ops = [operation(1), operation(2)]
-    tracker = Tracker()
-    progress = tracker.start_cycle("c1", "people")
-    for op in ops:
-        tracker.register(op)
-    tracker.planning_done("c1")
+    tracker, progress = planned(*ops)
     async with MemoryBroker() as broker:
         await broker.declare(RESULTS_QUEUE)
         bodies = [encode_results([succeeded(ops[0])]), b"{not json", encode_results([succeeded(ops[1])])]
         await broker.publish(RESULTS_QUEUE, [Message(body) for body in bodies])
-        consumer = ResultConsumer(broker, state, tracker)
-        await consumer.start()
-        await consumer.wait_or_fail(progress.done)
-        await consumer.aclose()
+        await consume_until_done(broker, state, tracker, progress)
         assert await broker.depth(RESULTS_QUEUE) == 0
         assert await broker.depth(dead_letter_queue(RESULTS_QUEUE)) == 1
     assert set(await state.snapshot("people")) == {"E1", "E2"}
@@ -128,12 +133,8 @@ async def test_results_of_one_object_written_together_leave_the_state_of_writing
 async def test_waiting_for_results_fails_at_once_when_the_broker_closes_under_the_consumer(
     state: StateStore,
 ) -> None:
-    tracker = Tracker()
-    progress = tracker.start_cycle("c1", "people")
     first, second = operation(1), operation(2)
-    tracker.register(first)
-    tracker.register(second)
-    tracker.planning_done("c1")
+    tracker, progress = planned(first, second)
     async with MemoryBroker() as broker:
         consumer = ResultConsumer(broker, state, tracker)
         await consumer.start()
