@@ -111,7 +111,7 @@ class CycleRunner:
         self.broker = broker
         self.state = state
         self.metrics = metrics or EngineMetrics(CollectorRegistry())
-        self.tracker = Tracker()
+        self.tracker = Tracker(redacted={job.name: job.redacted for job in config.jobs})
         self.publisher = Publisher(broker, config.publish, self.metrics)
         self.control = JobControl(state, config.quarantine)
         self.results = ResultConsumer(
@@ -120,7 +120,6 @@ class CycleRunner:
             self.tracker,
             metrics=self.metrics,
             observers=(self.control.observe,),
-            redacted={job.name: job.redacted for job in config.jobs},
         )
         self._job_locks: dict[str, asyncio.Lock] = {}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -43,7 +43,6 @@ class ResultConsumer:
         prefetch: int = 256,
         metrics: EngineMetrics | None = None,
         observers: Sequence[Callable[[list[Result]], None]] = (),
-        redacted: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self._broker = broker
         self._metrics = metrics
@@ -51,7 +50,6 @@ class ResultConsumer:
         self._tracker = tracker
         self._prefetch = prefetch
         self._observers = tuple(observers)
-        self._redacted = redacted or {}
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -118,7 +116,7 @@ class ResultConsumer:
     async def _write(self, results: list[Result]) -> None:
         """Write until it works: a state store that is down holds the results back, never drops them."""
         delay_s = 0.5
-        sent = self._tracker.sent(results, self._redacted)
+        sent = self._tracker.sent(results)
         while True:
             try:
                 await self._state.apply_results(results, sent)

@@ -55,8 +55,11 @@ class CycleProgress:
 class Tracker:
     """Operations in flight by op id, per job by source id, and the progress of each cycle."""
 
-    def __init__(self) -> None:
-        self._ops: dict[str, Operation] = {}  # op id -> the operation, until its final result
+    def __init__(self, redacted: Mapping[str, frozenset[str]] | None = None) -> None:
+        # op id -> the attributes it sends, as JSON for the log ("" for none; values of `redacted[job]`
+        # hidden), until its final result; JSON rather than the operation, several times its memory
+        self._ops: dict[str, str] = {}
+        self._redacted = redacted or {}
         self._in_flight: dict[str, dict[str, str]] = {}  # job -> source id -> op id
         self._cycles: dict[str, CycleProgress] = {}
 
@@ -86,28 +89,27 @@ class Tracker:
         return {job: len(ops) for job, ops in self._in_flight.items()}
 
     def register(self, op: Operation) -> None:
-        self._ops[op.op_id] = op
+        self._ops[op.op_id] = self._sending(op)
         self._in_flight.setdefault(op.job, {})[op.source_id] = op.op_id
         progress = self._cycles.get(op.cycle_id)
         if progress is not None:
             progress.planned += 1
             progress.outstanding += 1
 
-    def sent(self, results: Iterable[Result], redacted: Mapping[str, frozenset[str]]) -> dict[str, str]:
-        """The attributes each final result's operation sent, as JSON for the log (by op id); the
-        values of `redacted[job]` attributes are hidden. An operation from before a restart is unknown."""
-        sent: dict[str, str] = {}
+    def sent(self, results: Iterable[Result]) -> dict[str, str]:
+        """The attributes each result's operation sent, as JSON for the log (by op id); an operation
+        from before a restart of the engine is not known."""
         ops = self._ops
-        for result in results:
-            op = ops.get(result.op_id)
-            if op is None or not result.final or not op.attributes:
-                continue
-            hidden = redacted.get(op.job)
-            attributes = op.attributes
-            if hidden:
-                attributes = {k: REDACTED if k in hidden else v for k, v in attributes.items()}
-            sent[result.op_id] = orjson.dumps(attributes, default=_unencodable).decode()
-        return sent
+        return {r.op_id: json for r in results if (json := ops.get(r.op_id))}
+
+    def _sending(self, op: Operation) -> str:
+        if not op.attributes:
+            return ""
+        hidden = self._redacted.get(op.job)
+        attributes = op.attributes
+        if hidden:
+            attributes = {k: REDACTED if k in hidden else v for k, v in attributes.items()}
+        return orjson.dumps(attributes, default=_unencodable).decode()
 
     def record_unpublished(self, cycle_id: str, results: Iterable[Result]) -> None:
         """Count failures that never became an operation (an object whose mapping failed)."""
