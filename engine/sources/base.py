@@ -47,3 +47,29 @@ class Source(Protocol):
     def batches(self, size: int) -> AsyncIterator[list[SourceObject]]:
         """Yield lists of at most `size` objects; the whole source is one full import."""
         ...
+
+
+MAX_PROBLEMS = 1000
+"""Problems a source keeps; the rest are only counted, so a broken source cannot fill memory."""
+
+
+class ProblemLog:
+    """The capped `problems` and `problem_count` of a source; `_problem` records one, `_forget_problems`
+    starts a new read."""
+
+    def __init__(self) -> None:
+        self.problems: list[SourceProblem] = []
+        self.problems_omitted = 0
+
+    @property
+    def problem_count(self) -> int:
+        return len(self.problems) + self.problems_omitted
+
+    def _forget_problems(self) -> None:
+        self.problems, self.problems_omitted = [], 0
+
+    def _problem(self, line: int, message: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(SourceProblem(line, message))
+        else:
+            self.problems_omitted += 1

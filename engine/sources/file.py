@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from engine.sources.base import SourceObject, SourceProblem
+from engine.sources.base import ProblemLog, SourceObject
 from queues.errors import ConfigError, SourceError
 from queues.validation import boolean, check_keys, choice, join, string
 
@@ -34,8 +34,6 @@ KEYS = ("type", "path", "id_column", "encoding", "delimiter", "empty_as_null")
 CSV_ONLY_KEYS = ("delimiter", "empty_as_null")
 SUFFIX_TYPES: dict[str, FileType] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
-#: Problems kept in `FileSource.problems`; the rest are only counted, so a broken file cannot fill memory.
-MAX_PROBLEMS = 1000
 
 # Bytes the codec could not decode come out of "surrogateescape" as lone surrogates U+DC80..U+DCFF,
 # which no valid decoding produces; finding one marks the line as undecodable.
@@ -116,18 +114,12 @@ def _delimiter(path: str, raw: Any) -> str:
     return raw
 
 
-class FileSource:
+class FileSource(ProblemLog):
     """Streams the objects of a CSV or JSON Lines file; see the module docstring."""
 
     def __init__(self, settings: FileSourceSettings) -> None:
+        super().__init__()
         self.settings = settings
-        self.problems: list[SourceProblem] = []
-        #: Problems beyond `MAX_PROBLEMS`, counted but not kept.
-        self.problems_omitted = 0
-
-    @property
-    def problem_count(self) -> int:
-        return len(self.problems) + self.problems_omitted
 
     async def batches(self, size: int) -> AsyncIterator[list[SourceObject]]:
         """Yield lists of at most `size` objects, reading only one batch ahead.
@@ -137,8 +129,7 @@ class FileSource:
         """
         if size < 1:
             raise ValueError(f"batch size must be at least 1, got {size}")
-        self.problems = []
-        self.problems_omitted = 0
+        self._forget_problems()
         reader = self._read_csv(size) if self.settings.type == "csv" else self._read_jsonl(size)
         try:
             for batch in reader:
@@ -146,12 +137,6 @@ class FileSource:
                 await asyncio.sleep(0)
         finally:
             reader.close()
-
-    def _problem(self, line: int, message: str) -> None:
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(SourceProblem(line, message))
-        else:
-            self.problems_omitted += 1
 
     def _open(self) -> IO[str]:
         settings = self.settings

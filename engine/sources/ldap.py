@@ -59,12 +59,11 @@ import ldap3
 from ldap3.core import exceptions as ldap_errors
 
 from engine.schedule import parse_duration
-from engine.sources.base import SourceObject, SourceProblem
+from engine.sources.base import ProblemLog, SourceObject
 from queues.errors import ConfigError, SourceError
 from queues.ldap_names import DnError, canonical_dn
 from queues.validation import as_list, boolean, check_keys, choice, integer, join, positive, string
 
-MAX_PROBLEMS: Final = 1000
 _PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
 _KEYS: Final = (
     "type",
@@ -203,14 +202,13 @@ def _member_base(path: str, raw: Mapping[str, Any]) -> str | None:
     return base
 
 
-class LdapSource:
+class LdapSource(ProblemLog):
     """Streams the entries under a base, a page per batch; see the module docstring."""
 
     def __init__(self, settings: LdapSourceSettings, *, since: str | None = None) -> None:
+        super().__init__()
         self.settings = settings
         self.since = since
-        self.problems: list[SourceProblem] = []
-        self.problems_omitted = 0
         self.watermark: str | None = since
         self._member_ids: dict[str, str] | None = None
         """For a read with `member_base`: canonical member DN -> member id, once the first group came."""
@@ -220,15 +218,11 @@ class LdapSource:
         """Whether a read is a full import (so objects it does not see have left the source)."""
         return self.since is None
 
-    @property
-    def problem_count(self) -> int:
-        return len(self.problems) + self.problems_omitted
-
     async def batches(self, size: int) -> AsyncIterator[list[SourceObject]]:
         """Yield the entries a page at a time (pages of at most `size` and `page_size`)."""
         if size < 1:
             raise ValueError(f"batch size must be at least 1, got {size}")
-        self.problems, self.problems_omitted = [], 0
+        self._forget_problems()
         self._member_ids = None
         s = self.settings
         names = list(s.attributes) or ["*"]
@@ -408,12 +402,6 @@ class LdapSource:
                 f"({named}{more}); left out",
             )
         return ids
-
-    def _problem(self, number: int, message: str) -> None:
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(SourceProblem(number, message))
-        else:
-            self.problems_omitted += 1
 
 
 def _first(raw: Mapping[str, list[bytes]], name: str) -> str | None:

@@ -67,7 +67,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from engine.sources.base import SourceObject, SourceProblem
+from engine.sources.base import ProblemLog, SourceObject
 from queues.errors import AuthError, ConfigError, SourceError
 from queues.http_auth import Credentials
 from queues.http_client import HTTP_KEYS, HttpSettings, parse_http_settings, parse_retry_after
@@ -78,7 +78,6 @@ log = logging.getLogger("roster.sources.scim")
 ObjectType = Literal["user", "group"]
 ENTERPRISE_SCHEMA: Final = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 ENDPOINTS: Final = {"user": "/Users", "group": "/Groups"}
-MAX_PROBLEMS: Final = 1000
 _KEYS: Final = (
     *HTTP_KEYS,
     "type",
@@ -210,13 +209,12 @@ class _Pass:
     moved: bool = False
 
 
-class ScimSource:
+class ScimSource(ProblemLog):
     """Streams the Users or Groups of one SCIM service; see the module docstring."""
 
     def __init__(self, settings: ScimSourceSettings) -> None:
+        super().__init__()
         self.settings = settings
-        self.problems: list[SourceProblem] = []
-        self.problems_omitted = 0
         self.requests_sent = 0
         self.passes = 0
         self._credentials = Credentials(settings.http.auth, timeout=settings.http.timeout)
@@ -226,15 +224,12 @@ class ScimSource:
     def __repr__(self) -> str:
         return f"ScimSource({self.settings.url}{ENDPOINTS[self.settings.object_type]})"
 
-    @property
-    def problem_count(self) -> int:
-        return len(self.problems) + self.problems_omitted
-
     async def batches(self, size: int) -> AsyncIterator[list[SourceObject]]:
         """Yield lists of at most `size` objects, one page at a time."""
         if size < 1:
             raise ValueError(f"batch size must be at least 1, got {size}")
-        self.problems, self.problems_omitted, self.passes = [], 0, 0
+        self._forget_problems()
+        self.passes = 0
         s = self.settings
         headers = {"Accept": "application/scim+json, application/json"}
         async with s.http.session(limit=2, headers=headers) as session:
@@ -465,12 +460,6 @@ class ScimSource:
             if secret:
                 text = text.replace(secret, "***")
         return text
-
-    def _problem(self, line: int, message: str) -> None:
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(SourceProblem(line, message))
-        else:
-            self.problems_omitted += 1
 
 
 class _Transient(Exception):

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from engine.sources.base import SourceObject
-from engine.sources.file import MAX_PROBLEMS, FileSource, FileSourceSettings, parse_file_source
+from engine.sources.base import MAX_PROBLEMS, SourceObject
+from engine.sources.file import FileSource, FileSourceSettings, parse_file_source
 from queues.errors import ConfigError, SourceError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
