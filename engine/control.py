@@ -68,7 +68,10 @@ class JobControl:
     async def load(self) -> None:
         self._switches = {job: JobSwitches(**row) for job, row in (await self._state.job_switches()).items()}
         for job, switches in self._switches.items():
-            self._event(job).clear() if switches.paused else self._event(job).set()
+            if switches.paused:
+                self._event(job).clear()
+            else:
+                self._event(job).set()
 
     def switches(self, job: str) -> JobSwitches:
         return self._switches.get(job, _UNSET)

@@ -64,12 +64,8 @@ class Operation:
             raise DecodeError(f"operation {self.op_id}: attempt must be >= 1, got {self.attempt}")
 
     @property
-    def match_attribute(self) -> str | None:
-        """The matching attribute of highest precedence that has a value."""
-        return self.matching[0][0] if self.matching else None
-
-    @property
     def match_value(self) -> Any:
+        """The value of the matching attribute of highest precedence that has one."""
         return self.matching[0][1] if self.matching else None
 
     def next_attempt(self) -> Operation:
