@@ -6,6 +6,8 @@ import orjson
 import pytest
 
 from queues.contracts import (
+    OPERATION_FIELDS,
+    RESULT_FIELDS,
     VERSION,
     Operation,
     Result,
@@ -97,14 +99,25 @@ def envelope(**changes: object) -> bytes:
 
 
 def item(**changes: object) -> bytes:
-    """An operations envelope whose one item has `changes` applied (None removes a field)."""
+    """An operations envelope whose one row has `changes` applied (None removes a field, from the row
+    and from the envelope's `fields`; a new name is added to both)."""
     doc = orjson.loads(encode_operations("scim", operations()[:1]))
+    fields, row = doc["fields"], doc["items"][0]
     for key, value in changes.items():
-        if value is None:
-            del doc["items"][0][key]
+        if key not in fields:
+            fields.append(key)
+            row.append(value)
+        elif value is None:
+            del row[fields.index(key)]
+            fields.remove(key)
         else:
-            doc["items"][0][key] = value
+            row[fields.index(key)] = value
     return orjson.dumps(doc)
+
+
+def row(change: object) -> bytes:
+    """An operations envelope whose one row is replaced by `change`."""
+    return envelope(items=[change])
 
 
 def test_operations_survive_encode_and_decode_unchanged():
@@ -129,11 +142,19 @@ def test_an_empty_batch_round_trips():
         pytest.param(b"[1, 2]", "not a JSON object", id="not-an-object"),
         pytest.param(envelope(kind="results"), "expected an envelope of ops, got 'results'", id="wrong-kind"),
         pytest.param(envelope(items={"op_id": "x"}), "no list of items", id="items-not-a-list"),
-        pytest.param(envelope(items=["op"]), "Operation item is not an object", id="item-not-an-object"),
-        pytest.param(item(op_id=None), "op_id", id="missing-field"),
-        pytest.param(item(colour="red"), "colour", id="unknown-field"),
+        pytest.param(row("op"), "Operation item is not a row of 16 fields", id="item-not-a-row"),
+        pytest.param(row(["op-1", "job"]), "Operation item is not a row of 16 fields", id="short-row"),
+        pytest.param(envelope(fields=None), "no list of fields", id="no-fields"),
+        pytest.param(item(op_id=None), "missing ['op_id'], unknown []", id="missing-field"),
+        pytest.param(item(colour="red"), "missing [], unknown ['colour']", id="unknown-field"),
+        pytest.param(
+            envelope(fields=list(reversed(OPERATION_FIELDS))),
+            "fields are out of order",
+            id="reordered-fields",
+        ),
         pytest.param(item(action="explode"), "unknown action 'explode'", id="unknown-action"),
         pytest.param(item(attempt=0), "attempt must be >= 1", id="attempt-zero"),
+        pytest.param(item(attempt="2"), "Operation item has a wrong value", id="attempt-not-a-number"),
     ],
 )
 def test_a_bad_operations_body_raises_decode_error_saying_what_is_wrong(body: bytes, says: str):
@@ -150,7 +171,7 @@ def test_a_results_envelope_of_operations_raises_decode_error_naming_the_kind():
 
 def test_a_result_with_an_unknown_status_raises_decode_error():
     doc = orjson.loads(encode_results(results()[:1]))
-    doc["items"][0]["status"] = "exploded"
+    doc["items"][0][RESULT_FIELDS.index("status")] = "exploded"
 
     with pytest.raises(DecodeError, match="unknown status 'exploded'"):
         decode_results(orjson.dumps(doc))
