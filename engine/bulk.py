@@ -1,18 +1,18 @@
-"""Statements of the state store that write many rows, sent `ROWS` rows to a statement on SQLite.
+"""Statements of the state store that write many rows, sent many rows to a statement on SQLite.
 
 aiosqlite runs each call in a thread of its own, and `executemany` there lets go of the GIL and takes it
-back for every row. While the event loop thread is busy (it plans the next objects as results come
-in), each take waits for the interpreter's switch interval: beside a busy thread, 100,000 rows took
-1.5 to 60 seconds instead of 0.5 to 1, and the result writer fell behind the workers. A statement
-of `ROWS` rows takes the GIL once for all of them, so the rows go through one `executemany` of such
-statements, and the few left over through one of single rows. asyncpg has no thread; PostgreSQL keeps
-one row to a statement.
+back for every statement. While the event loop thread is busy (it plans the next objects as results
+come in), each take waits for the interpreter's switch interval: beside a busy thread, 100,000 rows
+one to a statement took 1.5 to 60 seconds instead of 0.5 to 1, and the result writer fell behind the
+workers. So an INSERT on SQLite carries up to `MAX_ROWS` rows (as many as SQLite's limit of
+parameters allows): full statements go through one `executemany`, the rest as one statement of
+exactly that many rows. asyncpg has no thread; PostgreSQL keeps one row to a statement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
@@ -21,17 +21,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from queues.errors import StateError
 
-ROWS = 64  # 64 rows of 15 columns (the log's) stay below SQLite's limit of 999 parameters before 3.32
+MAX_ROWS = 500
+"""Rows to one INSERT at most: past a few hundred, a larger statement saves nothing measurable."""
+
+SQLITE_MAX_PARAMETERS = 32_766
+"""SQLite's default limit of parameters to a statement since 3.32 (999 before)."""
 
 Row = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class BulkStatement:
-    """Driver SQL with positional parameters for one row and, for an INSERT on SQLite, for `ROWS`."""
+    """Driver SQL with positional parameters for one row and, for an INSERT on SQLite, the template
+    that repeats the row's parameters for several rows at once (`rows` at most)."""
 
     one_row: str
-    many_rows: str = ""
+    row_params: str = ""
+    rows: int = 1
+    _by_count: dict[int, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def compile(cls, statement: Any, dialect: sa.Dialect, keys: tuple[str, ...]) -> BulkStatement:
@@ -46,13 +53,31 @@ class BulkStatement:
         row = "(" + ", ".join("?" * len(keys)) + ")"
         if sql.count(row) != 1:
             raise StateError(f"no single row of parameters {row} in {sql!r}")
-        return cls(sql, sql.replace(row, ", ".join([row] * ROWS)))
+        version = dialect.server_version_info or (0,)
+        limit = SQLITE_MAX_PARAMETERS if version >= (3, 32) else 999
+        return cls(sql, row, max(1, min(MAX_ROWS, limit // len(keys))))
+
+    def _for(self, count: int) -> str:
+        """The statement for `count` rows (kept: a cycle sends few distinct counts)."""
+        sql = self._by_count.get(count)
+        if sql is None:
+            sql = self.one_row.replace(self.row_params, ", ".join([self.row_params] * count))
+            self._by_count[count] = sql
+        return sql
 
     async def execute(self, conn: AsyncConnection, rows: Sequence[Row]) -> None:
-        """Write `rows`, in order, with one `executemany` of `ROWS`-row statements and one of the rest."""
-        whole = len(rows) - len(rows) % ROWS if self.many_rows else 0
+        """Write `rows`, in order: one `executemany` of full statements and one statement of the rest."""
+        if self.rows == 1:
+            if rows:
+                await conn.exec_driver_sql(self.one_row, list(rows))
+            return
+        size = self.rows
+        whole = len(rows) - len(rows) % size
         if whole:
-            chunks = (rows[i : i + ROWS] for i in range(0, whole, ROWS))
-            await conn.exec_driver_sql(self.many_rows, [tuple(chain.from_iterable(c)) for c in chunks])
-        if whole < len(rows):
-            await conn.exec_driver_sql(self.one_row, list(rows[whole:]))
+            chunks = (rows[i : i + size] for i in range(0, whole, size))
+            await conn.exec_driver_sql(self._for(size), [tuple(chain.from_iterable(c)) for c in chunks])
+        rest = len(rows) - whole
+        if rest == 1:
+            await conn.exec_driver_sql(self.one_row, rows[whole])
+        elif rest:
+            await conn.exec_driver_sql(self._for(rest), tuple(chain.from_iterable(rows[whole:])))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from engine.mapping.base import Mapper
 from engine.membership import MemberPlan, Membership
@@ -163,6 +163,10 @@ class Planner:
         matching = [
             [name, value] for name in self.mapper.matching if (value := attributes.get(name)) is not None
         ]
+        if members is None:
+            add, remove, held = [], [], None
+        else:
+            add, remove, held = members.add, members.remove, members.members
         return Operation(
             op_id=f"{self.cycle_id}-{self._seq}",
             job=self.job,
@@ -175,10 +179,8 @@ class Planner:
             desired_hash=desired_hash,
             target_id=entry.target_id if entry else None,
             matching=matching,
+            members_add=add,
+            members_remove=remove,
+            members=held,
             emitted_at=time.time(),
-            **(_member_fields(members) if members is not None else {}),
         )
-
-
-def _member_fields(members: MemberPlan) -> dict[str, Any]:
-    return {"members_add": members.add, "members_remove": members.remove, "members": members.members}

@@ -119,25 +119,31 @@ class Tracker:
                 progress.counts[result.status] += 1
 
     def settle(self, results: Iterable[Result]) -> None:
+        """Count each final result once in its cycle's progress and forget its operation; an interim
+        (retrying) result counts as a retry. Runs once per result on the engine's busiest path, so the
+        checks are spelled out rather than taken through properties."""
+        ops = self._ops
+        cycles = self._cycles
+        in_flight = self._in_flight
+        touched: dict[str, CycleProgress] = {}
         for result in results:
-            known = self._ops.get(result.op_id)
-            progress = self._cycles.get(result.cycle_id)
-            if not result.final:
-                if progress is not None and known is not None:
+            op_id = result.op_id
+            progress = cycles.get(result.cycle_id)
+            status = result.status
+            if status == "retrying":
+                if progress is not None and op_id in ops:
                     progress.retries += 1
                 continue
-            if known is None:
+            if ops.pop(op_id, None) is None:
                 continue  # a duplicate, or a result of an operation from before a restart
-            del self._ops[result.op_id]
-            job_flight = self._in_flight.get(result.job)
-            if job_flight is not None and job_flight.get(result.source_id) == result.op_id:
+            job_flight = in_flight.get(result.job)
+            if job_flight is not None and job_flight.get(result.source_id) == op_id:
                 del job_flight[result.source_id]
             if progress is None:
                 continue
             progress.outstanding -= 1
-            if result.status == "succeeded":
-                progress.counts[ACTION_COUNTS[result.action]] += 1
-            else:
-                progress.counts[result.status] += 1
-            progress.latencies_s.append(result.latency_s)
+            progress.counts[ACTION_COUNTS[result.action] if status == "succeeded" else status] += 1
+            progress.latencies_s.append(result.completed_at - result.emitted_at)
+            touched[result.cycle_id] = progress
+        for progress in touched.values():
             progress._check_done()

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from engine import migrations
+from engine.bulk import MAX_ROWS
 from engine.planner import ACTIVE, DISABLED, StateEntry
 from engine.state import StateStore, metadata, state_url
 from queues.contracts import Result
@@ -100,6 +101,17 @@ async def test_a_replayed_result_message_changes_nothing(store: StateStore) -> N
     before = await store.snapshot("people")
     await store.apply_results(batch)
     assert await store.snapshot("people") == before
+
+
+@pytest.mark.parametrize("count", [1, 2, MAX_ROWS - 1, MAX_ROWS, MAX_ROWS + 1, 2 * MAX_ROWS + 37])
+async def test_every_row_of_a_large_write_lands_once_and_in_order(store: StateStore, count: int) -> None:
+    # Around the rows a SQLite statement carries: full statements, a remainder of one and of many.
+    results = [result(f"s{i:05d}", attempts=i + 1) for i in range(count)]
+    await store.apply_results(results)
+    snapshot = await store.snapshot("people")
+    assert snapshot == {r.source_id: StateEntry(r.target_id, r.applied_hash, ACTIVE) for r in results}
+    log = await store.log_records("people")
+    assert [(r["source_id"], r["attempts"]) for r in log] == [(r.source_id, r.attempts) for r in results]
 
 
 async def test_a_target_id_is_kept_when_a_later_result_does_not_carry_one(store: StateStore) -> None:
