@@ -424,7 +424,7 @@ class SqlConnector(AsyncContextConnector):
         Runs under the write lock, so one worker's batches never race each other on SQLite; across
         PostgreSQL workers a UNIQUE constraint on the column turns a lost race into a permanent error.
         """
-        if not any(unique_candidates(v) is not None for op in ops for v in op.attributes.values()):
+        if not any(_may_be_unique(v) for op in ops for v in op.attributes.values()):
             return ops, {}
         table = self._table
         assert table is not None
@@ -631,7 +631,13 @@ def _converter(type_: sa.types.TypeEngine[Any]) -> Callable[[Any], Any] | None:
     return None
 
 
+def _may_be_unique(value: Any) -> bool:
+    return type(value) is dict and unique_candidates(value) is not None
+
+
 def _to_text(value: Any) -> Any:
+    if type(value) is str:  # nearly every value: spare it the checks below
+        return value
     if isinstance(value, int | float | Decimal):
         return str(value)
     if isinstance(value, list | dict | set | tuple):
