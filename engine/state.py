@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from engine.bulk import BulkStatement, Row
 from engine.migrations import migrate
 from engine.planner import ACTIVE, DISABLED, StateEntry
 from queues.contracts import Operation, Result
 from queues.errors import StateError
+from queues.sql_bulk import BulkStatement, Row
 
 metadata = sa.MetaData()
 
@@ -218,16 +218,19 @@ class StateStore:
         than the database itself on this path (one row per operation, twice).
         """
         if self._compiled is None:
-            self._compiled = tuple(
-                BulkStatement.compile(statement, dialect, keys)
-                for statement, keys in (
-                    (_upsert_objects(dialect.name), _OBJECT_KEYS),
-                    (_delete_objects, ("j", "s")),
-                    (log.insert(), _LOG_KEYS),
-                    (_upsert_members(dialect.name), ("job", "source_id", "members")),
-                    (_delete_members, ("j", "s")),
-                )
-            )
+            compiled = []
+            for statement, keys in (
+                (_upsert_objects(dialect.name), _OBJECT_KEYS),
+                (_delete_objects, ("j", "s")),
+                (log.insert(), _LOG_KEYS),
+                (_upsert_members(dialect.name), ("job", "source_id", "members")),
+                (_delete_members, ("j", "s")),
+            ):
+                bulk = BulkStatement.compile(statement, dialect, keys)
+                if bulk.keys != keys:  # the rows are built in the order of `keys`
+                    raise StateError(f"unexpected parameter order {bulk.keys} for {keys}")
+                compiled.append(bulk)
+            self._compiled = tuple(compiled)
         return self._compiled
 
     async def start_cycle(self, cycle_id: str, job: str, trigger: str) -> None:

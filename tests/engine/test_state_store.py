@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from engine import migrations
-from engine.bulk import MAX_ROWS
 from engine.planner import ACTIVE, DISABLED, StateEntry
 from engine.state import StateStore, metadata, state_url
 from queues.contracts import Result
 from queues.errors import StateError
+from queues.sql_bulk import MAX_ROWS
 from tests.conftest import require_service
 from tests.databases import private_database
 

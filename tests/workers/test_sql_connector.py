@@ -9,12 +9,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from queues.contracts import Operation
 from queues.errors import ConfigError
+from queues.sql_bulk import MAX_ROWS
 from workers.connectors.base import Applied
 from workers.connectors.null import NullConnector
 from workers.connectors.sql import SqlConnector, SqlSettings, parse_sql_settings
@@ -406,3 +408,57 @@ async def test_the_null_connector_applies_everything() -> None:
             [op("create", "alice"), replace(op("delete", None), source_id="s-9")]
         )
     assert outcomes == [Applied(target_id="alice"), Applied(target_id="s-9")]
+
+
+async def test_a_large_batch_of_mixed_shapes_lands_every_row_once_with_its_values(db: Database) -> None:
+    # On SQLite many rows go to one statement: full statements, then the rest as one (queues/sql_bulk.py).
+    count = 2 * MAX_ROWS + 7
+    ops = [
+        op("create", f"u{i:04d}", mail=f"u{i}@x.org", **({"displayName": f"User {i}"} if i % 3 else {}))
+        for i in range(count)
+    ]
+    async with SqlConnector("app", db.settings()) as connector:
+        outcomes = await connector.apply(ops)
+        again = await connector.apply(ops[:3])  # a redelivery changes nothing
+
+    assert outcomes == [Applied(target_id=f"u{i:04d}") for i in range(count)]
+    assert again == outcomes[:3]
+    expected = {
+        f"u{i:04d}": {
+            "user_name": f"u{i:04d}",
+            "email": f"u{i}@x.org",
+            "display_name": f"User {i}" if i % 3 else None,
+            "active": True,
+        }
+        for i in range(count)
+    }
+    assert await db.rows() == expected
+
+
+async def test_values_reach_typed_columns_as_sqlalchemy_would_bind_them(db: Database) -> None:
+    profile = "JSONB" if db.backend == "postgres" else "JSON"
+    columns = f'id TEXT PRIMARY KEY, "given name" TEXT, profile {profile}, on_leave BOOLEAN'
+    await db.execute(f"CREATE TABLE {db.table} ({columns})")
+    settings = db.settings(
+        key_column="id", columns=None, active_column=None, on_disable="delete", create_table=None
+    )
+    ops = [
+        op(
+            "create",
+            "alice",
+            **{"given name": "Alice", "profile": {"desk": 4, "tags": ["a"]}, "on_leave": False},
+        ),
+        op("create", "bob", **{"given name": "Bob", "profile": None, "on_leave": True}),
+    ]
+    async with SqlConnector("app", settings) as connector:
+        outcomes = await connector.apply(ops)
+
+    assert outcomes == [Applied(target_id="alice"), Applied(target_id="bob")]
+    rows = await db.rows("id")
+    assert {k: (r["given name"], r["on_leave"]) for k, r in rows.items()} == {
+        "alice": ("Alice", False),
+        "bob": ("Bob", True),
+    }
+    stored = rows["alice"]["profile"]
+    assert (orjson.loads(stored) if isinstance(stored, str) else stored) == {"desk": 4, "tags": ["a"]}
+    assert rows["bob"]["profile"] is None

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal
@@ -31,7 +32,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from queues.contracts import Operation
-from queues.errors import ConfigError
+from queues.errors import ConfigError, StateError
+from queues.sql_bulk import BulkStatement
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 from workers.errors import ConnectorError, PermanentError, TransientError
 from workers.unique import unique_candidates
@@ -268,6 +270,7 @@ class SqlConnector(AsyncContextConnector):
         self._key_attributes: tuple[str, ...] = ()
         self._key_convert: Callable[[Any], Any] | None = None
         self._upsert_statements: dict[tuple[str, ...], sa.Insert] = {}
+        self._bulk_upserts: dict[tuple[str, ...], BulkStatement | None] = {}
 
     def __repr__(self) -> str:
         return f"SqlConnector({self.name!r}, {self.settings.safe_url}, table={self.settings.table!r})"
@@ -510,7 +513,12 @@ class SqlConnector(AsyncContextConnector):
         for shape, rows in shapes.items():
             # One lock order for every batch, so two PostgreSQL workers never deadlock on each other.
             rows.sort(key=lambda row: str(row[key_column]))
-            await conn.execute(self._upsert(shape), rows)
+            bulk = self._bulk_upsert(conn.dialect, shape)
+            if bulk is None:
+                await conn.execute(self._upsert(shape), rows)
+            else:
+                values = _values_of(bulk.keys)
+                await bulk.execute(conn, [values(row) for row in rows])
         by_end: dict[str, list[dict[str, Any]]] = {}
         for key in sorted(plan.ends, key=str):
             by_end.setdefault(plan.ends[key], []).append({_KEY_PARAM: key})
@@ -520,6 +528,20 @@ class SqlConnector(AsyncContextConnector):
             await conn.execute(sa.update(table).where(where).values({active: False}), by_end["deactivate"])
         if "delete" in by_end:
             await conn.execute(sa.delete(table).where(where), by_end["delete"])
+
+    def _bulk_upsert(self, dialect: sa.Dialect, shape: tuple[str, ...]) -> BulkStatement | None:
+        """On SQLite, the upsert of `shape` as many rows to a statement (see `queues.sql_bulk`): one
+        row to a statement, the driver thread waits for the GIL per row beside a busy event loop.
+        None elsewhere, or where the compiler renamed a parameter (a column name it must escape)."""
+        if shape not in self._bulk_upserts:
+            bulk = None
+            if dialect.name == "sqlite":
+                try:
+                    bulk = BulkStatement.compile(self._upsert(shape), dialect, shape, processed=True)
+                except StateError:
+                    bulk = None
+            self._bulk_upserts[shape] = bulk
+        return self._bulk_upserts[shape]
 
     def _upsert(self, shape: tuple[str, ...]) -> sa.Insert:
         statement = self._upsert_statements.get(shape)
@@ -629,6 +651,14 @@ def _converter(type_: sa.types.TypeEngine[Any]) -> Callable[[Any], Any] | None:
     if python_type is int:
         return _to_int
     return None
+
+
+def _values_of(keys: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A row's values in the order of `keys`, as a tuple even for one key."""
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda row: (row[key],)
+    return itemgetter(*keys)
 
 
 def _may_be_unique(value: Any) -> bool:
