@@ -23,9 +23,10 @@ ACTIVE = "active"
 DISABLED = "disabled"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StateEntry:
-    """What the state knows of one object: where it is in the target and what was applied."""
+    """What the state knows of one object: where it is in the target and what was applied (made once
+    per object per cycle when the snapshot loads: not frozen, see `SourceObject`)."""
 
     target_id: str | None
     applied_hash: str | None

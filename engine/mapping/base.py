@@ -56,9 +56,10 @@ class ConstantMapping:
         return self.value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Mapped:
-    """The mapped attributes of one object and the hash that change detection compares."""
+    """The mapped attributes of one object and the hash that change detection compares (made once per
+    object per cycle: not frozen, see `SourceObject`)."""
 
     attributes: dict[str, Any]
     create_only: dict[str, Any]

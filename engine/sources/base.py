@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SourceObject:
-    """One identity as the source holds it. `line` is where it was read (1-based, 0 if unknown)."""
+    """One identity as the source holds it. `line` is where it was read (1-based, 0 if unknown).
+
+    Not frozen, like the other values made once per object per cycle: a frozen dataclass sets each
+    field through `object.__setattr__`, three times the cost of building it, on the hottest path."""
 
     source_id: str
     attributes: dict[str, Any]
