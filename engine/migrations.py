@@ -57,6 +57,16 @@ def _v3_groups_and_control(conn: sa.Connection, tables: sa.MetaData) -> None:
             conn.exec_driver_sql(f"ALTER TABLE log ADD COLUMN {name} {kind}")
 
 
+def _v4_one_log_record_per_result(conn: sa.Connection, _tables: sa.MetaData) -> None:
+    # Result messages written twice before this left twin records: keep the first of each.
+    conn.exec_driver_sql(
+        "DELETE FROM log WHERE op_id IS NOT NULL AND attempts IS NOT NULL AND id NOT IN ("
+        "SELECT MIN(id) FROM log WHERE op_id IS NOT NULL AND attempts IS NOT NULL "
+        "GROUP BY op_id, status, attempts)"
+    )
+    conn.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS log_result ON log (op_id, status, attempts)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -65,6 +75,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "group members as applied, job control, deprovisions held for approval, log details",
         _v3_groups_and_control,
     ),
+    Migration(4, "one provisioning log record per result", _v4_one_log_record_per_result),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -99,6 +99,9 @@ log = sa.Table(
     sa.Column("attributes", sa.Text),  # JSON: the attributes sent, redacted ones as "***"
     sa.Index("log_job_at", "job", "at"),
     sa.Index("log_job_source", "job", "source_id"),
+    # One record per result: a result message written again (its ack lost, or the engine stopped
+    # between the commit and the ack) adds nothing to the log.
+    sa.Index("log_result", "op_id", "status", "attempts", unique=True),
 )
 
 STAGED_DELETE = "staged_delete"
@@ -222,7 +225,7 @@ class StateStore:
             for statement, keys in (
                 (_upsert_objects(dialect.name), _OBJECT_KEYS),
                 (_delete_objects, ("j", "s")),
-                (log.insert(), _LOG_KEYS),
+                (_insert_log(dialect.name), _LOG_KEYS),
                 (_upsert_members(dialect.name), ("job", "source_id", "members")),
                 (_delete_members, ("j", "s")),
             ):
@@ -358,6 +361,11 @@ def _upsert_members(dialect: str) -> Any:
         index_elements=[group_members.c.job, group_members.c.source_id],
         set_={"members": insert.excluded.members},
     )
+
+
+def _insert_log(dialect: str) -> Any:
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(log)
+    return insert.on_conflict_do_nothing(index_elements=[log.c.op_id, log.c.status, log.c.attempts])
 
 
 def _upsert_objects(dialect: str) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -96,11 +97,20 @@ async def test_successes_move_the_objects_and_every_result_is_logged(store: Stat
 
 
 async def test_a_replayed_result_message_changes_nothing(store: StateStore) -> None:
-    batch = [result("a"), result("b", "update")]
+    retried = result("c", status="retrying", applied_hash=None)
+    batch = [result("a"), result("b", "update"), retried, replace(retried, status="succeeded", attempts=2)]
     await store.apply_results(batch)
     before = await store.snapshot("people")
-    await store.apply_results(batch)
+    await store.apply_results(batch)  # its ack was lost: the message comes again
+    await store.apply_results(batch[1:3])
     assert await store.snapshot("people") == before
+    log = await store.log_records("people")
+    assert [(r["source_id"], r["status"], r["attempts"]) for r in log] == [
+        ("a", "succeeded", 1),
+        ("b", "succeeded", 1),
+        ("c", "retrying", 1),
+        ("c", "succeeded", 2),
+    ]
 
 
 @pytest.mark.parametrize("count", [1, 2, MAX_ROWS - 1, MAX_ROWS, MAX_ROWS + 1, 2 * MAX_ROWS + 37])
@@ -191,6 +201,38 @@ async def test_a_store_from_before_versioning_is_adopted_with_its_data(url: str)
     async with StateStore(url) as store, store.engine.connect() as conn:
         assert await migrations.version(conn) == migrations.LATEST
         assert await store.entry("people", "a") == StateEntry("t-a", "h", ACTIVE)
+
+
+async def test_migration_4_keeps_the_first_of_twin_log_records_and_refuses_new_twins(url: str) -> None:
+    async with StateStore(url) as store:
+        await store.apply_results([result("a", op_id="op-a"), result("b", op_id="op-b")])
+        async with store.engine.begin() as conn:  # back to a version 3 store, with the twins it wrote
+            await conn.execute(sa.text("DROP INDEX log_result"))
+            await conn.execute(sa.text("DELETE FROM schema_version WHERE version = 4"))
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO log (at, cycle_id, op_id, job, source_id, action, status, attempts) "
+                    "VALUES (2, 'c1', 'op-a', 'people', 'a', 'create', 'succeeded', 1),"
+                    " (3, 'c1', 'op-a', 'people', 'a', 'create', 'succeeded', 1),"
+                    " (4, 'c1', 'op-a', 'people', 'a', 'create', 'retrying', 1),"
+                    " (5, NULL, NULL, 'people', 'x', 'create', 'failed', NULL),"
+                    " (6, NULL, NULL, 'people', 'x', 'create', 'failed', NULL)"
+                )
+            )
+    async with StateStore(url) as store:
+        async with store.engine.connect() as conn:
+            assert await migrations.version(conn) == 4
+        log = await store.log_records("people")
+        await store.apply_results([result("a", op_id="op-a")])
+        assert await store.log_records("people") == log
+    by_hand = 100.0  # the records inserted above have `at` 2 to 6; apply_results writes the time
+    assert [(r["op_id"], r["status"], r["at"] < by_hand) for r in log] == [
+        ("op-a", "succeeded", False),  # the first of the twins, written by apply_results
+        ("op-b", "succeeded", False),
+        ("op-a", "retrying", True),
+        (None, "failed", True),  # records without an op id are not results: both stay
+        (None, "failed", True),
+    ]
 
 
 async def test_a_store_newer_than_this_roster_is_refused(url: str) -> None:
