@@ -23,14 +23,17 @@ each member DN into the id (`member_id_attribute`, default `id_attribute`) of th
 the base, not there any more, or a stand-in such as the rootdn a refint overlay leaves in an empty
 group) is left out and reported as a problem on its group, which is still provisioned.
 
-Settings (beside `type: ldap`)::
+Settings (beside `type: ldap`); `url` to `connect_timeout_s` say how to reach the server, read as the LDAP
+target reads them (queues/ldap_link.py)::
 
     url: ldaps://ldap.example.org        # required; ldap:// or ldaps://
-    start_tls: false
+    start_tls: false                     # upgrade ldap:// with StartTLS (not with ldaps://)
     ca_file: certs/ldap-ca.pem           # relative to the job file
     verify_tls: true
     bind_dn: cn=reader,dc=example,dc=org # required
-    bind_password: ${LDAP_READER_PASSWORD}
+    bind_password: ${LDAP_READER_PASSWORD}   # required
+    timeout_s: 30                        # per call
+    connect_timeout_s: 10
     base_dn: ou=people,dc=example,dc=org # required
     filter: (objectClass=inetOrgPerson)
     scope: subtree                       # or one
@@ -42,16 +45,13 @@ Settings (beside `type: ldap`)::
     multi_valued: [member, uniqueMember, objectClass, memberOf]
     member_base: ou=people,dc=example,dc=org   # groups: member DNs under it become member ids
     member_id_attribute: entryUUID       # default: id_attribute (the user job's id_attribute)
-    timeout_s: 30
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-import ssl
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -61,18 +61,14 @@ from ldap3.core import exceptions as ldap_errors
 from engine.schedule import parse_duration
 from engine.sources.base import ProblemLog, SourceObject
 from queues.errors import ConfigError, SourceError
+from queues.ldap_link import LINK_KEYS, LinkSettings, ldap_server, parse_link
 from queues.ldap_names import DnError, canonical_dn
-from queues.validation import as_list, boolean, check_keys, choice, integer, join, positive, string
+from queues.validation import as_list, boolean, check_keys, choice, integer, join, string
 
 _PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
 _KEYS: Final = (
     "type",
-    "url",
-    "start_tls",
-    "ca_file",
-    "verify_tls",
-    "bind_dn",
-    "bind_password",
+    *LINK_KEYS,
     "base_dn",
     "filter",
     "scope",
@@ -80,7 +76,6 @@ _KEYS: Final = (
     "id_attribute",
     "page_size",
     "multi_valued",
-    "timeout_s",
     "incremental",
     "full_import_every",
     "member_base",
@@ -97,9 +92,7 @@ _NAMED_IN_PROBLEM: Final = 3
 class LdapSourceSettings:
     """A validated LDAP source; its repr hides the bind password."""
 
-    url: str
-    bind_dn: str
-    bind_password: str = field(repr=False)
+    link: LinkSettings
     base_dn: str
     filter: str = "(objectClass=inetOrgPerson)"
     scope: str = "subtree"
@@ -107,10 +100,6 @@ class LdapSourceSettings:
     id_attribute: str = "entryUUID"
     page_size: int = 500
     multi_valued: frozenset[str] = MULTI_VALUED
-    start_tls: bool = False
-    verify_tls: bool = True
-    ca_file: Path | None = None
-    timeout_s: float = 30.0
     incremental: bool = False
     """Between full imports, cycles read only what changed since the last one (`modifyTimestamp`)."""
     full_import_every_s: float = 86_400.0
@@ -124,24 +113,12 @@ class LdapSourceSettings:
 def parse_ldap_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> LdapSourceSettings:
     """Validate a job's LDAP `source:`; errors name the key's path, the problem and the fix."""
     check_keys(path, raw, _KEYS, required=("url", "bind_dn", "bind_password", "base_dn"))
-    url = string(join(path, "url"), raw["url"])
-    if not url.lower().startswith(("ldap://", "ldaps://")):
-        raise ConfigError(
-            join(path, "url"), "must be an ldap:// or ldaps:// URL", "e.g. ldaps://ldap.example.org"
-        )
+    link = parse_link(path, raw, base_dir=base_dir)
     search_filter = string(join(path, "filter"), raw.get("filter", "(objectClass=inetOrgPerson)"))
     if not (search_filter.startswith("(") and search_filter.endswith(")")):
         raise ConfigError(
             join(path, "filter"), "must be an LDAP filter in parentheses", "e.g. (objectClass=person)"
         )
-    ca_file = None
-    if raw.get("ca_file") is not None:
-        ca_file = base_dir / string(join(path, "ca_file"), raw["ca_file"])
-        if not ca_file.is_file():
-            raise ConfigError(
-                join(path, "ca_file"), f"no file at {ca_file}", "name a PEM file of CA certificates"
-            )
-    timeout = positive(join(path, "timeout_s"), raw.get("timeout_s", 30.0))
     attributes = tuple(
         string(join(join(path, "attributes"), i), a)
         for i, a in enumerate(as_list(join(path, "attributes"), raw.get("attributes", [])))
@@ -149,9 +126,7 @@ def parse_ldap_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> L
     multi = raw.get("multi_valued")
     member_base = _member_base(path, raw)
     return LdapSourceSettings(
-        url=url,
-        bind_dn=string(join(path, "bind_dn"), raw["bind_dn"]),
-        bind_password=string(join(path, "bind_password"), raw["bind_password"]),
+        link=link,
         base_dn=string(join(path, "base_dn"), raw["base_dn"]),
         filter=search_filter,
         scope=choice(join(path, "scope"), raw.get("scope", "subtree"), tuple(_SCOPES)),
@@ -166,10 +141,6 @@ def parse_ldap_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> L
                 for i, a in enumerate(as_list(join(path, "multi_valued"), multi))
             )
         ),
-        start_tls=boolean(join(path, "start_tls"), raw.get("start_tls", False)),
-        verify_tls=boolean(join(path, "verify_tls"), raw.get("verify_tls", True)),
-        ca_file=ca_file,
-        timeout_s=timeout,
         incremental=boolean(join(path, "incremental"), raw.get("incremental", False)),
         full_import_every_s=parse_duration(
             join(path, "full_import_every"), raw.get("full_import_every", "1d")
@@ -258,38 +229,25 @@ class LdapSource(ProblemLog):
         return f"(&{self.settings.filter}(modifyTimestamp>={self.since}))"
 
     def _connect(self) -> ldap3.Connection:
-        s = self.settings
-        tls = None
-        if s.start_tls or s.url.lower().startswith("ldaps://"):
-            tls = ldap3.Tls(
-                validate=ssl.CERT_REQUIRED if s.verify_tls else ssl.CERT_NONE,
-                ca_certs_file=str(s.ca_file) if s.ca_file else None,
-            )
-        server = ldap3.Server(
-            s.url,
-            use_ssl=s.url.lower().startswith("ldaps://"),
-            tls=tls,
-            get_info=ldap3.NONE,
-            connect_timeout=10,
-        )
+        link = self.settings.link
         conn = ldap3.Connection(
-            server,
-            user=s.bind_dn,
-            password=s.bind_password,
-            receive_timeout=max(1, math.ceil(s.timeout_s)),  # ldap3 packs it as a C int
+            ldap_server(link),
+            user=link.bind_dn,
+            password=link.bind_password,
+            receive_timeout=link.receive_timeout,
             raise_exceptions=False,
             auto_escape=False,
             check_names=False,
         )
         try:
             conn.open()
-            if s.start_tls and not conn.start_tls():
-                raise SourceError(f"{s.url}: StartTLS failed: {conn.result.get('description')}")
+            if link.start_tls and not conn.start_tls():
+                raise SourceError(f"{link.url}: StartTLS failed: {conn.result.get('description')}")
             if not conn.bind():
-                raise SourceError(f"{s.url}: bind as {s.bind_dn} failed: {_said(conn.result)}")
+                raise SourceError(f"{link.url}: bind as {link.bind_dn} failed: {_said(conn.result)}")
         except (ldap_errors.LDAPException, OSError) as exc:
             _close(conn)
-            raise SourceError(f"{s.url}: cannot connect: {type(exc).__name__}: {exc}") from None
+            raise SourceError(f"{link.url}: cannot connect: {type(exc).__name__}: {exc}") from None
         except SourceError:
             _close(conn)
             raise
@@ -305,7 +263,7 @@ class LdapSource(ProblemLog):
         size: int,
         cookie: bytes | None,
     ) -> tuple[list[Any], bytes | None]:
-        s = self.settings
+        link = self.settings.link
         try:
             conn.search(
                 base,
@@ -317,10 +275,10 @@ class LdapSource(ProblemLog):
             )
         except (ldap_errors.LDAPException, OSError) as exc:
             raise SourceError(
-                f"{s.url}: the search under {base} failed: {type(exc).__name__}: {exc}"
+                f"{link.url}: the search under {base} failed: {type(exc).__name__}: {exc}"
             ) from None
         if conn.result.get("result") != 0:
-            raise SourceError(f"{s.url}: the search under {base} failed: {_said(conn.result)}")
+            raise SourceError(f"{link.url}: the search under {base} failed: {_said(conn.result)}")
         entries = [
             (item["dn"], item.get("raw_attributes", {}))
             for item in conn.response or ()

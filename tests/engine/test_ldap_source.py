@@ -172,6 +172,19 @@ async def test_an_entry_without_an_id_is_a_problem_not_an_error(slapd: Slapd, tm
     assert "has no employeeNumber" in str(source.problems[0])
 
 
+@pytest.mark.parametrize("mode", ["ldaps", "start_tls"])
+async def test_a_read_over_tls_with_a_ca_file(slapd: Slapd, tmp_path: Path, mode: str) -> None:
+    seed(slapd, 3)
+    tls = {"url": slapd.ldaps_url} if mode == "ldaps" else {"start_tls": True}
+    raw = source_settings(slapd, ca_file=str(slapd.ca_file), **tls)
+    objects, _ = await read_all(LdapSource(parse_ldap_source("s", raw, base_dir=tmp_path)))
+    assert sorted(o.attributes["uid"] for o in objects) == ["p0", "p1", "p2"]
+
+    without_ca = source_settings(slapd, url=slapd.ldaps_url)
+    with pytest.raises(SourceError, match="cannot connect"):
+        await read_all(LdapSource(parse_ldap_source("s", without_ca, base_dir=tmp_path)))
+
+
 async def test_a_wrong_password_or_a_stopped_server_is_a_source_error_without_the_password(
     slapd: Slapd, tmp_path: Path
 ) -> None:
@@ -205,3 +218,22 @@ def test_settings_errors_name_the_key_and_the_fix(tmp_path: Path) -> None:
             parse_source("jobs[0].source", {**base, **override}, base_dir=tmp_path)
         assert where in str(caught.value) and words in str(caught.value), str(caught.value)
     assert "pw" not in repr(parse_ldap_source("s", base, base_dir=tmp_path))
+
+
+def test_the_link_is_checked_as_the_ldap_target_checks_it(tmp_path: Path) -> None:
+    secret = "s3cret-pw-1234"
+    base = {"type": "ldap", "url": "ldap://h", "bind_dn": "cn=r", "bind_password": secret, "base_dn": "dc=x"}
+    cases = [
+        ({"url": "ldaps://h", "start_tls": True}, "s.start_tls", "ldaps:// is TLS already"),
+        ({"bind_password": ""}, "s.bind_password", "non-empty string"),
+        ({"bind_password": 1234}, "s.bind_password", "non-empty string"),
+        ({"bind_dn": "reader"}, "s.bind_dn", "write a DN such as"),
+        ({"connect_timeout_s": 0}, "s.connect_timeout_s", "above 0"),
+    ]
+    for override, where, words in cases:
+        with pytest.raises(ConfigError) as caught:
+            parse_ldap_source("s", {**base, **override}, base_dir=tmp_path)
+        message = str(caught.value)
+        assert where in message and words in message and "1234" not in message, message
+    settings = parse_ldap_source("s", {**base, "connect_timeout_s": 2.5}, base_dir=tmp_path)
+    assert settings.link.connect_timeout_s == 2.5 and secret not in repr(settings)

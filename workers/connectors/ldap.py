@@ -27,10 +27,11 @@ the bind DN (or `empty_member`) stands in while it has none.
 violations, insufficient access, invalid syntax and the rest are `PermanentError` with the server's message.
 The bind password appears in no message and no repr.
 
-Settings (beside `name`, `type: ldap`, `max_inflight`, `retry`)::
+Settings (beside `name`, `type: ldap`, `max_inflight`, `retry`); all but `base_dn`, `pool_size`, `users`
+and `groups` say how to reach the server, read as the LDAP source reads them (queues/ldap_link.py)::
 
     url: ldaps://ldap.example.org                 # required; ldap:// or ldaps://
-    start_tls: false                              # upgrade ldap:// with StartTLS
+    start_tls: false                              # upgrade ldap:// with StartTLS (not with ldaps://)
     ca_file: certs/ldap-ca.pem                    # relative to the config file
     verify_tls: true
     bind_dn: cn=roster,ou=services,dc=example,dc=org   # required (simple bind)
@@ -67,6 +68,7 @@ import ldap3
 
 from queues.contracts import Operation
 from queues.errors import ConfigError
+from queues.ldap_link import LINK_KEYS, LinkSettings, parse_dn, parse_link
 from queues.ldap_names import (
     DnError,
     DnTemplate,
@@ -78,7 +80,7 @@ from queues.ldap_names import (
     same_dn,
     split_dn,
 )
-from queues.validation import as_list, as_mapping, boolean, check_keys, integer, join, positive, string
+from queues.validation import as_list, as_mapping, check_keys, integer, join, string
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 from workers.connectors.ldap_pool import (
     ALREADY_EXISTS,
@@ -88,7 +90,6 @@ from workers.connectors.ldap_pool import (
     OBJECT_CLASS_VIOLATION,
     VALUE_EXISTS,
     LdapFailure,
-    LinkSettings,
     Pool,
     Session,
     broken_link,
@@ -97,20 +98,7 @@ from workers.errors import ConnectorError, PermanentError
 
 log = logging.getLogger("roster.connectors.ldap")
 
-_KEYS: Final = (
-    "url",
-    "start_tls",
-    "ca_file",
-    "verify_tls",
-    "bind_dn",
-    "bind_password",
-    "base_dn",
-    "pool_size",
-    "timeout_s",
-    "connect_timeout_s",
-    "users",
-    "groups",
-)
+_KEYS: Final = (*LINK_KEYS, "base_dn", "pool_size", "users", "groups")
 _KIND_KEYS: Final = ("dn", "object_classes", "attributes", "match", "base", "disable")
 _GROUP_KEYS: Final = (
     "dn",
@@ -176,36 +164,12 @@ def parse_ldap_settings(path: str, raw: Mapping[str, Any], *, base_dir: Path | N
     def at(key: str) -> str:
         return join(path, key)
 
-    url = string(at("url"), raw["url"])
-    if not url.lower().startswith(("ldap://", "ldaps://")):
-        raise ConfigError(at("url"), "must be an ldap:// or ldaps:// URL", "e.g. ldaps://ldap.example.org")
-    start_tls = boolean(at("start_tls"), raw.get("start_tls", False))
-    if start_tls and url.lower().startswith("ldaps://"):
-        raise ConfigError(at("start_tls"), "is for ldap:// URLs; ldaps:// is TLS already", "remove one")
-    ca_file = None
-    if raw.get("ca_file") is not None:
-        ca_file = (base_dir or Path.cwd()) / string(at("ca_file"), raw["ca_file"])
-        if not ca_file.is_file():
-            raise ConfigError(at("ca_file"), f"no file at {ca_file}", "name a PEM file of CA certificates")
-    base_dn = _dn(at("base_dn"), raw["base_dn"])
-    bind_dn = _dn(at("bind_dn"), raw["bind_dn"])
-    password = raw["bind_password"]
-    if not isinstance(password, str) or not password:
-        raise ConfigError(at("bind_password"), "expected a non-empty string", "e.g. ${LDAP_PASSWORD}")
-    link = LinkSettings(
-        url=url,
-        bind_dn=bind_dn,
-        bind_password=password,
-        start_tls=start_tls,
-        verify_tls=boolean(at("verify_tls"), raw.get("verify_tls", True)),
-        ca_file=ca_file,
-        timeout_s=positive(at("timeout_s"), raw.get("timeout_s", 30.0)),
-        connect_timeout_s=positive(at("connect_timeout_s"), raw.get("connect_timeout_s", 10.0)),
-    )
+    link = parse_link(path, raw, base_dir=base_dir)
+    base_dn = parse_dn(at("base_dn"), raw["base_dn"])
     if raw.get("users") is None and raw.get("groups") is None:
         raise ConfigError(path, "has neither `users:` nor `groups:`", "add `users:` with at least `dn:`")
-    users = _kind(at("users"), raw.get("users"), "user", base_dn, bind_dn)
-    groups = _kind(at("groups"), raw.get("groups"), "group", base_dn, bind_dn)
+    users = _kind(at("users"), raw.get("users"), "user", base_dn, link.bind_dn)
+    groups = _kind(at("groups"), raw.get("groups"), "group", base_dn, link.bind_dn)
     return LdapSettings(
         link=link,
         base_dn=base_dn,
@@ -255,13 +219,13 @@ def _kind(path: str, raw: Any, kind: str, base_dn: str, bind_dn: str) -> KindSet
         object_classes=classes,
         attributes=mapped,
         match=string(join(path, "match"), raw.get("match", rdn_type)),
-        base=_dn(join(path, "base"), raw.get("base", base_dn)),
+        base=parse_dn(join(path, "base"), raw.get("base", base_dn)),
         disable=_disable(join(path, "disable"), raw.get("disable")) if kind == "user" else None,
         member_attribute=member,
         member_chunk_size=integer(
             join(path, "member_chunk_size"), raw.get("member_chunk_size", 500), minimum=1
         ),
-        empty_member=_dn(join(path, "empty_member"), raw.get("empty_member", bind_dn)),
+        empty_member=parse_dn(join(path, "empty_member"), raw.get("empty_member", bind_dn)),
     )
 
 
@@ -271,7 +235,7 @@ def _disable(path: str, raw: Any) -> Disable | None:
     raw = as_mapping(path, raw)
     check_keys(path, raw, _DISABLE_KEYS)
     attribute = string(join(path, "attribute"), raw["attribute"]) if "attribute" in raw else None
-    move_to = _dn(join(path, "move_to"), raw["move_to"]) if "move_to" in raw else None
+    move_to = parse_dn(join(path, "move_to"), raw["move_to"]) if "move_to" in raw else None
     if attribute is None and move_to is None:
         raise ConfigError(
             path, "says neither `attribute:` nor `move_to:`", "e.g. {move_to: ou=disabled,dc=example,dc=org}"
@@ -286,15 +250,6 @@ def _disable(path: str, raw: Any) -> Disable | None:
         enabled_value=None if enabled is None else str(enabled),
         move_to=move_to,
     )
-
-
-def _dn(path: str, raw: Any) -> str:
-    text = string(path, raw)
-    try:
-        split_dn(text)
-    except DnError as exc:
-        raise ConfigError(path, str(exc), "write a DN such as ou=people,dc=example,dc=org") from None
-    return text
 
 
 # -- Values ------------------------------------------------------------------------------------------

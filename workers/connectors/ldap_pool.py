@@ -1,4 +1,4 @@
-"""Connections to one LDAP server for a connector: settings of the link, a pool, and result codes as errors.
+"""Connections to one LDAP server for a connector: a pool, and result codes as errors.
 
 ldap3 is synchronous, so each pooled connection is used by one worker thread at a time and the event loop
 only awaits the thread: a whole chunk of operations runs in one hop. A connection that breaks (the server
@@ -11,17 +11,14 @@ server's own message. The bind password never appears in a message or a repr.
 from __future__ import annotations
 
 import asyncio
-import math
-import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 
+from queues.ldap_link import LinkSettings, ldap_server
 from workers.errors import ConnectorError, PermanentError, TransientError
 
 T = TypeVar("T")
@@ -37,24 +34,6 @@ VALUE_EXISTS: Final = 20  # attributeOrValueExists: adding a value that is there
 _MESSAGE_MAX: Final = 500
 BROKEN_LINK: Final = (ldap_errors.LDAPCommunicationError, ldap_errors.LDAPResponseTimeoutError, OSError)
 """What ldap3 raises when the connection fails under a call: the connection is then dropped."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LinkSettings:
-    """How to reach and bind to the server. `url` is ldap:// or ldaps://; StartTLS upgrades ldap://."""
-
-    url: str
-    bind_dn: str
-    bind_password: str = field(repr=False)
-    start_tls: bool = False
-    verify_tls: bool = True
-    ca_file: Path | None = None
-    timeout_s: float = 30.0
-    connect_timeout_s: float = 10.0
-
-    @property
-    def tls(self) -> bool:
-        return self.url.lower().startswith("ldaps://") or self.start_tls
 
 
 class LdapFailure(Exception):
@@ -185,12 +164,12 @@ class Pool:
     def _connect(self) -> Session:
         link = self.link
         conn = ldap3.Connection(
-            _server(link),  # a fresh one: ldap3 would shun an address that failed once, for minutes
+            ldap_server(link),  # a fresh one: ldap3 would shun an address that failed once, for minutes
             user=link.bind_dn,
             password=link.bind_password,
             authentication=ldap3.SIMPLE,
             client_strategy=ldap3.SYNC,
-            receive_timeout=max(1, math.ceil(link.timeout_s)),  # ldap3 packs it as a C int
+            receive_timeout=link.receive_timeout,
             raise_exceptions=False,
             auto_escape=False,
             check_names=False,
@@ -247,19 +226,3 @@ def _close(conn: ldap3.Connection) -> None:
     sock = getattr(conn, "socket", None)
     if sock is not None:
         sock.close()
-
-
-def _server(link: LinkSettings) -> ldap3.Server:
-    tls = None
-    if link.tls:
-        tls = ldap3.Tls(
-            validate=ssl.CERT_REQUIRED if link.verify_tls else ssl.CERT_NONE,
-            ca_certs_file=str(link.ca_file) if link.ca_file else None,
-        )
-    return ldap3.Server(
-        link.url,
-        use_ssl=link.url.lower().startswith("ldaps://"),
-        tls=tls,
-        get_info=ldap3.NONE,
-        connect_timeout=link.connect_timeout_s,
-    )
