@@ -230,8 +230,12 @@ class LdapSource(ProblemLog):
 
     def _connect(self) -> ldap3.Connection:
         link = self.settings.link
+        try:
+            server = ldap_server(link)
+        except ldap_errors.LDAPException as exc:  # e.g. the CA file went away since the config was read
+            raise SourceError(f"{link.url}: the TLS settings cannot be used: {exc}") from None
         conn = ldap3.Connection(
-            ldap_server(link),
+            server,
             user=link.bind_dn,
             password=link.bind_password,
             receive_timeout=link.receive_timeout,

@@ -185,6 +185,18 @@ async def test_a_read_over_tls_with_a_ca_file(slapd: Slapd, tmp_path: Path, mode
         await read_all(LdapSource(parse_ldap_source("s", without_ca, base_dir=tmp_path)))
 
 
+async def test_a_ca_file_gone_since_the_settings_were_read_is_a_source_error(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(slapd.ca_file.read_bytes())
+    raw = source_settings(slapd, url=slapd.ldaps_url, ca_file=str(ca_file))
+    source = LdapSource(parse_ldap_source("s", raw, base_dir=tmp_path))
+    ca_file.unlink()
+    with pytest.raises(SourceError, match="the TLS settings cannot be used"):
+        await read_all(source)
+
+
 async def test_a_wrong_password_or_a_stopped_server_is_a_source_error_without_the_password(
     slapd: Slapd, tmp_path: Path
 ) -> None:

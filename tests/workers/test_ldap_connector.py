@@ -371,3 +371,16 @@ def test_settings_errors_name_the_key_and_the_fix(tmp_path: Path, slapd: Slapd) 
             parse_targets({"targets": [bad]}, base_dir=tmp_path)
         assert where in str(caught.value) and words in str(caught.value), str(caught.value)
         assert slapd.password not in str(caught.value)
+
+
+async def test_a_ca_file_gone_since_the_settings_were_read_fails_the_batch_permanently(
+    slapd: Slapd, connect: Callable[..., Any], tmp_path: Path
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(slapd.ca_file.read_bytes())
+    connector = await connect(slapd, url=slapd.ldaps_url, ca_file=str(ca_file))
+    ca_file.unlink()
+    outcomes = await connector.apply([op("create", person(1)), op("create", person(2))])
+    assert [(type(o).__name__, o.code) for o in outcomes] == [("PermanentError", "tls")] * 2
+    assert "TLS settings" in outcomes[0].message
+    assert users_of(slapd) == {}

@@ -163,8 +163,12 @@ class Pool:
 
     def _connect(self) -> Session:
         link = self.link
+        try:
+            server = ldap_server(link)  # a fresh one: ldap3 would shun an address that failed once
+        except ldap_errors.LDAPException as exc:  # e.g. the CA file went away since the config was read
+            raise PermanentError(f"TLS settings for {link.url} cannot be used: {exc}", code="tls") from None
         conn = ldap3.Connection(
-            ldap_server(link),  # a fresh one: ldap3 would shun an address that failed once, for minutes
+            server,
             user=link.bind_dn,
             password=link.bind_password,
             authentication=ldap3.SIMPLE,
