@@ -193,11 +193,21 @@ def _fields_differ(sent: Any, fields: tuple[str, ...]) -> str:
 def _build(cls: type[Any], fields: tuple[str, ...], rows: list[Any]) -> list[Any]:
     width = len(fields)
     built = []
-    for row in rows:
-        if not isinstance(row, list) or len(row) != width:
-            raise DecodeError(f"{cls.__name__} item is not a row of {width} fields: {str(row)[:80]}")
+    for number, row in enumerate(rows, 1):
+        # The reasons name positions and types, never values: a row may hold attributes that are secret.
+        if not isinstance(row, list):
+            raise DecodeError(
+                f"{cls.__name__} item {number} is not a row of {width} fields: a {type(row).__name__}"
+            )
+        if len(row) != width:
+            raise DecodeError(
+                f"{cls.__name__} item {number} is not a row of {width} fields: it has {len(row)}"
+            )
         try:
             built.append(cls(*row))
-        except TypeError as exc:  # a value of the wrong type met a check
-            raise DecodeError(f"{cls.__name__} item has a wrong value: {exc}") from None
+        except TypeError:  # a value of the wrong type met a check
+            kinds = ", ".join(
+                f"{name}={type(value).__name__}" for name, value in zip(fields, row, strict=True)
+            )
+            raise DecodeError(f"{cls.__name__} item {number} has a value of a wrong type ({kinds})") from None
     return built

@@ -142,8 +142,10 @@ def test_an_empty_batch_round_trips():
         pytest.param(b"[1, 2]", "not a JSON object", id="not-an-object"),
         pytest.param(envelope(kind="results"), "expected an envelope of ops, got 'results'", id="wrong-kind"),
         pytest.param(envelope(items={"op_id": "x"}), "no list of items", id="items-not-a-list"),
-        pytest.param(row("op"), "Operation item is not a row of 16 fields", id="item-not-a-row"),
-        pytest.param(row(["op-1", "job"]), "Operation item is not a row of 16 fields", id="short-row"),
+        pytest.param(row("op"), "Operation item 1 is not a row of 16 fields: a str", id="item-not-a-row"),
+        pytest.param(
+            row(["op-1", "job"]), "Operation item 1 is not a row of 16 fields: it has 2", id="short-row"
+        ),
         pytest.param(envelope(fields=None), "no list of fields", id="no-fields"),
         pytest.param(item(op_id=None), "missing ['op_id'], unknown []", id="missing-field"),
         pytest.param(item(colour="red"), "missing [], unknown ['colour']", id="unknown-field"),
@@ -154,7 +156,9 @@ def test_an_empty_batch_round_trips():
         ),
         pytest.param(item(action="explode"), "unknown action 'explode'", id="unknown-action"),
         pytest.param(item(attempt=0), "attempt must be >= 1", id="attempt-zero"),
-        pytest.param(item(attempt="2"), "Operation item has a wrong value", id="attempt-not-a-number"),
+        pytest.param(
+            item(attempt="2"), "Operation item 1 has a value of a wrong type", id="attempt-not-a-number"
+        ),
     ],
 )
 def test_a_bad_operations_body_raises_decode_error_saying_what_is_wrong(body: bytes, says: str):
@@ -175,3 +179,21 @@ def test_a_result_with_an_unknown_status_raises_decode_error():
 
     with pytest.raises(DecodeError, match="unknown status 'exploded'"):
         decode_results(orjson.dumps(doc))
+
+
+@pytest.mark.parametrize("change", ["drop-a-field", "wrong-type"])
+def test_a_decode_error_never_shows_the_values_of_a_row(change: str):
+    doc = orjson.loads(encode_operations("scim", operations()[:1]))
+    row = doc["items"][0]
+    for name in ("op_id", "job", "target", "cycle_id"):  # short, so a row's excerpt would reach it
+        row[OPERATION_FIELDS.index(name)] = "x"
+    row[OPERATION_FIELDS.index("attributes")] = {"password": "s3cret-Value"}
+    if change == "drop-a-field":
+        row.pop()
+    else:
+        row[OPERATION_FIELDS.index("attempt")] = "two"
+
+    with pytest.raises(DecodeError) as caught:
+        decode_operations(orjson.dumps(doc))
+
+    assert "s3cret" not in str(caught.value)
