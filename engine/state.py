@@ -137,7 +137,9 @@ class StateStore:
         if url.get_backend_name() == "sqlite" and url.database:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._engine = create_async_engine(url)
+            # hide_parameters: a failed write would otherwise print every row it held (attributes
+            # included) into the error and the log.
+            self._engine = create_async_engine(url, hide_parameters=True)
             if url.get_backend_name() == "sqlite":
                 sa.event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
             async with self._engine.begin() as conn:

@@ -124,6 +124,15 @@ async def test_every_row_of_a_large_write_lands_once_and_in_order(store: StateSt
     assert [(r["source_id"], r["attempts"]) for r in log] == [(r.source_id, r.attempts) for r in results]
 
 
+async def test_a_failed_write_shows_no_value_it_held(store: StateStore) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(sa.text("DROP TABLE log"))
+    secret = '{"initialPassword": "s3cret-Value"}'
+    with pytest.raises(sa.exc.DBAPIError) as caught:
+        await store.apply_results([result("a", op_id="op-x")], {"op-x": secret})
+    assert "s3cret" not in str(caught.value) and "t-a" not in str(caught.value)
+
+
 async def test_a_target_id_is_kept_when_a_later_result_does_not_carry_one(store: StateStore) -> None:
     await store.apply_results([result("a")])
     await store.apply_results([result("a", "update", target_id=None)])
