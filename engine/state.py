@@ -357,8 +357,13 @@ _delete_members = group_members.delete().where(
 )
 
 
+def _insert(dialect: str, table: sa.Table) -> Any:
+    """An INSERT of the dialect's own, which has ON CONFLICT."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
 def _upsert_members(dialect: str) -> Any:
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(group_members)
+    insert = _insert(dialect, group_members)
     return insert.on_conflict_do_update(
         index_elements=[group_members.c.job, group_members.c.source_id],
         set_={"members": insert.excluded.members},
@@ -366,12 +371,12 @@ def _upsert_members(dialect: str) -> Any:
 
 
 def _insert_log(dialect: str) -> Any:
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(log)
+    insert = _insert(dialect, log)
     return insert.on_conflict_do_nothing(index_elements=[log.c.op_id, log.c.status, log.c.attempts])
 
 
 def _upsert_objects(dialect: str) -> Any:
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(objects)
+    insert = _insert(dialect, objects)
     excluded = insert.excluded
     # A disable keeps the hash it had; everything else records what was applied.
     return insert.on_conflict_do_update(

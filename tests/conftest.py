@@ -8,6 +8,8 @@ from __future__ import annotations
 import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -64,15 +66,23 @@ SCIM_OAUTH_CLIENT = ("roster-client", "cs-" + secrets.token_hex(12))
 SCIM_OAUTH_TTL_S = 2
 
 
-def _serve(tmp_path_factory: pytest.TempPathFactory, credentials: Credentials) -> Iterator[ScimServer]:
+@contextmanager
+def running_scim_server(directory: Path, credentials: Credentials | None = None) -> Iterator[ScimServer]:
+    """scim2-server started in `directory` for the `with` block; a server that cannot start fails the
+    test with its reason (never a skip)."""
     try:
-        server = start_scim_server(tmp_path_factory.mktemp("scim"), credentials)
+        server = start_scim_server(directory, credentials or Credentials())
     except ScimServerError as exc:
         pytest.fail(str(exc), pytrace=False)
     try:
         yield server
     finally:
         server.stop()
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory, credentials: Credentials) -> Iterator[ScimServer]:
+    with running_scim_server(tmp_path_factory.mktemp("scim"), credentials) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

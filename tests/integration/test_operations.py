@@ -21,6 +21,7 @@ from engine.admin import Admin
 from engine.history import LogFilter
 from engine.quarantine import QuarantineSettings
 from engine.state import STAGED_DELETE
+from tests.conftest import running_scim_server
 from tests.integration.pipeline import (
     FaultInjector,
     expected_row,
@@ -31,7 +32,7 @@ from tests.integration.pipeline import (
     target_rows,
     write_csv,
 )
-from tests.scim_server import Credentials, ScimServer, ScimServerError, start_scim_server
+from tests.scim_server import Credentials, ScimServer
 
 TOKEN = "tok-operations"
 
@@ -114,14 +115,8 @@ async def test_pause_mid_cycle_then_resume_completes_it_without_doing_anything_t
 
 @pytest.fixture
 def scim(tmp_path: Path) -> Any:
-    try:
-        server = start_scim_server(tmp_path, Credentials(bearer_tokens=(TOKEN,)))
-    except ScimServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with running_scim_server(tmp_path, Credentials(bearer_tokens=(TOKEN,))) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _scim_raw(tmp_path: Path, server: ScimServer) -> dict[str, Any]:

@@ -16,9 +16,10 @@ import pytest
 
 from engine.membership import PENDING_PREFIX
 from engine.ondemand import preview_from_state
+from tests.conftest import running_scim_server
 from tests.fault_proxy import FaultProxy, Faults
 from tests.integration.pipeline import pipeline
-from tests.scim_server import ScimServer, ScimServerError, start_scim_server
+from tests.scim_server import ScimServer
 
 DEPARTMENTS = ("Sales", "R&D", "People", "Finance")
 GROUPS = 100
@@ -28,14 +29,8 @@ ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 @pytest.fixture
 def scim(tmp_path: Path) -> Iterator[ScimServer]:
     """A fresh scim2-server per test, so its whole contents can be compared with the source."""
-    try:
-        server = start_scim_server(tmp_path)
-    except ScimServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with running_scim_server(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
