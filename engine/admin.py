@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any, Literal
 
+from common.errors import RosterError
 from engine.config import JobConfig
 from engine.cycles import CycleRunner, CycleSummary
 from engine.history import LogFilter, csv_rows, cycle_history, iter_log, jsonl, query_log
 from engine.ondemand import preview_from_state, provision
 from engine.scheduler import Scheduler
-from queues.errors import RosterError
 
 log = logging.getLogger("roster.engine.admin")
 

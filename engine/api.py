@@ -20,12 +20,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from common.errors import RosterError, SourceError, StateError
+from common.process.status_server import HealthCheck
 from engine.admin import Admin, UnknownJob
 from engine.history import LogFilter
 from engine.ondemand import UnknownObject
 from engine.openapi import LOG_ACTIONS, LOG_STATUSES, document
-from queues.errors import RosterError, SourceError, StateError
-from queues.http import HealthCheck
 
 log = logging.getLogger("roster.engine.api")
 

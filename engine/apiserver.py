@@ -20,11 +20,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from common.errors import ConfigError
+from common.process.status_server import HealthCheck, parse_listen
 from engine.admin import Admin
 from engine.api import api_app
 from engine.history import prune_forever
-from queues.errors import ConfigError
-from queues.http import HealthCheck, parse_listen
 
 log = logging.getLogger("roster.engine.apiserver")
 

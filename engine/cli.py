@@ -20,6 +20,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from common.config.yamlfile import load_yaml
+from common.errors import ConfigError, RosterError
+from common.process.signals import install_stop_handlers
+from common.process.status_server import parse_listen
 from engine.admin import Admin
 from engine.apiserver import DEFAULT_LISTEN, ApiSettings, api_settings, operated
 from engine.commands import add_operating_commands
@@ -31,11 +35,7 @@ from engine.report import ProgressView, print_preview, print_provisioned, print_
 from engine.scheduler import Scheduler
 from engine.state import StateStore, state_url
 from queues.connect import broker_from_url
-from queues.errors import ConfigError, RosterError
-from queues.http import parse_listen
 from queues.memory import MemoryBroker
-from queues.signals import install_stop_handlers
-from queues.yamlfile import load_yaml
 from workers.config import TargetConfig, load_targets
 from workers.process import run_worker
 from workers.worker import Worker

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from queues.errors import RosterError
+from common.errors import RosterError
 
 DEFAULT_URL = "http://127.0.0.1:8477"
 CHUNK_BYTES = 64 * 1024

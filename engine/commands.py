@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.prompt import Confirm
 from rich.table import Table
 
+from common.errors import RosterError
 from engine.client import DEFAULT_URL, ApiClient
-from queues.errors import RosterError
 
 DEFAULT_TOKEN_FILE = Path(".roster/api-token")
 APPROVE_TIMEOUT_S = 3600.0

@@ -12,6 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.config.validation import (
+    as_list,
+    as_mapping,
+    check_keys,
+    choice,
+    integer,
+    join,
+    positive,
+    string,
+    unique_names,
+)
+from common.config.yamlfile import load_yaml
+from common.errors import ConfigError
 from engine.guard import DeletionGuard, parse_deletion_guard
 from engine.mapping.base import ConstantMapping, DirectMapping, Mapper
 from engine.mapping.base import Mapping as AttributeMapping
@@ -23,19 +36,6 @@ from engine.quarantine import QuarantineSettings, parse_quarantine
 from engine.schedule import Schedule, parse_schedule
 from engine.scoping import ScopingFilter, parse_scoping
 from engine.sources.registry import SourceSettings, parse_source
-from queues.errors import ConfigError
-from queues.validation import (
-    as_list,
-    as_mapping,
-    check_keys,
-    choice,
-    integer,
-    join,
-    positive,
-    string,
-    unique_names,
-)
-from queues.yamlfile import load_yaml
 
 DEPROVISION = ("disable", "delete", "none")
 ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers")

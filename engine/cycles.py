@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
+from common.errors import RosterError
 from engine.config import EngineConfig, JobConfig
 from engine.control import JobControl
 from engine.mapping.functions import MappingError
@@ -30,7 +31,6 @@ from engine.sources.base import Source, SourceProblem
 from engine.state import StateStore
 from engine.tracker import CycleProgress, Tracker
 from queues.broker import Broker
-from queues.errors import RosterError
 
 log = logging.getLogger("roster.engine.cycle")
 

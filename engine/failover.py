@@ -24,10 +24,10 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from common.errors import BrokerError, StateError
 from engine.metrics import EngineMetrics
 from engine.state import StateStore, cycles
 from queues.broker import Broker
-from queues.errors import BrokerError, StateError
 from queues.topology import RESULTS_QUEUE, ops_queue
 
 log = logging.getLogger("roster.engine.failover")

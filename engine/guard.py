@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from queues.errors import ConfigError
-from queues.validation import as_mapping, check_keys, integer, join, number
+from common.config.validation import as_mapping, check_keys, integer, join, number
+from common.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

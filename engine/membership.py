@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from common.config.validation import as_mapping, check_keys, join, string
 from engine.mapping.base import attribute_hash
-from queues.validation import as_mapping, check_keys, join, string
 
 PENDING_PREFIX = "pending:"
 """Starts the applied hash of a group that still waits for members: it never equals a complete plan."""

@@ -18,10 +18,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from common.errors import BrokerError
+from common.process.build import register_build_info
 from queues.broker import Broker
-from queues.build import register_build_info
 from queues.contracts import Operation, Result
-from queues.errors import BrokerError
 from queues.topology import ops_queue
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from queues.errors import StateError
+from common.errors import StateError
 
 MIGRATION_LOCK = 0x526F737465720001  # pg_advisory_xact_lock key for migrations ("Roster", 1)
 

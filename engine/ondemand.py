@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from common.errors import SourceError
 from engine.config import JobConfig
 from engine.cycles import CycleRunner, load_membership
 from engine.mapping.functions import MappingError
@@ -22,7 +23,6 @@ from engine.sources.base import Source, SourceObject
 from engine.state import StateStore
 from engine.tracker import REDACTED
 from queues.contracts import Operation
-from queues.errors import SourceError
 
 
 class UnknownObject(SourceError):

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
+from common.process.signals import install_stop_handlers
+from common.process.status_server import StatusServer
 from engine.admin import Admin
 from engine.apiserver import ApiSettings, operated
 from engine.config import EngineConfig, JobConfig
@@ -28,8 +30,6 @@ from engine.schedule import Schedule
 from engine.scheduler import Scheduler
 from engine.state import StateStore
 from queues.broker import Broker
-from queues.http import StatusServer
-from queues.signals import install_stop_handlers
 
 log = logging.getLogger("roster.engine.process")
 

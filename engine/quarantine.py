@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from common.config.validation import as_mapping, check_keys, integer, join, number
+from common.errors import ConfigError
 from queues.contracts import Result
-from queues.errors import ConfigError
-from queues.validation import as_mapping, check_keys, integer, join, number
 
 CREDENTIAL_CODES = frozenset({"401", "403"})
 CREDENTIALS_REJECTED = "credentials rejected"

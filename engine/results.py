@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from common.errors import BrokerError, DecodeError, StateError
 from engine.metrics import EngineMetrics
 from engine.state import StateStore
 from engine.tracker import Tracker
 from queues.broker import Broker, Consumer, Delivery
 from queues.contracts import Result, decode_results
-from queues.errors import BrokerError, DecodeError, StateError
 from queues.topology import RESULTS_QUEUE
 
 log = logging.getLogger("roster.engine.results")

@@ -15,8 +15,8 @@ from typing import Any
 
 from croniter import CroniterError, croniter
 
-from queues.errors import ConfigError
-from queues.validation import check_keys, join, number, string
+from common.config.validation import check_keys, join, number, string
+from common.errors import ConfigError
 
 KEYS = ("interval_s", "interval", "cron")
 MIN_INTERVAL_S = 1.0

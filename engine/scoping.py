@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from common.config.validation import as_list, as_mapping, check_keys, join, string
+from common.errors import ConfigError
 from engine.mapping.dotnet import compile_regex
-from queues.errors import ConfigError
-from queues.validation import as_list, as_mapping, check_keys, join, string
 
 Test = Callable[[Any], bool]
 

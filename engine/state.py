@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from common.errors import StateError
+from common.peers.sql_bulk import BulkStatement, Row
 from engine.migrations import migrate
 from engine.planner import ACTIVE, DISABLED, StateEntry
 from queues.contracts import Operation, Result
-from queues.errors import StateError
-from queues.sql_bulk import BulkStatement, Row
 
 metadata = sa.MetaData()
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from common.errors import ConfigError
 from queues.broker import Broker
-from queues.errors import ConfigError
 
 
 def broker_from_url(url: str, *, ca_file: str | None = None) -> Broker:
     """`amqp://` or `amqps://` for RabbitMQ. The in-memory broker only joins an engine and workers
     inside one process (`roster run`), so it is not a choice here."""
     if url.startswith(("amqp://", "amqps://")):
-        from queues.rabbitmq import RabbitBroker
+        from queues.rabbitmq.broker import RabbitBroker
 
         return RabbitBroker(url, ssl_ca_file=ca_file)
     scheme = url.split("://", 1)[0] if "://" in url else url

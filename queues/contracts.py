@@ -19,7 +19,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from queues.errors import DecodeError
+from common.errors import DecodeError
 
 VERSION: Final = 2
 """2: items are rows under `fields` (1 sent an object per item)."""

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final
 
+from common.errors import BrokerError
 from queues.broker import REASON_HEADER, Message
-from queues.errors import BrokerError
 from queues.topology import dead_letter_queue
 
 DELIVERY_LIMIT_REASON: Final = "delivery_limit"

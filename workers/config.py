@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from queues.errors import ConfigError
-from queues.validation import (
+from common.config.validation import (
     as_list,
     as_mapping,
     check_keys,
@@ -23,7 +22,8 @@ from queues.validation import (
     string,
     unique_names,
 )
-from queues.yamlfile import load_yaml
+from common.config.yamlfile import load_yaml
+from common.errors import ConfigError
 from workers.connectors.base import Connector
 from workers.connectors.ldap import LdapConnector, parse_ldap_settings
 from workers.connectors.null import NullConnector

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from queues.build import register_build_info
+from common.process.build import register_build_info
 from queues.contracts import Result
 from workers.limits import Pause
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry
 
+from common.process.signals import install_stop_handlers
+from common.process.status_server import StatusServer
 from queues.broker import Broker
-from queues.http import StatusServer
-from queues.signals import install_stop_handlers
 from workers.config import TargetConfig
 from workers.metrics import WorkerMetrics
 from workers.worker import Worker

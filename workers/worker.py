@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
+from common.errors import ConnectorError, DecodeError, PermanentError, TransientError
 from queues.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, Delivery, Message
 from queues.contracts import Operation, Result, decode_operations, encode_operations, encode_results
-from queues.errors import DecodeError
 from queues.topology import RESULTS_QUEUE, dead_letter_queue, ops_queue
 from workers.connectors.base import Applied, Connector, Outcome
-from workers.errors import ConnectorError, PermanentError, TransientError
 from workers.metrics import WorkerMetrics
 from workers.retry import RetryPolicy
 

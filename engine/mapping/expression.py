@@ -18,6 +18,7 @@ from datetime import datetime
 from operator import methodcaller
 from typing import Any, Final, NoReturn
 
+from common.errors import RosterError
 from engine.mapping.dotnet import format_utc
 from engine.mapping.functions import (
     DYNAMIC,
@@ -30,7 +31,6 @@ from engine.mapping.functions import (
     OmitFlow,
     compare,
 )
-from queues.errors import RosterError
 
 MAX_DEPTH: Final = 50
 """Calls nest at most this deep, so no text can exhaust the parser's (or the evaluator's) stack."""

@@ -12,6 +12,8 @@ from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.config.validation import join, string
+from common.errors import ConfigError
 from engine.mapping.base import ApplyOn
 from engine.mapping.expression import (
     Call,
@@ -23,8 +25,6 @@ from engine.mapping.expression import (
     parse_expression,
 )
 from engine.mapping.functions import FUNCTIONS
-from queues.errors import ConfigError
-from queues.validation import join, string
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -28,8 +28,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any, Final, Literal
 
+from common.errors import RosterError
 from engine.mapping.dotnet import compile_regex, date_format, format_utc, parse_datetime, replacement_template
-from queues.errors import RosterError
 
 Evaluator = Callable[[Mapping[str, Any]], Any]
 Volatility = Literal["random", "clock"] | None

@@ -19,9 +19,9 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from common.config.validation import boolean, check_keys, choice, join, string
+from common.errors import ConfigError, SourceError
 from engine.sources.base import ProblemLog, SourceObject
-from queues.errors import ConfigError, SourceError
-from queues.validation import boolean, check_keys, choice, join, string
 
 if TYPE_CHECKING:
     from _csv import Reader

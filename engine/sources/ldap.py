@@ -24,7 +24,7 @@ the base, not there any more, or a stand-in such as the rootdn a refint overlay 
 group) is left out and reported as a problem on its group, which is still provisioned.
 
 Settings (beside `type: ldap`); `url` to `connect_timeout_s` say how to reach the server, read as the LDAP
-target reads them (queues/ldap_link.py)::
+target reads them (common/peers/ldap_link.py)::
 
     url: ldaps://ldap.example.org        # required; ldap:// or ldaps://
     start_tls: false                     # upgrade ldap:// with StartTLS (not with ldaps://)
@@ -58,12 +58,12 @@ from typing import Any, Final
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 
+from common.config.validation import as_list, boolean, check_keys, choice, integer, join, string
+from common.errors import ConfigError, SourceError
+from common.peers.ldap_link import LINK_KEYS, LinkSettings, ldap_server, parse_link
+from common.peers.ldap_names import DnError, canonical_dn
 from engine.schedule import parse_duration
 from engine.sources.base import ProblemLog, SourceObject
-from queues.errors import ConfigError, SourceError
-from queues.ldap_link import LINK_KEYS, LinkSettings, ldap_server, parse_link
-from queues.ldap_names import DnError, canonical_dn
-from queues.validation import as_list, boolean, check_keys, choice, integer, join, string
 
 _PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
 _KEYS: Final = (

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.config.validation import choice, join
 from engine.sources.base import Source
 from engine.sources.file import FileSource, parse_file_source
 from engine.sources.ldap import LdapSource, parse_ldap_source
 from engine.sources.scim import ScimSource, parse_scim_source
-from queues.validation import choice, join
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ failing after the retries) raises `SourceError`. 5xx, 408, 429 and network error
 growing delay, or after `Retry-After`. Credentials never appear in errors or logs.
 
 Settings (under a job's `source:`; the job's `object_type:` picks Users or Groups, and url, auth,
-timeouts, TLS and proxy are read by `queues/http_client.py`, as a SCIM target reads them)::
+timeouts, TLS and proxy are read by `common/peers/http_settings.py`, as a SCIM target reads them)::
 
     type: scim
     url: https://idp.example.com/scim/v2            # required
@@ -67,11 +67,11 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from common.config.validation import as_list, check_keys, integer, join, string
+from common.errors import AuthError, ConfigError, SourceError
+from common.peers.http_auth import Credentials
+from common.peers.http_settings import HTTP_KEYS, HttpSettings, parse_http_settings, parse_retry_after
 from engine.sources.base import ProblemLog, SourceObject
-from queues.errors import AuthError, ConfigError, SourceError
-from queues.http_auth import Credentials
-from queues.http_client import HTTP_KEYS, HttpSettings, parse_http_settings, parse_retry_after
-from queues.validation import as_list, check_keys, integer, join, string
 
 log = logging.getLogger("roster.sources.scim")
 

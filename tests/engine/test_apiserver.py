@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import ConfigError
 from engine.apiserver import ApiServer, ApiSettings, api_settings, default_token_file
-from queues.errors import ConfigError
 
 SQLITE = "sqlite+aiosqlite:///{}"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from common.config.yamlfile import load_yaml
+from common.errors import ConfigError
 from engine.cli import main
 from engine.config import parse_engine_config
-from queues.errors import ConfigError
-from queues.yamlfile import load_yaml
 from workers.config import parse_targets
 
 

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from common.errors import ConfigError, RosterError
 from engine.mapping.base import Mapper
 from engine.mapping.expression import (
     Attribute,
@@ -23,7 +24,6 @@ from engine.mapping.expression import (
 )
 from engine.mapping.expression_mapping import ExpressionMapping, parse_expression_mapping
 from engine.mapping.functions import FUNCTIONS, OMIT, MappingError
-from queues.errors import ConfigError, RosterError
 
 # Hypothesis caches into ./.hypothesis by default, which pytest (norecursedirs set in pyproject) would
 # then warn about, and warnings are errors: keep its caches out of the repository.

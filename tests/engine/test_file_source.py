@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from common.errors import ConfigError, SourceError
 from engine.sources.base import MAX_PROBLEMS, SourceObject
 from engine.sources.file import FileSource, FileSourceSettings, parse_file_source
-from queues.errors import ConfigError, SourceError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from common.errors import ConfigError
 from engine.guard import DeletionGuard, parse_deletion_guard
 from engine.quarantine import (
     CREDENTIALS_REJECTED,
@@ -15,7 +16,6 @@ from engine.quarantine import (
     parse_quarantine,
 )
 from queues.contracts import Result
-from queues.errors import ConfigError
 
 
 def test_the_guard_trips_above_the_count_or_the_share() -> None:

@@ -9,10 +9,10 @@ from typing import Any
 import ldap3
 import pytest
 
+from common.errors import ConfigError, SourceError
 from engine.sources.base import SourceObject
 from engine.sources.ldap import LdapSource, parse_ldap_source
 from engine.sources.registry import parse_source
-from queues.errors import ConfigError, SourceError
 from tests.slapd import READER_DN, ROOT_DN, SUFFIX, Slapd
 
 PEOPLE = f"ou=people,{SUFFIX}"

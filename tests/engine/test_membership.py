@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import ConfigError
 from engine.config import in_dependency_order, parse_engine_config
 from engine.membership import PENDING_PREFIX, Membership, MembersSettings, member_ids
-from queues.errors import ConfigError
 
 SETTINGS = MembersSettings(source="members", job="people")
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import StateError
 from engine.results import ResultConsumer
 from engine.state import StateStore, state_url
 from engine.tracker import CycleProgress, Tracker
 from queues.broker import Message
 from queues.contracts import Action, Operation, Result, encode_results
-from queues.errors import StateError
 from queues.memory import MemoryBroker
 from queues.topology import RESULTS_QUEUE, dead_letter_queue
 

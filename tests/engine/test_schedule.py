@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from common.errors import ConfigError
 from engine.schedule import Schedule, parse_schedule
-from queues.errors import ConfigError
 
 PATH = "jobs[0].schedule"
 

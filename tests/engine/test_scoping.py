@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from common.errors import ConfigError
 from engine.scoping import OPERATORS, ScopingClause, ScopingFilter, canonical_operator, parse_scoping
-from queues.errors import ConfigError
 
 
 def holds(operator: str, value: Any, attribute: Any) -> bool:

@@ -13,12 +13,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from common.errors import StateError
+from common.peers.sql_bulk import MAX_ROWS
 from engine import migrations
 from engine.planner import ACTIVE, DISABLED, StateEntry
 from engine.state import StateStore, metadata, state_url
 from queues.contracts import Result
-from queues.errors import StateError
-from queues.sql_bulk import MAX_ROWS
 from tests.conftest import require_service
 from tests.databases import private_database
 

@@ -13,12 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from common.errors import TransientError
 from engine.cli import Embedded, embedded
 from engine.config import EngineConfig, parse_engine_config
 from engine.state import state_url
 from workers.config import TargetConfig, parse_targets
 from workers.connectors.base import Connector
-from workers.errors import TransientError
 
 COLUMNS = ("employee_id", "given_name", "family_name", "email", "department")
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from common.errors import PermanentError
 from engine.scheduler import Scheduler
 from tests.integration.pipeline import FaultInjector, job_config, person, pipeline, sql_target, write_csv
-from workers.errors import PermanentError
 
 
 def _raw(tmp_path: Path) -> dict[str, Any]:

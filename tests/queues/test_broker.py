@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from common.errors import BrokerError
 from queues.broker import REASON_HEADER, Broker, Consumer, Delivery, Message
-from queues.errors import BrokerError
 from queues.topology import dead_letter_queue
 
 MakeBroker = Callable[..., Awaitable[Broker]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from common.errors import DecodeError
 from queues.contracts import (
     OPERATION_FIELDS,
     RESULT_FIELDS,
@@ -16,7 +17,6 @@ from queues.contracts import (
     encode_operations,
     encode_results,
 )
-from queues.errors import DecodeError
 
 
 def operations() -> list[Operation]:

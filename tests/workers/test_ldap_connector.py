@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 
+from common.errors import ConfigError, PermanentError, TransientError
+from common.peers.ldap_names import same_dn
 from queues.contracts import Operation
-from queues.errors import ConfigError
-from queues.ldap_names import same_dn
 from tests.slapd import READER_DN, ROOT_DN, SUFFIX, Slapd, target_settings
 from workers.config import parse_targets
 from workers.connectors.base import Applied
 from workers.connectors.ldap import LdapConnector, parse_ldap_settings
-from workers.errors import PermanentError, TransientError
 
 PEOPLE = f"ou=people,{SUFFIX}"
 GROUPS = f"ou=groups,{SUFFIX}"

@@ -21,9 +21,9 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
+from common.errors import ConfigError, PermanentError, TransientError
+from common.peers.http_settings import parse_retry_after
 from queues.contracts import Operation
-from queues.errors import ConfigError
-from queues.http_client import parse_retry_after
 from tests.conftest import SCIM_BASIC, SCIM_OAUTH_CLIENT, SCIM_OAUTH_TTL_S, SCIM_TOKEN
 from tests.fault_proxy import FaultProxy, Faults
 from tests.scim_server import ScimServer
@@ -37,7 +37,6 @@ from workers.connectors.scim import (
     parse_path,
     parse_scim_settings,
 )
-from workers.errors import PermanentError, TransientError
 from workers.limits import RateLimiter
 
 StartProxy = Callable[..., Awaitable[FaultProxy]]

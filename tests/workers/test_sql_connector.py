@@ -14,13 +14,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from common.errors import ConfigError, PermanentError, TransientError
+from common.peers.sql_bulk import MAX_ROWS
 from queues.contracts import Operation
-from queues.errors import ConfigError
-from queues.sql_bulk import MAX_ROWS
 from workers.connectors.base import Applied
 from workers.connectors.null import NullConnector
 from workers.connectors.sql import SqlConnector, SqlSettings, parse_sql_settings
-from workers.errors import PermanentError, TransientError
 
 PG_PASSWORD = "s3cret-pw"  # trust auth ignores it; it is here to prove it never leaks
 PG_URL = f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1:5432/test"
@@ -411,7 +410,7 @@ async def test_the_null_connector_applies_everything() -> None:
 
 
 async def test_a_large_batch_of_mixed_shapes_lands_every_row_once_with_its_values(db: Database) -> None:
-    # On SQLite many rows go to one statement: full statements, then the rest as one (queues/sql_bulk.py).
+    # On SQLite many rows go to one statement: full ones, then the rest as one (common/peers/sql_bulk.py).
     count = 2 * MAX_ROWS + 7
     ops = [
         op("create", f"u{i:04d}", mail=f"u{i}@x.org", **({"displayName": f"User {i}"} if i % 3 else {}))

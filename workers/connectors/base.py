@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from common.errors import ConnectorError
 from queues.contracts import Operation
-from workers.errors import ConnectorError
 
 
 @dataclass(frozen=True, slots=True)

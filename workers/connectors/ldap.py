@@ -28,7 +28,7 @@ violations, insufficient access, invalid syntax and the rest are `PermanentError
 The bind password appears in no message and no repr.
 
 Settings (beside `name`, `type: ldap`, `max_inflight`, `retry`); all but `base_dn`, `pool_size`, `users`
-and `groups` say how to reach the server, read as the LDAP source reads them (queues/ldap_link.py)::
+and `groups` say how to reach the server, read as the LDAP source reads them (common/peers/ldap_link.py)::
 
     url: ldaps://ldap.example.org                 # required; ldap:// or ldaps://
     start_tls: false                              # upgrade ldap:// with StartTLS (not with ldaps://)
@@ -66,10 +66,10 @@ from typing import Any, Final
 
 import ldap3
 
-from queues.contracts import Operation
-from queues.errors import ConfigError
-from queues.ldap_link import LINK_KEYS, LinkSettings, parse_dn, parse_link
-from queues.ldap_names import (
+from common.config.validation import as_list, as_mapping, check_keys, integer, join, string
+from common.errors import ConfigError, ConnectorError, PermanentError
+from common.peers.ldap_link import LINK_KEYS, LinkSettings, parse_dn, parse_link
+from common.peers.ldap_names import (
     DnError,
     DnTemplate,
     dn_key,
@@ -80,7 +80,7 @@ from queues.ldap_names import (
     same_dn,
     split_dn,
 )
-from queues.validation import as_list, as_mapping, check_keys, integer, join, string
+from queues.contracts import Operation
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 from workers.connectors.ldap_pool import (
     ALREADY_EXISTS,
@@ -94,7 +94,6 @@ from workers.connectors.ldap_pool import (
     Session,
     broken_link,
 )
-from workers.errors import ConnectorError, PermanentError
 
 log = logging.getLogger("roster.connectors.ldap")
 

@@ -18,8 +18,8 @@ from typing import Any, Final, TypeVar
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 
-from queues.ldap_link import LinkSettings, ldap_server
-from workers.errors import ConnectorError, PermanentError, TransientError
+from common.errors import ConnectorError, PermanentError, TransientError
+from common.peers.ldap_link import LinkSettings, ldap_server
 
 T = TypeVar("T")
 

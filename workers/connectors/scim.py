@@ -35,10 +35,10 @@ update, 409 that matching cannot resolve) are `PermanentError` with the server's
 the HTTP status as `code`. Credentials are redacted from every message.
 
 Settings (beside `name`, `type: scim`, `max_inflight`, `retry`; url, auth, timeouts, TLS and proxy are
-read by `queues/http_client.py`, as a SCIM source reads them)::
+read by `common/peers/http_settings.py`, as a SCIM source reads them)::
 
     url: https://app.example.com/scim/v2        # required
-    auth: {type: bearer, token: ${TOKEN}}        # see queues/http_auth.py; none by default
+    auth: {type: bearer, token: ${TOKEN}}        # see common/peers/http_auth.py; none by default
     matching: {user: [userName, externalId], group: [externalId, displayName]}
     update_method: patch                         # or put
     member_chunk_size: 100
@@ -71,13 +71,12 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from common.config.validation import as_list, as_mapping, check_keys, choice, integer, join, positive, string
+from common.errors import AuthError, ConfigError, ConnectorError, PermanentError, TransientError
+from common.peers.http_auth import Credentials
+from common.peers.http_settings import HTTP_KEYS, HttpSettings, parse_http_settings, parse_retry_after
 from queues.contracts import Operation
-from queues.errors import AuthError, ConfigError
-from queues.http_auth import Credentials
-from queues.http_client import HTTP_KEYS, HttpSettings, parse_http_settings, parse_retry_after
-from queues.validation import as_list, as_mapping, check_keys, choice, integer, join, positive, string
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
-from workers.errors import ConnectorError, PermanentError, TransientError
 from workers.limits import Gate
 from workers.unique import unique_candidates
 

@@ -31,11 +31,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from common.errors import ConfigError, ConnectorError, PermanentError, TransientError
+from common.peers.sql_bulk import BulkStatement, NotBulkable
 from queues.contracts import Operation
-from queues.errors import ConfigError, StateError
-from queues.sql_bulk import BulkStatement
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
-from workers.errors import ConnectorError, PermanentError, TransientError
 from workers.unique import unique_candidates
 
 logger = logging.getLogger(__name__)
@@ -530,7 +529,7 @@ class SqlConnector(AsyncContextConnector):
             await conn.execute(sa.delete(table).where(where), by_end["delete"])
 
     def _bulk_upsert(self, dialect: sa.Dialect, shape: tuple[str, ...]) -> BulkStatement | None:
-        """On SQLite, the upsert of `shape` as many rows to a statement (see `queues.sql_bulk`): one
+        """On SQLite, the upsert of `shape` as many rows to a statement (see `common.peers.sql_bulk`): one
         row to a statement, the driver thread waits for the GIL per row beside a busy event loop.
         None elsewhere, or where the compiler renamed a parameter (a column name it must escape)."""
         if shape not in self._bulk_upserts:
@@ -538,7 +537,7 @@ class SqlConnector(AsyncContextConnector):
             if dialect.name == "sqlite":
                 try:
                     bulk = BulkStatement.compile(self._upsert(shape), dialect, shape, processed=True)
-                except StateError:
+                except NotBulkable:
                     bulk = None
             self._bulk_upserts[shape] = bulk
         return self._bulk_upserts[shape]

@@ -1,4 +1,4 @@
-"""Signal handling shared by the engine and worker processes.
+"""Signal handling of a Roster process (the engine, a worker, or both in one).
 
 The first SIGTERM or SIGINT asks for a graceful stop (the process finishes what it holds, within its
 grace period); a second SIGINT forces the exit at once. Forcing is safe: a message not yet acked goes

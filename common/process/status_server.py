@@ -1,7 +1,6 @@
 """The small HTTP server every Roster process runs: `/metrics` for Prometheus and `/healthz`.
 
-Both the engine and the workers need it and neither may import the other, so it lives in the shared
-layer. The engine mounts its admin API on the same application (`app` is exposed for that).
+The engine mounts its admin API on the same application (`app` is exposed for that).
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """How Roster reaches an LDAP server: URL, TLS, bind DN and password, timeouts, and the ldap3 `Server`.
 
-Here, beside the wire contracts, because both sides need it: the LDAP target (a worker connector) and
-the LDAP source (in the engine) read these keys alike, with the same checks and messages, and neither may
-import the other. Each reads its own keys beside them and checks the whole mapping for unknown keys with
-`LINK_KEYS` plus its own. Opening the connection (StartTLS, bind) stays with each side, which reports
-failures as its own errors. Settings::
+The LDAP target and the LDAP source read these keys alike, with the same checks and messages. Each
+reads its own keys beside them and checks the whole mapping for unknown keys with `LINK_KEYS` plus its
+own. Settings::
 
     url: ldaps://ldap.example.org                 # required; ldap:// or ldaps://
     start_tls: false                              # upgrade ldap:// with StartTLS (not with ldaps://)
@@ -29,9 +27,9 @@ from typing import Any, Final
 
 import ldap3
 
-from queues.errors import ConfigError
-from queues.ldap_names import DnError, split_dn
-from queues.validation import boolean, check_keys, join, positive, string
+from common.config.validation import boolean, check_keys, join, positive, string
+from common.errors import ConfigError
+from common.peers.ldap_names import DnError, split_dn
 
 LINK_KEYS: Final = (
     "url",

@@ -1,7 +1,6 @@
 """How an HTTP client proves who it is: a bearer token, HTTP basic, or OAuth 2.0 client credentials.
 
-Both the SCIM target (a worker connector) and the SCIM source (in the engine) read `auth:` this way, and
-neither may import the other, so it lives in the shared layer. Settings (under their `auth:`)::
+The SCIM target and the SCIM source read `auth:` this way. Settings (under their `auth:`)::
 
     auth: {type: bearer, token: ${APP_TOKEN}}
     auth: {type: basic, username: roster, password: ${APP_PASSWORD}}
@@ -28,8 +27,8 @@ from typing import Any, Final, Literal
 import aiohttp
 import orjson
 
-from queues.errors import AuthError, ConfigError
-from queues.validation import as_mapping, check_keys, choice, join, string
+from common.config.validation import as_mapping, check_keys, choice, join, string
+from common.errors import AuthError, ConfigError
 
 AUTH_TYPES: Final = ("none", "bearer", "basic", "oauth2")
 _REQUIRED: Final = {

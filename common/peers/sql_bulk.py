@@ -20,8 +20,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from queues.errors import StateError
-
 MAX_ROWS = 500
 """Rows to one INSERT at most: past a few hundred, a larger statement saves nothing measurable."""
 
@@ -29,6 +27,13 @@ SQLITE_MAX_PARAMETERS = 32_766
 """SQLite's default limit of parameters to a statement since 3.32 (999 before)."""
 
 Row = tuple[Any, ...]
+
+
+class NotBulkable(Exception):
+    """A statement whose compiled form is not the one these writes rely on (its parameters, or its
+    one row of them, are not where expected): the caller writes it the ordinary way instead."""
+
+
 Processor = Callable[[Any], Any]
 
 
@@ -55,7 +60,7 @@ class BulkStatement:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))
         order = tuple(compiled.positiontup or ())
         if sorted(order) != sorted(keys):
-            raise StateError(f"unexpected parameters {order} for {keys}")
+            raise NotBulkable(f"unexpected parameters {order} for {keys}")
         sql = compiled.string
         processors = None
         if processed and isinstance(statement, sa.Insert):
@@ -67,7 +72,7 @@ class BulkStatement:
             return cls(sql, order, processors=processors)
         row = "(" + ", ".join("?" * len(keys)) + ")"
         if sql.count(row) != 1:
-            raise StateError(f"no single row of parameters {row} in {sql!r}")
+            raise NotBulkable(f"no single row of parameters {row} in {sql!r}")
         version = dialect.server_version_info or (0,)
         limit = SQLITE_MAX_PARAMETERS if version >= (3, 32) else 999
         return cls(sql, order, row, max(1, min(MAX_ROWS, limit // len(keys))), processors)

@@ -1,7 +1,6 @@
 """How Roster reaches an HTTP service it reads or writes: URL, credentials, timeouts, TLS and proxy.
 
-The SCIM target (a worker connector) and the SCIM source (in the engine) read these keys alike, with
-the same checks and messages, and neither may import the other, so they live in the shared layer. Each
+The SCIM target and the SCIM source read these keys alike, with the same checks and messages. Each
 reads its own keys beside them and checks the whole mapping for unknown keys with `HTTP_KEYS` plus its
 own. Settings::
 
@@ -32,9 +31,9 @@ from typing import Any, Final
 import aiohttp
 from yarl import URL
 
-from queues.errors import ConfigError
-from queues.http_auth import AuthSettings, NoAuth, parse_auth
-from queues.validation import boolean, check_keys, join, number, positive, string
+from common.config.validation import boolean, check_keys, join, number, positive, string
+from common.errors import ConfigError
+from common.peers.http_auth import AuthSettings, NoAuth, parse_auth
 
 HTTP_KEYS: Final = (
     "url",

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from queues.ldap_names import (
+from common.peers.ldap_names import (
     DnError,
     DnTemplate,
     canonical_dn,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from queues.errors import ConfigError
-from queues.ldap_link import LinkSettings, ldap_server, parse_link
+from common.errors import ConfigError
+from common.peers.ldap_link import LinkSettings, ldap_server, parse_link
 
 SECRET = "s3cret-pw-1234"
 RAW = {"url": "ldap://ldap.example.org", "bind_dn": "cn=reader,dc=example,dc=org", "bind_password": SECRET}

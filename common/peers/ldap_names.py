@@ -2,8 +2,7 @@
 
 Pure functions, no connection: a value from the source (`Nuñez, Jr.`, `#1 fan`, `a+b`) must land in a DN
 or a filter as that value, never as syntax, and a DN the server hands back must compare equal to the
-one rendered here whatever its escaping or case. Here, beside the wire contracts, because both sides
-need them: the LDAP connector (workers) and the LDAP source (engine), which import nothing of each other.
+one rendered here whatever its escaping or case.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Loads a YAML settings file with `${ENV_VAR}` substitution, for the engine and the workers alike.
+"""Loads a YAML settings file with `${ENV_VAR}` substitution.
 
 Substitution happens on the parsed values, not the text, so a variable's value can never change the
 structure of the file; a variable that is not set is an error naming it, unless it has a default
@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from queues.errors import ConfigError
-from queues.validation import join
+from common.config.validation import join
+from common.errors import ConfigError
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

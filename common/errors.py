@@ -1,19 +1,20 @@
-"""The root of every error Roster raises, and the errors of the queue layer.
-
-The tree (engine and worker errors live beside their code but hang from this root)::
+"""Every error Roster raises on purpose, in one tree under `RosterError`::
 
     RosterError
-    ├── ConfigError            engine/config.py, workers/config.py: a file says something wrong
-    ├── SourceError            engine/sources/: a source cannot be read at all
-    ├── StateError             engine/state.py: the state store is unusable
-    ├── BrokerError            queues/: the broker refused or lost a message
+    ├── ConfigError            a file or a flag says something wrong: names the path and the fix
+    ├── SourceError            a source cannot be read at all (engine/sources/)
+    ├── StateError             the state store is unusable (engine/store/)
+    ├── BrokerError            the broker refused or lost a message (queues/)
     │   └── DecodeError        a message body that is not a valid envelope
-    ├── AuthError              queues/http_auth.py: an OAuth token endpoint refused or was out of reach
-    └── ConnectorError         workers/errors.py: a target refused an operation
+    ├── AuthError              an OAuth token endpoint refused or was out of reach (common/peers/)
+    └── ConnectorError         a target refused an operation (workers/connectors/)
         ├── TransientError     worth a retry: timeouts, refused connections, 5xx, 429, locks
         └── PermanentError     not worth a retry: schema and constraint violations, 400, 409
 
-`queues` sits below both `engine` and `workers`, so the root lives here where both can reach it.
+The class of a connector error decides the fate of its operation: a `TransientError` goes to the next
+retry tier (and to the dead letters after the last one); a `PermanentError` is reported failed at once
+with the target's message. Anything else a connector raises is unexpected: the worker logs its
+traceback and treats it as transient.
 """
 
 from __future__ import annotations
@@ -65,3 +66,20 @@ class AuthError(RosterError):
         self.message = message
         self.transient = transient
         self.code = code
+
+
+class ConnectorError(RosterError):
+    """A target refused an operation. `code` is the target's own code (HTTP status, SQLSTATE...)."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class TransientError(ConnectorError):
+    """Worth a retry: timeouts, refused connections, 5xx, 429, lock timeouts."""
+
+
+class PermanentError(ConnectorError):
+    """Not worth a retry: schema and constraint violations, 400, unresolvable 409."""

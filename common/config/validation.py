@@ -1,4 +1,4 @@
-"""Small checks for reading YAML settings, shared by the engine's and the workers' config parsers.
+"""Small checks for reading YAML settings: each takes the path of a value and the value.
 
 Each raises `ConfigError` with the path of the value, what is wrong, and what would be right.
 """
@@ -9,7 +9,7 @@ import difflib
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from queues.errors import ConfigError
+from common.errors import ConfigError
 
 
 def as_mapping(path: str, raw: Any) -> Mapping[str, Any]:

@@ -1,7 +1,7 @@
 """`roster_build_info`: which version of Roster a process runs, on which Python, in which role.
 
-Shared by the engine and the workers (neither may import the other), so a dashboard can count
-processes by role and spot a fleet running mixed versions during a rollout.
+A dashboard counts processes by role with it, and spots a fleet running mixed versions during a
+rollout.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The RabbitMQ broker: the `Broker` protocol on quorum queues, with the in-memory broker's semantics.
 
-Names, arguments and routes are in `queues/rabbit_topology.py`. How the protocol maps:
+Names, arguments and routes are in `queues/rabbitmq/topology.py`. How the protocol maps:
 
 * `publish` sends each message `mandatory` (unroutable: `BrokerError`, never a silent drop), many in
   flight at once (up to `confirm_window` for the whole broker), and returns once each is confirmed.
@@ -49,9 +49,9 @@ from aiormq.exceptions import (
 from pamqp.commands import Basic, Queue
 from yarl import URL
 
+from common.errors import BrokerError
 from queues.broker import REASON_HEADER, Message
-from queues.errors import BrokerError
-from queues.rabbit_topology import (
+from queues.rabbitmq.topology import (
     declare_retry_queue,
     declare_work_queue,
     delay_bucket_ms,
