@@ -25,16 +25,15 @@ from common.config.validation import (
 )
 from common.config.yamlfile import load_yaml
 from common.errors import ConfigError
-from engine.guard import DeletionGuard, parse_deletion_guard
+from engine.core.membership import MembersSettings, parse_members
+from engine.core.policies import DeletionGuard, QuarantineSettings, parse_deletion_guard, parse_quarantine
+from engine.core.schedule import Schedule, parse_schedule
+from engine.core.scoping import ScopingFilter, parse_scoping
 from engine.mapping.base import ConstantMapping, DirectMapping, Mapper
 from engine.mapping.base import Mapping as AttributeMapping
 from engine.mapping.expression_mapping import ExpressionMapping, parse_expression_mapping
-from engine.membership import MembersSettings, parse_members
-from engine.planner import Deprovision
-from engine.publisher import PublishSettings
-from engine.quarantine import QuarantineSettings, parse_quarantine
-from engine.schedule import Schedule, parse_schedule
-from engine.scoping import ScopingFilter, parse_scoping
+from engine.model import Deprovision
+from engine.pipeline.publisher import PublishSettings
 from engine.sources.registry import SourceSettings, parse_source
 
 DEPROVISION = ("disable", "delete", "none")
@@ -76,7 +75,7 @@ class EngineConfig:
     base_dir: Path
     quarantine: QuarantineSettings = field(default_factory=QuarantineSettings)
     log_retention_days: float = 30.0
-    """How long the provisioning log keeps a record (`engine.history.prune_forever`)."""
+    """How long the provisioning log keeps a record (`engine.store.history.prune_forever`)."""
 
     def job(self, name: str) -> JobConfig:
         for job in self.jobs:
@@ -113,10 +112,10 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
     _check_members(jobs)
     return EngineConfig(
         jobs=jobs,
-        state=string("engine.state", state) if state is not None else None,
+        state=string("engine.store.state", state) if state is not None else None,
         publish=publish,
         base_dir=base_dir,
-        quarantine=parse_quarantine("engine.quarantine", engine.get("quarantine")),
+        quarantine=parse_quarantine("engine.core.policies", engine.get("quarantine")),
         log_retention_days=_retention_days(engine.get("log_retention_days", 30)),
     )
 

@@ -25,7 +25,7 @@ from queues.contracts import Operation, Result
 from queues.topology import ops_queue
 
 if TYPE_CHECKING:
-    from engine.cycles import CycleSummary
+    from engine.model import CycleSummary
 
 log = logging.getLogger("roster.engine.metrics")
 

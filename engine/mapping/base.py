@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from engine.mapping.functions import OMIT
+from engine.model import Mapped
 
 ApplyOn = Literal["always", "create"]
 
@@ -54,16 +55,6 @@ class ConstantMapping:
 
     def evaluate(self, source: MappingABC[str, Any]) -> Any:
         return self.value
-
-
-@dataclass(slots=True)
-class Mapped:
-    """The mapped attributes of one object and the hash that change detection compares (made once per
-    object per cycle: not frozen, see `SourceObject`)."""
-
-    attributes: dict[str, Any]
-    create_only: dict[str, Any]
-    hash: str
 
 
 class Mapper:

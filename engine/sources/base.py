@@ -9,31 +9,9 @@ its line, skipped), never an exception that ends the cycle; only a source that c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-
-@dataclass(slots=True)
-class SourceObject:
-    """One identity as the source holds it. `line` is where it was read (1-based, 0 if unknown).
-
-    Not frozen, like the other values made once per object per cycle: a frozen dataclass sets each
-    field through `object.__setattr__`, three times the cost of building it, on the hottest path."""
-
-    source_id: str
-    attributes: dict[str, Any]
-    line: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SourceProblem:
-    """A row that was skipped, and why."""
-
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
+from engine.model import SourceObject, SourceProblem
 
 
 class Source(Protocol):

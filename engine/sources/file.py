@@ -21,7 +21,8 @@ import orjson
 
 from common.config.validation import boolean, check_keys, choice, join, string
 from common.errors import ConfigError, SourceError
-from engine.sources.base import ProblemLog, SourceObject
+from engine.model import SourceObject
+from engine.sources.base import ProblemLog
 
 if TYPE_CHECKING:
     from _csv import Reader

@@ -62,8 +62,9 @@ from common.config.validation import as_list, boolean, check_keys, choice, integ
 from common.errors import ConfigError, SourceError
 from common.peers.ldap_link import LINK_KEYS, LinkSettings, ldap_server, parse_link
 from common.peers.ldap_names import DnError, canonical_dn
-from engine.schedule import parse_duration
-from engine.sources.base import ProblemLog, SourceObject
+from engine.core.schedule import parse_duration
+from engine.model import SourceObject
+from engine.sources.base import ProblemLog
 
 _PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
 _KEYS: Final = (

@@ -71,7 +71,8 @@ from common.config.validation import as_list, check_keys, integer, join, string
 from common.errors import AuthError, ConfigError, SourceError
 from common.peers.http_auth import Credentials
 from common.peers.http_settings import HTTP_KEYS, HttpSettings, parse_http_settings, parse_retry_after
-from engine.sources.base import ProblemLog, SourceObject
+from engine.model import SourceObject
+from engine.sources.base import ProblemLog
 
 log = logging.getLogger("roster.sources.scim")
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import ldap3
 
-from engine.cli import _prepare_process
+from engine.cli.main import _prepare_process
 from tests.bench.pipeline import COLUMNS, run_cycles, write_people
 from tests.slapd import ROOT_DN, SUFFIX, Slapd, make_slapd
 

@@ -20,9 +20,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from engine.core.scoping import ScopingFilter, parse_scoping
 from engine.mapping.base import DirectMapping, Mapper, Mapping
 from engine.mapping.expression_mapping import parse_expression_mapping
-from engine.scoping import ScopingFilter, parse_scoping
 
 COLUMNS = (
     "employee_id",

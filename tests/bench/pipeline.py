@@ -22,9 +22,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.cli import _prepare_process, embedded
+from engine.cli.main import _prepare_process, embedded
 from engine.config import in_dependency_order, parse_engine_config
-from engine.state import state_url
+from engine.store.state import state_url
 from workers.config import parse_targets
 
 COLUMNS = ("employee_id", "given_name", "family_name", "email", "department", "title", "phone", "location")

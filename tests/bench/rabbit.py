@@ -40,10 +40,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from engine.mapping.base import attribute_hash  # noqa: E402
-from engine.publisher import Publisher, PublishSettings  # noqa: E402
-from engine.results import ResultConsumer  # noqa: E402
-from engine.state import StateStore, state_url  # noqa: E402
-from engine.tracker import Tracker  # noqa: E402
+from engine.pipeline.publisher import Publisher, PublishSettings  # noqa: E402
+from engine.pipeline.results import ResultConsumer  # noqa: E402
+from engine.pipeline.tracker import Tracker  # noqa: E402
+from engine.store.state import StateStore, state_url  # noqa: E402
 from queues.contracts import Operation, encode_operations  # noqa: E402
 from queues.rabbitmq.broker import RabbitBroker  # noqa: E402
 from tests.bench.pipeline import COLUMNS, config, write_people  # noqa: E402

@@ -41,9 +41,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.cli import _prepare_process, embedded
+from engine.cli.main import _prepare_process, embedded
 from engine.config import parse_engine_config
-from engine.state import state_url
+from engine.store.state import state_url
 from queues.contracts import Operation
 from tests.scim_server import ScimServer, start_scim_server
 from workers.config import TargetConfig, parse_targets

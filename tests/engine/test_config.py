@@ -8,7 +8,7 @@ import pytest
 
 from common.config.yamlfile import load_yaml
 from common.errors import ConfigError
-from engine.cli import main
+from engine.cli.main import main
 from engine.config import parse_engine_config
 from workers.config import parse_targets
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from common.errors import ConfigError, SourceError
-from engine.sources.base import MAX_PROBLEMS, SourceObject
+from engine.model import SourceObject
+from engine.sources.base import MAX_PROBLEMS
 from engine.sources.file import FileSource, FileSourceSettings, parse_file_source
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -7,12 +7,13 @@ import time
 import pytest
 
 from common.errors import ConfigError
-from engine.guard import DeletionGuard, parse_deletion_guard
-from engine.quarantine import (
+from engine.core.policies import (
     CREDENTIALS_REJECTED,
+    DeletionGuard,
     FailureWindow,
     QuarantineSettings,
     backoff_s,
+    parse_deletion_guard,
     parse_quarantine,
 )
 from queues.contracts import Result

@@ -10,7 +10,7 @@ import ldap3
 import pytest
 
 from common.errors import ConfigError, SourceError
-from engine.sources.base import SourceObject
+from engine.model import SourceObject
 from engine.sources.ldap import LdapSource, parse_ldap_source
 from engine.sources.registry import parse_source
 from tests.slapd import READER_DN, ROOT_DN, SUFFIX, Slapd

@@ -8,7 +8,7 @@ import pytest
 
 from common.errors import ConfigError
 from engine.config import in_dependency_order, parse_engine_config
-from engine.membership import PENDING_PREFIX, Membership, MembersSettings, member_ids
+from engine.core.membership import PENDING_PREFIX, Membership, MembersSettings, member_ids
 
 SETTINGS = MembersSettings(source="members", job="people")
 

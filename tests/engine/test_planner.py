@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from engine.core.planner import Planner, plan_action, plan_missing
 from engine.mapping.base import ConstantMapping, DirectMapping, Mapper, attribute_hash
-from engine.planner import ACTIVE, DISABLED, Planner, StateEntry, plan_action, plan_missing
-from engine.sources.base import SourceObject
+from engine.model import ACTIVE, DISABLED, SourceObject, StateEntry
 
 MAPPER = Mapper(
     [

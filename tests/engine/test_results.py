@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from common.errors import StateError
-from engine.results import ResultConsumer
-from engine.state import StateStore, state_url
-from engine.tracker import CycleProgress, Tracker
+from engine.pipeline.results import ResultConsumer
+from engine.pipeline.tracker import CycleProgress, Tracker
+from engine.store.state import StateStore, state_url
 from queues.broker import Message
 from queues.contracts import Action, Operation, Result, encode_results
 from queues.memory import MemoryBroker

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from common.errors import ConfigError
-from engine.schedule import Schedule, parse_schedule
+from engine.core.schedule import Schedule, parse_schedule
 
 PATH = "jobs[0].schedule"
 

@@ -22,12 +22,12 @@ import pytest
 
 from common.config.yamlfile import load_yaml
 from common.errors import ConfigError, SourceError
-from engine.cli import embedded
+from engine.cli.main import embedded
 from engine.config import parse_engine_config
-from engine.sources.base import SourceObject
+from engine.model import SourceObject
 from engine.sources.registry import parse_source
 from engine.sources.scim import ENTERPRISE_SCHEMA, ScimSource, flatten, parse_scim_source
-from engine.state import state_url
+from engine.store.state import state_url
 from tests.conftest import SCIM_BASIC, SCIM_OAUTH_CLIENT, SCIM_TOKEN
 from tests.fault_proxy import FaultProxy, Faults
 from tests.scim_server import ScimServer, ScimServerError, start_scim_server

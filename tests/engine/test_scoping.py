@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from common.errors import ConfigError
-from engine.scoping import OPERATORS, ScopingClause, ScopingFilter, canonical_operator, parse_scoping
+from engine.core.scoping import OPERATORS, ScopingClause, ScopingFilter, canonical_operator, parse_scoping
 
 
 def holds(operator: str, value: Any, attribute: Any) -> bool:

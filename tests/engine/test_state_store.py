@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from common.errors import StateError
 from common.peers.sql_bulk import MAX_ROWS
-from engine import migrations
-from engine.planner import ACTIVE, DISABLED, StateEntry
-from engine.state import StateStore, metadata, state_url
+from engine.model import ACTIVE, DISABLED, StateEntry
+from engine.store import migrations
+from engine.store.state import StateStore, metadata, state_url
 from queues.contracts import Result
 from tests.conftest import require_service
 from tests.databases import private_database

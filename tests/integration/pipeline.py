@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from common.errors import TransientError
-from engine.cli import Embedded, embedded
+from engine.cli.main import Embedded, embedded
 from engine.config import EngineConfig, parse_engine_config
-from engine.state import state_url
+from engine.store.state import state_url
 from workers.config import TargetConfig, parse_targets
 from workers.connectors.base import Connector
 

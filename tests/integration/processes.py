@@ -66,7 +66,7 @@ class Process:
             [
                 sys.executable,
                 "-m",
-                "engine.cli",
+                "engine.cli.main",
                 "--log-level",
                 "info",
                 *self.args,

@@ -20,10 +20,10 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from engine.admin import Admin
-from engine.apiserver import ApiServer, ApiSettings, operated
-from engine.cli import Embedded
-from engine.state import log
+from engine.api.admin import Admin
+from engine.api.server import ApiServer, ApiSettings, operated
+from engine.cli.main import Embedded
+from engine.store.state import log
 from tests.integration.pipeline import job_config, person, pipeline, sql_target, write_csv
 
 TOKEN = "test-token-0123456789"

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from engine.state import state_url
+from engine.store.state import state_url
 from tests.conftest import require_service
 from tests.databases import private_database
 from tests.integration.pipeline import expected_row, job_config, person, sql_target, target_rows, write_csv

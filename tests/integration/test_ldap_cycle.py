@@ -14,9 +14,9 @@ from typing import Any
 import ldap3
 
 from common.peers.ldap_names import canonical_dn, escape_dn_value, same_dn
-from engine.cli import Embedded
+from engine.cli.main import Embedded
 from engine.config import in_dependency_order
-from engine.cycles import CycleSummary
+from engine.model import CycleSummary
 from tests.integration.pipeline import pipeline
 from tests.slapd import READER_DN, ROOT_DN, SUFFIX, Slapd, target_settings
 

@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.admin import Admin
-from engine.history import LogFilter
-from engine.quarantine import QuarantineSettings
-from engine.state import STAGED_DELETE
+from engine.api.admin import Admin
+from engine.core.policies import QuarantineSettings
+from engine.store.history import LogFilter
+from engine.store.state import STAGED_DELETE
 from tests.conftest import running_scim_server
 from tests.integration.pipeline import (
     FaultInjector,

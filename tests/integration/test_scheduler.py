@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import PermanentError
-from engine.scheduler import Scheduler
+from engine.pipeline.scheduler import Scheduler
 from tests.integration.pipeline import FaultInjector, job_config, person, pipeline, sql_target, write_csv
 
 

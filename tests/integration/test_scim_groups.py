@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from engine.membership import PENDING_PREFIX
-from engine.ondemand import preview_from_state
+from engine.core.membership import PENDING_PREFIX
+from engine.pipeline.ondemand import preview_from_state
 from tests.conftest import running_scim_server
 from tests.fault_proxy import FaultProxy, Faults
 from tests.integration.pipeline import pipeline

@@ -10,9 +10,9 @@ from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.cycles import CycleSummary
-from engine.ondemand import Preview, Provisioned
-from engine.tracker import CycleProgress
+from engine.model import CycleSummary
+from engine.pipeline.ondemand import Preview, Provisioned
+from engine.pipeline.tracker import CycleProgress
 
 MAX_PROBLEMS_SHOWN = 10
 

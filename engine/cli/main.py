@@ -24,16 +24,17 @@ from common.config.yamlfile import load_yaml
 from common.errors import ConfigError, RosterError
 from common.process.signals import install_stop_handlers
 from common.process.status_server import parse_listen
-from engine.admin import Admin
-from engine.apiserver import DEFAULT_LISTEN, ApiSettings, api_settings, operated
-from engine.commands import add_operating_commands
+from engine.api.admin import Admin
+from engine.api.server import DEFAULT_LISTEN, ApiSettings, api_settings, operated
+from engine.cli.commands import add_operating_commands
+from engine.cli.report import ProgressView, print_preview, print_provisioned, print_summary
+from engine.cli.serve import run_engine
 from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
-from engine.cycles import CycleRunner, CycleSummary
-from engine.ondemand import Preview, Provisioned, preview_from_state, provision
-from engine.process import run_engine
-from engine.report import ProgressView, print_preview, print_provisioned, print_summary
-from engine.scheduler import Scheduler
-from engine.state import StateStore, state_url
+from engine.model import CycleSummary
+from engine.pipeline.cycles import CycleRunner
+from engine.pipeline.ondemand import Preview, Provisioned, preview_from_state, provision
+from engine.pipeline.scheduler import Scheduler
+from engine.store.state import StateStore, state_url
 from queues.connect import broker_from_url
 from queues.memory import MemoryBroker
 from workers.config import TargetConfig, load_targets

@@ -1,8 +1,8 @@
 """Job control: the switches that the cycle runner and the scheduler obey, kept in the state store.
 
 Per job: paused (a running cycle publishes nothing new until resumed; no new cycle starts), quarantined
-(with its reason; see `engine.quarantine`), and waiting for approval (deprovisions staged by the
-deletion guard; see `engine.guard`). They survive a restart of the engine, since they live in the
+(with its reason; see `engine.core.policies`), and waiting for approval (deprovisions staged by the
+deletion guard; see `engine.core.policies`). They survive a restart of the engine, since they live in the
 state store; the failure windows that trip a quarantine are in memory and start empty.
 """
 
@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 
-from engine.quarantine import FailureWindow, QuarantineSettings
-from engine.state import StateStore
+from engine.core.policies import FailureWindow, QuarantineSettings
+from engine.store.state import StateStore
 from queues.contracts import Result
 
 log = logging.getLogger("roster.engine.control")

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the admin API, served at `/openapi.json`.
 
-`document()` is handed the routes that `engine.api` registers and describes exactly those: a route
+`document()` is handed the routes that `engine.api.routes` registers and describes exactly those: a route
 without a description here fails at start, and a description without a route is left out, so the
 document and the router never disagree. Errors share one shape, `{"error": code, "detail": sentence}`.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from engine.state import STAGED_DELETE
+from engine.store.state import STAGED_DELETE
 from queues.contracts import ACTIONS, STATUSES
 
 LOG_STATUSES = frozenset({*STATUSES, "warning"})

@@ -15,8 +15,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from common.errors import BrokerError, DecodeError, StateError
 from engine.metrics import EngineMetrics
-from engine.state import StateStore
-from engine.tracker import Tracker
+from engine.pipeline.tracker import Tracker
+from engine.store.state import StateStore
 from queues.broker import Broker, Consumer, Delivery
 from queues.contracts import Result, decode_results
 from queues.topology import RESULTS_QUEUE

@@ -14,14 +14,15 @@ from typing import Any
 
 from common.errors import SourceError
 from engine.config import JobConfig
-from engine.cycles import CycleRunner, load_membership
+from engine.core.membership import MemberPlan, Membership
+from engine.core.planner import plan_action, plan_missing
+from engine.core.scoping import ScopingClause
 from engine.mapping.functions import MappingError
-from engine.membership import MemberPlan, Membership
-from engine.planner import StateEntry, plan_action, plan_missing
-from engine.scoping import ScopingClause
-from engine.sources.base import Source, SourceObject
-from engine.state import StateStore
-from engine.tracker import REDACTED
+from engine.model import SourceObject, StateEntry
+from engine.pipeline.cycles import CycleRunner, load_membership
+from engine.pipeline.tracker import REDACTED
+from engine.sources.base import Source
+from engine.store.state import StateStore
 from queues.contracts import Operation
 
 

@@ -1,6 +1,6 @@
-"""The admin API: an aiohttp application over `engine.admin.Admin`, JSON in and out.
+"""The admin API: an aiohttp application over `engine.api.admin.Admin`, JSON in and out.
 
-Every route is declared once, in `Api.routes`; the router and the OpenAPI document (`engine.openapi`) are
+Every route is declared once, in `Api.routes`; the router and the OpenAPI document (`engine.api.openapi`) are
 both built from that table, so neither can name a route the other lacks. Every route but `/healthz`
 wants `Authorization: Bearer <token>`. Bad input (a malformed body, a query value of the wrong kind,
 an unknown job) gets a 4xx whose JSON names the problem: `{"error": "invalid_parameter", "detail":
@@ -22,10 +22,10 @@ from aiohttp import web
 
 from common.errors import RosterError, SourceError, StateError
 from common.process.status_server import HealthCheck
-from engine.admin import Admin, UnknownJob
-from engine.history import LogFilter
-from engine.ondemand import UnknownObject
-from engine.openapi import LOG_ACTIONS, LOG_STATUSES, document
+from engine.api.admin import Admin, UnknownJob
+from engine.api.openapi import LOG_ACTIONS, LOG_STATUSES, document
+from engine.pipeline.ondemand import UnknownObject
+from engine.store.history import LogFilter
 
 log = logging.getLogger("roster.engine.api")
 

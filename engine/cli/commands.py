@@ -22,7 +22,7 @@ from rich.prompt import Confirm
 from rich.table import Table
 
 from common.errors import RosterError
-from engine.client import DEFAULT_URL, ApiClient
+from engine.cli.client import DEFAULT_URL, ApiClient
 
 DEFAULT_TOKEN_FILE = Path(".roster/api-token")
 APPROVE_TIMEOUT_S = 3600.0

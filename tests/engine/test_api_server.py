@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
-from engine.apiserver import ApiServer, ApiSettings, api_settings, default_token_file
+from engine.api.server import ApiServer, ApiSettings, api_settings, default_token_file
 
 SQLITE = "sqlite+aiosqlite:///{}"
 

@@ -22,9 +22,9 @@ from aiohttp import web
 
 from common.errors import ConfigError
 from common.process.status_server import HealthCheck, parse_listen
-from engine.admin import Admin
-from engine.api import api_app
-from engine.history import prune_forever
+from engine.api.admin import Admin
+from engine.api.routes import api_app
+from engine.store.history import prune_forever
 
 log = logging.getLogger("roster.engine.apiserver")
 

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from common.errors import StateError
 from common.peers.sql_bulk import BulkStatement, Row
-from engine.migrations import migrate
-from engine.planner import ACTIVE, DISABLED, StateEntry
+from engine.model import ACTIVE, DISABLED, StateEntry
+from engine.store.migrations import migrate
 from queues.contracts import Operation, Result
 
 metadata = sa.MetaData()
@@ -277,7 +277,7 @@ class StateStore:
                 await conn.execute(log.insert(), rows)
 
     async def job_switches(self) -> dict[str, dict[str, Any]]:
-        """Every job's control switches (see `engine.control`), by job."""
+        """Every job's control switches (see `engine.pipeline.control`), by job."""
         async with self.engine.connect() as conn:
             rows = await conn.execute(sa.select(job_control))
             return {row.job: {k: v for k, v in row._mapping.items() if k != "job"} for row in rows}

@@ -5,7 +5,7 @@ On SIGTERM it stops the admin API, then the scheduler; a cycle in progress is in
 operations are already on the broker, and their results wait in the results queue for the next
 engine), then the result consumer, the HTTP server, the state store and the broker are closed in
 that order. On a PostgreSQL
-store a second engine waits as a standby and takes over when the first dies (`engine/failover.py`).
+store a second engine waits as a standby and takes over when the first dies (`engine/pipeline/failover.py`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ from prometheus_client import CollectorRegistry
 
 from common.process.signals import install_stop_handlers
 from common.process.status_server import StatusServer
-from engine.admin import Admin
-from engine.apiserver import ApiSettings, operated
+from engine.api.admin import Admin
+from engine.api.server import ApiSettings, operated
 from engine.config import EngineConfig, JobConfig
-from engine.cycles import CycleRunner, CycleSummary
-from engine.failover import EngineLock, take_over
+from engine.core.schedule import Schedule
 from engine.metrics import EngineMetrics
-from engine.schedule import Schedule
-from engine.scheduler import Scheduler
-from engine.state import StateStore
+from engine.model import CycleSummary
+from engine.pipeline.cycles import CycleRunner
+from engine.pipeline.failover import EngineLock, take_over
+from engine.pipeline.scheduler import Scheduler
+from engine.store.state import StateStore
 from queues.broker import Broker
 
 log = logging.getLogger("roster.engine.process")

@@ -4,7 +4,7 @@ A job runs once at start, then at each moment its schedule gives after the end o
 (so a cycle longer than the interval never piles up runs). A job without a schedule runs once. A cycle
 that fails is logged and the job goes on at its next moment: one bad run never stops the schedule.
 A paused job starts no cycle until resumed; a quarantined one waits a backed-off delay instead
-(see `engine.quarantine.backoff_s`).
+(see `engine.core.policies.backoff_s`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.config import JobConfig
-from engine.cycles import CycleRunner, CycleSummary
-from engine.quarantine import backoff_s
+from engine.core.policies import backoff_s
+from engine.model import CycleSummary
+from engine.pipeline.cycles import CycleRunner
 
 log = logging.getLogger("roster.engine.scheduler")
 

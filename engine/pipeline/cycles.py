@@ -13,23 +13,23 @@ import secrets
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
 from common.errors import RosterError
 from engine.config import EngineConfig, JobConfig
-from engine.control import JobControl
+from engine.core.membership import Membership
+from engine.core.planner import Planner
 from engine.mapping.functions import MappingError
-from engine.membership import Membership
 from engine.metrics import EngineMetrics
-from engine.planner import Planner, StateEntry
-from engine.publisher import Publisher
-from engine.results import ResultConsumer
-from engine.sources.base import Source, SourceProblem
-from engine.state import StateStore
-from engine.tracker import CycleProgress, Tracker
+from engine.model import CycleSummary, StateEntry
+from engine.pipeline.control import JobControl
+from engine.pipeline.publisher import Publisher
+from engine.pipeline.results import ResultConsumer
+from engine.pipeline.tracker import CycleProgress, Tracker
+from engine.sources.base import Source
+from engine.store.state import StateStore
 from queues.broker import Broker
 
 log = logging.getLogger("roster.engine.cycle")
@@ -39,61 +39,6 @@ SOURCE_BATCH = 1_000
 # every call to the state store's thread returns through the loop) wait for it: a batch planned in
 # one stretch held them back for tens of milliseconds at a time, and results piled up behind it.
 PLAN_SLICE = 100
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CycleSummary:
-    """What one cycle did, as the CLI's summary table and the cycle history show it."""
-
-    cycle_id: str
-    job: str
-    status: str  # "succeeded", "completed_with_failures", "failed"
-    read: int
-    created: int = 0
-    updated: int = 0
-    disabled: int = 0
-    deleted: int = 0
-    unchanged: int = 0
-    out_of_scope: int = 0
-    failed: int = 0
-    retries: int = 0
-    skipped_rows: int = 0
-    staged: int = 0
-    """Deprovisions held by the deletion guard until `roster approve` (or dropped by `roster reject`)."""
-    quarantined: str | None = None
-    """Why the job went into (or stayed in) quarantine during this cycle."""
-    pending_members: int = 0
-    """Group members not provisioned yet: their groups are sent without them and planned again later."""
-    elapsed_s: float = 0.0
-    p50_latency_ms: float | None = None
-    p99_latency_ms: float | None = None
-    error: str | None = None
-    problems: tuple[SourceProblem, ...] = field(default=())
-
-    @property
-    def changed(self) -> int:
-        return self.created + self.updated + self.disabled + self.deleted + self.failed
-
-    @property
-    def ops_per_s(self) -> float:
-        return self.changed / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def counts(self) -> dict[str, int | float | None]:
-        return {
-            "read": self.read,
-            "created": self.created,
-            "updated": self.updated,
-            "disabled": self.disabled,
-            "deleted": self.deleted,
-            "unchanged": self.unchanged,
-            "out_of_scope": self.out_of_scope,
-            "failed": self.failed,
-            "retries": self.retries,
-            "skipped_rows": self.skipped_rows,
-            "pending_members": self.pending_members,
-            "staged": self.staged,
-            "elapsed_s": round(self.elapsed_s, 3),
-        }
 
 
 class CycleRunner:

@@ -1,6 +1,6 @@
 """What the admin API (and through it the CLI) can see and do, as plain async methods.
 
-The HTTP layer (`engine.api`) only parses requests and renders these answers as JSON; everything a
+The HTTP layer (`engine.api.routes`) only parses requests and renders these answers as JSON; everything a
 route does is here, so it is tested without HTTP too. An unknown job raises `UnknownJob`, which the API
 turns into a 404 that names the jobs it knows.
 """
@@ -15,10 +15,11 @@ from typing import Any, Literal
 
 from common.errors import RosterError
 from engine.config import JobConfig
-from engine.cycles import CycleRunner, CycleSummary
-from engine.history import LogFilter, csv_rows, cycle_history, iter_log, jsonl, query_log
-from engine.ondemand import preview_from_state, provision
-from engine.scheduler import Scheduler
+from engine.model import CycleSummary
+from engine.pipeline.cycles import CycleRunner
+from engine.pipeline.ondemand import preview_from_state, provision
+from engine.pipeline.scheduler import Scheduler
+from engine.store.history import LogFilter, csv_rows, cycle_history, iter_log, jsonl, query_log
 
 log = logging.getLogger("roster.engine.admin")
 

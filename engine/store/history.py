@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from engine.state import StateStore, cycles, log
+from engine.store.state import StateStore, cycles, log
 
 logger = logging.getLogger("roster.engine.history")
 

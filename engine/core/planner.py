@@ -8,29 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
 
+from engine.core.membership import MemberPlan, Membership
+from engine.core.scoping import ScopingFilter
 from engine.mapping.base import Mapper
-from engine.membership import MemberPlan, Membership
-from engine.scoping import ScopingFilter
-from engine.sources.base import SourceObject
+from engine.model import DISABLED, Deprovision, SourceObject, StateEntry
 from queues.contracts import Action, Operation, Result
-
-Deprovision = Literal["disable", "delete", "none"]
-
-ACTIVE = "active"
-DISABLED = "disabled"
-
-
-@dataclass(slots=True)
-class StateEntry:
-    """What the state knows of one object: where it is in the target and what was applied (made once
-    per object per cycle when the snapshot loads: not frozen, see `SourceObject`)."""
-
-    target_id: str | None
-    applied_hash: str | None
-    state: str  # ACTIVE or DISABLED; an object with no entry was never applied (or was deleted)
 
 
 def plan_action(entry: StateEntry | None, desired_hash: str) -> Action | None:
@@ -56,7 +39,7 @@ class Planner:
 
     `in_flight` holds the source ids with an unfinished operation: they are not planned again, only
     remembered in `deferred` so that the caller can plan them once their result is in. A group job
-    passes `membership`, which resolves each group's members to target ids (see `engine.membership`).
+    passes `membership`, which resolves each group's members to target ids (see `engine.core.membership`).
     """
 
     def __init__(

@@ -1,0 +1,117 @@
+"""The value types every part of the engine shares: a source object, its mapped attributes, what the
+state knows of it, and what a cycle did.
+
+The ones made once per object per cycle (`SourceObject`, `Mapped`, `StateEntry`) are plain slotted
+dataclasses, not frozen: a frozen dataclass sets each field through `object.__setattr__`, which made
+building one three times as costly on the hottest path of a cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(slots=True)
+class SourceObject:
+    """One identity as the source holds it. `line` is where it was read (1-based, 0 if unknown).
+
+    Not frozen, like the other values made once per object per cycle: a frozen dataclass sets each
+    field through `object.__setattr__`, three times the cost of building it, on the hottest path."""
+
+    source_id: str
+    attributes: dict[str, Any]
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProblem:
+    """A row that was skipped, and why."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass(slots=True)
+class Mapped:
+    """The mapped attributes of one object and the hash that change detection compares (made once per
+    object per cycle: not frozen, see `SourceObject`)."""
+
+    attributes: dict[str, Any]
+    create_only: dict[str, Any]
+    hash: str
+
+
+Deprovision = Literal["disable", "delete", "none"]
+"""What a job does to an object that left the source or its scope."""
+
+ACTIVE = "active"
+DISABLED = "disabled"
+
+
+@dataclass(slots=True)
+class StateEntry:
+    """What the state knows of one object: where it is in the target and what was applied (made once
+    per object per cycle when the snapshot loads: not frozen, see `SourceObject`)."""
+
+    target_id: str | None
+    applied_hash: str | None
+    state: str  # ACTIVE or DISABLED; an object with no entry was never applied (or was deleted)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CycleSummary:
+    """What one cycle did, as the CLI's summary table and the cycle history show it."""
+
+    cycle_id: str
+    job: str
+    status: str  # "succeeded", "completed_with_failures", "failed"
+    read: int
+    created: int = 0
+    updated: int = 0
+    disabled: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    out_of_scope: int = 0
+    failed: int = 0
+    retries: int = 0
+    skipped_rows: int = 0
+    staged: int = 0
+    """Deprovisions held by the deletion guard until `roster approve` (or dropped by `roster reject`)."""
+    quarantined: str | None = None
+    """Why the job went into (or stayed in) quarantine during this cycle."""
+    pending_members: int = 0
+    """Group members not provisioned yet: their groups are sent without them and planned again later."""
+    elapsed_s: float = 0.0
+    p50_latency_ms: float | None = None
+    p99_latency_ms: float | None = None
+    error: str | None = None
+    problems: tuple[SourceProblem, ...] = field(default=())
+
+    @property
+    def changed(self) -> int:
+        return self.created + self.updated + self.disabled + self.deleted + self.failed
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.changed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def counts(self) -> dict[str, int | float | None]:
+        return {
+            "read": self.read,
+            "created": self.created,
+            "updated": self.updated,
+            "disabled": self.disabled,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+            "out_of_scope": self.out_of_scope,
+            "failed": self.failed,
+            "retries": self.retries,
+            "skipped_rows": self.skipped_rows,
+            "pending_members": self.pending_members,
+            "staged": self.staged,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
