@@ -29,7 +29,7 @@ from engine.core.membership import MembersSettings, parse_members
 from engine.core.policies import DeletionGuard, QuarantineSettings, parse_deletion_guard, parse_quarantine
 from engine.core.schedule import Schedule, parse_schedule
 from engine.core.scoping import ScopingFilter, parse_scoping
-from engine.mapping.base import ConstantMapping, DirectMapping, Mapper
+from engine.mapping.base import ApplyOn, ConstantMapping, DirectMapping, Mapper
 from engine.mapping.base import Mapping as AttributeMapping
 from engine.mapping.expression_mapping import ExpressionMapping, parse_expression_mapping
 from engine.model import Deprovision
@@ -218,9 +218,11 @@ def parse_mapping(path: str, raw: Any) -> tuple[AttributeMapping, int | None]:
         required=("target",),
     )
     target = string(join(path, "target"), raw["target"])
-    apply_on = {"always": "always", "on_create": "create"}[
-        choice(join(path, "apply"), raw.get("apply", "always"), ("always", "on_create"))
-    ]
+    apply_on: ApplyOn = (
+        "create"
+        if choice(join(path, "apply"), raw.get("apply", "always"), ("always", "on_create")) == "on_create"
+        else "always"
+    )
     match = _match_precedence(join(path, "match"), raw.get("match", False))
     kinds = [k for k in ("source", "constant", "expression") if k in raw]
     if len(kinds) != 1:
@@ -231,18 +233,18 @@ def parse_mapping(path: str, raw: Any) -> tuple[AttributeMapping, int | None]:
         )
     default = raw.get("default")
     if "constant" in raw:
-        return ConstantMapping(target=target, value=raw["constant"], apply_on=apply_on), match  # type: ignore[arg-type]
+        return ConstantMapping(target=target, value=raw["constant"], apply_on=apply_on), match
     if "expression" in raw:
         mapping = parse_expression_mapping(
             path,
             target=target,
             expression=raw["expression"],
             apply_on=apply_on,
-            default=default,  # type: ignore[arg-type]
+            default=default,
         )
         return mapping, match
     source = string(join(path, "source"), raw["source"])
-    return DirectMapping(target=target, source=source, apply_on=apply_on, default=default), match  # type: ignore[arg-type]
+    return DirectMapping(target=target, source=source, apply_on=apply_on, default=default), match
 
 
 def _match_precedence(path: str, raw: Any) -> int | None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -20,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from common.errors import BrokerError
 from common.process.build import register_build_info
+from common.process.histograms import observe_all
 from queues.broker import Broker
 from queues.contracts import Operation, Result
 from queues.topology import ops_queue
@@ -166,8 +166,8 @@ class EngineMetrics:
                 retries[(r.job, r.target)] += 1
         for labels, n in finals.items():
             self.completed.labels(*labels).inc(n)
-        for labels, n in retries.items():
-            self.retrying.labels(*labels).inc(n)
+        for pair, n in retries.items():
+            self.retrying.labels(*pair).inc(n)
         for target, latencies in by_target.items():
             observe_all(self.latency.labels(target), latencies)
 
@@ -204,22 +204,3 @@ class _JobStates(Collector):
             for state in JOB_STATES:
                 family.add_metric([job, state], 1.0 if state == current else 0.0)
         yield family
-
-
-def observe_all(child: Any, values: list[float]) -> None:
-    """`child.observe(v)` for every value, at a fraction of the cost for a batch of results.
-
-    prometheus-client has no bulk observe; this counts the values per bucket with a bisection and
-    increments each bucket once. It reads the child's bucket bounds, so where a client version lays
-    them out differently it falls back to one `observe` per value (tests compare both ways).
-    """
-    bounds = getattr(child, "_upper_bounds", None)
-    buckets = getattr(child, "_buckets", None)
-    total = getattr(child, "_sum", None)
-    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
-        for value in values:
-            child.observe(value)
-        return
-    for index, count in Tally(bisect_left(bounds, value) for value in values).items():
-        buckets[index].inc(count)
-    total.inc(sum(values))

@@ -49,9 +49,8 @@ async def run_worker(
     metrics = WorkerMetrics(registry, recording=record_metrics)
     metrics.start_at_zero(runtime.name for runtime in runtimes)
     for runtime in runtimes:
-        gate = getattr(runtime.connector, "gate", None)  # connectors that honour Retry-After have one
-        if gate is not None:
-            metrics.watch_pause(runtime.name, gate.pause)
+        if runtime.connector.gate is not None:
+            metrics.watch_pause(runtime.name, runtime.connector.gate.pause)
     async with broker:
         worker = Worker(broker, runtimes, metrics=metrics)
         server = StatusServer(registry, lambda: _health(worker, stop), host=host, port=port)

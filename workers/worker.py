@@ -95,7 +95,8 @@ class Worker:
             await slots.acquire()
             task = asyncio.create_task(self._handle(target, delivery))
             self._handlers.add(task)
-            task.add_done_callback(lambda t, s=slots: (self._handlers.discard(t), s.release()))
+            task.add_done_callback(self._handlers.discard)
+            task.add_done_callback(lambda _task: slots.release())
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop taking batches, let those in flight finish within `grace_s`, then close.

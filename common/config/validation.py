@@ -79,7 +79,7 @@ def choice(path: str, raw: Any, options: Collection[str]) -> str:
         close = difflib.get_close_matches(str(raw), list(options), n=1)
         hint = f"did you mean {close[0]!r}?" if close else None
         raise ConfigError(path, f"{raw!r} is not one of {', '.join(sorted(options))}", hint)
-    return raw
+    return str(raw)
 
 
 def unique_names(path: str, names: Sequence[str], what: str) -> None:

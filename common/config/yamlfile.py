@@ -38,7 +38,8 @@ def load_yaml(path: Path, *, environ: Mapping[str, str] | None = None) -> dict[s
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(str(path), "the file must hold a mapping at the top level (jobs:, targets:)")
-    return substitute(data, "", os.environ if environ is None else environ)
+    substituted: dict[str, Any] = substitute(data, "", os.environ if environ is None else environ)
+    return substituted
 
 
 def substitute(value: Any, path: str, environ: Mapping[str, str]) -> Any:

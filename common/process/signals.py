@@ -18,7 +18,7 @@ log = logging.getLogger("roster.signals")
 FORCED_EXIT_CODE = 130
 
 
-def install_stop_handlers(stop: Callable[[], None]) -> None:
+def install_stop_handlers(stop: Callable[[], object]) -> None:
     loop = asyncio.get_running_loop()
     received: list[int] = []
 

@@ -28,7 +28,6 @@ from engine.store.history import prune_forever
 
 log = logging.getLogger("roster.engine.apiserver")
 
-DEFAULT_LISTEN = "127.0.0.1:8477"
 TOKEN_FILE = "api-token"
 
 

@@ -10,6 +10,7 @@ store a second engine waits as a standby and takes over when the first dies (`en
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import time
@@ -17,12 +18,17 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
+from rich.console import Console
 
+from common.process.cli import listen_address
 from common.process.signals import install_stop_handlers
 from common.process.status_server import StatusServer
+from common.process.tuning import tune_process
 from engine.api.admin import Admin
 from engine.api.server import ApiSettings, operated
-from engine.config import EngineConfig, JobConfig
+from engine.cli.report import print_summary
+from engine.cli.settings import api_from, state_location
+from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
 from engine.core.schedule import Schedule
 from engine.metrics import EngineMetrics
 from engine.model import CycleSummary
@@ -31,8 +37,36 @@ from engine.pipeline.failover import EngineLock, take_over
 from engine.pipeline.scheduler import Scheduler
 from engine.store.state import StateStore
 from queues.broker import Broker
+from queues.connect import broker_from_url
 
 log = logging.getLogger("roster.engine.process")
+
+
+def engine_command(args: argparse.Namespace, console: Console) -> int:
+    """`roster engine`: serve the jobs of `args.file` over the broker (with `--once`, one cycle each)."""
+    config = load_engine_config(args.file)
+    jobs = in_dependency_order([config.job(name) for name in args.job] if args.job else config.jobs)
+    state = state_location(args, config)
+    broker = broker_from_url(args.broker, ca_file=args.broker_ca_file)
+    host, port = listen_address(args.listen)
+    api = api_from(args, state, config, console)
+    tune_process()
+    code, summaries = asyncio.run(
+        run_engine(
+            config,
+            jobs,
+            broker,
+            state,
+            host=host,
+            port=port,
+            once=args.once,
+            record_metrics=not args.no_metrics,
+            api=api,
+        )
+    )
+    if args.once:
+        print_summary(console, summaries)
+    return code
 
 
 async def run_engine(
@@ -100,7 +134,7 @@ async def _active(
                 await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
             if not work.done():
                 watch.result()  # raises StateError: the lock is lost, stop working at once
-            return work.result() if once else scheduler.history
+            return (work.result() or []) if once else scheduler.history
         finally:
             metrics.active.set(0)
             for task in (work, watch, depths):

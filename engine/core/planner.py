@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from engine.core.membership import MemberPlan, Membership
 from engine.core.scoping import ScopingFilter
@@ -138,7 +139,7 @@ class Planner:
         action: Action,
         source_id: str,
         entry: StateEntry | None,
-        attributes: dict,
+        attributes: dict[str, Any],
         desired_hash: str,
         members: MemberPlan | None = None,
     ) -> Operation:

@@ -23,7 +23,7 @@ from engine.core.membership import Membership
 from engine.core.planner import Planner
 from engine.mapping.functions import MappingError
 from engine.metrics import EngineMetrics
-from engine.model import CycleSummary, StateEntry
+from engine.model import CycleSummary, SourceObject, StateEntry
 from engine.pipeline.control import JobControl
 from engine.pipeline.publisher import Publisher
 from engine.pipeline.results import ResultConsumer
@@ -31,6 +31,7 @@ from engine.pipeline.tracker import CycleProgress, Tracker
 from engine.sources.base import Source
 from engine.store.state import StateStore
 from queues.broker import Broker
+from queues.contracts import Operation, Result
 
 log = logging.getLogger("roster.engine.cycle")
 
@@ -133,7 +134,7 @@ class CycleRunner:
         started = time.perf_counter()
         if self.control.switches(job.name).quarantine_reason is not None:
             await self.control.start_quarantined_cycle(job.name)
-        cycle_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+        cycle_id = _new_cycle_id()
         await self.state.start_cycle(cycle_id, job.name, trigger)
         progress = self.tracker.start_cycle(cycle_id, job.name)
         if on_start is not None:
@@ -146,7 +147,7 @@ class CycleRunner:
         try:
             read, error, quarantined = await self._plan_and_publish(job, cycle_id, planner, source, progress)
             staged = 0
-            full = getattr(source, "full", True)  # an incremental read does not see what is unchanged
+            full = source.full  # an incremental read does not see what is unchanged
             if error is None and quarantined is None and full:
                 staged = await self._deprovision(job, cycle_id, planner, approved)
             await self.publisher.flush()
@@ -172,7 +173,7 @@ class CycleRunner:
         await self._judge(job, summary)
         if job.source.incremental and summary.status == "succeeded":
             # Only after every object succeeded: a failed one is read (and tried) again next time.
-            await self.control.read_done(job.name, getattr(source, "watermark", None), full=full)
+            await self.control.read_done(job.name, source.watermark, full=full)
         await self.state.finish_cycle(cycle_id, summary.status, summary.counts())
         self.metrics.record_cycle(summary)
         log.info(
@@ -193,7 +194,7 @@ class CycleRunner:
         control = self.control
         try:
             async for batch in source.batches(SOURCE_BATCH):
-                failures = []
+                failures: list[Result] = []
                 for start in range(0, len(batch), PLAN_SLICE):
                     if start:
                         await asyncio.sleep(0)
@@ -205,17 +206,8 @@ class CycleRunner:
                         reason = control.verdict(job.name)
                         if reason is not None:
                             return read, None, reason
-                        try:
-                            op = planner.plan(obj)
-                        except MappingError as exc:
-                            failures.append(planner.failure(obj, exc))
-                            continue
-                        if op is not None:
-                            self.tracker.register(op)
-                            await self.publisher.add(op)
-                if failures:
-                    await self.state.apply_results(failures)
-                    self.tracker.record_unpublished(cycle_id, failures)
+                        await self._plan_object(planner, obj, failures)
+                await self._record_failures(cycle_id, failures)
                 read += len(batch)
                 progress.read = read
         except RosterError as exc:
@@ -239,11 +231,62 @@ class CycleRunner:
             return len(missing)
         await self.control.clear_staged(job.name)
         for planned, op in enumerate(missing, 1):
-            self.tracker.register(op)
-            await self.publisher.add(op)
+            await self._publish(op)
             if planned % PLAN_SLICE == 0:
                 await asyncio.sleep(0)
         return 0
+
+    async def run_one(
+        self,
+        job: JobConfig,
+        source_id: str,
+        obj: SourceObject | None,
+        entry: StateEntry | None,
+        *,
+        timeout_s: float,
+    ) -> tuple[str, dict[str, int]]:
+        """A cycle of one object, on demand: plan and publish its operation alone (a deprovision if it
+        left the source or its scope), wait for its result; returns the cycle id and its counts."""
+        cycle_id = _new_cycle_id("-one")
+        await self.state.start_cycle(cycle_id, job.name, "on_demand")
+        progress = self.tracker.start_cycle(cycle_id, job.name)
+        planner = await self.planner_for(job, cycle_id, {source_id: entry} if entry else {}, only=source_id)
+        try:
+            failures: list[Result] = []
+            if obj is not None:
+                await self._plan_object(planner, obj, failures)
+            if obj is None or not planner.seen:
+                for op in planner.plan_missing():
+                    await self._publish(op)
+            await self._record_failures(cycle_id, failures)
+            await self.publisher.flush()
+            self.tracker.planning_done(cycle_id)
+            await asyncio.wait_for(self.results.wait_or_fail(progress.done), timeout_s)
+        finally:
+            self.tracker.end_cycle(cycle_id)
+        counts = dict(progress.counts)
+        await self.state.finish_cycle(cycle_id, "failed" if counts.get("failed") else "succeeded", counts)
+        return cycle_id, counts
+
+    async def _plan_object(self, planner: Planner, obj: SourceObject, failures: list[Result]) -> None:
+        """Plan one object and publish its operation; a mapping that fails on it joins `failures`."""
+        try:
+            op = planner.plan(obj)
+        except MappingError as exc:
+            failures.append(planner.failure(obj, exc))
+            return
+        if op is not None:
+            await self._publish(op)
+
+    async def _publish(self, op: Operation) -> None:
+        self.tracker.register(op)
+        await self.publisher.add(op)
+
+    async def _record_failures(self, cycle_id: str, failures: list[Result]) -> None:
+        """Failures found before publishing (a mapping that failed): logged and counted as results."""
+        if failures:
+            await self.state.apply_results(failures)
+            self.tracker.record_unpublished(cycle_id, failures)
 
     async def _judge(self, job: JobConfig, summary: CycleSummary) -> None:
         """Quarantine the job if its results say so; release it after a cycle that went well."""
@@ -251,6 +294,10 @@ class CycleRunner:
             await self.control.quarantine(job.name, summary.quarantined)
         elif summary.status == "succeeded":
             await self.control.release(job.name, f"cycle {summary.cycle_id} succeeded")
+
+
+def _new_cycle_id(suffix: str = "") -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}{suffix}"
 
 
 async def load_membership(state: StateStore, job: JobConfig, only: str | None = None) -> Membership | None:

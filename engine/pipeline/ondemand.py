@@ -6,10 +6,7 @@ Both reuse the planner that cycles use, so what they show is what a cycle would 
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from common.errors import SourceError
@@ -23,7 +20,6 @@ from engine.pipeline.cycles import CycleRunner, load_membership
 from engine.pipeline.tracker import REDACTED
 from engine.sources.base import Source
 from engine.store.state import StateStore
-from queues.contracts import Operation
 
 
 class UnknownObject(SourceError):
@@ -79,7 +75,7 @@ def preview(
         )
     explained = job.scoping.explain(obj.attributes) if job.scoping.groups else []
     in_scope = not job.scoping.groups or job.scoping.matches(obj.attributes)
-    base = {
+    base: dict[str, Any] = {
         "job": job.name,
         "source_id": source_id,
         "found": True,
@@ -160,31 +156,6 @@ async def provision(
     entry = await runner.state.entry(job.name, source_id)
     if obj is None and not source.problems and entry is None:
         raise UnknownObject(f"{source_id!r} is neither in the source of job {job.name!r} nor in its state")
-    cycle_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}-one"
     shown = preview(job, obj, source_id, entry, await load_membership(runner.state, job, source_id))
-    await runner.state.start_cycle(cycle_id, job.name, "on_demand")
-    progress = runner.tracker.start_cycle(cycle_id, job.name)
-    planner = await runner.planner_for(job, cycle_id, {source_id: entry} if entry else {}, only=source_id)
-    ops: list[Operation] = []
-    try:
-        if obj is not None:
-            op = planner.plan(obj)
-            ops = [op] if op is not None else []
-        if obj is None or not planner.seen:
-            ops = list(planner.plan_missing())
-    except MappingError as exc:
-        failure = planner.failure(obj, exc)  # type: ignore[arg-type]
-        await runner.state.apply_results([failure])
-        runner.tracker.record_unpublished(cycle_id, [failure])
-    for op in ops:
-        runner.tracker.register(op)
-        await runner.publisher.add(op)
-    await runner.publisher.flush()
-    runner.tracker.planning_done(cycle_id)
-    try:
-        await asyncio.wait_for(runner.results.wait_or_fail(progress.done), timeout_s)
-    finally:
-        runner.tracker.end_cycle(cycle_id)
-    counts = dict(progress.counts)
-    await runner.state.finish_cycle(cycle_id, "failed" if counts.get("failed") else "succeeded", counts)
+    cycle_id, _counts = await runner.run_one(job, source_id, obj, entry, timeout_s=timeout_s)
     return Provisioned(shown, cycle_id, await runner.state.log_records(job.name, cycle_id=cycle_id))

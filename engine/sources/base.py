@@ -25,6 +25,17 @@ class Source(Protocol):
         """Every problem met, including those past the cap of `problems`."""
         ...
 
+    @property
+    def full(self) -> bool:
+        """Whether a read sees every object, so that one it does not see has left the source (an
+        incremental read sees only what changed)."""
+        ...
+
+    @property
+    def watermark(self) -> str | None:
+        """After an incremental read: where the next one starts (None: read everything next time)."""
+        ...
+
     def batches(self, size: int) -> AsyncIterator[list[SourceObject]]:
         """Yield lists of at most `size` objects; the whole source is one full import."""
         ...

@@ -12,7 +12,7 @@ import asyncio
 import codecs
 import csv
 import difflib
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -125,6 +125,10 @@ def _delimiter(path: str, raw: Any) -> str:
 class FileSource(ProblemLog):
     """Streams the objects of a CSV or JSON Lines file; see the module docstring."""
 
+    full = True
+    """A file is always read whole."""
+    watermark = None
+
     def __init__(self, settings: FileSourceSettings) -> None:
         super().__init__()
         self.settings = settings
@@ -166,7 +170,7 @@ class FileSource(ProblemLog):
             "set the source's `encoding:` to the file's encoding"
         )
 
-    def _read_csv(self, size: int) -> Iterator[list[SourceObject]]:
+    def _read_csv(self, size: int) -> Generator[list[SourceObject], None, None]:
         with self._open() as file:
             undecodable: list[bool] = []
             # strict: a stray character after a closing quote, or a quote left open at the end, is
@@ -269,7 +273,7 @@ class FileSource(ProblemLog):
             fix += f"; the header was read as one column, so check `delimiter:` ({settings.delimiter!r})"
         return fix
 
-    def _read_jsonl(self, size: int) -> Iterator[list[SourceObject]]:
+    def _read_jsonl(self, size: int) -> Generator[list[SourceObject], None, None]:
         seen: dict[str, int] = {}
         batch: list[SourceObject] = []
         with self._open() as file:

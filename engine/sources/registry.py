@@ -26,6 +26,8 @@ class SourceKind:
     """Validates the settings at a path, with the file's folder and the job's object_type (user, group)."""
     open: Callable[[Any, str | None], Source]
     """Opens a source on its settings; the second argument is a watermark to read changes since."""
+    incremental: Callable[[Any], tuple[bool, float]] = lambda _settings: (False, 0.0)
+    """Whether the settings ask for incremental reads, and how often a full import still comes (s)."""
 
 
 _FILE = SourceKind(
@@ -39,6 +41,7 @@ SOURCE_KINDS: dict[str, SourceKind] = {
     "ldap": SourceKind(
         parse=lambda path, raw, base_dir, _object_type: parse_ldap_source(path, raw, base_dir=base_dir),
         open=lambda settings, since: LdapSource(settings, since=since),
+        incremental=lambda settings: (settings.incremental, settings.full_import_every_s),
     ),
     "scim": SourceKind(
         parse=lambda path, raw, base_dir, object_type: parse_scim_source(
@@ -62,11 +65,11 @@ class SourceSettings:
 
     @property
     def incremental(self) -> bool:
-        return bool(getattr(self.settings, "incremental", False))
+        return SOURCE_KINDS[self.type].incremental(self.settings)[0]
 
     @property
     def full_import_every_s(self) -> float:
-        return float(getattr(self.settings, "full_import_every_s", 0.0))
+        return SOURCE_KINDS[self.type].incremental(self.settings)[1]
 
 
 def parse_source(

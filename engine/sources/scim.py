@@ -213,6 +213,10 @@ class _Pass:
 class ScimSource(ProblemLog):
     """Streams the Users or Groups of one SCIM service; see the module docstring."""
 
+    full = True
+    """A SCIM service is always listed whole."""
+    watermark = None
+
     def __init__(self, settings: ScimSourceSettings) -> None:
         super().__init__()
         self.settings = settings

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import ldap3
 
-from engine.cli.main import _prepare_process
+from common.process.tuning import tune_process
 from tests.bench.pipeline import COLUMNS, run_cycles, write_people
 from tests.slapd import ROOT_DN, SUFFIX, Slapd, make_slapd
 
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
-    _prepare_process()
+    tune_process()
     with tempfile.TemporaryDirectory(prefix="roster-bench-ldap-") as tmp:
         workdir = Path(tmp)
         write_people(workdir / "people.csv", args.users)

@@ -22,7 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.cli.main import _prepare_process, embedded
+from common.process.tuning import tune_process
+from engine.cli.embedded import embedded
 from engine.config import in_dependency_order, parse_engine_config
 from engine.store.state import state_url
 from workers.config import parse_targets
@@ -82,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=100_000)
     args = parser.parse_args()
-    _prepare_process()
+    tune_process()
     with tempfile.TemporaryDirectory(prefix="roster-bench-") as tmp:
         workdir = Path(tmp)
         write_people(workdir / "people.csv", args.objects)

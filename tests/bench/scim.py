@@ -41,7 +41,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.cli.main import _prepare_process, embedded
+from common.process.tuning import tune_process
+from engine.cli.embedded import embedded
 from engine.config import parse_engine_config
 from engine.store.state import state_url
 from queues.contracts import Operation
@@ -207,7 +208,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight to the server")
     args = parser.parse_args()
-    _prepare_process()
+    tune_process()
     users = people(args.users)
     with tempfile.TemporaryDirectory(prefix="roster-bench-scim-") as tmp:
         workdir = Path(tmp)

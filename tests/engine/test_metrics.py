@@ -8,7 +8,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.metrics import LATENCY_BUCKETS_S, EngineMetrics, observe_all
+from common.process.histograms import observe_all
+from engine.metrics import LATENCY_BUCKETS_S, EngineMetrics
 from engine.model import CycleSummary
 
 

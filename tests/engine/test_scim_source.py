@@ -22,7 +22,7 @@ import pytest
 
 from common.config.yamlfile import load_yaml
 from common.errors import ConfigError, SourceError
-from engine.cli.main import embedded
+from engine.cli.embedded import embedded
 from engine.config import parse_engine_config
 from engine.model import SourceObject
 from engine.sources.registry import parse_source

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from common.errors import TransientError
-from engine.cli.main import Embedded, embedded
+from engine.cli.embedded import Embedded, embedded
 from engine.config import EngineConfig, parse_engine_config
 from engine.store.state import state_url
 from workers.config import TargetConfig, parse_targets

@@ -66,7 +66,7 @@ class Process:
             [
                 sys.executable,
                 "-m",
-                "engine.cli.main",
+                "common.process.launcher",
                 "--log-level",
                 "info",
                 *self.args,

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from engine.api.admin import Admin
 from engine.api.server import ApiServer, ApiSettings, operated
-from engine.cli.main import Embedded
+from engine.cli.embedded import Embedded
 from engine.store.state import log
 from tests.integration.pipeline import job_config, person, pipeline, sql_target, write_csv
 

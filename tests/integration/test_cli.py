@@ -14,7 +14,7 @@ import yaml
 
 from tests.integration.pipeline import job_config, person, sql_target, write_csv
 
-ROSTER = [sys.executable, "-m", "engine.cli.main"]
+ROSTER = [sys.executable, "-m", "common.process.launcher"]
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import ldap3
 
 from common.peers.ldap_names import canonical_dn, escape_dn_value, same_dn
-from engine.cli.main import Embedded
+from engine.cli.embedded import Embedded
 from engine.config import in_dependency_order
 from engine.model import CycleSummary
 from tests.integration.pipeline import pipeline

@@ -46,7 +46,7 @@ def _env(**extra: str) -> dict[str, str]:
 def roster(tmp_path: Path, api: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """A `roster` command run from `tmp_path`, as a user in the engine's directory runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", *args],
+        [sys.executable, "-m", "common.process.launcher", *args],
         cwd=tmp_path,
         env=_env(ROSTER_API_URL=api, **env),
         capture_output=True,
@@ -88,7 +88,7 @@ def serving(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     args = ["--log-level", "info", "run", "--serve", str(_config(tmp_path)), "--api-listen", listen]
     with (tmp_path / "serve.out").open("w") as out, (tmp_path / "serve.err").open("w") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli.main", *args],
+            [sys.executable, "-m", "common.process.launcher", *args],
             cwd=REPO,
             env=_env(),
             stdout=out,

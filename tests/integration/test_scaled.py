@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import require_service
 from tests.integration.pipeline import expected_row, job_config, person, sql_target, target_rows, write_csv
-from tests.integration.processes import Fleet, rabbitmqctl, vhost, wait_until
+from tests.integration.processes import Fleet, Process, free_port, rabbitmqctl, vhost, wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -231,3 +231,32 @@ async def _depth(url: str) -> int:
         channel = await connection.channel()
         queue = await channel.declare_queue(f"roster.ops.{TARGET}", passive=True)
         return queue.declaration_result.message_count or 0
+
+
+def test_a_worker_process_loads_no_engine_module(
+    tmp_path: Path, fleet: Fleet, postgres_url: str, table: str
+) -> None:
+    # A worker container carries no engine code: `roster worker` must run a whole cycle's batches
+    # without importing any. Python's import-time report lists every module the process loads.
+    rows = [person(i) for i in range(50)]
+    config = _config(tmp_path, postgres_url, table, rows)
+    worker = Process(
+        "worker-imports",
+        ["worker", str(config), "--broker", fleet.broker_url],
+        free_port(),
+        tmp_path / "worker-imports.log",
+        env={"PYTHONPROFILEIMPORTTIME": "1"},
+    ).start()
+    fleet.processes.append(worker)
+    worker.wait_healthy()
+    assert fleet.engine(config, "--once").wait(120) == 0, fleet.logs()
+    _assert_exactly(postgres_url, table, rows)
+    worker.stop()
+
+    report = worker.log_path.read_text(errors="replace")
+    loaded = {
+        line.rsplit("|", 1)[1].strip() for line in report.splitlines() if line.startswith("import time:")
+    }
+    assert "workers.worker" in loaded, report[-2000:]  # the report is there, and names the worker's modules
+    assert any(m.startswith("workers.connectors.sql") for m in loaded)
+    assert sorted(m for m in loaded if m == "engine" or m.startswith("engine.")) == []

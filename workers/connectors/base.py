@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from common.errors import ConnectorError
 from queues.contracts import Operation
+from workers.limits import Gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,10 @@ Outcome = Applied | ConnectorError
 class Connector(Protocol):
     """Applies operations to one target. Opened once per worker, used concurrently, closed once."""
 
+    gate: Gate | None
+    """The target's limits (concurrency, rate, a pause after Retry-After) when the connector keeps them
+    itself; the worker shows its pause in the metrics."""
+
     async def open(self) -> None: ...
 
     async def apply(self, ops: Sequence[Operation]) -> list[Outcome]:
@@ -46,6 +51,8 @@ class Connector(Protocol):
 
 class AsyncContextConnector:
     """Gives a connector `async with`: opened on enter, closed on exit, whatever the connector."""
+
+    gate: Gate | None = None
 
     async def open(self) -> None:
         raise NotImplementedError

@@ -1,0 +1,96 @@
+"""`roster worker FILE`: the worker's command line, which loads the workers' side of Roster only."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from common.errors import ConfigError
+from common.process.cli import (
+    add_broker_arguments,
+    add_listen_argument,
+    add_log_level_argument,
+    add_metrics_argument,
+    configure_logging,
+    exit_code_of,
+    listen_address,
+)
+from common.process.tuning import tune_process
+from queues.connect import broker_from_url
+from workers.config import load_targets
+from workers.process import run_worker
+
+DEFAULT_LISTEN = "127.0.0.1:9101"
+
+
+def add_worker_arguments(worker: argparse.ArgumentParser) -> None:
+    """The options of `roster worker`, for this parser and for the engine's `roster --help`."""
+    worker.add_argument("file", type=Path, help="a YAML file with targets: (and their credentials)")
+    worker.add_argument("--target", action="append", help="serve only this target (repeatable)")
+    add_broker_arguments(worker)
+    add_listen_argument(worker, DEFAULT_LISTEN)
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        help="batches applied at once per target (default: the target's max_inflight)",
+    )
+    worker.add_argument(
+        "--prefetch", type=int, help="batches held unacked per target (default: twice the concurrency)"
+    )
+    worker.add_argument(
+        "--grace-s", type=float, default=30.0, help="how long SIGTERM waits for batches in flight"
+    )
+    add_metrics_argument(worker)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the targets of `args.file` until SIGTERM or SIGINT; returns the exit code."""
+    targets = load_targets(args.file)
+    if args.target:
+        known = {t.name for t in targets}
+        for name in args.target:
+            if name not in known:
+                raise ConfigError(
+                    "--target",
+                    f"no target named {name!r}",
+                    f"targets in {args.file}: {', '.join(sorted(known))}",
+                )
+        targets = tuple(t for t in targets if t.name in args.target)
+    broker = broker_from_url(args.broker, ca_file=args.broker_ca_file)
+    host, port = listen_address(args.listen)
+    tune_process()
+    return asyncio.run(
+        run_worker(
+            broker,
+            targets,
+            host=host,
+            port=port,
+            concurrency=args.concurrency,
+            prefetch=args.prefetch,
+            grace_s=args.grace_s,
+            record_metrics=not args.no_metrics,
+        )
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="roster", description="Identity provisioning engine: a worker.")
+    add_log_level_argument(parser)
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_worker_arguments(
+        commands.add_parser("worker", help="run a worker: drain the queues of the targets in FILE")
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level)
+    return exit_code_of(lambda: run(args), lambda kind, message: print(f"{kind} {message}", flush=True))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
