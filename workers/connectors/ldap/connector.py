@@ -82,7 +82,7 @@ from common.peers.ldap_names import (
 )
 from queues.contracts import Operation
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
-from workers.connectors.ldap_pool import (
+from workers.connectors.ldap.pool import (
     ALREADY_EXISTS,
     BROKEN_LINK,
     NO_SUCH_ATTRIBUTE,
