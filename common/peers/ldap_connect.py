@@ -1,4 +1,5 @@
-"""Opening and closing a bound ldap3 connection for a `LinkSettings`, and what a failed open says.
+"""A bound ldap3 connection for a `LinkSettings`: opening it, what a failed open says, the entries a search
+found on it, and closing it.
 
 `open_connection` dials, upgrades with StartTLS when the link asks, and binds (simple bind), with the
 link's timeouts; it is synchronous, as ldap3 is, so callers run it in a thread. Every way it fails is one
@@ -77,6 +78,15 @@ def open_connection(link: LinkSettings) -> ldap3.Connection:
         close_connection(conn)
         raise
     return conn
+
+
+def found_entries(conn: ldap3.Connection) -> list[tuple[str, dict[str, list[Any]]]]:
+    """The entries the last search on `conn` returned, as (DN, raw attributes); referrals left out."""
+    return [
+        (item["dn"], item.get("raw_attributes", {}))
+        for item in conn.response or ()
+        if item.get("type") == "searchResEntry"
+    ]
 
 
 def close_connection(conn: ldap3.Connection) -> None:

@@ -60,7 +60,7 @@ from ldap3.core import exceptions as ldap_errors
 
 from common.config.validation import as_list, boolean, check_keys, choice, integer, join, string
 from common.errors import ConfigError, SourceError
-from common.peers.ldap_connect import LinkError, close_connection, open_connection
+from common.peers.ldap_connect import LinkError, close_connection, found_entries, open_connection
 from common.peers.ldap_link import LINK_KEYS, LinkSettings, parse_link
 from common.peers.ldap_names import DnError, canonical_dn
 from engine.core.schedule import parse_duration
@@ -263,11 +263,7 @@ class LdapSource(ProblemLog):
             ) from None
         if conn.result.get("result") != 0:
             raise SourceError(f"{link.url}: the search under {base} failed: {_said(conn.result)}")
-        entries = [
-            (item["dn"], item.get("raw_attributes", {}))
-            for item in conn.response or ()
-            if item.get("type") == "searchResEntry"
-        ]
+        entries = found_entries(conn)
         control = (conn.result.get("controls") or {}).get(_PAGED_RESULTS) or {}
         return entries, (control.get("value") or {}).get("cookie") or None
 

@@ -19,7 +19,7 @@ import ldap3
 from ldap3.core import exceptions as ldap_errors
 
 from common.errors import ConnectorError, PermanentError, TransientError
-from common.peers.ldap_connect import LinkError, close_connection, open_connection
+from common.peers.ldap_connect import LinkError, close_connection, found_entries, open_connection
 from common.peers.ldap_link import LinkSettings
 
 T = TypeVar("T")
@@ -79,11 +79,7 @@ class Session:
         code = conn.result.get("result", 80)
         if code not in (0, NO_SUCH_OBJECT):
             raise LdapFailure(f"search under {base}", conn.result)
-        return [
-            (item["dn"], item.get("raw_attributes", {}))
-            for item in conn.response or ()
-            if item.get("type") == "searchResEntry"
-        ]
+        return found_entries(conn)
 
     def read(self, dn: str, attributes: list[str]) -> tuple[str, dict[str, list[Any]]] | None:
         found = self.search(dn, "(objectClass=*)", attributes, scope=ldap3.BASE)
