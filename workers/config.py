@@ -25,7 +25,8 @@ from common.config.validation import (
 from common.config.yamlfile import load_yaml
 from common.errors import ConfigError
 from workers.connectors.base import Connector
-from workers.connectors.ldap import LdapConnector, parse_ldap_settings
+from workers.connectors.ldap.connector import LdapConnector
+from workers.connectors.ldap.settings import parse_ldap_settings
 from workers.connectors.null import NullConnector
 from workers.connectors.scim import ScimConnector, parse_scim_settings
 from workers.connectors.sql import SqlConnector, parse_sql_settings

@@ -60,7 +60,8 @@ from ldap3.core import exceptions as ldap_errors
 
 from common.config.validation import as_list, boolean, check_keys, choice, integer, join, string
 from common.errors import ConfigError, SourceError
-from common.peers.ldap_link import LINK_KEYS, LinkSettings, ldap_server, parse_link
+from common.peers.ldap_connect import LinkError, close_connection, found_entries, open_connection
+from common.peers.ldap_link import LINK_KEYS, LinkSettings, parse_link
 from common.peers.ldap_names import DnError, canonical_dn
 from engine.core.schedule import parse_duration
 from engine.model import SourceObject
@@ -222,7 +223,7 @@ class LdapSource(ProblemLog):
                 if not cookie:
                     return
         finally:
-            await asyncio.to_thread(_close, conn)
+            await asyncio.to_thread(close_connection, conn)
 
     def _search_filter(self) -> str:
         if self.since is None:
@@ -232,31 +233,9 @@ class LdapSource(ProblemLog):
     def _connect(self) -> ldap3.Connection:
         link = self.settings.link
         try:
-            server = ldap_server(link)
-        except ldap_errors.LDAPException as exc:  # e.g. the CA file went away since the config was read
-            raise SourceError(f"{link.url}: the TLS settings cannot be used: {exc}") from None
-        conn = ldap3.Connection(
-            server,
-            user=link.bind_dn,
-            password=link.bind_password,
-            receive_timeout=link.receive_timeout,
-            raise_exceptions=False,
-            auto_escape=False,
-            check_names=False,
-        )
-        try:
-            conn.open()
-            if link.start_tls and not conn.start_tls():
-                raise SourceError(f"{link.url}: StartTLS failed: {conn.result.get('description')}")
-            if not conn.bind():
-                raise SourceError(f"{link.url}: bind as {link.bind_dn} failed: {_said(conn.result)}")
-        except (ldap_errors.LDAPException, OSError) as exc:
-            _close(conn)
-            raise SourceError(f"{link.url}: cannot connect: {type(exc).__name__}: {exc}") from None
-        except SourceError:
-            _close(conn)
-            raise
-        return conn
+            return open_connection(link)
+        except LinkError as failed:
+            raise SourceError(_open_failure(link, failed)) from None
 
     def _page(
         self,
@@ -284,11 +263,7 @@ class LdapSource(ProblemLog):
             ) from None
         if conn.result.get("result") != 0:
             raise SourceError(f"{link.url}: the search under {base} failed: {_said(conn.result)}")
-        entries = [
-            (item["dn"], item.get("raw_attributes", {}))
-            for item in conn.response or ()
-            if item.get("type") == "searchResEntry"
-        ]
+        entries = found_entries(conn)
         control = (conn.result.get("controls") or {}).get(_PAGED_RESULTS) or {}
         return entries, (control.get("value") or {}).get("cookie") or None
 
@@ -317,7 +292,7 @@ class LdapSource(ProblemLog):
                 if not cookie:
                     return ids
         finally:
-            _close(conn)
+            close_connection(conn)
 
     def _object(self, number: int, dn: str, raw: Mapping[str, list[bytes]]) -> SourceObject | None:
         s = self.settings
@@ -373,16 +348,17 @@ def _first(raw: Mapping[str, list[bytes]], name: str) -> str | None:
     return values[0].decode("utf-8", errors="replace") if values else None
 
 
+def _open_failure(link: LinkSettings, failed: LinkError) -> str:
+    """What a source error says of a connection that could not be opened (never the password)."""
+    if failed.stage == "tls_settings":  # e.g. the CA file went away since the config was read
+        return f"{link.url}: the TLS settings cannot be used: {failed.cause}"
+    if failed.stage == "start_tls":
+        return f"{link.url}: StartTLS failed: {failed.result.get('description')}"
+    if failed.stage == "bind":
+        return f"{link.url}: bind as {link.bind_dn} failed: {_said(failed.result)}"
+    return f"{link.url}: cannot connect: {type(failed.cause).__name__}: {failed.cause}"
+
+
 def _said(result: Mapping[str, Any]) -> str:
     text = f"{result.get('description')} ({result.get('result')})"
     return f"{text}: {result['message']}" if result.get("message") else text
-
-
-def _close(conn: ldap3.Connection) -> None:
-    try:
-        conn.unbind()
-    except Exception:  # a broken link: closing it is best effort
-        pass
-    sock = getattr(conn, "socket", None)
-    if sock is not None:
-        sock.close()

@@ -16,7 +16,8 @@ from queues.contracts import Operation
 from tests.slapd import READER_DN, ROOT_DN, SUFFIX, Slapd, target_settings
 from workers.config import parse_targets
 from workers.connectors.base import Applied
-from workers.connectors.ldap import LdapConnector, parse_ldap_settings
+from workers.connectors.ldap.connector import LdapConnector
+from workers.connectors.ldap.settings import parse_ldap_settings
 
 PEOPLE = f"ou=people,{SUFFIX}"
 GROUPS = f"ou=groups,{SUFFIX}"

@@ -11,7 +11,7 @@ server's own message. The bind password never appears in a message or a repr.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
@@ -19,7 +19,8 @@ import ldap3
 from ldap3.core import exceptions as ldap_errors
 
 from common.errors import ConnectorError, PermanentError, TransientError
-from common.peers.ldap_link import LinkSettings, ldap_server
+from common.peers.ldap_connect import LinkError, close_connection, found_entries, open_connection
+from common.peers.ldap_link import LinkSettings
 
 T = TypeVar("T")
 
@@ -39,7 +40,7 @@ BROKEN_LINK: Final = (ldap_errors.LDAPCommunicationError, ldap_errors.LDAPRespon
 class LdapFailure(Exception):
     """A result code other than success, raised inside a worker thread and mapped by `error()`."""
 
-    def __init__(self, what: str, result: dict[str, Any]) -> None:
+    def __init__(self, what: str, result: Mapping[str, Any]) -> None:
         super().__init__(what)
         self.what = what
         self.code = int(result.get("result", 80))
@@ -78,11 +79,7 @@ class Session:
         code = conn.result.get("result", 80)
         if code not in (0, NO_SUCH_OBJECT):
             raise LdapFailure(f"search under {base}", conn.result)
-        return [
-            (item["dn"], item.get("raw_attributes", {}))
-            for item in conn.response or ()
-            if item.get("type") == "searchResEntry"
-        ]
+        return found_entries(conn)
 
     def read(self, dn: str, attributes: list[str]) -> tuple[str, dict[str, list[Any]]] | None:
         found = self.search(dn, "(objectClass=*)", attributes, scope=ldap3.BASE)
@@ -162,44 +159,10 @@ class Pool:
                 self._drop(slot)
 
     def _connect(self) -> Session:
-        link = self.link
         try:
-            server = ldap_server(link)  # a fresh one: ldap3 would shun an address that failed once
-        except ldap_errors.LDAPException as exc:  # e.g. the CA file went away since the config was read
-            raise PermanentError(f"TLS settings for {link.url} cannot be used: {exc}", code="tls") from None
-        conn = ldap3.Connection(
-            server,
-            user=link.bind_dn,
-            password=link.bind_password,
-            authentication=ldap3.SIMPLE,
-            client_strategy=ldap3.SYNC,
-            receive_timeout=link.receive_timeout,
-            raise_exceptions=False,
-            auto_escape=False,
-            check_names=False,
-            return_empty_attributes=False,
-        )
-        try:
-            conn.open()
-            if link.start_tls and not conn.start_tls():
-                raise TransientError(f"StartTLS with {link.url} failed: {conn.result.get('description')}")
-            if not conn.bind():
-                failure = LdapFailure(f"bind to {link.url} as {link.bind_dn}", conn.result)
-                raise failure.error()
-        except ldap_errors.LDAPStartTLSError as exc:
-            conn.unbind()
-            raise PermanentError(f"StartTLS with {link.url} failed: {exc}", code="tls") from None
-        except ConnectorError:
-            conn.unbind()
-            raise
-        except ldap_errors.LDAPSocketOpenError as exc:
-            _close(conn)
-            if "certificate" in str(exc).lower():
-                raise PermanentError(f"TLS with {link.url} failed: {exc}", code="tls") from None
-            raise
-        except BaseException:
-            _close(conn)
-            raise
+            conn = open_connection(self.link)
+        except LinkError as failed:
+            raise _open_failure(self.link, failed) from None
         self.connects += 1
         return Session(conn)
 
@@ -207,7 +170,7 @@ class Pool:
     def _drop(slot: _Slot) -> None:
         session, slot.session = slot.session, None
         if session is not None:
-            _close(session.conn)
+            close_connection(session.conn)
 
     async def aclose(self) -> None:
         """Unbind every idle connection and stop the threads; safe to call twice."""
@@ -221,12 +184,19 @@ class Pool:
         self._executor.shutdown(wait=True)
 
 
-def _close(conn: ldap3.Connection) -> None:
-    """Unbind, or at least close the socket of a connection that broke (ldap3 may leave it open)."""
-    try:
-        conn.unbind()
-    except Exception:  # the link is already broken: closing it is best effort
-        pass
-    sock = getattr(conn, "socket", None)
-    if sock is not None:
-        sock.close()
+def _open_failure(link: LinkSettings, failed: LinkError) -> Exception:
+    """The error of a connection that could not be opened: TLS that cannot work is permanent (`tls`),
+    a refused bind is mapped as any result; a dial that failed is left as ldap3 raised it, a broken link."""
+    cause = failed.cause
+    if failed.stage == "tls_settings":  # e.g. the CA file went away since the config was read
+        return PermanentError(f"TLS settings for {link.url} cannot be used: {cause}", code="tls")
+    if failed.stage == "start_tls":
+        return TransientError(f"StartTLS with {link.url} failed: {failed.result.get('description')}")
+    if failed.stage == "bind":
+        return LdapFailure(f"bind to {link.url} as {link.bind_dn}", failed.result).error()
+    if isinstance(cause, ldap_errors.LDAPStartTLSError):
+        return PermanentError(f"StartTLS with {link.url} failed: {cause}", code="tls")
+    if isinstance(cause, ldap_errors.LDAPSocketOpenError) and "certificate" in str(cause).lower():
+        return PermanentError(f"TLS with {link.url} failed: {cause}", code="tls")
+    assert cause is not None
+    return cause

@@ -1,0 +1,1 @@
+"""The LDAP target: its settings, the operation plans, the connection pool, group members, the connector."""

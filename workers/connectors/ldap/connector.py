@@ -1,0 +1,354 @@
+"""The LDAP connector: users as `inetOrgPerson`, groups as `groupOfNames` or `groupOfUniqueNames`, via ldap3.
+
+**Names.** An entry's DN comes from a template such as `uid={userName},ou=people,dc=example,dc=org`, whose
+fields are the operation's attributes, escaped per RFC 4514. Operation attributes become LDAP attributes
+through `attributes:` (`{userName: uid}`); a name not listed there is already an LDAP attribute.
+
+**Idempotence.** Every create and update first finds its entry by a search on the matching attribute under
+the search base (values escaped per RFC 4515); the creates and updates of a chunk are matched in one search
+(`(|(uid=a)(uid=b)...)`), so matching costs one round trip per chunk rather than per operation. Not found
+by value, an update falls back to its `target_id` (the DN). A redelivered create therefore updates; an add
+that meets an existing DN (code 68) updates that entry if it is the same object, and fails otherwise; two
+entries with one matching value are a `PermanentError`, never a guess. A delete of a missing entry, and a
+disable of one, count as done.
+
+**Writes.** Create is an add with the configured object classes. Update modifies only the attributes whose
+values differ (as sets) from the entry just read, and adds missing object classes. When the rendered DN
+differs from the entry's, the entry is renamed first (modify DN, to a new parent if the template's parent
+changed): the result carries the new DN, and the groups that listed the old DN are relinked. Disable sets
+an attribute to a value, or moves the entry under another OU, or both; an update re-enables (the attribute
+is reset, the template's DN moves it back). Group members come from `members_add`/`members_remove` (DNs).
+
+**Errors.** Busy, unavailable, server down and timeouts are `TransientError`; constraint and object class
+violations, insufficient access, invalid syntax and the rest are `PermanentError` with the server's message.
+The bind password appears in no message and no repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import ldap3
+
+from common.errors import ConnectorError, PermanentError
+from common.peers.ldap_names import first_rdn, parent_dn, rdn_values, same_dn
+from queues.contracts import Operation
+from workers.connectors.base import Applied, AsyncContextConnector, Outcome
+from workers.connectors.ldap.members import add_members, relink, update_members
+from workers.connectors.ldap.plan import (
+    Entry,
+    Plan,
+    entry_changes,
+    match_filter,
+    plan_operation,
+    read_names,
+    to_entry,
+)
+from workers.connectors.ldap.pool import (
+    ALREADY_EXISTS,
+    BROKEN_LINK,
+    NO_SUCH_OBJECT,
+    LdapFailure,
+    Pool,
+    Session,
+    broken_link,
+)
+from workers.connectors.ldap.settings import Disable, KindSettings, LdapSettings
+
+log = logging.getLogger("roster.connectors.ldap")
+
+_MATCH_CHUNK: Final = 100  # values in one matching search
+_OPS_PER_CALL: Final = 64  # operations run in one thread hop
+
+
+class LdapConnector(AsyncContextConnector):
+    """Applies operations to one LDAP directory; see the module docstring for the guarantees."""
+
+    def __init__(self, name: str, settings: LdapSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self._pool: Pool | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"LdapConnector({self.name!r}, {self.settings.link.url})"
+
+    @property
+    def pool(self) -> Pool | None:
+        return self._pool
+
+    async def open(self) -> None:
+        """Build the pool; the first call of each connection dials and binds."""
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        if self._pool is None:
+            self._pool = Pool(self.settings.link, self.settings.pool_size, name=self.name)
+
+    async def aclose(self) -> None:
+        """Unbind and stop the pool's threads; safe to call twice."""
+        self._closed = True
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
+
+    async def apply(self, ops: Sequence[Operation]) -> list[Outcome]:
+        """Apply `ops` over the pool, a chunk per thread hop; one outcome each, in order."""
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError(f"{self!r} is not open")
+        size = max(1, min(_OPS_PER_CALL, -(-len(ops) // pool.size)))
+        chunks = [list(ops[i : i + size]) for i in range(0, len(ops), size)]
+
+        async def run(chunk: list[Operation]) -> list[Outcome]:
+            try:
+                return await pool.run(lambda session: self._apply_chunk(session, chunk))
+            except ConnectorError as error:
+                return [self._redacted(error)] * len(chunk)
+
+        done = await asyncio.gather(*(run(chunk) for chunk in chunks))
+        return [outcome for outcomes in done for outcome in outcomes]
+
+    # -- In a worker thread --------------------------------------------------------------------------
+
+    def _apply_chunk(self, session: Session, ops: list[Operation]) -> list[Outcome]:
+        """Match the chunk's creates and updates at once, then apply each operation. A broken link
+        fails what is left of the chunk (transient), keeping the outcomes already had."""
+        outcomes: list[Outcome | None] = [None] * len(ops)
+        plans: list[Plan | None] = [None] * len(ops)
+        for i, op in enumerate(ops):
+            try:
+                plans[i] = plan_operation(op, self.settings)
+            except ConnectorError as error:
+                outcomes[i] = self._redacted(error)
+        i = 0
+        try:
+            writes = [p for p in plans if p is not None and p.op.action in ("create", "update")]
+            try:
+                found = self._match_all(session, writes)
+            except LdapFailure as failure:
+                failed = self._redacted(failure.error())
+                return [failed if o is None else o for o in outcomes]
+            for i, plan in enumerate(plans):
+                if plan is None:
+                    continue
+                try:
+                    outcomes[i] = self._apply_one(session, plan, found)
+                except LdapFailure as failure:
+                    outcomes[i] = self._redacted(failure.error())
+                except ConnectorError as error:
+                    outcomes[i] = self._redacted(error)
+        except BROKEN_LINK as exc:
+            session.broken = True
+            broken = broken_link(f"LDAP server {self.settings.link.url}", exc)
+            log.warning("event=ldap_link_broken target=%s error=%s", self.name, type(exc).__name__)
+            return [broken if o is None or j >= i else o for j, o in enumerate(outcomes)]
+        return [o for o in outcomes if o is not None]
+
+    def _match_all(self, session: Session, plans: list[Plan]) -> dict[tuple[str, str], list[Entry]]:
+        """Entries by (kind, casefolded matching value), for every plan with a value: one search per
+        kind and chunk of values."""
+        found: dict[tuple[str, str], list[Entry]] = {}
+        by_kind: dict[str, list[Plan]] = {}
+        for plan in plans:
+            if plan.match_value is not None:
+                by_kind.setdefault(plan.kind.kind, []).append(plan)
+        for group in by_kind.values():
+            kind = group[0].kind
+            values = list(dict.fromkeys(p.match_value for p in group if p.match_value is not None))
+            names = read_names(kind, group)
+            for start in range(0, len(values), _MATCH_CHUNK):
+                chunk = values[start : start + _MATCH_CHUNK]
+                for entry in self._search(session, kind, chunk, names):
+                    for value in entry[1].get(kind.match.lower(), []):
+                        hits = found.setdefault((kind.kind, value.casefold()), [])
+                        if not any(same_dn(dn, entry[0]) for dn, _ in hits):
+                            hits.append(entry)
+        return found
+
+    def _search(
+        self, session: Session, kind: KindSettings, values: list[str], names: list[str]
+    ) -> list[Entry]:
+        query = match_filter(kind, values)
+        return [to_entry(dn, raw) for dn, raw in session.search(kind.base, query, names)]
+
+    def _apply_one(
+        self, session: Session, plan: Plan, found: Mapping[tuple[str, str], list[Entry]]
+    ) -> Outcome:
+        op = plan.op
+        if op.action == "delete":
+            return self._delete(session, plan)
+        if op.action == "disable":
+            return self._disable(session, plan)
+        current = self._current(session, plan, found)
+        if current is None:
+            if op.action == "update" and op.target_id is None and plan.dn is None:
+                raise PermanentError(
+                    f"{op.object_type} {op.source_id!r} is not in the target: nothing to update"
+                )
+            return self._create(session, plan)
+        return self._update(session, plan, current)
+
+    def _current(
+        self, session: Session, plan: Plan, found: Mapping[tuple[str, str], list[Entry]]
+    ) -> Entry | None:
+        kind = plan.kind
+        if plan.match_value is not None:
+            hits = found.get((kind.kind, plan.match_value.casefold()), [])
+            if len(hits) > 1:
+                raise PermanentError(
+                    f"{len(hits)} entries under {kind.base} have {kind.match}={plan.match_value!r}: "
+                    "duplicates; remove all but one, or match on a unique attribute",
+                    code="duplicate",
+                )
+            if hits:
+                return hits[0]
+        if plan.op.target_id:
+            entry = session.read(plan.op.target_id, read_names(kind, [plan]))
+            if entry is not None:
+                return to_entry(*entry)
+        return None
+
+    def _create(self, session: Session, plan: Plan) -> Outcome:
+        kind, dn = plan.kind, plan.dn
+        assert dn is not None
+        attributes: dict[str, list[str]] = {"objectClass": list(kind.object_classes)}
+        attributes.update({name: values for name, values in plan.desired.items() if values})
+        if kind.disable and kind.disable.attribute and kind.disable.enabled_value is not None:
+            attributes.setdefault(kind.disable.attribute, [kind.disable.enabled_value])
+        additions: list[str] = []
+        if kind.member_attribute:
+            additions = list(dict.fromkeys(plan.op.members_add))
+            first = additions[: kind.member_chunk_size]
+            attributes[kind.member_attribute] = first or [kind.empty_member]
+            additions = additions[len(first) :]
+        try:
+            session.add(dn, attributes)
+        except LdapFailure as failure:
+            if failure.code != ALREADY_EXISTS:
+                raise
+            existing = session.read(dn, read_names(kind, [plan]))
+            if existing is None:
+                raise
+            entry = to_entry(*existing)
+            if plan.match_value is not None and plan.match_value.casefold() not in {
+                v.casefold() for v in entry[1].get(kind.match.lower(), [])
+            }:
+                raise PermanentError(
+                    f"{dn} already exists and is another entry (its {kind.match} is not "
+                    f"{plan.match_value!r}): {failure.message}",
+                    code=str(ALREADY_EXISTS),
+                ) from None
+            return self._update(session, plan, entry)
+        add_members(session, kind, dn, additions)
+        return Applied(dn)
+
+    def _update(self, session: Session, plan: Plan, current: Entry) -> Outcome:
+        kind = plan.kind
+        dn, attributes = current
+        desired = dict(plan.desired)
+        disable = kind.disable
+        if disable and disable.attribute and not any(k.lower() == disable.attribute.lower() for k in desired):
+            desired[disable.attribute] = [disable.enabled_value] if disable.enabled_value is not None else []
+        if plan.dn is not None and not same_dn(dn, plan.dn):
+            dn = self._rename(session, kind, dn, plan.dn, attributes)
+        changes = entry_changes(attributes, desired, kind.object_classes)
+        if changes:
+            session.modify(dn, changes)
+        if kind.member_attribute and (plan.op.members_add or plan.op.members_remove):
+            update_members(session, kind, dn, plan.op)
+        return Applied(dn)
+
+    def _rename(
+        self, session: Session, kind: KindSettings, old: str, new: str, attributes: dict[str, list[str]]
+    ) -> str:
+        """Move `old` to `new` (modify DN) and relink the groups that listed it."""
+        new_parent = parent_dn(new)
+        superior = None if same_dn(parent_dn(old), new_parent) else new_parent
+        session.rename(old, first_rdn(new), superior)
+        old_rdn = rdn_values(old)
+        for name, value in rdn_values(new).items():
+            kept = [v for v in attributes.get(name, []) if v.casefold() != old_rdn.get(name, "").casefold()]
+            attributes[name] = (
+                [*kept, value] if value.casefold() not in {v.casefold() for v in kept} else kept
+            )
+        if kind.kind == "user":
+            relink(session, self.settings.groups, old, new)
+        log.info("event=ldap_renamed target=%s", self.name)
+        return new
+
+    def _located(self, session: Session, plan: Plan) -> str | None:
+        """The DN of a deprovisioned object: its target id, else a search on its matching value."""
+        if plan.op.target_id:
+            return plan.op.target_id
+        if plan.match_value is None:
+            raise PermanentError(
+                f"{plan.op.object_type} {plan.op.source_id!r} has neither a target id nor a matching value"
+            )
+        hits = self._search(session, plan.kind, [plan.match_value], ["1.1"])
+        if len(hits) > 1:
+            raise PermanentError(
+                f"{len(hits)} entries have {plan.kind.match}={plan.match_value!r}", code="duplicate"
+            )
+        return hits[0][0] if hits else None
+
+    def _disable(self, session: Session, plan: Plan) -> Outcome:
+        kind, disable = plan.kind, plan.kind.disable
+        if kind.kind == "group":
+            raise PermanentError("an LDAP group has no disabled state; deprovision groups with delete")
+        if disable is None:
+            raise PermanentError(
+                "users.disable is not set: say how this directory marks a disabled account "
+                "(attribute and value, or move_to), or deprovision with delete",
+                code="config",
+            )
+        dn = self._located(session, plan)
+        if dn is None:
+            return Applied(None)  # nothing left to disable
+        if disable.attribute is not None:
+            change = {disable.attribute: [(ldap3.MODIFY_REPLACE, [disable.value or ""])]}
+            if session.modify(dn, change, ok=(NO_SUCH_OBJECT,)) == NO_SUCH_OBJECT:
+                moved = self._moved_away(session, dn, disable)
+                if moved is None:
+                    return Applied(None)
+                dn = moved
+                session.modify(dn, change)
+        if disable.move_to is not None and not same_dn(parent_dn(dn), disable.move_to):
+            target = f"{first_rdn(dn)},{disable.move_to}"
+            try:
+                session.rename(dn, first_rdn(dn), disable.move_to)
+            except LdapFailure as failure:
+                if failure.code != NO_SUCH_OBJECT or session.read(target, ["1.1"]) is None:
+                    raise
+            dn = target
+        return Applied(dn)
+
+    @staticmethod
+    def _moved_away(session: Session, dn: str, disable: Disable) -> str | None:
+        """Where a missing entry is, if an earlier try already moved it to the disabled OU."""
+        if disable.move_to is None:
+            return None
+        target = f"{first_rdn(dn)},{disable.move_to}"
+        return target if session.read(target, ["1.1"]) is not None else None
+
+    def _delete(self, session: Session, plan: Plan) -> Outcome:
+        dn = self._located(session, plan)
+        if dn is None:
+            return Applied(None)
+        if not session.delete(dn):
+            disable = plan.kind.disable
+            moved = self._moved_away(session, dn, disable) if disable else None
+            if moved is None or not session.delete(moved):
+                return Applied(dn)  # no such object: done
+            dn = moved
+        if plan.kind.kind == "user":
+            relink(session, self.settings.groups, dn, None)
+        return Applied(dn)
+
+    def _redacted(self, error: ConnectorError) -> ConnectorError:
+        secret = self.settings.link.bind_password
+        if secret and secret in error.message:
+            return type(error)(error.message.replace(secret, "***"), code=error.code)
+        return error

@@ -1,0 +1,147 @@
+"""One operation read against the LDAP target's settings, and the writes an entry needs, without a call.
+
+`plan_operation()` turns an operation into a `Plan`: its LDAP attributes (names mapped through `attributes:`,
+values as LDAP text), the DN its template renders, and the value its entry is matched on. The rest build
+what the connector sends: the filter that finds entries by matching value, the attributes to read back
+for a diff, and the modify changes that bring an entry to the desired values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ldap3
+
+from common.errors import PermanentError
+from common.peers.ldap_names import escape_filter_value, rdn_values
+from queues.contracts import Operation
+from workers.connectors.ldap.settings import KindSettings, LdapSettings
+
+Entry = tuple[str, dict[str, list[str]]]
+"""A DN and its attributes, keyed by lowercased name, as text."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """One operation read against its kind's settings, before any call."""
+
+    op: Operation
+    kind: KindSettings
+    desired: dict[str, list[str]]  # by LDAP name as configured; [] removes
+    dn: str | None  # the rendered DN, when the attributes allow it
+    match_value: str | None
+
+
+def plan_operation(op: Operation, settings: LdapSettings) -> Plan:
+    """`op` as its kind's settings read it; a `PermanentError` when they cannot."""
+    kind = _kind_of(op, settings)
+    desired: dict[str, list[str]] = {}
+    for name, value in op.attributes.items():
+        ldap_name = kind.ldap_name(name)
+        if kind.member_attribute and ldap_name.lower() == kind.member_attribute.lower():
+            raise PermanentError("group members come from members_add/members_remove, not from an attribute")
+        desired[ldap_name] = ldap_values(value)
+    dn = None
+    if op.action in ("create", "update"):
+        try:
+            dn = kind.dn.render(op.attributes)
+        except KeyError as missing:
+            raise PermanentError(
+                f"the DN template {kind.dn.text!r} needs {missing.args[0]!r}, "
+                f"which this {op.object_type} lacks; map it"
+            ) from None
+    match_value = None
+    values = next((v for k, v in desired.items() if k.lower() == kind.match.lower()), None)
+    if values:
+        match_value = values[0]
+    else:
+        match_value = next(
+            (
+                str(value)
+                for name, value in op.matching
+                if kind.ldap_name(name).lower() == kind.match.lower()
+                and value not in (None, "")
+                and value != op.target_id
+            ),
+            None,
+        )
+    return Plan(op=op, kind=kind, desired=desired, dn=dn, match_value=match_value)
+
+
+def _kind_of(op: Operation, settings: LdapSettings) -> KindSettings:
+    kind = {"user": settings.users, "group": settings.groups}.get(op.object_type, None)
+    if op.object_type not in ("user", "group"):
+        raise PermanentError(f"object type {op.object_type!r} is not one of user, group")
+    if kind is None:
+        raise PermanentError(
+            f"this target has no `{op.object_type}s:` settings; add them with at least `dn:`",
+            code="config",
+        )
+    return kind
+
+
+def ldap_values(value: Any) -> list[str]:
+    """An operation value as LDAP values: None and "" are none, booleans TRUE/FALSE, lists one each."""
+    items = value if isinstance(value, list | tuple) else [value]
+    out = []
+    for item in items:
+        if item is None or item == "":
+            continue
+        if isinstance(item, bool):
+            out.append("TRUE" if item else "FALSE")
+        else:
+            out.append(str(item))
+    return out
+
+
+def to_entry(dn: str, raw: Mapping[str, list[Any]]) -> Entry:
+    """An entry as the server returned it (raw values), with lowercased names and text values."""
+    attributes = {}
+    for name, values in raw.items():
+        attributes[name.lower()] = [
+            v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v) for v in values
+        ]
+    return dn, attributes
+
+
+def match_filter(kind: KindSettings, values: list[str]) -> str:
+    """The filter that finds the entries of `kind` whose matching attribute holds one of `values`."""
+    terms = "".join(f"({kind.match}={escape_filter_value(v)})" for v in values)
+    either = terms if len(values) == 1 else f"(|{terms})"
+    return f"(&(objectClass={escape_filter_value(kind.object_classes[0])}){either})"
+
+
+def read_names(kind: KindSettings, plans: Sequence[Plan]) -> list[str]:
+    """The attributes to read back for a diff: those the plans set, the matching and disable ones."""
+    names = {"objectClass", kind.match}
+    for one in plans:
+        names.update(one.desired)
+    if kind.disable and kind.disable.attribute:
+        names.add(kind.disable.attribute)
+    names.update(rdn_values(kind.dn.text.replace("{", "").replace("}", "")))
+    return sorted(names)
+
+
+def entry_changes(
+    current: Mapping[str, list[str]], desired: Mapping[str, list[str]], classes: Sequence[str]
+) -> dict[str, list[tuple[str, list[str]]]]:
+    """Modify changes for the attributes whose values differ, as sets, from `current`."""
+    found: dict[str, list[tuple[str, list[str]]]] = {}
+    for name, values in desired.items():
+        now = current.get(name.lower(), [])
+        if sorted(now) == sorted(values):
+            continue
+        if not values and not now:
+            continue
+        found[name] = [(ldap3.MODIFY_REPLACE, values)]
+    have = {c.lower() for c in current.get("objectclass", [])}
+    missing = [c for c in classes if c.lower() not in have]
+    if missing and have:
+        found["objectClass"] = [(ldap3.MODIFY_ADD, missing)]
+    return found
+
+
+def chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
