@@ -1,8 +1,9 @@
 """What the admin API (and through it the CLI) can see and do, as plain async methods.
 
-The HTTP layer (`engine.api.routes`) only parses requests and renders these answers as JSON; everything a
-route does is here, so it is tested without HTTP too. An unknown job raises `UnknownJob`, which the API
-turns into a 404 that names the jobs it knows.
+The HTTP layer (`engine.api.routes`) only parses requests and renders these answers (the value types of
+`engine.api.answers`) as JSON; everything a route does is here, so it is tested without HTTP too. An
+unknown job raises `UnknownJob` (the API's 404, naming the jobs it knows); a job not in a state that
+allows the request raises `NotNow` (the API's 409).
 """
 
 from __future__ import annotations
@@ -10,14 +11,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import asdict
-from typing import Any, Literal
+from typing import Literal, cast, get_args
 
 from common.errors import RosterError
+from engine.api.answers import (
+    Approval,
+    Approved,
+    Cycle,
+    JobState,
+    JobStatus,
+    LogRecord,
+    ObjectType,
+    Provisioned,
+    Quarantine,
+    Rejected,
+    Running,
+    StoredRecord,
+    Triggered,
+)
 from engine.config import JobConfig
 from engine.model import CycleSummary
 from engine.pipeline.cycles import CycleRunner
-from engine.pipeline.ondemand import preview_from_state, provision
+from engine.pipeline.ondemand import Preview, preview_from_state, provision
 from engine.pipeline.scheduler import Scheduler
 from engine.store.history import LogFilter, csv_rows, cycle_history, iter_log, jsonl, query_log
 
@@ -26,6 +41,14 @@ log = logging.getLogger("roster.engine.admin")
 
 class UnknownJob(RosterError):
     """No job of that name runs in this engine."""
+
+
+class NotNow(RosterError):
+    """The job is not in a state that allows this now; `error` is a short code for machines."""
+
+    def __init__(self, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.error = error
 
 
 class Admin:
@@ -45,55 +68,57 @@ class Admin:
 
     # -- Seeing --------------------------------------------------------------------------------------
 
-    async def jobs(self) -> list[dict[str, Any]]:
+    async def jobs(self) -> list[JobStatus]:
         return [await self.status(job.name) for job in self.runner.config.jobs]
 
-    async def status(self, name: str) -> dict[str, Any]:
+    async def status(self, name: str) -> JobStatus:
         """State (active, paused, quarantined, waiting_for_approval) and why, the running cycle's
         progress, the last cycles, and the next scheduled run."""
         job = self.job(name)
         switches = self.runner.control.switches(name)
         staged = await self.runner.control.staged(name) if switches.approval_reason else []
         next_run = self.scheduler.next_run.get(name) if self.scheduler is not None else None
-        return {
-            "job": name,
-            "target": job.target,
-            "object_type": job.object_type,
-            "state": switches.state,
-            "paused": switches.paused,
-            "quarantine": {
-                "reason": switches.quarantine_reason,
-                "since": switches.quarantined_at,
-                "cycles": switches.quarantined_cycles,
-            }
-            if switches.quarantine_reason is not None
-            else None,
-            "approval": {"reason": switches.approval_reason, "staged": len(staged)}
-            if switches.approval_reason is not None
-            else None,
-            "running": [
-                {
-                    "cycle_id": p.cycle_id,
-                    "read": p.read,
-                    "planned": p.planned,
-                    "settled": p.settled,
-                    "retries": p.retries,
-                    "counts": dict(p.counts),
-                }
+        quarantine = None
+        if switches.quarantine_reason is not None:
+            quarantine = Quarantine(
+                reason=switches.quarantine_reason,
+                since=switches.quarantined_at,
+                cycles=switches.quarantined_cycles,
+            )
+        approval = None
+        if switches.approval_reason is not None:
+            approval = Approval(switches.approval_reason, len(staged))
+        return JobStatus(
+            job=name,
+            target=job.target,
+            object_type=_object_type(job.object_type),
+            state=_job_state(switches.state),
+            paused=switches.paused,
+            quarantine=quarantine,
+            approval=approval,
+            running=[
+                Running(
+                    cycle_id=p.cycle_id,
+                    read=p.read,
+                    planned=p.planned,
+                    settled=p.settled,
+                    retries=p.retries,
+                    counts=dict(p.counts),
+                )
                 for p in self.runner.tracker.running(name)
             ],
-            "last_cycles": await cycle_history(self.runner.state, name, 5),
-            "next_run": next_run.isoformat() if next_run is not None else None,
-        }
+            last_cycles=await self._cycles(name, 5),
+            next_run=next_run.isoformat() if next_run is not None else None,
+        )
 
-    async def cycles(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
+    async def cycles(self, name: str, limit: int = 20) -> list[Cycle]:
         self.job(name)
-        return await cycle_history(self.runner.state, name, limit)
+        return await self._cycles(name, limit)
 
-    async def logs(self, where: LogFilter) -> list[dict[str, Any]]:
+    async def logs(self, where: LogFilter) -> list[LogRecord]:
         if where.job is not None:
             self.job(where.job)
-        return await query_log(self.runner.state, where)
+        return [LogRecord(**row) for row in await query_log(self.runner.state, where)]
 
     async def export_logs(self, where: LogFilter, form: Literal["jsonl", "csv"]) -> AsyncIterator[bytes]:
         """The matching records as JSON Lines or CSV (with a header), a page at a time."""
@@ -106,67 +131,69 @@ class Admin:
         if first and form == "csv":
             yield csv_rows([], header=True).encode()
 
-    async def preview(self, name: str, source_id: str) -> dict[str, Any]:
-        shown = await preview_from_state(self.job(name), source_id, self.runner.state)
-        return _plain(asdict(shown))
+    async def preview(self, name: str, source_id: str) -> Preview:
+        return await preview_from_state(self.job(name), source_id, self.runner.state)
 
     # -- Doing ---------------------------------------------------------------------------------------
 
-    async def trigger(self, name: str) -> dict[str, Any]:
+    async def trigger(self, name: str) -> Triggered:
         """Start a cycle now, in the background (it waits for one already running)."""
         job = self.job(name)
         if self.runner.control.paused(name):
-            return {"job": name, "started": False, "reason": "the job is paused: resume it first"}
+            raise NotNow("job_paused", "the job is paused: resume it first")
         task = asyncio.create_task(self.runner.run_cycle(job, trigger="api"), name=f"roster-api-{name}")
         self._triggered.add(task)
         task.add_done_callback(self._done)
-        return {"job": name, "started": True}
+        return Triggered(name)
 
-    async def provision(self, name: str, source_id: str) -> dict[str, Any]:
+    async def provision(self, name: str, source_id: str) -> Provisioned:
         done = await provision(self.runner, self.job(name), source_id)
-        return _plain({"cycle_id": done.cycle_id, "preview": asdict(done.preview), "records": done.records})
+        return Provisioned(done.cycle_id, done.preview, [StoredRecord(**row) for row in done.records])
 
-    async def pause(self, name: str) -> dict[str, Any]:
+    async def pause(self, name: str) -> JobStatus:
         self.job(name)
         await self.runner.control.pause(name)
         return await self.status(name)
 
-    async def resume(self, name: str) -> dict[str, Any]:
+    async def resume(self, name: str) -> JobStatus:
         self.job(name)
         await self.runner.control.resume(name)
         return await self.status(name)
 
-    async def restart(self, name: str) -> dict[str, Any]:
+    async def restart(self, name: str) -> JobStatus:
         self.job(name)
         await self.runner.control.restart(name)
         return await self.status(name)
 
-    async def reset(self, name: str) -> dict[str, Any]:
+    async def reset(self, name: str) -> JobStatus:
         self.job(name)
         await self.runner.control.reset(name)
         return await self.status(name)
 
-    async def approve(self, name: str) -> dict[str, Any]:
+    async def approve(self, name: str) -> Approved:
         """Run a cycle now in which the staged deprovisions pass the guard (those still missing)."""
         job = self.job(name)
         staged = await self.runner.control.staged(name)
         if not staged:
-            return {"job": name, "approved": 0, "reason": "nothing is waiting for approval"}
+            raise NotNow("nothing_to_approve", "nothing is waiting for approval")
         approved = frozenset(source_id for source_id, _ in staged)
         summary = await self.runner.run_cycle(job, trigger="approval", approved=approved)
-        return {"job": name, "approved": len(approved), "cycle": _plain(asdict(summary))}
+        return Approved(name, len(approved), summary)
 
-    async def reject(self, name: str) -> dict[str, Any]:
+    async def reject(self, name: str) -> Rejected:
         """Drop the staged deprovisions; the next cycle stages them again if the source still lacks them."""
         self.job(name)
         staged = await self.runner.control.staged(name)
         await self.runner.control.clear_staged(name)
-        return {"job": name, "rejected": len(staged)}
+        return Rejected(name, len(staged))
 
     async def aclose(self) -> None:
         for task in list(self._triggered):
             task.cancel()
         await asyncio.gather(*self._triggered, return_exceptions=True)
+
+    async def _cycles(self, name: str, limit: int) -> list[Cycle]:
+        return [Cycle(**row) for row in await cycle_history(self.runner.state, name, limit)]
 
     def _done(self, task: asyncio.Task[CycleSummary]) -> None:
         self._triggered.discard(task)
@@ -174,13 +201,13 @@ class Admin:
             log.error("event=api_cycle_crashed error=%r", task.exception())
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: tuples and sets as lists, dataclass leftovers and other objects as text; private
-    fields (a scoping clause's compiled test) left out."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items() if not str(k).startswith("_")}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
+def _job_state(state: str) -> JobState:
+    if state not in get_args(JobState):
+        raise ValueError(f"{state!r} is not a job state the API document knows")
+    return cast(JobState, state)
+
+
+def _object_type(kind: str) -> ObjectType:
+    if kind not in get_args(ObjectType):
+        raise ValueError(f"{kind!r} is not an object type the API document knows")
+    return cast(ObjectType, kind)

@@ -1,218 +1,292 @@
-"""The admin API: an aiohttp application over `engine.api.admin.Admin`, JSON in and out.
+"""The admin API's routes: the table (`Api.routes`), their handlers over `engine.api.admin.Admin`, and
+`answer()`, the one place where answers become JSON.
 
-Every route is declared once, in `Api.routes`; the router and the OpenAPI document (`engine.api.openapi`) are
-both built from that table, so neither can name a route the other lacks. Every route but `/healthz`
-wants `Authorization: Bearer <token>`. Bad input (a malformed body, a query value of the wrong kind,
-an unknown job) gets a 4xx whose JSON names the problem: `{"error": "invalid_parameter", "detail":
-"limit: expected a whole number, got 'ten'"}`; the token never appears in an answer or a log line.
+The router (`engine.api.app`) and the OpenAPI document (`engine.api.openapi`) are both built from the
+table, so neither can name a route the other lacks. Answers are the value types of
+`engine.api.answers`; bad input raises `ApiProblem`, a 4xx whose JSON names the problem:
+`{"error": "invalid_parameter", "detail": "limit: expected a whole number, got 'ten'"}`.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import math
-import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import fields, is_dataclass
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
 
-from common.errors import RosterError, SourceError, StateError
 from common.process.status_server import HealthCheck
-from engine.api.admin import Admin, UnknownJob
-from engine.api.openapi import LOG_ACTIONS, LOG_STATUSES, document
-from engine.pipeline.ondemand import UnknownObject
+from engine.api.admin import Admin
+from engine.api.answers import (
+    LOG_ACTIONS,
+    LOG_STATUSES,
+    Approved,
+    CycleList,
+    Error,
+    Health,
+    JobList,
+    JobStatus,
+    LogPage,
+    Provisioned,
+    ProvisionRequest,
+    Rejected,
+    Triggered,
+)
+from engine.api.openapi import document
+from engine.api.route import ApiProblem, Handler, Query, Route, Seconds, Text, Whole, json_object
+from engine.pipeline.ondemand import Preview
 from engine.store.history import LogFilter
 
 log = logging.getLogger("roster.engine.api")
 
-Handler = Callable[[web.Request, "Query"], Awaitable[web.StreamResponse]]
-
-PUBLIC = frozenset({"/healthz"})
-SWITCHES = ("pause", "resume", "restart", "reset", "approve", "reject")
-LOG_QUERY = ("job", "status", "action", "source_id", "cycle_id", "since", "until", "after_id", "limit")
-EXPORT_QUERY = (*LOG_QUERY[:-1], "format")
 MAX_LOG_LIMIT = 10_000
 MAX_ID = 2**63 - 1  # the largest id a database column holds
-CHALLENGE = {"WWW-Authenticate": 'Bearer realm="roster"'}
 EXPORT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 
+LOG_FILTERS = (
+    Text("job", "Only this job"),
+    Text("status", "Only records of this status", LOG_STATUSES),
+    Text("action", "Only records of this action", LOG_ACTIONS),
+    Text("source_id", "Only this source object"),
+    Text("cycle_id", "Only this cycle"),
+    Seconds("since", "From this moment (Unix seconds)"),
+    Seconds("until", "Before this moment (Unix seconds)"),
+    Whole(
+        name="after_id",
+        description="Only records with a larger id (paging)",
+        default=0,
+        minimum=0,
+        maximum=MAX_ID,
+    ),
+)
+LOG_LIMIT = Whole(name="limit", description="At most", default=1_000, minimum=1, maximum=MAX_LOG_LIMIT)
+CYCLE_LIMIT = Whole(name="limit", description="At most", default=20, minimum=1, maximum=1_000)
+FORMAT = Text("format", "JSON Lines or CSV", frozenset(EXPORT_TYPES), default="jsonl")
 
-class ApiProblem(Exception):
-    """An answer other than success, with its status, a short code and a sentence for people."""
 
-    def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.error = error
-        self.detail = detail
-        self.headers = headers or {}
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    method: str
-    path: str
-    """As the OpenAPI document writes it; `{source_id}` may hold slashes."""
-    handler: Handler
-    query: tuple[str, ...] = ()
-    """The query parameters the route takes; any other is refused."""
+def _plain(value: Any) -> Any:
+    """orjson's fallback: a dataclass as its public fields, a set as a list, anything else as text."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value) if not f.name.startswith("_")}
+    if isinstance(value, set | frozenset):
+        return list(value)
+    return str(value)
 
 
-def answer(data: Any, status: int = 200) -> web.Response:
-    body = orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)
+def answer(data: object, status: int = 200) -> web.Response:
+    """`data` (answer types, or plain JSON values) as a JSON response."""
+    options = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+    body = orjson.dumps(data, default=_plain, option=options)
     return web.Response(body=body, status=status, content_type="application/json")
 
 
 def problem(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> web.Response:
-    response = answer({"error": error, "detail": detail}, status)
+    response = answer(Error(error, detail), status)
     response.headers.update(headers or {})
     return response
 
 
-# -- Reading requests --------------------------------------------------------------------------------
-
-
-class Query:
-    """The request's query string, read and checked value by value."""
-
-    def __init__(self, request: web.Request, allowed: Iterable[str]) -> None:
-        self._values = request.query
-        allowed = tuple(allowed)
-        for name in self._values:
-            if name not in allowed:
-                known = ", ".join(allowed) or "none"
-                raise ApiProblem(
-                    400, "invalid_parameter", f"{name}: unknown query parameter (known: {known})"
-                )
-            if len(self._values.getall(name)) > 1:
-                raise ApiProblem(400, "invalid_parameter", f"{name}: given more than once")
-
-    def text(self, name: str, options: Iterable[str] | None = None) -> str | None:
-        value = self._values.get(name)
-        if value is None:
-            return None
-        if not value:
-            raise _invalid(name, "must not be empty")
-        if options is not None and value not in options:
-            raise _invalid(name, f"{value!r} is not one of {', '.join(sorted(options))}")
-        return value
-
-    def whole(self, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-        value = self._values.get(name)
-        if value is None:
-            return default
-        try:
-            number = int(value.strip(), 10)
-        except ValueError:
-            raise _invalid(name, f"expected a whole number, got {value!r}") from None
-        if number < minimum or (maximum is not None and number > maximum):
-            upper = f" and at most {maximum}" if maximum is not None else ""
-            raise _invalid(name, f"must be at least {minimum}{upper}, got {number}")
-        return number
-
-    def seconds(self, name: str) -> float | None:
-        """A moment as Unix seconds (`since=1718000000.5`)."""
-        value = self._values.get(name)
-        if value is None:
-            return None
-        try:
-            number = float(value)
-        except ValueError:
-            raise _invalid(name, f"expected Unix seconds such as 1718000000, got {value!r}") from None
-        if not math.isfinite(number) or number < 0:
-            raise _invalid(name, f"must be a finite number of seconds, 0 or more, got {value!r}")
-        return number
-
-
-def _invalid(name: str, what: str) -> ApiProblem:
-    return ApiProblem(400, "invalid_parameter", f"{name}: {what}")
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
-        raise ApiProblem(400, "invalid_body", "a JSON object is required as the body")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiProblem(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiProblem(400, "invalid_body", f"expected a JSON object, got {type(body).__name__}")
-    return body
-
-
 def _log_filter(query: Query, *, limit: int) -> LogFilter:
+    job, status, action, source_id, cycle_id, since, until, after_id = LOG_FILTERS
     return LogFilter(
-        job=query.text("job"),
-        status=query.text("status", LOG_STATUSES),
-        action=query.text("action", LOG_ACTIONS),
-        source_id=query.text("source_id"),
-        cycle_id=query.text("cycle_id"),
-        since=query.seconds("since"),
-        until=query.seconds("until"),
-        after_id=query.whole("after_id", 0, minimum=0, maximum=MAX_ID),
+        job=job.read(query),
+        status=status.read(query),
+        action=action.read(query),
+        source_id=source_id.read(query),
+        cycle_id=cycle_id.read(query),
+        since=since.read(query),
+        until=until.read(query),
+        after_id=after_id.read(query),
         limit=limit,
     )
 
 
 # -- Handlers ----------------------------------------------------------------------------------------
 
+JOB_ERRORS = (400, 404)
+SWITCHES = {
+    "pause": "Pause: no new work is published until resumed",
+    "resume": "Resume a paused job",
+    "restart": "Leave quarantine and drop the staged deprovisions; links to target objects stay",
+    "reset": "A restart that also forgets every link: the next cycle matches each object again",
+}
+
+
+def _per_job(action: Callable[[str], Awaitable[object]], status: int = 200) -> Handler:
+    """A handler that answers what `action` returns for the job named in the path."""
+
+    async def handle(request: web.Request, _query: Query) -> web.Response:
+        return answer(await action(request.match_info["job"]), status)
+
+    return handle
+
 
 class Api:
-    """The handlers, bound to one engine's `Admin`."""
+    """The handlers, bound to one engine's `Admin`, and the table of routes to them."""
 
     def __init__(self, admin: Admin, health: HealthCheck) -> None:
         self.admin = admin
         self.health = health
+        switches = {
+            "pause": admin.pause,
+            "resume": admin.resume,
+            "restart": admin.restart,
+            "reset": admin.reset,
+        }
         self.routes: tuple[Route, ...] = (
-            Route("GET", "/healthz", self.healthz),
-            Route("GET", "/openapi.json", self.openapi),
-            Route("GET", "/jobs", self.jobs),
-            Route("GET", "/jobs/{job}", self.status),
-            Route("GET", "/jobs/{job}/cycles", self.cycles, ("limit",)),
-            Route("POST", "/jobs/{job}/cycles", self.trigger),
-            Route("GET", "/jobs/{job}/preview/{source_id}", self.preview),
-            Route("POST", "/jobs/{job}/provision", self.provision),
-            *(Route("POST", f"/jobs/{{job}}/{name}", self.switch) for name in SWITCHES),
-            Route("GET", "/logs", self.logs, LOG_QUERY),
-            Route("GET", "/logs/export", self.export, EXPORT_QUERY),
+            Route(
+                method="GET",
+                path="/healthz",
+                handler=self.healthz,
+                operation_id="health",
+                summary="Whether the engine is working (no token needed)",
+                answer=Health,
+                errors=(503,),
+                failure=Health,
+                public=True,
+            ),
+            Route(
+                method="GET",
+                path="/openapi.json",
+                handler=self.openapi,
+                operation_id="openapi",
+                summary="This document",
+                answer=dict,
+            ),
+            Route(
+                method="GET",
+                path="/jobs",
+                handler=self.jobs,
+                operation_id="listJobs",
+                summary="Every job's status",
+                answer=JobList,
+            ),
+            Route(
+                method="GET",
+                path="/jobs/{job}",
+                handler=_per_job(admin.status),
+                operation_id="jobStatus",
+                summary="One job: its state and why, the running cycle's progress, the last cycles, "
+                "the next run",
+                answer=JobStatus,
+                errors=JOB_ERRORS,
+            ),
+            Route(
+                method="GET",
+                path="/jobs/{job}/cycles",
+                handler=self.cycles,
+                operation_id="listCycles",
+                summary="The job's last cycles, newest first",
+                answer=CycleList,
+                query=(CYCLE_LIMIT,),
+                errors=JOB_ERRORS,
+            ),
+            Route(
+                method="POST",
+                path="/jobs/{job}/cycles",
+                handler=_per_job(admin.trigger, 202),
+                operation_id="triggerCycle",
+                summary="Start a cycle now, in the background",
+                answer=Triggered,
+                status=202,
+                errors=(*JOB_ERRORS, 409),
+            ),
+            Route(
+                method="GET",
+                path="/jobs/{job}/preview/{source_id}",
+                handler=self.preview,
+                operation_id="preview",
+                summary="How one source object would be scoped, mapped and provisioned (writes nothing)",
+                answer=Preview,
+                errors=(*JOB_ERRORS, 503),
+            ),
+            Route(
+                method="POST",
+                path="/jobs/{job}/provision",
+                handler=self.provision,
+                operation_id="provision",
+                summary="Provision one object now, through the whole flow, and answer with its log records",
+                answer=Provisioned,
+                body=ProvisionRequest,
+                errors=(*JOB_ERRORS, 503),
+            ),
+            *(
+                Route(
+                    method="POST",
+                    path=f"/jobs/{{job}}/{name}",
+                    handler=_per_job(switches[name]),
+                    operation_id=name,
+                    summary=summary,
+                    answer=JobStatus,
+                    errors=JOB_ERRORS,
+                )
+                for name, summary in SWITCHES.items()
+            ),
+            Route(
+                method="POST",
+                path="/jobs/{job}/approve",
+                handler=_per_job(admin.approve),
+                operation_id="approve",
+                summary="Run a cycle in which the deprovisions held by the deletion guard go ahead",
+                answer=Approved,
+                errors=(*JOB_ERRORS, 409),
+            ),
+            Route(
+                method="POST",
+                path="/jobs/{job}/reject",
+                handler=_per_job(admin.reject),
+                operation_id="reject",
+                summary="Drop the deprovisions held by the deletion guard",
+                answer=Rejected,
+                errors=JOB_ERRORS,
+            ),
+            Route(
+                method="GET",
+                path="/logs",
+                handler=self.logs,
+                operation_id="logs",
+                summary="Provisioning log records, oldest first, a page at a time",
+                answer=LogPage,
+                query=(*LOG_FILTERS, LOG_LIMIT),
+                errors=JOB_ERRORS,
+            ),
+            Route(
+                method="GET",
+                path="/logs/export",
+                handler=self.export,
+                operation_id="exportLogs",
+                summary="Every matching log record, streamed as JSON Lines or CSV (with a header)",
+                answer=None,
+                media=tuple(EXPORT_TYPES.values()),
+                query=(*LOG_FILTERS, FORMAT),
+                errors=JOB_ERRORS,
+            ),
         )
-        self.document = document((r.method, r.path) for r in self.routes)
+        self.document = document(self.routes)
 
     async def healthz(self, _request: web.Request, _query: Query) -> web.Response:
         healthy, details = self.health()
-        return answer({"healthy": healthy, **details}, 200 if healthy else 503)
+        return answer({**_plain(Health(healthy)), **details}, 200 if healthy else 503)
 
     async def openapi(self, _request: web.Request, _query: Query) -> web.Response:
         return answer(self.document)
 
     async def jobs(self, _request: web.Request, _query: Query) -> web.Response:
-        return answer({"jobs": await self.admin.jobs()})
-
-    async def status(self, request: web.Request, _query: Query) -> web.Response:
-        return answer(await self.admin.status(request.match_info["job"]))
+        return answer(JobList(await self.admin.jobs()))
 
     async def cycles(self, request: web.Request, query: Query) -> web.Response:
-        limit = query.whole("limit", 20, minimum=1, maximum=1_000)
+        limit = CYCLE_LIMIT.read(query)
         job = request.match_info["job"]
-        return answer({"job": job, "cycles": await self.admin.cycles(job, limit)})
-
-    async def trigger(self, request: web.Request, _query: Query) -> web.Response:
-        started = await self.admin.trigger(request.match_info["job"])
-        if not started["started"]:
-            raise ApiProblem(409, "job_paused", started["reason"])
-        return answer(started, 202)
+        return answer(CycleList(job, await self.admin.cycles(job, limit)))
 
     async def preview(self, request: web.Request, _query: Query) -> web.Response:
         return answer(await self.admin.preview(request.match_info["job"], request.match_info["source_id"]))
 
     async def provision(self, request: web.Request, _query: Query) -> web.Response:
         self.admin.job(request.match_info["job"])  # an unknown job is a 404 whatever the body
-        body = await _json_object(request)
+        body = await json_object(request)
         extra = sorted(set(body) - {"source_id"})
         if extra:
             raise ApiProblem(
@@ -223,22 +297,14 @@ class Api:
             raise ApiProblem(400, "invalid_body", "source_id: required, a non-empty string")
         return answer(await self.admin.provision(request.match_info["job"], source_id))
 
-    async def switch(self, request: web.Request, _query: Query) -> web.Response:
-        """pause, resume, restart, reset, approve or reject, by the last part of the path."""
-        name = request.path.rsplit("/", 1)[1]
-        done = await getattr(self.admin, name)(request.match_info["job"])
-        if name == "approve" and not done["approved"]:
-            raise ApiProblem(409, "nothing_to_approve", done["reason"])
-        return answer(done)
-
     async def logs(self, _request: web.Request, query: Query) -> web.Response:
-        where = _log_filter(query, limit=query.whole("limit", 1_000, minimum=1, maximum=MAX_LOG_LIMIT))
+        where = _log_filter(query, limit=LOG_LIMIT.read(query))
         records = await self.admin.logs(where)
-        next_after = records[-1]["id"] if len(records) == where.limit else None
-        return answer({"records": records, "next_after_id": next_after})
+        next_after = records[-1].id if len(records) == where.limit else None
+        return answer(LogPage(records, next_after))
 
     async def export(self, request: web.Request, query: Query) -> web.StreamResponse:
-        form = query.text("format", EXPORT_TYPES) or "jsonl"
+        form: Literal["jsonl", "csv"] = "csv" if FORMAT.read(query) == "csv" else "jsonl"
         where = _log_filter(query, limit=MAX_LOG_LIMIT)
         if where.job is not None:
             self.admin.job(where.job)  # an unknown job is a 404, before the stream starts
@@ -250,7 +316,7 @@ class Api:
         )
         await response.prepare(request)
         try:
-            async for chunk in self.admin.export_logs(where, form):  # type: ignore[arg-type]
+            async for chunk in self.admin.export_logs(where, form):
                 await response.write(chunk)
         except Exception:
             # The status is sent already: cut the stream, so the client sees it incomplete, not ended.
@@ -260,103 +326,3 @@ class Api:
             return response
         await response.write_eof()
         return response
-
-
-# -- The application ---------------------------------------------------------------------------------
-
-
-def api_app(admin: Admin, token: str, *, health: HealthCheck | None = None) -> web.Application:
-    """The admin API for `admin`, guarded by the bearer `token`."""
-    if not token:
-        raise ValueError("the API needs a token")
-    api = Api(admin, health or (lambda: (True, {})))
-    app = web.Application(middlewares=[_guard(token.encode())], handler_args={"max_field_size": 16_384})
-    for route in api.routes:
-        pattern = route.path.replace("{source_id}", "{source_id:.+}")
-        app.router.add_route(route.method, pattern, _checked(route))
-    return app
-
-
-def _checked(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The route's handler, after its query string is checked against the parameters it takes."""
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        return await route.handler(request, Query(request, route.query))
-
-    return handle
-
-
-def _guard(token: bytes) -> Any:
-    """Middleware: the bearer token on every route but the public ones, and every failure as JSON."""
-
-    @web.middleware
-    async def guard(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        started = time.perf_counter()
-        try:
-            if request.path not in PUBLIC:
-                _authorize(request, token)
-            response = await handler(request)
-        except ApiProblem as exc:
-            response = problem(exc.status, exc.error, exc.detail, exc.headers)
-        except UnknownJob as exc:
-            response = problem(404, "unknown_job", str(exc))
-        except UnknownObject as exc:
-            response = problem(404, "unknown_object", str(exc))
-        except (SourceError, StateError) as exc:
-            response = problem(503, "unavailable", str(exc), {"Retry-After": "10"})
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            response = problem(exc.status, _slug(exc.reason), _http_detail(request, exc), _allow(exc))
-        except RosterError as exc:
-            log.error("event=api_failed method=%s route=%s error=%s", request.method, _route(request), exc)
-            response = problem(500, "internal", str(exc))
-        except Exception:
-            log.exception("event=api_crashed method=%s route=%s", request.method, _route(request))
-            response = problem(500, "internal", "the engine failed to answer; its log says why")
-        log.debug(
-            "event=api_request method=%s route=%s status=%d ms=%.1f",
-            request.method,
-            _route(request),
-            response.status,
-            (time.perf_counter() - started) * 1000,
-        )
-        return response
-
-    return guard
-
-
-def _authorize(request: web.Request, token: bytes) -> None:
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        raise ApiProblem(
-            401, "unauthorized", "send the API token as `Authorization: Bearer <token>`", CHALLENGE
-        )
-    if not hmac.compare_digest(given.strip().encode("utf-8", "replace"), token):
-        raise ApiProblem(401, "unauthorized", "the bearer token is not this engine's API token", CHALLENGE)
-
-
-def _route(request: web.Request) -> str:
-    """The route's pattern, never its values: paths and queries may hold a person's id."""
-    resource = getattr(request.match_info.route, "resource", None)
-    return resource.canonical if resource is not None else "unmatched"
-
-
-def _slug(reason: str) -> str:
-    return reason.lower().replace(" ", "_").replace("-", "_")
-
-
-def _http_detail(request: web.Request, exc: web.HTTPException) -> str:
-    if exc.status == 404:
-        return f"no such route: {request.method} {request.path}; GET /openapi.json lists the routes"
-    if exc.status == 405:
-        return f"{request.method} is not allowed here; allowed: {exc.headers.get('Allow', 'none')}"
-    if exc.status == 413:
-        return "the body is too large"
-    return exc.text or exc.reason
-
-
-def _allow(exc: web.HTTPException) -> dict[str, str]:
-    return {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}

@@ -23,7 +23,7 @@ from aiohttp import web
 from common.errors import ConfigError
 from common.process.status_server import HealthCheck, parse_listen
 from engine.api.admin import Admin
-from engine.api.routes import api_app
+from engine.api.app import api_app
 from engine.store.history import prune_forever
 
 log = logging.getLogger("roster.engine.apiserver")

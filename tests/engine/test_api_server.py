@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
+from engine.api.admin import Admin
 from engine.api.server import ApiServer, ApiSettings, api_settings, default_token_file
 
 SQLITE = "sqlite+aiosqlite:///{}"
@@ -64,7 +65,7 @@ async def test_a_port_in_use_is_a_config_error_naming_the_address() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = ApiServer(None, ApiSettings(port=port, token="t"))  # type: ignore[arg-type]
+        server = ApiServer(Admin(None), ApiSettings(port=port, token="t"))  # type: ignore[arg-type]
         with pytest.raises(ConfigError, match=rf"--api-listen: cannot listen on 127.0.0.1:{port}"):
             await server.start()
         await server.aclose()

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import urllib.request
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -62,20 +63,21 @@ async def test_a_truncated_source_stages_its_deprovisions_until_approved(tmp_pat
         rows = await target_rows(_target(tmp_path))
         assert all(row["active"] for row in rows.values()), "an account was disabled before approval"
         status = await admin.status("people")
-        assert status["state"] == "waiting_for_approval"
-        assert status["approval"]["staged"] == 100 and "100 of 200" in status["approval"]["reason"]
+        assert status.state == "waiting_for_approval"
+        assert status.approval is not None
+        assert status.approval.staged == 100 and "100 of 200" in status.approval.reason
         records = await admin.logs(LogFilter(job="people", action=STAGED_DELETE))
-        assert sorted(r["source_id"] for r in records) == sorted(r["employee_id"] for r in people[100:])
+        assert sorted(r.source_id for r in records) == sorted(r["employee_id"] for r in people[100:])
 
-        assert (await admin.reject("people"))["rejected"] == 100
-        assert (await admin.status("people"))["state"] == "active"
+        assert (await admin.reject("people")).rejected == 100
+        assert (await admin.status("people")).state == "active"
         again = await p.runner.run_cycle(job)  # still missing from the source: held again
         assert (again.staged, again.disabled) == (100, 0)
         assert all(row["active"] for row in (await target_rows(_target(tmp_path))).values())
 
         approved = await admin.approve("people")
-        assert approved["approved"] == 100 and approved["cycle"]["disabled"] == 100
-        assert (await admin.status("people"))["state"] == "active"
+        assert approved.approved == 100 and approved.cycle.disabled == 100
+        assert (await admin.status("people")).state == "active"
     rows = await target_rows(_target(tmp_path))
     assert {k for k, row in rows.items() if not row["active"]} == {r["employee_id"] for r in people[100:]}
     assert {k: {c: row[c] for c in expected_row(people[0])} for k, row in rows.items() if row["active"]} == {
@@ -103,7 +105,7 @@ async def test_pause_mid_cycle_then_resume_completes_it_without_doing_anything_t
         planned = progress.planned
         await asyncio.sleep(1.0)
         assert progress.planned == planned < 3500, "a paused job planned more work"
-        assert (await Admin(p.runner).status("people"))["state"] == "paused"
+        assert (await Admin(p.runner).status("people")).state == "paused"
         await Admin(p.runner).resume("people")
         summary = await asyncio.wait_for(cycle, 120)
     assert (summary.created, summary.failed, summary.status) == (3500, 0, "succeeded")
@@ -161,12 +163,13 @@ async def test_revoked_credentials_quarantine_the_job_and_restored_ones_release_
         window = QuarantineSettings().window
         assert revoked.failed <= window, f"{revoked.failed} failures, more than the window of {window}"
         status = await Admin(p.runner).status("people")
-        assert status["state"] == "quarantined" and "credentials rejected" in status["quarantine"]["reason"]
+        assert status.state == "quarantined" and status.quarantine is not None
+        assert "credentials rejected" in status.quarantine.reason
 
         scim.revoke(False)
         restored = await p.runner.run_cycle(job)
         assert (restored.status, restored.failed) == ("succeeded", 0)
-        assert (await Admin(p.runner).status("people"))["state"] == "active"
+        assert (await Admin(p.runner).status("people")).state == "active"
     stored = scim_users(scim)
     assert sorted(stored) == sorted(r["employee_id"] for r in people)  # each once, none missing
 
@@ -201,33 +204,33 @@ async def test_every_operation_has_one_final_log_record_and_exports_agree(tmp_pa
         write_csv(tmp_path / "people.csv", [person(0, department="Legal"), *people[1:110]])
         second = await p.runner.run_cycle(job)
         final = await admin.logs(LogFilter(job="people", cycle_id=second.cycle_id, status="succeeded"))
-        assert sorted((r["action"], r["source_id"]) for r in final) == sorted(
+        assert sorted((r.action, r.source_id) for r in final) == sorted(
             [("update", "E00000")] + [("disable", r["employee_id"]) for r in people[110:]]
         )
-        (update,) = [r for r in final if r["action"] == "update"]
-        assert update["attributes"] == {**expected_row(person(0, department="Legal")), "email": "***"}
-        assert update["steps"] == {
+        (update,) = [r for r in final if r.action == "update"]
+        assert update.attributes == {**expected_row(person(0, department="Legal")), "email": "***"}
+        assert update.steps == {
             "import": "read from the source",
             "scope": "in scope",
-            "match": f"linked to {update['target_id']}",
+            "match": f"linked to {update.target_id}",
             "action": "update",
             "export": "done",
         }
-        assert update["duration_ms"] > 0 and update["attempts"] == 1
-        disabled = next(r for r in final if r["action"] == "disable")
-        assert disabled["steps"]["import"] == "not in the full import" and disabled["attributes"] is None
+        assert update.duration_ms is not None and update.duration_ms > 0 and update.attempts == 1
+        disabled = next(r for r in final if r.action == "disable")
+        assert disabled.steps["import"] == "not in the full import" and disabled.attributes is None
         everything = await admin.logs(LogFilter(job="people", limit=10_000))
         per_op: dict[str, int] = {}
         for record in everything:
-            if record["status"] in ("succeeded", "failed"):
-                per_op[record["op_id"]] = per_op.get(record["op_id"], 0) + 1
+            if record.status in ("succeeded", "failed") and record.op_id is not None:
+                per_op[record.op_id] = per_op.get(record.op_id, 0) + 1
         assert len(per_op) == first.created + second.changed and set(per_op.values()) == {1}
         assert await admin.logs(LogFilter(job="people", action="update")) == [
-            r for r in everything if r["action"] == "update"
+            r for r in everything if r.action == "update"
         ]
-        assert await admin.logs(LogFilter(job="people", since=everything[-1]["at"] + 1)) == []
+        assert await admin.logs(LogFilter(job="people", since=everything[-1].at + 1)) == []
         assert await admin.logs(LogFilter(job="people", source_id="E00000", cycle_id=first.cycle_id)) == [
-            r for r in everything if r["source_id"] == "E00000" and r["cycle_id"] == first.cycle_id
+            r for r in everything if r.source_id == "E00000" and r.cycle_id == first.cycle_id
         ]
 
         where = LogFilter(job="people", cycle_id=second.cycle_id)
@@ -235,7 +238,7 @@ async def test_every_operation_has_one_final_log_record_and_exports_agree(tmp_pa
         exported = [orjson.loads(line) for line in lines]
         text = b"".join([chunk async for chunk in admin.export_logs(where, "csv")]).decode()
         as_csv = list(csv.DictReader(io.StringIO(text)))
-    expected = [r for r in everything if r["cycle_id"] == second.cycle_id]
+    expected = [asdict(r) for r in everything if r.cycle_id == second.cycle_id]
     assert exported == expected
     assert [(r["op_id"], r["action"], r["status"]) for r in as_csv] == [
         (r["op_id"], r["action"], r["status"]) for r in expected

@@ -1,0 +1,200 @@
+"""The admin API's answers: one frozen value type per shape of JSON it sends.
+
+`engine.api.admin.Admin` returns these, `engine.api.routes` serializes them (fields in declaration order,
+fields whose name starts with `_` left out), and `engine.api.openapi` builds the document's schemas
+from their fields and type hints, so the document and the answers come from one source. A field's
+docstring becomes its description there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from engine.model import CycleSummary
+from engine.pipeline.ondemand import Preview
+from engine.store.state import STAGED_DELETE
+from queues.contracts import ACTIONS, STATUSES
+
+LOG_STATUSES = frozenset({*STATUSES, "warning"})
+"""Every status a provisioning log record can have (`warning`: a deprovision held for approval)."""
+LOG_ACTIONS = frozenset({*ACTIONS, STAGED_DELETE})
+
+JobState = Literal["active", "paused", "quarantined", "waiting_for_approval"]
+ObjectType = Literal["user", "group"]
+Counts = dict[str, int | float | None]
+Count = Annotated[int, {"minimum": 0}]
+NonEmpty = Annotated[str, {"minLength": 1}]
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Every answer other than success: a short code and a sentence that names the problem."""
+
+    error: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Whether the engine is working; the health check's details ride beside `healthy`."""
+
+    healthy: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cycle:
+    """One cycle of a job, as the cycle history holds it."""
+
+    cycle_id: str
+    job: str
+    trigger: str
+    """schedule, api, cli, approval or on_demand"""
+    status: str
+    """running, succeeded, completed_with_failures, failed, ..."""
+    started_at: float
+    """Unix seconds"""
+    finished_at: float | None
+    """Unix seconds"""
+    counts: Counts
+    duration_s: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quarantine:
+    reason: str
+    since: float | None
+    """Unix seconds"""
+    cycles: int
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    reason: str
+    staged: Count
+    """Deprovisions held by the deletion guard"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Running:
+    """The progress of a cycle in progress."""
+
+    cycle_id: str
+    read: Count
+    planned: Count
+    settled: Count
+    retries: Count
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobStatus:
+    """One job: its state and why, the running cycle's progress, the last cycles, the next run."""
+
+    job: str
+    target: str
+    object_type: ObjectType
+    state: JobState
+    paused: bool
+    quarantine: Quarantine | None
+    approval: Approval | None
+    running: list[Running]
+    last_cycles: list[Cycle]
+    next_run: Annotated[str | None, {"format": "date-time"}]
+
+
+@dataclass(frozen=True, slots=True)
+class JobList:
+    jobs: list[JobStatus]
+
+
+@dataclass(frozen=True, slots=True)
+class CycleList:
+    job: str
+    cycles: list[Cycle]
+
+
+@dataclass(frozen=True, slots=True)
+class Triggered:
+    """A cycle started in the background."""
+
+    job: str
+    started: Literal[True] = True
+
+
+@dataclass(frozen=True, slots=True)
+class Approved:
+    """The staged deprovisions approved, and the cycle that carried them out."""
+
+    job: str
+    approved: Count
+    cycle: CycleSummary
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    job: str
+    rejected: Count
+    """Staged deprovisions dropped"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogColumns:
+    """What every provisioning log record holds, as its table stores it."""
+
+    id: int
+    at: float
+    """Unix seconds"""
+    cycle_id: str | None
+    op_id: str | None
+    job: str
+    source_id: str | None
+    target_id: str | None
+    action: str
+    status: str
+    attempts: int | None
+    error_class: str | None
+    error_code: str | None
+    error_message: str | None
+    latency_ms: float | None
+    duration_ms: float | None
+    """The connector's time on the operation's batch"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogRecord(LogColumns):
+    """A provisioning log record as `/logs` reads it back."""
+
+    attributes: dict[str, Any] | None
+    """The attributes the operation sent; values of redacted mappings are ***"""
+    steps: dict[str, str]
+    """import, scope, match, action and export, each with its outcome"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredRecord(LogColumns):
+    """A provisioning log record as the state stores it (the records of an on-demand provision)."""
+
+    attributes: str | None
+    """The attributes the operation sent, as JSON text; values of redacted mappings are ***"""
+
+
+@dataclass(frozen=True, slots=True)
+class LogPage:
+    records: list[LogRecord]
+    next_after_id: int | None
+    """Pass as after_id for the next page; null on the last page"""
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionRequest:
+    source_id: NonEmpty
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioned:
+    """What provisioning one object did: the preview of its steps and its log records."""
+
+    cycle_id: str
+    preview: Preview
+    records: list[StoredRecord]

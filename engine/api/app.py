@@ -1,0 +1,128 @@
+"""The admin API as an aiohttp application: the routes of `engine.api.routes.Api` behind a middleware
+that wants the bearer token on every route but the public ones and answers every failure as JSON
+(`{"error": code, "detail": sentence}`), logging the route's pattern, never its values.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from common.errors import RosterError, SourceError, StateError
+from common.process.status_server import HealthCheck
+from engine.api.admin import Admin, NotNow, UnknownJob
+from engine.api.route import ApiProblem, Query, Route
+from engine.api.routes import Api, problem
+from engine.pipeline.ondemand import UnknownObject
+
+log = logging.getLogger("roster.engine.api")
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="roster"'}
+
+
+def api_app(admin: Admin, token: str, *, health: HealthCheck | None = None) -> web.Application:
+    """The admin API for `admin`, guarded by the bearer `token`."""
+    if not token:
+        raise ValueError("the API needs a token")
+    api = Api(admin, health or (lambda: (True, {})))
+    public = frozenset(route.path for route in api.routes if route.public)
+    app = web.Application(
+        middlewares=[_guard(token.encode(), public)],
+        handler_args={"max_field_size": 16_384},
+    )
+    for route in api.routes:
+        pattern = route.path.replace("{source_id}", "{source_id:.+}")
+        app.router.add_route(route.method, pattern, _checked(route))
+    return app
+
+
+def _checked(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The route's handler, after its query string is checked against the parameters it takes."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await route.handler(request, Query(request, route.query))
+
+    return handle
+
+
+def _guard(token: bytes, public: frozenset[str]) -> Any:
+    """Middleware: the bearer token on every route but the public ones, and every failure as JSON."""
+
+    @web.middleware
+    async def guard(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            if request.path not in public:
+                _authorize(request, token)
+            response = await handler(request)
+        except ApiProblem as exc:
+            response = problem(exc.status, exc.error, exc.detail, exc.headers)
+        except NotNow as exc:
+            response = problem(409, exc.error, str(exc))
+        except UnknownJob as exc:
+            response = problem(404, "unknown_job", str(exc))
+        except UnknownObject as exc:
+            response = problem(404, "unknown_object", str(exc))
+        except (SourceError, StateError) as exc:
+            response = problem(503, "unavailable", str(exc), {"Retry-After": "10"})
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = problem(exc.status, _slug(exc.reason), _http_detail(request, exc), _allow(exc))
+        except RosterError as exc:
+            log.error("event=api_failed method=%s route=%s error=%s", request.method, _route(request), exc)
+            response = problem(500, "internal", str(exc))
+        except Exception:
+            log.exception("event=api_crashed method=%s route=%s", request.method, _route(request))
+            response = problem(500, "internal", "the engine failed to answer; its log says why")
+        log.debug(
+            "event=api_request method=%s route=%s status=%d ms=%.1f",
+            request.method,
+            _route(request),
+            response.status,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+    return guard
+
+
+def _authorize(request: web.Request, token: bytes) -> None:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise ApiProblem(
+            401, "unauthorized", "send the API token as `Authorization: Bearer <token>`", CHALLENGE
+        )
+    if not hmac.compare_digest(given.strip().encode("utf-8", "replace"), token):
+        raise ApiProblem(401, "unauthorized", "the bearer token is not this engine's API token", CHALLENGE)
+
+
+def _route(request: web.Request) -> str:
+    """The route's pattern, never its values: paths and queries may hold a person's id."""
+    resource = getattr(request.match_info.route, "resource", None)
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _slug(reason: str) -> str:
+    return reason.lower().replace(" ", "_").replace("-", "_")
+
+
+def _http_detail(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return f"no such route: {request.method} {request.path}; GET /openapi.json lists the routes"
+    if exc.status == 405:
+        return f"{request.method} is not allowed here; allowed: {exc.headers.get('Allow', 'none')}"
+    if exc.status == 413:
+        return "the body is too large"
+    return exc.text or exc.reason
+
+
+def _allow(exc: web.HTTPException) -> dict[str, str]:
+    return {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
