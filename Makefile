@@ -20,6 +20,7 @@ test: $(STAMP)
 	bash tests/services.sh postgresql rabbitmq
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import BrokerError, StateError
 from engine.metrics import EngineMetrics
-from engine.store.state import StateStore, cycles
+from engine.store.schema import cycles
+from engine.store.state import StateStore
 from queues.broker import Broker
 from queues.topology import RESULTS_QUEUE, ops_queue
 

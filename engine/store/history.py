@@ -20,7 +20,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from engine.store.state import StateStore, cycles, log
+from engine.store.schema import cycles, log
+from engine.store.state import StateStore
 
 logger = logging.getLogger("roster.engine.history")
 

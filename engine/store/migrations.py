@@ -5,7 +5,7 @@ applies the migrations it lacks, in order, in one transaction; on PostgreSQL an 
 that transaction lets two engines that start together migrate once. A store whose version is newer
 than this Roster is refused rather than written with an older idea of its tables.
 
-A change to the tables of `engine/store/state.py` comes with a new migration here; migrations already
+A change to the tables of `engine/store/schema.py` comes with a new migration here; migrations already
 released are never edited, since stores out there went through them. Migration 1 also adopts a
 store that an earlier, unversioned Roster created (its tables are there already).
 """

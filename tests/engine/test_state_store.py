@@ -17,7 +17,8 @@ from common.errors import StateError
 from common.peers.sql_bulk import MAX_ROWS
 from engine.model import ACTIVE, DISABLED, StateEntry
 from engine.store import migrations
-from engine.store.state import StateStore, metadata, state_url
+from engine.store.schema import metadata
+from engine.store.state import StateStore, state_url
 from queues.contracts import Result
 from tests.conftest import require_service
 from tests.databases import private_database

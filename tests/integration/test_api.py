@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from engine.api.admin import Admin
 from engine.api.server import ApiServer, ApiSettings, operated
 from engine.cli.embedded import Embedded
-from engine.store.state import log
+from engine.store.schema import log
 from tests.integration.pipeline import job_config, person, pipeline, sql_target, write_csv
 
 TOKEN = "test-token-0123456789"
