@@ -48,7 +48,8 @@ from queues.contracts import Operation
 from tests.scim_server import ScimServer, start_scim_server
 from workers.config import TargetConfig, parse_targets
 from workers.connectors.base import Outcome
-from workers.connectors.scim import USER_SCHEMA, ScimConnector, parse_path
+from workers.connectors.scim.connector import ScimConnector
+from workers.connectors.scim.paths import USER_SCHEMA, parse_path
 from workers.worker import TargetRuntime
 
 COLUMNS = ("employee_id", "user_name", "given_name", "family_name", "email", "title", "department")

@@ -28,15 +28,9 @@ from tests.conftest import SCIM_BASIC, SCIM_OAUTH_CLIENT, SCIM_OAUTH_TTL_S, SCIM
 from tests.fault_proxy import FaultProxy, Faults
 from tests.scim_server import ScimServer
 from workers.connectors.base import Applied, Outcome
-from workers.connectors.scim import (
-    ENTERPRISE_SCHEMA,
-    USER_SCHEMA,
-    AttrPath,
-    ScimConnector,
-    ScimSettings,
-    parse_path,
-    parse_scim_settings,
-)
+from workers.connectors.scim.connector import ScimConnector
+from workers.connectors.scim.paths import ENTERPRISE_SCHEMA, USER_SCHEMA, AttrPath, parse_path
+from workers.connectors.scim.settings import ScimSettings, parse_scim_settings
 from workers.limits import RateLimiter
 
 StartProxy = Callable[..., Awaitable[FaultProxy]]
