@@ -26,7 +26,8 @@ from engine.cli.main import embedded
 from engine.config import parse_engine_config
 from engine.model import SourceObject
 from engine.sources.registry import parse_source
-from engine.sources.scim import ENTERPRISE_SCHEMA, ScimSource, flatten, parse_scim_source
+from engine.sources.scim import ScimSource, parse_scim_source
+from engine.sources.scim_flatten import ENTERPRISE_SCHEMA, flatten
 from engine.store.state import state_url
 from tests.conftest import SCIM_BASIC, SCIM_OAUTH_CLIENT, SCIM_TOKEN
 from tests.fault_proxy import FaultProxy, Faults
