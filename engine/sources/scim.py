@@ -53,7 +53,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import quote
 
 from yarl import URL
@@ -61,6 +61,7 @@ from yarl import URL
 from common.config.validation import as_list, check_keys, integer, join, string
 from common.errors import AuthError, ConfigError, SourceError
 from common.peers.http_settings import HTTP_KEYS, HttpSettings, parse_http_settings
+from common.peers.scim_schemas import ENDPOINTS, ObjectType
 from common.peers.scim_transport import ScimTransport, Unanswered, refusal_text
 from engine.model import SourceObject
 from engine.sources.base import ProblemLog
@@ -68,8 +69,6 @@ from engine.sources.scim_flatten import flatten, scim_name
 
 log = logging.getLogger("roster.sources.scim")
 
-ObjectType = Literal["user", "group"]
-ENDPOINTS: Final = {"user": "/Users", "group": "/Groups"}
 _KEYS: Final = (
     *HTTP_KEYS,
     "type",

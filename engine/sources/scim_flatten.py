@@ -16,9 +16,9 @@ names one to one:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
-ENTERPRISE_SCHEMA: Final = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+from common.peers.scim_schemas import ENTERPRISE_SCHEMA
 
 
 def flatten(resource: Mapping[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from common.errors import AuthError, ConnectorError, PermanentError, TransientError
+from common.peers.scim_schemas import ENDPOINTS, GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, ObjectType
 from common.peers.scim_transport import ScimAnswer, ScimTransport, Unanswered, refusal_text
 from queues.contracts import Operation
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
@@ -49,21 +50,13 @@ from workers.connectors.scim.diff import (
     put_body,
     same_key,
 )
-from workers.connectors.scim.paths import (
-    GROUP_SCHEMA,
-    PATCH_SCHEMA,
-    USER_SCHEMA,
-    AttrPath,
-    ObjectType,
-    attr_path,
-)
+from workers.connectors.scim.paths import AttrPath, attr_path
 from workers.connectors.scim.settings import ScimSettings
 from workers.limits import Gate
 from workers.unique import unique_candidates
 
 log = logging.getLogger("roster.connectors.scim")
 
-_ENDPOINTS: Final = {"user": "/Users", "group": "/Groups"}
 _CORE: Final = {"user": USER_SCHEMA, "group": GROUP_SCHEMA}
 _DEFAULT_429_PAUSE_S: Final = 1.0
 _MATCH_PAGE: Final = 50
@@ -212,7 +205,7 @@ class ScimConnector(AsyncContextConnector):
 
     async def _search(self, kind: ObjectType, query: str) -> tuple[list[dict[str, Any]], int]:
         answer = await self._call(
-            "GET", _ENDPOINTS[kind], query=f"filter={quote(query, safe='')}&count={_MATCH_PAGE}"
+            "GET", ENDPOINTS[kind], query=f"filter={quote(query, safe='')}&count={_MATCH_PAGE}"
         )
         if answer.status != 200 or not isinstance(answer.body, dict):
             raise self._error(answer)
@@ -241,7 +234,7 @@ class ScimConnector(AsyncContextConnector):
                 path.set(body, value)
             if first:
                 body["members"] = [{"value": member} for member in first]
-            answer = await self._call("POST", _ENDPOINTS[kind], body=body)
+            answer = await self._call("POST", ENDPOINTS[kind], body=body)
             if answer.status != 409:
                 break
             current = await self._match(op, kind)  # created meanwhile, or by an earlier try we never heard of
@@ -385,13 +378,13 @@ class ScimConnector(AsyncContextConnector):
 
 
 def _kind(op: Operation) -> ObjectType:
-    if op.object_type not in _ENDPOINTS:
+    if op.object_type not in ENDPOINTS:
         raise PermanentError(f"object type {op.object_type!r} is not one of user, group")
     return op.object_type  # type: ignore[return-value]
 
 
 def _object_path(kind: ObjectType, target_id: str) -> str:
-    return f"{_ENDPOINTS[kind]}/{quote(target_id, safe='')}"
+    return f"{ENDPOINTS[kind]}/{quote(target_id, safe='')}"
 
 
 def _id_of(resource: Mapping[str, Any]) -> str:

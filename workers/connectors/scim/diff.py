@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from common.errors import PermanentError
+from common.peers.scim_schemas import ObjectType
 from queues.contracts import Operation
-from workers.connectors.scim.paths import AttrPath, ObjectType, attr_path, entry_of, field_of, literal
+from workers.connectors.scim.paths import AttrPath, attr_path, entry_of, field_of, literal
 
 _WRITE_ONLY: Final = frozenset({"password"})
 

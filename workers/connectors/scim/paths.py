@@ -18,17 +18,13 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import orjson
 
 from common.errors import PermanentError
+from common.peers.scim_schemas import ENTERPRISE_SCHEMA
 
-USER_SCHEMA: Final = "urn:ietf:params:scim:schemas:core:2.0:User"
-GROUP_SCHEMA: Final = "urn:ietf:params:scim:schemas:core:2.0:Group"
-ENTERPRISE_SCHEMA: Final = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-PATCH_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-ObjectType = Literal["user", "group"]
 _PATH_RE: Final = re.compile(
     r'(?P<name>[A-Za-z][\w-]*)(?:\[type eq "(?P<type>[^"\\]*)"\])?(?:\.(?P<sub>\$?[A-Za-z][\w-]*))?'
 )

@@ -29,7 +29,8 @@ from typing import Any, Final, Literal
 from common.config.validation import as_list, as_mapping, check_keys, choice, integer, join, positive, string
 from common.errors import ConfigError
 from common.peers.http_settings import HTTP_KEYS, HttpSettings, parse_http_settings
-from workers.connectors.scim.paths import ObjectType, parse_path
+from common.peers.scim_schemas import ObjectType
+from workers.connectors.scim.paths import parse_path
 
 _KEYS: Final = (*HTTP_KEYS, "matching", "update_method", "member_chunk_size", "max_concurrency", "rate_per_s")
 
