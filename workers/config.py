@@ -28,7 +28,8 @@ from workers.connectors.base import Connector
 from workers.connectors.ldap.connector import LdapConnector
 from workers.connectors.ldap.settings import parse_ldap_settings
 from workers.connectors.null import NullConnector
-from workers.connectors.scim import ScimConnector, parse_scim_settings
+from workers.connectors.scim.connector import ScimConnector
+from workers.connectors.scim.settings import parse_scim_settings
 from workers.connectors.sql import SqlConnector, parse_sql_settings
 from workers.retry import RetryPolicy
 from workers.worker import TargetRuntime

@@ -9,17 +9,10 @@ read then goes on, and another pass follows that yields only what was not seen y
 still moving after `max_passes`, the read fails with `SourceError`, so that a missed resource never
 looks deleted and gets deprovisioned. A resource seen twice is yielded once.
 
-**Attribute names** are flattened to the names a mapping's `source:` uses, the same paths the SCIM
-connector takes as target names, so a SCIM-to-SCIM job maps names one to one:
+**Attribute names** are flattened (`scim_flatten.py`) to the names a mapping's `source:` uses, the same
+paths the SCIM connector takes as target names (`userName`, `name.givenName`, `emails[type eq "work"].value`,
+`enterprise.department`...); beside them:
 
-* `userName`, `active`, `emails`: a top-level attribute as the server wrote it (a list stays a list);
-* `name.givenName`, `meta.lastModified`: a sub-attribute of a complex attribute;
-* `emails[type eq "work"].value`: a sub-attribute of the first entry of that `type` in a multi-valued
-  attribute; `emails.value`: of its primary entry (or its first), also usable in expressions, whose
-  `[...]` references cannot hold a `]`;
-* `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department` (any extension URN, and
-  `...:manager.value` for its sub-attributes), and for the enterprise extension also the connector's short
-  form `enterprise.department`;
 * a group's `members` is the list of its members' source ids (see `member_id_attribute`); a member that is
   itself a group, or a user without that attribute, is left out and reported as a problem.
 
@@ -60,25 +53,22 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import quote
 
-import aiohttp
-import orjson
 from yarl import URL
 
 from common.config.validation import as_list, check_keys, integer, join, string
 from common.errors import AuthError, ConfigError, SourceError
-from common.peers.http_auth import Credentials
-from common.peers.http_settings import HTTP_KEYS, HttpSettings, parse_http_settings, parse_retry_after
+from common.peers.http_settings import HTTP_KEYS, HttpSettings, parse_http_settings
+from common.peers.scim_schemas import ENDPOINTS, ObjectType
+from common.peers.scim_transport import ScimTransport, Unanswered, refusal_text
 from engine.model import SourceObject
 from engine.sources.base import ProblemLog
+from engine.sources.scim_flatten import flatten, scim_name
 
 log = logging.getLogger("roster.sources.scim")
 
-ObjectType = Literal["user", "group"]
-ENTERPRISE_SCHEMA: Final = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-ENDPOINTS: Final = {"user": "/Users", "group": "/Groups"}
 _KEYS: Final = (
     *HTTP_KEYS,
     "type",
@@ -162,42 +152,6 @@ def parse_scim_source(
     )
 
 
-# -- Flattening --------------------------------------------------------------------------------------
-
-
-def flatten(resource: Mapping[str, Any]) -> dict[str, Any]:
-    """A resource's attributes under the flat names of the module docstring (`members` left as is)."""
-    flat: dict[str, Any] = {}
-    for name, value in resource.items():
-        if name == "schemas":
-            continue
-        if name[:4].lower() == "urn:" and isinstance(value, Mapping):
-            short = "enterprise." if name == ENTERPRISE_SCHEMA else None
-            for attribute, attribute_value in value.items():
-                _flatten_into(flat, f"{name}:{attribute}", attribute_value)
-                if short:
-                    _flatten_into(flat, f"{short}{attribute}", attribute_value)
-            continue
-        _flatten_into(flat, name, value)
-    return flat
-
-
-def _flatten_into(flat: dict[str, Any], name: str, value: Any) -> None:
-    flat[name] = value
-    if isinstance(value, Mapping):  # SCIM complex attributes hold no complex attributes (RFC 7643 §2.3.8)
-        for sub, sub_value in value.items():
-            flat[f"{name}.{sub}"] = sub_value
-    elif isinstance(value, list) and value and all(isinstance(entry, Mapping) for entry in value):
-        primary = next((entry for entry in value if entry.get("primary") is True), value[0])
-        for sub, sub_value in primary.items():
-            flat[f"{name}.{sub}"] = sub_value
-        for entry in value:
-            kind = entry.get("type")
-            if isinstance(kind, str):
-                for sub, sub_value in entry.items():
-                    flat.setdefault(f'{name}[type eq "{kind}"].{sub}', sub_value)
-
-
 # -- The source --------------------------------------------------------------------------------------
 
 
@@ -220,14 +174,16 @@ class ScimSource(ProblemLog):
     def __init__(self, settings: ScimSourceSettings) -> None:
         super().__init__()
         self.settings = settings
-        self.requests_sent = 0
         self.passes = 0
-        self._credentials = Credentials(settings.http.auth, timeout=settings.http.timeout)
-        self._proxy_secret = settings.http.proxy_secret
+        self._transport = ScimTransport(settings.http, max_connections=2)
         self._rng = random.Random()
 
     def __repr__(self) -> str:
         return f"ScimSource({self.settings.url}{ENDPOINTS[self.settings.object_type]})"
+
+    @property
+    def requests_sent(self) -> int:
+        return self._transport.requests_sent
 
     async def batches(self, size: int) -> AsyncIterator[list[SourceObject]]:
         """Yield lists of at most `size` objects, one page at a time."""
@@ -236,15 +192,14 @@ class ScimSource(ProblemLog):
         self._forget_problems()
         self.passes = 0
         s = self.settings
-        headers = {"Accept": "application/scim+json, application/json"}
-        async with s.http.session(limit=2, headers=headers) as session:
-            members = await self._member_ids(session) if s.object_type == "group" else None
+        async with self._transport:
+            members = await self._member_ids() if s.object_type == "group" else None
             seen: set[str] = set()  # resource ids, so a resource met twice is yielded once
             owners: dict[str, str] = {}  # source id -> resource id, to catch two resources with one id
             for pass_number in range(1, s.max_passes + 1):
                 self.passes = pass_number
                 read = _Pass()
-                async for page in self._pages(session, ENDPOINTS[s.object_type], self._query(), read):
+                async for page in self._pages(ENDPOINTS[s.object_type], self._query(), read):
                     batch: list[SourceObject] = []
                     for position, resource in page:
                         obj = self._object(resource, position, seen, owners, members)
@@ -268,7 +223,7 @@ class ScimSource(ProblemLog):
             parts.append(f"filter={quote(s.filter, safe='')}")
         if s.attributes:
             names = list(s.attributes)
-            id_name = _scim_name(s.id_attribute)
+            id_name = scim_name(s.id_attribute)
             if id_name not in names and s.id_attribute != "id" and _PLAIN_NAME.fullmatch(id_name):
                 names.append(id_name)  # a source id the server was not asked for would be missing
             parts.append(f"attributes={quote(','.join(names), safe=',')}")
@@ -330,18 +285,18 @@ class ScimSource(ProblemLog):
             )
         return list(found)
 
-    async def _member_ids(self, session: aiohttp.ClientSession) -> dict[str, str] | None:
+    async def _member_ids(self) -> dict[str, str] | None:
         """User id -> source id, when the users' source id is not their SCIM id (None when it is)."""
         name = self.settings.member_id_attribute
         if name == "id":
             return None
-        scim_name = _scim_name(name)
+        wire_name = scim_name(name)
         # The job's filter is for groups; the users are read whole, or only for that attribute.
-        query = f"attributes={quote(scim_name, safe='')}" if _PLAIN_NAME.fullmatch(scim_name) else ""
+        query = f"attributes={quote(wire_name, safe='')}" if _PLAIN_NAME.fullmatch(wire_name) else ""
         ids: dict[str, str] = {}
         for _ in range(self.settings.max_passes):
             read = _Pass()
-            async for page in self._pages(session, "/Users", query, read):
+            async for page in self._pages("/Users", query, read):
                 for _, user in page:
                     if isinstance(user, dict) and isinstance(user.get("id"), str):
                         value = flatten(user).get(name)
@@ -351,9 +306,7 @@ class ScimSource(ProblemLog):
                 return ids
         raise SourceError(f"{self!r}: the users kept changing while their {name} was read; run again")
 
-    async def _pages(
-        self, session: aiohttp.ClientSession, endpoint: str, query: str, read: _Pass
-    ) -> AsyncIterator[list[tuple[int, Any]]]:
+    async def _pages(self, endpoint: str, query: str, read: _Pass) -> AsyncIterator[list[tuple[int, Any]]]:
         """Each page's new resources with their positions; `read.moved` tells whether the listing moved."""
         size = self.settings.page_size
         while True:
@@ -361,7 +314,7 @@ class ScimSource(ProblemLog):
             position = read.start - 1 if overlap else read.start
             # One more when overlapping, so that a page still brings `page_size` new resources.
             paging = f"startIndex={position}&count={size + overlap}"
-            document = await self._get(session, endpoint, f"{query}&{paging}" if query else paging)
+            document = await self._get(endpoint, f"{query}&{paging}" if query else paging)
             resources = document.get("Resources") or []
             if not isinstance(resources, list):
                 raise SourceError(f"{self!r}: the listing's Resources is not a list")
@@ -383,75 +336,49 @@ class ScimSource(ProblemLog):
             if isinstance(total, int) and read.start > total:
                 return
 
-    async def _get(self, session: aiohttp.ClientSession, endpoint: str, query: str) -> dict[str, Any]:
+    async def _get(self, endpoint: str, query: str) -> dict[str, Any]:
         """One GET, retried on transient errors; anything else that is not a JSON object is a SourceError."""
         s = self.settings
+        redact = self._transport.redact
         what = f"GET {endpoint}?{query}"
-        url = URL(f"{s.url}{endpoint}?{query}", encoded=True)
-        refreshed = False
         attempt = 0
         while True:
+            status, document, retry_after_s = 0, None, None
             try:
-                status, payload, retry_after = await self._request(session, url)
-            except _Transient as exc:
-                status, payload, retry_after, problem = 0, b"", None, str(exc)
+                answer = await self._transport.send("GET", endpoint, query=query)
+            except AuthError as exc:  # the token endpoint's own errors, already free of secrets
+                if not exc.transient:
+                    raise SourceError(f"{self!r}: {exc}") from None
+                problem = str(exc)
+            except Unanswered as exc:
+                if not exc.transient:
+                    raise SourceError(redact(f"{self!r}: {exc.detail}")) from None
+                problem = exc.detail
             else:
+                status, document, retry_after_s = answer.status, answer.body, answer.retry_after_s
                 problem = f"HTTP {status}"
-            if status == 401 and self._credentials.refreshable and not refreshed:
-                refreshed = True
-                continue
-            document = _json(payload)
             if status == 200:
                 if isinstance(document, dict):
                     return document
-                raise SourceError(self._redact(f"{self!r}: {what} answered 200 with no JSON object"))
+                raise SourceError(redact(f"{self!r}: {what} answered 200 with no JSON object"))
             if status and status not in _TRANSIENT and status < 500:
-                raise SourceError(self._redact(self._refusal(what, status, document)))
+                raise SourceError(redact(self._refusal(what, status, document)))
             if attempt >= s.retries:
                 raise SourceError(
-                    self._redact(f"{self!r}: {what} still failing after {attempt + 1} tries: {problem}")
+                    redact(f"{self!r}: {what} still failing after {attempt + 1} tries: {problem}")
                 )
-            delay = parse_retry_after(retry_after)
+            delay = retry_after_s
             if delay is None:
                 delay = _FIRST_DELAY_S * 2**attempt * self._rng.uniform(0.8, 1.2)
             delay = min(delay, s.http.max_pause_s)
             log.warning(
-                "event=scim_source_retry source=%r problem=%r wait_s=%.2f", self, self._redact(problem), delay
+                "event=scim_source_retry source=%r problem=%r wait_s=%.2f", self, redact(problem), delay
             )
             attempt += 1
             await asyncio.sleep(delay)
 
-    async def _request(self, session: aiohttp.ClientSession, url: URL) -> tuple[int, bytes, str | None]:
-        headers = {}
-        try:
-            authorization = await self._credentials.header(session)
-        except AuthError as exc:  # the token endpoint's own errors, already free of secrets
-            if exc.transient:
-                raise _Transient(str(exc)) from None
-            raise SourceError(f"{self!r}: {exc}") from None
-        if authorization:
-            headers["Authorization"] = authorization
-        self.requests_sent += 1
-        try:
-            async with session.get(url, headers=headers, proxy=self.settings.http.proxy) as response:
-                status = response.status
-                if status == 401:
-                    self._credentials.invalidate(authorization)
-                return status, await response.read(), response.headers.get("Retry-After")
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise SourceError(self._redact(f"{self!r}: TLS certificate refused: {exc}")) from None
-        except TimeoutError:
-            raise _Transient(f"no answer within {self.settings.http.timeout_s:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise _Transient(f"{type(exc).__name__}: {exc}") from None
-
     def _refusal(self, what: str, status: int, document: Any) -> str:
-        text = f"{self!r}: {what} refused: HTTP {status}"
-        if isinstance(document, dict):
-            if document.get("scimType"):
-                text += f" {document['scimType']}"
-            if document.get("detail"):
-                text += f": {str(document['detail'])[:_DETAIL_MAX]}"
+        text = f"{self!r}: {what} refused: {refusal_text(status, document, detail_max=_DETAIL_MAX)}"
         fix = {
             400: "check the source's `filter:` and `attributes:`",
             401: "check the source's `auth:`",
@@ -459,27 +386,3 @@ class ScimSource(ProblemLog):
             404: "check the source's `url:`: it should end where /Users and /Groups begin",
         }.get(status)
         return f"{text} ({fix})" if fix else text
-
-    def _redact(self, text: str) -> str:
-        for secret in (*self._credentials.secrets(), self._proxy_secret):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
-
-
-class _Transient(Exception):
-    """A request that may work when tried again (network, timeout, token endpoint down)."""
-
-
-def _scim_name(flat_name: str) -> str:
-    """The name the server's `?attributes=` knows for a flat name (the short enterprise form expanded)."""
-    if flat_name.startswith("enterprise."):
-        return f"{ENTERPRISE_SCHEMA}:{flat_name.removeprefix('enterprise.')}"
-    return flat_name
-
-
-def _json(payload: bytes) -> Any:
-    try:
-        return orjson.loads(payload) if payload else None
-    except orjson.JSONDecodeError:
-        return None

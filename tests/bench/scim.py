@@ -41,6 +41,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from common.peers.scim_schemas import USER_SCHEMA
 from common.process.tuning import tune_process
 from engine.cli.embedded import embedded
 from engine.config import parse_engine_config
@@ -49,7 +50,8 @@ from queues.contracts import Operation
 from tests.scim_server import ScimServer, start_scim_server
 from workers.config import TargetConfig, parse_targets
 from workers.connectors.base import Outcome
-from workers.connectors.scim import USER_SCHEMA, ScimConnector, parse_path
+from workers.connectors.scim.connector import ScimConnector
+from workers.connectors.scim.paths import parse_path
 from workers.worker import TargetRuntime
 
 COLUMNS = ("employee_id", "user_name", "given_name", "family_name", "email", "title", "department")

@@ -22,11 +22,13 @@ import pytest
 
 from common.config.yamlfile import load_yaml
 from common.errors import ConfigError, SourceError
+from common.peers.scim_schemas import ENTERPRISE_SCHEMA
 from engine.cli.embedded import embedded
 from engine.config import parse_engine_config
 from engine.model import SourceObject
 from engine.sources.registry import parse_source
-from engine.sources.scim import ENTERPRISE_SCHEMA, ScimSource, flatten, parse_scim_source
+from engine.sources.scim import ScimSource, parse_scim_source
+from engine.sources.scim_flatten import flatten
 from engine.store.state import state_url
 from tests.conftest import SCIM_BASIC, SCIM_OAUTH_CLIENT, SCIM_TOKEN
 from tests.fault_proxy import FaultProxy, Faults

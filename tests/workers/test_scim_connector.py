@@ -23,20 +23,15 @@ import pytest
 
 from common.errors import ConfigError, PermanentError, TransientError
 from common.peers.http_settings import parse_retry_after
+from common.peers.scim_schemas import ENTERPRISE_SCHEMA, USER_SCHEMA
 from queues.contracts import Operation
 from tests.conftest import SCIM_BASIC, SCIM_OAUTH_CLIENT, SCIM_OAUTH_TTL_S, SCIM_TOKEN
 from tests.fault_proxy import FaultProxy, Faults
 from tests.scim_server import ScimServer
 from workers.connectors.base import Applied, Outcome
-from workers.connectors.scim import (
-    ENTERPRISE_SCHEMA,
-    USER_SCHEMA,
-    AttrPath,
-    ScimConnector,
-    ScimSettings,
-    parse_path,
-    parse_scim_settings,
-)
+from workers.connectors.scim.connector import ScimConnector
+from workers.connectors.scim.paths import AttrPath, parse_path
+from workers.connectors.scim.settings import ScimSettings, parse_scim_settings
 from workers.limits import RateLimiter
 
 StartProxy = Callable[..., Awaitable[FaultProxy]]

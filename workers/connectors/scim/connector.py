@@ -1,0 +1,394 @@
+"""`ScimConnector`: applies operations to one SCIM service, finding each object before it writes.
+
+**Idempotence.** Every operation finds its object first: by `target_id` when known (`GET /Users/{id}`),
+otherwise by its matching attributes in precedence order (the operation's `matching` pairs first, then
+the target's `matching:` list), in one `GET /Users?filter=a eq "x" or b eq "y"` whose answer is ranked
+here, or one GET per attribute when the server refuses `or`. A redelivered create therefore updates,
+a 409 on create is resolved by matching again, and several objects matching one attribute is a
+`PermanentError` (duplicates in the target), never a guess. Groups are matched too, on `externalId`
+(set to the operation's `source_id` unless mapped), since group names are not unique.
+
+**Writes.** Create is a POST; update is a PATCH with only the attributes that differ from the object
+just fetched (no request when nothing does), or a PUT of the merged object with `update_method: put`;
+disable is `active=false`; delete is a DELETE, where 404 counts as done (as does disabling a missing
+object). Users get `active: true` on create and update unless `active` is mapped. Group members come
+from `members_add`/`members_remove` (target ids of users), never from attributes: those already in
+(or already out of) the group are skipped, the rest go in PATCHes of `member_chunk_size` values, removals
+as one `members[value eq "<id>"]` path each (some servers refuse a remove with a value list).
+
+**Values.** Attribute names are the flat paths of `paths.py`; a value of None removes the attribute;
+`{"$unique": [candidates]}` (SelectUniqueValue) becomes the first candidate that no other object holds
+(one filtered GET each; a value the object already holds is kept); all taken is a `PermanentError`.
+Such a value is never a matching key, so map another matching attribute (e.g. `externalId`) beside it.
+
+**Errors.** 429, and 503 with `Retry-After`, pause the whole target for that long (every call waits);
+they, other 5xx, 408, timeouts and network errors are `TransientError`. Other 4xx (400, 401, 403, 404 on
+update, 409 that matching cannot resolve) are `PermanentError` with the server's `detail` and `scimType`,
+the HTTP status as `code`. Credentials are redacted from every message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
+from urllib.parse import quote
+
+from common.errors import AuthError, ConnectorError, PermanentError, TransientError
+from common.peers.scim_schemas import ENDPOINTS, GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, ObjectType
+from common.peers.scim_transport import ScimAnswer, ScimTransport, Unanswered, refusal_text
+from queues.contracts import Operation
+from workers.connectors.base import Applied, AsyncContextConnector, Outcome
+from workers.connectors.scim.diff import (
+    add_members,
+    chunks_of,
+    desired,
+    diff,
+    member_patches,
+    put_body,
+    same_key,
+)
+from workers.connectors.scim.paths import AttrPath, attr_path
+from workers.connectors.scim.settings import ScimSettings
+from workers.limits import Gate
+from workers.unique import unique_candidates
+
+log = logging.getLogger("roster.connectors.scim")
+
+_CORE: Final = {"user": USER_SCHEMA, "group": GROUP_SCHEMA}
+_DEFAULT_429_PAUSE_S: Final = 1.0
+_MATCH_PAGE: Final = 50
+_UNIQUE_RETRIES: Final = 2  # POSTs retried after a 409 because a unique candidate was taken meanwhile
+_DETAIL_MAX: Final = 500
+
+
+class ScimConnector(AsyncContextConnector):
+    """Applies operations to one SCIM service; see the module docstring for the guarantees."""
+
+    def __init__(self, name: str, settings: ScimSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.gate: Gate = Gate(max_concurrency=settings.max_concurrency, rate_per_s=settings.rate_per_s)
+        # One spare connection for the OAuth token endpoint, which the gate does not count.
+        self._transport = ScimTransport(
+            settings.http, max_connections=settings.max_concurrency + 1, slot=self.gate.slot
+        )
+        self._closed = False
+        self._or_filters = True  # until the server refuses one
+
+    def __repr__(self) -> str:
+        return f"ScimConnector({self.name!r}, {self.settings.url})"
+
+    @property
+    def requests_sent(self) -> int:
+        return self._transport.requests_sent
+
+    async def open(self) -> None:
+        """Build the session and its bounded pool; the first request connects."""
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        await self._transport.open()
+
+    async def aclose(self) -> None:
+        """Close the pool; safe to call twice."""
+        self._closed = True
+        await self._transport.aclose()
+
+    async def apply(self, ops: Sequence[Operation]) -> list[Outcome]:
+        """Apply `ops` concurrently, at most `max_concurrency` at a time; one outcome each, in order."""
+        if not self._transport.is_open:
+            raise RuntimeError(f"{self!r} is not open")
+        outcomes: list[Outcome | None] = [None] * len(ops)
+        pending: Iterator[tuple[int, Operation]] = iter(enumerate(ops))
+
+        async def drain() -> None:
+            for i, op in pending:  # the lanes share one iterator, so each op is taken once
+                outcomes[i] = await self._apply_one(op)
+
+        await asyncio.gather(*(drain() for _ in range(min(len(ops), self.settings.max_concurrency))))
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _apply_one(self, op: Operation) -> Outcome:
+        try:
+            kind = _kind(op)
+            if op.action == "delete":
+                return await self._delete(op, kind)
+            current = await self._find(op, kind)
+            if op.action == "create":
+                if current is None:
+                    return await self._create(op, kind)
+                return await self._update(await self._resolve_unique(op, kind, current), kind, current)
+            if current is None:
+                if op.action == "disable":
+                    return Applied(op.target_id)  # nothing left to disable
+                raise PermanentError(
+                    f"{op.object_type} {op.target_id or op.match_value or op.source_id!r} "
+                    "is not in the target: nothing to update",
+                    code="404",
+                )
+            if op.action == "disable":
+                return await self._disable(op, kind, current)
+            return await self._update(await self._resolve_unique(op, kind, current), kind, current)
+        except ConnectorError as error:
+            return self._redacted(error)
+        except Exception as exc:
+            log.exception("event=scim_op_crashed target=%s op=%s", self.name, op.op_id)
+            return TransientError(self._transport.redact(f"unexpected {type(exc).__name__}: {exc}"))
+
+    # -- Finding -------------------------------------------------------------------------------------
+
+    async def _find(self, op: Operation, kind: ObjectType) -> dict[str, Any] | None:
+        if op.target_id:
+            answer = await self._call("GET", _object_path(kind, op.target_id))
+            if answer.status == 200 and isinstance(answer.body, dict):
+                return answer.body
+            if answer.status != 404:
+                raise self._error(answer)
+        return await self._match(op, kind)
+
+    async def _match(self, op: Operation, kind: ObjectType) -> dict[str, Any] | None:
+        keys = self._match_keys(op, kind)
+        if not keys:
+            raise PermanentError(
+                f"{kind} {op.source_id!r} has no value for any matching attribute "
+                f"({', '.join(self.settings.matching(kind))}); map one of them"
+            )
+        if len(keys) > 1 and self._or_filters:
+            found, decided = await self._match_at_once(kind, keys)
+            if decided:
+                return found
+        for path, value in keys:
+            resources, total = await self._search(kind, path.filter(value))
+            if total > 1:
+                raise self._duplicates(kind, path, total)
+            if resources:
+                return resources[0]
+        return None
+
+    async def _match_at_once(
+        self, kind: ObjectType, keys: list[tuple[AttrPath, Any]]
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """One GET for every key, ranked here by precedence; (match, False) when it cannot decide."""
+        query = " or ".join(f"({path.filter(value)})" for path, value in keys)
+        try:
+            resources, total = await self._search(kind, query)
+        except PermanentError as error:
+            if error.code != "400":
+                raise
+            self._or_filters = False  # this server reads only simple filters: one GET per key from now
+            return None, False
+        if total > len(resources):
+            return None, False
+        for path, value in keys:
+            hits = [r for r in resources if same_key(path.get(r), value)]
+            if len(hits) > 1:
+                raise self._duplicates(kind, path, len(hits))
+            if hits:
+                return hits[0], True
+        return None, not resources  # found something none of the keys explains: ask one by one
+
+    def _match_keys(self, op: Operation, kind: ObjectType) -> list[tuple[AttrPath, Any]]:
+        names: list[tuple[str, Any]] = [(name, value) for name, value in op.matching]
+        for name in self.settings.matching(kind):
+            value = op.attributes.get(name)
+            if value is None and kind == "group" and name == "externalId":
+                value = op.source_id
+            names.append((name, value))
+        keys: dict[AttrPath, Any] = {}
+        for name, value in names:
+            path = attr_path(name)
+            if value not in (None, "") and unique_candidates(value) is None and path not in keys:
+                keys[path] = value
+        return list(keys.items())
+
+    async def _search(self, kind: ObjectType, query: str) -> tuple[list[dict[str, Any]], int]:
+        answer = await self._call(
+            "GET", ENDPOINTS[kind], query=f"filter={quote(query, safe='')}&count={_MATCH_PAGE}"
+        )
+        if answer.status != 200 or not isinstance(answer.body, dict):
+            raise self._error(answer)
+        resources = [r for r in answer.body.get("Resources") or [] if isinstance(r, dict)]
+        total = answer.body.get("totalResults")
+        return resources, total if isinstance(total, int) else len(resources)
+
+    def _duplicates(self, kind: ObjectType, path: AttrPath, count: int) -> PermanentError:
+        return PermanentError(
+            f"{count} {kind}s in the target match on {path.scim()}: duplicate entries; "
+            "remove all but one, or match on a unique attribute",
+            code="duplicate",
+        )
+
+    # -- Writing -------------------------------------------------------------------------------------
+
+    async def _create(self, op: Operation, kind: ObjectType) -> Outcome:
+        first: list[str] = []
+        rest: list[list[str]] = []
+        if kind == "group":
+            first, rest = chunks_of(list(dict.fromkeys(op.members_add)), self.settings.member_chunk_size)
+        for tries_left in range(_UNIQUE_RETRIES, -1, -1):
+            resolved = await self._resolve_unique(op, kind, None)
+            body: dict[str, Any] = {"schemas": [_CORE[kind]]}
+            for path, value in desired(resolved, kind).items():
+                path.set(body, value)
+            if first:
+                body["members"] = [{"value": member} for member in first]
+            answer = await self._call("POST", ENDPOINTS[kind], body=body)
+            if answer.status != 409:
+                break
+            current = await self._match(op, kind)  # created meanwhile, or by an earlier try we never heard of
+            if current is not None:
+                return await self._update(await self._resolve_unique(op, kind, current), kind, current)
+            if resolved is op or not tries_left:
+                raise self._error(answer)
+            # else a unique candidate was taken since it was checked: pick again
+        if answer.status not in (200, 201) or not isinstance(answer.body, dict):
+            raise self._error(answer)
+        target_id = answer.body.get("id")
+        if not isinstance(target_id, str):
+            raise PermanentError(
+                f"{answer.what} answered without the new object's id", code=str(answer.status)
+            )
+        for chunk in rest:
+            await self._patch(kind, target_id, [add_members(chunk)])
+        return Applied(target_id)
+
+    async def _update(self, op: Operation, kind: ObjectType, current: dict[str, Any]) -> Outcome:
+        target_id = _id_of(current)
+        wanted = desired(op, kind)
+        if self.settings.update_method == "put":
+            await self._put(kind, current, put_body(kind, current, wanted, op))
+            return Applied(target_id)
+        requests = member_patches(current, op, self.settings.member_chunk_size)
+        changes = diff(current, wanted)
+        if changes:
+            requests = [changes + requests[0], *requests[1:]] if requests else [changes]
+        for operations in requests:
+            await self._patch(kind, target_id, operations)
+        return Applied(target_id)
+
+    async def _disable(self, op: Operation, kind: ObjectType, current: dict[str, Any]) -> Outcome:
+        if kind == "group":
+            raise PermanentError("a SCIM group has no active flag to disable; delete it instead")
+        target_id = _id_of(current)
+        if current.get("active") is False:
+            return Applied(target_id)
+        if self.settings.update_method == "put":
+            await self._put(kind, current, put_body(kind, current, {attr_path("active"): False}, None))
+        else:
+            await self._patch(kind, target_id, [{"op": "replace", "path": "active", "value": False}])
+        return Applied(target_id)
+
+    async def _resolve_unique(
+        self, op: Operation, kind: ObjectType, current: Mapping[str, Any] | None
+    ) -> Operation:
+        """`op` with each SelectUniqueValue attribute set to the first candidate no other object holds."""
+        resolved: dict[str, Any] | None = None
+        for name, value in op.attributes.items():
+            candidates = unique_candidates(value)
+            if candidates is None:
+                continue
+            path = attr_path(name)
+            own_id = _id_of(current) if current is not None else None
+            held = path.get(current) if current is not None else None
+            for candidate in candidates:
+                if held is not None and same_key(held, candidate):
+                    break
+                resources, total = await self._search(kind, path.filter(candidate))
+                if total == 0 or (total == len(resources) and all(r.get("id") == own_id for r in resources)):
+                    break
+            else:
+                raise PermanentError(
+                    f"all unique candidates taken for {name!r}: {', '.join(candidates)}", code="unique"
+                )
+            if resolved is None:
+                resolved = dict(op.attributes)
+            resolved[name] = candidate
+        return op if resolved is None else dataclasses.replace(op, attributes=resolved)
+
+    async def _delete(self, op: Operation, kind: ObjectType) -> Outcome:
+        target_id = op.target_id
+        if not target_id:
+            current = await self._match(op, kind)
+            if current is None:
+                return Applied(None)
+            target_id = _id_of(current)
+        answer = await self._call("DELETE", _object_path(kind, target_id))
+        if answer.status not in (200, 204, 404):
+            raise self._error(answer)
+        return Applied(target_id)
+
+    async def _patch(self, kind: ObjectType, target_id: str, operations: list[dict[str, Any]]) -> None:
+        body = {"schemas": [PATCH_SCHEMA], "Operations": operations}
+        answer = await self._call("PATCH", _object_path(kind, target_id), body=body)
+        if answer.status not in (200, 204):
+            raise self._error(answer)
+
+    async def _put(self, kind: ObjectType, current: Mapping[str, Any], body: dict[str, Any] | None) -> None:
+        """Replace the object with `body`; None (nothing would change) sends nothing."""
+        if body is None:
+            return
+        answer = await self._call("PUT", _object_path(kind, _id_of(current)), body=body)
+        if answer.status not in (200, 204):
+            raise self._error(answer)
+
+    # -- HTTP ----------------------------------------------------------------------------------------
+
+    async def _call(self, method: str, path: str, *, query: str = "", body: Any = None) -> ScimAnswer:
+        """One request through the gate, its failures as this connector's errors."""
+        if not self._transport.is_open:
+            raise TransientError(f"{self!r} is closed")
+        try:
+            answer = await self._transport.send(method, path, query=query, body=body)
+        except AuthError as exc:  # the token endpoint's own errors, already free of secrets
+            raise (TransientError if exc.transient else PermanentError)(exc.message, code=exc.code) from None
+        except Unanswered as exc:
+            error = TransientError if exc.transient else PermanentError
+            raise error(f"{method} {path}: {exc.detail}", code=exc.code) from None
+        status = answer.status
+        if status == 429 or (status == 503 and answer.retry_after is not None):
+            self._throttled(status, answer.retry_after_s)
+        if answer.malformed and 200 <= status < 300:
+            raise PermanentError(
+                f"{answer.what}: HTTP {status} with a body that is not JSON", code=str(status)
+            )
+        return answer
+
+    def _throttled(self, status: int, seconds: float | None) -> None:
+        if seconds is None:
+            seconds = _DEFAULT_429_PAUSE_S
+        seconds = min(seconds, self.settings.http.max_pause_s)
+        if seconds > self.gate.pause.remaining_s:
+            log.warning("event=scim_throttled target=%s status=%d pause_s=%.2f", self.name, status, seconds)
+        self.gate.pause.extend(seconds)
+
+    def _error(self, answer: ScimAnswer) -> ConnectorError:
+        """The error an unwanted answer amounts to, with the server's own words."""
+        status = answer.status
+        text = f"{answer.what}: {refusal_text(status, answer.body, detail_max=_DETAIL_MAX)}"
+        transient = status >= 500 or status in (408, 425, 429)
+        return (TransientError if transient else PermanentError)(
+            self._transport.redact(text), code=str(status)
+        )
+
+    def _redacted(self, error: ConnectorError) -> ConnectorError:
+        text = self._transport.redact(error.message)
+        return error if text == error.message else type(error)(text, code=error.code)
+
+
+def _kind(op: Operation) -> ObjectType:
+    if op.object_type not in ENDPOINTS:
+        raise PermanentError(f"object type {op.object_type!r} is not one of user, group")
+    return op.object_type  # type: ignore[return-value]
+
+
+def _object_path(kind: ObjectType, target_id: str) -> str:
+    return f"{ENDPOINTS[kind]}/{quote(target_id, safe='')}"
+
+
+def _id_of(resource: Mapping[str, Any]) -> str:
+    target_id = resource.get("id")
+    if not isinstance(target_id, str) or not target_id:
+        raise PermanentError("the target returned an object without an id")
+    return target_id

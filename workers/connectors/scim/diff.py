@@ -1,0 +1,117 @@
+"""The bodies of SCIM writes, built from an operation and the object just read, without I/O.
+
+`desired` reads an operation's attributes as paths and values (users get `active: true` and groups an
+`externalId` unless mapped); `diff` turns them into PATCH operations touching only what differs (`password`,
+never read back by a server, is sent every time); `put_body` overlays them on the object for a PUT;
+`member_patches` and `chunks_of` cut group members into PATCHes of `member_chunk_size` values.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from common.errors import PermanentError
+from common.peers.scim_schemas import ObjectType
+from queues.contracts import Operation
+from workers.connectors.scim.paths import AttrPath, attr_path, entry_of, field_of, literal
+
+_WRITE_ONLY: Final = frozenset({"password"})
+
+
+def desired(op: Operation, kind: ObjectType) -> dict[AttrPath, Any]:
+    """The attributes `op` wants, as paths and values (None removes an attribute)."""
+    if kind == "group" and "members" in op.attributes:
+        raise PermanentError("group members come from members_add/members_remove, not from an attribute")
+    wanted = {attr_path(name): value for name, value in op.attributes.items()}
+    if kind == "user" and op.action in ("create", "update"):
+        wanted.setdefault(attr_path("active"), True)
+    if kind == "group" and op.action in ("create", "update"):
+        wanted.setdefault(attr_path("externalId"), op.source_id)
+    return wanted
+
+
+def same_key(current: Any, wanted: Any) -> bool:
+    """Whether a value the target holds is `wanted`, as a matching key."""
+    if isinstance(current, str) and isinstance(wanted, str):
+        return current.casefold() == wanted.casefold()  # the server may compare without case
+    return bool(current == wanted)
+
+
+def diff(current: Mapping[str, Any], wanted: Mapping[AttrPath, Any]) -> list[dict[str, Any]]:
+    """PATCH operations that bring `current` to `wanted`, touching only what differs."""
+    operations: list[dict[str, Any]] = []
+    new_entries: dict[tuple[str | None, str, str], dict[str, Any]] = {}
+    for path, value in wanted.items():
+        now = path.get(current)
+        if path.name not in _WRITE_ONLY and now == value:
+            continue
+        if value is None:
+            if now is not None:
+                whole_entry = path.type is not None and path.sub == "value"
+                target = f'{path.prefix}{path.name}[type eq "{path.type}"]' if whole_entry else path.scim()
+                operations.append({"op": "remove", "path": target})
+            continue
+        if path.type is not None:
+            container = field_of(current, path.schema) if path.schema else current
+            if entry_of(field_of(container, path.name), path.type) is None:
+                # No entry of that type yet: a replace through the selector would find no target.
+                entry = new_entries.setdefault((path.schema, path.name, path.type), {"type": path.type})
+                entry[path.sub or "value"] = value
+                continue
+        operations.append({"op": "replace", "path": path.scim(), "value": value})
+    for (schema, name, _), entry in new_entries.items():
+        operations.append({"op": "add", "path": f"{schema + ':' if schema else ''}{name}", "value": [entry]})
+    return operations
+
+
+def put_body(
+    kind: ObjectType, current: Mapping[str, Any], wanted: Mapping[AttrPath, Any], op: Operation | None
+) -> dict[str, Any] | None:
+    """`current` overlaid by `wanted` (attributes not mapped survive) and `op`'s members; None when
+    that changes nothing."""
+    body = copy.deepcopy(dict(current))
+    body.pop("meta", None)
+    for path, value in wanted.items():
+        path.set(body, value)
+    if op is not None and kind == "group" and (op.members_add or op.members_remove):
+        kept = [m for m in body.get("members") or [] if m.get("value") not in set(op.members_remove)]
+        present = {m.get("value") for m in kept}
+        kept += [{"value": m} for m in dict.fromkeys(op.members_add) if m not in present]
+        body["members"] = kept
+    if body == {k: v for k, v in current.items() if k != "meta"}:
+        return None
+    return body
+
+
+def member_patches(current: Mapping[str, Any], op: Operation, size: int) -> list[list[dict[str, Any]]]:
+    """PATCH bodies for the members to remove then add, `size` values each, skipping what the group
+    already shows.
+
+    A group read without a `members` key (none yet, or a server that leaves them out) hides
+    nothing: every removal and addition is then sent, which a server takes as a no-op if needed.
+    """
+    listed = current.get("members")
+    present = {m.get("value") for m in listed if isinstance(m, dict)} if isinstance(listed, list) else None
+    wanted = dict.fromkeys(op.members_add)  # an id in both lists stays: added after its removal
+    removals = [
+        m for m in dict.fromkeys(op.members_remove) if m not in wanted and (present is None or m in present)
+    ]
+    additions = [m for m in wanted if present is None or m not in present]
+    requests = [
+        [{"op": "remove", "path": f"members[value eq {literal(m)}]"} for m in removals[i : i + size]]
+        for i in range(0, len(removals), size)
+    ]
+    requests += [[add_members(additions[i : i + size])] for i in range(0, len(additions), size)]
+    return requests
+
+
+def add_members(members: Sequence[str]) -> dict[str, Any]:
+    """The PATCH operation that adds `members` (target ids) to a group."""
+    return {"op": "add", "path": "members", "value": [{"value": m} for m in members]}
+
+
+def chunks_of(items: list[str], size: int) -> tuple[list[str], list[list[str]]]:
+    """The first chunk (sent with a create) and the rest."""
+    return items[:size], [items[i : i + size] for i in range(size, len(items), size)]
