@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
 
 REASON_HEADER = "x-roster-dead-reason"
 ATTEMPT_HEADER = "x-roster-attempt"
@@ -59,10 +60,19 @@ class Consumer(Protocol):
 
 
 class Broker(Protocol):
-    """A message broker with confirms, prefetch, delayed redelivery, dead letters and depth."""
+    """A message broker with confirms, prefetch, delayed redelivery, dead letters and depth.
+
+    `async with broker` connects (where there is anything to connect to) and closes it on the way out.
+    """
 
     durable: bool
     """True when queued messages outlive the process (RabbitMQ); False for the in-memory broker."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
     async def declare(self, queue: str) -> None:
         """Create `queue` and its dead-letter queue if they do not exist (idempotent)."""

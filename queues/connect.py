@@ -10,7 +10,7 @@ def broker_from_url(url: str, *, ca_file: str | None = None) -> Broker:
     """`amqp://` or `amqps://` for RabbitMQ. The in-memory broker only joins an engine and workers
     inside one process (`roster run`), so it is not a choice here."""
     if url.startswith(("amqp://", "amqps://")):
-        from queues.rabbitmq.broker import RabbitBroker
+        from queues.rabbitmq import RabbitBroker
 
         return RabbitBroker(url, ssl_ca_file=ca_file)
     scheme = url.split("://", 1)[0] if "://" in url else url

@@ -33,6 +33,10 @@ STATUSES: Final = frozenset({"succeeded", "failed", "skipped", "retrying"})
 FINAL_STATUSES: Final = frozenset({"succeeded", "failed", "skipped"})
 
 
+# Operation and Result are not frozen, though value objects are: a frozen dataclass sets each field
+# through `object.__setattr__`, and decoding a batch of 500 (tests/bench/contracts.py) took 1.25 ms
+# instead of 0.54 ms for operations (+130 %), 1.08 ms instead of 0.33 ms for results (+230 %).
+# Nothing assigns to their fields once built: `next_attempt` makes a new one.
 @dataclass(slots=True)
 class Operation:
     """One change to apply to one object in one target, idempotently. Built by keyword; only the

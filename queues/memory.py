@@ -17,7 +17,7 @@ import asyncio
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final
 
@@ -153,7 +153,9 @@ class MemoryBroker:
         self._check_open()
         if prefetch < 1:
             raise ValueError(f"prefetch must be >= 1, got {prefetch}")
-        consumer = MemoryConsumer(self, self._queue(queue), prefetch)
+        consumer = MemoryConsumer(
+            self._queue(queue), prefetch, give_back=self._return, on_close=self._consumers.discard
+        )
         self._consumers.add(consumer)
         return consumer
 
@@ -219,9 +221,17 @@ class MemoryBroker:
 class MemoryConsumer:
     """Deliveries from one queue, at most `prefetch` of them unsettled at a time."""
 
-    def __init__(self, broker: MemoryBroker, queue: _Queue, prefetch: int) -> None:
-        self._broker = broker
+    def __init__(
+        self,
+        queue: _Queue,
+        prefetch: int,
+        *,
+        give_back: Callable[[_Queue, list[_Entry]], None],
+        on_close: Callable[[MemoryConsumer], None],
+    ) -> None:
         self._queue = queue
+        self._give_back = give_back
+        self._on_close = on_close
         self._prefetch = prefetch
         # Insertion-ordered, so a close returns them in the order they were delivered.
         self._unsettled: dict[MemoryDelivery, None] = {}
@@ -263,17 +273,26 @@ class MemoryConsumer:
         if self._closed:
             return
         self._closed = True
-        self._broker._consumers.discard(self)
+        self._on_close(self)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
         unsettled = [(d.message, d.returns) for d in self._unsettled]
         self._unsettled.clear()
         if unsettled:
-            self._broker._return(self._queue, unsettled)
+            self._give_back(self._queue, unsettled)
         # A wake-up this consumer took but did not use must reach another consumer.
         self._queue.wake_consumers(len(self._queue.ready))
 
-    def _settle(self, delivery: MemoryDelivery) -> None:
+    def dead_letter(self, delivery: MemoryDelivery, reason: str) -> None:
+        """Settle `delivery` by moving it to the dead-letter queue (for `MemoryDelivery.dead_letter`)."""
+        dead = self._queue.dead
+        if dead is None:  # checked before settling, so the delivery is not lost
+            raise BrokerError(f"queue {self._queue.name!r} has no dead-letter queue; declare it")
+        self.settle(delivery)
+        _put_dead_letter(dead, delivery.message, reason)
+
+    def settle(self, delivery: MemoryDelivery) -> None:
+        """Count `delivery` settled (for `MemoryDelivery.ack`)."""
         if self._closed:
             raise BrokerError("channel closed: the delivery went back to the queue")
         was_full = len(self._unsettled) >= self._prefetch
@@ -310,15 +329,10 @@ class MemoryDelivery:
         return self.returns > 0
 
     async def ack(self) -> None:
-        self._consumer._settle(self)
+        self._consumer.settle(self)
 
     async def dead_letter(self, reason: str) -> None:
-        consumer = self._consumer
-        dead = consumer._queue.dead
-        if dead is None:  # checked before settling, so the delivery is not lost
-            raise BrokerError(f"queue {consumer._queue.name!r} has no dead-letter queue; declare it")
-        consumer._settle(self)
-        _put_dead_letter(dead, self.message, reason)
+        self._consumer.dead_letter(self, reason)
 
 
 def _put_dead_letter(dead: _Queue, message: Message, reason: str) -> None:

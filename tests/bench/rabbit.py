@@ -45,7 +45,7 @@ from engine.pipeline.results import ResultConsumer  # noqa: E402
 from engine.pipeline.tracker import Tracker  # noqa: E402
 from engine.store.state import StateStore, state_url  # noqa: E402
 from queues.contracts import Operation, encode_operations  # noqa: E402
-from queues.rabbitmq.broker import RabbitBroker  # noqa: E402
+from queues.rabbitmq import RabbitBroker  # noqa: E402
 from tests.bench.pipeline import COLUMNS, config, write_people  # noqa: E402
 from tests.integration.processes import Fleet, vhost  # noqa: E402
 

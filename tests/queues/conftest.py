@@ -19,7 +19,7 @@ from aiormq.exceptions import AMQPError
 
 from queues.broker import Broker
 from queues.memory import MemoryBroker
-from queues.rabbitmq.broker import RabbitBroker
+from queues.rabbitmq import RabbitBroker
 from tests.conftest import require_service
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"

@@ -20,7 +20,7 @@ import pytest
 
 from common.errors import BrokerError
 from queues.broker import REASON_HEADER, Message
-from queues.rabbitmq.broker import RabbitBroker
+from queues.rabbitmq import RabbitBroker
 from queues.rabbitmq.topology import delay_bucket_ms, retry_queue
 from queues.topology import dead_letter_queue, ops_queue
 from tests.queues.conftest import RABBITMQ_URL, connect_rabbit_broker, delete_rabbit_topology
