@@ -28,7 +28,8 @@ from workers.connectors.base import Connector
 from workers.connectors.ldap import LdapConnector, parse_ldap_settings
 from workers.connectors.null import NullConnector
 from workers.connectors.scim import ScimConnector, parse_scim_settings
-from workers.connectors.sql.connector import SqlConnector, parse_sql_settings
+from workers.connectors.sql.connector import SqlConnector
+from workers.connectors.sql.settings import parse_sql_settings
 from workers.retry import RetryPolicy
 from workers.worker import TargetRuntime
 
