@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
-from engine.mapping.functions import OMIT
+from engine.mapping.functions.registry import OMIT
 from engine.model import Mapped
 
 ApplyOn = Literal["always", "create"]

@@ -20,7 +20,7 @@ from typing import Any, Final, NoReturn
 
 from common.errors import RosterError
 from engine.mapping.dotnet import format_utc
-from engine.mapping.functions import (
+from engine.mapping.functions.registry import (
     DYNAMIC,
     FUNCTIONS,
     OMIT,

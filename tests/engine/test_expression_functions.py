@@ -12,7 +12,7 @@ import yaml
 
 from engine.mapping.expression import parse_expression
 from engine.mapping.expression_mapping import parse_expression_mapping
-from engine.mapping.functions import FUNCTIONS, OMIT, MappingError, UniqueCandidates
+from engine.mapping.functions.registry import FUNCTIONS, OMIT, MappingError, UniqueCandidates
 
 EXAMPLES = yaml.safe_load((Path(__file__).parent / "fixtures" / "cloud_examples.yaml").read_text("utf-8"))
 

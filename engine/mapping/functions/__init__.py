@@ -1,0 +1,1 @@
+"""The functions of the expression language, by family, and the registry that names them."""
