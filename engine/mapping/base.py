@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
-from engine.mapping.functions.registry import OMIT
+from engine.mapping.functions.values import OMIT
 from engine.model import Mapped
 
 ApplyOn = Literal["always", "create"]
@@ -66,8 +66,9 @@ class Mapper:
         always = [m for m in mappings if m.apply_on == "always"]
         # Direct copies are most mappings and run per object per cycle: they get a loop without a
         # method call each. Order among targets does not matter (the hash sorts keys).
-        self._direct = tuple((m.target, m.source, m.default) for m in always if type(m) is DirectMapping)
-        self._always = tuple(m for m in always if type(m) is not DirectMapping)
+        direct = [m for m in always if isinstance(m, DirectMapping)]
+        self._direct = tuple((m.target, m.source, m.default) for m in direct)
+        self._always = tuple(m for m in always if not isinstance(m, DirectMapping))
         self._create = tuple(m for m in mappings if m.apply_on == "create")
         self.matching = tuple(matching)
 
