@@ -30,7 +30,8 @@ from workers.connectors.ldap.settings import parse_ldap_settings
 from workers.connectors.null import NullConnector
 from workers.connectors.scim.connector import ScimConnector
 from workers.connectors.scim.settings import parse_scim_settings
-from workers.connectors.sql import SqlConnector, parse_sql_settings
+from workers.connectors.sql.connector import SqlConnector
+from workers.connectors.sql.settings import parse_sql_settings
 from workers.retry import RetryPolicy
 from workers.worker import TargetRuntime
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
-from engine.mapping.functions import OMIT
+from engine.mapping.functions.values import OMIT
 from engine.model import Mapped
 
 ApplyOn = Literal["always", "create"]
@@ -25,8 +25,15 @@ ApplyOn = Literal["always", "create"]
 class Mapping(Protocol):
     """Computes one target attribute from one source object."""
 
-    target: str
-    apply_on: ApplyOn
+    @property
+    def target(self) -> str:
+        """The target attribute it computes."""
+        ...
+
+    @property
+    def apply_on(self) -> ApplyOn:
+        """Always, or only when the object is created."""
+        ...
 
     def evaluate(self, source: MappingABC[str, Any]) -> Any: ...
 
@@ -66,8 +73,9 @@ class Mapper:
         always = [m for m in mappings if m.apply_on == "always"]
         # Direct copies are most mappings and run per object per cycle: they get a loop without a
         # method call each. Order among targets does not matter (the hash sorts keys).
-        self._direct = tuple((m.target, m.source, m.default) for m in always if type(m) is DirectMapping)
-        self._always = tuple(m for m in always if type(m) is not DirectMapping)
+        direct = [m for m in always if isinstance(m, DirectMapping)]
+        self._direct = tuple((m.target, m.source, m.default) for m in direct)
+        self._always = tuple(m for m in always if not isinstance(m, DirectMapping))
         self._create = tuple(m for m in mappings if m.apply_on == "create")
         self.matching = tuple(matching)
 

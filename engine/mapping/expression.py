@@ -20,17 +20,9 @@ from typing import Any, Final, NoReturn
 
 from common.errors import RosterError
 from engine.mapping.dotnet import format_utc
-from engine.mapping.functions import (
-    DYNAMIC,
-    FUNCTIONS,
-    OMIT,
-    ArgumentError,
-    Evaluator,
-    Function,
-    MappingError,
-    OmitFlow,
-    compare,
-)
+from engine.mapping.functions.errors import ArgumentError, MappingError, OmitFlow
+from engine.mapping.functions.registry import FUNCTIONS, Function
+from engine.mapping.functions.values import DYNAMIC, OMIT, Evaluator, compare
 
 MAX_DEPTH: Final = 50
 """Calls nest at most this deep, so no text can exhaust the parser's (or the evaluator's) stack."""
@@ -96,7 +88,7 @@ class Literal:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """`Name(arg, ...)`: a function of the table in `functions.py`."""
+    """`Name(arg, ...)`: a function of the table in `functions/registry.py`."""
 
     name: str
     args: tuple[Node, ...]

@@ -24,7 +24,7 @@ from engine.mapping.expression import (
     finish,
     parse_expression,
 )
-from engine.mapping.functions import FUNCTIONS
+from engine.mapping.functions.registry import FUNCTIONS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

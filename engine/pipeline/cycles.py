@@ -21,7 +21,7 @@ from common.errors import RosterError
 from engine.config import EngineConfig, JobConfig
 from engine.core.membership import Membership
 from engine.core.planner import Planner
-from engine.mapping.functions import MappingError
+from engine.mapping.functions.errors import MappingError
 from engine.metrics import EngineMetrics
 from engine.model import CycleSummary, SourceObject, StateEntry
 from engine.pipeline.control import JobControl

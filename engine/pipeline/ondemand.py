@@ -14,7 +14,7 @@ from engine.config import JobConfig
 from engine.core.membership import MemberPlan, Membership
 from engine.core.planner import plan_action, plan_missing
 from engine.core.scoping import ScopingClause
-from engine.mapping.functions import MappingError
+from engine.mapping.functions.errors import MappingError
 from engine.model import SourceObject, StateEntry
 from engine.pipeline.cycles import CycleRunner, load_membership
 from engine.pipeline.tracker import REDACTED

@@ -12,7 +12,10 @@ import yaml
 
 from engine.mapping.expression import parse_expression
 from engine.mapping.expression_mapping import parse_expression_mapping
-from engine.mapping.functions import FUNCTIONS, OMIT, MappingError, UniqueCandidates
+from engine.mapping.functions.errors import MappingError
+from engine.mapping.functions.registry import FUNCTIONS
+from engine.mapping.functions.unique import UniqueCandidates
+from engine.mapping.functions.values import OMIT
 
 EXAMPLES = yaml.safe_load((Path(__file__).parent / "fixtures" / "cloud_examples.yaml").read_text("utf-8"))
 

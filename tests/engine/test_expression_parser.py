@@ -23,7 +23,9 @@ from engine.mapping.expression import (
     parse_expression,
 )
 from engine.mapping.expression_mapping import ExpressionMapping, parse_expression_mapping
-from engine.mapping.functions import FUNCTIONS, OMIT, MappingError
+from engine.mapping.functions.errors import MappingError
+from engine.mapping.functions.registry import FUNCTIONS
+from engine.mapping.functions.values import OMIT
 
 # Hypothesis caches into ./.hypothesis by default, which pytest (norecursedirs set in pyproject) would
 # then warn about, and warnings are errors: keep its caches out of the repository.

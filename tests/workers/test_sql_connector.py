@@ -19,7 +19,8 @@ from common.peers.sql_bulk import MAX_ROWS
 from queues.contracts import Operation
 from workers.connectors.base import Applied
 from workers.connectors.null import NullConnector
-from workers.connectors.sql import SqlConnector, SqlSettings, parse_sql_settings
+from workers.connectors.sql.connector import SqlConnector
+from workers.connectors.sql.settings import SqlSettings, parse_sql_settings
 
 PG_PASSWORD = "s3cret-pw"  # trust auth ignores it; it is here to prove it never leaks
 PG_URL = f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1:5432/test"

@@ -32,9 +32,11 @@ Outcome = Applied | ConnectorError
 class Connector(Protocol):
     """Applies operations to one target. Opened once per worker, used concurrently, closed once."""
 
-    gate: Gate | None
-    """The target's limits (concurrency, rate, a pause after Retry-After) when the connector keeps them
-    itself; the worker shows its pause in the metrics."""
+    @property
+    def gate(self) -> Gate | None:
+        """The target's limits (concurrency, rate, a pause after Retry-After) when the connector keeps them
+        itself; the worker shows its pause in the metrics."""
+        ...
 
     async def open(self) -> None: ...
 
