@@ -15,16 +15,10 @@ from typing import Any
 from common.config.validation import join, string
 from common.errors import ConfigError
 from engine.mapping.base import ApplyOn
-from engine.mapping.expression import (
-    Call,
-    Compare,
-    Expression,
-    ExpressionSyntaxError,
-    Node,
-    finish,
-    parse_expression,
-)
+from engine.mapping.compiler import finish
+from engine.mapping.expression import Expression, parse_expression
 from engine.mapping.functions.registry import FUNCTIONS
+from engine.mapping.syntax import Call, Compare, ExpressionSyntaxError, Node
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,19 +13,12 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from common.errors import ConfigError, RosterError
 from engine.mapping.base import Mapper
-from engine.mapping.expression import (
-    Attribute,
-    Call,
-    Compare,
-    ExpressionSyntaxError,
-    Literal,
-    Node,
-    parse_expression,
-)
+from engine.mapping.expression import parse_expression
 from engine.mapping.expression_mapping import ExpressionMapping, parse_expression_mapping
 from engine.mapping.functions.errors import MappingError
 from engine.mapping.functions.registry import FUNCTIONS
 from engine.mapping.functions.values import OMIT
+from engine.mapping.syntax import Attribute, Call, Compare, ExpressionSyntaxError, Literal, Node
 
 # Hypothesis caches into ./.hypothesis by default, which pytest (norecursedirs set in pyproject) would
 # then warn about, and warnings are errors: keep its caches out of the repository.
