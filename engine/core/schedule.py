@@ -20,6 +20,8 @@ from common.errors import ConfigError
 
 KEYS = ("interval_s", "interval", "cron")
 MIN_INTERVAL_S = 1.0
+MAX_INTERVAL_S = 366 * 86_400.0
+"""A year: a longer interval is a typo (and past about 10^14 s no date can hold the next cycle)."""
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 CRON_RANGES = {
     "minute": "0-59",
@@ -45,8 +47,10 @@ class Schedule:
     def __post_init__(self) -> None:
         if (self.interval_s is None) == (self.cron is None):
             raise ValueError("a schedule needs exactly one of interval_s and cron")
-        if self.interval_s is not None and not _long_enough(self.interval_s):
-            raise ValueError(f"interval_s must be at least {MIN_INTERVAL_S:g}, got {self.interval_s}")
+        if self.interval_s is not None and not _in_range(self.interval_s):
+            raise ValueError(
+                f"interval_s must be from {MIN_INTERVAL_S:g} to {MAX_INTERVAL_S:g}, got {self.interval_s}"
+            )
         if self.cron is not None:
             problem = _cron_problem(self.cron)
             if problem:
@@ -95,11 +99,21 @@ def parse_schedule(path: str, raw: Any) -> Schedule | None:
             f"must be a finite time of at least {MIN_INTERVAL_S:g} second, got {raw[key]!r}",
             "use a longer interval",
         )
+    if interval_s > MAX_INTERVAL_S:
+        raise ConfigError(
+            join(path, key),
+            f"is longer than a year ({MAX_INTERVAL_S:g} seconds), got {raw[key]!r}",
+            'use a shorter interval, a cron such as "0 6 1 1 *" for once a year, or no schedule',
+        )
     return Schedule(interval_s=interval_s)
 
 
 def _long_enough(interval_s: float) -> bool:
     return math.isfinite(interval_s) and interval_s >= MIN_INTERVAL_S
+
+
+def _in_range(interval_s: float) -> bool:
+    return _long_enough(interval_s) and interval_s <= MAX_INTERVAL_S
 
 
 def parse_duration(path: str, raw: Any) -> float:
