@@ -9,9 +9,10 @@ from operator import methodcaller
 from typing import Any, Final, NoReturn
 
 from engine.mapping.dotnet import format_utc
-from engine.mapping.functions.errors import ArgumentError, MappingError, OmitFlow
+from engine.mapping.functions.errors import ArgumentError, LimitExceeded, MappingError, OmitFlow
 from engine.mapping.functions.registry import FUNCTIONS
 from engine.mapping.functions.values import DYNAMIC, OMIT, Evaluator, compare
+from engine.mapping.limits import MAX_CHARS, LimitError, check_size, shorten
 from engine.mapping.syntax import Attribute, Call, Compare, ExpressionSyntaxError, Literal, Node
 
 _NO_KINDS: Final[frozenset[str]] = frozenset()
@@ -68,10 +69,10 @@ class Compiler:
             if spec.check is not None:
                 spec.check(consts)
             if spec.build is not None:
-                run = _guard(spec.build(args, consts), node.name, node.column)
+                run = _guard(spec.build(args, consts), node.name, node.column, spec.grows)
             else:
                 assert spec.impl is not None
-                run = _eager(spec.impl, args, consts, node.name, node.column)
+                run = _eager(spec.impl, args, consts, node.name, node.column, spec.grows)
         except ArgumentError as exc:
             column = node.column if exc.index is None else node.args[exc.index].column
             separator = " " if exc.index is None else ": "
@@ -88,6 +89,9 @@ class Compiler:
             return run, DYNAMIC, kinds
         try:
             value = run({})
+        except LimitExceeded as exc:  # it would cross a bound on every object: refuse the expression
+            where = f"{exc.function}: " if exc.function else ""
+            raise ExpressionSyntaxError(f"{where}{exc.problem}", exc.column or 1) from None
         except (MappingError, OmitFlow):
             return run, DYNAMIC, kinds  # it fails (or omits) per object, where it can be reported
         if isinstance(value, list):
@@ -103,23 +107,50 @@ def _fail(exc: Exception, function: str, column: int) -> NoReturn:
         if exc.function is None:
             exc.function, exc.column = function, column
         raise exc
-    raise MappingError(str(exc) or type(exc).__name__, function=function, column=column) from exc
+    if isinstance(exc, LimitError):
+        raise LimitExceeded(str(exc), function=function, column=column) from None
+    if isinstance(exc, OverflowError | MemoryError | RecursionError):
+        problem = f"the value is too large to compute ({type(exc).__name__}: {shorten(str(exc))})"
+        raise LimitExceeded(problem, function=function, column=column) from None
+    problem = shorten(str(exc)) or type(exc).__name__
+    raise MappingError(problem, function=function, column=column) from exc
 
 
-def _guard(run: Evaluator, name: str, column: int) -> Evaluator:
+def _oversize(value: Any, name: str, column: int) -> bool:
+    """Raise `LimitExceeded` when a list crosses the bounds (a text is measured inline by the caller)."""
+    try:
+        check_size(value)
+    except LimitError as exc:
+        raise LimitExceeded(str(exc), function=name, column=column) from None
+    return False
+
+
+def _guard(run: Evaluator, name: str, column: int, grows: bool) -> Evaluator:
     def guarded(source: Mapping[str, Any]) -> Any:
         try:
-            return run(source)
+            v = run(source)
         except Exception as exc:
             _fail(exc, name, column)
+        if grows and (v.__class__ is list or (v.__class__ is str and len(v) > MAX_CHARS)):
+            _oversize(v, name, column)
+        return v
 
     return guarded
 
 
 def _eager(
-    impl: Callable[..., Any], args: tuple[Evaluator, ...], consts: tuple[Any, ...], name: str, column: int
+    impl: Callable[..., Any],
+    args: tuple[Evaluator, ...],
+    consts: tuple[Any, ...],
+    name: str,
+    column: int,
+    grows: bool,
 ) -> Evaluator:
-    """A closure per arity, so the common calls build no argument tuple; known arguments are bound."""
+    """A closure per arity, so the common calls build no argument tuple; known arguments are bound.
+
+    A function that `grows` has its result measured inline (no extra call): a text longer than
+    `MAX_CHARS`, or a list beyond the bounds, raises `LimitExceeded`.
+    """
     if len(args) > 1 and all(c is not DYNAMIC for c in consts[1:]):
         first, rest = args[0], consts[1:]  # Left([name], 1), Word([city], 1, ","): one value per object
         if len(rest) == 1:
@@ -127,17 +158,23 @@ def _eager(
 
             def run_first_of_two(source: Mapping[str, Any]) -> Any:
                 try:
-                    return impl(first(source), second)
+                    v = impl(first(source), second)
                 except Exception as exc:
                     _fail(exc, name, column)
+                if grows and (v.__class__ is list or (v.__class__ is str and len(v) > MAX_CHARS)):
+                    _oversize(v, name, column)
+                return v
 
             return run_first_of_two
 
         def run_first(source: Mapping[str, Any]) -> Any:
             try:
-                return impl(first(source), *rest)
+                v = impl(first(source), *rest)
             except Exception as exc:
                 _fail(exc, name, column)
+            if grows and (v.__class__ is list or (v.__class__ is str and len(v) > MAX_CHARS)):
+                _oversize(v, name, column)
+            return v
 
         return run_first
     if len(args) == 1:
@@ -145,9 +182,12 @@ def _eager(
 
         def run1(source: Mapping[str, Any]) -> Any:
             try:
-                return impl(a(source))
+                v = impl(a(source))
             except Exception as exc:
                 _fail(exc, name, column)
+            if grows and (v.__class__ is list or (v.__class__ is str and len(v) > MAX_CHARS)):
+                _oversize(v, name, column)
+            return v
 
         return run1
     if len(args) == 2:
@@ -155,9 +195,12 @@ def _eager(
 
         def run2(source: Mapping[str, Any]) -> Any:
             try:
-                return impl(a(source), b(source))
+                v = impl(a(source), b(source))
             except Exception as exc:
                 _fail(exc, name, column)
+            if grows and (v.__class__ is list or (v.__class__ is str and len(v) > MAX_CHARS)):
+                _oversize(v, name, column)
+            return v
 
         return run2
     if len(args) == 3:
@@ -165,17 +208,23 @@ def _eager(
 
         def run3(source: Mapping[str, Any]) -> Any:
             try:
-                return impl(a(source), b(source), c(source))
+                v = impl(a(source), b(source), c(source))
             except Exception as exc:
                 _fail(exc, name, column)
+            if grows and (v.__class__ is list or (v.__class__ is str and len(v) > MAX_CHARS)):
+                _oversize(v, name, column)
+            return v
 
         return run3
 
     def run(source: Mapping[str, Any]) -> Any:
         try:
-            return impl(*[arg(source) for arg in args])
+            v = impl(*[arg(source) for arg in args])
         except Exception as exc:
             _fail(exc, name, column)
+        if grows and (v.__class__ is list or (v.__class__ is str and len(v) > MAX_CHARS)):
+            _oversize(v, name, column)
+        return v
 
     return run
 

@@ -4,8 +4,10 @@ The product runs on .NET, so its expressions carry .NET syntax inside their stri
 takes .NET custom and standard date format strings (`yyyyMMddHHmmss.fZ`, `o`), dates print as .NET's
 `M/d/yyyy h:mm:ss tt`, and Replace and the REGEX MATCH scoping operator take .NET regular expressions
 (`(?<name>...)`, `\\k<name>`) and replacement strings (`$1`, `${name}`). This module translates them to
-Python's `datetime` and `re` (each format string and pattern once: the translations are cached), so an
-expression copied from the product gives the same result here.
+Python's `datetime` and `re` or `regex` (each format string and pattern once: the translations are
+cached), so an expression copied from the product gives the same result here. Every call is bounded
+(`engine.mapping.limits`): a regular expression that could backtrack without end runs in the `regex`
+package, under a timeout.
 
 It knows nothing of the expression language: a text that cannot be read raises `ValueError` with a message
 meant for the user, and the functions that call it turn that into a `MappingError` for the failing object.
@@ -18,7 +20,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import Any
+
+import regex
+
+from engine.mapping.limits import (
+    MAX_CHARS,
+    MAX_FORMAT_CHARS,
+    REGEX_TIMEOUT_S,
+    LimitError,
+    check_length,
+    quote,
+)
 
 # --- dates ------------------------------------------------------------------------------------------
 
@@ -32,6 +46,8 @@ _DATE_US = re.compile(
     r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?",
     re.IGNORECASE,
 )
+_MAX_DATE_CHARS = 100
+"""A date as text is short; a longer text is refused before any pattern reads it."""
 _DATE_LDAP = re.compile(r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d{1,7}))?(Z|[+-]\d{4})?")
 
 
@@ -50,6 +66,8 @@ def parse_datetime(raw: str) -> datetime:
     (`8/25/2021 5:41:18 PM`) and LDAP generalized time (`20150123105347.1Z`); no offset means UTC.
     """
     s = raw.strip()
+    if len(s) > _MAX_DATE_CHARS:
+        raise ValueError(f"{quote(raw)} is not a date (longer than {_MAX_DATE_CHARS} characters)")
     if m := _DATE_ISO.fullmatch(s):
         y, mo, d, h, mi, sec, frac, off = m.groups()
     elif m := _DATE_US.fullmatch(s):
@@ -59,14 +77,14 @@ def parse_datetime(raw: str) -> datetime:
     elif m := _DATE_LDAP.fullmatch(s):
         y, mo, d, h, mi, sec, frac, off = m.groups()
     else:
-        raise ValueError(f"{raw!r} is not a date")
+        raise ValueError(f"{quote(raw)} is not a date")
     try:
         value = datetime(
             int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0),
             int((frac or "0").ljust(6, "0")[:6]), tzinfo=_offset(off),
         )  # fmt: skip
     except ValueError as exc:
-        raise ValueError(f"{raw!r} is not a date ({exc})") from None
+        raise ValueError(f"{quote(raw)} is not a date ({exc})") from None
     return value.astimezone(UTC)
 
 
@@ -152,14 +170,20 @@ def _format_offset(value: datetime, kind: str) -> str:
 class DateFormat:
     """A .NET custom date and time format string, compiled once for parsing and formatting."""
 
-    pattern: re.Pattern[str]
+    pattern: regex.Pattern[str]
     fields: tuple[tuple[str, str], ...]
     formatters: tuple[Callable[[datetime], str], ...]
 
     def parse(self, raw: str) -> datetime:
-        m = self.pattern.fullmatch(raw.strip())
+        s = raw.strip()
+        if len(s) > _MAX_DATE_CHARS:
+            raise ValueError(f"{quote(raw)} is not a date (longer than {_MAX_DATE_CHARS} characters)")
+        try:  # a format of many name tokens (dddd MMMM ...) could backtrack for long
+            m = self.pattern.fullmatch(s, timeout=REGEX_TIMEOUT_S)
+        except TimeoutError:
+            raise LimitError(f"reading {quote(raw)} with the input format took too long") from None
         if m is None:
-            raise ValueError(f"{raw!r} does not match the input format")
+            raise ValueError(f"{quote(raw)} does not match the input format")
         got: dict[str, str] = {field: m[group] for group, field in self.fields if m[group] is not None}
         year = int(got["year"]) if "year" in got else None
         if year is None and "year2" in got:
@@ -171,7 +195,7 @@ class DateFormat:
             word = got["month_name"].lower()
             month = next((i + 1 for i, name in enumerate(names) if name.startswith(word)), None)
             if month is None:
-                raise ValueError(f"{raw!r} names no month")
+                raise ValueError(f"{quote(raw)} names no month")
         hour = int(got.get("hour", 0))
         if "hour12" in got:
             hour = int(got["hour12"]) % 12 + (12 if got.get("ampm", "a")[0].lower() == "p" else 0)
@@ -182,7 +206,7 @@ class DateFormat:
                 tzinfo=_offset(got["offset"]) if got.get("offset") else None,
             )  # fmt: skip
         except ValueError as exc:
-            raise ValueError(f"{raw!r} is not a valid date ({exc})") from None
+            raise ValueError(f"{quote(raw)} is not a valid date ({exc})") from None
 
     def format(self, value: datetime) -> str:
         return "".join(f(value) for f in self.formatters)
@@ -197,8 +221,13 @@ _STANDARD_FORMATS = {
 
 @lru_cache(maxsize=256)
 def date_format(spec: str) -> DateFormat:
+    """The compiled format; a format longer than `MAX_FORMAT_CHARS` raises `LimitError`."""
+    if len(spec) > MAX_FORMAT_CHARS:
+        raise LimitError(
+            f"the date format is {len(spec):,} characters long, more than {MAX_FORMAT_CHARS}: {quote(spec)}"
+        )
     spec = _STANDARD_FORMATS.get(spec.lower(), spec) if len(spec) == 1 else spec
-    regex: list[str] = []
+    parts: list[str] = []
     fields: list[tuple[str, str]] = []
     formatters: list[Callable[[datetime], str]] = []
     for i, token in enumerate(_FORMAT_TOKEN.findall(spec)):
@@ -206,9 +235,10 @@ def date_format(spec: str) -> DateFormat:
         if field is not None:
             fields.append((f"g{i}", field))
             part = f"(?P<g{i}>{part})"
-        regex.append(part)
+        parts.append(part)
         formatters.append(formatter)
-    return DateFormat(re.compile("".join(regex), re.IGNORECASE), tuple(fields), tuple(formatters))
+    compiled = regex.compile("".join(parts), regex.IGNORECASE | regex.VERSION0)
+    return DateFormat(compiled, tuple(fields), tuple(formatters))
 
 
 # --- regular expressions ---------------------------------------------------------------------------
@@ -216,9 +246,144 @@ def date_format(spec: str) -> DateFormat:
 _NAMED_GROUP = re.compile(r"\(\?(?:<(?![=!])|')(\w+)[>']")
 
 
+FAST_CHARS = 1_000
+"""A text this short is searched by `re` when the pattern is simple (see `_simple`), with no timer."""
+_FAST_QUANTIFIERS = 2
+_QUANTIFIER_BRACES = re.compile(r"\{\d*(?:,\d*)?\}")
+
+
+class Regex:
+    """A .NET regular expression, compiled once; each call on it ends within `REGEX_TIMEOUT_S` and
+    makes no text longer than `MAX_CHARS`, or raises `LimitError`.
+
+    A simple pattern on a short text runs in `re` (fast, and its time is bounded by its shape);
+    anything else runs in the `regex` package, whose calls take a timeout.
+    """
+
+    __slots__ = ("_bounded", "_fast", "groupindex", "text")
+
+    def __init__(self, text: str, bounded: regex.Pattern[str], fast: re.Pattern[str] | None) -> None:
+        self.text = text
+        self.groupindex = bounded.groupindex
+        self._bounded = bounded
+        self._fast = fast
+
+    def _timed(self, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args, timeout=REGEX_TIMEOUT_S)
+        except TimeoutError:
+            size = len(args[-1])
+            raise LimitError(
+                f"the regular expression {quote(self.text)} took more than {REGEX_TIMEOUT_S} s on a value "
+                f"of {size:,} characters; simplify it (a repeated group such as (a+)+ can backtrack "
+                "without end)"
+            ) from None
+
+    def search(self, s: str) -> Any:
+        """The first match in `s`, or None."""
+        fast = self._fast
+        if fast is not None and len(s) <= FAST_CHARS:
+            return fast.search(s)
+        return self._timed(self._bounded.search, s)
+
+    def finditer(self, s: str) -> list[Any]:
+        """Every match in `s`."""
+        fast = self._fast
+        if fast is not None and len(s) <= FAST_CHARS:
+            return list(fast.finditer(s))
+        return self._timed(lambda text, timeout: list(self._bounded.finditer(text, timeout=timeout)), s)
+
+    def substituter(self, template: str) -> Callable[[str], str]:
+        """`sub` with `template` (a Python template, from `replacement_template`), checked once."""
+        refs = template.count("\\g<")
+        fast = self._fast
+
+        def most(n: int) -> int:  # the longest result on a text of n characters
+            return n + (n + 1) * len(template) + refs * n
+
+        bounded = self._bounded.sub
+
+        def slow(s: str) -> str:
+            if most(len(s)) <= MAX_CHARS:
+                return str(self._timed(bounded, template, s))
+            grown = 0
+
+            def expand(m: Any) -> str:
+                nonlocal grown
+                out: str = m.expand(template)
+                grown += len(out) - (m.end() - m.start())
+                check_length(len(s) + grown)
+                return out
+
+            return str(self._timed(bounded, expand, s))
+
+        if fast is None or most(FAST_CHARS) > MAX_CHARS:
+            return slow
+        fast_sub = fast.sub
+
+        def sub(s: str) -> str:
+            return fast_sub(template, s) if len(s) <= FAST_CHARS else slow(s)
+
+        return sub
+
+    def fast_substituter(self, template: str) -> Callable[[str], str] | None:
+        """`sub` with `template` in `re` for a text of at most `FAST_CHARS`, when that is safe; else None."""
+        fast = self._fast
+        if (
+            fast is None
+            or FAST_CHARS + (FAST_CHARS + 1) * len(template) + template.count("\\g<") * FAST_CHARS > MAX_CHARS
+        ):
+            return None
+        return partial(fast.sub, template)
+
+    def sub(self, template: str, s: str) -> str:
+        return self.substituter(template)(s)
+
+
+def _simple(pattern: str) -> bool:
+    """True when no group is repeated, nothing refers back or looks around, and at most two quantifiers
+    appear: then `re` needs at most a few million steps on a text of `FAST_CHARS`."""
+    if any(marker in pattern for marker in ("(?P=", "(?=", "(?!", "(?<")):
+        return False
+    quantifiers, i, n, prev, in_class = 0, 0, len(pattern), "", False
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if pattern[i + 1 : i + 2].isdigit():
+                return False  # a backreference
+            prev, i = "x", i + 2
+            continue
+        if in_class:
+            in_class, prev, i = c != "]", "x", i + 1
+            continue
+        if c == "[":
+            in_class = True
+            i += 1 + (pattern[i + 1 : i + 2] == "^")
+            i += pattern[i : i + 1] == "]"
+            continue
+        braces = _QUANTIFIER_BRACES.match(pattern, i) if c == "{" else None
+        if c in "*+?" or braces:
+            if c == "?" and prev == "(":
+                prev, i = "x", i + 1  # (?: (?i) ...
+                continue
+            if prev == "q":  # a lazy or possessive quantifier: still one
+                i += 1
+                continue
+            if prev == ")":
+                return False  # a repeated group
+            quantifiers += 1
+            prev, i = "q", braces.end() if braces else i + 1
+            continue
+        prev, i = c, i + 1
+    return quantifiers <= _FAST_QUANTIFIERS
+
+
 @lru_cache(maxsize=512)
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a .NET regular expression: `(?<name>...)`, `(?'name'...)` and `\\k<name>` become Python's."""
+def compile_regex(pattern: str) -> Regex:
+    """Compile a .NET regular expression: `(?<name>...)`, `(?'name'...)` and `\\k<name>` become Python's.
+
+    Raises `re.error` when it is not a valid pattern.
+    """
     out: list[str] = []
     i, n, in_class = 0, len(pattern), False
     while i < n:
@@ -248,7 +413,20 @@ def compile_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(c)
             i += 1
-    return re.compile("".join(out))
+    text = "".join(out)
+    fast: re.Pattern[str] | None = None
+    try:
+        fast = re.compile(text)
+    except re.error as exc:  # `regex` may still read it (\\p{L}); if not, `re`'s message is the clearer
+        try:
+            bounded = regex.compile(text, regex.VERSION0)
+        except regex.error:
+            raise exc from None
+    else:
+        bounded = regex.compile(text, regex.VERSION0)
+    if not _simple(text):
+        fast = None
+    return Regex(pattern, bounded, fast)
 
 
 def replacement_template(template: str) -> str:

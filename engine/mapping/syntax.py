@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from common.errors import RosterError
 from engine.mapping.functions.registry import FUNCTIONS, Function
+from engine.mapping.limits import quote
 
 MAX_DEPTH: Final = 50
 """Calls nest at most this deep, so no text can exhaust the parser's (or the evaluator's) stack."""
@@ -119,13 +120,16 @@ class _Token:
             return "the end of the expression"
         if self.kind == "string":
             return "a string"
-        return repr(self.value) if self.kind in ("name", "op") else repr(str(self.value))
+        return quote(self.value) if self.kind in ("name", "op") else quote(str(self.value))
 
 
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _HEX = re.compile(r"&[Hh]([0-9A-Fa-f]+)")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPS = ("<=", ">=", "<>", "=", "<", ">")
+_NAME_STOP = re.compile(r'[\]\["(),\x00-\x1f\x7f]')
+"""What ends an attribute name: its `]`, or a character no name holds (a `]` forgotten before it)."""
+_NAME_RULE = 'an attribute name cannot hold [ ] ( ) , " or a line break'
 _MAX_NUMBER_CHARS = 40
 
 
@@ -137,9 +141,13 @@ def _tokens(text: str) -> Iterator[_Token]:
         if c.isspace():
             i += 1
         elif c == "[":
-            end = text.find("]", i + 1)
-            if end < 0:
-                raise ExpressionSyntaxError("expected ']'", n + 1, f"to close the attribute at column {col}")
+            stop = _NAME_STOP.search(text, i + 1)
+            end = stop.start() if stop else n
+            if end == n or text[end] != "]":
+                hint = f"to close the attribute at column {col}"
+                if end < n:
+                    hint += f"; got {text[end]!r}: {_NAME_RULE}"
+                raise ExpressionSyntaxError("expected ']'", end + 1, hint)
             if end == i + 1:
                 raise ExpressionSyntaxError("empty attribute name", col, "write [attributeName]")
             yield _Token("attr", text[i + 1 : end], col)
@@ -147,6 +155,8 @@ def _tokens(text: str) -> Iterator[_Token]:
         elif c == '"':
             i, value = _string(text, i)
             yield _Token("string", value, col)
+        elif c == "]":
+            raise ExpressionSyntaxError("unexpected ']'", col, "no attribute is open: remove it, or add '['")
         elif c in "(),":
             yield _Token(c, c, col)
             i += 1
@@ -262,7 +272,7 @@ class _Parser:
                 raise ExpressionSyntaxError(f"expected '(' after {token.value}", self.peek().column)
             close = _suggest(token.value, [*FUNCTIONS, "True", "False"])
             hint = f"did you mean {close!r}?" if close else _EXPECTED_VALUE
-            raise ExpressionSyntaxError(f"unknown name {token.value!r}", token.column, hint)
+            raise ExpressionSyntaxError(f"unknown name {quote(token.value)}", token.column, hint)
         raise ExpressionSyntaxError(
             "expected a value", token.column, f"{_EXPECTED_VALUE}; got {token.show()}"
         )
@@ -272,7 +282,7 @@ class _Parser:
         if spec is None:
             close = _suggest(name.value, list(FUNCTIONS))
             hint = f"did you mean {close!r}?" if close else "see the list of functions in the documentation"
-            raise ExpressionSyntaxError(f"unknown function {name.value!r}", name.column, hint)
+            raise ExpressionSyntaxError(f"unknown function {quote(name.value)}", name.column, hint)
         if depth >= MAX_DEPTH:
             raise ExpressionSyntaxError("calls nested too deeply", name.column, f"at most {MAX_DEPTH} levels")
         self.take()  # "("

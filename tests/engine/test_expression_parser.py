@@ -18,6 +18,7 @@ from engine.mapping.expression_mapping import ExpressionMapping, parse_expressio
 from engine.mapping.functions.errors import MappingError
 from engine.mapping.functions.registry import FUNCTIONS
 from engine.mapping.functions.values import OMIT
+from engine.mapping.syntax import _NAME_STOP as NAME_STOP
 from engine.mapping.syntax import Attribute, Call, Compare, ExpressionSyntaxError, Literal, Node
 
 # Hypothesis caches into ./.hypothesis by default, which pytest (norecursedirs set in pyproject) would
@@ -213,7 +214,7 @@ SAFE = [
     f for f in FUNCTIONS.values() if f.check is None and f.build is None and f.name != "SelectUniqueValue"
 ]
 leaves: st.SearchStrategy[Node] = st.one_of(
-    st.builds(Attribute, st.text(min_size=1).filter(lambda s: "]" not in s)),
+    st.builds(Attribute, st.text(min_size=1).filter(lambda s: not NAME_STOP.search(s))),
     st.builds(Literal, st.text()),
     st.builds(Literal, st.integers(min_value=-(10**30), max_value=10**30)),
     st.builds(Literal, st.floats(allow_nan=False, allow_infinity=False)),

@@ -14,9 +14,13 @@ from typing import Any
 from engine.mapping.dotnet import date_format, parse_datetime
 from engine.mapping.functions.errors import ArgumentError, MappingError
 from engine.mapping.functions.values import DYNAMIC, as_datetime, integer, number, text
+from engine.mapping.limits import LimitError, quote
 
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 _FILETIME_NEVER = 0x7FFFFFFFFFFFFFFF
+_FILETIME_MAX = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _FILETIME_EPOCH) // timedelta(
+    microseconds=1
+) * 10 + 9
 
 _INTERVALS = ("yyyy", "q", "m", "d", "ww", "h", "n", "s")
 _DAY_OR_LONGER = frozenset({"yyyy", "q", "m", "d", "ww"})
@@ -25,7 +29,7 @@ _DAY_OR_LONGER = frozenset({"yyyy", "q", "m", "d", "ww"})
 def _interval(value: Any) -> str:
     name = text(value)
     if name is None or name.lower() not in _INTERVALS:
-        raise MappingError(f"interval must be one of {', '.join(_INTERVALS)}, got {value!r}")
+        raise MappingError(f"interval must be one of {', '.join(_INTERVALS)}, got {quote(value)}")
     return name.lower()
 
 
@@ -50,10 +54,15 @@ def date_add(interval: Any, amount: Any, when: Any) -> datetime | None:
     if moment is None or n is None:
         return None
     n = int(n)
-    if kind in ("yyyy", "q", "m"):
-        return _add_months(moment, n * {"yyyy": 12, "q": 3, "m": 1}[kind])
-    unit = {"d": "days", "ww": "weeks", "h": "hours", "n": "minutes", "s": "seconds"}[kind]
-    return moment + timedelta(**{unit: n})
+    try:
+        if kind in ("yyyy", "q", "m"):
+            return _add_months(moment, n * {"yyyy": 12, "q": 3, "m": 1}[kind])
+        unit = {"d": "days", "ww": "weeks", "h": "hours", "n": "minutes", "s": "seconds"}[kind]
+        return moment + timedelta(**{unit: n})
+    except (OverflowError, ValueError):
+        raise LimitError(
+            f"adding {quote(n)} ({kind}) to {quote(text(moment))} gives a date outside the years 1 to 9999"
+        ) from None
 
 
 def _week_start(value: datetime) -> datetime:
@@ -85,7 +94,9 @@ def date_from_num(value: Any) -> datetime | None:
     if n is None or n == 0 or n >= _FILETIME_NEVER:
         return None  # 0 and the largest value mean "never" in Active Directory
     if n < 0:
-        raise MappingError(f"value must not be negative, got {n}")
+        raise MappingError(f"value must not be negative, got {quote(n)}")
+    if n > _FILETIME_MAX:
+        raise LimitError(f"value {n} is a date after the year 9999 (at most {_FILETIME_MAX})")
     return _FILETIME_EPOCH + timedelta(microseconds=n // 10)
 
 
@@ -113,6 +124,8 @@ def format_date_time(source: Any, *rest: Any) -> Any:
         fmt = text(in_format)
         try:
             moment = date_format(fmt).parse(raw) if fmt else parse_datetime(raw)
+        except LimitError:
+            raise
         except ValueError as exc:
             raise MappingError(str(exc)) from None
     return date_format(out).format(moment)

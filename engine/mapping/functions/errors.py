@@ -1,5 +1,6 @@
-"""The errors of evaluating an expression (`MappingError`), of checking its arguments at parse time
-(`ArgumentError`), and the signal that leaves an attribute out of the flow (`OmitFlow`)."""
+"""The errors of evaluating an expression (`MappingError`, and `LimitExceeded` when a bound of
+`engine.mapping.limits` is crossed), of checking its arguments at parse time (`ArgumentError`), and the
+signal that leaves an attribute out of the flow (`OmitFlow`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ class MappingError(RosterError):
     def __str__(self) -> str:
         where = f"{self.function} at column {self.column}: " if self.function else ""
         return f"{self.target}: {where}{self.problem}" if self.target else f"{where}{self.problem}"
+
+
+class LimitExceeded(MappingError):
+    """An evaluation crossed a bound (size, time, number range): at parse time the expression is refused."""
 
 
 class ArgumentError(Exception):

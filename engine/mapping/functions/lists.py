@@ -1,4 +1,5 @@
-"""The functions of multi-valued attributes: Count, Item, RemoveDuplicates and SingleAppRoleAssignment."""
+"""The functions of multi-valued attributes: Count, Item, RemoveDuplicates, SingleAppRoleAssignment and
+AppRoleAssignmentsComplex."""
 
 from __future__ import annotations
 
@@ -43,3 +44,22 @@ def single_app_role(value: Any) -> Any:
     if isinstance(first, dict):
         return first.get("displayName") or first.get("value") or first.get("id")
     return first
+
+
+def app_role_assignments_complex(value: Any) -> list[dict[str, Any]] | None:
+    """Every app role assignment as a SCIM `roles` value (`{primary, type, display, value}`), as the
+    product sends them to an app that takes several roles; null or no assignment stays null."""
+    values = value if value.__class__ is list else [] if value is None else [value]
+    roles = []
+    for v in values:
+        if isinstance(v, dict):
+            display = v.get("displayName") or v.get("value") or v.get("id")
+            role = v.get("value") or v.get("displayName") or v.get("id")
+        else:
+            display = role = v
+        if role is not None:
+            roles.append({"primary": False, "type": _ROLE_TYPE, "display": display, "value": role})
+    return roles or None
+
+
+_ROLE_TYPE = "WindowsAzureActiveDirectoryRole"

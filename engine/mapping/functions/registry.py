@@ -33,6 +33,8 @@ class Function:
     volatile: Volatility = None
     absorbs_clock: Callable[[tuple[Any, ...]], bool] | None = None
     """True when the result changes far less often than a clock argument (DateDiff in days)."""
+    grows: bool = False
+    """Its result can be longer than its arguments together: it is checked against the size bounds."""
 
     @property
     def signature(self) -> str:
@@ -48,13 +50,15 @@ _REPLACE_PARAMS = (
 F = Function
 # fmt: off
 FUNCTIONS: Final[dict[str, Function]] = {f.name: f for f in (
-    F("Append", "(source, suffix)", 2, 2, strings.append),
+    F("Append", "(source, suffix)", 2, 2, strings.append, grows=True),
+    F("AppRoleAssignmentsComplex", "(appRoleAssignments)", 1, 1, lists.app_role_assignments_complex,
+      grows=True),
     F("BitAnd", "(value1, value2)", 2, 2, logic.bit_and),
     F("CBool", "(expression)", 1, 1, truth),
-    F("CDate", "(expression)", 1, 1, dates.cdate),
+    F("CDate", "(expression)", 1, 1, dates.cdate, grows=True),
     F("Coalesce", "(source1, source2, ..., defaultValue)", 1, None, build=logic.build_coalesce),
-    F("ConvertToBase64", "(source)", 1, 1, strings.to_base64),
-    F("ConvertToUTF8Hex", "(source)", 1, 1, strings.to_utf8_hex),
+    F("ConvertToBase64", "(source)", 1, 1, strings.to_base64, grows=True),
+    F("ConvertToUTF8Hex", "(source)", 1, 1, strings.to_utf8_hex, grows=True),
     F("Count", "(attribute)", 1, 1, lists.count),
     F("CStr", "(value)", 1, 1, strings.cstr),
     F("DateAdd", "(interval, value, dateTime)", 3, 3, dates.date_add, check=dates.check_interval),
@@ -62,7 +66,7 @@ FUNCTIONS: Final[dict[str, Function]] = {f.name: f for f in (
       absorbs_clock=dates.absorbs_clock_in_days),
     F("DateFromNum", "(value)", 1, 1, dates.date_from_num),
     F("FormatDateTime", "(source, dateTimeStyles, inputFormat, outputFormat)", 3, 4, dates.format_date_time,
-      absorbs_clock=dates.absorbs_clock_in_date_format),
+      absorbs_clock=dates.absorbs_clock_in_date_format, grows=True),
     F("Guid", "()", 0, 0, generated.guid, volatile="random"),
     F("IgnoreFlowIfNullOrEmpty", "(expression)", 1, 1, logic.ignore_flow),
     F("IIF", "(condition, valueIfTrue, valueIfFalse)", 3, 3, build=logic.build_iif),
@@ -72,26 +76,27 @@ FUNCTIONS: Final[dict[str, Function]] = {f.name: f for f in (
     F("IsPresent", "(expression)", 1, 1, lambda v: not empty(v)),
     F("IsString", "(expression)", 1, 1, lambda v: v.__class__ is str),
     F("Item", "(attribute, index)", 2, 2, lists.item, check=lists.check_item),
-    F("Join", "(separator, source1, source2, ...)", 2, None, build=strings.build_join),
+    F("Join", "(separator, source1, source2, ...)", 2, None, build=strings.build_join, grows=True),
     F("Left", "(String, NumChars)", 2, 2, strings.left),
+    F("Len", "(source)", 1, 1, strings.length),
     F("Mid", "(source, start, length)", 3, 3, strings.mid),
-    F("NormalizeDiacritics", "(source)", 1, 1, strings.normalize_diacritics),
+    F("NormalizeDiacritics", "(source)", 1, 1, strings.normalize_diacritics, grows=True),
     F("Not", "(source)", 1, 1, logic.not_),
     F("Now", "()", 0, 0, dates.now, volatile="clock"),
     F("NumFromDate", "(value)", 1, 1, dates.num_from_date),
-    F("PCase", "(source, wordSeparators)", 1, 2, strings.pcase),
+    F("PCase", "(source, wordSeparators)", 1, 2, strings.pcase, grows=True),
     F("RandomString", _RANDOM_PARAMS, 5, 6, generated.random_string, volatile="random"),
     F("Redact", "(value)", 1, 1, lambda v: v),
     F("RemoveDuplicates", "(attribute)", 1, 1, lists.remove_duplicates),
-    F("Replace", _REPLACE_PARAMS, 5, 7, build=replace.build_replace),
+    F("Replace", _REPLACE_PARAMS, 5, 7, build=replace.build_replace, grows=True),
     F("SelectUniqueValue", "(uniqueValueRule1, uniqueValueRule2, ...)", 2, None, unique.select_unique),
     F("SingleAppRoleAssignment", "(appRoleAssignments)", 1, 1, lists.single_app_role),
-    F("Split", "(source, delimiter)", 2, 2, strings.split),
+    F("Split", "(source, delimiter)", 2, 2, strings.split, grows=True),
     F("StripSpaces", "(source)", 1, 1, strings.strip_spaces),
     F("Switch", "(source, defaultValue, key1, value1, key2, value2, ...)", 4, None, build=logic.build_switch,
       check=logic.check_switch),
-    F("ToLower", "(source, culture)", 1, 2, strings.to_lower),
-    F("ToUpper", "(source, culture)", 1, 2, strings.to_upper),
+    F("ToLower", "(source, culture)", 1, 2, strings.to_lower, grows=True),
+    F("ToUpper", "(source, culture)", 1, 2, strings.to_upper, grows=True),
     F("Word", "(String, WordNumber, Delimiters)", 3, 3, strings.word),
 )}
 # fmt: on

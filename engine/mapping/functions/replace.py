@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
-from engine.mapping.dotnet import compile_regex, replacement_template
+from engine.mapping.dotnet import FAST_CHARS, Regex, compile_regex, replacement_template
 from engine.mapping.functions.errors import ArgumentError
 from engine.mapping.functions.values import DYNAMIC, Evaluator, empty, map_text, text
+from engine.mapping.limits import check_length, quote, replace_text
 
 
 def build_replace(args: tuple[Evaluator, ...], consts: tuple[Any, ...]) -> Evaluator:
@@ -19,7 +19,7 @@ def build_replace(args: tuple[Evaluator, ...], consts: tuple[Any, ...]) -> Evalu
     src = args[0]
     arg = [args[i] if given[i] else (lambda source: None) for i in range(7)]
     if given[2]:
-        pattern: re.Pattern[str] | None = None
+        pattern: Regex | None = None
         if consts[2] is not DYNAMIC:
             try:
                 pattern = compile_regex(text(consts[2]) or "")
@@ -27,10 +27,10 @@ def build_replace(args: tuple[Evaluator, ...], consts: tuple[Any, ...]) -> Evalu
                 raise ArgumentError(2, f"invalid regular expression: {exc}") from None
         group = consts[3] if given[3] and consts[3] is not DYNAMIC else None
         if pattern is not None and group is not None and str(group) not in pattern.groupindex:
-            raise ArgumentError(3, f"the regular expression has no group named {group!r}")
+            raise ArgumentError(3, f"the regular expression has no group named {quote(group)}")
         regex_arg = arg[2]
 
-        def regex(source: Mapping[str, Any]) -> re.Pattern[str]:
+        def regex(source: Mapping[str, Any]) -> Regex:
             return pattern or compile_regex(text(regex_arg(source)) or "")
 
         if given[3] and given[5]:
@@ -43,7 +43,7 @@ def build_replace(args: tuple[Evaluator, ...], consts: tuple[Any, ...]) -> Evalu
                 pattern.sub(replacement, "")  # checks the group references once
             except (re.error, IndexError) as exc:
                 raise ArgumentError(4, f"invalid replacement: {exc}") from None
-            return _fixed(src, partial(pattern.sub, replacement))
+            return _fixed_regex(src, pattern, replacement)
         return _replace_regex(src, regex, arg[4])
     if not given[1]:
         raise ArgumentError(None, "needs an oldValue (plain form) or a regexPattern (regex form)")
@@ -51,7 +51,9 @@ def build_replace(args: tuple[Evaluator, ...], consts: tuple[Any, ...]) -> Evalu
         return _replace_in_template(src, arg[1], arg[6])
     if consts[1] is not DYNAMIC and consts[4] is not DYNAMIC and (old := text(consts[1])):
         new = text(consts[4]) or ""
-        return _fixed(src, lambda s: s.replace(old, new))
+        if len(new) <= len(old):
+            return _fixed(src, lambda s: s.replace(old, new))  # it cannot grow
+        return _fixed(src, lambda s: replace_text(s, old, new))
     return _replace_plain(src, arg[1], arg[4])
 
 
@@ -65,10 +67,26 @@ def _fixed(src: Evaluator, change: Callable[[str], str]) -> Evaluator:
     return run
 
 
+def _fixed_regex(src: Evaluator, pattern: Regex, template: str) -> Evaluator:
+    """Replace by a fixed pattern and replacement: a short text goes straight to `re` when that is safe."""
+    sub = pattern.substituter(template)
+    fast = pattern.fast_substituter(template)
+    if fast is None:
+        return _fixed(src, sub)
+
+    def run(source: Mapping[str, Any]) -> Any:
+        value = src(source)
+        if value.__class__ is str:
+            return fast(value) if len(value) <= FAST_CHARS else sub(value)
+        return map_text(value, sub)
+
+    return run
+
+
 def _replace_plain(src: Evaluator, old: Evaluator, new: Evaluator) -> Evaluator:
     def run(source: Mapping[str, Any]) -> Any:
         o, n = text(old(source)), text(new(source)) or ""
-        return map_text(src(source), (lambda s: s.replace(o, n)) if o else str)
+        return map_text(src(source), (lambda s: replace_text(s, o, n)) if o else str)
 
     return run
 
@@ -76,32 +94,34 @@ def _replace_plain(src: Evaluator, old: Evaluator, new: Evaluator) -> Evaluator:
 def _replace_in_template(src: Evaluator, old: Evaluator, template: Evaluator) -> Evaluator:
     def run(source: Mapping[str, Any]) -> Any:
         o, t = text(old(source)) or "", text(template(source)) or ""
-        return map_text(src(source), lambda s: t.replace(o, s) if o else t)
+        return map_text(src(source), lambda s: replace_text(t, o, s) if o else t)
 
     return run
 
 
-def _replace_regex(src: Evaluator, regex: Callable[..., re.Pattern[str]], new: Evaluator) -> Evaluator:
+def _replace_regex(src: Evaluator, regex: Callable[..., Regex], new: Evaluator) -> Evaluator:
     def run(source: Mapping[str, Any]) -> Any:
         pattern, replacement = regex(source), replacement_template(text(new(source)) or "")
-        return map_text(src(source), lambda s: pattern.sub(replacement, s))
+        return map_text(src(source), pattern.substituter(replacement))
 
     return run
 
 
 def _replace_group(
-    src: Evaluator, regex: Callable[..., re.Pattern[str]], group: Evaluator, new: Evaluator
+    src: Evaluator, regex: Callable[..., Regex], group: Evaluator, new: Evaluator
 ) -> Evaluator:
     def run(source: Mapping[str, Any]) -> Any:
         pattern, name, replacement = regex(source), text(group(source)) or "", text(new(source)) or ""
 
         def sub(s: str) -> str:
             out: list[str] = []
-            last = 0
+            last = size = 0
             for m in pattern.finditer(s):
                 start, end = m.span(name)
                 if start >= 0:
                     out += (s[last:start], replacement)
+                    size += start - last + len(replacement)
+                    check_length(size)
                     last = end
             return "".join(out) + s[last:]
 
@@ -111,7 +131,7 @@ def _replace_group(
 
 
 def _replace_from_attribute(
-    src: Evaluator, regex: Callable[..., re.Pattern[str]], group: Evaluator, other: Evaluator
+    src: Evaluator, regex: Callable[..., Regex], group: Evaluator, other: Evaluator
 ) -> Evaluator:
     def run(source: Mapping[str, Any]) -> Any:
         value = src(source)

@@ -1,4 +1,4 @@
-"""The string functions: Append, ConvertToBase64, ConvertToUTF8Hex, CStr, InStr, Join, Left, Mid,
+"""The string functions: Append, ConvertToBase64, ConvertToUTF8Hex, CStr, InStr, Join, Left, Len, Mid,
 NormalizeDiacritics, PCase, Split, StripSpaces, ToLower, ToUpper and Word.
 
 Each applies to every value of a list and keeps null null, unless its documentation says otherwise
@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.mapping.functions.errors import MappingError
 from engine.mapping.functions.values import DYNAMIC, Evaluator, integer, map_text, on_text, text
+from engine.mapping.limits import MAX_CHARS, check_length
 
 
 def append(source: Any, suffix: Any) -> Any:
@@ -67,9 +68,16 @@ def build_join(args: tuple[Evaluator, ...], consts: tuple[Any, ...]) -> Evaluato
                 parts.append(t)
         if not parts:
             return None
-        return (text(separator(source)) or "" if static is None else static).join(parts)
+        sep = text(separator(source)) or "" if static is None else static
+        if len(sep) * len(parts) > MAX_CHARS:  # a long separator between many values
+            check_length(sum(map(len, parts)) + len(sep) * (len(parts) - 1))
+        return sep.join(parts)
 
     return run
+
+
+length = on_text(len)
+"""Len: the number of characters of the text (of each value of a list); null stays null."""
 
 
 def left(source: Any, count: Any) -> Any:

@@ -4,6 +4,7 @@ each value, and `compare`, the comparison operators of IIF and CBool."""
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -11,6 +12,7 @@ from typing import Any, Final
 
 from engine.mapping.dotnet import format_utc, parse_datetime
 from engine.mapping.functions.errors import MappingError
+from engine.mapping.limits import MAX_NUMBER_CHARS, LimitError, quote
 
 Evaluator = Callable[[Mapping[str, Any]], Any]
 """An argument or a call, compiled: the source object's attributes in, the value out."""
@@ -68,14 +70,21 @@ def number(value: Any, what: str, kind: str = "a number") -> int | float | None:
     if value is None:
         return None
     if cls is str:
+        if len(value) > MAX_NUMBER_CHARS:
+            raise MappingError(
+                f"{what} must be {kind} of at most {MAX_NUMBER_CHARS} characters, got {quote(value)}"
+            )
         try:
             return int(value)
         except ValueError:
             try:
-                return float(value)
+                n = float(value)
             except ValueError:
                 pass
-    raise MappingError(f"{what} must be {kind}, got {value!r}")
+            else:
+                if math.isfinite(n):
+                    return n
+    raise MappingError(f"{what} must be {kind}, got {quote(value)}")
 
 
 def integer(value: Any, what: str) -> int | None:
@@ -86,7 +95,7 @@ def integer(value: Any, what: str) -> int | None:
         return n
     if n.is_integer():
         return int(n)
-    raise MappingError(f"{what} must be a whole number, got {value!r}")
+    raise MappingError(f"{what} must be a whole number, got {quote(value)}")
 
 
 def truth(value: Any) -> bool:
@@ -106,7 +115,7 @@ def truth(value: Any) -> bool:
             return float(low) != 0
         except ValueError:
             pass
-    raise MappingError(f"cannot read {value!r} as True or False")
+    raise MappingError(f"cannot read {quote(value)} as True or False")
 
 
 def empty(value: Any) -> bool:
@@ -139,9 +148,11 @@ def as_datetime(value: Any, what: str) -> datetime | None:
     if value.__class__ is str:
         try:
             return parse_datetime(value)
+        except LimitError:
+            raise
         except ValueError as exc:
             raise MappingError(str(exc)) from None
-    raise MappingError(f"{what} must be a date, got {value!r}")
+    raise MappingError(f"{what} must be a date, got {quote(value)}")
 
 
 def compare(op: str, left: Any, right: Any) -> bool:
