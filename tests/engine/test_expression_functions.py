@@ -51,6 +51,39 @@ def test_the_documented_examples_cover_every_function_but_the_clock_and_chance()
     assert set(FUNCTIONS) - covered <= tested_here
 
 
+README = Path(__file__).parents[2] / "README.md"
+
+
+def test_the_readme_lists_exactly_the_functions_of_the_registry() -> None:
+    text = README.read_text("utf-8")
+    found = re.search(r"\*\*Expression functions\*\* \((\d+)\): (.*?)\.\s", text, re.DOTALL)
+    assert found, "README.md has no **Expression functions** (N): list"
+    listed = re.findall(r"`(\w+)`", found[2])
+    assert sorted(listed) == sorted(FUNCTIONS)
+    assert int(found[1]) == len(listed) == len(FUNCTIONS)
+    assert f"{len(FUNCTIONS)} functions)" in text  # the count in the overview agrees
+
+
+def test_len_counts_the_characters_of_each_value_and_keeps_null_null() -> None:
+    assert ev("Len([v])", v="John") == 4
+    assert ev("Len([v])", v="") == 0
+    assert ev("Len([v])") is None
+    assert ev("Len([v])", v=["ab", None, "Zoë"]) == [2, 3]
+    assert ev("Len(CStr(12345))") == 5
+    assert ev("IIF(Len([v]) > 3, Left([v], 3), [v])", v="Johnson") == "Joh"
+
+
+def test_app_role_assignments_complex_gives_every_role_as_a_scim_role() -> None:
+    roles = [{"displayName": "Admin", "value": "admin", "id": "1"}, {"id": "2"}, "Reader"]
+    assert ev("AppRoleAssignmentsComplex([appRoleAssignments])", appRoleAssignments=roles) == [
+        {"primary": False, "type": "WindowsAzureActiveDirectoryRole", "display": "Admin", "value": "admin"},
+        {"primary": False, "type": "WindowsAzureActiveDirectoryRole", "display": "2", "value": "2"},
+        {"primary": False, "type": "WindowsAzureActiveDirectoryRole", "display": "Reader", "value": "Reader"},
+    ]
+    assert ev("AppRoleAssignmentsComplex([appRoleAssignments])", appRoleAssignments=[]) is None
+    assert ev("AppRoleAssignmentsComplex([appRoleAssignments])") is None
+
+
 def test_append_keeps_null_null_and_appends_to_each_value() -> None:
     assert ev('Append([upn], ".test")') is None
     assert ev("Append([upn], [suffix])", upn="a") == "a"

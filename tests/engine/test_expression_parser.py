@@ -106,6 +106,29 @@ def test_syntax_errors_say_where_and_what(text: str, column: int, words: str) ->
     assert isinstance(error, RosterError)
 
 
+@pytest.mark.parametrize(
+    ("text", "column", "words"),
+    [
+        ('Join(" ", [givenName, [sn])', 21, "expected ']' at column 21 (to close the attribute at column 11"),
+        ("Coalesce([mail, Guid()], [upn])", 15, "expected ']'"),
+        ('Left([name "x"], 1)', 12, "got '\"'"),
+        ('Join(" ", [given\nname], [sn])', 17, "an attribute name cannot hold"),
+        ("IIF([a] = 1, [b(c)], [d])", 16, "expected ']'"),
+        ('Join(" ", [a]], [b])', 14, "unexpected ']'"),
+        ('Join(" ", [a], [b]', 19, "expected ')' at column 19 (to close Join( at column 1)"),
+        ('Join(" , [a], [b])', 6, "unterminated string"),
+        ('Join("-", [a', 13, "to close the attribute at column 11"),
+    ],
+)
+def test_a_missing_or_stray_bracket_quote_or_parenthesis_is_refused_where_it_shows(
+    text: str, column: int, words: str
+) -> None:
+    """A forgotten `]` once made the rest of the expression part of an attribute name, silently."""
+    error = syntax_error(text)
+    assert words in str(error)
+    assert error.column == column
+
+
 def test_an_expression_knows_its_attributes_volatility_and_uniqueness() -> None:
     expression = parse_expression('Join(" ", [givenName], Coalesce([sn], [surname]))')
     assert expression.references == frozenset({"givenName", "sn", "surname"})
