@@ -194,8 +194,10 @@ def test_functions_that_multiply_their_input_are_bounded_at_each_step() -> None:
 
 
 def test_a_split_into_too_many_values_is_refused() -> None:
-    with pytest.raises(LimitExceeded, match="Split at column 1: the result would hold 200,000 values"):
+    with pytest.raises(LimitExceeded, match="Split at column 1: the result would hold more than 100,000"):
         parse_expression('Split([v], ",")').evaluate({"v": ",".join(["a"] * 200_000)})
+    with pytest.raises(LimitExceeded, match="Split at column 1: the result would hold 200,000 values"):
+        parse_expression('Split([v], ",")').evaluate({"v": [",".join(["a"] * 50_000)] * 4})
 
 
 # --- dates and numbers ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.mapping.functions.errors import MappingError
 from engine.mapping.functions.values import DYNAMIC, Evaluator, integer, map_text, on_text, text
-from engine.mapping.limits import MAX_CHARS, check_length
+from engine.mapping.limits import MAX_CHARS, MAX_ITEMS, LimitError, check_length
 
 
 def append(source: Any, suffix: Any) -> Any:
@@ -169,6 +169,9 @@ def split(source: Any, delimiter: Any) -> list[str] | None:
     values = source if source.__class__ is list else None if source is None else [source]
     if values is None:
         return None
+    for v in values:  # counted before the list is built: a long text could split into millions
+        if (t := text(v)) and len(t) > MAX_ITEMS * len(sep) and t.count(sep) >= MAX_ITEMS:
+            raise LimitError(f"the result would hold more than {MAX_ITEMS:,} values")
     return [p for v in values if (t := text(v)) for part in t.split(sep) if (p := part.strip())]
 
 
