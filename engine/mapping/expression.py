@@ -5,7 +5,9 @@ literals with backslash escapes (`\\"` and `\\\\`; any other backslash stays as 
 expressions read naturally), numbers (also VB's `&HF7`), True/False, vbBinaryCompare/vbTextCompare,
 omitted arguments (`Replace([mail], , "@.*", , "", , )`) and one comparison (`=`, `<>`, `<`, `<=`, `>`,
 `>=`) inside IIF or CBool. An expression is parsed once per job and compiled to nested closures, so
-evaluating it per object is a few function calls: no `eval`, no `exec`, no tree walk.
+evaluating it per object is a few function calls: no `eval`, no `exec`, no tree walk. Every evaluation,
+at parse time and per object, is bounded in size, regular-expression time and number range
+(`engine.mapping.limits`).
 """
 
 from __future__ import annotations
