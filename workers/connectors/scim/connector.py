@@ -50,7 +50,7 @@ from workers.connectors.scim.diff import (
     put_body,
     same_key,
 )
-from workers.connectors.scim.paths import AttrPath, attr_path
+from workers.connectors.scim.paths import AttrPath, attr_path, overlay
 from workers.connectors.scim.settings import ScimSettings
 from workers.limits import Gate
 from workers.unique import unique_candidates
@@ -229,9 +229,7 @@ class ScimConnector(AsyncContextConnector):
             first, rest = chunks_of(list(dict.fromkeys(op.members_add)), self.settings.member_chunk_size)
         for tries_left in range(_UNIQUE_RETRIES, -1, -1):
             resolved = await self._resolve_unique(op, kind, None)
-            body: dict[str, Any] = {"schemas": [_CORE[kind]]}
-            for path, value in desired(resolved, kind).items():
-                path.set(body, value)
+            body = overlay({"schemas": [_CORE[kind]]}, desired(resolved, kind))
             if first:
                 body["members"] = [{"value": member} for member in first]
             answer = await self._call("POST", ENDPOINTS[kind], body=body)
