@@ -10,7 +10,8 @@ same way each run. Faults, at most one per request, in this order of drawing:
 * `slow`: wait `slow_s` before forwarding.
 
 `force()` queues faults for the next requests whatever the rates, for tests that need one exact event.
-The proxy records the arrival time of every request, so a test can check the client's request rate.
+The proxy records the arrival time of every request, so a test can check the client's request rate,
+and its method, path and query, so a test can check what the client asked.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Hit:
     path: str
     fault: Fault | None
     status: int | None  # what the client got, None when its connection was dropped
+    query: str = ""  # the query string as sent, still percent-encoded
 
 
 @dataclass(slots=True)
@@ -134,7 +136,7 @@ class FaultProxy:
         body = await request.read()
 
         def record(status: int | None) -> None:
-            self.hits.append(Hit(arrived, request.method, request.path, fault, status))
+            self.hits.append(Hit(arrived, request.method, request.path, fault, status, request.query_string))
 
         if fault in ("429", "503"):
             status = int(fault)

@@ -2,8 +2,9 @@
 
 **Idempotence.** Every operation finds its object first: by `target_id` when known (`GET /Users/{id}`),
 otherwise by its matching attributes in precedence order (the operation's `matching` pairs first, then
-the target's `matching:` list), in one `GET /Users?filter=a eq "x" or b eq "y"` whose answer is ranked
-here, or one GET per attribute when the server refuses `or`. A redelivered create therefore updates,
+the target's `matching:` list), one `GET /Users?filter=a eq "x"` per attribute, stopping at the first
+that finds an object (never an `or` filter: many services refuse it, and servers that read it may scan
+every object for it while they index a single `eq`). A redelivered create therefore updates,
 a 409 on create is resolved by matching again, and several objects matching one attribute is a
 `PermanentError` (duplicates in the target), never a guess. Groups are matched too, on `externalId`
 (set to the operation's `source_id` unless mapped), since group names are not unique.
@@ -50,7 +51,7 @@ from workers.connectors.scim.diff import (
     put_body,
     same_key,
 )
-from workers.connectors.scim.paths import AttrPath, attr_path
+from workers.connectors.scim.paths import AttrPath, attr_path, overlay
 from workers.connectors.scim.settings import ScimSettings
 from workers.limits import Gate
 from workers.unique import unique_candidates
@@ -76,7 +77,6 @@ class ScimConnector(AsyncContextConnector):
             settings.http, max_connections=settings.max_concurrency + 1, slot=self.gate.slot
         )
         self._closed = False
-        self._or_filters = True  # until the server refuses one
 
     def __repr__(self) -> str:
         return f"ScimConnector({self.name!r}, {self.settings.url})"
@@ -149,16 +149,19 @@ class ScimConnector(AsyncContextConnector):
         return await self._match(op, kind)
 
     async def _match(self, op: Operation, kind: ObjectType) -> dict[str, Any] | None:
+        """The object holding the first matching key that any object holds, asked one key at a time.
+
+        One `attr eq "value"` GET per key, in precedence order, stopping at the first hit: a single `eq`
+        is what every service reads (some read nothing else: no `or`) and what servers index, where an
+        `or` of several is often a scan of every object. A later key is asked only when no object holds
+        the earlier ones, so a hit on it never belongs to an object that another key points at.
+        """
         keys = self._match_keys(op, kind)
         if not keys:
             raise PermanentError(
                 f"{kind} {op.source_id!r} has no value for any matching attribute "
                 f"({', '.join(self.settings.matching(kind))}); map one of them"
             )
-        if len(keys) > 1 and self._or_filters:
-            found, decided = await self._match_at_once(kind, keys)
-            if decided:
-                return found
         for path, value in keys:
             resources, total = await self._search(kind, path.filter(value))
             if total > 1:
@@ -166,28 +169,6 @@ class ScimConnector(AsyncContextConnector):
             if resources:
                 return resources[0]
         return None
-
-    async def _match_at_once(
-        self, kind: ObjectType, keys: list[tuple[AttrPath, Any]]
-    ) -> tuple[dict[str, Any] | None, bool]:
-        """One GET for every key, ranked here by precedence; (match, False) when it cannot decide."""
-        query = " or ".join(f"({path.filter(value)})" for path, value in keys)
-        try:
-            resources, total = await self._search(kind, query)
-        except PermanentError as error:
-            if error.code != "400":
-                raise
-            self._or_filters = False  # this server reads only simple filters: one GET per key from now
-            return None, False
-        if total > len(resources):
-            return None, False
-        for path, value in keys:
-            hits = [r for r in resources if same_key(path.get(r), value)]
-            if len(hits) > 1:
-                raise self._duplicates(kind, path, len(hits))
-            if hits:
-                return hits[0], True
-        return None, not resources  # found something none of the keys explains: ask one by one
 
     def _match_keys(self, op: Operation, kind: ObjectType) -> list[tuple[AttrPath, Any]]:
         names: list[tuple[str, Any]] = [(name, value) for name, value in op.matching]
@@ -229,9 +210,7 @@ class ScimConnector(AsyncContextConnector):
             first, rest = chunks_of(list(dict.fromkeys(op.members_add)), self.settings.member_chunk_size)
         for tries_left in range(_UNIQUE_RETRIES, -1, -1):
             resolved = await self._resolve_unique(op, kind, None)
-            body: dict[str, Any] = {"schemas": [_CORE[kind]]}
-            for path, value in desired(resolved, kind).items():
-                path.set(body, value)
+            body = overlay({"schemas": [_CORE[kind]]}, desired(resolved, kind))
             if first:
                 body["members"] = [{"value": member} for member in first]
             answer = await self._call("POST", ENDPOINTS[kind], body=body)

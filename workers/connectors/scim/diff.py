@@ -3,6 +3,8 @@
 `desired` reads an operation's attributes as paths and values (users get `active: true` and groups an
 `externalId` unless mapped); `diff` turns them into PATCH operations touching only what differs (`password`,
 never read back by a server, is sent every time); `put_body` overlays them on the object for a PUT;
+an entry of a multi-valued attribute left with nothing in it (see `paths.empty_entry`) is never sent:
+the create and the PUT leave it out, a PATCH removes it whole (`emails[type eq "work"]`);
 `member_patches` and `chunks_of` cut group members into PATCHes of `member_chunk_size` values.
 """
 
@@ -15,7 +17,17 @@ from typing import Any, Final
 from common.errors import PermanentError
 from common.peers.scim_schemas import ObjectType
 from queues.contracts import Operation
-from workers.connectors.scim.paths import AttrPath, attr_path, entry_of, field_of, literal
+from workers.connectors.scim.paths import (
+    AttrPath,
+    attr_path,
+    blank,
+    clean_entries,
+    empty_entry,
+    entry_of,
+    field_of,
+    literal,
+    overlay,
+)
 
 _WRITE_ONLY: Final = frozenset({"password"})
 
@@ -24,7 +36,10 @@ def desired(op: Operation, kind: ObjectType) -> dict[AttrPath, Any]:
     """The attributes `op` wants, as paths and values (None removes an attribute)."""
     if kind == "group" and "members" in op.attributes:
         raise PermanentError("group members come from members_add/members_remove, not from an attribute")
-    wanted = {attr_path(name): value for name, value in op.attributes.items()}
+    wanted: dict[AttrPath, Any] = {}
+    for name, value in op.attributes.items():
+        path = attr_path(name)
+        wanted[path] = clean_entries(path.name, value) if path.type is None and path.sub is None else value
     if kind == "user" and op.action in ("create", "update"):
         wanted.setdefault(attr_path("active"), True)
     if kind == "group" and op.action in ("create", "update"):
@@ -42,27 +57,48 @@ def same_key(current: Any, wanted: Any) -> bool:
 def diff(current: Mapping[str, Any], wanted: Mapping[AttrPath, Any]) -> list[dict[str, Any]]:
     """PATCH operations that bring `current` to `wanted`, touching only what differs."""
     operations: list[dict[str, Any]] = []
-    new_entries: dict[tuple[str | None, str, str], dict[str, Any]] = {}
+    entries: dict[tuple[str | None, str, str], dict[str, Any]] = {}
     for path, value in wanted.items():
+        if path.type is not None:
+            entries.setdefault((path.schema, path.name, path.type), {})[path.sub or "value"] = value
+            continue
         now = path.get(current)
         if path.name not in _WRITE_ONLY and now == value:
             continue
         if value is None:
             if now is not None:
-                whole_entry = path.type is not None and path.sub == "value"
-                target = f'{path.prefix}{path.name}[type eq "{path.type}"]' if whole_entry else path.scim()
-                operations.append({"op": "remove", "path": target})
+                operations.append({"op": "remove", "path": path.scim()})
             continue
-        if path.type is not None:
-            container = field_of(current, path.schema) if path.schema else current
-            if entry_of(field_of(container, path.name), path.type) is None:
-                # No entry of that type yet: a replace through the selector would find no target.
-                entry = new_entries.setdefault((path.schema, path.name, path.type), {"type": path.type})
-                entry[path.sub or "value"] = value
-                continue
         operations.append({"op": "replace", "path": path.scim(), "value": value})
-    for (schema, name, _), entry in new_entries.items():
-        operations.append({"op": "add", "path": f"{schema + ':' if schema else ''}{name}", "value": [entry]})
+    for (schema, name, kind), subs in entries.items():
+        operations += _entry_diff(current, schema, name, kind, subs)
+    return operations
+
+
+def _entry_diff(
+    current: Mapping[str, Any], schema: str | None, name: str, kind: str, subs: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The PATCH operations for the entry of type `kind` of `name`: added whole when missing, removed
+    whole when it would hold nothing, else its sub-attributes that differ."""
+    container = field_of(current, schema) if schema else current
+    now = entry_of(field_of(container, name), kind)
+    after = {k: v for k, v in (now or {}).items() if k.lower() not in {s.lower() for s in subs}}
+    after.update({sub: value for sub, value in subs.items() if not blank(value)})
+    attribute = f"{schema + ':' if schema else ''}{name}"
+    selector = f'{attribute}[type eq "{kind}"]'
+    if empty_entry(name, after):
+        return [] if now is None else [{"op": "remove", "path": selector}]
+    if now is None:
+        # No entry of that type yet: a replace through the selector would find no target.
+        return [{"op": "add", "path": attribute, "value": [{"type": kind, **after}]}]
+    operations: list[dict[str, Any]] = []
+    for sub, value in subs.items():
+        held = field_of(now, sub)
+        if blank(value):
+            if not blank(held):
+                operations.append({"op": "remove", "path": f"{selector}.{sub}"})
+        elif held != value:
+            operations.append({"op": "replace", "path": f"{selector}.{sub}", "value": value})
     return operations
 
 
@@ -73,8 +109,7 @@ def put_body(
     that changes nothing."""
     body = copy.deepcopy(dict(current))
     body.pop("meta", None)
-    for path, value in wanted.items():
-        path.set(body, value)
+    overlay(body, wanted)
     if op is not None and kind == "group" and (op.members_add or op.members_remove):
         kept = [m for m in body.get("members") or [] if m.get("value") not in set(op.members_remove)]
         present = {m.get("value") for m in kept}

@@ -10,6 +10,12 @@ A name is written as a SCIM PATCH path would be:
 
 `literal` writes a filter's comparison value; `field_of` and `entry_of` read a resource as servers
 answer it (names in any case, entries picked by `type`).
+
+**Empty entries.** An entry of a multi-valued attribute that holds nothing (`{"type": "work"}`) is never
+written: `blank` says which values count as none (None, "", an empty list or object), `empty_entry` which
+entries hold nothing (no `value` for emails, phoneNumbers, ims, photos, x509Certificates, entitlements and
+roles; no sub-attribute at all beside `type` and `primary` for addresses and any other), and
+`overlay` writes paths into a resource and then drops the entries that it left empty.
 """
 
 from __future__ import annotations
@@ -24,6 +30,14 @@ import orjson
 
 from common.errors import PermanentError
 from common.peers.scim_schemas import ENTERPRISE_SCHEMA
+
+# Multi-valued attributes whose entries mean their `value` (RFC 7643 §4.1.2, §4.1.3): without one, an
+# entry is empty whatever else it holds. Other entries (addresses) are empty when every sub-attribute is.
+_VALUE_KEYED: Final = frozenset(
+    name.lower()
+    for name in ("emails", "phoneNumbers", "ims", "photos", "x509Certificates", "entitlements", "roles")
+)
+_ENTRY_MARKERS: Final = frozenset({"type", "primary"})
 
 _PATH_RE: Final = re.compile(
     r'(?P<name>[A-Za-z][\w-]*)(?:\[type eq "(?P<type>[^"\\]*)"\])?(?:\.(?P<sub>\$?[A-Za-z][\w-]*))?'
@@ -61,7 +75,14 @@ class AttrPath:
         return field_of(value, self.sub) if self.sub and isinstance(value, Mapping) else value
 
     def set(self, resource: dict[str, Any], value: Any) -> None:
-        """Write `value` into `resource` (None removes it), adding the extension to `schemas`."""
+        """Write `value` into `resource` (None removes it), adding the extension to `schemas`.
+
+        A blank value for an entry of a multi-valued attribute that has none creates no entry; an entry
+        left empty stays until `drop_if_empty` (see `overlay`), so the order of the paths does not matter.
+        """
+        if self.type is not None and blank(value):
+            if entry_of(field_of(self._container_of(resource), self.name), self.type) is None:
+                return
         container = resource
         if self.schema:
             container = resource.setdefault(self.schema, {})
@@ -79,7 +100,60 @@ class AttrPath:
         if entry is None:
             entry = {"type": self.type}
             entries.append(entry)
-        _put(entry, self.sub or "value", value)
+        _put(entry, self.sub or "value", None if blank(value) else value)
+
+    def drop_if_empty(self, resource: dict[str, Any]) -> None:
+        """Remove the entry this path selects when it holds nothing, and the attribute if none is left."""
+        if self.type is None:
+            return
+        container = self._container_of(resource)
+        if not isinstance(container, dict):
+            return
+        key = next((k for k in container if k.lower() == self.name.lower()), None)
+        entries = container.get(key) if key is not None else None
+        if not isinstance(entries, list):
+            return
+        kept = [e for e in entries if not (_typed(e, self.type) and empty_entry(self.name, e))]
+        if len(kept) == len(entries):
+            return
+        if kept:
+            container[key] = kept
+        else:
+            del container[key]
+
+    def _container_of(self, resource: Mapping[str, Any]) -> Any:
+        return field_of(resource, self.schema) if self.schema else resource
+
+
+def overlay(resource: dict[str, Any], wanted: Mapping[AttrPath, Any]) -> dict[str, Any]:
+    """Write every path of `wanted` into `resource`, then drop the entries left holding nothing."""
+    for path, value in wanted.items():
+        path.set(resource, value)
+    for path in wanted:
+        path.drop_if_empty(resource)
+    return resource
+
+
+def blank(value: Any) -> bool:
+    """Whether `value` amounts to no value: None, "", an empty list or an empty object."""
+    return value is None or (isinstance(value, str | list | dict) and not value)
+
+
+def empty_entry(name: str, entry: Mapping[str, Any]) -> bool:
+    """Whether an entry of the multi-valued attribute `name` holds nothing worth sending."""
+    if name.lower() in _VALUE_KEYED:
+        return blank(field_of(entry, "value"))
+    return all(blank(v) for k, v in entry.items() if k.lower() not in _ENTRY_MARKERS)
+
+
+def clean_entries(name: str, value: Any) -> Any:
+    """A whole multi-valued attribute without its blank sub-attributes and empty entries (None if none
+    is left); any other value as it is."""
+    if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
+        return value
+    entries = [{k: v for k, v in e.items() if not blank(v)} for e in value]
+    kept = [e for e in entries if not empty_entry(name, e)]
+    return kept or None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -132,8 +206,11 @@ def entry_of(entries: Any, kind: str) -> Any:
     """The entry of a multi-valued attribute whose `type` is `kind` (in any case), or None."""
     if not isinstance(entries, list):
         return None
-    kind = kind.lower()
-    return next((e for e in entries if isinstance(e, dict) and str(e.get("type", "")).lower() == kind), None)
+    return next((e for e in entries if _typed(e, kind)), None)
+
+
+def _typed(entry: Any, kind: str) -> bool:
+    return isinstance(entry, dict) and str(entry.get("type", "")).lower() == kind.lower()
 
 
 def _put(container: dict[str, Any], key: str, value: Any) -> None:
