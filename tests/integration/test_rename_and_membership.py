@@ -19,7 +19,7 @@ from common.peers.ldap_names import canonical_dn
 from engine.cli.embedded import Embedded
 from engine.config import in_dependency_order
 from engine.model import CycleSummary
-from tests.integration.pipeline import FaultInjector, pipeline
+from tests.integration.pipeline import pipeline
 from tests.slapd import SUFFIX, Slapd, target_settings
 
 PEOPLE = f"ou=people,{SUFFIX}"
@@ -92,11 +92,15 @@ def members(server: Slapd) -> dict[str, list[str]]:
 
 
 def uids(server: Slapd) -> dict[str, str]:
-    return {e["employeenumber"][0]: e["uid"][0] for e in server.entries(PEOPLE, "(employeeNumber=*)").values()}
+    return {
+        e["employeenumber"][0]: e["uid"][0] for e in server.entries(PEOPLE, "(employeeNumber=*)").values()
+    }
 
 
 @pytest.mark.parametrize("refint", [False, True], ids=["relinked-by-roster", "refint-overlay"])
-@pytest.mark.parametrize("order", [("people", "teams"), ("teams", "people")], ids=["users-first", "groups-first"])
+@pytest.mark.parametrize(
+    "order", [("people", "teams"), ("teams", "people")], ids=["users-first", "groups-first"]
+)
 async def test_a_person_renamed_and_dropped_from_a_group_in_one_cycle_leaves_the_group(
     tmp_path: Path, slapd_factory: Any, refint: bool, order: tuple[str, str]
 ) -> None:
