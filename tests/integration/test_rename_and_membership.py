@@ -15,12 +15,15 @@ from typing import Any
 
 import pytest
 
+from common.errors import PermanentError
 from common.peers.ldap_names import canonical_dn
 from engine.cli.embedded import Embedded
 from engine.config import in_dependency_order
 from engine.model import CycleSummary
 from tests.integration.pipeline import pipeline
 from tests.slapd import SUFFIX, Slapd, target_settings
+from workers.connectors.base import Outcome
+from workers.connectors.ldap.connector import LdapConnector
 
 PEOPLE = f"ou=people,{SUFFIX}"
 GROUPS = f"ou=groups,{SUFFIX}"
@@ -125,6 +128,73 @@ async def test_a_person_renamed_and_dropped_from_a_group_in_one_cycle_leaves_the
         # person's new DN (the engine cannot tell which came first), then nothing is left to do.
         third = await cycle(p)
         assert [s.changed for s in third.values()] == ([0, 0] if order[0] == "people" else [0, 1])
+        assert members(server) == {"Team": ["E0", "E2"]}
+        fourth = await cycle(p)
+        assert [s.changed for s in fourth.values()] == [0, 0]
+    assert members(server) == {"Team": ["E0", "E2"]}
+
+
+class TwoWorkers:
+    """Users through one connector, groups through another (two workers, each with its own memory),
+    and the result of the first rename lost after the directory applied it."""
+
+    gate = None
+
+    def __init__(self, users: LdapConnector) -> None:
+        self.users = users
+        self.groups = LdapConnector("other-worker", users.settings)
+        self.lose_rename = False
+
+    async def open(self) -> None:
+        await self.users.open()
+        await self.groups.open()
+
+    async def aclose(self) -> None:
+        await self.groups.aclose()
+        await self.users.aclose()
+
+    async def apply(self, ops: Any) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for one in ops:
+            connector = self.users if one.object_type == "user" else self.groups
+            (outcome,) = await connector.apply([one])
+            if self.lose_rename and one.object_type == "user" and one.action == "update":
+                self.lose_rename = False
+                outcome = PermanentError("injected: the worker died before reporting this rename")
+            outcomes.append(outcome)
+        return outcomes
+
+
+@pytest.mark.parametrize("refint", [False, True], ids=["relinked-by-roster", "refint-overlay"])
+async def test_a_rename_whose_result_was_lost_on_one_worker_and_a_leave_on_another_converge(
+    tmp_path: Path, slapd_factory: Any, refint: bool
+) -> None:
+    """The group's removal goes out with the old DN (the state never heard of the rename) and finds
+    nothing; once the rename's retry reports the new DN, the group is planned again and removes it."""
+    server = slapd_factory(refint=refint)
+    rows = [person(i) for i in range(3)]
+    team = {"team_id": "T1", "name": "Team", "members": ["E0", "E1", "E2"]}
+    write(tmp_path, rows, [team])
+    workers: list[TwoWorkers] = []
+
+    def wrap(connector: LdapConnector) -> TwoWorkers:
+        workers.append(TwoWorkers(connector))
+        return workers[-1]
+
+    async with pipeline(tmp_path, config(tmp_path, server), wrap=wrap) as p:
+        await cycle(p)
+        assert members(server) == {"Team": ["E0", "E1", "E2"]}
+
+        rows[1] = person(1, login="user1-renamed")
+        write(tmp_path, rows, [{**team, "members": ["E0", "E2"]}])
+        for worker in workers:
+            worker.lose_rename = True
+        second = await cycle(p)
+        assert (second["people"].failed, second["teams"].updated) == (1, 1)
+        assert uids(server)["E1"] == "user1-renamed"
+
+        third = await cycle(p)
+        assert (third["people"].updated, third["people"].failed, third["teams"].updated) == (1, 0, 1)
         assert members(server) == {"Team": ["E0", "E2"]}
         fourth = await cycle(p)
         assert [s.changed for s in fourth.values()] == [0, 0]
