@@ -37,7 +37,7 @@ class Moves:
 
     def __init__(self, limit: int = _MOVES_KEPT) -> None:
         self._limit = limit
-        self._moved: OrderedDict[str, str] = OrderedDict()
+        self._moved: OrderedDict[Any, str] = OrderedDict()
         self._lock = threading.Lock()
 
     def record(self, old: str, new: str) -> None:
