@@ -9,12 +9,20 @@ taken as applied; a later cycle, once the member resolves, adds it.
 What a group holds is recorded per member (source id -> target id) from the results, so a member that
 leaves the source is removed from the group, and one whose account was replaced is swapped, without
 touching members that someone else added in the target.
+
+A member's target id may change after the group last held it: a rename whose name feeds the DN moves
+the entry, and the directory (refint) or the connector (relink) rewrites the group's value to the new
+DN. A removal therefore addresses the member's *current* target id as well as the one applied. The
+record also keeps, for each member removed while its account still exists, the target id the removal
+last addressed (`REMOVED_PREFIX` + source id): when the member job's state later shows another target
+id (a rename that was applied while the removal was in flight, or whose own result failed), the group
+is planned again and removes that one too, so a removal that found nothing is never taken as final.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from common.config.validation import as_mapping, check_keys, join, string
@@ -22,6 +30,10 @@ from engine.mapping.base import attribute_hash
 
 PENDING_PREFIX = "pending:"
 """Starts the applied hash of a group that still waits for members: it never equals a complete plan."""
+
+REMOVED_PREFIX = "\x1f"
+"""Marks a removed member's key in a group's record. `member_ids` strips whitespace, which this
+character is to Python, so no member source id starts with it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +77,15 @@ class MemberPlan:
     remove: list[str]
     pending: int
     hash: str
+    removed: dict[str, str] = field(default_factory=dict)
+    """Members removed whose accounts still exist: source id -> the target id the removal addressed."""
+
+    @property
+    def record(self) -> dict[str, str]:
+        """What the state records for the group once this operation is applied (see the module doc)."""
+        if not self.removed:
+            return self.members
+        return {**self.members, **{REMOVED_PREFIX + m: t for m, t in self.removed.items()}}
 
 
 class Membership:
@@ -89,9 +110,42 @@ class Membership:
         wanted = member_ids(attributes.get(self._source), self._separator)
         target_ids = self._target_ids
         members = {m: t for m in wanted if (t := target_ids.get(m)) is not None}
-        applied = self._applied.get(source_id, {})
-        add = sorted({t for m, t in members.items() if applied.get(m) != t})
-        remove = sorted({t for m, t in applied.items() if members.get(m) != t} - set(add))
+        held, removed_before = split_record(self._applied.get(source_id, {}))
+        add = {t for m, t in members.items() if held.get(m) != t}
+        remove = {t for m, t in held.items() if members.get(m) != t}
+        removed: dict[str, str] = {}
+        for m, last in (*removed_before.items(), *held.items()):
+            if m in members:
+                continue  # (back) in the group: added above, nothing to remember
+            now = target_ids.get(m)
+            if now is None:
+                continue  # the account is gone, and with it its memberships
+            if now != last:
+                remove.add(now)  # moved since the group held it, or since it was removed
+            removed[m] = now
+        remove -= add
         pending = len(wanted) - len(members)
-        digest = attribute_hash({"attributes": attributes_hash, "members": sorted(members.items())})
-        return MemberPlan(members, add, remove, pending, f"{PENDING_PREFIX}{digest}" if pending else digest)
+        hashed: dict[str, Any] = {"attributes": attributes_hash, "members": sorted(members.items())}
+        if removed:
+            hashed["removed"] = sorted(removed.items())
+        digest = attribute_hash(hashed)
+        return MemberPlan(
+            members,
+            sorted(add),
+            sorted(remove),
+            pending,
+            f"{PENDING_PREFIX}{digest}" if pending else digest,
+            removed,
+        )
+
+
+def split_record(record: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """A group's record as (members it holds, members removed: source id -> target id addressed)."""
+    held: dict[str, str] = {}
+    removed: dict[str, str] = {}
+    for key, target_id in record.items():
+        if key.startswith(REMOVED_PREFIX):
+            removed[key[len(REMOVED_PREFIX) :]] = target_id
+        else:
+            held[key] = target_id
+    return held, removed

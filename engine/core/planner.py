@@ -151,7 +151,7 @@ class Planner:
         if members is None:
             add, remove, held = [], [], None
         else:
-            add, remove, held = members.add, members.remove, members.members
+            add, remove, held = members.add, members.remove, members.record
         return Operation(
             op_id=f"{self.cycle_id}-{self._seq}",
             job=self.job,

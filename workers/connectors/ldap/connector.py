@@ -37,7 +37,7 @@ from common.errors import ConnectorError, PermanentError
 from common.peers.ldap_names import first_rdn, parent_dn, rdn_values, same_dn
 from queues.contracts import Operation
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
-from workers.connectors.ldap.members import add_members, relink, update_members
+from workers.connectors.ldap.members import Moves, add_members, relink, update_members
 from workers.connectors.ldap.plan import (
     Entry,
     Plan,
@@ -72,6 +72,7 @@ class LdapConnector(AsyncContextConnector):
         self.settings = settings
         self._pool: Pool | None = None
         self._closed = False
+        self._moves = Moves()
 
     def __repr__(self) -> str:
         return f"LdapConnector({self.name!r}, {self.settings.link.url})"
@@ -254,12 +255,22 @@ class LdapConnector(AsyncContextConnector):
             desired[disable.attribute] = [disable.enabled_value] if disable.enabled_value is not None else []
         if plan.dn is not None and not same_dn(dn, plan.dn):
             dn = self._rename(session, kind, dn, plan.dn, attributes)
+        elif kind.kind == "user" and plan.op.target_id and not same_dn(plan.op.target_id, dn):
+            self._moved_before(session, plan.op.target_id, dn)
         changes = entry_changes(attributes, desired, kind.object_classes)
         if changes:
             session.modify(dn, changes)
         if kind.member_attribute and (plan.op.members_add or plan.op.members_remove):
-            update_members(session, kind, dn, plan.op)
+            update_members(session, kind, dn, plan.op, self._moves)
         return Applied(dn)
+
+    def _moved_before(self, session: Session, old: str, new: str) -> None:
+        """The entry the engine knows at `old` is at `new` already: an earlier try renamed it and failed
+        after (its result never came in). Relink what that try may have left listing `old`."""
+        if session.read(old, ["1.1"]) is not None:
+            return  # another entry holds that DN now: its memberships are its own
+        self._moves.record(old, new)
+        relink(session, self.settings.groups, old, new)
 
     def _rename(
         self, session: Session, kind: KindSettings, old: str, new: str, attributes: dict[str, list[str]]
@@ -268,6 +279,7 @@ class LdapConnector(AsyncContextConnector):
         new_parent = parent_dn(new)
         superior = None if same_dn(parent_dn(old), new_parent) else new_parent
         session.rename(old, first_rdn(new), superior)
+        self._moves.record(old, new)
         old_rdn = rdn_values(old)
         for name, value in rdn_values(new).items():
             kept = [v for v in attributes.get(name, []) if v.casefold() != old_rdn.get(name, "").casefold()]

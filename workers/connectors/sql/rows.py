@@ -100,6 +100,12 @@ class RowMap:
                 outcomes.append(refused[i])
                 continue
             try:
+                if op.members_add or op.members_remove or op.members:
+                    raise PermanentError(
+                        "a SQL target keeps no group members: this group's members would be lost; "
+                        "send the group job to a SCIM or LDAP target, or drop its `members:`",
+                        code="members",
+                    )
                 key = self.key(op)
                 if op.action in ("create", "update"):
                     # dict assignment keeps the key's first position; the value is the last op's row
