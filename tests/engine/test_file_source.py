@@ -163,7 +163,8 @@ async def test_csv_badly_quoted_records_are_reported_and_the_read_goes_on(tmp_pa
     assert [obj.source_id for obj in objects] == ["E2"]
     assert problems(source) == [
         "line 2: cannot be parsed as CSV (',' expected after '\"'); skipped up to line 2",
-        "line 4: cannot be parsed as CSV (unexpected end of data); skipped up to line 5",
+        "line 4: opens a quoted field still open at the end of the file (line 5): the file looks"
+        " cut off, or a closing quote is missing; skipped to the end",
     ]
 
 
