@@ -39,6 +39,8 @@ class JobSwitches:
     """Where the last incremental read of the source ended (what the next one reads since)."""
     last_full_at: float | None = None
     """When the last full import ended."""
+    last_complete_read: int | None = None
+    """How many objects the last complete full read had (what the source shrink check compares with)."""
 
     @property
     def state(self) -> str:
@@ -159,6 +161,17 @@ class JobControl:
         if full:
             changes["last_full_at"] = time.time()
         await self._save(job, **changes)
+
+    # -- Source shrink -------------------------------------------------------------------------------
+
+    def last_complete_read(self, job: str) -> int | None:
+        return self.switches(job).last_complete_read
+
+    async def complete_read(self, job: str, objects: int) -> None:
+        """A complete full read of `objects` objects passed the shrink check: the next reads compare
+        with it."""
+        if self.switches(job).last_complete_read != objects:
+            await self._save(job, last_complete_read=objects)
 
     # -- Restart and reset ---------------------------------------------------------------------------
 
