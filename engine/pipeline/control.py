@@ -2,8 +2,9 @@
 
 Per job: paused (a running cycle publishes nothing new until resumed; no new cycle starts), quarantined
 (with its reason; see `engine.core.policies`), and waiting for approval (deprovisions staged by the
-deletion guard; see `engine.core.policies`). They survive a restart of the engine, since they live in the
-state store; the failure windows that trip a quarantine are in memory and start empty.
+deletion guard, an incomplete read or a shrunk source; see `engine.core.policies`), with the count of the
+last complete read that the shrink check compares with. They survive a restart of the engine, since they
+live in the state store; the failure windows that trip a quarantine are in memory and start empty.
 """
 
 from __future__ import annotations
