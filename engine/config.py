@@ -26,7 +26,15 @@ from common.config.validation import (
 from common.config.yamlfile import load_yaml
 from common.errors import ConfigError
 from engine.core.membership import MembersSettings, parse_members
-from engine.core.policies import DeletionGuard, QuarantineSettings, parse_deletion_guard, parse_quarantine
+from engine.core.policies import (
+    SHRINK_KEYS,
+    DeletionGuard,
+    QuarantineSettings,
+    SourceShrink,
+    parse_deletion_guard,
+    parse_quarantine,
+    parse_source_shrink,
+)
 from engine.core.schedule import Schedule, parse_schedule
 from engine.core.scoping import ScopingFilter, parse_scoping
 from engine.mapping.base import ApplyOn, ConstantMapping, DirectMapping, Mapper
@@ -53,8 +61,10 @@ class JobConfig:
     schedule: Schedule | None
     scoping: ScopingFilter
     members: MembersSettings | None = None
-    deletion_guard: DeletionGuard = field(default_factory=DeletionGuard)
     """For a group job: where its members come from (source attribute, and the user job that has them)."""
+    deletion_guard: DeletionGuard = field(default_factory=DeletionGuard)
+    source_shrink: SourceShrink = field(default_factory=SourceShrink)
+    """When a read has too few objects to deprovision on (`source_min_objects`, `source_max_drop_percent`)."""
 
     @property
     def redacted(self) -> frozenset[str]:
@@ -143,6 +153,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
             "scoping",
             "members",
             "deletion_guard",
+            *SHRINK_KEYS,
         ),
         required=("name", "source", "target", "mappings"),
     )
@@ -177,6 +188,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         scoping=parse_scoping(join(path, "scoping"), raw.get("scoping") or []),
         members=members,
         deletion_guard=parse_deletion_guard(join(path, "deletion_guard"), raw.get("deletion_guard")),
+        source_shrink=parse_source_shrink(path, raw),
     )
 
 

@@ -62,13 +62,30 @@ class StateEntry:
     state: str  # ACTIVE or DISABLED; an object with no entry was never applied (or was deleted)
 
 
+HoldKind = Literal["incomplete_read", "source_shrink", "deletion_guard"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Why a cycle's deprovisions are held for approval: one check that tripped, and its reason in words
+    (see `engine.core.policies`)."""
+
+    kind: HoldKind
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.replace('_', ' ')}: {self.reason}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CycleSummary:
     """What one cycle did, as the CLI's summary table and the cycle history show it."""
 
     cycle_id: str
     job: str
-    status: str  # "succeeded", "completed_with_failures", "failed"
+    status: str
+    """succeeded; held (deprovisions wait for approval); incomplete (source rows could not be read);
+    completed_with_failures; quarantined; failed (the source could not be read)"""
     read: int
     created: int = 0
     updated: int = 0
@@ -79,8 +96,11 @@ class CycleSummary:
     failed: int = 0
     retries: int = 0
     skipped_rows: int = 0
+    """Source rows that could not be read: more than 0 makes the read incomplete."""
     staged: int = 0
-    """Deprovisions held by the deletion guard until `roster approve` (or dropped by `roster reject`)."""
+    """Deprovisions held until `roster approve` (or dropped by `roster reject`), for the `holds`."""
+    holds: tuple[Hold, ...] = ()
+    """Why the deprovisions are held: an incomplete read, a source that shrank, the deletion guard."""
     quarantined: str | None = None
     """Why the job went into (or stayed in) quarantine during this cycle."""
     pending_members: int = 0

@@ -11,6 +11,7 @@ writing the server's words with `refusal_text` and passing every text it shows t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
@@ -168,5 +169,13 @@ def _json(payload: bytes) -> tuple[Any, bool]:
         return None, False
     try:
         return orjson.loads(payload), False
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            return None, True
+    # orjson refuses a lone surrogate escape ("\ud800") in the whole document; the standard library
+    # reads it, so that one resource's value is refused where it is used (the engine refuses to send
+    # it on, naming the attribute), not the whole page.
+    try:
+        return json.loads(payload), False
+    except ValueError:
         return None, True

@@ -15,6 +15,14 @@ from collections.abc import Callable
 from common.errors import ConfigError, RosterError
 from common.process.status_server import parse_listen
 
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""An error, or a cycle that failed or had operations fail."""
+EXIT_CONFIG = 2
+EXIT_ATTENTION = 3
+"""Nothing failed, but a person must look: a source read was incomplete, or operations wait for approval."""
+EXIT_INTERRUPTED = 130
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
@@ -66,14 +74,15 @@ def listen_address(value: str) -> tuple[str, int]:
 
 def exit_code_of(command: Callable[[], int], report: Callable[[str, str], None]) -> int:
     """Run `command`; a `ConfigError` exits 2, any other `RosterError` 1, Ctrl-C 130, each reported
-    through `report(kind, message)` in one line."""
+    through `report(kind, message)` in one line. A command that runs cycles returns 0, 1 or 3 (see
+    `EXIT_ATTENTION`) itself."""
     try:
         return command()
     except ConfigError as exc:
         report("config error", str(exc))
-        return 2
+        return EXIT_CONFIG
     except RosterError as exc:
         report("error", str(exc))
-        return 1
+        return EXIT_FAILED
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED

@@ -51,7 +51,7 @@ class Cycle:
     trigger: str
     """schedule, api, cli, approval or on_demand"""
     status: str
-    """running, succeeded, completed_with_failures, failed, ..."""
+    """running, succeeded, held, incomplete, completed_with_failures, quarantined, failed, interrupted"""
     started_at: float
     """Unix seconds"""
     finished_at: float | None
@@ -72,7 +72,7 @@ class Quarantine:
 class Approval:
     reason: str
     staged: Count
-    """Deprovisions held by the deletion guard"""
+    """Deprovisions held for approval (by the deletion guard, an incomplete read or a shrunk source)"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -31,8 +31,8 @@ SWITCH_HELP = {
     "resume": "resume a paused job",
     "restart": "take a job out of quarantine and drop its staged deprovisions",
     "reset": "restart a job and forget its links to target objects (asks first; --yes does not)",
-    "approve": "let the deprovisions held by the deletion guard go ahead (runs a cycle now)",
-    "reject": "drop the deprovisions held by the deletion guard",
+    "approve": "let the deprovisions held for approval go ahead (runs a cycle now)",
+    "reject": "drop the deprovisions held for approval",
 }
 DONE = {"pause": "paused", "resume": "resumed", "restart": "restarted", "reset": "reset"}
 

@@ -20,7 +20,7 @@ from common.process.signals import install_stop_handlers
 from common.process.tuning import tune_process
 from engine.api.admin import Admin
 from engine.api.server import ApiSettings, operated
-from engine.cli.report import ProgressView, print_provisioned, print_summary
+from engine.cli.report import ProgressView, exit_code, print_provisioned, print_summary
 from engine.cli.settings import api_from, state_location
 from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
 from engine.model import CycleSummary
@@ -82,7 +82,7 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     summaries = asyncio.run(_run(config, targets, jobs, state, args, console, api))
     if not args.serve:
         print_summary(console, summaries)
-    return 0 if all(s.status == "succeeded" for s in summaries) else 1
+    return exit_code(summaries)
 
 
 def provision_command(args: argparse.Namespace, console: Console) -> int:

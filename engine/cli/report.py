@@ -10,6 +10,7 @@ from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from common.process.cli import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
 from engine.model import CycleSummary
 from engine.pipeline.ondemand import Preview, Provisioned
 from engine.pipeline.tracker import CycleProgress
@@ -74,6 +75,21 @@ class _FollowingProgress(Progress):
         yield from super().get_renderables()
 
 
+ATTENTION = frozenset({"held", "incomplete"})
+"""Cycle statuses in which nothing failed but a person must look."""
+
+
+def exit_code(summaries: Sequence[CycleSummary]) -> int:
+    """0 when every cycle succeeded; 1 when one failed, had failures or was quarantined; otherwise 3
+    when a read was incomplete or deprovisions wait for approval."""
+    statuses = {s.status for s in summaries}
+    if statuses - ATTENTION - {"succeeded"}:
+        return EXIT_FAILED
+    if statuses & ATTENTION:
+        return EXIT_ATTENTION
+    return EXIT_OK
+
+
 def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
     # One column per job and one row per count: it reads well in any terminal width.
     table = Table(title="Provisioning summary", title_justify="left", box=box.SIMPLE_HEAD)
@@ -92,17 +108,31 @@ def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
     ]
     if any(s.out_of_scope for s in summaries):
         rows.insert(5, ("out of scope", lambda s: f"{s.out_of_scope:,}"))
+    if any(s.skipped_rows for s in summaries):
+        rows.insert(
+            -2, ("rows skipped", lambda s: f"[yellow]{s.skipped_rows:,}[/]" if s.skipped_rows else "0")
+        )
+    if any(s.staged for s in summaries):
+        rows.insert(-2, ("held", lambda s: f"[yellow]{s.staged:,}[/]" if s.staged else "0"))
     for label, cell in rows:
         table.add_row(label, *(cell(s) for s in summaries))
     console.print(table)
     for s in summaries:
         if s.error:
             console.print(f"[bold red]{s.job}: the cycle failed:[/] {s.error}", highlight=False)
-        elif s.changed == 0:
+        elif s.changed == 0 and not s.staged and not s.skipped_rows:
             console.print(
                 f"{s.job}: nothing to do, the target already matches the source ({s.unchanged:,} objects).",
                 highlight=False,
             )
+        if s.skipped_rows and not s.error:
+            console.print(
+                f"[bold yellow]{s.job}: the source was read incompletely:[/] {s.skipped_rows:,} row(s) could "
+                "not be read, so nothing that looks gone was disabled or deleted.",
+                highlight=False,
+            )
+        if s.staged:
+            _print_held(console, s)
         if s.failed:
             console.print(
                 f"{s.job}: {s.failed:,} operation(s) failed; the provisioning log in the state store has "
@@ -116,11 +146,28 @@ def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
                 highlight=False,
             )
         if s.problems:
-            console.print(f"[yellow]{s.job}: {s.skipped_rows:,} source row(s) skipped:[/]", highlight=False)
+            what = f"{s.skipped_rows:,} source row(s) skipped" if s.skipped_rows else "source problems"
+            console.print(f"[yellow]{s.job}: {what}:[/]", highlight=False)
             for problem in s.problems[:MAX_PROBLEMS_SHOWN]:
                 console.print(f"  {problem}", highlight=False, markup=False)
-            if s.skipped_rows > MAX_PROBLEMS_SHOWN:
-                console.print(f"  ... and {s.skipped_rows - MAX_PROBLEMS_SHOWN:,} more", highlight=False)
+            if len(s.problems) > MAX_PROBLEMS_SHOWN or s.skipped_rows > len(s.problems):
+                more = max(s.skipped_rows, len(s.problems)) - MAX_PROBLEMS_SHOWN
+                console.print(f"  ... and {more:,} more", highlight=False)
+
+
+def _print_held(console: Console, s: CycleSummary) -> None:
+    """The deprovisions held for approval, each reason, and the commands that release or drop them."""
+    console.print(
+        f"[bold yellow]{s.job}: {s.staged:,} deprovision(s) held for approval, not sent:[/]", highlight=False
+    )
+    for hold in s.holds:
+        console.print(f"  {hold}", highlight=False, markup=False)
+    console.print(
+        f"  `roster approve {s.job}` sends them, `roster reject {s.job}` drops them (both talk to a serving "
+        "engine: `roster run FILE --serve` or `roster engine`); `roster status` shows them.",
+        highlight=False,
+        markup=False,
+    )
 
 
 def print_preview(console: Console, shown: Preview) -> None:

@@ -26,7 +26,7 @@ from common.process.status_server import StatusServer
 from common.process.tuning import tune_process
 from engine.api.admin import Admin
 from engine.api.server import ApiSettings, operated
-from engine.cli.report import print_summary
+from engine.cli.report import exit_code, print_summary
 from engine.cli.settings import api_from, state_location
 from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
 from engine.core.schedule import Schedule
@@ -104,8 +104,7 @@ async def run_engine(
             log.info("event=engine_stopping cycles=%d", len(summaries))
         finally:
             await server.aclose()
-    failed = any(s.status != "succeeded" for s in summaries)
-    return (1 if once and failed else 0), list(summaries)
+    return (exit_code(summaries) if once else 0), list(summaries)
 
 
 async def _active(

@@ -6,6 +6,11 @@ than the job's threshold (a count, or a share of the objects the job holds), tho
 instead of published, the job waits for approval, and everything else in the cycle proceeds. `roster
 approve JOB` runs them; `roster reject JOB` drops them.
 
+**Holding on a bad read**: deprovisions wait for approval too, whatever their number, when the read they
+rest on cannot be trusted: it was incomplete (a row could not be read, so whoever it held looks gone),
+or the source shrank suddenly (`SourceShrink`: fewer objects than `source_min_objects`, or more than
+`source_max_drop_percent` fewer than the last complete read), as an export cut off at a line boundary does.
+
 **Quarantine**: a job whose target keeps failing stops sending it work, and says why. Two signs, read
 from the final results as they arrive: the target rejected the credentials (every one of the last
 `credential_calls` results failed with 401 or 403), or the share of failures among the last `window`
@@ -17,8 +22,9 @@ without tripping it again.
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +68,54 @@ def parse_deletion_guard(path: str, raw: Any) -> DeletionGuard:
     return DeletionGuard(
         count=integer(join(path, "count"), raw.get("count", 500), minimum=0), percent=percent
     )
+
+
+DEFAULT_MAX_DROP_PERCENT = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceShrink:
+    """Trips when a complete read has fewer than `min_objects` objects, or more than `max_drop_percent`
+    fewer than the last complete read (100 switches that comparison off)."""
+
+    min_objects: int = 0
+    max_drop_percent: float = DEFAULT_MAX_DROP_PERCENT
+
+    def describe(self, read: int, last: int | None) -> str | None:
+        """Why a read of `read` objects looks cut short, after one of `last` (None: none yet), if it does."""
+        if read < self.min_objects:
+            return f"the source has {read:,} objects, fewer than source_min_objects ({self.min_objects:,})"
+        if last and (last - read) * 100.0 > self.max_drop_percent * last:
+            drop = (last - read) * 100.0 / last
+            return (
+                f"the source has {read:,} objects, {drop:.0f}% fewer than the {last:,} of its last "
+                f"complete read (source_max_drop_percent: {self.max_drop_percent:g})"
+            )
+        return None
+
+
+SHRINK_KEYS = ("source_min_objects", "source_max_drop_percent")
+
+
+def parse_source_shrink(path: str, job: Mapping[str, Any]) -> SourceShrink:
+    """A job's `source_min_objects: 0` and `source_max_drop_percent: 10` (the defaults), at `path`."""
+    min_path, drop_path = join(path, "source_min_objects"), join(path, "source_max_drop_percent")
+    try:
+        min_objects = integer(min_path, job.get("source_min_objects", 0), minimum=0)
+    except ConfigError as exc:
+        fix = "give the fewest objects a complete read of the source may have, such as 900 (0: no floor)"
+        raise ConfigError(exc.path, exc.problem, fix) from None
+    fix = (
+        "give a share such as 10: a source that many percent smaller than its last complete read holds "
+        "deprovisions for approval (100 switches the check off)"
+    )
+    try:
+        drop = number(drop_path, job.get("source_max_drop_percent", DEFAULT_MAX_DROP_PERCENT), minimum=0)
+    except ConfigError as exc:
+        raise ConfigError(exc.path, exc.problem, fix) from None
+    if not math.isfinite(drop) or drop > 100:
+        raise ConfigError(drop_path, f"is {drop:g}, above 100", fix)
+    return SourceShrink(min_objects=min_objects, max_drop_percent=drop)
 
 
 CREDENTIAL_CODES = frozenset({"401", "403"})

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
+from engine.core.values import check_values
 from engine.mapping.functions.values import OMIT
 from engine.model import Mapped
 
@@ -80,8 +81,9 @@ class Mapper:
         self.matching = tuple(matching)
 
     def map(self, source: MappingABC[str, Any]) -> Mapped:
-        """Raises `MappingError` when an expression fails on this object (the object fails, not the
-        cycle). An expression that yields `OMIT` (IgnoreFlowIfNullOrEmpty) leaves its attribute out."""
+        """Raises `MappingError` when an expression fails on this object, or `RefusedValue` (one) when a
+        value holds a character no target may get (the object fails, not the cycle). An expression
+        that yields `OMIT` (IgnoreFlowIfNullOrEmpty) leaves its attribute out."""
         get = source.get
         attributes = {t: d if (v := get(s)) is None else v for t, s, d in self._direct}
         for m in self._always:
@@ -93,10 +95,32 @@ class Mapper:
             value = m.evaluate(source)
             if value is not OMIT:
                 create_only[m.target] = value
-        return Mapped(attributes, create_only, attribute_hash(attributes))
+        if create_only:
+            check_values(create_only)
+        return Mapped(attributes, create_only, _checked_hash(attributes))
 
 
 def attribute_hash(attributes: MappingABC[str, Any]) -> str:
     """A stable digest of attributes: key order does not matter, any value change does."""
-    body = orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    body = orjson.dumps(attributes, option=_HASHED)
     return blake2b(body, digest_size=16).hexdigest()
+
+
+def _checked_hash(attributes: MappingABC[str, Any]) -> str:
+    """`attribute_hash`, raising `RefusedValue` when a value holds a character no target may get.
+
+    The JSON the hash is made of is the cheap first look: orjson refuses a lone surrogate, and writes
+    every C0 control as an escape with a backslash. Only attributes whose JSON has a backslash (also
+    from a quote, a backslash, or an allowed tab, newline or return) are scanned character by
+    character; most have none, and finding a byte costs little."""
+    try:
+        body = orjson.dumps(attributes, option=_HASHED)
+    except TypeError:
+        check_values(attributes)  # raises for a lone surrogate; anything else is not ours to word
+        raise
+    if b"\\" in body:
+        check_values(attributes)
+    return blake2b(body, digest_size=16).hexdigest()
+
+
+_HASHED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS

@@ -2,8 +2,9 @@
 
 Per job: paused (a running cycle publishes nothing new until resumed; no new cycle starts), quarantined
 (with its reason; see `engine.core.policies`), and waiting for approval (deprovisions staged by the
-deletion guard; see `engine.core.policies`). They survive a restart of the engine, since they live in the
-state store; the failure windows that trip a quarantine are in memory and start empty.
+deletion guard, an incomplete read or a shrunk source; see `engine.core.policies`), with the count of the
+last complete read that the shrink check compares with. They survive a restart of the engine, since they
+live in the state store; the failure windows that trip a quarantine are in memory and start empty.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class JobSwitches:
     """Where the last incremental read of the source ended (what the next one reads since)."""
     last_full_at: float | None = None
     """When the last full import ended."""
+    last_complete_read: int | None = None
+    """How many objects the last complete full read had (what the source shrink check compares with)."""
 
     @property
     def state(self) -> str:
@@ -159,6 +162,17 @@ class JobControl:
         if full:
             changes["last_full_at"] = time.time()
         await self._save(job, **changes)
+
+    # -- Source shrink -------------------------------------------------------------------------------
+
+    def last_complete_read(self, job: str) -> int | None:
+        return self.switches(job).last_complete_read
+
+    async def complete_read(self, job: str, objects: int) -> None:
+        """A complete full read of `objects` objects passed the shrink check: the next reads compare
+        with it."""
+        if self.switches(job).last_complete_read != objects:
+            await self._save(job, last_complete_read=objects)
 
     # -- Restart and reset ---------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from engine.core.membership import Membership
 from engine.core.planner import Planner
 from engine.mapping.functions.errors import MappingError
 from engine.metrics import EngineMetrics
-from engine.model import CycleSummary, SourceObject, StateEntry
+from engine.model import CycleSummary, Hold, SourceObject, StateEntry
 from engine.pipeline.control import JobControl
 from engine.pipeline.publisher import Publisher
 from engine.pipeline.results import ResultConsumer
@@ -146,10 +146,12 @@ class CycleRunner:
         planner = await self.planner_for(job, cycle_id, await self.state.snapshot(job.name))
         try:
             read, error, quarantined = await self._plan_and_publish(job, cycle_id, planner, source, progress)
-            staged = 0
+            staged, holds = 0, tuple[Hold, ...]()
             full = source.full  # an incremental read does not see what is unchanged
             if error is None and quarantined is None and full:
-                staged = await self._deprovision(job, cycle_id, planner, approved)
+                staged, holds = await self._deprovision(
+                    job, cycle_id, planner, approved, read, source.skipped
+                )
             await self.publisher.flush()
             self.tracker.planning_done(cycle_id)
             await self.results.wait_or_fail(progress.done)
@@ -164,11 +166,13 @@ class CycleRunner:
         summary = _summary(
             job, cycle_id, progress, planner, source, read, error, time.perf_counter() - started
         )
+        status = summary.status
+        if quarantined and status != "failed":
+            status = "quarantined"
+        elif staged and status == "succeeded":
+            status = "held"
         summary = dataclasses.replace(
-            summary,
-            staged=staged,
-            quarantined=quarantined,
-            status="quarantined" if quarantined and summary.status != "failed" else summary.status,
+            summary, staged=staged, holds=holds, quarantined=quarantined, status=status
         )
         await self._judge(job, summary)
         if job.source.incremental and summary.status == "succeeded":
@@ -216,25 +220,36 @@ class CycleRunner:
         return read, None, None
 
     async def _deprovision(
-        self, job: JobConfig, cycle_id: str, planner: Planner, approved: frozenset[str]
-    ) -> int:
-        """After a complete read: publish the deprovisions, or stage them all when the deletion guard
-        trips (what `approved` names passes). Returns how many were staged."""
+        self,
+        job: JobConfig,
+        cycle_id: str,
+        planner: Planner,
+        approved: frozenset[str],
+        read: int,
+        skipped: int,
+    ) -> tuple[int, tuple[Hold, ...]]:
+        """After a full read of `read` objects (`skipped` more could not be read): publish the
+        deprovisions, or stage them all when a hold applies to those `approved` does not name (the
+        read was incomplete, the source shrank, or the deletion guard trips). Returns how many were
+        staged and why."""
         missing = list(planner.plan_missing())
         unapproved = sum(1 for op in missing if op.source_id not in approved)
-        held = len(planner.snapshot)
-        if job.deletion_guard.trips(unapproved, held):
-            reason = job.deletion_guard.describe(len(missing), held)
+        shrink = job.source_shrink.describe(read, self.control.last_complete_read(job.name))
+        if skipped == 0 and (shrink is None or unapproved == 0):
+            await self.control.complete_read(job.name, read)
+        holds = _holds(job, unapproved, len(planner.snapshot), skipped, shrink) if unapproved else ()
+        if holds:
+            reason = "; ".join(str(hold) for hold in holds)
             entries = [(op.source_id, op.action) for op in missing]
             await self.control.stage(job.name, cycle_id, reason, entries)
-            await self.state.log_staged(missing)
-            return len(missing)
+            await self.state.log_staged(missing, f"({reason})")
+            return len(missing), holds
         await self.control.clear_staged(job.name)
         for planned, op in enumerate(missing, 1):
             await self._publish(op)
             if planned % PLAN_SLICE == 0:
                 await asyncio.sleep(0)
-        return 0
+        return 0, ()
 
     async def run_one(
         self,
@@ -292,8 +307,21 @@ class CycleRunner:
         """Quarantine the job if its results say so; release it after a cycle that went well."""
         if summary.quarantined is not None:
             await self.control.quarantine(job.name, summary.quarantined)
-        elif summary.status == "succeeded":
-            await self.control.release(job.name, f"cycle {summary.cycle_id} succeeded")
+        elif summary.status in ("succeeded", "held", "incomplete"):  # the target took every operation
+            await self.control.release(job.name, f"cycle {summary.cycle_id} {summary.status}")
+
+
+def _holds(job: JobConfig, unapproved: int, held: int, skipped: int, shrink: str | None) -> tuple[Hold, ...]:
+    """The checks that hold `unapproved` deprovisions of a job that holds `held` objects."""
+    holds = []
+    if skipped:
+        lost = f"{skipped:,} source row(s) could not be read, so whoever they hold looks gone from the source"
+        holds.append(Hold("incomplete_read", lost))
+    if shrink is not None:
+        holds.append(Hold("source_shrink", shrink))
+    if job.deletion_guard.trips(unapproved, held):
+        holds.append(Hold("deletion_guard", job.deletion_guard.describe(unapproved, held)))
+    return tuple(holds)
 
 
 def _new_cycle_id(suffix: str = "") -> str:
@@ -329,7 +357,14 @@ def _summary(
         p50 = statistics.median(latencies) * 1000.0
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000.0
     failed = counts["failed"]
-    status = "failed" if error else ("completed_with_failures" if failed else "succeeded")
+    if error:
+        status = "failed"
+    elif failed:
+        status = "completed_with_failures"
+    elif source.skipped:
+        status = "incomplete"  # whoever the skipped rows hold was neither updated nor deprovisioned
+    else:
+        status = "succeeded"  # "held" when deprovisions are staged: `_run` knows that after this
     return CycleSummary(
         cycle_id=cycle_id,
         job=job.name,
@@ -343,7 +378,7 @@ def _summary(
         out_of_scope=planner.out_of_scope,
         failed=failed,
         retries=progress.retries,
-        skipped_rows=source.problem_count,
+        skipped_rows=source.skipped,
         pending_members=planner.pending_members,
         elapsed_s=elapsed_s,
         p50_latency_ms=p50,

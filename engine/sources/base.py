@@ -4,6 +4,10 @@ A source streams its objects in batches, so a cycle never holds a whole export i
 event loop gets a turn between batches. A row that cannot be read is a `SourceProblem` (reported with
 its line, skipped), never an exception that ends the cycle; only a source that cannot be read at all
 (a missing file, no id column) raises `SourceError`.
+
+A skipped row counts in `skipped`: whoever it held looks gone from the source, so a read that skipped
+anything is *incomplete* and the cycle deprovisions nothing on it. A problem that loses no object (a
+group member left out, its group still read) is a note: reported, not counted in `skipped`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ class Source(Protocol):
     @property
     def problem_count(self) -> int:
         """Every problem met, including those past the cap of `problems`."""
+        ...
+
+    @property
+    def skipped(self) -> int:
+        """Objects the last read met but could not use (unreadable, torn, without an id, repeated):
+        more than 0 makes the read incomplete."""
         ...
 
     @property
@@ -46,21 +56,24 @@ MAX_PROBLEMS = 1000
 
 
 class ProblemLog:
-    """The capped `problems` and `problem_count` of a source; `_problem` records one, `_forget_problems`
-    starts a new read."""
+    """The capped `problems`, `problem_count` and `skipped` of a source; `_problem` records one,
+    `_forget_problems` starts a new read."""
 
     def __init__(self) -> None:
         self.problems: list[SourceProblem] = []
         self.problems_omitted = 0
+        self.skipped = 0
 
     @property
     def problem_count(self) -> int:
         return len(self.problems) + self.problems_omitted
 
     def _forget_problems(self) -> None:
-        self.problems, self.problems_omitted = [], 0
+        self.problems, self.problems_omitted, self.skipped = [], 0, 0
 
-    def _problem(self, line: int, message: str) -> None:
+    def _problem(self, line: int, message: str, *, skipped: bool = True) -> None:
+        """Record a problem at `line`; `skipped=False` for a note on an object that was still read."""
+        self.skipped += skipped
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(SourceProblem(line, message))
         else:

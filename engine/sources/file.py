@@ -12,6 +12,7 @@ import asyncio
 import codecs
 import csv
 import difflib
+import json
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import orjson
 
 from common.config.validation import boolean, check_keys, choice, join, string
 from common.errors import ConfigError, SourceError
+from engine.core.values import flaw
 from engine.model import SourceObject
 from engine.sources.base import ProblemLog
 
@@ -33,6 +35,7 @@ FILE_TYPES: tuple[FileType, ...] = ("csv", "jsonl")
 KEYS = ("type", "path", "id_column", "encoding", "delimiter", "empty_as_null")
 CSV_ONLY_KEYS = ("delimiter", "empty_as_null")
 SUFFIX_TYPES: dict[str, FileType] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_CSV_OPEN_AT_END = "unexpected end of data"  # the csv module's error for a quote still open at the end
 
 
 def _undecodable(text: str) -> bool:
@@ -172,19 +175,18 @@ class FileSource(ProblemLog):
 
     def _read_csv(self, size: int) -> Generator[list[SourceObject], None, None]:
         with self._open() as file:
-            undecodable: list[bool] = []
             # strict: a stray character after a closing quote, or a quote left open at the end, is
             # reported rather than silently glued into a field.
-            lines = _marking_undecodable(file, undecodable)
+            lines = _Lines(file)
             reader = csv.reader(lines, delimiter=self.settings.delimiter, strict=True)
             try:
-                header, header_line = self._header(reader, undecodable)
-                yield from self._csv_batches(reader, header, header_line, undecodable, size)
+                header, header_line = self._header(reader, lines)
+                yield from self._csv_batches(reader, header, header_line, lines, size)
             except UnicodeDecodeError as exc:  # only codecs that surrogateescape cannot help, like utf-16
                 raise self._decode_failed(exc) from None
 
     def _csv_batches(
-        self, reader: Reader, header: list[str], header_line: int, undecodable: list[bool], size: int
+        self, reader: Reader, header: list[str], header_line: int, lines: _Lines, size: int
     ) -> Iterator[list[SourceObject]]:
         settings = self.settings
         width = len(header)
@@ -199,17 +201,24 @@ class FileSource(ProblemLog):
                     # A quoted field may span lines: the record starts after the previous one ended.
                     line = previous_end + 1
                     previous_end = reader.line_num
-                    if undecodable:  # the csv module pulls only this record's lines, so it is this one
-                        undecodable.clear()
+                    if lines.undecodable:  # the csv module pulls only this record's lines: it is this one
+                        lines.undecodable = False
                         self._problem(line, f"has bytes that are not {settings.encoding}; row skipped")
                         continue
                     if len(row) != width:
-                        if row:  # an empty list is a blank line
+                        if row and len(row) < width and lines.unterminated:
+                            # Only the file's last line can lack a newline: the export was cut in this row.
+                            torn = f"{len(row)} of the header's {width} fields, no newline"
+                            self._problem(line, _torn(torn))
+                        elif row:  # an empty list is a blank line
                             self._problem(line, f"has {len(row)} fields, the header has {width}; row skipped")
                         continue
                     source_id = row[id_index]
                     if not source_id or source_id.isspace():
                         self._problem(line, f"has no id: {settings.id_column!r} is empty; row skipped")
+                        continue
+                    if (id_flaw := flaw(source_id)) is not None:
+                        self._problem(line, f"has an id that holds {id_flaw}; row skipped")
                         continue
                     first = seen.setdefault(source_id, line)
                     if first != line:
@@ -226,12 +235,19 @@ class FileSource(ProblemLog):
                 break
             except csv.Error as exc:
                 line, previous_end = previous_end + 1, reader.line_num
-                undecodable.clear()
+                lines.undecodable = False
+                if str(exc) == _CSV_OPEN_AT_END:  # the file ends inside a quoted field
+                    self._problem(
+                        line,
+                        f"opens a quoted field still open at the end of the file (line {previous_end}): the"
+                        " file looks cut off, or a closing quote is missing; skipped to the end",
+                    )
+                    continue
                 self._problem(line, f"cannot be parsed as CSV ({exc}); skipped up to line {previous_end}")
         if batch:
             yield batch
 
-    def _header(self, reader: Reader, undecodable: list[bool]) -> tuple[list[str], int]:
+    def _header(self, reader: Reader, lines: _Lines) -> tuple[list[str], int]:
         path = self.settings.path
         try:
             header = next(row for row in reader if row)
@@ -240,7 +256,7 @@ class FileSource(ProblemLog):
         except csv.Error as exc:
             raise SourceError(f"{path}: the header cannot be parsed as CSV ({exc})") from None
         line = reader.line_num
-        if undecodable:
+        if lines.undecodable:
             raise SourceError(
                 f"{path}: the header on line {line} has bytes that are not {self.settings.encoding} "
                 "(set the source's `encoding:` to the file's encoding)"
@@ -282,9 +298,11 @@ class FileSource(ProblemLog):
                     try:
                         value = orjson.loads(text)
                     except orjson.JSONDecodeError as exc:
-                        if text.strip():  # blank lines are allowed
-                            self._problem(line, self._json_problem(text, exc))
-                        continue
+                        value = _with_lone_surrogates(text, exc)
+                        if value is _NOT_JSON:
+                            if text.strip():  # blank lines are allowed
+                                self._problem(line, self._json_problem(text, exc))
+                            continue
                     source_id = value.get(self.settings.id_column) if type(value) is dict else None
                     if type(source_id) is not str or not source_id or source_id.isspace():
                         if type(source_id) is int:
@@ -292,6 +310,9 @@ class FileSource(ProblemLog):
                         else:
                             self._problem(line, self._json_id_problem(value))
                             continue
+                    elif (id_flaw := flaw(source_id)) is not None:
+                        self._problem(line, f"has an id that holds {id_flaw}; line skipped")
+                        continue
                     first = seen.setdefault(source_id, line)
                     if first != line:
                         self._problem(line, _repeated(source_id, first))
@@ -308,6 +329,8 @@ class FileSource(ProblemLog):
     def _json_problem(self, text: str, exc: orjson.JSONDecodeError) -> str:
         if _undecodable(text):
             return f"has bytes that are not {self.settings.encoding}; line skipped"
+        if text[-1:] not in ("\n", "\r"):  # only the file's last line can lack a newline
+            return _torn(f"no newline, not valid JSON: {exc}")
         return f"is not valid JSON ({exc}); line skipped"
 
     def _json_id_problem(self, value: Any) -> str:
@@ -324,12 +347,47 @@ class FileSource(ProblemLog):
         return f"has no id: {id_column!r} is {kind}, not a string or a whole number; line skipped"
 
 
-def _marking_undecodable(lines: Iterable[str], undecodable: list[bool]) -> Iterator[str]:
-    """Pass the lines through, appending to `undecodable` for each one that holds undecodable bytes."""
-    for text in lines:
+class _Lines:
+    """The lines of a file, passed through to the csv module, noting whether one held undecodable bytes
+    (`undecodable`, until the reader clears it) and whether the last one lacked a newline, which only
+    the file's last line can (`unterminated`)."""
+
+    __slots__ = ("_lines", "undecodable", "unterminated")
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self.undecodable = False
+        self.unterminated = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        text = next(self._lines)
         if _undecodable(text):
-            undecodable.append(True)
-        yield text
+            self.undecodable = True
+        self.unterminated = text[-1:] not in ("\n", "\r")
+        return text
+
+
+_NOT_JSON: Any = object()
+
+
+def _with_lone_surrogates(text: str, exc: orjson.JSONDecodeError) -> Any:
+    """The value of a line that orjson refused only for a lone surrogate escape (`"\\ud800"`), which
+    the standard library reads: the mapping then refuses the one object whose mapped value holds it,
+    naming the attribute (`engine.core.values`), instead of the line being skipped as not JSON.
+    `_NOT_JSON` for any other line orjson refused."""
+    if "surrogate" not in str(exc) or _undecodable(text):  # raw bad bytes are the codec's problem
+        return _NOT_JSON
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _NOT_JSON
+
+
+def _torn(detail: str) -> str:
+    return f"ends the file in the middle of a row ({detail}): the file looks cut off; row skipped"
 
 
 def _repeated(source_id: str, first: int) -> str:

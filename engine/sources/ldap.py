@@ -338,6 +338,7 @@ class LdapSource(ProblemLog):
                 number,
                 f"{dn}: {len(missing)} member(s) not found under {self.settings.member_base} "
                 f"({named}{more}); left out",
+                skipped=False,  # the group itself was read
             )
         return ids
 

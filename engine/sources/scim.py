@@ -63,6 +63,7 @@ from common.errors import AuthError, ConfigError, SourceError
 from common.peers.http_settings import HTTP_KEYS, HttpSettings, parse_http_settings
 from common.peers.scim_schemas import ENDPOINTS, ObjectType
 from common.peers.scim_transport import ScimTransport, Unanswered, refusal_text
+from engine.core.values import flaw
 from engine.model import SourceObject
 from engine.sources.base import ProblemLog
 from engine.sources.scim_flatten import flatten, scim_name
@@ -256,6 +257,9 @@ class ScimSource(ProblemLog):
         if not isinstance(source_id, str) or not source_id or source_id.isspace():
             self._problem(position, f"resource {resource_id} has no {id_name}; skipped")
             return None
+        if (id_flaw := flaw(source_id)) is not None:
+            self._problem(position, f"resource {resource_id!r} has a {id_name} that holds {id_flaw}; skipped")
+            return None
         owner = owners.setdefault(source_id, resource_id)
         if owner != resource_id:
             self._problem(
@@ -281,7 +285,9 @@ class ScimSource(ProblemLog):
         if left_out:
             whom = "users" if ids is None else f"users with a {self.settings.member_id_attribute}"
             self._problem(
-                position, f"group {group.get('id')} has {left_out} members that are not {whom}; left out"
+                position,
+                f"group {group.get('id')} has {left_out} members that are not {whom}; left out",
+                skipped=False,  # the group itself was read
             )
         return list(found)
 

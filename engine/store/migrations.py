@@ -67,6 +67,12 @@ def _v4_one_log_record_per_result(conn: sa.Connection, _tables: sa.MetaData) -> 
     conn.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS log_result ON log (op_id, status, attempts)")
 
 
+def _v5_last_complete_read(conn: sa.Connection, _tables: sa.MetaData) -> None:
+    present = {column["name"] for column in sa.inspect(conn).get_columns("job_control")}
+    if "last_complete_read" not in present:  # a store that migration 1 adopted has it already
+        conn.exec_driver_sql("ALTER TABLE job_control ADD COLUMN last_complete_read INTEGER")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -76,6 +82,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         _v3_groups_and_control,
     ),
     Migration(4, "one provisioning log record per result", _v4_one_log_record_per_result),
+    Migration(
+        5, "objects in each job's last complete read, for the source shrink check", _v5_last_complete_read
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -38,6 +38,7 @@ job_control = sa.Table(
     sa.Column("approval_reason", sa.Text),
     sa.Column("watermark", sa.String),
     sa.Column("last_full_at", sa.Float),
+    sa.Column("last_complete_read", sa.Integer),  # objects in the last complete read (source shrink)
 )
 
 staged = sa.Table(

@@ -174,8 +174,8 @@ class StateStore:
                 .values(status=status, finished_at=time.time(), counts=orjson.dumps(counts).decode())
             )
 
-    async def log_staged(self, ops: Sequence[Operation]) -> None:
-        """One log record per deprovision held by the deletion guard (action `staged_delete`)."""
+    async def log_staged(self, ops: Sequence[Operation], why: str = "by the deletion guard") -> None:
+        """One log record per deprovision held for approval (action `staged_delete`), saying `why`."""
         now = time.time()
         rows = [
             {
@@ -188,7 +188,7 @@ class StateStore:
                 "action": STAGED_DELETE,
                 "status": "warning",
                 "attempts": 0,
-                "error_message": f"would {op.action}: held for approval by the deletion guard",
+                "error_message": f"would {op.action}: held for approval {why}",
             }
             for op in ops
         ]

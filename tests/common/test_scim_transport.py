@@ -9,7 +9,7 @@ import pytest
 
 from common.peers.http_auth import BearerAuth, OAuth2Auth
 from common.peers.http_settings import HttpSettings
-from common.peers.scim_transport import ScimTransport, Unanswered, refusal_text
+from common.peers.scim_transport import ScimTransport, Unanswered, _json, refusal_text
 from tests.conftest import SCIM_OAUTH_CLIENT, SCIM_TOKEN
 from tests.scim_server import ScimServer
 
@@ -80,3 +80,14 @@ def test_refusal_text_holds_the_servers_words_cut_to_length() -> None:
     assert refusal_text(400, document, detail_max=5) == "HTTP 400 invalidFilter: xxxxx"
     assert refusal_text(503, None, detail_max=5) == "HTTP 503"
     assert refusal_text(409, {"detail": "taken"}, detail_max=50) == "HTTP 409: taken"
+
+
+def test_a_body_refused_by_orjson_only_for_a_lone_surrogate_is_read_with_it() -> None:
+    # The value reaches the engine, which refuses that one object naming the attribute; a page of a
+    # SCIM source is no longer lost whole for one resource's value.
+    assert _json(b'{"Resources": [{"id": "1", "displayName": "A\\ud800"}]}') == (
+        {"Resources": [{"id": "1", "displayName": "A\ud800"}]},
+        False,
+    )
+    assert _json(b'{"a": NaN}') == (None, True)  # anything else that is not JSON stays not JSON
+    assert _json(b'{"a": "\\ud800",') == (None, True)

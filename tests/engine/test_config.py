@@ -71,6 +71,9 @@ def _job(**overrides) -> dict:
         ),
         ({"jobs": [_job()], "engine": {"batch_size": 0}}, "engine.batch_size", "at least 1"),
         ({"jobs": []}, "jobs", "is empty"),
+        ({"jobs": [_job(source_min_objects=-5)]}, "jobs[0].source_min_objects", "fewest objects"),
+        ({"jobs": [_job(source_max_drop_percent=101)]}, "jobs[0].source_max_drop_percent", "such as 10"),
+        ({"jobs": [_job(source_max_drop=10)]}, "jobs[0].source_max_drop", "source_max_drop_percent"),
     ],
 )
 def test_a_wrong_job_config_names_the_field_and_the_fix(raw: dict, path: str, words: str) -> None:

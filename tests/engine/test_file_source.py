@@ -163,7 +163,50 @@ async def test_csv_badly_quoted_records_are_reported_and_the_read_goes_on(tmp_pa
     assert [obj.source_id for obj in objects] == ["E2"]
     assert problems(source) == [
         "line 2: cannot be parsed as CSV (',' expected after '\"'); skipped up to line 2",
-        "line 4: cannot be parsed as CSV (unexpected end of data); skipped up to line 5",
+        "line 4: opens a quoted field still open at the end of the file (line 5): the file looks"
+        " cut off, or a closing quote is missing; skipped to the end",
+    ]
+
+
+async def test_every_skipped_csv_row_counts_as_skipped_and_blank_lines_do_not(tmp_path: Path) -> None:
+    long = "x" * (csv.field_size_limit() + 1)
+    path = write(tmp_path / "p.csv", f'id,name\nE1,Ana\n\nE2,"Bo"x\nE3,{long}\n,NoId\nE1,Again\nE4\nE5,Ed\n')
+    source = csv_source(path)
+    assert [obj.source_id for obj in await read_all(source)] == ["E1", "E5"]
+    assert source.skipped == source.problem_count == 5
+
+
+async def test_csv_last_row_without_a_newline_is_read_when_whole_and_torn_when_short(tmp_path: Path) -> None:
+    whole = csv_source(write(tmp_path / "whole.csv", "id,name,mail\nE1,Ana,a@x\nE2,Bo,b@x"))
+    assert [obj.attributes for obj in await read_all(whole)][-1] == {"id": "E2", "name": "Bo", "mail": "b@x"}
+    assert whole.skipped == 0
+
+    torn = csv_source(write(tmp_path / "torn.csv", "id,name,mail\r\nE1,Ana,a@x\r\nE2,Bo"))
+    assert [obj.source_id for obj in await read_all(torn)] == ["E1"]
+    assert torn.skipped == 1
+    assert problems(torn) == [
+        "line 3: ends the file in the middle of a row (2 of the header's 3 fields, no newline): the file "
+        "looks cut off; row skipped"
+    ]
+
+    short = csv_source(write(tmp_path / "short.csv", "id,name,mail\nE1,Ana\nE2,Bo,b@x\n"))
+    assert [obj.source_id for obj in await read_all(short)] == ["E2"]
+    assert problems(short) == ["line 2: has 2 fields, the header has 3; row skipped"]  # not at the end
+
+
+async def test_csv_quote_left_open_at_the_end_is_torn_with_or_without_a_newline(tmp_path: Path) -> None:
+    for name, tail in (("bare.csv", 'E2,"Bo'), ("newline.csv", 'E2,"Bo\n')):
+        source = csv_source(write(tmp_path / name, f"id,name\nE1,Ana\n{tail}"))
+        assert [obj.source_id for obj in await read_all(source)] == ["E1"]
+        assert source.skipped == 1
+        assert "still open at the end of the file" in problems(source)[0]
+
+
+async def test_csv_id_with_a_control_character_is_skipped_naming_it(tmp_path: Path) -> None:
+    source = csv_source(write(tmp_path / "p.csv", "id,name\nE\x001,Ana\nE2,Bo\n"))
+    assert [obj.source_id for obj in await read_all(source)] == ["E2"]
+    assert problems(source) == [
+        "line 2: has an id that holds a control character (U+0000 NUL) at character 2; row skipped"
     ]
 
 
@@ -286,6 +329,40 @@ async def test_jsonl_bad_lines_are_reported_and_the_read_goes_on(tmp_path: Path)
     assert lines[6] == "has no id: 'id' is a boolean, not a string or a whole number; line skipped"
     assert lines[7] == "repeats the id 'E1' of line 1; the repeat is skipped"
     assert lines[8] == "has bytes that are not utf-8-sig; line skipped"
+
+
+async def test_jsonl_every_skipped_line_counts_and_a_torn_last_line_says_the_file_looks_cut_off(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"id": "E1"}\n\n{"id": "E2", "n\n{"id": "E3"}\n{"id": "E4", "name": "Ad')
+    source = jsonl_source(path)
+    assert [obj.source_id for obj in await read_all(source)] == ["E1", "E3"]
+    assert source.skipped == 2
+    lines = {problem.line: problem.message for problem in source.problems}
+    assert lines[3].startswith("is not valid JSON (")
+    assert lines[5].startswith("ends the file in the middle of a row (no newline, not valid JSON: ")
+    assert lines[5].endswith("the file looks cut off; row skipped")
+
+    whole = tmp_path / "whole.jsonl"
+    whole.write_bytes(b'{"id": "E1"}\n{"id": "E2"}')  # a whole last line needs no newline
+    source = jsonl_source(whole)
+    assert [obj.source_id for obj in await read_all(source)] == ["E1", "E2"] and source.skipped == 0
+
+
+async def test_jsonl_lone_surrogate_escape_is_read_for_the_mapping_to_refuse_but_not_in_an_id(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"id": "E1", "name": "A\\ud800"}\n{"id": "E\\udc002"}\n{"id": "E3", "n": NaN}\n')
+    source = jsonl_source(path)
+    objects = await read_all(source)
+    assert [(obj.source_id, obj.attributes["name"]) for obj in objects] == [("E1", "A\ud800")]
+    assert problems(source)[0] == (
+        "line 2: has an id that holds a lone surrogate (U+DC00) at character 2, which is not valid "
+        "Unicode text; line skipped"
+    )
+    assert problems(source)[1].startswith("line 3: is not valid JSON (")  # only surrogates are let in
 
 
 async def test_jsonl_batches_hold_at_most_size_objects(tmp_path: Path) -> None:

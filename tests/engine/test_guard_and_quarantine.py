@@ -12,9 +12,11 @@ from engine.core.policies import (
     DeletionGuard,
     FailureWindow,
     QuarantineSettings,
+    SourceShrink,
     backoff_s,
     parse_deletion_guard,
     parse_quarantine,
+    parse_source_shrink,
 )
 from queues.contracts import Result
 
@@ -93,3 +95,33 @@ def test_quarantine_settings_are_checked() -> None:
     assert parse_quarantine("q", None) == QuarantineSettings()
     with pytest.raises(ConfigError, match="above 1"):
         parse_quarantine("q", {"failure_share": 40})
+
+
+def test_the_shrink_check_trips_below_the_floor_or_above_the_drop_from_the_last_complete_read() -> None:
+    shrink = SourceShrink(min_objects=100, max_drop_percent=10)
+    assert shrink.describe(1000, None) is None  # no complete read yet: only the floor applies
+    assert shrink.describe(900, 1000) is None  # exactly 10% fewer: not above
+    found = shrink.describe(899, 1000)
+    assert found is not None and "899 objects, 10% fewer than the 1,000 of its last complete read" in found
+    found = shrink.describe(99, None)
+    assert found == "the source has 99 objects, fewer than source_min_objects (100)"
+    assert SourceShrink(max_drop_percent=100).describe(0, 1000) is None  # 100 switches the drop off
+    assert SourceShrink().describe(5000, 1000) is None  # growth is never suspicious
+
+
+def test_shrink_settings_are_read_from_the_job_and_a_wrong_one_names_the_key_and_the_fix() -> None:
+    assert parse_source_shrink("jobs[0]", {}) == SourceShrink(min_objects=0, max_drop_percent=10)
+    assert parse_source_shrink(
+        "jobs[0]", {"source_min_objects": 900, "source_max_drop_percent": 5}
+    ) == SourceShrink(min_objects=900, max_drop_percent=5)
+    for raw, path, words in (
+        ({"source_min_objects": -1}, "jobs[0].source_min_objects", "at least 0"),
+        ({"source_min_objects": "many"}, "jobs[0].source_min_objects", "whole number"),
+        ({"source_max_drop_percent": 150}, "jobs[0].source_max_drop_percent", "above 100"),
+        ({"source_max_drop_percent": float("nan")}, "jobs[0].source_max_drop_percent", "100 switches"),
+        ({"source_max_drop_percent": True}, "jobs[0].source_max_drop_percent", "give a share such as 10"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            parse_source_shrink("jobs[0]", raw)
+        assert caught.value.path == path and words in str(caught.value)
+        assert caught.value.fix

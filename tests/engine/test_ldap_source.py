@@ -123,6 +123,7 @@ async def test_with_member_base_member_dns_become_the_ids_of_those_members(
     assert problem.line == by_cn["Other"].line
     assert f"2 member(s) not found under {PEOPLE}" in problem.message
     assert ROOT_DN in problem.message and "left out" in problem.message
+    assert source.skipped == 0  # a member left out is a note: its group was read, the read is complete
 
     by_uid = {**raw, "member_id_attribute": "uid"}
     groups, _ = await read_all(LdapSource(parse_ldap_source("s", by_uid, base_dir=tmp_path)))
@@ -169,6 +170,7 @@ async def test_an_entry_without_an_id_is_a_problem_not_an_error(slapd: Slapd, tm
     source = LdapSource(parse_ldap_source("s", raw, base_dir=tmp_path))
     objects, _ = await read_all(source)
     assert objects == [] and source.problem_count == 3
+    assert source.skipped == 3  # each entry skipped makes the read incomplete
     assert "has no employeeNumber" in str(source.problems[0])
 
 

@@ -43,9 +43,11 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def job_config(tmp_path: Path, *, target: str = "db", **job: Any) -> dict[str, Any]:
-    """One job of people from `people.csv`. The deletion guard is off unless a test turns it on: these
-    tests deprovision large shares of small sets on purpose (test_guard.py covers the guard)."""
+    """One job of people from `people.csv`. The deletion guard and the source shrink check are off unless
+    a test turns them on: these tests deprovision large shares of small sets on purpose
+    (test_operations.py and test_incomplete_reads.py cover them)."""
     job.setdefault("deletion_guard", False)
+    job.setdefault("source_max_drop_percent", 100)
     return {
         "engine": {"batch_size": job.pop("batch_size", 100), "linger_ms": 2},
         "jobs": [

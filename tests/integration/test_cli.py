@@ -72,8 +72,9 @@ def test_a_malformed_row_is_reported_with_its_line_and_the_other_rows_are_provis
     file = _write_config(tmp_path)
 
     result = _roster("run", str(file))
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 3, result.stdout + result.stderr  # an incomplete read: a person must look
     assert _line(result.stdout, "created") == ["created", "20"]
+    assert "the source was read incompletely" in result.stdout
     assert "1 source row(s) skipped" in result.stdout
     assert "line 6:" in result.stdout
     assert "E09999" not in _active_rows(tmp_path / "target.db")
