@@ -67,6 +67,13 @@ def _v4_one_log_record_per_result(conn: sa.Connection, _tables: sa.MetaData) -> 
     conn.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS log_result ON log (op_id, status, attempts)")
 
 
+def _v5_cycle_owner(conn: sa.Connection, _tables: sa.MetaData) -> None:
+    present = {column["name"] for column in sa.inspect(conn).get_columns("cycles")}
+    for name, kind in (("owner", "TEXT"), ("lease_until", "FLOAT")):
+        if name not in present:  # migration 1 created the table with them on a new store
+            conn.exec_driver_sql(f"ALTER TABLE cycles ADD COLUMN {name} {kind}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -76,6 +83,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _v3_groups_and_control,
     ),
     Migration(4, "one provisioning log record per result", _v4_one_log_record_per_result),
+    Migration(5, "the owner and lease of a running cycle: a dead owner's is interrupted", _v5_cycle_owner),
 )
 LATEST = MIGRATIONS[-1].version
 
