@@ -41,6 +41,7 @@ from engine.mapping.base import ApplyOn, ConstantMapping, DirectMapping, Mapper
 from engine.mapping.base import Mapping as AttributeMapping
 from engine.mapping.expression_mapping import ExpressionMapping, parse_expression_mapping
 from engine.model import Deprovision
+from engine.pipeline.deadline import DeadlineSettings, parse_deadline
 from engine.pipeline.publisher import PublishSettings
 from engine.sources.registry import SourceSettings, parse_source
 
@@ -86,6 +87,8 @@ class EngineConfig:
     quarantine: QuarantineSettings = field(default_factory=QuarantineSettings)
     log_retention_days: float = 30.0
     """How long the provisioning log keeps a record (`engine.store.history.prune_forever`)."""
+    deadline: DeadlineSettings = field(default_factory=DeadlineSettings)
+    """How long a cycle waits for results before it gives up on the unanswered operations."""
 
     def job(self, name: str) -> JobConfig:
         for job in self.jobs:
@@ -105,7 +108,7 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
     check_keys(
         "engine",
         engine,
-        ("state", "batch_size", "linger_ms", "high_water", "quarantine", "log_retention_days"),
+        ("state", "batch_size", "linger_ms", "high_water", "quarantine", "log_retention_days", "deadline"),
     )
     publish = PublishSettings(
         batch_size=integer("engine.batch_size", engine.get("batch_size", 500), minimum=1),
@@ -127,6 +130,7 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
         base_dir=base_dir,
         quarantine=parse_quarantine("engine.core.policies", engine.get("quarantine")),
         log_retention_days=_retention_days(engine.get("log_retention_days", 30)),
+        deadline=parse_deadline("engine.deadline", engine.get("deadline")),
     )
 
 

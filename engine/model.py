@@ -135,3 +135,20 @@ class CycleSummary:
             "staged": self.staged,
             "elapsed_s": round(self.elapsed_s, 3),
         }
+
+
+LOST = "lost-in-transit"
+"""The status of the log record of an operation that got no result before its cycle's deadline."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """An operation given up at its cycle's deadline: what its log record needs."""
+
+    op_id: str
+    cycle_id: str
+    job: str
+    source_id: str
+    action: str
+    target_id: str | None
+    attributes: str

@@ -4,7 +4,9 @@ Per delivery (a batch of operations): decode, apply through the connector under 
 concurrency limit, send transient failures to the next retry tier (or the dead letters after the last
 one), publish the results, and only then ack. A crash before the ack redelivers the batch, which the
 idempotent connectors make harmless. A body that cannot be decoded is dead-lettered with the reason;
-it never stops the worker.
+a batch the worker itself fails on (a bug, a connector that answers nonsense) is reported failed,
+operation by operation, so that the engine logs each one. Every delivery is settled on every path but
+one: a broken link to the broker, on which nothing can be settled and which hands the batch out again.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
-from common.errors import ConnectorError, DecodeError, PermanentError, TransientError
+from common.errors import BrokerError, ConnectorError, DecodeError, PermanentError, TransientError
 from queues.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, Delivery, Message
 from queues.contracts import Operation, Result, decode_operations, encode_operations, encode_results
 from queues.topology import RESULTS_QUEUE, dead_letter_queue, ops_queue
@@ -120,22 +122,55 @@ class Worker:
             await connector.aclose()
 
     async def _handle(self, target: TargetRuntime, delivery: Delivery) -> None:
-        try:
-            await self._handle_batch(target, delivery)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The delivery stays unsettled and comes back; its delivery limit stops a poison batch.
-            log.exception("event=batch_failed target=%s", target.name)
-
-    async def _handle_batch(self, target: TargetRuntime, delivery: Delivery) -> None:
+        """Settle the delivery on every path: acked with its results, dead-lettered with the reason,
+        or, when the link to the broker failed, left to come back once its channel closes."""
         try:
             ops = decode_operations(delivery.body)
         except DecodeError as exc:
             log.error("event=dead_lettered target=%s reason=%r", target.name, str(exc))
-            await delivery.dead_letter(str(exc))
-            self.metrics.dead_letters.labels(target.name, "undecodable").inc()
+            await self._dead_letter(target, delivery, str(exc), "undecodable")
             return
+        try:
+            await self._handle_batch(target, delivery, ops)
+        except asyncio.CancelledError:
+            raise
+        except BrokerError as exc:
+            # Nothing can be settled on a broken link; the broker hands the batch out again.
+            log.warning("event=batch_unsettled target=%s ops=%d error=%r", target.name, len(ops), str(exc))
+        except Exception as exc:
+            log.exception("event=batch_failed target=%s ops=%d", target.name, len(ops))
+            await self._report_crash(target, delivery, ops, exc)
+
+    async def _report_crash(
+        self, target: TargetRuntime, delivery: Delivery, ops: list[Operation], exc: Exception
+    ) -> None:
+        """A batch the worker itself failed on: each operation is reported failed with the reason, so
+        the engine logs it and plans it again; if even that cannot be sent, the batch is dead-lettered."""
+        reason = f"the worker failed on this batch: {type(exc).__name__}: {exc}"
+        now = time.time()
+        results = [
+            _result(op, "failed", now, 0.0, error_class="WorkerError", error_message=reason) for op in ops
+        ]
+        try:
+            await self._broker.publish(RESULTS_QUEUE, [Message(encode_results(results))])
+            await delivery.ack()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("event=crash_report_failed target=%s ops=%d", target.name, len(ops))
+            await self._dead_letter(target, delivery, reason, "worker_failed")
+            return
+        self.metrics.record_batch(target.name, results, 0.0)
+
+    async def _dead_letter(self, target: TargetRuntime, delivery: Delivery, reason: str, kind: str) -> None:
+        try:
+            await delivery.dead_letter(reason)
+        except BrokerError as exc:
+            log.warning("event=dead_letter_lost target=%s error=%r", target.name, str(exc))
+            return
+        self.metrics.dead_letters.labels(target.name, kind).inc()
+
+    async def _handle_batch(self, target: TargetRuntime, delivery: Delivery, ops: list[Operation]) -> None:
         in_flight = self.metrics.in_flight.labels(target.name)
         in_flight.inc(len(ops))
         started = time.perf_counter()
@@ -145,22 +180,26 @@ class Worker:
             in_flight.dec(len(ops))
         connector_s = time.perf_counter() - started
         connector_ms = connector_s * 1000.0
+        # Everything that can fail short of the broker happens before the first publish: a batch the
+        # worker fails on has then sent nothing, and reporting all of it failed duplicates nothing.
         results, retries, exhausted = self._sort(target, ops, outcomes, connector_ms)
         queue = ops_queue(target.name)
+        sends: list[tuple[str, Message, int]] = []
         if retries:
             # The operations of one delivery share their attempt number, so one tier serves them all.
             attempt = retries[0].attempt - 1
             delay_ms = target.retry.delay_ms(attempt, self._rng) or 0
             body = encode_operations(target.name, retries)
-            await self._broker.publish(
-                queue, [Message(body, {ATTEMPT_HEADER: attempt + 1})], delay_ms=delay_ms
-            )
+            sends.append((queue, Message(body, {ATTEMPT_HEADER: attempt + 1}), delay_ms))
         if exhausted:
             reason = f"escrow exhausted: still failing after {exhausted[0].attempt} attempts"
             body = encode_operations(target.name, exhausted)
-            await self._broker.publish(dead_letter_queue(queue), [Message(body, {REASON_HEADER: reason})])
+            sends.append((dead_letter_queue(queue), Message(body, {REASON_HEADER: reason}), 0))
+        sends.append((RESULTS_QUEUE, Message(encode_results(results)), 0))
+        for destination, message, delay_ms in sends:
+            await self._broker.publish(destination, [message], delay_ms=delay_ms)
+        if exhausted:
             self.metrics.dead_letters.labels(target.name, "retries_exhausted").inc()
-        await self._broker.publish(RESULTS_QUEUE, [Message(encode_results(results))])
         await delivery.ack()
         self.batches_handled += 1
         self.metrics.record_batch(target.name, results, connector_s)

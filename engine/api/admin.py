@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Literal, cast, get_args
 
@@ -104,6 +105,10 @@ class Admin:
                     settled=p.settled,
                     retries=p.retries,
                     counts=dict(p.counts),
+                    started_at=p.started_at,
+                    awaiting=p.outstanding,
+                    deadline_at=p.deadline_at,
+                    past_deadline=p.past_deadline(),
                 )
                 for p in self.runner.tracker.running(name)
             ],
@@ -137,14 +142,24 @@ class Admin:
     # -- Doing ---------------------------------------------------------------------------------------
 
     async def trigger(self, name: str) -> Triggered:
-        """Start a cycle now, in the background (it waits for one already running)."""
+        """Start a cycle now, in the background; one already running (of the job, or of the job whose
+        members it reads) goes first, and the answer says which and for how long it has run."""
         job = self.job(name)
         if self.runner.control.paused(name):
             raise NotNow("job_paused", "the job is paused: resume it first")
+        jobs = [name] if job.members is None else [name, job.members.job]
+        ahead = [p for j in jobs for p in self.runner.tracker.running(j) if not p.cycle_id.endswith("-one")]
         task = asyncio.create_task(self.runner.run_cycle(job, trigger="api"), name=f"roster-api-{name}")
         self._triggered.add(task)
         task.add_done_callback(self._done)
-        return Triggered(name)
+        if not ahead:
+            return Triggered(name, True, message="a cycle started")
+        first = min(ahead, key=lambda p: p.started_at)
+        running_s = max(0.0, time.time() - first.started_at)
+        message = f"queued behind cycle {first.cycle_id} of {first.job}, running {_duration(running_s)}"
+        if first.past_deadline():
+            message += ", past its deadline"
+        return Triggered(name, False, first.cycle_id, round(running_s, 1), message)
 
     async def provision(self, name: str, source_id: str) -> Provisioned:
         done = await provision(self.runner, self.job(name), source_id)
@@ -161,8 +176,15 @@ class Admin:
         return await self.status(name)
 
     async def restart(self, name: str) -> JobStatus:
+        """Also gives up at once on the operations a running cycle still awaits after planning (as its
+        deadline would), so that a cycle stuck on a lost batch ends now."""
         self.job(name)
         await self.runner.control.restart(name)
+        for progress in self.runner.tracker.running(name):
+            if progress.planning_done and not progress.done.is_set():
+                await self.runner.results.expire(
+                    progress.cycle_id, "given up by `roster restart`; the next cycle plans it again"
+                )
         return await self.status(name)
 
     async def reset(self, name: str) -> JobStatus:
@@ -199,6 +221,14 @@ class Admin:
         self._triggered.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("event=api_cycle_crashed error=%r", task.exception())
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _job_state(state: str) -> JobState:

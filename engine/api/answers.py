@@ -85,6 +85,16 @@ class Running:
     settled: Count
     retries: Count
     counts: dict[str, int]
+    started_at: float
+    """Unix seconds"""
+    awaiting: Count
+    """Operations published whose final result has not come yet"""
+    deadline_at: float | None
+    """Unix seconds: when the cycle gives up on the operations it awaits, unless a result comes first
+    (null while it still plans)"""
+    past_deadline: bool
+    """True when the deadline passed and the cycle still waits: the engine cannot record the lost
+    operations (the state store may be down)"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,10 +126,16 @@ class CycleList:
 
 @dataclass(frozen=True, slots=True)
 class Triggered:
-    """A cycle started in the background."""
+    """A cycle of the job, started in the background: at once, or queued behind the one that runs."""
 
     job: str
-    started: Literal[True] = True
+    started: bool
+    """True when the cycle started at once, False when it waits for the cycle that runs"""
+    queued_behind: str | None = None
+    """The running cycle it waits for"""
+    running_s: float | None = None
+    """How long that cycle has run, in seconds"""
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,10 @@ def api_app(admin: Admin, token: str, *, health: HealthCheck | None = None) -> w
     """The admin API for `admin`, guarded by the bearer `token`."""
     if not token:
         raise ValueError("the API needs a token")
-    api = Api(admin, health or (lambda: (True, {})))
+    if health is None:
+        runner = getattr(admin, "runner", None)  # a stand-in admin of a test may have none
+        health = runner.tracker.health if runner is not None else (lambda: (True, {}))
+    api = Api(admin, health)
     public = frozenset(route.path for route in api.routes if route.public)
     app = web.Application(
         middlewares=[_guard(token.encode(), public)],

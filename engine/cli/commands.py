@@ -171,12 +171,22 @@ def _explain(console: Console, job: dict[str, Any]) -> None:
             f" {job['approval']['reason']}",
             highlight=False,
         )
+    now = time.time()
     for run in job["running"]:
-        console.print(
-            f"{name}: cycle {run['cycle_id']} running: read {run['read']}, planned {run['planned']},"
-            f" settled {run['settled']}, retries {run['retries']}",
-            highlight=False,
+        line = (
+            f"{name}: cycle {run['cycle_id']} running {_duration(now - run['started_at'])}:"
+            f" read {run['read']}, planned {run['planned']}, settled {run['settled']},"
+            f" retries {run['retries']}"
         )
+        deadline_at = run.get("deadline_at")
+        if run.get("past_deadline"):
+            line += (
+                f"; [red]past its deadline[/] by {_duration(now - deadline_at)}, {run['awaiting']} result(s)"
+                " never came and cannot be recorded as lost (is the state store reachable?)"
+            )
+        elif deadline_at is not None and run["awaiting"]:
+            line += f"; awaits {run['awaiting']} result(s), gives them up in {_duration(deadline_at - now)}"
+        console.print(line, highlight=False)
 
 
 def _cycles(console: Console, cycles: list[dict[str, Any]]) -> None:
@@ -197,9 +207,18 @@ def _cycles(console: Console, cycles: list[dict[str, Any]]) -> None:
 
 
 def _changes(counts: dict[str, Any]) -> str:
-    shown = ("created", "updated", "disabled", "deleted", "failed", "staged")
+    shown = ("created", "updated", "disabled", "deleted", "failed", "lost_in_transit", "staged")
     parts = [f"{counts[k]} {k}" for k in shown if counts.get(k)]
     return ", ".join(parts) or "none"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _when(at: float | None) -> str:
@@ -262,7 +281,8 @@ def _trigger(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         _json(console, started)
     else:
-        console.print(f"{args.job}: a cycle started; `roster status {args.job}` follows it", highlight=False)
+        said = started.get("message") or "a cycle started"
+        console.print(f"{args.job}: {said}; `roster status {args.job}` follows it", highlight=False)
     return 0
 
 

@@ -168,7 +168,10 @@ async def _run_once(runner: CycleRunner, jobs: Sequence[JobConfig]) -> list[Cycl
 def _health(
     runner: CycleRunner, main: asyncio.Task[object], lock: EngineLock
 ) -> tuple[bool, dict[str, object]]:
-    """A standby is healthy while it waits; the active engine while it consumes results."""
+    """A standby is healthy while it waits; the active engine while it consumes results and no cycle
+    is stuck past its deadline."""
     healthy = not main.done() and (not lock.held or runner.results.running)
     role = "engine" if lock.held else "standby"
-    return healthy, {"role": role, "jobs": [j.name for j in runner.config.jobs]}
+    cycles_healthy, cycles = runner.tracker.health()
+    jobs = [j.name for j in runner.config.jobs]
+    return healthy and cycles_healthy, {"role": role, "jobs": jobs, **cycles}

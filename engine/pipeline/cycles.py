@@ -25,6 +25,7 @@ from engine.mapping.functions.errors import MappingError
 from engine.metrics import EngineMetrics
 from engine.model import CycleSummary, Hold, SourceObject, StateEntry
 from engine.pipeline.control import JobControl
+from engine.pipeline.leases import CycleLeases
 from engine.pipeline.publisher import Publisher
 from engine.pipeline.results import ResultConsumer
 from engine.pipeline.tracker import CycleProgress, Tracker
@@ -68,14 +69,17 @@ class CycleRunner:
             observers=(self.control.observe,),
         )
         self._job_locks: dict[str, asyncio.Lock] = {}
+        self.leases = CycleLeases(state)
 
     async def start(self) -> None:
         await self.control.load()
+        await self.leases.start()
         await self.results.start()
 
     async def aclose(self) -> None:
         await self.publisher.aclose()
         await self.results.aclose()
+        await self.leases.aclose()
 
     async def __aenter__(self) -> CycleRunner:
         await self.start()
@@ -135,7 +139,7 @@ class CycleRunner:
         if self.control.switches(job.name).quarantine_reason is not None:
             await self.control.start_quarantined_cycle(job.name)
         cycle_id = _new_cycle_id()
-        await self.state.start_cycle(cycle_id, job.name, trigger)
+        await self.state.start_cycle(cycle_id, job.name, trigger, **self.leases.claim())
         progress = self.tracker.start_cycle(cycle_id, job.name)
         if on_start is not None:
             on_start(progress)
@@ -153,8 +157,9 @@ class CycleRunner:
                     job, cycle_id, planner, approved, read, source.skipped
                 )
             await self.publisher.flush()
-            self.tracker.planning_done(cycle_id)
-            await self.results.wait_or_fail(progress.done)
+            deadline_s = self.config.deadline.for_ops(progress.outstanding, self.config.publish.batch_size)
+            self.tracker.planning_done(cycle_id, deadline_s)
+            await self.results.wait_or_expire(progress)
         except asyncio.CancelledError:
             # Stopped mid-cycle: what was published stays on the broker and its results update the
             # state whenever an engine consumes them; the cycle itself is recorded as interrupted.
@@ -178,7 +183,8 @@ class CycleRunner:
         if job.source.incremental and summary.status == "succeeded":
             # Only after every object succeeded: a failed one is read (and tried) again next time.
             await self.control.read_done(job.name, source.watermark, full=full)
-        await self.state.finish_cycle(cycle_id, summary.status, summary.counts())
+        lost = {"lost_in_transit": progress.lost} if progress.lost else {}
+        await self.state.finish_cycle(cycle_id, summary.status, {**summary.counts(), **lost})
         self.metrics.record_cycle(summary)
         log.info(
             "event=cycle_done job=%s cycle=%s status=%s %s",
@@ -263,7 +269,7 @@ class CycleRunner:
         """A cycle of one object, on demand: plan and publish its operation alone (a deprovision if it
         left the source or its scope), wait for its result; returns the cycle id and its counts."""
         cycle_id = _new_cycle_id("-one")
-        await self.state.start_cycle(cycle_id, job.name, "on_demand")
+        await self.state.start_cycle(cycle_id, job.name, "on_demand", **self.leases.claim())
         progress = self.tracker.start_cycle(cycle_id, job.name)
         planner = await self.planner_for(job, cycle_id, {source_id: entry} if entry else {}, only=source_id)
         try:
@@ -275,8 +281,10 @@ class CycleRunner:
                     await self._publish(op)
             await self._record_failures(cycle_id, failures)
             await self.publisher.flush()
-            self.tracker.planning_done(cycle_id)
-            await asyncio.wait_for(self.results.wait_or_fail(progress.done), timeout_s)
+            # Past `timeout_s` the operation is given up like any other whose result never came: it
+            # gets its final log record and is not left in flight, where it would block its object.
+            self.tracker.planning_done(cycle_id, timeout_s)
+            await self.results.wait_or_expire(progress)
         finally:
             self.tracker.end_cycle(cycle_id)
         counts = dict(progress.counts)

@@ -3,28 +3,46 @@
 The result messages that arrived meanwhile are written in one transaction and acked only after the
 commit, so a crash between the two replays them; the state writes are upserts and the tracker ignores
 a result it has already settled, so the replay changes nothing.
+
+A cycle that stops hearing from its operations gives them up at its deadline (`wait_or_expire`): each
+gets one final log record, `lost-in-transit`, and the next cycle plans its object again. The give-up
+goes through the same queue as the results, so a result and its operation's give-up never cross: the
+one that comes first decides. A final result that comes after the give-up (late, or after a restart
+of the engine) replaces the `lost-in-transit` record, so an operation still has one final record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from common.errors import BrokerError, DecodeError, StateError
 from engine.metrics import EngineMetrics
-from engine.pipeline.tracker import Tracker
+from engine.pipeline.tracker import CycleProgress, Tracker
 from engine.store.state import StateStore
 from queues.broker import Broker, Consumer, Delivery
-from queues.contracts import Result, decode_results
+from queues.contracts import FINAL_STATUSES, Result, decode_results
 from queues.topology import RESULTS_QUEUE
 
 log = logging.getLogger("roster.engine.results")
 
 _Received = tuple[Delivery, list[Result] | DecodeError]
 """A delivery and its results, or why they could not be decoded."""
+
+
+@dataclass(slots=True)
+class _Expiry:
+    """A cycle's request to give up on its unanswered operations, answered with how many."""
+
+    cycle_id: str
+    reason: str
+    answer: asyncio.Future[int] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class ResultConsumer:
@@ -51,6 +69,7 @@ class ResultConsumer:
         self._prefetch = prefetch
         self._observers = tuple(observers)
         self._task: asyncio.Task[None] | None = None
+        self._received: asyncio.Queue[_Received | _Expiry | None] = asyncio.Queue()
 
     @property
     def running(self) -> bool:
@@ -58,11 +77,12 @@ class ResultConsumer:
 
     async def start(self) -> None:
         await self._broker.declare(RESULTS_QUEUE)
+        self._received = asyncio.Queue()
         self._task = asyncio.create_task(self._run(), name="roster-results")
 
     async def _run(self) -> None:
         consumer = self._broker.consume(RESULTS_QUEUE, prefetch=self._prefetch)
-        received: asyncio.Queue[_Received | None] = asyncio.Queue()
+        received = self._received
         receiving = asyncio.create_task(_receive(consumer, received), name="roster-results-receive")
         try:
             while True:
@@ -78,7 +98,7 @@ class ResultConsumer:
             await asyncio.gather(receiving, return_exceptions=True)
             await consumer.aclose()
 
-    async def _settle(self, batch: list[_Received]) -> None:
+    async def _settle(self, batch: list[_Received | _Expiry]) -> None:
         """Write the results of the deliveries in one transaction, then ack them.
 
         A transaction costs several round trips to the state store (on SQLite, to its driver thread),
@@ -88,7 +108,12 @@ class ResultConsumer:
         """
         results: list[Result] = []
         written: list[Delivery] = []
-        for delivery, decoded in batch:
+        expiries: list[_Expiry] = []
+        for item in batch:
+            if isinstance(item, _Expiry):
+                expiries.append(item)  # after the results that came with it: they had their chance
+                continue
+            delivery, decoded = item
             if isinstance(decoded, DecodeError):
                 log.error("event=result_dead_lettered reason=%r", str(decoded))
                 try:
@@ -112,17 +137,39 @@ class ResultConsumer:
                 # The connection dropped after the write: the message comes back, and writing it
                 # again changes nothing (upserts; the tracker ignores settled operations).
                 log.warning("event=result_ack_lost error=%r", str(exc))
+        for expiry in expiries:
+            await self._expire(expiry)
+
+    async def _expire(self, expiry: _Expiry) -> None:
+        lost = self._tracker.expire(expiry.cycle_id)
+        if lost:
+            await self._retrying(lambda: self._state.log_lost(lost, expiry.reason), len(lost))
+            log.warning(
+                "event=operations_lost cycle=%s ops=%d reason=%r", expiry.cycle_id, len(lost), expiry.reason
+            )
+        if not expiry.answer.done():
+            expiry.answer.set_result(len(lost))
 
     async def _write(self, results: list[Result]) -> None:
-        """Write until it works: a state store that is down holds the results back, never drops them."""
+        """Write until it works: a state store that is down holds the results back, never drops them.
+
+        A final result of an operation the tracker no longer awaits may be late (given up at its
+        cycle's deadline): it replaces that operation's `lost-in-transit` record."""
+        tracker = self._tracker
+        sent = tracker.sent(results)
+        late = [r.op_id for r in results if r.status in FINAL_STATUSES and not tracker.pending(r.op_id)]
+        if late:
+            log.info("event=results_unawaited results=%d", len(late))
+        await self._retrying(lambda: self._state.apply_results(results, sent, late=late), len(results))
+
+    async def _retrying(self, write: Callable[[], Awaitable[None]], count: int) -> None:
         delay_s = 0.5
-        sent = self._tracker.sent(results)
         while True:
             try:
-                await self._state.apply_results(results, sent)
+                await write()
                 return
             except (OperationalError, InterfaceError, OSError):
-                log.exception("event=state_write_failed results=%d retry_in_s=%.1f", len(results), delay_s)
+                log.exception("event=state_write_failed records=%d retry_in_s=%.1f", count, delay_s)
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, 30.0)
 
@@ -139,6 +186,39 @@ class ResultConsumer:
             error = self._task.exception() if not self._task.cancelled() else None
             raise StateError(f"the result consumer stopped: {error!r}") from error
 
+    async def wait_or_expire(self, progress: CycleProgress) -> int:
+        """Wait for the cycle's results like `wait_or_fail`; once none came for its deadline, give up
+        on the unanswered operations (see the module docstring). Returns how many were given up."""
+        while progress.deadline_at is not None:
+            remaining_s = progress.deadline_at - time.time()
+            if remaining_s <= 0:
+                break
+            try:
+                await asyncio.wait_for(self.wait_or_fail(progress.done), remaining_s)
+                return 0
+            except TimeoutError:
+                continue  # a result may have moved the deadline meanwhile
+        if progress.deadline_at is None:
+            await self.wait_or_fail(progress.done)
+            return 0
+        reason = (
+            f"no result within the cycle's deadline ({progress.deadline_s:g} s without one): the "
+            "operation's batch may have been dead-lettered or lost; the next cycle plans it again"
+        )
+        return await self.expire(progress.cycle_id, reason)
+
+    async def expire(self, cycle_id: str, reason: str) -> int:
+        """Give up on the cycle's unanswered operations now, after the results already received."""
+        if self._task is None or self._task.done():
+            raise StateError("the result consumer is not running")
+        expiry = _Expiry(cycle_id, reason)
+        self._received.put_nowait(expiry)
+        waiting: set[asyncio.Future[Any]] = {expiry.answer, self._task}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not expiry.answer.done():
+            raise StateError("the result consumer stopped before it recorded the lost operations")
+        return expiry.answer.result()
+
     async def aclose(self) -> None:
         """Stop consuming; a message not yet acked is redelivered to the next consumer."""
         if self._task is None:
@@ -151,7 +231,7 @@ class ResultConsumer:
             pass
 
 
-async def _receive(consumer: Consumer, received: asyncio.Queue[_Received | None]) -> None:
+async def _receive(consumer: Consumer, received: asyncio.Queue[_Received | _Expiry | None]) -> None:
     """Decode deliveries as they come, while the write before them commits; None ends them."""
     try:
         async for delivery in consumer:

@@ -4,6 +4,12 @@ The result consumer writes the log (`StateStore.apply_results`); this module onl
 Queries page by record id, so an export of millions of records streams in constant memory, and the
 pruner deletes old records in small batches, each its own short transaction, so cycles writing results
 never wait long behind it.
+
+It also keeps the cycles table honest about cycles whose process died: each running cycle has an owner
+(host, pid and a token of the process) and a lease that the owner renews while it runs
+(`renew_leases`); `interrupt_abandoned` records as `interrupted` the running cycles whose lease expired,
+or whose owner on this host is no longer alive (a killed `roster run`), so "Last cycles" never shows a
+cycle `running` that nothing runs.
 """
 
 from __future__ import annotations
@@ -12,6 +18,9 @@ import asyncio
 import csv
 import io
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -128,9 +137,12 @@ def csv_rows(records: Iterable[dict[str, Any]], *, header: bool) -> str:
     return out.getvalue()
 
 
+_HISTORY = [c for c in cycles.columns if c.name not in ("owner", "lease_until")]
+
+
 async def cycle_history(state: StateStore, job: str, limit: int = 20) -> list[dict[str, Any]]:
     """The job's last cycles, newest first, with their counts."""
-    query = sa.select(cycles).where(cycles.c.job == job).order_by(cycles.c.started_at.desc()).limit(limit)
+    query = sa.select(*_HISTORY).where(cycles.c.job == job).order_by(cycles.c.started_at.desc()).limit(limit)
     async with state.engine.connect() as conn:
         rows = [dict(row._mapping) for row in await conn.execute(query)]
     for row in rows:
@@ -164,6 +176,81 @@ async def prune_forever(state: StateStore, retention_days: float, *, every_s: fl
         except sa.exc.SQLAlchemyError:
             logger.exception("event=log_prune_failed")
         await asyncio.sleep(every_s)
+
+
+LEASE_S = 30.0
+"""How long a running cycle's lease lasts; its owner renews it three times as often."""
+
+
+def process_owner() -> str:
+    """This process as the owner of its cycles: host, pid, and a token that tells it from an earlier
+    process that had the same pid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def owner_gone(owner: str | None, *, me: str) -> bool:
+    """Whether `owner` is surely gone without waiting for its lease: a process of this host that is no
+    longer alive. Another host's process is judged by its lease alone."""
+    if owner is None or owner == me:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # this pid, another token: an earlier process of this pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed child that its parent has not reaped yet is dead too (Linux; elsewhere: alive)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+async def renew_leases(state: StateStore, owner: str, *, lease_s: float = LEASE_S) -> None:
+    """Extend the lease of every cycle `owner` is running."""
+    async with state.engine.begin() as conn:
+        await conn.execute(
+            cycles.update()
+            .where(cycles.c.owner == owner, cycles.c.status == "running")
+            .values(lease_until=time.time() + lease_s)
+        )
+
+
+async def interrupt_abandoned(state: StateStore, *, me: str) -> list[str]:
+    """Record as `interrupted` the running cycles of others whose lease expired (or that never had
+    one: a Roster before leases ran them) or whose owner died on this host; returns their ids."""
+    now = time.time()
+    query = sa.select(cycles.c.cycle_id, cycles.c.owner, cycles.c.lease_until).where(
+        cycles.c.status == "running", sa.or_(cycles.c.owner.is_(None), cycles.c.owner != me)
+    )
+    async with state.engine.begin() as conn:
+        rows = (await conn.execute(query)).all()
+        gone = [
+            cycle_id
+            for cycle_id, owner, lease_until in rows
+            if lease_until is None or lease_until < now or owner_gone(owner, me=me)
+        ]
+        if gone:
+            await conn.execute(
+                cycles.update()
+                .where(cycles.c.cycle_id.in_(gone), cycles.c.status == "running")
+                .values(status="interrupted", finished_at=now)
+            )
+    for cycle_id in gone:
+        logger.warning("event=cycle_interrupted cycle=%s reason=its process is gone", cycle_id)
+    return gone
 
 
 def _json(value: Any) -> str:

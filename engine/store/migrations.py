@@ -73,6 +73,13 @@ def _v5_last_complete_read(conn: sa.Connection, _tables: sa.MetaData) -> None:
         conn.exec_driver_sql("ALTER TABLE job_control ADD COLUMN last_complete_read INTEGER")
 
 
+def _v6_cycle_owner(conn: sa.Connection, _tables: sa.MetaData) -> None:
+    present = {column["name"] for column in sa.inspect(conn).get_columns("cycles")}
+    for name, kind in (("owner", "TEXT"), ("lease_until", "FLOAT")):
+        if name not in present:  # migration 1 created the table with them on a new store
+            conn.exec_driver_sql(f"ALTER TABLE cycles ADD COLUMN {name} {kind}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -85,6 +92,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         5, "objects in each job's last complete read, for the source shrink check", _v5_last_complete_read
     ),
+    Migration(6, "the owner and lease of a running cycle: a dead owner's is interrupted", _v6_cycle_owner),
 )
 LATEST = MIGRATIONS[-1].version
 

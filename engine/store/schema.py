@@ -60,6 +60,8 @@ cycles = sa.Table(
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
     sa.Column("counts", sa.Text),
+    sa.Column("owner", sa.String),  # host:pid:token of the process running it
+    sa.Column("lease_until", sa.Float),  # renewed while it runs; past it, the owner is gone
 )
 
 log = sa.Table(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from common.errors import StateError
 from common.peers.sql_bulk import BulkStatement, Row
-from engine.model import ACTIVE, DISABLED, StateEntry
+from engine.model import ACTIVE, DISABLED, LOST, Lost, StateEntry
 from engine.store.migrations import migrate
 from engine.store.schema import cycles, group_members, job_control, log, metadata, objects, staged
 from queues.contracts import Operation, Result
@@ -118,16 +118,28 @@ class StateStore:
             rows = (await conn.execute(query)).all()
         return {row[0]: orjson.loads(row[1]) for row in rows}
 
-    async def apply_results(self, results: Sequence[Result], sent: Mapping[str, str] | None = None) -> None:
+    async def apply_results(
+        self,
+        results: Sequence[Result],
+        sent: Mapping[str, str] | None = None,
+        *,
+        late: Sequence[str] = (),
+    ) -> None:
         """Record results in one transaction: final successes move the object's state (and a group's
         members), every result is a log record (retries included). Results of several messages may
         come together; they are written as if each message had been written in turn. `sent` holds the
-        attributes each operation sent (JSON, by op id) for the log, where the engine still knows them."""
+        attributes each operation sent (JSON, by op id) for the log, where the engine still knows them.
+        `late` names operations whose final result this is but which may have been given up at their
+        cycle's deadline: their `lost-in-transit` record, if any, gives way to the result's."""
         now = time.time()
         sent = sent or {}
         parts = [_object_rows(part, now) for part in _each_object_once(results)]
         log_rows = [_log_row(r, now, sent.get(r.op_id)) for r in results]
         async with self.engine.begin() as conn:
+            if late:
+                for start in range(0, len(late), 500):
+                    chunk = late[start : start + 500]
+                    await conn.execute(log.delete().where(log.c.status == LOST, log.c.op_id.in_(chunk)))
             upsert, delete, insert_log, upsert_members, delete_members = self._statements(conn.dialect)
             for upserts, deletes, members in parts:
                 await upsert.execute(conn, upserts)
@@ -158,11 +170,26 @@ class StateStore:
             self._compiled = tuple(compiled)
         return self._compiled
 
-    async def start_cycle(self, cycle_id: str, job: str, trigger: str) -> None:
+    async def start_cycle(
+        self,
+        cycle_id: str,
+        job: str,
+        trigger: str,
+        *,
+        owner: str | None = None,
+        lease_until: float | None = None,
+    ) -> None:
+        """Record a running cycle; `owner` keeps renewing `lease_until` (see `engine.store.history`)."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 cycles.insert().values(
-                    cycle_id=cycle_id, job=job, trigger=trigger, status="running", started_at=time.time()
+                    cycle_id=cycle_id,
+                    job=job,
+                    trigger=trigger,
+                    status="running",
+                    started_at=time.time(),
+                    owner=owner,
+                    lease_until=lease_until,
                 )
             )
 
@@ -195,6 +222,30 @@ class StateStore:
         if rows:
             async with self.engine.begin() as conn:
                 await conn.execute(log.insert(), rows)
+
+    async def log_lost(self, lost: Sequence[Lost], reason: str) -> None:
+        """One final log record per operation given up at its cycle's deadline (`lost-in-transit`)."""
+        now = time.time()
+        rows = [
+            {
+                "at": now,
+                "cycle_id": op.cycle_id,
+                "op_id": op.op_id,
+                "job": op.job,
+                "source_id": op.source_id,
+                "target_id": op.target_id,
+                "action": op.action,
+                "status": LOST,
+                "attempts": 0,
+                "error_class": "LostInTransit",
+                "error_message": reason,
+                "attributes": op.attributes or None,
+            }
+            for op in lost
+        ]
+        if rows:
+            async with self.engine.begin() as conn:
+                await conn.execute(_insert(conn.dialect.name, log).on_conflict_do_nothing(), rows)
 
     async def job_switches(self) -> dict[str, dict[str, Any]]:
         """Every job's control switches (see `engine.pipeline.control`), by job."""

@@ -170,3 +170,31 @@ def test_log_retention_defaults_to_30_days_and_a_wrong_value_names_the_key_and_t
             )
         assert caught.value.path == "engine.log_retention_days" and problem in str(caught.value)
         assert "such as 30" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("deadline", "path", "words"),
+    [
+        ({"base_s": 0}, "engine.deadline.base_s", "must be above 0 (give the seconds a cycle waits"),
+        ({"base_s": "5m"}, "engine.deadline.base_s", "expected a number"),
+        ({"base_s": float("nan")}, "engine.deadline.base_s", "out of range"),
+        ({"base_s": 1e300}, "engine.deadline.base_s", "at most a week"),
+        ({"per_batch_s": -1}, "engine.deadline.per_batch_s", "such as 2 (0 for none)"),
+        ({"base": 60}, "engine.deadline.base", "did you mean 'base_s'"),
+        ([60], "engine.deadline", "mapping"),
+    ],
+)
+def test_a_wrong_cycle_deadline_names_the_key_and_the_fix(deadline: object, path: str, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_engine_config({"jobs": [_job()], "engine": {"deadline": deadline}}, base_dir=Path("."))
+    assert caught.value.path == path
+    assert words.replace("'", "") in str(caught.value).replace("'", "")
+
+
+def test_the_cycle_deadline_grows_with_the_batches_awaited() -> None:
+    config = parse_engine_config(
+        {"jobs": [_job()], "engine": {"deadline": {"base_s": 60, "per_batch_s": 0.5}}}, base_dir=Path(".")
+    )
+    assert config.deadline.for_ops(0, 500) == 60
+    assert config.deadline.for_ops(1001, 500) == 61.5  # three batches
+    assert parse_engine_config({"jobs": [_job()]}, base_dir=Path(".")).deadline.for_ops(500, 500) == 362

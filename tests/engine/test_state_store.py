@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from common.errors import StateError
 from common.peers.sql_bulk import MAX_ROWS
 from engine.model import ACTIVE, DISABLED, StateEntry
-from engine.store import migrations
+from engine.store import history, migrations
 from engine.store.schema import metadata
 from engine.store.state import StateStore, state_url
 from queues.contracts import Result
@@ -273,3 +277,35 @@ async def _open_together(url: str) -> None:
     finally:
         for s in stores:
             await s.aclose()
+
+
+async def test_running_cycles_whose_owner_is_gone_are_interrupted_and_live_ones_are_kept(
+    store: StateStore,
+) -> None:
+    now = time.time()
+    me = history.process_owner()
+    await store.start_cycle("mine", "people", "cli", owner=me, lease_until=now - 5)  # renewed by me
+    other = "other-host:1:ab"
+    await store.start_cycle("elsewhere-live", "people", "cli", owner=other, lease_until=now + 60)
+    await store.start_cycle("elsewhere-expired", "people", "cli", owner=other, lease_until=now - 1)
+    await store.start_cycle("before-leases", "people", "cli")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    here = f"{socket.gethostname()}:{dead.pid}:cd"
+    await store.start_cycle("here-dead", "people", "cli", owner=here, lease_until=now + 60)
+
+    gone = await history.interrupt_abandoned(store, me=me)
+
+    assert sorted(gone) == ["before-leases", "elsewhere-expired", "here-dead"]
+    status = {c["cycle_id"]: c["status"] for c in await history.cycle_history(store, "people")}
+    assert status == {
+        "mine": "running",
+        "elsewhere-live": "running",
+        "elsewhere-expired": "interrupted",
+        "before-leases": "interrupted",
+        "here-dead": "interrupted",
+    }
+    await history.renew_leases(store, me)
+    async with store.engine.connect() as conn:
+        query = sa.text("SELECT lease_until FROM cycles WHERE cycle_id = 'mine'")
+        assert (await conn.execute(query)).scalar() > time.time() + history.LEASE_S / 2

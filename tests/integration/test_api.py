@@ -76,7 +76,7 @@ def _filled(path: str, job: str = "people") -> str:
 
 async def test_every_route_does_what_it_says(served: Served) -> None:
     call = served.call
-    assert await call("GET", "/healthz", token=None) == (200, {"healthy": True})
+    assert await call("GET", "/healthz", token=None) == (200, {"healthy": True, "cycles_past_deadline": []})
     status, jobs = await call("GET", "/jobs")
     assert status == 200 and [j["job"] for j in jobs["jobs"]] == ["people"]
     status, job = await call("GET", "/jobs/people")
@@ -97,7 +97,16 @@ async def test_every_route_does_what_it_says(served: Served) -> None:
     assert (status, refused["error"]) == (409, "job_paused")
     assert (await call("POST", "/jobs/people/resume"))[1]["state"] == "active"
     status, started = await call("POST", "/jobs/people/cycles")
-    assert (status, started) == (202, {"job": "people", "started": True})
+    assert (status, started) == (
+        202,
+        {
+            "job": "people",
+            "started": True,
+            "queued_behind": None,
+            "running_s": None,
+            "message": "a cycle started",
+        },
+    )
     for _ in range(200):  # the triggered cycle disables the 39 people no longer in the source
         latest = (await call("GET", "/jobs/people"))[1]["last_cycles"][0]
         if (latest["trigger"], latest["status"]) == ("api", "succeeded"):

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -260,3 +262,39 @@ def test_a_worker_process_loads_no_engine_module(
     assert "workers.worker" in loaded, report[-2000:]  # the report is there, and names the worker's modules
     assert any(m.startswith("workers.connectors.sql") for m in loaded)
     assert sorted(m for m in loaded if m == "engine" or m.startswith("engine.")) == []
+
+
+def _final(state: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(state) as conn:
+        return conn.execute(
+            "SELECT cycle_id, op_id, status FROM log WHERE status IN "
+            "('succeeded', 'failed', 'skipped', 'lost-in-transit') ORDER BY id"
+        ).fetchall()
+
+
+def test_batches_lost_on_the_broker_end_the_cycle_at_its_deadline_and_are_planned_again(
+    tmp_path: Path, fleet: Fleet, postgres_url: str, table: str
+) -> None:
+    # The engine's batches are purged from the queue before any worker reads them (as an operator's
+    # purge would lose them): the cycle ends at its deadline, each operation recorded once as
+    # `lost-in-transit`, and the next cycle provisions them all.
+    rows = [person(i) for i in range(300)]
+    config = _config(tmp_path, postgres_url, table, rows, deadline={"base_s": 2, "per_batch_s": 0})
+    first = fleet.engine(config, "--once")
+    wait_until(lambda: first.metric("roster_operations_published_total") >= 300, 60, "publishing", fleet)
+    vhost_name = fleet.broker_url.rsplit("/", 1)[1]
+    rabbitmqctl("purge_queue", "-p", vhost_name, f"roster.ops.{TARGET}")
+    worker = fleet.worker(config)
+    worker.wait_healthy()
+
+    assert first.wait(120) == 1, fleet.logs()  # ended, with failures, instead of waiting forever
+    final = _final(tmp_path / "state.db")
+    assert Counter(status for _, _, status in final) == {"lost-in-transit": 300}
+    assert len({op_id for _, op_id, _ in final}) == 300
+
+    second = fleet.engine(config, "--once")
+    assert second.wait(120) == 0, fleet.logs()
+    _assert_exactly(postgres_url, table, rows)
+    final = _final(tmp_path / "state.db")
+    assert Counter(status for _, _, status in final) == {"lost-in-transit": 300, "succeeded": 300}
+    assert len({op_id for _, op_id, _ in final}) == 600  # one final record per operation
