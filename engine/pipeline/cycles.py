@@ -21,6 +21,7 @@ from common.errors import RosterError
 from engine.config import EngineConfig, JobConfig
 from engine.core.membership import Membership
 from engine.core.planner import Planner
+from engine.core.snapshot import Snapshot
 from engine.mapping.functions.errors import MappingError
 from engine.metrics import EngineMetrics
 from engine.model import CycleSummary, SourceObject, StateEntry
@@ -107,7 +108,7 @@ class CycleRunner:
         return self._job_locks.setdefault(job, asyncio.Lock())
 
     async def planner_for(
-        self, job: JobConfig, cycle_id: str, snapshot: dict[str, StateEntry], *, only: str | None = None
+        self, job: JobConfig, cycle_id: str, snapshot: Snapshot, *, only: str | None = None
     ) -> Planner:
         """A planner of `job` against `snapshot`; a group job's also resolves members from the state
         (of every group, or `only` that one)."""
@@ -143,7 +144,7 @@ class CycleRunner:
             self.control.since(job.name, job.source.full_import_every_s) if job.source.incremental else None
         )
         source = self.source_for(job, since)
-        planner = await self.planner_for(job, cycle_id, await self.state.snapshot(job.name))
+        planner = await self.planner_for(job, cycle_id, await self.state.fingerprints(job.name))
         try:
             read, error, quarantined = await self._plan_and_publish(job, cycle_id, planner, source, progress)
             staged = 0
@@ -195,6 +196,7 @@ class CycleRunner:
         try:
             async for batch in source.batches(SOURCE_BATCH):
                 failures: list[Result] = []
+                loaded = await self._prepare(job, planner, batch)
                 for start in range(0, len(batch), PLAN_SLICE):
                     if start:
                         await asyncio.sleep(0)
@@ -208,6 +210,7 @@ class CycleRunner:
                             return read, None, reason
                         await self._plan_object(planner, obj, failures)
                 await self._record_failures(cycle_id, failures)
+                planner.snapshot.drop_entries(loaded)
                 read += len(batch)
                 progress.read = read
         except RosterError as exc:
@@ -215,11 +218,24 @@ class CycleRunner:
             return read, str(exc), None
         return read, None, None
 
+    async def _prepare(self, job: JobConfig, planner: Planner, batch: list[SourceObject]) -> list[str]:
+        """Map a batch ahead of planning it, a slice at a time (the loop gets its turns), and load the
+        entries of the objects that need them in one query. Returns their source ids."""
+        wanted: list[str] = []
+        for start in range(0, len(batch), PLAN_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            wanted += planner.prepare(batch[start : start + PLAN_SLICE])
+        if wanted:
+            planner.snapshot.add_entries(await self.state.entries(job.name, wanted))
+        return wanted
+
     async def _deprovision(
         self, job: JobConfig, cycle_id: str, planner: Planner, approved: frozenset[str]
     ) -> int:
         """After a complete read: publish the deprovisions, or stage them all when the deletion guard
         trips (what `approved` names passes). Returns how many were staged."""
+        planner.snapshot.add_entries(await self.state.entries(job.name, planner.unseen()))
         missing = list(planner.plan_missing())
         unapproved = sum(1 for op in missing if op.source_id not in approved)
         held = len(planner.snapshot)
@@ -250,7 +266,8 @@ class CycleRunner:
         cycle_id = _new_cycle_id("-one")
         await self.state.start_cycle(cycle_id, job.name, "on_demand")
         progress = self.tracker.start_cycle(cycle_id, job.name)
-        planner = await self.planner_for(job, cycle_id, {source_id: entry} if entry else {}, only=source_id)
+        snapshot = Snapshot.of({source_id: entry} if entry else {})
+        planner = await self.planner_for(job, cycle_id, snapshot, only=source_id)
         try:
             failures: list[Result] = []
             if obj is not None:
@@ -304,10 +321,9 @@ async def load_membership(state: StateStore, job: JobConfig, only: str | None = 
     """For a group job, its members' target ids and what its groups (or group `only`) hold as applied."""
     if job.members is None:
         return None
-    member_state = await state.snapshot(job.members.job)
     return Membership(
         job.members,
-        target_ids={m: e.target_id for m, e in member_state.items() if e.target_id is not None},
+        target_ids=await state.target_ids(job.members.job),
         applied=await state.applied_members(job.name, only),
     )
 
