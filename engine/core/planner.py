@@ -87,7 +87,7 @@ class Planner:
         failed. Most objects of a cycle are unchanged, so most batches need none."""
         wanted: list[str] = []
         prepared = self._prepared
-        peek = self.snapshot.peek
+        peek = self.snapshot.fingerprints.get
         for obj in batch:
             if self.scope is not None and not self.scope.matches(obj.attributes):
                 continue
@@ -125,7 +125,7 @@ class Planner:
             return None
         source_id = obj.source_id
         self.seen += 1
-        held = self.snapshot.take(source_id)
+        held = self.snapshot.fingerprints.pop(source_id, None)  # from now on it counts as seen
         ready = self._prepared.pop(source_id, None)
         if ready is None:
             ready = self._map(obj)

@@ -90,10 +90,11 @@ class Snapshot:
     read is what the source no longer holds (`unseen`); the memory of what was taken is given back.
     """
 
-    __slots__ = ("_entries", "_fingerprints", "held")
+    __slots__ = ("_entries", "fingerprints", "held")
 
     def __init__(self, fingerprints: dict[str, int]) -> None:
-        self._fingerprints = fingerprints
+        self.fingerprints = fingerprints
+        """Source id -> fingerprint of the objects not taken yet (the planner's hot path reads it)."""
         self._entries: dict[str, StateEntry] = {}
         self.held = len(fingerprints)
         """How many objects the state held at the start (the deletion guard's measure)."""
@@ -110,15 +111,15 @@ class Snapshot:
 
     def peek(self, source_id: str) -> int | None:
         """The object's fingerprint, None if the state does not hold it (or it was taken)."""
-        return self._fingerprints.get(source_id)
+        return self.fingerprints.get(source_id)
 
     def take(self, source_id: str) -> int | None:
         """The object's fingerprint, which from now on counts as seen."""
-        return self._fingerprints.pop(source_id, None)
+        return self.fingerprints.pop(source_id, None)
 
     def unseen(self) -> Iterator[str]:
         """The source ids not taken so far (a snapshot of them: taking goes on meanwhile)."""
-        return iter(list(self._fingerprints))
+        return iter(list(self.fingerprints))
 
     def entry(self, source_id: str) -> StateEntry | None:
         """The object's full entry, if loaded (see `add_entries`)."""
