@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.core.membership import MemberPlan, Membership
 from engine.core.scoping import ScopingFilter
-from engine.core.snapshot import Snapshot, desired_fingerprint
+from engine.core.snapshot import Snapshot, desired_fingerprint, digest_fingerprint
 from engine.mapping.base import Mapper
 from engine.mapping.functions.errors import MappingError
 from engine.model import DISABLED, Deprovision, Mapped, SourceObject, StateEntry
@@ -106,12 +106,10 @@ class Planner:
 
     def _map(self, obj: SourceObject) -> tuple[Mapped, MemberPlan | None, str, int]:
         mapped = self.mapper.map(obj.attributes)
-        members = None
-        desired_hash = mapped.hash
-        if self.membership is not None:
-            members = self.membership.plan(obj.source_id, obj.attributes, mapped.hash)
-            desired_hash = members.hash
-        return mapped, members, desired_hash, desired_fingerprint(desired_hash)
+        if self.membership is None:
+            return mapped, None, mapped.hash, digest_fingerprint(mapped.hash)
+        members = self.membership.plan(obj.source_id, obj.attributes, mapped.hash)
+        return mapped, members, members.hash, desired_fingerprint(members.hash)
 
     def plan(self, obj: SourceObject) -> Operation | None:
         """The operation for one source object, or None when the target already holds it.
@@ -120,13 +118,13 @@ class Planner:
         it was provisioned before. Raises `MappingError` when a mapping fails on this object. Its
         entry must be loaded if `prepare` named it (an object not prepared is mapped here).
         """
-        if self.scope is not None and not self.scope.matches(obj.attributes):
+        source_id = obj.source_id
+        ready = self._prepared.pop(source_id, None)  # prepared: in scope
+        if ready is None and self.scope is not None and not self.scope.matches(obj.attributes):
             self.out_of_scope += 1
             return None
-        source_id = obj.source_id
         self.seen += 1
         held = self.snapshot.fingerprints.pop(source_id, None)  # from now on it counts as seen
-        ready = self._prepared.pop(source_id, None)
         if ready is None:
             ready = self._map(obj)
         elif isinstance(ready, MappingError):
