@@ -122,7 +122,7 @@ class CycleRunner:
             in_flight=self.tracker.in_flight(job.name),
             deprovision=job.deprovision,
             scope=job.scoping,
-            membership=await load_membership(self.state, job, only),
+            membership=await load_membership(self.state, job, only, per_batch=only is None),
         )
 
     async def _run(
@@ -221,6 +221,10 @@ class CycleRunner:
     async def _prepare(self, job: JobConfig, planner: Planner, batch: list[SourceObject]) -> list[str]:
         """Map a batch ahead of planning it, a slice at a time (the loop gets its turns), and load the
         entries of the objects that need them in one query. Returns their source ids."""
+        membership = planner.membership
+        if membership is not None and job.members is not None:
+            members = {m for obj in batch for m in membership.wanted(obj.attributes)}
+            membership.resolve(await self.state.target_ids(job.members.job, members))
         wanted: list[str] = []
         for start in range(0, len(batch), PLAN_SLICE):
             if start:
@@ -317,13 +321,16 @@ def _new_cycle_id(suffix: str = "") -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}{suffix}"
 
 
-async def load_membership(state: StateStore, job: JobConfig, only: str | None = None) -> Membership | None:
-    """For a group job, its members' target ids and what its groups (or group `only`) hold as applied."""
+async def load_membership(
+    state: StateStore, job: JobConfig, only: str | None = None, *, per_batch: bool = False
+) -> Membership | None:
+    """For a group job, its members' target ids and what its groups (or group `only`) hold as applied.
+    `per_batch`: no target ids yet; a cycle loads those of each batch's members (`_prepare`)."""
     if job.members is None:
         return None
     return Membership(
         job.members,
-        target_ids=await state.target_ids(job.members.job),
+        target_ids={} if per_batch else await state.target_ids(job.members.job),
         applied=await state.applied_members(job.name, only),
     )
 
