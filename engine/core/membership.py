@@ -105,6 +105,15 @@ class Membership:
         self._target_ids = target_ids
         self._applied = applied
 
+    def wanted(self, attributes: Mapping[str, Any]) -> list[str]:
+        """The member source ids one group names in the source."""
+        return member_ids(attributes.get(self._source), self._separator)
+
+    def resolve(self, target_ids: Mapping[str, str]) -> None:
+        """Resolve members against `target_ids` from now on: a cycle loads those of each batch's
+        members rather than every member's at once."""
+        self._target_ids = target_ids
+
     def plan(self, source_id: str, attributes: Mapping[str, Any], attributes_hash: str) -> MemberPlan:
         """The members of one group: those to add and remove, given what its last applied result holds."""
         wanted = member_ids(attributes.get(self._source), self._separator)

@@ -2,18 +2,23 @@
 
 Pure: it takes plain values (the state snapshot, mapped attributes) and returns `Operation`s, so it is
 tested without a loop, a broker or a database. The cycle runner feeds it and publishes what it returns.
+
+The snapshot holds a fingerprint per object, not its entry (see `engine.core.snapshot`): `prepare`
+maps a batch ahead and names the objects whose entries the runner loads before planning them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from engine.core.membership import MemberPlan, Membership
 from engine.core.scoping import ScopingFilter
+from engine.core.snapshot import Snapshot, desired_fingerprint, digest_fingerprint
 from engine.mapping.base import Mapper
-from engine.model import DISABLED, Deprovision, SourceObject, StateEntry
+from engine.mapping.functions.errors import MappingError
+from engine.model import DISABLED, Deprovision, Mapped, SourceObject, StateEntry
 from queues.contracts import Action, Operation, Result
 
 
@@ -51,7 +56,7 @@ class Planner:
         object_type: str,
         cycle_id: str,
         mapper: Mapper,
-        snapshot: dict[str, StateEntry],
+        snapshot: Snapshot | Mapping[str, StateEntry],
         in_flight: frozenset[str] | set[str] = frozenset(),
         deprovision: Deprovision = "disable",
         scope: ScopingFilter | None = None,
@@ -62,53 +67,100 @@ class Planner:
         self.object_type = object_type
         self.cycle_id = cycle_id
         self.mapper = mapper
-        self.snapshot = snapshot
+        self.snapshot = snapshot if isinstance(snapshot, Snapshot) else Snapshot.of(snapshot)
         self.in_flight = in_flight
         self.deprovision = deprovision
         self.scope = scope if scope is not None and scope.groups else None
         self.membership = membership
         self.pending_members = 0
-        self.seen: set[str] = set()
+        self.seen = 0
+        """Objects planned (in scope), whatever came of them."""
+        self._prepared: dict[str, tuple[Mapped, MemberPlan | None, str, int] | MappingError] = {}
         self.out_of_scope = 0
         self.deferred: list[str] = []
         self.unchanged = 0
         self._seq = 0
 
+    def prepare(self, batch: Iterable[SourceObject]) -> list[str]:
+        """Map the objects of a batch ahead of `plan` and return the source ids whose full entries it
+        will need (`Snapshot.add_entries`): those the state holds that changed, or whose mapping
+        failed. Most objects of a cycle are unchanged, so most batches need none."""
+        wanted: list[str] = []
+        prepared = self._prepared
+        peek = self.snapshot.fingerprints.get
+        for obj in batch:
+            if self.scope is not None and not self.scope.matches(obj.attributes):
+                continue
+            source_id = obj.source_id
+            held = peek(source_id)
+            try:
+                ready = prepared[source_id] = self._map(obj)
+            except MappingError as exc:
+                prepared[source_id] = exc
+                if held is not None:
+                    wanted.append(source_id)
+                continue
+            if held is not None and held != ready[3]:
+                wanted.append(source_id)
+        return wanted
+
+    def _map(self, obj: SourceObject) -> tuple[Mapped, MemberPlan | None, str, int]:
+        mapped = self.mapper.map(obj.attributes)
+        if self.membership is None:
+            return mapped, None, mapped.hash, digest_fingerprint(mapped.hash)
+        members = self.membership.plan(obj.source_id, obj.attributes, mapped.hash)
+        return mapped, members, members.hash, desired_fingerprint(members.hash)
+
     def plan(self, obj: SourceObject) -> Operation | None:
         """The operation for one source object, or None when the target already holds it.
 
         An object out of scope is not planned here: unseen, it is deprovisioned by `plan_missing` if
-        it was provisioned before. Raises `MappingError` when a mapping fails on this object.
+        it was provisioned before. Raises `MappingError` when a mapping fails on this object. Its
+        entry must be loaded if `prepare` named it (an object not prepared is mapped here).
         """
-        if self.scope is not None and not self.scope.matches(obj.attributes):
+        source_id = obj.source_id
+        ready = self._prepared.pop(source_id, None)  # prepared: in scope
+        if ready is None and self.scope is not None and not self.scope.matches(obj.attributes):
             self.out_of_scope += 1
             return None
-        self.seen.add(obj.source_id)
-        mapped = self.mapper.map(obj.attributes)
-        entry = self.snapshot.get(obj.source_id)
-        members = None
-        desired_hash = mapped.hash
-        if self.membership is not None:
-            members = self.membership.plan(obj.source_id, obj.attributes, mapped.hash)
+        self.seen += 1
+        held = self.snapshot.fingerprints.pop(source_id, None)  # from now on it counts as seen
+        if ready is None:
+            ready = self._map(obj)
+        elif isinstance(ready, MappingError):
+            raise ready
+        mapped, members, desired_hash, desired = ready
+        if members is not None:
             self.pending_members += members.pending
-            desired_hash = members.hash
-        action = plan_action(entry, desired_hash)
-        if action is None:
+        if held is None:
+            action: Action = "create"
+        elif held != desired:
+            action = "update"  # an update of a disabled object re-enables it
+        else:
             self.unchanged += 1
             return None
-        if obj.source_id in self.in_flight:
-            self.deferred.append(obj.source_id)
+        if source_id in self.in_flight:
+            self.deferred.append(source_id)
             return None
         attributes = mapped.attributes
         if action == "create" and mapped.create_only:
             attributes = {**attributes, **mapped.create_only}
-        return self._operation(action, obj.source_id, entry, attributes, desired_hash, members)
+        entry = self._entry(source_id, action)
+        return self._operation(action, source_id, entry, attributes, desired_hash, members)
+
+    def _entry(self, source_id: str, action: Action) -> StateEntry | None:
+        if action == "create":
+            return None
+        entry = self.snapshot.entry(source_id)
+        if entry is None:
+            raise LookupError(f"the entry of {source_id!r} was not loaded before planning it")
+        return entry
 
     def failure(self, obj: SourceObject, error: Exception) -> Result:
-        """The failed result of an object whose mappings could not be evaluated."""
+        """The failed result of an object whose mappings could not be evaluated (after `plan`)."""
         self._seq += 1
         now = time.time()
-        entry = self.snapshot.get(obj.source_id)
+        entry = self.snapshot.entry(obj.source_id)
         return Result(
             op_id=f"{self.cycle_id}-{self._seq}",
             job=self.job,
@@ -125,11 +177,19 @@ class Planner:
             error_message=str(error),
         )
 
+    def unseen(self) -> list[str]:
+        """The source ids the state holds that this cycle did not plan (nor has in flight): whose
+        entries `plan_missing` needs."""
+        in_flight = self.in_flight
+        return [source_id for source_id in self.snapshot.unseen() if source_id not in in_flight]
+
     def plan_missing(self) -> Iterator[Operation]:
-        """Deprovision what the state holds but this (full) import did not see."""
-        for source_id, entry in self.snapshot.items():
-            if source_id in self.seen or source_id in self.in_flight:
-                continue
+        """Deprovision what the state holds but this (full) import did not see (their entries loaded:
+        see `unseen`)."""
+        for source_id in self.unseen():
+            entry = self.snapshot.entry(source_id)
+            if entry is None:
+                raise LookupError(f"the entry of {source_id!r} was not loaded before planning it")
             action = plan_missing(entry, self.deprovision)
             if action is not None:
                 yield self._operation(action, source_id, entry, {}, entry.applied_hash or "")

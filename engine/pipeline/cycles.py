@@ -21,6 +21,7 @@ from common.errors import RosterError
 from engine.config import EngineConfig, JobConfig
 from engine.core.membership import Membership
 from engine.core.planner import Planner
+from engine.core.snapshot import Snapshot
 from engine.mapping.functions.errors import MappingError
 from engine.metrics import EngineMetrics
 from engine.model import CycleSummary, Hold, SourceObject, StateEntry
@@ -111,7 +112,7 @@ class CycleRunner:
         return self._job_locks.setdefault(job, asyncio.Lock())
 
     async def planner_for(
-        self, job: JobConfig, cycle_id: str, snapshot: dict[str, StateEntry], *, only: str | None = None
+        self, job: JobConfig, cycle_id: str, snapshot: Snapshot, *, only: str | None = None
     ) -> Planner:
         """A planner of `job` against `snapshot`; a group job's also resolves members from the state
         (of every group, or `only` that one)."""
@@ -125,7 +126,7 @@ class CycleRunner:
             in_flight=self.tracker.in_flight(job.name),
             deprovision=job.deprovision,
             scope=job.scoping,
-            membership=await load_membership(self.state, job, only),
+            membership=await load_membership(self.state, job, only, per_batch=only is None),
         )
 
     async def _run(
@@ -147,7 +148,7 @@ class CycleRunner:
             self.control.since(job.name, job.source.full_import_every_s) if job.source.incremental else None
         )
         source = self.source_for(job, since)
-        planner = await self.planner_for(job, cycle_id, await self.state.snapshot(job.name))
+        planner = await self.planner_for(job, cycle_id, await self.state.fingerprints(job.name))
         try:
             read, error, quarantined = await self._plan_and_publish(job, cycle_id, planner, source, progress)
             staged, holds = 0, tuple[Hold, ...]()
@@ -205,6 +206,7 @@ class CycleRunner:
         try:
             async for batch in source.batches(SOURCE_BATCH):
                 failures: list[Result] = []
+                loaded = await self._prepare(job, planner, batch)
                 for start in range(0, len(batch), PLAN_SLICE):
                     if start:
                         await asyncio.sleep(0)
@@ -218,12 +220,29 @@ class CycleRunner:
                             return read, None, reason
                         await self._plan_object(planner, obj, failures)
                 await self._record_failures(cycle_id, failures)
+                planner.snapshot.drop_entries(loaded)
                 read += len(batch)
                 progress.read = read
         except RosterError as exc:
             log.error("event=cycle_source_failed job=%s cycle=%s error=%r", job.name, cycle_id, str(exc))
             return read, str(exc), None
         return read, None, None
+
+    async def _prepare(self, job: JobConfig, planner: Planner, batch: list[SourceObject]) -> list[str]:
+        """Map a batch ahead of planning it, a slice at a time (the loop gets its turns), and load the
+        entries of the objects that need them in one query. Returns their source ids."""
+        membership = planner.membership
+        if membership is not None and job.members is not None:
+            members = {m for obj in batch for m in membership.wanted(obj.attributes)}
+            membership.resolve(await self.state.target_ids(job.members.job, members))
+        wanted: list[str] = []
+        for start in range(0, len(batch), PLAN_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            wanted += planner.prepare(batch[start : start + PLAN_SLICE])
+        if wanted:
+            planner.snapshot.add_entries(await self.state.entries(job.name, wanted))
+        return wanted
 
     async def _deprovision(
         self,
@@ -238,6 +257,7 @@ class CycleRunner:
         deprovisions, or stage them all when a hold applies to those `approved` does not name (the
         read was incomplete, the source shrank, or the deletion guard trips). Returns how many were
         staged and why."""
+        planner.snapshot.add_entries(await self.state.entries(job.name, planner.unseen()))
         missing = list(planner.plan_missing())
         unapproved = sum(1 for op in missing if op.source_id not in approved)
         shrink = job.source_shrink.describe(read, self.control.last_complete_read(job.name))
@@ -271,7 +291,8 @@ class CycleRunner:
         cycle_id = _new_cycle_id("-one")
         await self.state.start_cycle(cycle_id, job.name, "on_demand", **self.leases.claim())
         progress = self.tracker.start_cycle(cycle_id, job.name)
-        planner = await self.planner_for(job, cycle_id, {source_id: entry} if entry else {}, only=source_id)
+        snapshot = Snapshot.of({source_id: entry} if entry else {})
+        planner = await self.planner_for(job, cycle_id, snapshot, only=source_id)
         try:
             failures: list[Result] = []
             if obj is not None:
@@ -336,14 +357,16 @@ def _new_cycle_id(suffix: str = "") -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}{suffix}"
 
 
-async def load_membership(state: StateStore, job: JobConfig, only: str | None = None) -> Membership | None:
-    """For a group job, its members' target ids and what its groups (or group `only`) hold as applied."""
+async def load_membership(
+    state: StateStore, job: JobConfig, only: str | None = None, *, per_batch: bool = False
+) -> Membership | None:
+    """For a group job, its members' target ids and what its groups (or group `only`) hold as applied.
+    `per_batch`: no target ids yet; a cycle loads those of each batch's members (`_prepare`)."""
     if job.members is None:
         return None
-    member_state = await state.snapshot(job.members.job)
     return Membership(
         job.members,
-        target_ids={m: e.target_id for m, e in member_state.items() if e.target_id is not None},
+        target_ids={} if per_batch else await state.target_ids(job.members.job),
         applied=await state.applied_members(job.name, only),
     )
 

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import StateError
+from engine.core.snapshot import encode_hash
 
 MIGRATION_LOCK = 0x526F737465720001  # pg_advisory_xact_lock key for migrations ("Roster", 1)
 
@@ -80,6 +81,35 @@ def _v6_cycle_owner(conn: sa.Connection, _tables: sa.MetaData) -> None:
             conn.exec_driver_sql(f"ALTER TABLE cycles ADD COLUMN {name} {kind}")
 
 
+_COPY_PAGE = 20_000
+
+
+def _v7_compact_objects(conn: sa.Connection, tables: sa.MetaData) -> None:
+    # The objects again, in a table that stores the applied hash as bytes (and, on SQLite, has no
+    # rowid): copied a page at a time by key, then put in the old one's place.
+    columns = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns("objects")}
+    if isinstance(columns["applied_hash"], sa.LargeBinary):  # a store made new by migration 1 of this Roster
+        return
+    new = tables.tables["objects"].to_metadata(sa.MetaData(), name="objects_v7")
+    new.create(conn)
+    old = sa.table("objects", *(sa.column(c.name) for c in new.columns))
+    key = (old.c.job, old.c.source_id)
+    after: tuple[str, str] | None = None
+    while True:
+        query = sa.select(old).order_by(*key).limit(_COPY_PAGE)
+        if after is not None:
+            query = query.where(sa.tuple_(*key) > sa.tuple_(*after))
+        rows = [dict(row._mapping) for row in conn.execute(query)]
+        if not rows:
+            break
+        for row in rows:
+            row["applied_hash"] = encode_hash(row["applied_hash"])
+        conn.execute(new.insert(), rows)
+        after = (rows[-1]["job"], rows[-1]["source_id"])
+    conn.exec_driver_sql("DROP TABLE objects")
+    conn.exec_driver_sql("ALTER TABLE objects_v7 RENAME TO objects")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -93,6 +123,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         5, "objects in each job's last complete read, for the source shrink check", _v5_last_complete_read
     ),
     Migration(6, "the owner and lease of a running cycle: a dead owner's is interrupted", _v6_cycle_owner),
+    Migration(7, "objects compact: applied hashes as bytes, no rowid", _v7_compact_objects),
 )
 LATEST = MIGRATIONS[-1].version
 

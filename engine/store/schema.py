@@ -8,15 +8,18 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
+# A row per object of every job, millions of them: without a rowid on SQLite (the key is the table,
+# not a second index beside it), and the applied hash as bytes (`engine.core.snapshot.encode_hash`).
 objects = sa.Table(
     "objects",
     metadata,
     sa.Column("job", sa.String, primary_key=True),
     sa.Column("source_id", sa.String, primary_key=True),
     sa.Column("target_id", sa.String),
-    sa.Column("applied_hash", sa.String),
+    sa.Column("applied_hash", sa.LargeBinary),
     sa.Column("state", sa.String, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 group_members = sa.Table(

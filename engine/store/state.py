@@ -8,7 +8,7 @@ once its worker said so, which is what makes a crash anywhere harmless.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from common.errors import StateError
 from common.peers.sql_bulk import BulkStatement, Row
+from engine.core.snapshot import Snapshot, decode_hash, encode_hash, fingerprint
 from engine.model import ACTIVE, DISABLED, LOST, Lost, StateEntry
 from engine.store.migrations import migrate
 from engine.store.schema import cycles, group_members, job_control, log, metadata, objects, staged
@@ -28,6 +29,8 @@ STAGED_DELETE = "staged_delete"
 """The log action of a deprovision held by the deletion guard."""
 
 _STATE_AFTER = {"create": ACTIVE, "update": ACTIVE, "disable": DISABLED}
+_PAGE = 10_000  # rows fetched at a time when reading a whole job's objects
+_IDS_PER_QUERY = 500  # source ids bound in one query (well below every driver's limit)
 
 
 def state_url(value: str, *, base_dir: Path | None = None) -> str:
@@ -90,13 +93,61 @@ class StateStore:
         return self._engine
 
     async def snapshot(self, job: str) -> dict[str, StateEntry]:
-        """Every object the job has applied, by source id."""
+        """Every object the job has applied, by source id, in full: for tests and small jobs. A cycle
+        takes `fingerprints` and loads `entries` as it needs them."""
         query = sa.select(
             objects.c.source_id, objects.c.target_id, objects.c.applied_hash, objects.c.state
         ).where(objects.c.job == job)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return {row[0]: StateEntry(row[1], row[2], row[3]) for row in rows}
+        return {row[0]: StateEntry(row[1], decode_hash(row[2]), row[3]) for row in rows}
+
+    async def fingerprints(self, job: str) -> Snapshot:
+        """The job's state as a cycle holds it: a fingerprint per source id (see `Snapshot`), read a
+        page at a time so that no more than a page of rows is ever held besides."""
+        query = sa.select(objects.c.source_id, objects.c.applied_hash, objects.c.state).where(
+            objects.c.job == job
+        )
+        held: dict[str, int] = {}
+        async with self.engine.connect() as conn:
+            result = await conn.stream(query.execution_options(yield_per=_PAGE))
+            async for page in result.partitions():
+                for source_id, applied_hash, state in page:
+                    held[source_id] = fingerprint(applied_hash, state)
+        return Snapshot(held)
+
+    async def entries(self, job: str, source_ids: Iterable[str]) -> dict[str, StateEntry]:
+        """The full entries of the given objects that the state holds."""
+        ids = list(source_ids)
+        found: dict[str, StateEntry] = {}
+        if not ids:
+            return found
+        columns = (objects.c.source_id, objects.c.target_id, objects.c.applied_hash, objects.c.state)
+        async with self.engine.connect() as conn:
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start : start + _IDS_PER_QUERY]
+                query = sa.select(*columns).where(objects.c.job == job, objects.c.source_id.in_(chunk))
+                for row in await conn.execute(query):
+                    found[row[0]] = StateEntry(row[1], decode_hash(row[2]), row[3])
+        return found
+
+    async def target_ids(self, job: str, source_ids: Iterable[str] | None = None) -> dict[str, str]:
+        """The target ids of the job's objects (all of them, or those of `source_ids`) that have one."""
+        query = sa.select(objects.c.source_id, objects.c.target_id).where(
+            objects.c.job == job, objects.c.target_id.is_not(None)
+        )
+        found: dict[str, str] = {}
+        async with self.engine.connect() as conn:
+            if source_ids is None:
+                result = await conn.stream(query.execution_options(yield_per=_PAGE))
+                async for page in result.partitions():
+                    found.update(page)
+                return found
+            ids = list(source_ids)
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = query.where(objects.c.source_id.in_(ids[start : start + _IDS_PER_QUERY]))
+                found.update((row[0], row[1]) for row in await conn.execute(chunk))
+        return found
 
     async def entry(self, job: str, source_id: str) -> StateEntry | None:
         """What the state knows of one object (for preview and provision on demand)."""
@@ -105,7 +156,7 @@ class StateStore:
         )
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
-        return StateEntry(row[0], row[1], row[2]) if row is not None else None
+        return StateEntry(row[0], decode_hash(row[1]), row[2]) if row is not None else None
 
     async def applied_members(self, job: str, source_id: str | None = None) -> dict[str, dict[str, str]]:
         """The members each group of a job holds as applied (member source id -> target id), by group."""
@@ -391,7 +442,8 @@ def _object_rows(part: list[Result], now: float) -> tuple[list[Row], list[Row], 
         if r.action == "delete":
             deletes.append((r.job, r.source_id))
         else:
-            upserts.append((r.job, r.source_id, r.target_id, r.applied_hash, _STATE_AFTER[r.action], now))
+            state = _STATE_AFTER[r.action]
+            upserts.append((r.job, r.source_id, r.target_id, encode_hash(r.applied_hash), state, now))
             if r.members is not None:
                 members.append((r.job, r.source_id, orjson.dumps(r.members).decode()))
     return upserts, deletes, members

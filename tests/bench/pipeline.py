@@ -4,7 +4,11 @@
 
 Prints one JSON object: objects, null_ops_per_s and sqlite_ops_per_s (an initial cycle into a target
 that does nothing and into a SQLite table), p50_latency_ms and p99_latency_ms (emitted to result, in
-the null run), unchanged_cycle_s (a full cycle in which nothing changed) and peak_rss_mb.
+the null run), unchanged_cycle_s (a full cycle in which nothing changed) and peak_rss_mb (of the whole
+run); first_cycle_peak_rss_mb and unchanged_cycle_peak_rss_mb (the null run's two cycles, one after the
+other in one engine, as a server runs them: the high-water mark is reset before each, so each counts
+what the process still holds from before) and state_bytes_per_object (the SQLite state of the null
+run, divided by the objects: the unchanged cycle adds one cycle record to what the first wrote).
 """
 
 from __future__ import annotations
@@ -70,13 +74,46 @@ def config(workdir: Path, target: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def run_cycles(workdir: Path, raw: dict[str, Any], state: str, cycles: int) -> list[Any]:
-    """`cycles` rounds of one cycle per job (users before groups); the summaries in the order run."""
+async def run_cycles(
+    workdir: Path, raw: dict[str, Any], state: str, cycles: int, peaks: list[int] | None = None
+) -> list[Any]:
+    """`cycles` rounds of one cycle per job (users before groups); the summaries in the order run.
+    `peaks` gets the peak RSS (MB) of each round, where the kernel can reset the high-water mark."""
     engine_config = parse_engine_config(raw, base_dir=workdir)
     targets = parse_targets(raw, base_dir=workdir)
     jobs = in_dependency_order(engine_config.jobs)
+    summaries = []
     async with embedded(engine_config, targets, state_url(state)) as pipeline:
-        return [await pipeline.runner.run_cycle(job, trigger="bench") for _ in range(cycles) for job in jobs]
+        for _ in range(cycles):
+            reset_peak_rss()
+            summaries += [await pipeline.runner.run_cycle(job, trigger="bench") for job in jobs]
+            if peaks is not None:
+                peaks.append(peak_rss_mb())
+    return summaries
+
+
+def reset_peak_rss() -> None:
+    """Reset the process's RSS high-water mark to its current RSS (Linux; elsewhere nothing)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> int:
+    """The RSS high-water mark since the last reset (Linux), or of the whole run."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def state_bytes(path: Path) -> int:
+    """The size of a SQLite store, with its write-ahead log if one is left."""
+    return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
 
 
 def main() -> None:
@@ -89,7 +126,10 @@ def main() -> None:
         write_people(workdir / "people.csv", args.objects)
 
         null = config(workdir, {"name": "noop", "type": "noop"})
-        initial, unchanged = asyncio.run(run_cycles(workdir, null, str(workdir / "null-state.db"), 2))
+        null_state = workdir / "null-state.db"
+        peaks: list[int] = []
+        initial, unchanged = asyncio.run(run_cycles(workdir, null, str(null_state), 2, peaks))
+        state_bytes_per_object = state_bytes(null_state) / args.objects
         assert initial.created == args.objects and unchanged.changed == 0, (initial, unchanged)
 
         columns = {c: c for c in (*COLUMNS, "company")}
@@ -118,6 +158,9 @@ def main() -> None:
                 "p99_latency_ms": round(initial.p99_latency_ms, 1),
                 "unchanged_cycle_s": round(unchanged.elapsed_s, 3),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "first_cycle_peak_rss_mb": peaks[0],
+                "unchanged_cycle_peak_rss_mb": peaks[1],
+                "state_bytes_per_object": round(state_bytes_per_object),
             }
         )
     )

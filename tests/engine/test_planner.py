@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from engine.core.planner import Planner, plan_action, plan_missing
+from engine.core.snapshot import Snapshot, encode_hash, fingerprint
 from engine.mapping.base import ConstantMapping, DirectMapping, Mapper, attribute_hash
 from engine.model import ACTIVE, DISABLED, SourceObject, StateEntry
 
@@ -99,3 +102,47 @@ def test_matching_pairs_keep_precedence_and_leave_out_attributes_without_a_value
     without_mail = planner.plan(SourceObject("E2", {"employee_id": "E2", "email": None}))
     assert with_mail is not None and with_mail.matching == [["mail", "u1@example.org"], ["id", "E1"]]
     assert without_mail is not None and without_mail.matching == [["id", "E2"]]
+
+
+def _held(entries: dict[str, StateEntry]) -> Snapshot:
+    """A snapshot as a cycle takes it from the store: fingerprints only, no entry loaded."""
+    return Snapshot({s: fingerprint(encode_hash(e.applied_hash), e.state) for s, e in entries.items()})
+
+
+def test_a_cycle_needs_the_entries_only_of_objects_that_changed_or_left() -> None:
+    entries = {
+        "E1": StateEntry("T-1", MAPPER.map(_obj(1).attributes).hash, ACTIVE),  # unchanged
+        "E2": StateEntry("T-2", "stale", ACTIVE),  # changed
+        "E3": StateEntry("T-3", MAPPER.map(_obj(3).attributes).hash, DISABLED),  # back: enabled again
+        "E4": StateEntry("T-4", "h", ACTIVE),  # left the source
+    }
+    planner = Planner(
+        job="j", target="t", object_type="user", cycle_id="c1", mapper=MAPPER, snapshot=_held(entries)
+    )
+    batch = [_obj(1), _obj(2), _obj(3), _obj(5)]
+    wanted = planner.prepare(batch)
+    assert wanted == ["E2", "E3"]  # not E1 (unchanged) nor E5 (new: a create needs no entry)
+    planner.snapshot.add_entries({s: entries[s] for s in wanted})
+    ops = [planner.plan(obj) for obj in batch]
+    assert [(op.action, op.target_id) if op else None for op in ops] == [
+        None,
+        ("update", "T-2"),
+        ("update", "T-3"),
+        ("create", None),
+    ]
+    assert planner.unseen() == ["E4"] and len(planner.snapshot) == 4
+    planner.snapshot.add_entries({"E4": entries["E4"]})
+    assert [(op.action, op.target_id) for op in planner.plan_missing()] == [("disable", "T-4")]
+
+
+def test_planning_a_changed_object_whose_entry_was_not_loaded_fails_loudly() -> None:
+    planner = Planner(
+        job="j",
+        target="t",
+        object_type="user",
+        cycle_id="c1",
+        mapper=MAPPER,
+        snapshot=_held({"E2": StateEntry("T-2", "stale", ACTIVE)}),
+    )
+    with pytest.raises(LookupError, match="E2"):  # rather than an update without its target id
+        planner.plan(_obj(2))

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from common.errors import StateError
 from common.peers.sql_bulk import MAX_ROWS
+from engine.core.membership import PENDING_PREFIX
+from engine.core.snapshot import desired_fingerprint, digest_fingerprint
 from engine.model import ACTIVE, DISABLED, StateEntry
 from engine.store import history, migrations
 from engine.store.schema import metadata
@@ -247,6 +249,67 @@ async def test_migration_4_keeps_the_first_of_twin_log_records_and_refuses_new_t
         (None, "failed", True),  # records without an op id are not results: both stay
         (None, "failed", True),
     ]
+
+
+async def test_migration_7_stores_the_objects_compactly_and_reads_them_back_as_they_were(url: str) -> None:
+    digest = "12d4ce7db1a3d1c9780864da0983bb18"
+    before = {
+        "a": StateEntry("t-a", digest, ACTIVE),
+        "b": StateEntry("t-b", f"{PENDING_PREFIX}{digest}", ACTIVE),
+        "c": StateEntry(None, "not-a-digest", DISABLED),
+        "d": StateEntry("t-d", None, ACTIVE),
+        "e": StateEntry("t-e", digest.upper(), ACTIVE),  # not what the mappings make: kept as text
+    }
+    async with StateStore(url) as store, store.engine.begin() as conn:  # back to a version 6 store
+        await conn.execute(sa.text("DROP TABLE objects"))
+        await conn.execute(
+            sa.text(
+                "CREATE TABLE objects (job VARCHAR NOT NULL, source_id VARCHAR NOT NULL, target_id VARCHAR,"
+                " applied_hash VARCHAR, state VARCHAR NOT NULL, updated_at FLOAT NOT NULL,"
+                " PRIMARY KEY (job, source_id))"
+            )
+        )
+        for source_id, e in before.items():
+            await conn.execute(
+                sa.text("INSERT INTO objects VALUES ('people', :s, :t, :h, :state, 1.0)"),
+                {"s": source_id, "t": e.target_id, "h": e.applied_hash, "state": e.state},
+            )
+        await conn.execute(sa.text("DELETE FROM schema_version WHERE version = 7"))
+    async with StateStore(url) as store:
+        async with store.engine.connect() as conn:
+            assert await migrations.version(conn) == migrations.LATEST
+            stored = dict((await conn.execute(sa.text("SELECT source_id, applied_hash FROM objects"))).all())
+        assert await store.snapshot("people") == before
+        assert bytes(stored["a"]) == b"\x01" + bytes.fromhex(digest)  # 17 bytes, not 32 characters
+        held = await store.fingerprints("people")
+        assert held.peek("a") == desired_fingerprint(digest)  # unchanged for the next cycle
+        assert held.peek("b") != desired_fingerprint(digest)  # a pending group is not taken as applied
+        assert held.peek("c") != desired_fingerprint("not-a-digest")  # disabled: it is enabled again
+        await store.apply_results([result("a", "update", applied_hash="h2")])
+        assert await store.entry("people", "a") == StateEntry("t-a", "h2", ACTIVE)
+
+
+async def test_the_fingerprints_tell_unchanged_objects_from_changed_ones(store: StateStore) -> None:
+    await store.apply_results(
+        [
+            result("a", applied_hash="aa" * 16),
+            result("b", applied_hash="bb" * 16),
+            result("c", applied_hash=f"{PENDING_PREFIX}{'cc' * 16}"),
+        ]
+    )
+    await store.apply_results([result("b", "disable", applied_hash=None)])
+    held = await store.fingerprints("people")
+    assert len(held) == 3
+    assert held.peek("a") == desired_fingerprint("aa" * 16) == digest_fingerprint("aa" * 16)
+    assert held.peek("a") != desired_fingerprint("ab" * 16)
+    assert held.peek("b") != desired_fingerprint("bb" * 16)  # disabled
+    assert held.peek("c") == desired_fingerprint(f"{PENDING_PREFIX}{'cc' * 16}")
+    assert held.peek("c") != desired_fingerprint("cc" * 16)
+    assert held.take("a") is not None and held.take("a") is None
+    assert sorted(held.unseen()) == ["b", "c"] and len(held) == 3  # the guard measures what was held
+    assert await store.entries("people", ["b", "x"]) == {"b": StateEntry("t-b", "bb" * 16, DISABLED)}
+    assert await store.target_ids("people") == {"a": "t-a", "b": "t-b", "c": "t-c"}
+    assert await store.target_ids("people", ["c", "x"]) == {"c": "t-c"}
 
 
 async def test_a_store_newer_than_this_roster_is_refused(url: str) -> None:

@@ -145,3 +145,31 @@ async def test_delete_policy_deletes_the_rows_that_left_the_source(tmp_path: Pat
     assert summary.deleted == 5
     assert again.changed == 0
     assert set(await target_rows(url)) == {r["employee_id"] for r in rows[:25]}
+
+
+async def test_a_cycle_reads_the_full_state_entries_only_of_objects_that_changed_or_left(
+    tmp_path: Path, target: Target
+) -> None:
+    rows = [person(i) for i in range(N)]
+    write_csv(tmp_path / "people.csv", rows)
+    raw = {**job_config(tmp_path), **target.settings()}
+    async with pipeline(tmp_path, raw) as p:
+        job = p.runner.config.jobs[0]
+        await p.runner.run_cycle(job)
+        state = p.runner.state
+        read: list[str] = []
+        entries = state.entries
+
+        async def recorded(job_name: str, source_ids):  # type: ignore[no-untyped-def]
+            ids = list(source_ids)
+            read.extend(ids)
+            return await entries(job_name, ids)
+
+        state.entries = recorded  # type: ignore[method-assign]
+        unchanged = await p.runner.run_cycle(job)
+        assert (unchanged.changed, unchanged.unchanged, read) == (0, N, [])
+
+        write_csv(tmp_path / "people.csv", [person(5, department="Legal"), *rows[6:]])  # 0-4 left
+        summary = await p.runner.run_cycle(job)
+    assert (summary.updated, summary.disabled, summary.unchanged) == (1, 5, N - 6)
+    assert sorted(read) == sorted(rows[i]["employee_id"] for i in range(6))
