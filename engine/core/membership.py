@@ -105,9 +105,13 @@ class Membership:
         self._target_ids = target_ids
         self._applied = applied
 
-    def wanted(self, attributes: Mapping[str, Any]) -> list[str]:
-        """The member source ids one group names in the source."""
-        return member_ids(attributes.get(self._source), self._separator)
+    def wanted(self, source_id: str, attributes: Mapping[str, Any]) -> list[str]:
+        """The member source ids whose target ids planning group `source_id` reads: those it names in
+        the source, and those its record holds or removed (a removed member's current target id is
+        what tells a rename that the removal missed)."""
+        named = member_ids(attributes.get(self._source), self._separator)
+        record = self._applied.get(source_id, {})
+        return [*named, *(key.removeprefix(REMOVED_PREFIX) for key in record)]
 
     def resolve(self, target_ids: Mapping[str, str]) -> None:
         """Resolve members against `target_ids` from now on: a cycle loads those of each batch's

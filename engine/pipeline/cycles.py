@@ -233,7 +233,7 @@ class CycleRunner:
         entries of the objects that need them in one query. Returns their source ids."""
         membership = planner.membership
         if membership is not None and job.members is not None:
-            members = {m for obj in batch for m in membership.wanted(obj.attributes)}
+            members = {m for obj in batch for m in membership.wanted(obj.source_id, obj.attributes)}
             membership.resolve(await self.state.target_ids(job.members.job, members))
         wanted: list[str] = []
         for start in range(0, len(batch), PLAN_SLICE):
