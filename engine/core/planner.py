@@ -89,11 +89,11 @@ class Planner:
         prepared = self._prepared
         peek = self.snapshot.fingerprints.get
         for obj in batch:
-            if self.scope is not None and not self.scope.matches(obj.attributes):
-                continue
             source_id = obj.source_id
             held = peek(source_id)
             try:
+                if self.scope is not None and not self.scope.matches(obj.attributes):
+                    continue
                 ready = prepared[source_id] = self._map(obj)
             except MappingError as exc:
                 prepared[source_id] = exc
@@ -119,10 +119,16 @@ class Planner:
         entry must be loaded if `prepare` named it (an object not prepared is mapped here).
         """
         source_id = obj.source_id
-        ready = self._prepared.pop(source_id, None)  # prepared: in scope
-        if ready is None and self.scope is not None and not self.scope.matches(obj.attributes):
-            self.out_of_scope += 1
-            return None
+        ready = self._prepared.pop(source_id, None)  # prepared: in scope, or its scoping failed
+        if ready is None and self.scope is not None:
+            try:
+                in_scope = self.scope.matches(obj.attributes)
+            except MappingError as exc:
+                ready = exc  # not known to be out of scope: seen, failed, never deprovisioned
+            else:
+                if not in_scope:
+                    self.out_of_scope += 1
+                    return None
         self.seen += 1
         held = self.snapshot.fingerprints.pop(source_id, None)  # from now on it counts as seen
         if ready is None:

@@ -24,6 +24,8 @@ from typing import Any, Final
 from common.config.validation import as_list, as_mapping, check_keys, join, string
 from common.errors import ConfigError
 from engine.mapping.dotnet import compile_regex
+from engine.mapping.functions.errors import MappingError
+from engine.mapping.limits import LimitError, quote
 
 Test = Callable[[Any], bool]
 
@@ -238,4 +240,11 @@ def _text_test(operator: str, value: Any) -> Callable[[str], bool]:
     except (re.error, RecursionError, OverflowError, ValueError) as exc:
         raise ClauseError("value", f"invalid regular expression: {exc}") from None
     search = pattern.search
-    return lambda s: search(s) is not None
+
+    def regex_match(s: str) -> bool:
+        try:
+            return search(s) is not None
+        except LimitError as exc:  # a regex that ran out of time on this value: this object fails
+            raise MappingError(f"scoping REGEX MATCH {quote(expected)}: {exc}") from None
+
+    return regex_match

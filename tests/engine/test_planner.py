@@ -146,3 +146,25 @@ def test_planning_a_changed_object_whose_entry_was_not_loaded_fails_loudly() -> 
     )
     with pytest.raises(LookupError, match="E2"):  # rather than an update without its target id
         planner.plan(_obj(2))
+
+
+@pytest.mark.parametrize("prepared", [False, True], ids=["planned", "prepared-then-planned"])
+def test_a_scoping_regex_that_runs_out_of_time_fails_that_object_which_is_never_deprovisioned(
+    prepared: bool,
+) -> None:
+    from engine.core.scoping import parse_scoping
+    from engine.mapping.functions.errors import MappingError
+
+    scope = parse_scoping(
+        "jobs[0].scoping", [[{"attribute": "title", "operator": "REGEX MATCH", "value": "(a|aa)+$"}]]
+    )
+    held = {"E1": StateEntry("E1", "h1", ACTIVE), "E2": StateEntry("E2", "h2", ACTIVE)}
+    planner = _planner(held, scope=scope)
+    catastrophic, fine = _obj(1, title="a" * 5000 + "!"), _obj(2, title="aaa")
+    if prepared:
+        planner.prepare([catastrophic, fine])
+    with pytest.raises(MappingError, match="REGEX MATCH"):
+        planner.plan(catastrophic)
+    op = planner.plan(fine)
+    assert op is not None and op.source_id == "E2"
+    assert list(planner.plan_missing()) == []  # E1 failed, which is not leaving the scope
