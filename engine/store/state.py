@@ -256,18 +256,9 @@ class StateStore:
         """One log record per deprovision held for approval (action `staged_delete`), saying `why`."""
         now = time.time()
         rows = [
-            {
-                "at": now,
-                "cycle_id": op.cycle_id,
-                "op_id": op.op_id,
-                "job": op.job,
-                "source_id": op.source_id,
-                "target_id": op.target_id,
-                "action": STAGED_DELETE,
-                "status": "warning",
-                "attempts": 0,
-                "error_message": f"would {op.action}: held for approval {why}",
-            }
+            _unapplied(
+                op, now, STAGED_DELETE, "warning", error_message=f"would {op.action}: held for approval {why}"
+            )
             for op in ops
         ]
         if rows:
@@ -278,20 +269,15 @@ class StateStore:
         """One final log record per operation given up at its cycle's deadline (`lost-in-transit`)."""
         now = time.time()
         rows = [
-            {
-                "at": now,
-                "cycle_id": op.cycle_id,
-                "op_id": op.op_id,
-                "job": op.job,
-                "source_id": op.source_id,
-                "target_id": op.target_id,
-                "action": op.action,
-                "status": LOST,
-                "attempts": 0,
-                "error_class": "LostInTransit",
-                "error_message": reason,
-                "attributes": op.attributes or None,
-            }
+            _unapplied(
+                op,
+                now,
+                op.action,
+                LOST,
+                error_class="LostInTransit",
+                error_message=reason,
+                attributes=op.attributes or None,
+            )
             for op in lost
         ]
         if rows:
@@ -475,3 +461,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _unapplied(op: Operation | Lost, at: float, action: str, status: str, **details: Any) -> dict[str, Any]:
+    """A log record of an operation that no target result stands behind (held, or lost in transit)."""
+    return {
+        "at": at,
+        "cycle_id": op.cycle_id,
+        "op_id": op.op_id,
+        "job": op.job,
+        "source_id": op.source_id,
+        "target_id": op.target_id,
+        "action": action,
+        "status": status,
+        "attempts": 0,
+        **details,
+    }
