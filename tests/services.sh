@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the services the tests use answer on their standard local ports; start one that is
-# installed but stopped, and fail naming the service otherwise. Usage: tests/services.sh NAME...
+# installed but stopped. One that cannot be started is named, and its tests are skipped saying why
+# (tests/needs.py); with ROSTER_TEST_STRICT=1 (CI) this script fails instead. Usage: tests/services.sh NAME...
 set -u
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -31,4 +32,8 @@ for service in "$@"; do
     *) echo "services: unknown service $service" >&2; status=1 ;;
   esac
 done
+if [ $status -ne 0 ] && [ -z "${ROSTER_TEST_STRICT:-}" ]; then
+  echo "services: the tests that need it will be skipped, and say so in pytest's summary" >&2
+  exit 0
+fi
 exit $status

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+from tests import needs
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -23,21 +23,17 @@ DASHBOARD = DEPLOY / "grafana" / "dashboards" / "roster.json"
 ROSTER_SERVICES = ("scim", "engine", "worker")  # the services whose command is ours
 
 
-def tool(name: str, package: str) -> str:
-    """The path of a checking tool: from the venv first, then PATH; fails (never skips) without it."""
+def tool(name: str) -> str:
+    """The path of a checking tool: from the venv first, then PATH; skips the test without it, saying
+    how to install it (tests/needs.py)."""
     beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        pytest.fail(
-            f"{name} is not installed; .ci/run installs it (apt-get install {package})", pytrace=False
-        )
-    return found
+    return str(beside) if beside.exists() else needs.program(name)
 
 
 def compose_config(**env: str) -> dict[str, Any]:
     """The compose file as `docker-compose config` resolves it (variables, anchors, merges)."""
     result = subprocess.run(
-        [tool("docker-compose", "docker-compose"), "-f", str(COMPOSE_FILE), "config"],
+        [tool("docker-compose"), "-f", str(COMPOSE_FILE), "config"],
         capture_output=True,
         text=True,
         timeout=60,

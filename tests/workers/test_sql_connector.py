@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from common.errors import ConfigError, PermanentError, TransientError
 from common.peers.sql_bulk import MAX_ROWS
 from queues.contracts import Operation
+from tests import needs
 from workers.connectors.base import Applied
 from workers.connectors.null import NullConnector
 from workers.connectors.sql.connector import SqlConnector
@@ -90,6 +91,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         yield Database("sqlite", f"sqlite:///{path}", table, engine, path)
         await engine.dispose()
         return
+    needs.postgres()
     engine = create_async_engine(PG_URL.replace("postgresql://", "postgresql+asyncpg://"))
     try:
         async with engine.connect() as conn:
