@@ -14,9 +14,7 @@ from tests import needs
 from tests.integration.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-PROMTOOL_TEST = (
-    "tests/deploy/test_deploy_files.py::test_promtool_accepts_the_scrape_config_and_the_alert_rules"
-)
+DEPLOY_TESTS = "tests/deploy/test_deploy_files.py"
 
 
 def _pytest_without_promtool(**env: str) -> subprocess.CompletedProcess[str]:
