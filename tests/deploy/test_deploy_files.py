@@ -4,7 +4,10 @@ one set of commands (those that tests/deploy/test_compose_services.py runs), one
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -17,10 +20,13 @@ from tests.deploy.files import (
     DEPLOY,
     ROSTER_SERVICES,
     compose_config,
+    compose_variables,
     dashboard_queries,
     dockerfile_stages,
     k8s_documents,
     metric_names,
+    published,
+    run_compose_config,
     tool,
 )
 
@@ -33,7 +39,9 @@ def _run(*argv: str) -> str:
 
 def test_the_compose_file_is_valid_and_only_roster_services_set_a_command() -> None:
     services = compose_config()["services"]
-    assert set(services) == {"rabbitmq", "postgres", "scim", "engine", "worker", "prometheus", "grafana"}
+    assert set(services) == {
+        *("rabbitmq", "postgres", "scim", "engine", "worker", "prometheus", "alertmanager", "grafana")
+    }
     assert {name for name, s in services.items() if "command" in s} == set(ROSTER_SERVICES)
     assert "management" in services["rabbitmq"]["image"]
     # `--scale worker=4` needs a worker without a fixed name or host port.
@@ -131,3 +139,95 @@ def test_keda_scales_the_worker_deployment_on_the_queue_of_every_target() -> Non
     assert queues == {ops_queue(t["name"]) for t in targets}
     engine = next(d for d in docs if d["kind"] == "Deployment" and "engine" in d["metadata"]["name"])
     assert engine["spec"]["replicas"] == 2  # one active, one standby
+
+
+def test_compose_takes_every_secret_from_the_env_file_and_refuses_to_start_without_them() -> None:
+    variables = compose_variables()
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", COMPOSE_FILE.read_text()))
+    assert required == set(variables), "make env (deploy/make_env.py) writes every variable compose requires"
+    refused = run_compose_config({})
+    assert refused.returncode != 0 and "make env" in refused.stderr
+
+    services = compose_config()["services"]
+    rabbit, pg = variables["RABBITMQ_PASSWORD"], variables["POSTGRES_PASSWORD"]
+    assert services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"] == rabbit
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == pg
+    for name in ("engine", "worker"):
+        assert services[name]["environment"]["ROSTER_BROKER_URL"] == f"amqp://roster:{rabbit}@rabbitmq:5672/"
+    assert (
+        services["engine"]["environment"]["ROSTER_STATE"] == f"postgresql://roster:{pg}@postgres:5432/roster"
+    )
+    assert services["engine"]["environment"]["ROSTER_API_TOKEN"] == variables["ROSTER_API_TOKEN"]
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == variables["GRAFANA_ADMIN_PASSWORD"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"  # no anonymous viewer, no default admin/admin
+    text = COMPOSE_FILE.read_text()
+    assert "change-me" not in text and not re.search(r"(PASS|PASSWORD|TOKEN): [^$\s]", text)
+
+
+def test_the_web_uis_and_the_admin_api_are_published_on_loopback_only_by_default() -> None:
+    uis = {"grafana": 3000, "prometheus": 9090, "alertmanager": 9093, "rabbitmq": 15672}
+    services = compose_config()["services"]
+    ports = {name: published(service) for name, service in services.items() if published(service)}
+    assert ports == {
+        **{name: [("127.0.0.1", port)] for name, port in uis.items()},
+        "engine": [("127.0.0.1", 8477)],
+    }
+    opened = compose_config(ROSTER_UI_ADDRESS="0.0.0.0")["services"]  # the documented way to open the UIs
+    assert {name: published(opened[name]) for name in uis} == {
+        name: [("0.0.0.0", p)] for name, p in uis.items()
+    }
+    assert published(opened["engine"]) == [("127.0.0.1", 8477)]  # the admin API stays on loopback
+
+
+def _render_alertmanager(url: str, tmp_path: Path) -> Path:
+    rendered = tmp_path / "alertmanager.yml"
+    result = subprocess.run(
+        ["sh", str(DEPLOY / "alertmanager" / "render.sh"), str(DEPLOY / "alertmanager" / "alertmanager.yml")],
+        env={"PATH": os.environ["PATH"], "ALERT_WEBHOOK_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rendered.write_text(result.stdout)
+    return rendered
+
+
+WEBHOOK = "https://hooks.example.com/roster?token=a|b&x=1"  # | and & are special to sed
+
+
+def test_prometheus_sends_the_alerts_to_alertmanager_which_posts_them_to_the_webhook(tmp_path: Path) -> None:
+    services = compose_config(ALERT_WEBHOOK_URL=WEBHOOK)["services"]
+    alertmanager = services["alertmanager"]
+    assert alertmanager["environment"]["ALERT_WEBHOOK_URL"] == WEBHOOK
+    assert "alertmanager" in services["prometheus"]["depends_on"]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in _volumes(alertmanager)}
+    assert Path(mounted["/etc/alertmanager"]) == DEPLOY / "alertmanager"
+    assert (
+        "render.sh" in " ".join(alertmanager["entrypoint"])
+        and "--config.file=" in alertmanager["entrypoint"][-1]
+    )
+
+    prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = [
+        t
+        for am in prometheus["alerting"]["alertmanagers"]
+        for sc in am["static_configs"]
+        for t in sc["targets"]
+    ]
+    assert targets == ["alertmanager:9093"] and published(alertmanager) == [("127.0.0.1", 9093)]
+    assert prometheus["rule_files"] == ["alerts.yml"]
+
+    config = yaml.safe_load(_render_alertmanager(WEBHOOK, tmp_path).read_text())
+    (receiver,) = [r for r in config["receivers"] if r["name"] == config["route"]["receiver"]]
+    assert [w["url"] for w in receiver["webhook_configs"]] == [WEBHOOK]
+    assert not config["route"].get("routes"), "every alert reaches the webhook"
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"][0]["rules"]
+    assert {rule["labels"]["severity"] for rule in rules} == {"critical", "warning"}  # the inhibit rule's
+
+
+def test_amtool_accepts_the_rendered_alertmanager_config(tmp_path: Path) -> None:
+    amtool = tool("amtool")
+    assert "SUCCESS" in _run(amtool, "check-config", str(_render_alertmanager(WEBHOOK, tmp_path)))
