@@ -46,7 +46,7 @@ def write(path: Path) -> list[str]:
         if added and text and not text.endswith("\n"):
             env.write("\n")
         if not text:
-            env.write("# docker-compose.yml's secrets and settings, made by `make env`; keep this file private.\n")
+            env.write("# docker-compose.yml's secrets and settings, by `make env`; keep this file private.\n")
         env.writelines(f"{name}={value}\n" for name, value in added.items())
     return list(added)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,10 +125,14 @@ def test_the_compose_commands_provision_the_demo_and_the_metrics_count_each_oper
         for worker in workers:
             worker.wait_healthy()
         engine_port, api_port = free_port(), free_port()
+        sources = fleet.tmp_path / "sources"  # as the Kubernetes volume of sources is: not beside jobs.yaml
+        sources.mkdir()
+        shutil.copy(CONFIG_DIR / "people.csv", sources / "people.csv")
         engine_env = {
             "ROSTER_BROKER_URL": broker_url,
             "ROSTER_STATE": state_url,
             "ROSTER_API_TOKEN": "compose-test-token",
+            "ROSTER_SOURCES": str(sources),
         }
         local = {"ROSTER_LISTEN", "ROSTER_API_LISTEN"}
         assert set(engine_env) == set(services["engine"]["environment"]) - local

@@ -71,7 +71,11 @@ def test_the_image_runs_the_compose_commands_and_the_kubernetes_args() -> None:
         assert containers[name]["image"] == services[name]["image"]
         assert {e["name"] for e in containers[name]["env"]} <= set(services[name]["environment"])
         mounts = {m["mountPath"] for m in containers[name]["volumeMounts"]}
-        assert mounts == {v.split(":")[1] for v in _volumes(services[name])} == {"/etc/roster"}
+        assert {v.split(":")[1] for v in _volumes(services[name])} == {"/etc/roster"}
+        assert mounts == {"/etc/roster"} | ({SOURCES_MOUNT} if name == "engine" else set())
+
+
+SOURCES_MOUNT = "/var/lib/roster/sources"
 
 
 def _volumes(service: dict[str, Any]) -> list[str]:
@@ -231,3 +235,53 @@ def test_prometheus_sends_the_alerts_to_alertmanager_which_posts_them_to_the_web
 def test_amtool_accepts_the_rendered_alertmanager_config(tmp_path: Path) -> None:
     amtool = tool("amtool")
     assert "SUCCESS" in _run(amtool, "check-config", str(_render_alertmanager(WEBHOOK, tmp_path)))
+
+
+def test_kubernetes_runs_without_keda_and_reads_the_sources_from_a_volume_not_a_configmap() -> None:
+    kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
+    manifests = {p.name for p in (DEPLOY / "k8s").glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == manifests - {"keda.yaml"}  # KEDA is an optional extra
+    base = [
+        d for r in kustomization["resources"] for d in yaml.safe_load_all((DEPLOY / "k8s" / r).read_text())
+    ]
+    assert not [d["kind"] for d in base if d["apiVersion"].startswith("keda.sh/")]
+    worker = next(d for d in base if d["kind"] == "Deployment" and d["metadata"]["name"] == "roster-worker")
+    assert worker["spec"]["replicas"] >= 1
+
+    engine = next(d for d in base if d["kind"] == "Deployment" and d["metadata"]["name"] == "roster-engine")
+    pod = engine["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] in claims]
+    assert env["ROSTER_SOURCES"] == mount["mountPath"] == SOURCES_MOUNT
+    (claim,) = [d for d in base if d["kind"] == "PersistentVolumeClaim"]
+    assert claim["metadata"]["name"] == claims[mount["name"]]
+    assert "ReadWriteMany" in claim["spec"]["accessModes"]  # two engine replicas, maybe on two nodes
+
+    (job,) = yaml.safe_load((CONFIG_DIR / "jobs.yaml").read_text())["jobs"]
+    assert job["source"]["path"].startswith("${ROSTER_SOURCES:-.}/")
+    creation = " ".join((DEPLOY / "k8s" / "kustomization.yaml").read_text().split("\\\n"))
+    configmap = next(line for line in creation.splitlines() if "create configmap roster-config" in line)
+    assert "--from-file=deploy/roster/jobs.yaml" in configmap and ".csv" not in configmap
+    assert "--from-file=deploy/roster/ " not in configmap + " "  # the whole directory would take the CSV
+
+
+def test_the_deploy_guide_says_how_to_build_and_name_the_image_and_that_keda_is_optional() -> None:
+    guide = (COMPOSE_FILE.parent / "docs" / "deploy.md").read_text()
+    for needed in (
+        "make image IMAGE=",
+        "kustomize edit set image roster=",
+        "kubectl apply -k deploy/k8s",
+        "kubectl apply -f deploy/k8s/keda.yaml",
+        "roster-sources",
+        "make env",
+        "ALERT_WEBHOOK_URL",
+        "ROSTER_UI_ADDRESS",
+    ):
+        assert needed in guide, needed
+    assert "docs/deploy.md" in (COMPOSE_FILE.parent / "README.md").read_text()
