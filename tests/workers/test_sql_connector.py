@@ -261,7 +261,9 @@ async def test_an_update_that_changes_the_key_renames_the_linked_row_and_a_redel
     }
 
 
-async def test_a_rename_onto_a_key_another_row_holds_fails_alone_and_changes_neither_row(db: Database) -> None:
+async def test_a_rename_onto_a_key_another_row_holds_fails_alone_and_changes_neither_row(
+    db: Database,
+) -> None:
     async with SqlConnector("app", db.settings()) as connector:
         await connector.apply([op("create", k, mail=f"{k}@x.org") for k in ("alice", "bob", "carol")])
         outcomes = await connector.apply(
