@@ -40,6 +40,7 @@ from urllib.parse import quote
 from common.errors import AuthError, ConnectorError, PermanentError, TransientError
 from common.peers.scim_schemas import ENDPOINTS, GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, ObjectType
 from common.peers.scim_transport import ScimAnswer, ScimTransport, Unanswered, refusal_text
+from common.unique import unique_candidates
 from queues.contracts import Operation
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 from workers.connectors.scim.diff import (
@@ -53,7 +54,6 @@ from workers.connectors.scim.diff import (
 from workers.connectors.scim.paths import AttrPath, attr_path, overlay, same_key
 from workers.connectors.scim.settings import ScimSettings
 from workers.limits import Gate
-from workers.unique import unique_candidates
 
 log = logging.getLogger("roster.connectors.scim")
 

@@ -28,12 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from common.errors import ConfigError, ConnectorError, PermanentError
 from common.peers.sql_bulk import BulkStatement, NotBulkable
+from common.unique import unique_candidates
 from queues.contracts import Operation
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 from workers.connectors.sql.errors import connector_error
 from workers.connectors.sql.rows import Plan, RowMap, may_be_unique, values_of
 from workers.connectors.sql.settings import SqlSettings
-from workers.unique import unique_candidates
 
 logger = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from common.errors import ConfigError, PermanentError
+from common.unique import unique_candidates
 from queues.contracts import Operation
 from workers.connectors.base import Applied, Outcome
 from workers.connectors.sql.settings import SqlSettings
-from workers.unique import unique_candidates
 
 Converter = Callable[[Any], Any]
 End = Literal["deactivate", "delete"]
