@@ -64,8 +64,11 @@ def preview(
     source_id: str,
     entry: StateEntry | None,
     membership: Membership | None = None,
+    *,
+    skipped: int = 0,
 ) -> Preview:
-    """Pure: the object's scoping, mapping (and a group's members) and planned action against its state."""
+    """Pure: the object's scoping, mapping (and a group's members) and planned action against its state;
+    `skipped` source rows could not be read, which holds a deprovision of an object not found."""
     if obj is None:
         action = "nothing"
         if entry is not None:
@@ -73,6 +76,8 @@ def preview(
         why = "not in the source: " + (
             f"it would be {action}d ({job.deprovision} policy)" if action != "nothing" else "nothing to do"
         )
+        if skipped and action != "nothing":
+            why += f", but {skipped:,} source row(s) could not be read, so that is held for approval"
         return Preview(
             job=job.name, source_id=source_id, found=False, entry=entry, action=action, explanation=why
         )
@@ -133,11 +138,13 @@ def _deprovision_action(job: JobConfig, entry: StateEntry) -> str | None:
 
 
 async def preview_from_state(job: JobConfig, source_id: str, state: StateStore | None) -> Preview:
-    obj, _read = await find_object(job.source.open(), source_id)
+    source = job.source.open()
+    obj, _read = await find_object(source, source_id)
     if state is None:
         return preview(job, obj, source_id, None)
     membership = await load_membership(state, job, source_id)
-    return preview(job, obj, source_id, await state.entry(job.name, source_id), membership)
+    entry = await state.entry(job.name, source_id)
+    return preview(job, obj, source_id, entry, membership, skipped=source.skipped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +166,8 @@ async def provision(
     entry = await runner.state.entry(job.name, source_id)
     if obj is None and not source.problems and entry is None:
         raise UnknownObject(f"{source_id!r} is neither in the source of job {job.name!r} nor in its state")
-    shown = preview(job, obj, source_id, entry, await load_membership(runner.state, job, source_id))
+    membership = await load_membership(runner.state, job, source_id)
+    shown = preview(job, obj, source_id, entry, membership, skipped=source.skipped)
     # A deprovision goes through the holds of a cycle's: `read` is a whole read only when the object
     # was not found (then the source-shrink check applies), and rows it could not read hold it.
     cycle_id, _counts = await runner.run_one(

@@ -65,6 +65,7 @@ def test_provision_holds_a_deprovision_when_rows_could_not_be_read(tmp_path: Pat
     done = _roster("provision", str(file), "people", "E00002")
     assert done.returncode == 1, done.stdout + done.stderr
     said = " ".join(done.stdout.split())
+    assert "disabled (disable policy), but 1 source row(s) could not be read, so that is held" in said
     assert "held for approval (incomplete read: 1 source row(s) could not be read" in said
     assert _rows(tmp_path / "target.db")["E00002"][1] == 1  # still active
 
