@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -95,22 +95,37 @@ def split_op_id(op_id: str | None) -> tuple[str | None, int | None]:
     return prefix, int(digits)
 
 
-def names_of(plain: Plain) -> set[str]:
-    """The strings of one record that the store keeps in `log_names`."""
-    _at, cycle_id, op_id, job, _s, _t, action, status, *_ = plain
-    names = {job, action, status}
-    if cycle_id is not None:
-        names.add(cycle_id)
-    prefix, _seq = split_op_id(op_id)
-    if prefix is not None:
-        names.add(prefix)
-    return names
+OpParts = tuple[str | None, int | None]
 
 
-def encode(plain: Plain, keys: Mapping[str | None, int | None], zdict: tuple[int, bytes] | None) -> Plain:
-    """A record as stored (values of `STORED`), given the keys of its names and its job's dictionary."""
-    at, cycle_id, op_id, job, source_id, target_id, action, status, *errors, latency, duration, text = plain
-    prefix, seq = split_op_id(op_id)
+def parts_and_names(plains: Sequence[Plain]) -> tuple[list[OpParts], set[str]]:
+    """The records' op ids split (`split_op_id`), and the strings that the store keeps in `log_names`."""
+    parts = [split_op_id(plain[2]) for plain in plains]
+    names = {name for plain in plains for name in (plain[1], plain[3], plain[6], plain[7])}
+    names.update(prefix for prefix, _number in parts)
+    names.discard(None)
+    return parts, names
+
+
+def samples(plains: Iterable[Plain], known: Container[str]) -> dict[str, list[str]]:
+    """The attributes to make dictionaries from, of the jobs not `known`: their first records'."""
+    found: dict[str, list[str]] = {}
+    for plain in plains:
+        job, text = plain[3], plain[-1]
+        if text is not None and job not in known:
+            texts = found.setdefault(job, [])
+            if len(texts) < SAMPLE_RECORDS:
+                texts.append(text)
+    return found
+
+
+def encode(
+    plain: Plain, op: OpParts, keys: Mapping[str | None, int | None], zdict: tuple[int, bytes] | None
+) -> Plain:
+    """A record as stored (values of `STORED`), given its op id's parts, the keys of its names and its
+    job's dictionary."""
+    at, cycle_id, _op_id, job, source_id, target_id, action, status, *errors, latency, duration, text = plain
+    prefix, seq = op
     zkey, attributes = compress(text, zdict)
     return (
         at,
@@ -189,18 +204,14 @@ class LogCodec:
         """The records as stored (values of `STORED`)."""
         if not plains:
             return []
-        keys = await self.keys(engine, set().union(*map(names_of, plains)))
-        samples: dict[str, list[str]] = {}
-        for plain in plains:
-            job, text = plain[3], plain[-1]
-            if text is not None and job not in self._job_zdicts:
-                job_samples = samples.setdefault(job, [])
-                if len(job_samples) < SAMPLE_RECORDS:
-                    job_samples.append(text)
-        for job, texts in samples.items():
+        parts, names = parts_and_names(plains)
+        keys = await self.keys(engine, names)
+        for job, texts in samples(plains, self._job_zdicts).items():
             await self._job_zdict(engine, job, texts)
         zdicts = self._job_zdicts
-        return [encode(plain, keys, zdicts.get(plain[3])) for plain in plains]
+        return [
+            encode(plain, op, keys, zdicts.get(plain[3])) for plain, op in zip(plains, parts, strict=True)
+        ]
 
     async def keys(self, engine: AsyncEngine, names: set[str]) -> dict[str | None, int | None]:
         """The keys of `names` (and of None: None) in `log_names`, added where missing."""

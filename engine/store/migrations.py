@@ -140,24 +140,23 @@ def _copy_log_compactly(conn: sa.Connection, tables: sa.MetaData) -> None:
         if not rows:
             break
         plains = [tuple(row[1:]) for row in rows]
-        missing = sorted(set().union(*map(logrows.names_of, plains)) - keys.keys())
-        for start in range(0, len(missing), _COPY_PAGE):
-            chunk = missing[start : start + _COPY_PAGE]
+        parts, names = logrows.parts_and_names(plains)
+        missing = sorted(names - keys.keys())
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
             conn.execute(insert_names, [{"name": name} for name in chunk])
             keys.update(conn.execute(logrows.select_keys(chunk)).all())
-        samples: dict[str, list[str]] = {}
-        for plain in plains:
-            if plain[-1] is not None and plain[3] not in zdicts:
-                samples.setdefault(plain[3], []).append(plain[-1])
-        for job, texts in samples.items():
-            zdict = logrows.make_zdict(texts[: logrows.SAMPLE_RECORDS])
+        for job, texts in logrows.samples(plains, zdicts).items():
+            zdict = logrows.make_zdict(texts)
             zdicts[job] = (conn.execute(logrows.insert_zdict(job, zdict)).scalar_one(), zdict)
         stored = [
             {
                 "id": row[0],
-                **dict(zip(logrows.STORED, logrows.encode(plain, keys, zdicts.get(plain[3])), strict=True)),
+                **dict(
+                    zip(logrows.STORED, logrows.encode(plain, op, keys, zdicts.get(plain[3])), strict=True)
+                ),
             }
-            for row, plain in zip(rows, plains, strict=True)
+            for row, plain, op in zip(rows, plains, parts, strict=True)
         ]
         conn.execute(new.insert(), stored)
         after = rows[-1][0]
