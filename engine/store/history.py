@@ -121,8 +121,7 @@ def steps(record: Mapping[str, Any]) -> dict[str, str]:
 
 
 def jsonl(records: Iterable[dict[str, Any]]) -> bytes:
-    # Row keys are SQLAlchemy `quoted_name`s, a str subclass that orjson takes only with this option.
-    return b"".join(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS) + b"\n" for record in records)
+    return b"".join(orjson.dumps(record) + b"\n" for record in records)
 
 
 def csv_rows(records: Iterable[dict[str, Any]], *, header: bool) -> str:
