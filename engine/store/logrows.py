@@ -217,12 +217,14 @@ class LogCodec:
         """The keys of `names` (and of None: None) in `log_names`, added where missing."""
         missing = sorted(names - self._keys.keys())
         if missing:
+            made: dict[str, int] = {}
             async with engine.begin() as conn:
                 insert = insert_names(conn.dialect.name)
                 for start in range(0, len(missing), _PER_QUERY):
                     chunk = missing[start : start + _PER_QUERY]
                     await conn.execute(insert, [{"name": name} for name in chunk])
-                    self._keys.update((await conn.execute(select_keys(chunk))).all())
+                    made.update((await conn.execute(select_keys(chunk))).all())
+            self._keys.update(made)  # committed now
         return self._keys
 
     async def _job_zdict(self, engine: AsyncEngine, job: str, samples: list[str]) -> None:

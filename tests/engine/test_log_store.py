@@ -179,6 +179,30 @@ async def test_records_written_now_read_back_as_written(url: str) -> None:
     assert records[1]["error_class"] == "PermanentError" and records[1]["error_message"] == "no"
 
 
+async def test_a_write_that_fails_while_adding_names_is_written_whole_when_tried_again(
+    tmp_path: Path,
+) -> None:
+    # More new names than one statement adds, the last of them refused: the names added before it
+    # are rolled back with it, and the retry (the result message comes again) must not take them
+    # as there.
+    results = [result(f"op-{i:04d}x", f"s{i}") for i in range(600)]
+    async with StateStore(state_url(str(tmp_path / "state.db"))) as store:
+        async with store.engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON log_names WHEN NEW.name = 'op-0599x' "
+                    "BEGIN SELECT RAISE(ABORT, 'injected'); END"
+                )
+            )
+        with pytest.raises(sa.exc.DBAPIError, match="injected"):
+            await store.apply_results(results)
+        async with store.engine.begin() as conn:
+            await conn.execute(sa.text("DROP TRIGGER refuse"))
+        await store.apply_results(results)
+        records = await store.log_records("people")
+    assert [(r["op_id"], r["source_id"]) for r in records] == [(r.op_id, r.source_id) for r in results]
+
+
 @pytest.mark.parametrize(
     "op_id",
     ["c-1", "c-10", "c-0", "c-01", "c-007", "x", "", "7", "07", "c-" + "9" * 18, "c-" + "9" * 19, "a-1-b"],
