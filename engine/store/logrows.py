@@ -256,7 +256,7 @@ def key_of(name: str) -> Any:
     return sa.select(log_names.c.key).where(log_names.c.name == name).scalar_subquery()
 
 
-def _readable() -> tuple[sa.Select[Any], tuple[sa.ColumnElement[Any], ...]]:
+def _as_text() -> sa.Select[Any]:
     job, cycle, prefix, action, status = (
         log_names.alias(f"{n}_name") for n in ("job", "cycle", "op", "a", "s")
     )
@@ -288,20 +288,18 @@ def _readable() -> tuple[sa.Select[Any], tuple[sa.ColumnElement[Any], ...]]:
         .join(action, action.c.key == log.c.action)
         .join(status, status.c.key == log.c.status)
     )
-    return sa.select(*columns).select_from(joined), columns
+    return sa.select(*columns).select_from(joined)
 
 
 def readable() -> sa.Select[Any]:
     """The log's records with their names as text: the `FIELDS` but the attributes, then the key of
     their dictionary and the attributes as stored (see `decompress`)."""
-    select, _columns = _readable()
-    return select.add_columns(log.c.zdict, log.c.attributes)
+    return _as_text().add_columns(log.c.zdict, log.c.attributes)
 
 
 def view_sql(dialect: sa.Dialect) -> str:
     """`CREATE VIEW log_view`: the log as text, its attributes aside (SQL cannot decompress them)."""
-    select, _columns = _readable()
-    body = select.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    body = _as_text().compile(dialect=dialect, compile_kwargs={"literal_binds": True})
     return f"CREATE VIEW log_view AS {body}"
 
 
