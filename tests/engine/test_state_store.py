@@ -28,6 +28,7 @@ from engine.store.state import StateStore, state_url
 from queues.contracts import Result
 from tests import needs
 from tests.databases import private_database
+from tests.engine.log_v7 import back_to_version_7_log
 
 _ids = itertools.count()
 
@@ -133,6 +134,7 @@ async def test_every_row_of_a_large_write_lands_once_and_in_order(store: StateSt
 
 async def test_a_failed_write_shows_no_value_it_held(store: StateStore) -> None:
     async with store.engine.begin() as conn:
+        await conn.execute(sa.text("DROP VIEW log_view"))
         await conn.execute(sa.text("DROP TABLE log"))
     secret = '{"initialPassword": "s3cret-Value"}'
     with pytest.raises(sa.exc.DBAPIError) as caught:
@@ -220,21 +222,24 @@ async def test_a_store_from_before_versioning_is_adopted_with_its_data(url: str)
 
 
 async def test_migration_4_keeps_the_first_of_twin_log_records_and_refuses_new_twins(url: str) -> None:
-    async with StateStore(url) as store:
-        await store.apply_results([result("a", op_id="op-a"), result("b", op_id="op-b")])
-        async with store.engine.begin() as conn:  # back to a version 3 store, with the twins it wrote
-            await conn.execute(sa.text("DROP INDEX log_result"))
-            await conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 4"))
-            await conn.execute(
-                sa.text(
-                    "INSERT INTO log (at, cycle_id, op_id, job, source_id, action, status, attempts) "
-                    "VALUES (2, 'c1', 'op-a', 'people', 'a', 'create', 'succeeded', 1),"
-                    " (3, 'c1', 'op-a', 'people', 'a', 'create', 'succeeded', 1),"
-                    " (4, 'c1', 'op-a', 'people', 'a', 'create', 'retrying', 1),"
-                    " (5, NULL, NULL, 'people', 'x', 'create', 'failed', NULL),"
-                    " (6, NULL, NULL, 'people', 'x', 'create', 'failed', NULL)"
-                )
-            )
+    async with StateStore(url) as store, store.engine.begin() as conn:
+        # Back to a version 3 store, with what apply_results wrote and the twins it wrote.
+        await back_to_version_7_log(conn)
+        await conn.execute(sa.text("DROP INDEX log_result"))
+        await conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 4"))
+        await conn.execute(
+            sa.text(
+                "INSERT INTO log (at, cycle_id, op_id, job, source_id, action, status, attempts) "
+                "VALUES (:now, 'c1', 'op-a', 'people', 'a', 'create', 'succeeded', 1),"
+                " (:now, 'c1', 'op-b', 'people', 'b', 'create', 'succeeded', 1),"
+                " (2, 'c1', 'op-a', 'people', 'a', 'create', 'succeeded', 1),"
+                " (3, 'c1', 'op-a', 'people', 'a', 'create', 'succeeded', 1),"
+                " (4, 'c1', 'op-a', 'people', 'a', 'create', 'retrying', 1),"
+                " (5, NULL, NULL, 'people', 'x', 'create', 'failed', NULL),"
+                " (6, NULL, NULL, 'people', 'x', 'create', 'failed', NULL)"
+            ),
+            {"now": time.time()},
+        )
     async with StateStore(url) as store:
         async with store.engine.connect() as conn:
             assert await migrations.version(conn) == migrations.LATEST
@@ -274,7 +279,7 @@ async def test_migration_7_stores_the_objects_compactly_and_reads_them_back_as_t
                 sa.text("INSERT INTO objects VALUES ('people', :s, :t, :h, :state, 1.0)"),
                 {"s": source_id, "t": e.target_id, "h": e.applied_hash, "state": e.state},
             )
-        await conn.execute(sa.text("DELETE FROM schema_version WHERE version = 7"))
+        await conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 7"))
     async with StateStore(url) as store:
         async with store.engine.connect() as conn:
             assert await migrations.version(conn) == migrations.LATEST

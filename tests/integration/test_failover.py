@@ -66,7 +66,7 @@ async def _state(database: str) -> tuple[list[tuple[str, str]], Counter[str], di
             r[0]
             for r in await conn.execute(
                 sa.text(
-                    "SELECT DISTINCT source_id, op_id FROM log"
+                    "SELECT DISTINCT source_id, op_id FROM log_view"
                     " WHERE action = 'create' AND status = 'succeeded'"
                 )
             )

@@ -268,7 +268,7 @@ def test_a_worker_process_loads_no_engine_module(
 def _final(state: Path) -> list[tuple[str, str, str]]:
     with sqlite3.connect(state) as conn:
         return conn.execute(
-            "SELECT cycle_id, op_id, status FROM log WHERE status IN "
+            "SELECT cycle_id, op_id, status FROM log_view WHERE status IN "
             "('succeeded', 'failed', 'skipped', 'lost-in-transit') ORDER BY id"
         ).fetchall()
 
