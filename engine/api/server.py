@@ -21,7 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from common.errors import ConfigError
-from common.process.status_server import HealthCheck, parse_listen
+from common.process.status_server import HealthCheck, parse_listen, serve
 from engine.api.admin import Admin
 from engine.api.app import api_app
 from engine.store.history import prune_forever
@@ -109,19 +109,13 @@ class ApiServer:
         return f"http://{self.settings.host}:{self.port}"
 
     async def start(self) -> None:
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=5.0)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.settings.host, self.settings.port).start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise ConfigError(
-                "--api-listen",
-                f"cannot listen on {self.settings.host}:{self.settings.port}: {exc.strerror}",
-                "stop what listens there, or set another HOST:PORT with --api-listen or ROSTER_API_LISTEN",
-            ) from None
-        self._runner = runner
-        self.port = runner.addresses[0][1]
+        self._runner, self.port = await serve(
+            web.AppRunner(self.app, access_log=None, shutdown_timeout=5.0),
+            self.settings.host,
+            self.settings.port,
+            what="the admin API",
+            setting="--api-listen / ROSTER_API_LISTEN",
+        )
         where = self.settings.token_file or "env:ROSTER_API_TOKEN"
         log.info("event=api_listening url=%s token_from=%s", self.url, where)
 

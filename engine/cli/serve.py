@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from common.process.cli import listen_address
+from common.process.cli import broker_url, listen_address
 from common.process.signals import install_stop_handlers
 from common.process.status_server import StatusServer
 from common.process.tuning import tune_process
@@ -47,7 +47,7 @@ def engine_command(args: argparse.Namespace, console: Console) -> int:
     config = load_engine_config(args.file)
     jobs = in_dependency_order([config.job(name) for name in args.job] if args.job else config.jobs)
     state = state_location(args, config)
-    broker = broker_from_url(args.broker, ca_file=args.broker_ca_file)
+    broker = broker_from_url(broker_url(args.broker, config.broker, args.file), ca_file=args.broker_ca_file)
     host, port = listen_address(args.listen)
     api = api_from(args, state, config, console)
     tune_process()

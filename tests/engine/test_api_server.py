@@ -66,6 +66,9 @@ async def test_a_port_in_use_is_a_config_error_naming_the_address() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         server = ApiServer(Admin(None), ApiSettings(port=port, token="t"))  # type: ignore[arg-type]
-        with pytest.raises(ConfigError, match=rf"--api-listen: cannot listen on 127.0.0.1:{port}"):
+        with pytest.raises(
+            ConfigError,
+            match=rf"ROSTER_API_LISTEN: cannot serve the admin API on 127.0.0.1:{port}: address already in use",
+        ):
             await server.start()
         await server.aclose()

@@ -1,0 +1,163 @@
+"""What `roster engine` and `roster worker` say when they cannot start: no broker given, a broker
+that refuses the login or the vhost, an address that is taken. One line each, naming the setting and
+the fix, with an exit code that is not 0, and never the password of the broker URL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from common.process.cli import ENGINE_LISTEN, WORKER_LISTEN
+from tests.conftest import require_service
+from tests.integration.processes import REPO, free_port
+
+ROSTER = [sys.executable, "-m", "common.process.launcher"]
+SECRET = "s3cret-pw-never-printed"
+
+
+def _roster(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ROSTER_")}
+    return subprocess.run(
+        [*ROSTER, *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=cwd,
+        env={**clean, "COLUMNS": "200", **(env or {})},
+        check=False,
+    )
+
+
+def _said(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line the process printed about its failure (log lines of libraries aside)."""
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "level=" not in line]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert len(lines) == 1, result.stdout + result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def worker_file(tmp_path: Path) -> Path:
+    file = tmp_path / "workers.yaml"
+    file.write_text(yaml.safe_dump({"targets": [{"name": "t1", "type": "noop"}]}), encoding="utf-8")
+    return file
+
+
+@pytest.fixture
+def engine_file(tmp_path: Path) -> Path:
+    (tmp_path / "people.csv").write_text("id,mail\n1,a@example.org\n", encoding="utf-8")
+    job = {
+        "name": "people",
+        "target": "t1",
+        "source": {"type": "csv", "path": "people.csv", "id_column": "id"},
+        "mappings": [{"source": "mail", "target": "mail", "match": True}],
+    }
+    file = tmp_path / "jobs.yaml"
+    file.write_text(yaml.safe_dump({"jobs": [job], "engine": {"state": "state.db"}}), encoding="utf-8")
+    return file
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def test_worker_and_engine_without_a_broker_url_name_the_three_ways_to_give_one(
+    worker_file: Path, engine_file: Path
+) -> None:
+    for args in (["worker", str(worker_file)], ["engine", str(engine_file)]):
+        result = _roster(*args)
+        assert result.returncode == 2
+        line = _said(result)
+        assert "--broker" in line and "ROSTER_BROKER" in line and "`broker:`" in line, line
+        assert "guest" not in line
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("how", ["flag", "env", "file"])
+def test_a_wrong_password_is_one_line_naming_user_vhost_and_setting_without_the_password(
+    worker_file: Path, how: str
+) -> None:
+    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
+    url = f"amqp://guest:{SECRET}@127.0.0.1:5672/"
+    args, env = ["worker", str(worker_file), "--listen", f"127.0.0.1:{free_port()}"], {}
+    if how == "flag":
+        args += ["--broker", url]
+    elif how == "env":
+        env["ROSTER_BROKER"] = url
+    else:
+        worker_file.write_text(yaml.safe_dump({**yaml.safe_load(worker_file.read_text()), "broker": url}))
+    result = _roster(*args, env=env)
+    assert result.returncode == 1
+    assert SECRET not in result.stdout + result.stderr
+    line = _said(result)
+    assert "refused the login for user 'guest' on vhost '/'" in line, line
+    assert "ROSTER_BROKER" in line and "check the user, password and vhost" in line
+
+
+@pytest.mark.rabbitmq
+def test_a_missing_vhost_is_one_line_saying_how_to_create_it(worker_file: Path, engine_file: Path) -> None:
+    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
+    url = f"amqp://guest:guest@127.0.0.1:5672/roster-no-such-vhost-{free_port()}"
+    for args in (
+        ["worker", str(worker_file), "--listen", f"127.0.0.1:{free_port()}"],
+        ["engine", str(engine_file), "--listen", f"127.0.0.1:{free_port()}", "--api-listen", "127.0.0.1:0"],
+    ):
+        result = _roster(*args, "--broker", url)
+        assert result.returncode == 1
+        line = _said(result)
+        vhost = url.rpartition("/")[2]
+        assert f"refused vhost {vhost!r} to user 'guest'" in line, line
+        assert f"rabbitmqctl add_vhost {vhost}" in line
+
+
+@pytest.mark.rabbitmq
+def test_a_taken_metrics_or_api_port_is_one_line_naming_the_setting(
+    worker_file: Path, engine_file: Path, taken_port: int
+) -> None:
+    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
+    env = {"ROSTER_BROKER": "amqp://guest:guest@127.0.0.1:5672/"}
+    taken = f"127.0.0.1:{taken_port}"
+    cases = [
+        (["worker", str(worker_file), "--listen", taken], "--listen / ROSTER_LISTEN", "/metrics"),
+        (
+            ["engine", str(engine_file), "--listen", taken, "--api-listen", "127.0.0.1:0"],
+            "--listen",
+            "/metrics",
+        ),
+        (
+            ["engine", str(engine_file), "--listen", f"127.0.0.1:{free_port()}", "--api-listen", taken],
+            "--api-listen / ROSTER_API_LISTEN",
+            "the admin API",
+        ),
+    ]
+    for args, setting, what in cases:
+        result = _roster(*args, env=env)
+        assert result.returncode == 2, result.stdout + result.stderr
+        line = _said(result) if args[0] == "worker" else result.stdout.strip().splitlines()[-1]
+        assert "Traceback" not in result.stdout + result.stderr
+        assert line.startswith(f"config error {setting}"), line
+        assert f"cannot serve {what} on {taken}: address already in use" in line
+        assert "pick a free port" in line
+
+
+def test_default_metrics_ports_stay_clear_of_the_exporters_range() -> None:
+    """9100-9999 is allocated to exporters on the Prometheus wiki (9100 node, 9101 HAProxy)."""
+    for listen in (ENGINE_LISTEN, WORKER_LISTEN):
+        host, _, port = listen.rpartition(":")
+        assert host == "127.0.0.1" and not 9100 <= int(port) <= 9999
+    assert ENGINE_LISTEN != WORKER_LISTEN  # one engine and one worker on one machine
+    help_text = _roster("worker", "--help").stdout + _roster("engine", "--help").stdout
+    assert f"default {WORKER_LISTEN}" in help_text and f"default {ENGINE_LISTEN}" in help_text
