@@ -21,6 +21,7 @@ from common.process.cli import (
     exit_code_of,
     listen_address,
 )
+from common.process.exposure import broker_unverified, unverified_tls
 from common.process.tuning import tune_process
 from queues.connect import broker_from_url
 from workers.config import parse_targets
@@ -62,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
                     f"targets in {args.file}: {', '.join(sorted(known))}",
                 )
         targets = tuple(t for t in targets if t.name in args.target)
+    found = broker_unverified(url)
+    peers = [(f"target {t.name!r}", t.settings) for t in targets]
+    for warning in ([found] if found else []) + unverified_tls(peers):
+        print(f"warning {warning}", flush=True)
     broker = broker_from_url(url, ca_file=args.broker_ca_file)
     host, port = listen_address(args.listen)
     tune_process()
