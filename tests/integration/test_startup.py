@@ -4,10 +4,13 @@ the fix, with an exit code that is not 0, and never the password of the broker U
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,3 +164,98 @@ def test_default_metrics_ports_stay_clear_of_the_exporters_range() -> None:
     assert ENGINE_LISTEN != WORKER_LISTEN  # one engine and one worker on one machine
     help_text = _roster("worker", "--help").stdout + _roster("engine", "--help").stdout
     assert f"default {WORKER_LISTEN}" in help_text and f"default {ENGINE_LISTEN}" in help_text
+
+
+def _embedded_file(tmp_path: Path, *, verify_tls: bool) -> Path:
+    """A job from a CSV into a SCIM target that nobody serves (its cycle fails at once, which does
+    not matter here) and whose certificate is checked or not."""
+    (tmp_path / "people.csv").write_text("id,mail\n1,a@example.org\n", encoding="utf-8")
+    raw = {
+        "engine": {"state": "state.db"},
+        "jobs": [
+            {
+                "name": "people",
+                "target": "app",
+                "source": {"type": "csv", "path": "people.csv", "id_column": "id"},
+                "mappings": [{"source": "mail", "target": "userName", "match": True}],
+            }
+        ],
+        "targets": [
+            {
+                "name": "app",
+                "type": "scim",
+                "url": f"https://127.0.0.1:{free_port()}/scim/v2",
+                "verify_tls": verify_tls,
+                "retry": {"tiers": 0},
+            }
+        ],
+    }
+    file = tmp_path / "roster.yaml"
+    file.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return file
+
+
+def test_an_api_beyond_the_loopback_with_the_placeholder_token_is_refused_in_one_line(tmp_path: Path) -> None:
+    file = _embedded_file(tmp_path, verify_tls=True)
+    result = _roster(
+        "run",
+        str(file),
+        "--serve",
+        "--api-listen",
+        f"0.0.0.0:{free_port()}",
+        env={"ROSTER_API_TOKEN": "change-me"},
+    )
+    assert result.returncode == 2
+    line = _said(result)
+    assert line.startswith("config error ROSTER_API_TOKEN / --api-token-file: the admin API on 0.0.0.0:")
+    assert "placeholder token" in line and "change-me" not in line
+    assert not (tmp_path / "state.db").exists()  # refused before anything started
+
+
+def test_plain_http_beyond_the_loopback_and_unchecked_tls_are_warned_of_at_start_and_in_jobs(
+    tmp_path: Path,
+) -> None:
+    file = _embedded_file(tmp_path, verify_tls=False)
+    port, token = free_port(), "t-" + "9" * 30
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ROSTER_")}
+    with subprocess.Popen(
+        [*ROSTER, "run", str(file), "--serve", "--no-progress", "--api-listen", f"0.0.0.0:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env={**clean, "COLUMNS": "200", "ROSTER_API_TOKEN": token},
+    ) as process:
+        try:
+            assert process.stdout is not None
+            said = [process.stdout.readline() for _ in range(3)]
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/jobs", headers={"Authorization": f"Bearer {token}"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                warnings = json.loads(answer.read())["warnings"]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+    assert said[0].startswith(f"warning the admin API serves plain HTTP on 0.0.0.0:{port} (--api-listen")
+    assert said[1].startswith("warning targets[0] (app): verify_tls is false")
+    assert said[2].startswith(f"admin API on http://0.0.0.0:{port} (token from ROSTER_API_TOKEN)")
+    assert [w.split(":")[0] for w in warnings] == [
+        "the admin API serves plain HTTP on 0.0.0.0",
+        "targets[0] (app)",
+    ]
+    assert token not in "".join(said) + "".join(warnings)
+
+
+def test_a_worker_warns_of_unchecked_tls_to_its_targets_and_its_broker(tmp_path: Path) -> None:
+    file = tmp_path / "workers.yaml"
+    target = {"name": "app", "type": "scim", "url": "https://scim.example.org/v2", "verify_tls": False}
+    file.write_text(yaml.safe_dump({"targets": [target]}), encoding="utf-8")
+    url = f"amqps://guest:{SECRET}@127.0.0.1:{free_port()}/?no_verify_ssl=1"
+    result = _roster("worker", str(file), "--broker", url, "--listen", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    lines = [line for line in result.stdout.splitlines() if line.startswith("warning")]
+    assert len(lines) == 2, result.stdout
+    assert "the broker's TLS certificate is not verified" in lines[0]
+    assert lines[1].startswith("warning target 'app': verify_tls is false")
+    assert SECRET not in result.stdout + result.stderr
