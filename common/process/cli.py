@@ -62,9 +62,12 @@ def broker_url(flag: str | None, configured: Any, file: Path) -> str:
     there is no default, so that no process joins a broker (and its vhost) nobody chose."""
     url = flag or os.environ.get(BROKER_ENV) or configured
     if url is None or url == "":
+        renamed = (
+            " (ROSTER_BROKER_URL is read no more: rename it)" if "ROSTER_BROKER_URL" in os.environ else ""
+        )
         raise ConfigError(
             "--broker",
-            "no broker URL given",
+            "no broker URL given" + renamed,
             f"pass --broker amqp://USER:PASSWORD@HOST:5672/VHOST, set {BROKER_ENV}, "
             f"or add `broker:` to {file}",
         )

@@ -86,6 +86,9 @@ def test_worker_and_engine_without_a_broker_url_name_the_three_ways_to_give_one(
         line = _said(result)
         assert "--broker" in line and "ROSTER_BROKER" in line and "`broker:`" in line, line
         assert "guest" not in line
+    renamed = _roster("worker", str(worker_file), env={"ROSTER_BROKER_URL": "amqp://u:p@127.0.0.1/"})
+    assert renamed.returncode == 2
+    assert "ROSTER_BROKER_URL is read no more: rename it" in _said(renamed)
 
 
 @pytest.mark.rabbitmq
