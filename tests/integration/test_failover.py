@@ -142,8 +142,9 @@ def test_a_standby_answers_503_naming_the_active_engine_until_it_takes_over(
         fleet.engine(config, "--api-listen", f"127.0.0.1:{port}", env={"ROSTER_API_TOKEN": token})
         for port in ports
     ]
-    for engine in engines:
-        engine.wait_healthy()
+    worker = fleet.worker(config)  # so that the takeover finds the queues empty, and is quick
+    for process in (*engines, worker):
+        process.wait_healthy()
     wait_until(
         lambda: sum(e.metric("roster_engine_active") for e in engines) == 1, 30, "one active engine", fleet
     )
@@ -163,11 +164,12 @@ def test_a_standby_answers_503_naming_the_active_engine_until_it_takes_over(
     status, _, health = _api(standby_port, "/healthz", token)
     assert status == 200 and health["role"] == "standby"
 
+    wait_until(lambda: active.metric("roster_cycles_total", status="succeeded") >= 1, 60, "a cycle", fleet)
     active.signal(signal.SIGKILL)
     active.wait(30)
     wait_until(lambda: standby.metric("roster_engine_active") == 1, TAKEOVER_S, "the takeover", fleet)
     wait_until(lambda: _api(standby_port, "/jobs", token)[0] == 200, 5, "the API of the new active engine")
-    _stop(standby)
+    _stop(standby, worker)
 
 
 def _stop(*processes: Process) -> None:
