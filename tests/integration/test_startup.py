@@ -181,6 +181,7 @@ def _embedded_file(tmp_path: Path, *, verify_tls: bool) -> Path:
                 "target": "app",
                 "source": {"type": "csv", "path": "people.csv", "id_column": "id"},
                 "mappings": [{"source": "mail", "target": "userName", "match": True}],
+                "schedule": {"interval": "1h"},  # so that `run --serve` keeps serving
             }
         ],
         "targets": [
@@ -237,6 +238,7 @@ def test_plain_http_beyond_the_loopback_and_unchecked_tls_are_warned_of_at_start
             )
             with urllib.request.urlopen(request, timeout=10) as answer:
                 warnings = json.loads(answer.read())["warnings"]
+            status = _roster("status", "--api", f"http://127.0.0.1:{port}", env={"ROSTER_API_TOKEN": token})
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
@@ -248,6 +250,9 @@ def test_plain_http_beyond_the_loopback_and_unchecked_tls_are_warned_of_at_start
         "targets[0] (app)",
     ]
     assert token not in "".join(said) + "".join(warnings)
+    assert status.returncode == 0, status.stdout + status.stderr
+    shown = [line for line in status.stdout.splitlines() if line.startswith("warning")]
+    assert shown == [f"warning {w}" for w in warnings]
 
 
 def test_a_worker_warns_of_unchecked_tls_to_its_targets_and_its_broker(tmp_path: Path) -> None:
