@@ -154,6 +154,12 @@ class StateStore:
                 found.update((row[0], row[1]) for row in await conn.execute(chunk))
         return found
 
+    async def count(self, job: str) -> int:
+        """How many objects the state holds for `job` (what the deletion guard weighs deprovisions by)."""
+        query = sa.select(sa.func.count()).select_from(objects).where(objects.c.job == job)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     async def entry(self, job: str, source_id: str) -> StateEntry | None:
         """What the state knows of one object (for preview and provision on demand)."""
         query = sa.select(objects.c.target_id, objects.c.applied_hash, objects.c.state).where(

@@ -27,7 +27,7 @@ from engine.store import history, migrations
 from engine.store.schema import metadata
 from engine.store.state import StateStore, state_url
 from queues.contracts import Result
-from tests.conftest import require_service
+from tests import needs
 from tests.databases import private_database
 
 _ids = itertools.count()
@@ -38,7 +38,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield state_url(str(tmp_path / "state.db"))
         return
-    require_service("PostgreSQL", 5432, "start it with `bash tests/services.sh postgresql`")
+    needs.postgres()
     with private_database("roster_state") as database:
         yield state_url(database)
 
@@ -326,7 +326,7 @@ async def test_a_store_newer_than_this_roster_is_refused(url: str) -> None:
 
 async def test_engines_that_open_one_postgresql_store_at_once_migrate_it_once() -> None:
     """Failover runs two engines on one PostgreSQL store (one SQLite file has one engine)."""
-    require_service("PostgreSQL", 5432, "start it with `bash tests/services.sh postgresql`")
+    needs.postgres()
     with private_database("roster_state") as database:
         await _open_together(state_url(database))
 

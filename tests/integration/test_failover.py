@@ -22,10 +22,11 @@ import yaml
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from engine.store.state import state_url
-from tests.conftest import require_service
+from tests import needs
 from tests.databases import private_database
 from tests.integration.pipeline import expected_row, job_config, person, sql_target, target_rows, write_csv
-from tests.integration.processes import Fleet, Process, free_port, vhost, wait_until
+from tests.integration.processes import Fleet, Process, free_port, wait_until
+from tests.rabbit import vhost
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -34,14 +35,14 @@ TAKEOVER_S = 10.0
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    require_service("PostgreSQL", 5432, "start it with `bash tests/services.sh postgresql`")
+    needs.postgres()
     with private_database("roster_failover") as url:
         yield url
 
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
+    needs.rabbitmq()
     with vhost() as url:
         fleet = Fleet(tmp_path, url)
         try:

@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from common.process.cli import ENGINE_LISTEN, WORKER_LISTEN
-from tests.conftest import require_service
+from tests import needs
 from tests.integration.processes import REPO, free_port
+from tests.rabbit import vhost_of
 
 ROSTER = [sys.executable, "-m", "common.process.launcher"]
 SECRET = "s3cret-pw-never-printed"
@@ -94,10 +95,10 @@ def test_worker_and_engine_without_a_broker_url_name_the_three_ways_to_give_one(
 @pytest.mark.rabbitmq
 @pytest.mark.parametrize("how", ["flag", "env", "file"])
 def test_a_wrong_password_is_one_line_naming_user_vhost_and_setting_without_the_password(
-    worker_file: Path, how: str
+    worker_file: Path, how: str, rabbitmq_url: str
 ) -> None:
-    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
-    url = f"amqp://guest:{SECRET}@127.0.0.1:5672/"
+    vhost = vhost_of(rabbitmq_url)
+    url = f"amqp://guest:{SECRET}@127.0.0.1:5672/{vhost}"
     args, env = ["worker", str(worker_file), "--listen", f"127.0.0.1:{free_port()}"], {}
     if how == "flag":
         args += ["--broker", url]
@@ -109,13 +110,13 @@ def test_a_wrong_password_is_one_line_naming_user_vhost_and_setting_without_the_
     assert result.returncode == 1
     assert SECRET not in result.stdout + result.stderr
     line = _said(result)
-    assert "refused the login for user 'guest' on vhost '/'" in line, line
+    assert f"refused the login for user 'guest' on vhost {vhost!r}" in line, line
     assert "ROSTER_BROKER" in line and "check the user, password and vhost" in line
 
 
 @pytest.mark.rabbitmq
 def test_a_missing_vhost_is_one_line_saying_how_to_create_it(worker_file: Path, engine_file: Path) -> None:
-    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
+    needs.rabbitmq()
     url = f"amqp://guest:guest@127.0.0.1:5672/roster-no-such-vhost-{free_port()}"
     for args in (
         ["worker", str(worker_file), "--listen", f"127.0.0.1:{free_port()}"],
@@ -131,10 +132,9 @@ def test_a_missing_vhost_is_one_line_saying_how_to_create_it(worker_file: Path, 
 
 @pytest.mark.rabbitmq
 def test_a_taken_metrics_or_api_port_is_one_line_naming_the_setting(
-    worker_file: Path, engine_file: Path, taken_port: int
+    worker_file: Path, engine_file: Path, taken_port: int, rabbitmq_url: str
 ) -> None:
-    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
-    env = {"ROSTER_BROKER": "amqp://guest:guest@127.0.0.1:5672/"}
+    env = {"ROSTER_BROKER": rabbitmq_url}
     taken = f"127.0.0.1:{taken_port}"
     cases = [
         (["worker", str(worker_file), "--listen", taken], "--listen / ROSTER_LISTEN", "/metrics"),
