@@ -7,6 +7,9 @@ once its worker said so, which is what makes a crash anywhere harmless.
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +28,8 @@ from engine.store import logrows
 from engine.store.migrations import migrate
 from engine.store.schema import cycles, group_members, job_control, log, metadata, objects, staged
 from queues.contracts import Operation, Result
+
+_log = logging.getLogger("roster.engine.state")
 
 STAGED_DELETE = "staged_delete"
 """The log action of a deprovision held by the deletion guard."""
@@ -59,9 +64,9 @@ class StateStore:
 
     async def open(self) -> StateStore:
         url = sa.make_url(self.url)
-        if url.get_backend_name() == "sqlite" and url.database:
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+                _owner_only(Path(url.database))
             # hide_parameters: a failed write would otherwise print every row it held (attributes
             # included) into the error and the log.
             self._engine = create_async_engine(url, hide_parameters=True)
@@ -462,6 +467,23 @@ def _log_row(r: Result, now: float, attributes: str | None) -> logrows.Plain:
         r.connector_ms,
         attributes,
     )
+
+
+def _owner_only(path: Path) -> None:
+    """Create the SQLite file readable by its owner only before SQLite does (it holds names and
+    mails); SQLite gives its -wal and -shm files the same mode. An existing file open to others is
+    narrowed, with a warning."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            file.chmod(0o600)
+            _log.warning("event=state_mode_fixed path=%s mode=0600", file)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -112,7 +112,7 @@ def test_the_compose_commands_provision_the_demo_and_the_metrics_count_each_oper
         scim = fleet.start(services["scim"], "scim", scim_port, {})
         wait_until(lambda: _answers(scim_port), 30, "the SCIM demo target", None)
 
-        env = {"ROSTER_BROKER_URL": broker_url, "SCIM_URL": f"http://127.0.0.1:{scim_port}"}
+        env = {"ROSTER_BROKER": broker_url, "SCIM_URL": f"http://127.0.0.1:{scim_port}"}
         assert set(env) == set(services["worker"]["environment"]) - {"ROSTER_LISTEN"}
         workers = []
         for i in range(2):
@@ -129,7 +129,7 @@ def test_the_compose_commands_provision_the_demo_and_the_metrics_count_each_oper
         sources.mkdir()
         shutil.copy(CONFIG_DIR / "people.csv", sources / "people.csv")
         engine_env = {
-            "ROSTER_BROKER_URL": broker_url,
+            "ROSTER_BROKER": broker_url,
             "ROSTER_STATE": state_url,
             "ROSTER_API_TOKEN": "compose-test-token",
             "ROSTER_SOURCES": str(sources),

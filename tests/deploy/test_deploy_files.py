@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from common.process.cli import ENGINE_LISTEN, WORKER_LISTEN
 from queues.topology import ops_queue
 from tests.deploy.files import (
     COMPOSE_FILE,
@@ -145,6 +146,27 @@ def test_keda_scales_the_worker_deployment_on_the_queue_of_every_target() -> Non
     assert engine["spec"]["replicas"] == 2  # one active, one standby
 
 
+def test_metrics_ports_are_the_documented_defaults_in_every_deploy_file() -> None:
+    """The engine's /metrics on 8478 and a worker's on 8479 (outside the exporters' 9100-9999), the
+    same in the image, the compose file, Prometheus' scrape config and the k8s manifests."""
+    ports = {"engine": int(ENGINE_LISTEN.rpartition(":")[2]), "worker": int(WORKER_LISTEN.rpartition(":")[2])}
+    services = compose_config()["services"]
+    for name, port in ports.items():
+        assert services[name]["environment"]["ROSTER_LISTEN"] == f"0.0.0.0:{port}"
+        deployment = next(
+            d for d in k8s_documents() if d["kind"] == "Deployment" and name in d["metadata"]["name"]
+        )
+        pod = deployment["spec"]["template"]
+        assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+        container = pod["spec"]["containers"][0]
+        assert {"name": "metrics", "containerPort": port} in container["ports"]
+        assert {"name": "ROSTER_LISTEN", "value": f"0.0.0.0:{port}"} in container["env"]
+        assert "ROSTER_BROKER" in {e["name"] for e in container["env"]}
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert f"ROSTER_LISTEN=0.0.0.0:{ports['engine']}" in dockerfile
+    assert f"EXPOSE {ports['engine']} {ports['worker']}" in dockerfile
+
+
 def test_compose_takes_every_secret_from_the_env_file_and_refuses_to_start_without_them() -> None:
     variables = compose_variables()
     required = set(re.findall(r"\$\{([A-Z_]+):\?", COMPOSE_FILE.read_text()))
@@ -157,7 +179,7 @@ def test_compose_takes_every_secret_from_the_env_file_and_refuses_to_start_witho
     assert services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"] == rabbit
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == pg
     for name in ("engine", "worker"):
-        assert services[name]["environment"]["ROSTER_BROKER_URL"] == f"amqp://roster:{rabbit}@rabbitmq:5672/"
+        assert services[name]["environment"]["ROSTER_BROKER"] == f"amqp://roster:{rabbit}@rabbitmq:5672/"
     assert (
         services["engine"]["environment"]["ROSTER_STATE"] == f"postgresql://roster:{pg}@postgres:5432/roster"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import socket
 import subprocess
 import sys
@@ -377,3 +378,33 @@ async def test_running_cycles_whose_owner_is_gone_are_interrupted_and_live_ones_
     async with store.engine.connect() as conn:
         query = sa.text("SELECT lease_until FROM cycles WHERE cycle_id = 'mine'")
         assert (await conn.execute(query)).scalar() > time.time() + history.LEASE_S / 2
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+async def test_a_new_sqlite_state_and_its_wal_and_shm_are_readable_by_their_owner_only(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fresh" / ".roster" / "state.db"
+    old = os.umask(0o022)  # the usual umask, under which SQLite alone would make them 0644
+    try:
+        async with StateStore(state_url(str(path))) as store:
+            await store.apply_results([result("a")])
+            files = [path, path.with_name("state.db-wal"), path.with_name("state.db-shm")]
+            assert [_mode(f) for f in files] == [0o600, 0o600, 0o600]
+        assert _mode(path.parent) == 0o700
+    finally:
+        os.umask(old)
+
+
+async def test_an_existing_state_open_to_others_is_narrowed_to_its_owner(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async with StateStore(state_url(str(path))) as store:
+        await store.apply_results([result("a")])
+    path.chmod(0o644)
+    async with StateStore(state_url(str(path))) as store:
+        assert await store.entry("people", "a") is not None
+        assert _mode(path) == 0o600
+        assert _mode(path.with_name("state.db-wal")) == 0o600

@@ -115,17 +115,17 @@ class Fleet:
         self.broker_url = broker_url
         self.processes: list[Process] = []
 
-    def engine(self, config: Path, *extra: str) -> Process:
+    def engine(self, config: Path, *extra: str, env: dict[str, str] | None = None) -> Process:
         """An engine whose admin API takes a free port unless `extra` gives `--api-listen`."""
         args = ["engine", str(config), "--broker", self.broker_url, "--api-listen", "127.0.0.1:0", *extra]
-        return self._start("engine", args)
+        return self._start("engine", args, env)
 
     def worker(self, config: Path, *extra: str) -> Process:
         return self._start("worker", ["worker", str(config), "--broker", self.broker_url, *extra])
 
-    def _start(self, kind: str, args: list[str]) -> Process:
+    def _start(self, kind: str, args: list[str], env: dict[str, str] | None = None) -> Process:
         name = f"{kind}-{len(self.processes)}"
-        process = Process(name, args, free_port(), self.tmp_path / f"{name}.log").start()
+        process = Process(name, args, free_port(), self.tmp_path / f"{name}.log", env=env or {}).start()
         self.processes.append(process)
         return process
 
