@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from engine.store import history, logrows, migrations
 from engine.store.state import StateStore, state_url
 from queues.contracts import Result
-from tests.conftest import require_service
+from tests import needs
 from tests.databases import private_database
 from tests.engine.log_v7 import back_to_version_7_log, log_v7
 
@@ -32,7 +32,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield state_url(str(tmp_path / "state.db"))
         return
-    require_service("PostgreSQL", 5432, "start it with `bash tests/services.sh postgresql`")
+    needs.postgres()
     with private_database("roster_log") as database:
         yield state_url(database)
 
