@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from rich.console import Console
@@ -30,7 +31,7 @@ from engine.cli.options import DEFAULT_STATE, add_api_arguments
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
-    console = Console(stderr=False)
+    console = _Console(stderr=False)
 
     def report(kind: str, message: str) -> None:
         console.print(f"[bold red]{kind}[/] {message}", highlight=False)
@@ -39,8 +40,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+class _Console(Console):
+    """Leaves a closed stdout (`roster status | head -1`) to the launcher, which exits as every
+    command does then, instead of rich's own exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="roster", description="Identity provisioning engine.")
+    parser.add_argument("--version", action="version", version=version_text())
     add_log_level_argument(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -98,6 +109,18 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=_validate)
     add_operating_commands(commands)
     return parser
+
+
+def version_text() -> str:
+    """`roster --version`: the installed package's version, and the version of the messages between
+    engine and workers (an engine and its workers must speak the same)."""
+    from queues.contracts import VERSION
+
+    try:
+        installed = metadata.version("roster")
+    except metadata.PackageNotFoundError:
+        installed = "unknown (not installed: pip install -e .)"
+    return f"roster {installed} (wire version {VERSION})"
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:

@@ -7,8 +7,10 @@ from typing import Any
 
 from rich import box
 from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from common.process.cli import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
 from engine.model import CycleSummary
@@ -173,15 +175,22 @@ def _print_held(console: Console, s: CycleSummary) -> None:
 def print_preview(console: Console, shown: Preview) -> None:
     """What `roster preview` prints: every step, without writing anything."""
     say = console.print
+    # Names and values are data: `emails[type eq "work"].value` must not be read as rich markup.
     if not shown.found:
-        say(f"[bold]{shown.job}[/] {shown.source_id}: {shown.explanation}", highlight=False, markup=True)
+        say(
+            f"[bold]{escape(shown.job)}[/] {escape(shown.source_id)}: {escape(shown.explanation)}",
+            highlight=False,
+        )
         return
-    say(f"[bold]{shown.job}[/] {shown.source_id} (line {shown.line} of the source)", highlight=False)
+    say(
+        f"[bold]{escape(shown.job)}[/] {escape(shown.source_id)} (line {shown.line} of the source)",
+        highlight=False,
+    )
     table = Table(title="source attributes", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("attribute")
     table.add_column("value")
     for key, value in shown.source.items():
-        table.add_row(key, _show(value))
+        table.add_row(Text(key), _show(value))
     say(table)
     if shown.scoping:
         say("[bold]scoping[/] (clauses in a group are ANDed, groups are ORed)")
@@ -189,25 +198,26 @@ def print_preview(console: Console, shown: Preview) -> None:
             for clause, holds in group:
                 mark = "[green]yes[/]" if holds else "[red]no[/]"
                 say(
-                    f"  group {i + 1}: {clause.attribute} {clause.operator} {_show(clause.value)} -> {mark}",
+                    f"  group {i + 1}: {escape(clause.attribute)} {clause.operator}"
+                    f" {escape(str(_show(clause.value)))} -> {mark}",
                     highlight=False,
                 )
         say(f"  in scope: {'yes' if shown.in_scope else 'no'}")
     if shown.mapping_error:
-        say(f"[red]mapping failed:[/] {shown.mapping_error}", highlight=False)
+        say(f"[red]mapping failed:[/] {escape(shown.mapping_error)}", highlight=False)
     elif shown.in_scope:
         table = Table(title="mapped attributes", title_justify="left", box=box.SIMPLE_HEAD)
         table.add_column("target attribute")
         table.add_column("value")
         table.add_column("applies")
         for key, value in shown.mapped.items():
-            table.add_row(key, _show(value), "always")
+            table.add_row(Text(key), _show(value), "always")
         for key, value in shown.create_only.items():
-            table.add_row(key, _show(value), "on create")
+            table.add_row(Text(key), _show(value), "on create")
         say(table)
     entry = shown.entry
     known = f"target id {entry.target_id}, {entry.state}" if entry else "not provisioned yet"
-    say(f"[bold]state[/]: {known}", highlight=False)
+    say(f"[bold]state[/]: {escape(known)}", highlight=False)
     if shown.members is not None:
         members = shown.members
         say(
@@ -215,7 +225,7 @@ def print_preview(console: Console, shown: Preview) -> None:
             f"remove {len(members.remove):,}, {members.pending:,} not provisioned yet",
             highlight=False,
         )
-    say(f"[bold]operation[/]: {shown.action} ({shown.explanation})", highlight=False)
+    say(f"[bold]operation[/]: {shown.action} ({escape(shown.explanation)})", highlight=False)
 
 
 def print_provisioned(console: Console, done: Provisioned) -> None:
@@ -228,10 +238,10 @@ def print_provisioned(console: Console, done: Provisioned) -> None:
         error = f", {record['error_class']}: {record['error_message']}" if record["error_message"] else ""
         console.print(
             f"[bold]result[/]: {record['action']} {record['status']} after {record['attempts']} attempt(s), "
-            f"target id {record['target_id']}{error}",
+            f"target id {escape(str(record['target_id']))}{escape(error)}",
             highlight=False,
         )
 
 
-def _show(value: object) -> str:
-    return "(null)" if value is None else str(value)
+def _show(value: object) -> Text:
+    return Text("(null)" if value is None else str(value))
