@@ -48,11 +48,11 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_listen_argument(parser: argparse.ArgumentParser, default: str) -> None:
+def add_listen_argument(parser: argparse.ArgumentParser, default: str, when: str = "") -> None:
     parser.add_argument(
         "--listen",
         default=os.environ.get("ROSTER_LISTEN", default),
-        help="HOST:PORT for /metrics and /healthz (env ROSTER_LISTEN)",
+        help=f"{when}HOST:PORT for /metrics and /healthz (env ROSTER_LISTEN; default {default})",
     )
 
 

@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 
 from rich.console import Console
@@ -26,6 +25,10 @@ from common.process.cli import (
 )
 from engine.cli.commands import add_operating_commands
 from engine.cli.options import DEFAULT_STATE, add_api_arguments
+
+RUN_LISTEN = "127.0.0.1:8478"
+"""Where `roster run --serve` serves /metrics and /healthz by default (the port `roster engine`'s
+default moves to, off 9100-9999 where exporters live)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--serve", action="store_true", help="keep running the jobs on their schedules")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
+    add_listen_argument(run, RUN_LISTEN, "with --serve: ")
     add_api_arguments(run)
     run.set_defaults(func=_run)
 
@@ -114,13 +118,10 @@ def _parser() -> argparse.ArgumentParser:
 def version_text() -> str:
     """`roster --version`: the installed package's version, and the version of the messages between
     engine and workers (an engine and its workers must speak the same)."""
+    from common.process.build import roster_version
     from queues.contracts import VERSION
 
-    try:
-        installed = metadata.version("roster")
-    except metadata.PackageNotFoundError:
-        installed = "unknown (not installed: pip install -e .)"
-    return f"roster {installed} (wire version {VERSION})"
+    return f"roster {roster_version()} (wire version {VERSION})"
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from rich import box
@@ -21,19 +22,26 @@ MAX_PROBLEMS_SHOWN = 10
 
 
 class ProgressView:
-    """A rich progress bar that follows one cycle: rows read, operations settled of those planned."""
+    """A rich progress view of one cycle, two bars: operations sent (published, and confirmed by the
+    broker, a batch at a time) and operations done (their results back from the target) of those
+    planned. A worker reports a batch's results once the whole batch is applied, so on a slow target
+    `done` moves a batch at a time; `sent` shows meanwhile that the cycle is moving."""
 
-    def __init__(self, console: Console, job: str, *, enabled: bool = True) -> None:
+    def __init__(
+        self, console: Console, job: str, *, enabled: bool = True, sent: Callable[[], int] | None = None
+    ) -> None:
         self._enabled = enabled and console.is_terminal
         self._job = job
-        self._task: TaskID | None = None
+        self._sent = sent
+        self._sent_before = 0
+        self._tasks: tuple[TaskID, TaskID] | None = None
         self._cycle: CycleProgress | None = None
         self._progress = _FollowingProgress(
             self._update,
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("ops  read {task.fields[read]:,}  retries {task.fields[retries]}"),
+            TextColumn("{task.fields[note]}"),
             TimeElapsedColumn(),
             console=console,
             transient=False,
@@ -43,7 +51,11 @@ class ProgressView:
     def __enter__(self) -> ProgressView:
         if self._enabled:
             self._progress.start()
-            self._task = self._progress.add_task(self._job, total=None, read=0, retries=0)
+            width = len(self._job) + 5
+            self._tasks = (
+                self._progress.add_task(f"{self._job} sent".ljust(width), total=None, note=""),
+                self._progress.add_task(f"{self._job} done".ljust(width), total=None, note=""),
+            )
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -53,15 +65,17 @@ class ProgressView:
 
     def follow(self, cycle: CycleProgress) -> None:
         self._cycle = cycle
+        self._sent_before = self._sent() if self._sent is not None else 0
 
     def _update(self) -> None:
         cycle = self._cycle
-        if cycle is None or self._task is None:
+        if cycle is None or self._tasks is None:
             return
         total = cycle.planned if cycle.planning_done else max(cycle.planned, 1)
-        self._progress.update(
-            self._task, total=total, completed=cycle.settled, read=cycle.read, retries=cycle.retries
-        )
+        sent = self._sent() - self._sent_before if self._sent is not None else cycle.planned
+        sending, doing = self._tasks
+        self._progress.update(sending, total=total, completed=min(sent, total), note=f"read {cycle.read:,}")
+        self._progress.update(doing, total=total, completed=cycle.settled, note=f"retries {cycle.retries}")
 
 
 class _FollowingProgress(Progress):
@@ -90,6 +104,23 @@ def exit_code(summaries: Sequence[CycleSummary]) -> int:
     if statuses & ATTENTION:
         return EXIT_ATTENTION
     return EXIT_OK
+
+
+def line_printer(console: Console) -> Callable[[str], None]:
+    """Prints a plain line whole (no markup, never wrapped), for logs and `grep`."""
+    return lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def cycle_line(summary: CycleSummary) -> str:
+    """One line per cycle that a serving command prints as each ends (for a terminal, a journal, or
+    `grep`): when it ended, the job, the cycle id, its status, its duration and what it did."""
+    s = summary
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        f"{when} {s.job} cycle {s.cycle_id} {s.status} in {s.elapsed_s:.1f} s: {s.created:,} created, "
+        f"{s.updated:,} updated, {s.disabled:,} disabled, {s.deleted:,} deleted, {s.staged:,} held, "
+        f"{s.failed:,} failed"
+    )
 
 
 def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:

@@ -83,10 +83,14 @@ def _answers(url: str) -> bool:
 
 @pytest.fixture
 def serving(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`roster run --serve` on a free API port, its first cycle done; yields the API's URL."""
+    """`roster run --serve` on a free API port (and /metrics on the port in `metrics-port`), its
+    first cycle done; yields the API's URL."""
     api = f"http://127.0.0.1:{free_port()}"
     listen = api.removeprefix("http://")
+    metrics_port = free_port()
+    (tmp_path / "metrics-port").write_text(str(metrics_port))
     args = ["--log-level", "info", "run", "--serve", str(_config(tmp_path)), "--api-listen", listen]
+    args += ["--listen", f"127.0.0.1:{metrics_port}"]
     with (tmp_path / "serve.out").open("w") as out, (tmp_path / "serve.err").open("w") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "common.process.launcher", *args],
@@ -169,6 +173,44 @@ def test_the_commands_pause_resume_trigger_and_export_a_live_engine(
     out = (tmp_path / "serve.out").read_text() + (tmp_path / "serve.err").read_text()
     assert f"token in {token_file}" in out and f"path={token_file}" in out
     assert token not in out
+
+
+CYCLE_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d people cycle (\S+) succeeded in \d+\.\d s: "
+    r"(\d+) created, (\d+) updated, (\d+) disabled, (\d+) deleted, (\d+) held, (\d+) failed$",
+    re.MULTILINE,
+)
+
+
+def _metrics(tmp_path: Path) -> str:
+    port = (tmp_path / "metrics-port").read_text()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        return str(answer.read().decode())
+
+
+def test_run_serve_serves_metrics_and_prints_a_line_per_cycle(
+    tmp_path: Path, serving: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    api, process = serving
+    scraped = _metrics(tmp_path)
+    assert 'roster_cycles_total{job="people",status="succeeded"} 1.0' in scraped
+    assert "roster_engine_active 1.0" in scraped
+    assert 'roster_worker_batches_total{target="db"}' in scraped  # the embedded workers' too
+    assert 'role="engine"' in scraped and 'role="worker"' in scraped
+    [first] = CYCLE_LINE.findall((tmp_path / "serve.out").read_text())
+    assert first[1:] == (str(PEOPLE), "0", "0", "0", "0", "0")
+    assert first[0] == _status(tmp_path, api)["last_cycles"][0]["cycle_id"]  # type: ignore[index]
+
+    write_csv(tmp_path / "people.csv", [person(i, department="Legal") for i in range(PEOPLE - 1)])
+    assert roster(tmp_path, api, "trigger", "people").returncode == 0
+    _wait_for("the second line", lambda: len(CYCLE_LINE.findall((tmp_path / "serve.out").read_text())) == 2)
+    second = CYCLE_LINE.findall((tmp_path / "serve.out").read_text())[1]
+    assert second[1:] == ("0", str(PEOPLE - 1), "1", "0", "0", "0")
+    assert 'roster_cycles_total{job="people",status="succeeded"} 2.0' in _metrics(tmp_path)
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert "stopping: no cycle is running" in (tmp_path / "serve.out").read_text()
 
 
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
