@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test lint bench clean
+.PHONY: quickstart test docs lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Roster needs Python 3.11 or newer")'
@@ -22,6 +22,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# docs/configuration.md and docs/functions.md are generated from the code; a test fails when stale.
+docs: $(STAMP)
+	$(BIN)/python -m engine.cli.docs
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/pipeline.py --objects 100000
