@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +40,18 @@ def test_every_key_the_configuration_page_shows_is_one_the_parsers_accept() -> N
     assert "| `id_column` | string | **required** |" in page  # required, as the file source checks it
     for link in ("docs/configuration.md", "docs/functions.md", "docs/benchmarks.md"):
         assert f"]({link})" in README.read_text(encoding="utf-8"), link
+
+
+def test_the_readme_names_every_flag_of_every_command() -> None:
+    from engine.cli.main import _parser
+
+    readme = README.read_text(encoding="utf-8")
+    parser = _parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = []
+    for name, command in {"roster": parser, **commands.choices}.items():
+        for action in command._actions:
+            for flag in action.option_strings:
+                if flag.startswith("--") and flag != "--help" and not re.search(rf"{flag}\b", readme):
+                    missing.append(f"roster {name} {flag}")
+    assert missing == [], "README.md's Commands and Operating sections should name these"
