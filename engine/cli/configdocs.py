@@ -442,12 +442,7 @@ def render() -> str:
     found = sections()
     missing = [f"{s}: {k}" for s, (keys, _) in found.items() for k in keys if k not in KEYS.get(s, {})]
     extra = [f"{s}: {k}" for s, words in KEYS.items() for k in words if k not in found.get(s, ((), ()))[0]]
-    if missing or extra:
-        raise SystemExit(
-            "engine/cli/configdocs.py: KEYS does not match the parsers. "
-            + (f"Describe: {', '.join(missing)}. " if missing else "")
-            + (f"Remove (no parser has them): {', '.join(extra)}." if extra else "")
-        )
+    stop_unless_matched("engine/cli/configdocs.py: KEYS does not match the parsers", missing, extra)
     out = [
         "# Configuration keys",
         "",
@@ -473,6 +468,16 @@ def render() -> str:
             out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
         out.append("")
     return "\n".join(out)
+
+
+def stop_unless_matched(where: str, missing: list[str], extra: list[str]) -> None:
+    """Stop the generation when the words written here and what the code has differ, saying how."""
+    if missing or extra:
+        raise SystemExit(
+            f"{where}. "
+            + (f"Describe: {', '.join(missing)}. " if missing else "")
+            + (f"Remove (the code has none): {', '.join(extra)}." if extra else "")
+        )
 
 
 def _default(section: str, key: str, words: _Key) -> str:

@@ -7,6 +7,7 @@ has and `SUMMARY` does not describe (or the other way round) stops the generatio
 
 from __future__ import annotations
 
+from engine.cli.configdocs import stop_unless_matched
 from engine.mapping.functions.registry import FUNCTIONS, Function
 
 SUMMARY: dict[str, str] = {
@@ -60,12 +61,7 @@ SUMMARY: dict[str, str] = {
 def render() -> str:
     missing = sorted(set(FUNCTIONS) - set(SUMMARY))
     extra = sorted(set(SUMMARY) - set(FUNCTIONS))
-    if missing or extra:
-        raise SystemExit(
-            "engine/cli/functiondocs.py: SUMMARY does not match the registry. "
-            + (f"Describe: {', '.join(missing)}. " if missing else "")
-            + (f"Remove: {', '.join(extra)}." if extra else "")
-        )
+    stop_unless_matched("engine/cli/functiondocs.py: SUMMARY does not match the registry", missing, extra)
     out = [
         f"# Expression functions ({len(FUNCTIONS)})",
         "",

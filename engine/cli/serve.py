@@ -127,32 +127,19 @@ async def _active(
         if lock.shared:
             await take_over(runner.state, runner.broker, runner.metrics, [j.target for j in jobs])
         async with observed(runner, jobs):
-            return await _work(lock, runner, scheduler, jobs, once=once, api=api)
-
-
-async def _work(
-    lock: EngineLock,
-    runner: CycleRunner,
-    scheduler: Scheduler,
-    jobs: Sequence[JobConfig],
-    *,
-    once: bool,
-    api: ApiSettings | None,
-) -> list[CycleSummary]:
-    """Run the cycles (and the admin API) until done, or until the lock is lost."""
-    watch = asyncio.create_task(lock.watch())
-    work = asyncio.create_task(_run_once(runner, jobs) if once else scheduler.run())
-    try:
-        retention_days = runner.config.log_retention_days
-        async with operated(Admin(runner, scheduler), api, retention_days=retention_days):
-            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-        if not work.done():
-            watch.result()  # raises StateError: the lock is lost, stop working at once
-        return (work.result() or []) if once else scheduler.history
-    finally:
-        for task in (work, watch):
-            task.cancel()
-        await asyncio.gather(work, watch, return_exceptions=True)
+            watch = asyncio.create_task(lock.watch())
+            work = asyncio.create_task(_run_once(runner, jobs) if once else scheduler.run())
+            try:
+                retention_days = runner.config.log_retention_days
+                async with operated(Admin(runner, scheduler), api, retention_days=retention_days):
+                    await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+                if not work.done():
+                    watch.result()  # raises StateError: the lock is lost, stop working at once
+                return (work.result() or []) if once else scheduler.history
+            finally:
+                for task in (work, watch):
+                    task.cancel()
+                await asyncio.gather(work, watch, return_exceptions=True)
 
 
 def export_watched(runner: CycleRunner) -> None:

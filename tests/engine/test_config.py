@@ -198,3 +198,27 @@ def test_the_cycle_deadline_grows_with_the_batches_awaited() -> None:
     assert config.deadline.for_ops(0, 500) == 60
     assert config.deadline.for_ops(1001, 500) == 61.5  # three batches
     assert parse_engine_config({"jobs": [_job()]}, base_dir=Path(".")).deadline.for_ops(500, 500) == 362
+
+
+@pytest.mark.parametrize(
+    ("engine", "path"),
+    [
+        ({"quarantine": {"windw": 3}}, "engine.quarantine.windw"),
+        ({"quarantine": {"failure_share": "most"}}, "engine.quarantine.failure_share"),
+        ({"state": ""}, "engine.state"),
+    ],
+)
+def test_an_engine_setting_error_names_the_key_as_the_file_has_it(engine: dict, path: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_engine_config({"jobs": [_job()], "engine": engine}, base_dir=Path("."))
+    assert caught.value.path == path
+
+
+def test_roster_version_names_the_package_and_the_wire_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from common.process.build import roster_version
+    from queues.contracts import VERSION
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"roster {roster_version()} (wire version {VERSION})"

@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -85,39 +87,41 @@ def _log_statuses(state: Path) -> dict[str, int]:
     return dict(Counter(str(record["status"]) for record in asyncio.run(read())))
 
 
-def _start_silent_run(tmp_path: Path, silent: socket.socket) -> subprocess.Popen[str]:
-    """`roster run` against a SCIM app that takes connections and never answers, its cycle running."""
+@contextmanager
+def _silent_run(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """`roster run` against a SCIM app that takes connections and never answers, its cycle running
+    and its batches taken by the worker; killed at the end if it is still there."""
     write_csv(tmp_path / "people.csv", [person(i) for i in range(200)])
-    app = {"type": "scim", "url": f"http://127.0.0.1:{silent.getsockname()[1]}/scim/v2", "timeout_s": 300}
-    file = _write(tmp_path, app)
-    process = subprocess.Popen(
-        [*ROSTER, "run", str(file), "--no-progress"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while "running" not in _cycles(tmp_path / "state.db").values():
-        assert time.monotonic() < deadline, "the cycle never started"
-        assert process.poll() is None, "roster run ended before the signal"
-        time.sleep(0.05)
-    time.sleep(0.5)  # the worker takes its batches
-    return process
-
-
-def test_ctrl_c_says_what_roster_run_waits_for_and_records_the_cycle_interrupted(tmp_path: Path) -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(64)
-        process = _start_silent_run(tmp_path, silent)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/scim/v2"
+        file = _write(tmp_path, {"type": "scim", "url": url, "timeout_s": 300})
+        process = subprocess.Popen(
+            [*ROSTER, "run", str(file), "--no-progress"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
-            process.send_signal(signal.SIGINT)
-            out, err = process.communicate(timeout=60)
+            deadline = time.monotonic() + 60
+            while "running" not in _cycles(tmp_path / "state.db").values():
+                assert time.monotonic() < deadline, "the cycle never started"
+                assert process.poll() is None, "roster run ended before the signal"
+                time.sleep(0.05)
+            time.sleep(0.5)  # the worker takes its batches
+            yield process
         finally:
             if process.poll() is None:
                 process.kill()
-                process.wait(timeout=30)
+                process.communicate(timeout=30)
+
+
+def test_ctrl_c_says_what_roster_run_waits_for_and_records_the_cycle_interrupted(tmp_path: Path) -> None:
+    with _silent_run(tmp_path) as process:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
     assert process.returncode == 130, out + err
     assert re.search(
         r"stopping: waiting for \d+ batch\(es\) in flight \(\d+ operations\) to come back \(at most 10 s\); "
@@ -133,21 +137,13 @@ def test_ctrl_c_says_what_roster_run_waits_for_and_records_the_cycle_interrupted
 
 
 def test_a_second_ctrl_c_exits_at_once_and_says_what_it_leaves(tmp_path: Path) -> None:
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(64)
-        process = _start_silent_run(tmp_path, silent)
-        try:
-            process.send_signal(signal.SIGINT)
-            time.sleep(0.5)
-            asked = time.monotonic()
-            process.send_signal(signal.SIGINT)
-            out, err = process.communicate(timeout=60)
-            took_s = time.monotonic() - asked
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=30)
+    with _silent_run(tmp_path) as process:
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        asked = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+        took_s = time.monotonic() - asked
     assert process.returncode == 130 and took_s < 3, (took_s, out + err)
     [(cycle_id, status)] = list(_cycles(tmp_path / "state.db").items())
     assert "stopping: waiting for" in out
