@@ -120,10 +120,8 @@ def _first_done(tmp_path: Path, api: str, **env: str) -> bool:
 def test_the_commands_pause_resume_trigger_and_export_a_live_engine(
     tmp_path: Path, serving: tuple[str, subprocess.Popen[bytes]]
 ) -> None:
-    api, process = serving
-    token_file = tmp_path / ".roster" / "api-token"
-    assert token_file.stat().st_mode & 0o777 == 0o600
-    token = token_file.read_text().strip()
+    api, _process = serving
+    assert (tmp_path / ".roster" / "api-token").stat().st_mode & 0o777 == 0o600
 
     listed = roster(tmp_path, api, "status")
     assert listed.returncode == 0 and "people" in listed.stdout and "active" in listed.stdout, listed
@@ -151,6 +149,13 @@ def test_the_commands_pause_resume_trigger_and_export_a_live_engine(
     page = roster(tmp_path, api, "logs", "--job", "people", "--limit", "5", "--since", "1h", "--oldest-first")
     assert "E00004" in page.stdout and "E00005" not in page.stdout and "more: add --after-id" in page.stdout
 
+
+def test_reset_asks_and_errors_say_what_to_do_and_sigterm_stops_the_engine(
+    tmp_path: Path, serving: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    api, process = serving
+    token_file = tmp_path / ".roster" / "api-token"
+    token = token_file.read_text().strip()
     unasked = roster(tmp_path, api, "reset", "people")
     assert unasked.returncode == 1 and "roster reset people --yes" in unasked.stdout
     assert roster(tmp_path, api, "reset", "people", "--yes").returncode == 0
