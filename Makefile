@@ -11,7 +11,7 @@ IMAGE ?= roster:dev
 DOCKER ?= docker
 PUSH ?=
 
-.PHONY: quickstart test lint bench clean env image constraints
+.PHONY: quickstart test docs lint bench clean env image constraints
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Roster needs Python 3.11 or newer")'
@@ -44,6 +44,10 @@ constraints: $(STAMP)
 	{ echo '# pip install -c constraints.txt -e ".[dev]": the versions `make test` last passed with.'; \
 	  echo '# Refresh: make constraints (pip freeze of .venv, after a green make test).'; \
 	  $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt
+
+# docs/configuration.md and docs/functions.md are generated from the code; a test fails when stale.
+docs: $(STAMP)
+	$(BIN)/python -m engine.cli.docs
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/pipeline.py --objects 100000

@@ -128,11 +128,11 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
     _check_members(jobs)
     return EngineConfig(
         jobs=jobs,
-        state=string("engine.store.state", state) if state is not None else None,
+        state=string("engine.state", state) if state is not None else None,
         publish=publish,
         base_dir=base_dir,
         broker=raw.get("broker"),
-        quarantine=parse_quarantine("engine.core.policies", engine.get("quarantine")),
+        quarantine=parse_quarantine("engine.quarantine", engine.get("quarantine")),
         log_retention_days=_retention_days(engine.get("log_retention_days", 30)),
         deadline=parse_deadline("engine.deadline", engine.get("deadline")),
     )

@@ -68,6 +68,7 @@ class Worker:
         self._stopped = False
         self.started = False
         self.batches_handled = 0
+        self._ops_in_flight = 0
 
     async def start(self) -> None:
         await self._broker.declare(RESULTS_QUEUE)
@@ -100,6 +101,10 @@ class Worker:
             task.add_done_callback(self._handlers.discard)
             task.add_done_callback(lambda _task: slots.release())
 
+    def in_flight(self) -> tuple[int, int]:
+        """The batches being applied now, and their operations (what a stop waits for)."""
+        return len(self._handlers), self._ops_in_flight
+
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop taking batches, let those in flight finish within `grace_s`, then close.
 
@@ -130,6 +135,7 @@ class Worker:
             log.error("event=dead_lettered target=%s reason=%r", target.name, str(exc))
             await self._dead_letter(target, delivery, str(exc), "undecodable")
             return
+        self._ops_in_flight += len(ops)
         try:
             await self._handle_batch(target, delivery, ops)
         except asyncio.CancelledError:
@@ -140,6 +146,8 @@ class Worker:
         except Exception as exc:
             log.exception("event=batch_failed target=%s ops=%d", target.name, len(ops))
             await self._report_crash(target, delivery, ops, exc)
+        finally:
+            self._ops_in_flight -= len(ops)
 
     async def _report_crash(
         self, target: TargetRuntime, delivery: Delivery, ops: list[Operation], exc: Exception

@@ -76,11 +76,11 @@ def broker_url(flag: str | None, configured: Any, file: Path) -> str:
     return url
 
 
-def add_listen_argument(parser: argparse.ArgumentParser, default: str) -> None:
+def add_listen_argument(parser: argparse.ArgumentParser, default: str, when: str = "") -> None:
     parser.add_argument(
         "--listen",
         default=os.environ.get("ROSTER_LISTEN", default),
-        help=f"HOST:PORT for /metrics and /healthz (env ROSTER_LISTEN; default {default})",
+        help=f"{when}HOST:PORT for /metrics and /healthz (env ROSTER_LISTEN; default {default})",
     )
 
 

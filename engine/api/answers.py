@@ -201,7 +201,9 @@ class StoredRecord(LogColumns):
 class LogPage:
     records: list[LogRecord]
     next_after_id: int | None
-    """Pass as after_id for the next page; null on the last page"""
+    """Pass as after_id for the next page (oldest first); null on the last page or newest first"""
+    next_before_id: int | None = None
+    """Pass as before_id for the next page (newest first); null on the last page or oldest first"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from engine.cli.options import DEFAULT_STATE, add_api_arguments
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
-    console = Console(stderr=False)
+    console = _Console(stderr=False)
 
     def report(kind: str, message: str) -> None:
         console.print(f"[bold red]{kind}[/] {message}", highlight=False, soft_wrap=True)
@@ -40,8 +40,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+class _Console(Console):
+    """Leaves a closed stdout (`roster status | head -1`) to the launcher, which exits as every
+    command does then, instead of rich's own exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="roster", description="Identity provisioning engine.")
+    parser.add_argument("--version", action="version", version=version_text())
     add_log_level_argument(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -55,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--serve", action="store_true", help="keep running the jobs on their schedules")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
+    add_listen_argument(run, ENGINE_LISTEN, "with --serve: ")
     add_api_arguments(run)
     run.set_defaults(func=_run)
 
@@ -99,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=_validate)
     add_operating_commands(commands)
     return parser
+
+
+def version_text() -> str:
+    """`roster --version`: the installed package's version, and the version of the messages between
+    engine and workers (an engine and its workers must speak the same)."""
+    from common.process.build import roster_version
+    from queues.contracts import VERSION
+
+    return f"roster {roster_version()} (wire version {VERSION})"
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:

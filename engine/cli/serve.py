@@ -14,7 +14,8 @@ import argparse
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
@@ -27,7 +28,7 @@ from common.process.tuning import tune_process
 from engine.api.admin import Admin
 from engine.api.app import ApiGate
 from engine.api.server import ApiServer, ApiSettings, operated
-from engine.cli.report import exit_code, print_summary
+from engine.cli.report import cycle_line, exit_code, line_printer, print_summary
 from engine.cli.settings import announcer, api_from, exposure_warnings, print_warnings, state_location
 from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
 from engine.core.schedule import Schedule
@@ -68,6 +69,7 @@ def engine_command(args: argparse.Namespace, console: Console) -> int:
             api=api,
             warnings=warnings,
             on_listening=announcer(console),
+            say=line_printer(console),
         )
     )
     if args.once:
@@ -88,19 +90,21 @@ async def run_engine(
     api: ApiSettings | None = None,
     warnings: Sequence[str] = (),
     on_listening: Callable[[ApiServer], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[int, list[CycleSummary]]:
     """Run the scheduler until a signal (or, with `once`, one cycle of each job); returns the exit
     code and the summaries of the cycles that ended. On a PostgreSQL store the engine first waits
     for the engine lock, serving `/metrics` and `/healthz` as a standby meanwhile, and its admin API
     (`api`) answers 503 naming the active engine; the API works and the log pruner runs only while
-    this engine is the active one."""
+    this engine is the active one. `say` gets a line per cycle that ends."""
     registry = CollectorRegistry()
     metrics = EngineMetrics(registry, recording=record_metrics)
     metrics.active.set(0)
     async with broker, StateStore(state_location) as state, EngineLock(state) as lock:
         runner = CycleRunner(config, broker, state, metrics=metrics)
-        metrics.watch_awaiting(runner.tracker.in_flight_counts)
-        metrics.watch_jobs(lambda: {job.name: runner.control.switches(job.name).state for job in config.jobs})
+        export_watched(runner)
+        if say is not None:
+            runner.cycle_observers.append(lambda summary: say(cycle_line(summary)))
         scheduler = Scheduler(runner, jobs)
         admin = Admin(runner, scheduler, warnings=warnings)
         gate = ApiGate("standby", lambda: f"standby: the active engine is {lock.holder or 'not known yet'}")
@@ -136,27 +140,47 @@ async def _active(
     await lock.acquire()
     runner, scheduler = admin.runner, admin.scheduler
     assert scheduler is not None
-    metrics, targets = runner.metrics, [j.target for j in jobs]
     async with runner:
         if lock.shared:
-            await take_over(runner.state, runner.broker, metrics, targets)
-        await _job_gauges(metrics, runner.state, jobs)
-        metrics.active.set(1)
-        depths = asyncio.create_task(metrics.poll_queue_depths(runner.broker, targets))
-        watch = asyncio.create_task(lock.watch())
-        work = asyncio.create_task(_run_once(runner, jobs) if once else scheduler.run())
-        try:
-            retention_days = runner.config.log_retention_days
-            async with operated(admin, None, retention_days=retention_days), gate.opened():
-                await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if not work.done():
-                watch.result()  # raises StateError: the lock is lost, stop working at once
-            return (work.result() or []) if once else scheduler.history
-        finally:
-            metrics.active.set(0)
-            for task in (work, watch, depths):
-                task.cancel()
-            await asyncio.gather(work, watch, depths, return_exceptions=True)
+            await take_over(runner.state, runner.broker, runner.metrics, [j.target for j in jobs])
+        async with observed(runner, jobs):
+            watch = asyncio.create_task(lock.watch())
+            work = asyncio.create_task(_run_once(runner, jobs) if once else scheduler.run())
+            try:
+                retention_days = runner.config.log_retention_days
+                async with operated(admin, None, retention_days=retention_days), gate.opened():
+                    await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+                if not work.done():
+                    watch.result()  # raises StateError: the lock is lost, stop working at once
+                return (work.result() or []) if once else scheduler.history
+            finally:
+                for task in (work, watch):
+                    task.cancel()
+                await asyncio.gather(work, watch, return_exceptions=True)
+
+
+def export_watched(runner: CycleRunner) -> None:
+    """Export what the metrics read at scrape time: the operations awaiting a result, and each job's
+    control state (once per registry)."""
+    jobs = runner.config.jobs
+    runner.metrics.watch_awaiting(runner.tracker.in_flight_counts)
+    runner.metrics.watch_jobs(lambda: {job.name: runner.control.switches(job.name).state for job in jobs})
+
+
+@asynccontextmanager
+async def observed(runner: CycleRunner, jobs: Sequence[JobConfig]) -> AsyncIterator[None]:
+    """While the runner is the active engine (`roster engine`'s, or `roster run --serve`'s): the job
+    gauges, `roster_engine_active` at 1, and the queue depths polled."""
+    metrics = runner.metrics
+    await _job_gauges(metrics, runner.state, jobs)
+    metrics.active.set(1)
+    depths = asyncio.create_task(metrics.poll_queue_depths(runner.broker, [j.target for j in jobs]))
+    try:
+        yield
+    finally:
+        metrics.active.set(0)
+        depths.cancel()
+        await asyncio.gather(depths, return_exceptions=True)
 
 
 async def _job_gauges(metrics: EngineMetrics, state: StateStore, jobs: Sequence[JobConfig]) -> None:

@@ -71,6 +71,9 @@ class CycleRunner:
         )
         self._job_locks: dict[str, asyncio.Lock] = {}
         self.leases = CycleLeases(state)
+        self.cycle_observers: list[Callable[[CycleSummary], None]] = []
+        """Told of each cycle that ends (not one interrupted), after its metrics: a serving command
+        prints a line per cycle."""
 
     async def start(self) -> None:
         await self.control.load()
@@ -187,6 +190,8 @@ class CycleRunner:
         lost = {"lost_in_transit": progress.lost} if progress.lost else {}
         await self.state.finish_cycle(cycle_id, summary.status, {**summary.counts(), **lost})
         self.metrics.record_cycle(summary)
+        for observe in self.cycle_observers:
+            observe(summary)
         log.info(
             "event=cycle_done job=%s cycle=%s status=%s %s",
             job.name,

@@ -239,3 +239,27 @@ def test_relative_paths_in_a_file_are_read_from_its_folder_whatever_the_cwd(
         state_url(DEFAULT_STATE, base_dir=config.base_dir) == f"sqlite+aiosqlite:///{folder}/.roster/state.db"
     )
     assert targets[0].settings.url.database == str(folder / "target.db")
+
+
+@pytest.mark.parametrize(
+    ("engine", "path"),
+    [
+        ({"quarantine": {"windw": 3}}, "engine.quarantine.windw"),
+        ({"quarantine": {"failure_share": "most"}}, "engine.quarantine.failure_share"),
+        ({"state": ""}, "engine.state"),
+    ],
+)
+def test_an_engine_setting_error_names_the_key_as_the_file_has_it(engine: dict, path: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_engine_config({"jobs": [_job()], "engine": engine}, base_dir=Path("."))
+    assert caught.value.path == path
+
+
+def test_roster_version_names_the_package_and_the_wire_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from common.process.build import roster_version
+    from queues.contracts import VERSION
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"roster {roster_version()} (wire version {VERSION})"

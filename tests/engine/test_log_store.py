@@ -5,11 +5,14 @@ hold no one's own values)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -50,6 +53,24 @@ async def exports(store: StateStore, where: history.LogFilter | None = None) -> 
     return history.jsonl(records), history.csv_rows(records, header=True)
 
 
+def iso_times_jsonl(text: str) -> str:
+    """The fixture's JSON Lines (written when exports gave epoch seconds) as exports give them now:
+    the same records, `at` in ISO 8601."""
+    lines = [orjson.loads(line) for line in text.split("\n") if line]
+    return history.jsonl({**line, "at": history.iso_utc(line["at"])} for line in lines).decode()
+
+
+def iso_times_csv(text: str) -> str:
+    """The fixture's CSV, `at` in ISO 8601, every other cell as it was."""
+    reader = csv.DictReader(io.StringIO(text))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=reader.fieldnames or [], lineterminator="\n")
+    writer.writeheader()
+    for row in reader:
+        writer.writerow({**row, "at": history.iso_utc(float(row["at"]))})
+    return out.getvalue()
+
+
 async def test_migration_8_keeps_every_record_and_its_exports_are_as_before(url: str) -> None:
     store = await migrated_store(url)
     try:
@@ -63,8 +84,8 @@ async def test_migration_8_keeps_every_record_and_its_exports_are_as_before(url:
             ]
         assert "op_id" not in columns  # the compact table, not the old one
         as_jsonl, as_csv = await exports(store)
-        assert as_jsonl.decode() == FIXTURE["jsonl"]
-        assert as_csv == FIXTURE["csv"]
+        assert as_jsonl.decode() == iso_times_jsonl(FIXTURE["jsonl"])
+        assert as_csv == iso_times_csv(FIXTURE["csv"])
         stored = [r for job in ("people", "groups") for r in await store.log_records(job)]
         assert sorted(stored, key=lambda r: r["id"]) == ROWS  # attributes: the very JSON text written
         assert viewed == [{k: v for k, v in row.items() if k != "attributes"} for row in ROWS]

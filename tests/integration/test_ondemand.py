@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import yaml
+
 from tests.integration.pipeline import person, write_csv
 from tests.integration.test_cli import _roster, _write_config
 
@@ -87,3 +89,15 @@ def test_provision_holds_a_deprovision_past_the_guard_or_the_shrink_check(tmp_pa
     gone = _roster("provision", str(relaxed), "people", "E00002")
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert _rows(tmp_path / "target.db")["E00002"][1] == 0
+
+
+def test_preview_shows_a_target_path_with_its_filter_whole(tmp_path: Path) -> None:
+    write_csv(tmp_path / "people.csv", [person(i) for i in range(3)])
+    file = _write_config(tmp_path)
+    raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    raw["jobs"][0]["mappings"].append({"target": 'emails[type eq "work"].value', "source": "email"})
+    file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+
+    shown = _roster("preview", str(file), "people", "E00001")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert 'emails[type eq "work"].value' in shown.stdout

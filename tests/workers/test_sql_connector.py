@@ -397,7 +397,7 @@ def raw_settings(**overrides: Any) -> dict[str, Any]:
         (
             raw_settings(key_colum="id"),
             "targets[0].key_colum",
-            "unknown setting (did you mean 'key_column'?)",
+            "unknown key (did you mean 'key_column'?)",
         ),
         (raw_settings(table=None), "targets[0].table", "is required"),
         (raw_settings(active_column=None), "targets[0].active_column", "or set on_disable: delete"),
