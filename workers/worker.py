@@ -1,5 +1,8 @@
 """The worker loop: drains each target's queue through its connector and reports the results.
 
+A delivery may instead be a list request (see `engine.pipeline.listing`): the connector's listing of
+the target goes back as pages on the results queue, then the request is acked.
+
 Per delivery (a batch of operations): decode, apply through the connector under the target's
 concurrency limit, send transient failures to the next retry tier (or the dead letters after the last
 one), publish the results, and only then ack. A crash before the ack redelivers the batch, which the

@@ -61,10 +61,12 @@ async def _drop(url: str, table: str) -> None:
     await engine.dispose()
 
 
-def _config(tmp_path: Path, postgres_url: str, table: str, rows: list[dict], **engine: Any) -> Path:
+def _config(
+    tmp_path: Path, postgres_url: str, table: str, rows: list[dict], job: dict | None = None, **engine: Any
+) -> Path:
     write_csv(tmp_path / "people.csv", rows)
     raw = {
-        **job_config(tmp_path, batch_size=engine.pop("batch_size", 50)),
+        **job_config(tmp_path, batch_size=engine.pop("batch_size", 50), **(job or {})),
         **sql_target(postgres_url, table=table),
     }
     raw["engine"].update({"state": str(tmp_path / "state.db"), **engine})
@@ -126,8 +128,9 @@ def test_an_engine_killed_mid_publish_and_started_again_converges_without_duplic
     tmp_path: Path, fleet: Fleet, postgres_url: str, table: str
 ) -> None:
     rows = [person(i) for i in range(3000)]
-    # A low high-water mark and no worker yet: the engine publishes a few batches, then waits.
-    config = _config(tmp_path, postgres_url, table, rows, high_water=4)
+    # A low high-water mark and no worker yet: the engine publishes a few batches, then waits. (No
+    # listing: with no worker to answer it, the engine would wait for it before publishing any create.)
+    config = _config(tmp_path, postgres_url, table, rows, {"listing_min_creates": 0}, high_water=4)
     first = fleet.engine(config, "--once")
     wait_until(lambda: first.metric("roster_operations_published_total") >= 200, 60, "publishing", fleet)
     first.signal(signal.SIGKILL)
@@ -298,3 +301,21 @@ def test_batches_lost_on_the_broker_end_the_cycle_at_its_deadline_and_are_planne
     final = _final(tmp_path / "state.db")
     assert Counter(status for _, _, status in final) == {"lost-in-transit": 300, "succeeded": 300}
     assert len({op_id for _, op_id, _ in final}) == 600  # one final record per operation
+
+
+def test_a_first_cycle_over_rabbitmq_links_the_rows_already_in_the_table_by_one_listing(
+    tmp_path: Path, fleet: Fleet, postgres_url: str, table: str
+) -> None:
+    rows = [person(i) for i in range(600)]
+    worker = fleet.worker(_config(tmp_path, postgres_url, table, rows[:200]))
+    worker.wait_healthy()
+    assert fleet.engine(tmp_path / "roster.yaml", "--once").wait(120) == 0, fleet.logs()
+    (tmp_path / "state.db").unlink()  # a new engine, with no links, before a target that holds 200
+
+    config = _config(tmp_path, postgres_url, table, rows)
+    engine = fleet.engine(config, "--once")
+    assert engine.wait(120) == 0, fleet.logs()
+
+    _assert_exactly(postgres_url, table, rows)
+    listed = [line for line in engine.log().splitlines() if "event=listed" in line]
+    assert len(listed) == 1 and "objects=200" in listed[0], engine.log()

@@ -7,15 +7,13 @@ the mapped values; the accounts made out of band kept (linked, never recreated o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
-from tests.conftest import running_scim_server
-from tests.fault_proxy import FaultProxy, Faults
+from tests.fault_proxy import FaultProxy
 from tests.integration.pipeline import pipeline
 from tests.integration.test_scim_groups import (
     assert_target_equals,
@@ -29,21 +27,6 @@ from tests.integration.test_scim_groups import (
 from tests.scim_server import ScimServer
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-
-
-@pytest.fixture
-def scim(tmp_path: Path) -> Iterator[ScimServer]:
-    with running_scim_server(tmp_path) as server:
-        yield server
-
-
-@pytest.fixture
-async def proxy(scim: ScimServer) -> AsyncIterator[FaultProxy]:
-    started = await FaultProxy(scim.root, seed=3, faults=Faults()).start()
-    try:
-        yield started
-    finally:
-        await started.aclose()
 
 
 async def create_out_of_band(server: ScimServer, rows: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -168,3 +151,19 @@ class _CreatesAfterListing:
         async for page in self.inner.list_objects(object_type, fields):
             yield page
         await create_out_of_band(self._server, self._racers)
+
+
+async def test_a_cycle_with_few_creates_searches_rather_than_listing_the_whole_target(
+    tmp_path: Path, scim: ScimServer, proxy: FaultProxy
+) -> None:
+    people = [person(i) for i in range(49)]  # one short of listing_min_creates' default
+    await create_out_of_band(scim, people[:10])
+    write_sources(tmp_path, people, [])
+
+    async with pipeline(tmp_path, users_only(tmp_path, proxy.url)) as p:
+        summary = await p.runner.run_cycle(p.runner.config.jobs[0])
+
+    assert (summary.created, summary.failed) == (49, 0)
+    await assert_target_equals(scim, people, [])
+    assert not [h for h in proxy.hits if "startIndex=" in h.query]
+    assert searches(proxy) >= 49

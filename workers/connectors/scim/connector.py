@@ -9,6 +9,11 @@ a 409 on create is resolved by matching again, and several objects matching one 
 `PermanentError` (duplicates in the target), never a guess. Groups are matched too, on `externalId`
 (set to the operation's `source_id` unless mapped), since group names are not unique.
 
+**Listing.** `list_objects` pages through `/Users` or `/Groups` (see `listing.py`) for the engine, which
+links a cycle's creates by it: a create it found comes with the object's `target_id` (read by id, no
+search); one it did not find comes with `listed`, and the searches on those attributes are skipped. A
+409 on that POST still matches again and adopts what another writer created meanwhile.
+
 **Writes.** Create is a POST; update is a PATCH with only the attributes that differ from the object
 just fetched (no request when nothing does), or a PUT of the merged object with `update_method: put`;
 disable is `active=false`; delete is a DELETE, where 404 counts as done (as does disabling a missing
