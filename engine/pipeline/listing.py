@@ -99,7 +99,7 @@ class Listings:
         pages = gathering.answers.setdefault(page.answer_id, {})
         pages[page.number] = page
         last = next((p.number for p in pages.values() if p.last), None)
-        if last is None or len(pages) != last + 1:
+        if last is None or any(n not in pages for n in range(last + 1)):
             return
         ordered = [pages[n] for n in range(last + 1)]
         if any(p.fields != page.fields for p in ordered):
