@@ -25,6 +25,8 @@ from workers.connectors.base import Applied, Lister
 from workers.connectors.ldap.connector import LdapConnector
 from workers.connectors.ldap.settings import parse_ldap_settings
 from workers.connectors.scim.connector import ScimConnector
+from workers.connectors.scim.listing import PageReader, listing_query
+from workers.connectors.scim.paths import parse_path
 from workers.connectors.scim.settings import parse_scim_settings
 from workers.connectors.sql.connector import SqlConnector
 
@@ -103,7 +105,7 @@ async def test_sql_lists_every_row_by_one_select_in_pages(db: Database) -> None:
     assert all(rows[f"user{i}"] == [f"m{i}@example.org", f"user{i}"] for i in range(5_200))
 
 
-async def test_scim_lists_past_the_servers_page_cap_and_reads_whole_resources_too(tmp_path: Path) -> None:
+async def test_scim_lists_past_the_servers_page_cap(tmp_path: Path) -> None:
     with running_scim_server(tmp_path) as server:
         async with aiohttp.ClientSession() as session:
             for i in range(2_300):  # the server answers at most 1,000 a page
@@ -126,9 +128,6 @@ async def test_scim_lists_past_the_servers_page_cap_and_reads_whole_resources_to
 
 
 def test_a_listing_in_pages_that_do_not_add_up_is_an_error() -> None:
-    from workers.connectors.scim.listing import PageReader
-    from workers.connectors.scim.paths import parse_path
-
     reader = PageReader("user", [parse_path("userName")])
     reader.read({"totalResults": 3, "Resources": [{"id": "a", "userName": "x"}, {"id": "b"}]})
     with pytest.raises(ConnectorError, match="totalResults went from 3 to 2"):
@@ -141,3 +140,18 @@ def test_a_listing_in_pages_that_do_not_add_up_is_an_error() -> None:
     short.read({"totalResults": 3, "Resources": [{"id": "a"}]})
     with pytest.raises(ConnectorError, match="came back empty"):
         short.read({"totalResults": 3, "Resources": []})
+
+
+def test_a_server_that_ignores_attributes_answers_whole_resources_read_the_same_way() -> None:
+    paths = [parse_path('emails[type eq "work"].value'), parse_path("userName")]
+    assert listing_query(paths, 1001) == "startIndex=1001&count=1000&attributes=emails,userName"
+    whole = {
+        "id": "t-1",
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "UserName": "ada@example.org",  # attribute names in the server's own case
+        "name": {"givenName": "Ada"},
+        "emails": [{"type": "home", "value": "h@x.org"}, {"type": "Work", "value": "w@x.org"}],
+        "meta": {"resourceType": "User"},
+    }
+    rows = PageReader("user", paths).read({"totalResults": 1, "Resources": [whole]})
+    assert rows == [["t-1", "w@x.org", "ada@example.org"]]
