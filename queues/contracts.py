@@ -138,6 +138,9 @@ class ListRequest:
     object_type: str
     attributes: list[str]
     emitted_at: float = 0.0
+    answer_by: float = 0.0
+    """Epoch seconds after which nobody waits for the answer (the engine went on without it): a worker
+    that takes the request later drops it rather than list the target for nothing. 0: no limit."""
 
     def __post_init__(self) -> None:
         _check_text("list request", "request_id", self.request_id)
@@ -147,8 +150,10 @@ class ListRequest:
             isinstance(a, str) and a for a in self.attributes
         ):
             raise DecodeError(f"list request {self.request_id}: attributes must be a list of names")
-        if not isinstance(self.emitted_at, int | float) or isinstance(self.emitted_at, bool):
-            raise DecodeError(f"list request {self.request_id}: emitted_at must be a number")
+        for name in ("emitted_at", "answer_by"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise DecodeError(f"list request {self.request_id}: {name} must be a number")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -162,6 +162,10 @@ class Worker:
         """Answer a list request with pages on the results queue, then ack it. A listing that fails
         ends with a page saying why; a broken link to the broker leaves the request to come back, and
         its next answer starts again from page 0 under another answer id."""
+        if request.answer_by and time.time() > request.answer_by:
+            log.info("event=listing_expired target=%s request=%s", target.name, request.request_id)
+            await self._settle_expired(target, delivery)
+            return
         answer = secrets.token_hex(6)
         number = 0
         fields: list[str] = []
@@ -213,6 +217,12 @@ class Worker:
             time.perf_counter() - started,
             error,
         )
+
+    async def _settle_expired(self, target: TargetRuntime, delivery: Delivery) -> None:
+        try:
+            await delivery.ack()
+        except BrokerError as exc:
+            log.warning("event=listing_unsettled target=%s error=%r", target.name, str(exc))
 
     async def _report_crash(
         self, target: TargetRuntime, delivery: Delivery, ops: list[Operation], exc: Exception

@@ -29,6 +29,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from engine.core.links import Absent, Found, TargetIndex
 from queues.broker import Broker, Message
@@ -42,10 +43,17 @@ class ListingFailed(Exception):
     """A listing that did not come back complete: why, in words."""
 
 
+FIRST_PAGE_S: Final = 10.0
+"""How long a cycle waits for a listing's first page. A worker answers its first page within a request
+or two to the target, so a longer silence means that no worker is up, or that a backlog of operations
+lies ahead of the request: the cycle goes on without the listing rather than wait for it."""
+
+
 @dataclass(slots=True)
 class _Gathering:
     request: ListRequest
     answers: dict[str, dict[int, ListPage]] = field(default_factory=dict)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
     index: asyncio.Future[TargetIndex] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -60,25 +68,46 @@ class Listings:
         self._waiting: dict[str, _Gathering] = {}
 
     async def fetch(
-        self, *, job: str, target: str, object_type: str, attributes: list[str], timeout_s: float
+        self,
+        *,
+        job: str,
+        target: str,
+        object_type: str,
+        attributes: list[str],
+        timeout_s: float,
+        first_page_s: float = FIRST_PAGE_S,
     ) -> TargetIndex:
-        """List the target's objects of `object_type`; raises `ListingFailed` with the reason."""
+        """List the target's objects of `object_type`; raises `ListingFailed` with the reason when no
+        page came within `first_page_s`, or no complete listing within `timeout_s`."""
+        now = time.time()
         request = ListRequest(
             request_id=f"list-{secrets.token_hex(6)}",
             job=job,
             target=target,
             object_type=object_type,
             attributes=attributes,
-            emitted_at=time.time(),
+            emitted_at=now,
+            answer_by=now + first_page_s,
         )
         gathering = self._waiting[request.request_id] = _Gathering(request)
+        started = time.monotonic()
         try:
             queue = ops_queue(target)
             await self._broker.declare(queue)
             await self._broker.publish(queue, [Message(encode_list_request(request))])
-            return await asyncio.wait_for(asyncio.shield(gathering.index), timeout_s)
-        except TimeoutError:
-            raise ListingFailed(f"no complete listing of target {target!r} within {timeout_s:g} s") from None
+            try:
+                await asyncio.wait_for(gathering.answered.wait(), min(first_page_s, timeout_s))
+            except TimeoutError:
+                raise ListingFailed(
+                    f"no worker of target {target!r} began the listing within {first_page_s:g} s"
+                ) from None
+            left_s = max(timeout_s - (time.monotonic() - started), 0.0)
+            try:
+                return await asyncio.wait_for(asyncio.shield(gathering.index), left_s)
+            except TimeoutError:
+                raise ListingFailed(
+                    f"no complete listing of target {target!r} within {timeout_s:g} s"
+                ) from None
         finally:
             del self._waiting[request.request_id]
 
@@ -87,6 +116,7 @@ class Listings:
         if gathering is None or gathering.index.done():
             log.info("event=listing_page_unawaited request=%s page=%d", page.request_id, page.number)
             return
+        gathering.answered.set()
         if page.error is not None:
             self._fail(gathering, f"the worker could not list target {page.target!r}: {page.error}")
             return
@@ -116,6 +146,7 @@ class Listings:
 
     @staticmethod
     def _fail(gathering: _Gathering, reason: str) -> None:
+        gathering.answered.set()  # a word from the worker, if a bad one: no need to wait for more
         if not gathering.index.done():
             gathering.index.set_exception(ListingFailed(reason))
 

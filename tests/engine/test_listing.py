@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from engine.pipeline.results import ResultConsumer
 from engine.pipeline.tracker import Tracker
 from engine.store.state import StateStore, state_url
 from queues.broker import REASON_HEADER, Message
-from queues.contracts import ListPage, decode_work, encode_page
+from queues.contracts import ListPage, ListRequest, decode_work, encode_page
 from queues.memory import MemoryBroker
 from queues.topology import RESULTS_QUEUE, dead_letter_queue, ops_queue
 
@@ -159,7 +160,39 @@ async def test_a_bad_page_is_dead_lettered_with_its_reason_and_fails_its_listing
         await dead.aclose()
 
 
-async def test_no_answer_within_the_timeout_fails_the_listing(state: StateStore) -> None:
+async def test_no_first_page_soon_fails_the_listing_and_a_late_worker_drops_the_request(
+    state: StateStore,
+) -> None:
     async with MemoryBroker() as broker:
-        with pytest.raises(ListingFailed, match=r"no complete listing of target 'app' within 0\.2 s"):
-            await fetch(broker, state, lambda request_id: [], timeout_s=0.2)
+        listings = Listings(broker)
+        consumer = ResultConsumer(broker, state, Tracker(), listings=listings)
+        await consumer.start()
+        try:
+            with pytest.raises(
+                ListingFailed, match=r"no worker of target 'app' began the listing within 0\.2 s"
+            ):
+                await listings.fetch(
+                    job="people",
+                    target="app",
+                    object_type="user",
+                    attributes=FIELDS,
+                    timeout_s=60,
+                    first_page_s=0.2,
+                )
+        finally:
+            await consumer.aclose()
+        queued = broker.consume(ops_queue("app"), prefetch=1)
+        async for delivery in queued:
+            request = decode_work(delivery.body)
+            assert isinstance(request, ListRequest) and request.answer_by < time.time()
+            break
+        await queued.aclose()
+
+
+async def test_a_listing_begun_but_not_finished_in_time_fails(state: StateStore) -> None:
+    def pages(request_id: str) -> list[bytes]:
+        return [body(request_id, last=False, objects=ROWS[:1])]  # and never the last page
+
+    async with MemoryBroker() as broker:
+        with pytest.raises(ListingFailed, match=r"no complete listing of target 'app' within 0\.5 s"):
+            await fetch(broker, state, pages, timeout_s=0.5)

@@ -61,12 +61,10 @@ async def _drop(url: str, table: str) -> None:
     await engine.dispose()
 
 
-def _config(
-    tmp_path: Path, postgres_url: str, table: str, rows: list[dict], job: dict | None = None, **engine: Any
-) -> Path:
+def _config(tmp_path: Path, postgres_url: str, table: str, rows: list[dict], **engine: Any) -> Path:
     write_csv(tmp_path / "people.csv", rows)
     raw = {
-        **job_config(tmp_path, batch_size=engine.pop("batch_size", 50), **(job or {})),
+        **job_config(tmp_path, batch_size=engine.pop("batch_size", 50)),
         **sql_target(postgres_url, table=table),
     }
     raw["engine"].update({"state": str(tmp_path / "state.db"), **engine})
@@ -128,9 +126,9 @@ def test_an_engine_killed_mid_publish_and_started_again_converges_without_duplic
     tmp_path: Path, fleet: Fleet, postgres_url: str, table: str
 ) -> None:
     rows = [person(i) for i in range(3000)]
-    # A low high-water mark and no worker yet: the engine publishes a few batches, then waits. (No
-    # listing: with no worker to answer it, the engine would wait for it before publishing any create.)
-    config = _config(tmp_path, postgres_url, table, rows, {"listing_min_creates": 0}, high_water=4)
+    # A low high-water mark and no worker yet: the engine publishes a few batches, then waits (after
+    # its listing's first page did not come: no worker answers it).
+    config = _config(tmp_path, postgres_url, table, rows, high_water=4)
     first = fleet.engine(config, "--once")
     wait_until(lambda: first.metric("roster_operations_published_total") >= 200, 60, "publishing", fleet)
     first.signal(signal.SIGKILL)
