@@ -46,7 +46,7 @@ from engine.pipeline.publisher import PublishSettings
 from engine.sources.registry import SourceSettings, parse_source
 
 DEPROVISION = ("disable", "delete", "none")
-ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers")
+ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers", "broker")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +89,9 @@ class EngineConfig:
     state: str | None
     publish: PublishSettings
     base_dir: Path
+    """The jobs file's directory: relative paths in the file are read from there, not from the cwd."""
+    broker: Any = None
+    """The top-level `broker:` URL of scaled mode, as written (`common.process.cli.broker_url` checks it)."""
     quarantine: QuarantineSettings = field(default_factory=QuarantineSettings)
     log_retention_days: float = 30.0
     """How long the provisioning log keeps a record (`engine.store.history.prune_forever`)."""
@@ -104,7 +107,7 @@ class EngineConfig:
 
 
 def load_engine_config(path: Path, *, environ: Mapping[str, str] | None = None) -> EngineConfig:
-    return parse_engine_config(load_yaml(path, environ=environ), base_dir=path.parent)
+    return parse_engine_config(load_yaml(path, environ=environ), base_dir=path.absolute().parent)
 
 
 def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConfig:
@@ -133,6 +136,7 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
         state=string("engine.store.state", state) if state is not None else None,
         publish=publish,
         base_dir=base_dir,
+        broker=raw.get("broker"),
         quarantine=parse_quarantine("engine.core.policies", engine.get("quarantine")),
         log_retention_days=_retention_days(engine.get("log_retention_days", 30)),
         deadline=parse_deadline("engine.deadline", engine.get("deadline")),

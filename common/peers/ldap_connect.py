@@ -15,12 +15,13 @@ from typing import Any, Final, Literal
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 
+from common.errors import RosterError
 from common.peers.ldap_link import LinkSettings, ldap_server
 
 Stage = Literal["tls_settings", "start_tls", "bind", "connect"]
 
 
-class LinkError(Exception):
+class LinkError(RosterError):
     """Opening a connection failed; the connection is closed already.
 
     `stage` says where: `tls_settings` (the ldap3 TLS objects could not be built from the link, e.g. its CA

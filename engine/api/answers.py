@@ -116,6 +116,8 @@ class JobStatus:
 @dataclass(frozen=True, slots=True)
 class JobList:
     jobs: list[JobStatus]
+    warnings: list[str]
+    """What the engine exposes without protection: plain HTTP beyond the loopback, unchecked TLS."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -274,7 +274,7 @@ class Api:
         return answer(self.document)
 
     async def jobs(self, _request: web.Request, _query: Query) -> web.Response:
-        return answer(JobList(await self.admin.jobs()))
+        return answer(JobList(await self.admin.jobs(), list(self.admin.warnings)))
 
     async def cycles(self, request: web.Request, query: Query) -> web.Response:
         limit = CYCLE_LIMIT.read(query)

@@ -128,10 +128,13 @@ def _json(console: Console, data: Any) -> None:
 
 def _status(args: argparse.Namespace, console: Console) -> int:
     api = client(args)
-    jobs = [api.get(f"/jobs/{args.job}")] if args.job else api.get("/jobs")["jobs"]
+    listed = {} if args.job else api.get("/jobs")
+    jobs = [api.get(f"/jobs/{args.job}")] if args.job else listed["jobs"]
     if args.json:
-        _json(console, jobs[0] if args.job else {"jobs": jobs})
+        _json(console, jobs[0] if args.job else listed)
         return 0
+    for warning in listed.get("warnings", []):
+        console.print(f"[bold yellow]warning[/] {warning}", highlight=False, soft_wrap=True)
     table = Table(title="Jobs", title_justify="left")
     for column in ("job", "state", "target", "last cycle", "ended", "changes", "next run"):
         table.add_column(column)

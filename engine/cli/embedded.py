@@ -21,7 +21,7 @@ from common.process.tuning import tune_process
 from engine.api.admin import Admin
 from engine.api.server import ApiSettings, operated
 from engine.cli.report import ProgressView, exit_code, print_provisioned, print_summary
-from engine.cli.settings import api_from, state_location
+from engine.cli.settings import announcer, api_from, exposure_warnings, print_warnings, state_location
 from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
 from engine.model import CycleSummary
 from engine.pipeline.cycles import CycleRunner
@@ -77,9 +77,11 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     config, targets = load_both(args.file)
     jobs = in_dependency_order([config.job(name) for name in args.job] if args.job else config.jobs)
     state = state_location(args, config)
-    api = api_from(args, state, config, console) if args.serve else None
+    api = api_from(args, state, config) if args.serve else None
+    warnings = exposure_warnings(config, api=api, targets=targets)
+    print_warnings(console, warnings)
     tune_process()
-    summaries = asyncio.run(_run(config, targets, jobs, state, args, console, api))
+    summaries = asyncio.run(_run(config, targets, jobs, state, args, console, api, warnings))
     if not args.serve:
         print_summary(console, summaries)
     return exit_code(summaries)
@@ -109,10 +111,11 @@ async def _run(
     args: argparse.Namespace,
     console: Console,
     api: ApiSettings | None,
+    warnings: list[str],
 ) -> list[CycleSummary]:
     async with embedded(config, targets, state_location) as pipeline:
         if api is not None:  # --serve
-            await _serve(pipeline.runner, jobs, api)
+            await _serve(pipeline.runner, jobs, api, warnings, console)
             return []
         summaries = []
         for job in jobs:
@@ -121,9 +124,13 @@ async def _run(
         return summaries
 
 
-async def _serve(runner: CycleRunner, jobs: list[JobConfig], api: ApiSettings) -> None:
+async def _serve(
+    runner: CycleRunner, jobs: list[JobConfig], api: ApiSettings, warnings: list[str], console: Console
+) -> None:
     """Run every job now, then on its schedule, with the admin API, until SIGTERM or SIGINT."""
     scheduler = Scheduler(runner, jobs)
+    admin = Admin(runner, scheduler, warnings=warnings)
     install_stop_handlers(scheduler.stop)
-    async with operated(Admin(runner, scheduler), api, retention_days=runner.config.log_retention_days):
+    retention_days = runner.config.log_retention_days
+    async with operated(admin, api, retention_days=retention_days, on_listening=announcer(console)):
         await scheduler.run()

@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from common.process.cli import (
+    ENGINE_LISTEN,
     add_broker_arguments,
     add_listen_argument,
     add_log_level_argument,
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=False)
 
     def report(kind: str, message: str) -> None:
-        console.print(f"[bold red]{kind}[/] {message}", highlight=False)
+        console.print(f"[bold red]{kind}[/] {message}", highlight=False, soft_wrap=True)
 
     code: int = exit_code_of(lambda: args.func(args, console), report)
     return code
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("ROSTER_STATE"),
         help="state store: a SQLite path or a postgresql:// URL (env ROSTER_STATE)",
     )
-    add_listen_argument(engine, "127.0.0.1:9100")
+    add_listen_argument(engine, ENGINE_LISTEN)
     engine.add_argument("--once", action="store_true", help="run one cycle of each job, then exit")
     add_metrics_argument(engine)
     add_api_arguments(engine)

@@ -301,20 +301,34 @@ class CycleRunner:
         entry: StateEntry | None,
         *,
         timeout_s: float,
+        read: int | None = None,
+        skipped: int = 0,
     ) -> tuple[str, dict[str, int]]:
         """A cycle of one object, on demand: plan and publish its operation alone (a deprovision if it
-        left the source or its scope), wait for its result; returns the cycle id and its counts."""
+        left the source or its scope), wait for its result; returns the cycle id and its counts.
+
+        `read` is the count of a whole read of the source that did not find the object (None: the
+        object was found, or the read was not whole, and then a missing object is not deprovisioned);
+        `skipped` the rows it could not read. A deprovision meets the holds of a cycle's (an incomplete
+        read, a shrunk source, the deletion guard): when one applies it is not sent but logged as held,
+        with the reason, and the cycle ends `held`."""
         cycle_id = _new_cycle_id("-one")
         await self.state.start_cycle(cycle_id, job.name, "on_demand", **self.leases.claim())
         progress = self.tracker.start_cycle(cycle_id, job.name)
         snapshot = Snapshot.of({source_id: entry} if entry else {})
         planner = await self.planner_for(job, cycle_id, snapshot, only=source_id)
+        held = 0
         try:
             failures: list[Result] = []
             if obj is not None:
                 await self._plan_object(planner, obj, failures)
-            if obj is None or not planner.seen:
-                for op in planner.plan_missing():
+            if (obj is not None and not planner.seen) or (obj is None and read is not None):
+                missing = list(planner.plan_missing())
+                holds = await self._one_holds(job, len(missing), read, skipped) if missing else ()
+                if holds:
+                    await self.state.log_staged(missing, f"({'; '.join(str(hold) for hold in holds)})")
+                    held = len(missing)
+                for op in missing if not holds else ():
                     await self._publish(op)
             await self._record_failures(cycle_id, failures)
             await self.publisher.flush()
@@ -325,8 +339,18 @@ class CycleRunner:
         finally:
             self.tracker.end_cycle(cycle_id)
         counts = dict(progress.counts)
-        await self.state.finish_cycle(cycle_id, "failed" if counts.get("failed") else "succeeded", counts)
+        status = "failed" if counts.get("failed") else "held" if held else "succeeded"
+        await self.state.finish_cycle(cycle_id, status, {**counts, **({"staged": held} if held else {})})
         return cycle_id, counts
+
+    async def _one_holds(
+        self, job: JobConfig, deprovisions: int, read: int | None, skipped: int
+    ) -> tuple[Hold, ...]:
+        """The holds of a cycle's (`_holds`) on an on-demand deprovision; `read` as in `run_one`."""
+        shrink = None
+        if read is not None:
+            shrink = job.source_shrink.describe(read, self.control.last_complete_read(job.name))
+        return _holds(job, deprovisions, await self.state.count(job.name), skipped, shrink)
 
     async def _plan_object(
         self,

@@ -29,12 +29,13 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from engine.store import logrows
 from engine.store.schema import cycles, log
 from engine.store.state import StateStore
 
 logger = logging.getLogger("roster.engine.history")
 
-LOG_FIELDS = tuple(str(column.name) for column in log.columns)
+LOG_FIELDS = logrows.FIELDS
 CSV_FIELDS = (*LOG_FIELDS, "steps")
 EXPORT_PAGE = 5_000
 DEFAULT_RETENTION_DAYS = 30.0
@@ -56,15 +57,16 @@ class LogFilter:
 
     def where(self) -> list[Any]:
         clauses: list[Any] = [log.c.id > self.after_id]
-        for column, value in (
+        for column, name in (
             (log.c.job, self.job),
             (log.c.status, self.status),
             (log.c.action, self.action),
-            (log.c.source_id, self.source_id),
-            (log.c.cycle_id, self.cycle_id),
+            (log.c.cycle, self.cycle_id),
         ):
-            if value is not None:
-                clauses.append(column == value)
+            if name is not None:
+                clauses.append(column == logrows.key_of(name))
+        if self.source_id is not None:
+            clauses.append(log.c.source_id == self.source_id)
         if self.since is not None:
             clauses.append(log.c.at >= self.since)
         if self.until is not None:
@@ -74,10 +76,8 @@ class LogFilter:
 
 async def query_log(state: StateStore, where: LogFilter) -> list[dict[str, Any]]:
     """Records matching `where`, oldest first, at most `where.limit`."""
-    query = sa.select(log).where(*where.where()).order_by(log.c.id).limit(where.limit)
-    async with state.engine.connect() as conn:
-        # LOG_FIELDS are plain str: SQLAlchemy's own names (a str subclass) are refused by orjson.
-        records = [dict(zip(LOG_FIELDS, row, strict=True)) for row in await conn.execute(query)]
+    query = logrows.readable().where(*where.where()).order_by(log.c.id).limit(where.limit)
+    records = await state.read_log(query)
     for record in records:
         record["attributes"] = orjson.loads(record["attributes"]) if record["attributes"] else None
         record["steps"] = steps(record)
@@ -121,8 +121,7 @@ def steps(record: Mapping[str, Any]) -> dict[str, str]:
 
 
 def jsonl(records: Iterable[dict[str, Any]]) -> bytes:
-    # Row keys are SQLAlchemy `quoted_name`s, a str subclass that orjson takes only with this option.
-    return b"".join(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS) + b"\n" for record in records)
+    return b"".join(orjson.dumps(record) + b"\n" for record in records)
 
 
 def csv_rows(records: Iterable[dict[str, Any]], *, header: bool) -> str:

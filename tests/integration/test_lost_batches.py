@@ -24,6 +24,7 @@ from queues.contracts import VERSION
 from queues.memory import MemoryBroker
 from queues.topology import dead_letter_queue, ops_queue
 from tests.integration.pipeline import (
+    Interposer,
     configs,
     expected_row,
     job_config,
@@ -39,48 +40,29 @@ N = 120
 FINAL = ("succeeded", "failed", "skipped", "lost-in-transit")
 
 
-class Nonsense:
-    """In front of a real connector: its first call answers something that is not an outcome, as a
-    broken connector plugin might; later calls go through."""
+class Nonsense(Interposer):
+    """Its first call answers something that is not an outcome, as a broken connector plugin might;
+    later calls go through."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls = 0
-
-    async def open(self) -> None:
-        await self.inner.open()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    async def apply(self, ops: Any) -> Any:
-        self.calls += 1
+    async def interpose(self, ops: Any) -> Any:
         if self.calls == 1:
             return [None] * len(ops)
-        return await self.inner.apply(ops)
+        return await super().interpose(ops)
 
 
-class Gate:
-    """In front of a real connector: its first call waits until the test opens the gate."""
+class Gate(Interposer):
+    """Its first call waits until the test opens the gate."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls = 0
+        super().__init__(inner)
         self.held = asyncio.Event()
         self.open_gate = asyncio.Event()
 
-    async def open(self) -> None:
-        await self.inner.open()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    async def apply(self, ops: Any) -> Any:
-        self.calls += 1
+    async def interpose(self, ops: Any) -> Any:
         if self.calls == 1:
             self.held.set()
             await self.open_gate.wait()
-        return await self.inner.apply(ops)
+        return await super().interpose(ops)
 
 
 class Garbling:

@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import require_service
+from tests import needs
 from tests.integration.pipeline import job_config, person, sql_target, write_csv
-from tests.integration.processes import REPO, Fleet, Process, free_port, vhost
+from tests.integration.processes import REPO, Fleet, Process, free_port
+from tests.rabbit import vhost
 
 PEOPLE = 30
 
@@ -165,7 +166,7 @@ def test_the_commands_pause_resume_trigger_and_export_a_live_engine(
 
 @pytest.mark.rabbitmq
 def test_roster_engine_serves_the_api_with_the_token_from_its_environment(tmp_path: Path) -> None:
-    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
+    needs.rabbitmq()
     config = _config(tmp_path)
     api = f"http://127.0.0.1:{free_port()}"
     with vhost() as broker_url:

@@ -22,9 +22,10 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import require_service
+from tests import needs
 from tests.integration.pipeline import expected_row, job_config, person, sql_target, target_rows, write_csv
-from tests.integration.processes import Fleet, Process, free_port, rabbitmqctl, vhost, wait_until
+from tests.integration.processes import Fleet, Process, free_port, wait_until
+from tests.rabbit import rabbitmqctl, vhost
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -33,7 +34,7 @@ TARGET = "db"
 
 @pytest.fixture
 def broker_url() -> Iterator[str]:
-    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
+    needs.rabbitmq()
     with vhost() as url:
         yield url
 
@@ -270,7 +271,7 @@ def test_a_worker_process_loads_no_engine_module(
 def _final(state: Path) -> list[tuple[str, str, str]]:
     with sqlite3.connect(state) as conn:
         return conn.execute(
-            "SELECT cycle_id, op_id, status FROM log WHERE status IN "
+            "SELECT cycle_id, op_id, status FROM log_view WHERE status IN "
             "('succeeded', 'failed', 'skipped', 'lost-in-transit') ORDER BY id"
         ).fetchall()
 

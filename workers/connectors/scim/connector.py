@@ -45,6 +45,7 @@ from urllib.parse import quote
 from common.errors import AuthError, ConnectorError, PermanentError, TransientError
 from common.peers.scim_schemas import ENDPOINTS, GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, ObjectType
 from common.peers.scim_transport import ScimAnswer, ScimTransport, Unanswered, refusal_text
+from common.unique import unique_candidates
 from queues.contracts import Operation
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 from workers.connectors.scim.diff import (
@@ -54,13 +55,11 @@ from workers.connectors.scim.diff import (
     diff,
     member_patches,
     put_body,
-    same_key,
 )
 from workers.connectors.scim.listing import PageReader, listing_query
-from workers.connectors.scim.paths import AttrPath, attr_path, overlay
+from workers.connectors.scim.paths import AttrPath, attr_path, overlay, same_key
 from workers.connectors.scim.settings import ScimSettings
 from workers.limits import Gate
-from workers.unique import unique_candidates
 
 log = logging.getLogger("roster.connectors.scim")
 
@@ -173,7 +172,7 @@ class ScimConnector(AsyncContextConnector):
         if listed and op.listed:
             keys = [(path, value) for path, value in keys if not _listed_absent(op, path, value)]
         for path, value in keys:
-            resources, total = await self._search(kind, path.filter(value))
+            resources, total = await self._lookup(kind, path, value)
             if total > 1:
                 raise self._duplicates(kind, path, total)
             if resources:
@@ -193,6 +192,17 @@ class ScimConnector(AsyncContextConnector):
             if value not in (None, "") and unique_candidates(value) is None and path not in keys:
                 keys[path] = value
         return list(keys.items())
+
+    async def _lookup(self, kind: ObjectType, path: AttrPath, value: Any) -> tuple[list[dict[str, Any]], int]:
+        """The objects that hold `value` at `path` (a page of them) and how many do. A typed entry
+        (`emails[type eq "work"].value`) is asked as `emails.value eq "x"`, a filter that services reading
+        only `eq` and `and` accept, and only the answers whose entry of that type holds it are kept."""
+        resources, total = await self._search(kind, path.filter(value))
+        if path.type is None:
+            return resources, total
+        kept = [r for r in resources if path.holds(r, value)]
+        # Past the page, those not seen might hold it in that entry: count them, to be safe.
+        return kept, len(kept) + max(total - len(resources), 0)
 
     async def _search(self, kind: ObjectType, query: str) -> tuple[list[dict[str, Any]], int]:
         answer = await self._call(
@@ -310,7 +320,7 @@ class ScimConnector(AsyncContextConnector):
             for candidate in candidates:
                 if held is not None and same_key(held, candidate):
                     break
-                resources, total = await self._search(kind, path.filter(candidate))
+                resources, total = await self._lookup(kind, path, candidate)
                 if total == 0 or (total == len(resources) and all(r.get("id") == own_id for r in resources)):
                     break
             else:
