@@ -66,6 +66,11 @@ class JobConfig:
     deletion_guard: DeletionGuard = field(default_factory=DeletionGuard)
     source_shrink: SourceShrink = field(default_factory=SourceShrink)
     """When a read has too few objects to deprovision on (`source_min_objects`, `source_max_drop_percent`)."""
+    listing_min_creates: int = 50
+    """A cycle with this many creates of objects not linked yet lists the target once and links them by
+    the listing, rather than searching the target before each (0: never); see `engine.pipeline.listing`."""
+    listing_timeout_s: float = 300.0
+    """How long a cycle waits for that listing before it sends its creates without it."""
 
     @property
     def redacted(self) -> frozenset[str]:
@@ -161,6 +166,8 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
             "scoping",
             "members",
             "deletion_guard",
+            "listing_min_creates",
+            "listing_timeout_s",
             *SHRINK_KEYS,
         ),
         required=("name", "source", "target", "mappings"),
@@ -197,7 +204,22 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         members=members,
         deletion_guard=parse_deletion_guard(join(path, "deletion_guard"), raw.get("deletion_guard")),
         source_shrink=parse_source_shrink(path, raw),
+        listing_min_creates=integer(
+            join(path, "listing_min_creates"), raw.get("listing_min_creates", 50), minimum=0
+        ),
+        listing_timeout_s=_listing_timeout(
+            join(path, "listing_timeout_s"), raw.get("listing_timeout_s", 300)
+        ),
     )
+
+
+def _listing_timeout(path: str, raw: Any) -> float:
+    value = positive(path, raw)
+    if not value <= 86_400:  # NaN and inf too
+        raise ConfigError(
+            path, f"{raw!r} is out of range", "give the seconds to wait for a listing, at most a day"
+        )
+    return value
 
 
 def _check_members(jobs: tuple[JobConfig, ...]) -> None:

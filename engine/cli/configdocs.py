@@ -198,6 +198,17 @@ KEYS: dict[str, dict[str, _Key]] = {
             "A full read that shrank by more than this holds its deprovisions for approval.",
             "10",
         ),
+        "listing_min_creates": (
+            "integer",
+            "50",
+            "A cycle with this many creates of objects not linked yet lists the target once and links "
+            "them by the listing instead of searching before each create; 0 never lists.",
+        ),
+        "listing_timeout_s": (
+            "seconds",
+            "300",
+            "How long a cycle waits for that listing before it sends its creates without it.",
+        ),
     },
     "jobs[].source (type: csv or jsonl)": {
         "type": ("string", "csv", "csv or jsonl; from the file's extension if absent.", "by extension"),

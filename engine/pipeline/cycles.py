@@ -12,7 +12,7 @@ import logging
 import secrets
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
@@ -27,6 +27,7 @@ from engine.metrics import EngineMetrics
 from engine.model import CycleSummary, Hold, SourceObject, StateEntry
 from engine.pipeline.control import JobControl
 from engine.pipeline.leases import CycleLeases
+from engine.pipeline.listing import CycleLinks, Listings
 from engine.pipeline.publisher import Publisher
 from engine.pipeline.results import ResultConsumer
 from engine.pipeline.tracker import CycleProgress, Tracker
@@ -62,12 +63,14 @@ class CycleRunner:
         self.tracker = Tracker(redacted={job.name: job.redacted for job in config.jobs})
         self.publisher = Publisher(broker, config.publish, self.metrics)
         self.control = JobControl(state, config.quarantine)
+        self.listings = Listings(broker)
         self.results = ResultConsumer(
             broker,
             state,
             self.tracker,
             metrics=self.metrics,
             observers=(self.control.observe,),
+            listings=self.listings,
         )
         self._job_locks: dict[str, asyncio.Lock] = {}
         self.leases = CycleLeases(state)
@@ -208,6 +211,16 @@ class CycleRunner:
         error that cut the read short, and the reason for a quarantine that stopped it, if any."""
         read = 0
         control = self.control
+        links = CycleLinks(
+            self.listings,
+            job=job.name,
+            target=job.target,
+            object_type=job.object_type,
+            matching=list(job.matching),
+            min_creates=job.listing_min_creates,
+            timeout_s=job.listing_timeout_s,
+            send=self._publish,
+        )
         try:
             async for batch in source.batches(SOURCE_BATCH):
                 failures: list[Result] = []
@@ -222,15 +235,18 @@ class CycleRunner:
                             await control.wait_resumed(job.name)
                         reason = control.verdict(job.name)
                         if reason is not None:
+                            await links.finish()
                             return read, None, reason
-                        await self._plan_object(planner, obj, failures)
+                        await self._plan_object(planner, obj, failures, links.add)
                 await self._record_failures(cycle_id, failures)
                 planner.snapshot.drop_entries(loaded)
                 read += len(batch)
                 progress.read = read
         except RosterError as exc:
             log.error("event=cycle_source_failed job=%s cycle=%s error=%r", job.name, cycle_id, str(exc))
+            await links.finish()
             return read, str(exc), None
+        await links.finish()
         return read, None, None
 
     async def _prepare(self, job: JobConfig, planner: Planner, batch: list[SourceObject]) -> list[str]:
@@ -341,15 +357,22 @@ class CycleRunner:
             shrink = job.source_shrink.describe(read, self.control.last_complete_read(job.name))
         return _holds(job, deprovisions, await self.state.count(job.name), skipped, shrink)
 
-    async def _plan_object(self, planner: Planner, obj: SourceObject, failures: list[Result]) -> None:
-        """Plan one object and publish its operation; a mapping that fails on it joins `failures`."""
+    async def _plan_object(
+        self,
+        planner: Planner,
+        obj: SourceObject,
+        failures: list[Result],
+        send: Callable[[Operation], Awaitable[None]] | None = None,
+    ) -> None:
+        """Plan one object and publish its operation (through `send` if given); a mapping that fails on
+        it joins `failures`."""
         try:
             op = planner.plan(obj)
         except MappingError as exc:
             failures.append(planner.failure(obj, exc))
             return
         if op is not None:
-            await self._publish(op)
+            await (send or self._publish)(op)
 
     async def _publish(self, op: Operation) -> None:
         self.tracker.register(op)

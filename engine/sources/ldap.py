@@ -66,14 +66,13 @@ from ldap3.core import exceptions as ldap_errors
 
 from common.config.validation import as_list, boolean, check_keys, choice, integer, join, string
 from common.errors import ConfigError, SourceError
-from common.peers.ldap_connect import LinkError, close_connection, found_entries, open_connection
+from common.peers.ldap_connect import LinkError, close_connection, found_entries, next_cookie, open_connection
 from common.peers.ldap_link import LINK_KEYS, LinkSettings, parse_link
 from common.peers.ldap_names import DnError, canonical_dn
 from engine.core.schedule import parse_duration
 from engine.model import SourceObject
 from engine.sources.base import ProblemLog
 
-_PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
 _KEYS: Final = (
     "type",
     *LINK_KEYS,
@@ -274,8 +273,7 @@ class LdapSource(ProblemLog):
         if conn.result.get("result") != 0:
             raise SourceError(f"{link.url}: the search under {base} failed: {_said(conn.result)}")
         entries = found_entries(conn)
-        control = (conn.result.get("controls") or {}).get(_PAGED_RESULTS) or {}
-        return entries, (control.get("value") or {}).get("cookie") or None
+        return entries, next_cookie(conn)
 
     def _read_member_ids(self, base: str) -> dict[str, str]:
         """Every entry under `base` (a subtree, paged): its canonical DN -> its member id."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Final
 
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 _KEY_PARAM: Final = "_roster_key"
 _NEW_KEY_PARAM: Final = "_roster_new_key"
+_LIST_PAGE: Final = 5_000  # rows per page of a listing on the wire
 
 
 class SqlConnector(AsyncContextConnector):
@@ -113,6 +114,41 @@ class SqlConnector(AsyncContextConnector):
         self._in_flight.add(task)
         task.add_done_callback(self._settled)
         return await asyncio.shield(task)
+
+    # -- Listing -------------------------------------------------------------------------------------
+
+    def listing_fields(self, object_type: str, attributes: Sequence[str]) -> list[str]:
+        """`attributes`, then the attribute of the key column (see `workers.connectors.base.Lister`)."""
+        rows = self._opened()
+        for name in attributes:
+            if name not in rows.targets:
+                raise PermanentError(f"attribute {name!r} has no column in table {rows.table!r} to list")
+        key = rows.key_attributes[0] if rows.key_attributes else rows.key_column
+        return list(dict.fromkeys([*attributes, key]))
+
+    async def list_objects(self, object_type: str, fields: Sequence[str]) -> AsyncIterator[list[list[Any]]]:
+        """Every row, by one select of the key and the fields' columns, handed on in pages."""
+        rows, engine, table = self._opened(), self._engine, self._table
+        assert engine is not None and table is not None
+        columns = [table.c[rows.key_column]]
+        for name in fields:
+            column = rows.targets[name][0] if name in rows.targets else rows.key_column
+            columns.append(table.c[column])
+        try:
+            async with engine.connect() as conn:
+                found = (await conn.execute(sa.select(*columns))).all()
+        except (sa_exc.SQLAlchemyError, OSError) as exc:
+            error = self._error(exc)
+            if error is None:
+                raise
+            raise error from None
+        for start in range(0, len(found), _LIST_PAGE):
+            yield [[str(row[0]), *map(_listed, row[1:])] for row in found[start : start + _LIST_PAGE]]
+
+    def _opened(self) -> RowMap:
+        if self._rows is None or self._engine is None:
+            raise RuntimeError(f"{self!r} is not open")
+        return self._rows
 
     def _settled(self, task: asyncio.Future[list[Outcome]]) -> None:
         self._in_flight.discard(task)
@@ -328,3 +364,8 @@ class SqlConnector(AsyncContextConnector):
 
     def _error(self, exc: BaseException) -> ConnectorError | None:
         return connector_error(exc, password=self.settings.url.password)
+
+
+def _listed(value: Any) -> Any:
+    """A column's value as a listing carries it: text, a number, true/false or None; else its text."""
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
