@@ -203,11 +203,13 @@ KEYS: dict[str, dict[str, _Key]] = {
             "50",
             "A cycle with this many creates of objects not linked yet lists the target once and links "
             "them by the listing instead of searching before each create; 0 never lists.",
+            "50",
         ),
         "listing_timeout_s": (
             "seconds",
             "300",
             "How long a cycle waits for that listing before it sends its creates without it.",
+            "300",
         ),
     },
     "jobs[].source (type: csv or jsonl)": {
