@@ -82,6 +82,7 @@ class Worker:
         self.started = False
         self.batches_handled = 0
         self._ops_in_flight = 0
+        self._listings_in_flight = 0
 
     async def start(self) -> None:
         await self._broker.declare(RESULTS_QUEUE)
@@ -114,9 +115,10 @@ class Worker:
             task.add_done_callback(self._handlers.discard)
             task.add_done_callback(lambda _task: slots.release())
 
-    def in_flight(self) -> tuple[int, int]:
-        """The batches being applied now, and their operations (what a stop waits for)."""
-        return len(self._handlers), self._ops_in_flight
+    def in_flight(self) -> tuple[int, int, int]:
+        """The batches being applied now, their operations, and the listings being answered (what a
+        stop waits for)."""
+        return len(self._handlers) - self._listings_in_flight, self._ops_in_flight, self._listings_in_flight
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop taking batches, let those in flight finish within `grace_s`, then close.
@@ -149,7 +151,11 @@ class Worker:
             await self._dead_letter(target, delivery, str(exc), "undecodable")
             return
         if isinstance(work, ListRequest):
-            await self._answer_listing(target, delivery, work)
+            self._listings_in_flight += 1
+            try:
+                await self._answer_listing(target, delivery, work)
+            finally:
+                self._listings_in_flight -= 1
             return
         ops = work
         self._ops_in_flight += len(ops)

@@ -193,13 +193,12 @@ class Stopping:
 
     def waiting(self) -> str:
         self._cycles = [p.cycle_id for p in self._running()]
-        batches, ops = self._pipeline.worker.in_flight()
-        if not batches:
+        batches, ops, listings = self._pipeline.worker.in_flight()
+        awaited = [f"{batches} batch(es) in flight ({ops:,} operations) to come back"] if batches else []
+        awaited += [f"{listings} listing(s) of the target to end"] if listings else []
+        if not awaited:
             return "no batch is being applied"
-        return (
-            f"waiting for {batches} batch(es) in flight ({ops:,} operations) to come back"
-            f" (at most {WORKER_GRACE_S:g} s)"
-        )
+        return f"waiting for {' and '.join(awaited)} (at most {WORKER_GRACE_S:g} s)"
 
     def leaving(self) -> str:
         cycles = ", ".join(self._cycles) or "none"
@@ -219,7 +218,8 @@ class Stopping:
         reason = "roster run was stopped before a worker applied this operation; the next run plans it again"
         for cycle_id in self._cycles:
             lost = await pipeline.runner.results.expire(cycle_id, reason)
-            self.say(f"stopped: cycle {cycle_id} interrupted; {lost:,} operation(s) not sent, planned again")
+            left = f"{lost:,} operation(s) not sent, planned again" if lost else "nothing was left in flight"
+            self.say(f"stopped: cycle {cycle_id} interrupted; {left}")
 
     def _running(self) -> list[CycleProgress]:
         tracker = self._pipeline.runner.tracker

@@ -31,8 +31,10 @@ def _cycles(state: Path) -> dict[str, str]:
         return dict(conn.execute("SELECT cycle_id, status FROM cycles ORDER BY started_at").fetchall())
 
 
-def _write(tmp_path: Path, target: dict) -> Path:
+def _write(tmp_path: Path, target: dict, *, listing: bool = False) -> Path:
     raw = {**job_config(tmp_path, target="app"), "targets": [{**target, "name": "app"}]}
+    if not listing:  # 200 creates would first list the silent app: these runs are about batches
+        raw["jobs"][0]["listing_min_creates"] = 0
     raw["engine"]["state"] = "state.db"
     file = tmp_path / "jobs.yaml"
     file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
@@ -88,15 +90,16 @@ def _log_statuses(state: Path) -> dict[str, int]:
 
 
 @contextmanager
-def _silent_run(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+def _silent_run(tmp_path: Path, *, listing: bool = False) -> Iterator[subprocess.Popen[str]]:
     """`roster run` against a SCIM app that takes connections and never answers, its cycle running
-    and its batches taken by the worker; killed at the end if it is still there."""
+    and its batches taken by the worker (or, with `listing`, its listing of the target asked for and
+    its creates held for it); killed at the end if it is still there."""
     write_csv(tmp_path / "people.csv", [person(i) for i in range(200)])
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(64)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/scim/v2"
-        file = _write(tmp_path, {"type": "scim", "url": url, "timeout_s": 300})
+        file = _write(tmp_path, {"type": "scim", "url": url, "timeout_s": 300}, listing=listing)
         process = subprocess.Popen(
             [*ROSTER, "run", str(file), "--no-progress"],
             cwd=REPO,
@@ -149,3 +152,17 @@ def test_a_second_ctrl_c_exits_at_once_and_says_what_it_leaves(tmp_path: Path) -
     assert "stopping: waiting for" in out
     assert f"exiting now: cycle(s) {cycle_id} interrupted" in out
     assert status == "interrupted"
+
+
+def test_ctrl_c_while_the_target_is_listed_says_so_and_sends_nothing(tmp_path: Path) -> None:
+    with _silent_run(tmp_path, listing=True) as process:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out + err
+    assert "stopping: waiting for 1 listing(s) of the target to end (at most 10 s)" in out, out
+    [(cycle_id, status)] = list(_cycles(tmp_path / "state.db").items())
+    assert status == "interrupted"
+    # The creates waited for the listing and were never sent: no record claims one was.
+    assert f"stopped: cycle {cycle_id} interrupted; nothing was left in flight" in out
+    assert _log_statuses(tmp_path / "state.db") == {}
+    assert "Traceback" not in err
