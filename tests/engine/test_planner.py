@@ -120,12 +120,12 @@ def test_a_cycle_needs_the_entries_only_of_objects_that_changed_or_left() -> Non
         job="j", target="t", object_type="user", cycle_id="c1", mapper=MAPPER, snapshot=_held(entries)
     )
     batch = [_obj(1), _obj(2), _obj(3), _obj(5)]
-    wanted = planner.prepare(batch)
+    to_plan, wanted = planner.prepare(batch)
     assert wanted == ["E2", "E3"]  # not E1 (unchanged) nor E5 (new: a create needs no entry)
+    assert to_plan == batch[1:] and (planner.seen, planner.unchanged) == (1, 1)  # E1 settled
     planner.snapshot.add_entries({s: entries[s] for s in wanted})
-    ops = [planner.plan(obj) for obj in batch]
+    ops = [planner.plan(obj) for obj in to_plan]
     assert [(op.action, op.target_id) if op else None for op in ops] == [
-        None,
         ("update", "T-2"),
         ("update", "T-3"),
         ("create", None),
