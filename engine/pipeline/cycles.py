@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from common.errors import RosterError
+from common.process.tuning import release_memory
 from engine.config import EngineConfig, JobConfig
 from engine.core.membership import Membership
 from engine.core.planner import Planner
@@ -194,6 +195,7 @@ class CycleRunner:
             summary.status,
             " ".join(f"{k}={v}" for k, v in summary.counts().items()),
         )
+        release_memory()  # what the cycle held (its snapshot, the ids read) is not kept until the next
         return summary
 
     async def _plan_and_publish(
