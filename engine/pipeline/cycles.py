@@ -223,6 +223,7 @@ class CycleRunner:
                         await self._plan_object(planner, obj, failures)
                 await self._record_failures(cycle_id, failures)
                 planner.snapshot.drop_entries(loaded)
+                planner.snapshot.shrink()
                 read += len(batch)
                 progress.read = read
         except RosterError as exc:
