@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
+import functools
 import gc
 import sys
 from collections.abc import Callable
@@ -43,17 +43,16 @@ def tune_process() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+@functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim`, or None where the C library has none (musl, macOS, Windows)."""
+    """glibc's `malloc_trim`, or None where the C library has none (musl, macOS, Windows). Looked up
+    in the symbols the process already has, on first use: `ctypes.util.find_library` runs `ldconfig`,
+    which every command would wait for at start."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
         return None
     return trim
-
-
-_TRIM = _malloc_trim()
 
 
 def release_memory() -> None:
@@ -64,5 +63,6 @@ def release_memory() -> None:
     allocation: once the snapshot and the ids read of a million objects were freed, the process
     held 142 MB without the trim, 113 MB with it. A collection first frees what only cycles held."""
     gc.collect()
-    if _TRIM is not None:
-        _TRIM(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
