@@ -401,9 +401,8 @@ def _upsert_objects(dialect: str) -> Any:
 
 
 async def _pages(conn: AsyncConnection, query: sa.Select[Any]) -> AsyncIterator[Iterable[Any]]:
-    """The rows of `query`, `_PAGE` at a time. On SQLite, from aiosqlite's cursor as they come: a
-    SQLAlchemy row per object cost as much again as SQLite reading it (a million objects' snapshot
-    took 30% longer)."""
+    """The rows of `query`, `_PAGE` at a time. On SQLite, from aiosqlite's cursor as they come: with
+    a SQLAlchemy row per object, the fingerprints of 200,000 objects took 0.70 s of CPU, not 0.46 s."""
     driver = (await conn.get_raw_connection()).driver_connection
     if isinstance(driver, aiosqlite.Connection):
         compiled = query.compile(dialect=conn.dialect)
