@@ -7,9 +7,19 @@
     ├── BrokerError            the broker refused or lost a message (queues/)
     │   └── DecodeError        a message body that is not a valid envelope
     ├── AuthError              an OAuth token endpoint refused or was out of reach (common/peers/)
+    ├── Unanswered             a SCIM request got no answer: TLS refused, timeout, network
+    │                          (common/peers/scim_transport.py)
+    ├── LinkError              an LDAP connection could not be opened, and at which stage
+    │                          (common/peers/ldap_connect.py)
     └── ConnectorError         a target refused an operation (workers/connectors/)
         ├── TransientError     worth a retry: timeouts, refused connections, 5xx, 429, locks
         └── PermanentError     not worth a retry: schema and constraint violations, 400, 409
+
+`AuthError`, `Unanswered` and `LinkError` come from the clients of peers that sources and connectors
+share; each caller words them as its own error (a source's `SourceError` or retry, a connector's
+`TransientError` or `PermanentError`), so they never reach the worker's verdict themselves.
+`NotBulkable` (common/peers/sql_bulk.py) is outside the tree on purpose: it is not an error but a signal
+its one caller catches at once, to write the statement the ordinary way.
 
 The class of a connector error decides the fate of its operation: a `TransientError` goes to the next
 retry tier (and to the dead letters after the last one); a `PermanentError` is reported failed at once

@@ -46,7 +46,7 @@ from engine.pipeline.publisher import PublishSettings
 from engine.sources.registry import SourceSettings, parse_source
 
 DEPROVISION = ("disable", "delete", "none")
-ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers")
+ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers", "broker")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +66,11 @@ class JobConfig:
     deletion_guard: DeletionGuard = field(default_factory=DeletionGuard)
     source_shrink: SourceShrink = field(default_factory=SourceShrink)
     """When a read has too few objects to deprovision on (`source_min_objects`, `source_max_drop_percent`)."""
+    listing_min_creates: int = 50
+    """A cycle with this many creates of objects not linked yet lists the target once and links them by
+    the listing, rather than searching the target before each (0: never); see `engine.pipeline.listing`."""
+    listing_timeout_s: float = 300.0
+    """How long a cycle waits for that listing before it sends its creates without it."""
 
     @property
     def redacted(self) -> frozenset[str]:
@@ -84,6 +89,9 @@ class EngineConfig:
     state: str | None
     publish: PublishSettings
     base_dir: Path
+    """The jobs file's directory: relative paths in the file are read from there, not from the cwd."""
+    broker: Any = None
+    """The top-level `broker:` URL of scaled mode, as written (`common.process.cli.broker_url` checks it)."""
     quarantine: QuarantineSettings = field(default_factory=QuarantineSettings)
     log_retention_days: float = 30.0
     """How long the provisioning log keeps a record (`engine.store.history.prune_forever`)."""
@@ -99,7 +107,7 @@ class EngineConfig:
 
 
 def load_engine_config(path: Path, *, environ: Mapping[str, str] | None = None) -> EngineConfig:
-    return parse_engine_config(load_yaml(path, environ=environ), base_dir=path.parent)
+    return parse_engine_config(load_yaml(path, environ=environ), base_dir=path.absolute().parent)
 
 
 def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConfig:
@@ -125,10 +133,11 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
     _check_members(jobs)
     return EngineConfig(
         jobs=jobs,
-        state=string("engine.store.state", state) if state is not None else None,
+        state=string("engine.state", state) if state is not None else None,
         publish=publish,
         base_dir=base_dir,
-        quarantine=parse_quarantine("engine.core.policies", engine.get("quarantine")),
+        broker=raw.get("broker"),
+        quarantine=parse_quarantine("engine.quarantine", engine.get("quarantine")),
         log_retention_days=_retention_days(engine.get("log_retention_days", 30)),
         deadline=parse_deadline("engine.deadline", engine.get("deadline")),
     )
@@ -157,6 +166,8 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
             "scoping",
             "members",
             "deletion_guard",
+            "listing_min_creates",
+            "listing_timeout_s",
             *SHRINK_KEYS,
         ),
         required=("name", "source", "target", "mappings"),
@@ -193,7 +204,22 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         members=members,
         deletion_guard=parse_deletion_guard(join(path, "deletion_guard"), raw.get("deletion_guard")),
         source_shrink=parse_source_shrink(path, raw),
+        listing_min_creates=integer(
+            join(path, "listing_min_creates"), raw.get("listing_min_creates", 50), minimum=0
+        ),
+        listing_timeout_s=_listing_timeout(
+            join(path, "listing_timeout_s"), raw.get("listing_timeout_s", 300)
+        ),
     )
+
+
+def _listing_timeout(path: str, raw: Any) -> float:
+    value = positive(path, raw)
+    if not value <= 86_400:  # NaN and inf too
+        raise ConfigError(
+            path, f"{raw!r} is out of range", "give the seconds to wait for a listing, at most a day"
+        )
+    return value
 
 
 def _check_members(jobs: tuple[JobConfig, ...]) -> None:

@@ -15,14 +15,17 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import orjson
 
 from common.errors import DecodeError
 
-VERSION: Final = 2
-"""2: items are rows under `fields` (1 sent an object per item)."""
+VERSION: Final = 3
+"""3: operations carry `listed`, and list requests and listing pages exist (2 had neither; 1 sent an
+object per item)."""
+
+_T = TypeVar("_T")
 
 Action = Literal["create", "update", "disable", "delete"]
 ACTIONS: Final = frozenset({"create", "update", "disable", "delete"})
@@ -64,6 +67,10 @@ class Operation:
     members: dict[str, str] | None = None
     """For a group: every member it holds once this operation is applied (source id -> target id),
     echoed in the result so the state records the membership only when it is in the target."""
+    listed: list[str] = field(default_factory=list)
+    """For a create: the matching attributes that a listing of the target covered and found no object
+    holding this operation's values for (see `engine.pipeline.listing`). The connector may create without
+    searching on those; it still searches on any other, and a uniqueness conflict still matches again."""
     attempt: int = 1
     emitted_at: float = 0.0
 
@@ -119,6 +126,104 @@ class Result:
         return self.completed_at - self.emitted_at
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListRequest:
+    """Asks a target's worker to list every object of a kind: its id and the values of `attributes`
+    (the job's matching attributes, in precedence order). Sent on the target's queue of operations,
+    answered by `ListPage`s on the results queue."""
+
+    request_id: str
+    job: str
+    target: str
+    object_type: str
+    attributes: list[str]
+    emitted_at: float = 0.0
+    answer_by: float = 0.0
+    """Epoch seconds after which nobody waits for the answer (the engine went on without it): a worker
+    that takes the request later drops it rather than list the target for nothing. 0: no limit."""
+
+    def __post_init__(self) -> None:
+        _check_text("list request", "request_id", self.request_id)
+        for name in ("job", "target", "object_type"):
+            _check_text(f"list request {self.request_id}", name, getattr(self, name))
+        if not isinstance(self.attributes, list) or not all(
+            isinstance(a, str) and a for a in self.attributes
+        ):
+            raise DecodeError(f"list request {self.request_id}: attributes must be a list of names")
+        for name in ("emitted_at", "answer_by"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise DecodeError(f"list request {self.request_id}: {name} must be a number")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListPage:
+    """One page of a worker's answer to a `ListRequest`.
+
+    `objects` are rows: the object's id in the target, then one value per name of `fields` (the
+    attributes asked for, and any other the connector matches on), None where the object has none.
+    `answer_id` names one attempt at answering: a request handed out again (its worker died) is answered
+    again from page 0 under another id, and the engine never mixes the pages of two answers. The page
+    with `last` ends an answer; one with `error` (always `last`) says the listing could not be completed.
+    """
+
+    request_id: str
+    answer_id: str
+    target: str
+    number: int
+    last: bool
+    fields: list[str]
+    objects: list[list[Any]] = field(default_factory=list)
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        what = f"listing page {self.number!r} of request {self.request_id!r}"
+        for name in ("request_id", "answer_id", "target"):
+            _check_text(what, name, getattr(self, name))
+        if not isinstance(self.number, int) or isinstance(self.number, bool) or self.number < 0:
+            raise DecodeError(f"{what}: number must be an integer >= 0")
+        if not isinstance(self.last, bool):
+            raise DecodeError(f"{what}: last must be true or false")
+        if self.error is not None and (not isinstance(self.error, str) or not self.last):
+            raise DecodeError(f"{what}: error must be text, on the last page")
+        if not isinstance(self.fields, list) or not all(isinstance(f, str) and f for f in self.fields):
+            raise DecodeError(f"{what}: fields must be a list of names")
+        if not isinstance(self.objects, list):
+            raise DecodeError(f"{what}: objects must be a list of rows")
+        width = 1 + len(self.fields)
+        for number, row in enumerate(self.objects, 1):
+            # Name positions and types, never values (as `_build` does).
+            if not isinstance(row, list) or len(row) != width:
+                raise DecodeError(
+                    f"{what}: object {number} is not a row of {width} values (an id, then fields)"
+                )
+            if not isinstance(row[0], str) or not row[0]:
+                raise DecodeError(f"{what}: object {number} has no id (a non-empty string)")
+            for name, value in zip(self.fields, row[1:], strict=True):
+                if not _listed_value(value):
+                    raise DecodeError(
+                        f"{what}: object {number} has a {type(value).__name__} for {name!r} "
+                        "(text, a number, true/false, null, or a list of them)"
+                    )
+
+
+def _check_text(what: str, name: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise DecodeError(f"{what}: {name} must be a non-empty string")
+
+
+def _listed_value(value: Any) -> bool:
+    if value is None or isinstance(value, str | int | float | bool):
+        return True
+    return isinstance(value, list) and all(
+        v is None or isinstance(v, str | int | float | bool) for v in value
+    )
+
+
+_LIST_REQUEST_KEYS: Final = frozenset(f.name for f in dataclasses.fields(ListRequest))
+_PAGE_KEYS: Final = frozenset(f.name for f in dataclasses.fields(ListPage)) - {"objects"}
+
+
 OPERATION_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Operation))
 RESULT_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Result))
 _operation_row = attrgetter(*OPERATION_FIELDS)
@@ -146,12 +251,76 @@ def encode_results(results: Sequence[Result]) -> bytes:
     return orjson.dumps(envelope)
 
 
+def encode_list_request(request: ListRequest) -> bytes:
+    """A list request travels on the target's queue of operations, in an envelope of its own kind."""
+    envelope = {"v": VERSION, "kind": "list", "target": request.target, "request": _fields_of(request)}
+    return orjson.dumps(envelope)
+
+
+def encode_page(page: ListPage) -> bytes:
+    """A listing page travels on the results queue; its objects are the envelope's items."""
+    head = _fields_of(page)
+    items = head.pop("objects")
+    return orjson.dumps({"v": VERSION, "kind": "listing", "page": head, "items": items})
+
+
 def decode_operations(body: bytes) -> list[Operation]:
-    return _build(Operation, OPERATION_FIELDS, _rows(body, "ops", OPERATION_FIELDS))
+    return _build(Operation, OPERATION_FIELDS, _rows(_envelope(body), "ops", OPERATION_FIELDS))
 
 
 def decode_results(body: bytes) -> list[Result]:
-    return _build(Result, RESULT_FIELDS, _rows(body, "results", RESULT_FIELDS))
+    return _build(Result, RESULT_FIELDS, _rows(_envelope(body), "results", RESULT_FIELDS))
+
+
+def decode_work(body: bytes) -> list[Operation] | ListRequest:
+    """What a worker takes from a target's queue: a batch of operations, or a list request."""
+    envelope = _envelope(body)
+    if envelope.get("kind") == "list":
+        return _build_one(ListRequest, envelope.get("request"), _LIST_REQUEST_KEYS, "list request")
+    return _build(Operation, OPERATION_FIELDS, _rows(envelope, "ops", OPERATION_FIELDS))
+
+
+def decode_reports(body: bytes) -> list[Result] | ListPage:
+    """What the engine takes from the results queue: a batch of results, or a page of a listing."""
+    envelope = _envelope(body)
+    if envelope.get("kind") == "listing":
+        head = envelope.get("page")
+        request_id = head.get("request_id") if isinstance(head, dict) else None
+        try:
+            items = envelope.get("items")
+            if not isinstance(items, list):
+                raise DecodeError("listing page has no list of items")
+            page = {**head, "objects": items} if isinstance(head, dict) else head
+            return _build_one(ListPage, page, _PAGE_KEYS | {"objects"}, "listing page")
+        except DecodeError as exc:
+            raise PageError(str(exc), request_id if isinstance(request_id, str) else None) from None
+    return _build(Result, RESULT_FIELDS, _rows(envelope, "results", RESULT_FIELDS))
+
+
+class PageError(DecodeError):
+    """A listing page that cannot be decoded; `request_id` names its request when the page said it,
+    so that the engine gives that listing up at once rather than at its timeout."""
+
+    def __init__(self, message: str, request_id: str | None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+def _fields_of(value: Any) -> dict[str, Any]:
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+
+
+def _build_one(cls: type[_T], raw: Any, keys: frozenset[str], what: str) -> _T:
+    """One value object from an object with exactly its keys, its checks naming what is wrong."""
+    if not isinstance(raw, dict):
+        raise DecodeError(f"{what} is not an object")
+    if set(raw) != keys:
+        missing = sorted(keys - set(raw))
+        unknown = sorted(set(raw) - keys)
+        raise DecodeError(
+            f"{what} keys differ from version {VERSION}'s: missing {missing}, unknown {unknown}"
+        )
+    return cls(**raw)
 
 
 def _wire(value: Any) -> Any:
@@ -163,7 +332,7 @@ def _wire(value: Any) -> Any:
     return wire()
 
 
-def _rows(body: bytes, kind: str, fields: tuple[str, ...]) -> list[Any]:
+def _envelope(body: bytes) -> dict[str, Any]:
     try:
         envelope = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -173,6 +342,10 @@ def _rows(body: bytes, kind: str, fields: tuple[str, ...]) -> list[Any]:
     version = envelope.get("v")
     if version != VERSION:
         raise DecodeError(f"unknown envelope version {version!r}, this build speaks {VERSION}")
+    return envelope
+
+
+def _rows(envelope: dict[str, Any], kind: str, fields: tuple[str, ...]) -> list[Any]:
     if envelope.get("kind") != kind:
         raise DecodeError(f"expected an envelope of {kind}, got {envelope.get('kind')!r}")
     sent = envelope.get("fields")

@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: the real services, which must answer, never skip.
+"""Fixtures shared by every test package: the real services. One that is missing skips its tests with
+the reason, and fails them under ROSTER_TEST_STRICT=1 (tests/needs.py, whose hook is registered here).
 
 The SCIM ones: a real SCIM server (two: without and with authentication) and a fault-injecting proxy in
 front of it, for the connector's tests and the SCIM source's."""
@@ -6,39 +7,42 @@ front of it, for the connector's tests and the SCIM source's."""
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests import needs, rabbit
 from tests.fault_proxy import FaultProxy, Faults
+from tests.needs import pytest_runtest_makereport  # noqa: F401  (a hook: strict mode)
 from tests.scim_server import Credentials, ScimServer, ScimServerError, start_scim_server
 from tests.slapd import Slapd, SlapdError, make_slapd
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def require_service(name: str, port: int, how: str) -> None:
-    """Fail (never skip) the test when a service it needs is not answering."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            return
-    except OSError as exc:
-        pytest.fail(f"{name} is not answering on 127.0.0.1:{port} ({exc}); {how}", pytrace=False)
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """The test run's own RabbitMQ vhost (amqp:// URL), for tests that need no server-wide name to
+    themselves; deleted with all in it at the end of the run, and checked gone."""
+    with rabbit.vhost("roster-tests") as url:
+        yield url
+    assert rabbit.vhost_of(url) not in rabbit.vhosts(), "the test run's vhost outlived the run"
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    require_service("PostgreSQL", 5432, "start it with `bash tests/services.sh postgresql`")
+    needs.postgres()
     return POSTGRES_URL
 
 
 @pytest.fixture
 def slapd_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Slapd]]:
     """Start private slapd instances with `slapd_factory(refint=False)`; all stop after the test. A missing
-    slapd fails the test, naming the packages to install."""
+    slapd skips the test, naming the packages to install; one that does not start fails it."""
+    for program in ("slapd", "slapadd", "openssl"):  # what tests/slapd.py runs
+        needs.program(program)
     started: list[Slapd] = []
 
     def start(*, refint: bool = False) -> Slapd:

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 import asyncpg
 
+from tests import needs
+
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -30,7 +32,9 @@ def _admin(sql: str) -> None:
 
 @contextmanager
 def private_database(prefix: str = "roster") -> Iterator[str]:
-    """Create a database named after the test run, yield its postgresql:// URL, drop it after."""
+    """Create a database named after the test run, yield its postgresql:// URL, drop it after. Skips the
+    test when PostgreSQL does not answer (tests/needs.py)."""
+    needs.postgres()
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     _admin(f'CREATE DATABASE "{name}"')
     try:

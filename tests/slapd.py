@@ -4,8 +4,8 @@ We did not write the server, so the LDAP connector and source are tested against
 instance lives in its own directory (config, database, TLS files, log) and listens on 127.0.0.1 only, on
 LDAP and LDAPS ports of its own (StartTLS on the LDAP port); the system's slapd is never touched. It runs
 in the foreground as our child, so `stop()` ends exactly it, and `start()` brings it back on the same ports
-with the same data. A missing slapd raises `SlapdError` naming the package to install; the fixtures turn
-that into a failed test, never a skip.
+with the same data. A missing slapd raises `SlapdError` naming the package to install; the test fixtures
+skip their test then (tests/needs.py), and fail it when slapd is there but does not start.
 """
 
 from __future__ import annotations

@@ -8,22 +8,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from common.config.yamlfile import load_yaml
 from common.errors import ConfigError
 from common.process.cli import (
+    WORKER_LISTEN,
     add_broker_arguments,
     add_listen_argument,
     add_log_level_argument,
     add_metrics_argument,
+    broker_url,
     configure_logging,
     exit_code_of,
     listen_address,
 )
+from common.process.exposure import broker_unverified, unverified_tls
 from common.process.tuning import tune_process
 from queues.connect import broker_from_url
-from workers.config import load_targets
+from workers.config import parse_targets
 from workers.process import run_worker
-
-DEFAULT_LISTEN = "127.0.0.1:9101"
 
 
 def add_worker_arguments(worker: argparse.ArgumentParser) -> None:
@@ -31,7 +33,7 @@ def add_worker_arguments(worker: argparse.ArgumentParser) -> None:
     worker.add_argument("file", type=Path, help="a YAML file with targets: (and their credentials)")
     worker.add_argument("--target", action="append", help="serve only this target (repeatable)")
     add_broker_arguments(worker)
-    add_listen_argument(worker, DEFAULT_LISTEN)
+    add_listen_argument(worker, WORKER_LISTEN)
     worker.add_argument(
         "--concurrency",
         type=int,
@@ -48,7 +50,9 @@ def add_worker_arguments(worker: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve the targets of `args.file` until SIGTERM or SIGINT; returns the exit code."""
-    targets = load_targets(args.file)
+    raw = load_yaml(args.file)
+    targets = parse_targets(raw, base_dir=args.file.absolute().parent)
+    url = broker_url(args.broker, raw.get("broker"), args.file)
     if args.target:
         known = {t.name for t in targets}
         for name in args.target:
@@ -59,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
                     f"targets in {args.file}: {', '.join(sorted(known))}",
                 )
         targets = tuple(t for t in targets if t.name in args.target)
-    broker = broker_from_url(args.broker, ca_file=args.broker_ca_file)
+    found = broker_unverified(url)
+    peers = [(f"target {t.name!r}", t.settings) for t in targets]
+    for warning in ([found] if found else []) + unverified_tls(peers):
+        print(f"warning {warning}", flush=True)
+    broker = broker_from_url(url, ca_file=args.broker_ca_file)
     host, port = listen_address(args.listen)
     tune_process()
     return asyncio.run(

@@ -37,7 +37,7 @@ from workers.worker import TargetRuntime
 
 COMMON_KEYS = ("name", "type", "max_inflight", "retry")
 RETRY_KEYS = ("tiers", "first_delay_ms", "multiplier", "jitter")
-WORKER_SECTIONS = ("targets", "workers", "jobs", "engine")
+WORKER_SECTIONS = ("targets", "workers", "jobs", "engine", "broker")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class TargetConfig:
 
 
 def load_targets(path: Path, *, environ: Mapping[str, str] | None = None) -> tuple[TargetConfig, ...]:
-    return parse_targets(load_yaml(path, environ=environ), base_dir=path.parent)
+    return parse_targets(load_yaml(path, environ=environ), base_dir=path.absolute().parent)
 
 
 def parse_targets(raw: Mapping[str, Any], *, base_dir: Path) -> tuple[TargetConfig, ...]:

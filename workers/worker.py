@@ -1,5 +1,8 @@
 """The worker loop: drains each target's queue through its connector and reports the results.
 
+A delivery may instead be a list request (see `engine.pipeline.listing`): the connector's listing of
+the target goes back as pages on the results queue, then the request is acked.
+
 Per delivery (a batch of operations): decode, apply through the connector under the target's
 concurrency limit, send transient failures to the next retry tier (or the dead letters after the last
 one), publish the results, and only then ack. A crash before the ack redelivers the batch, which the
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,9 +26,18 @@ from prometheus_client import CollectorRegistry
 
 from common.errors import BrokerError, ConnectorError, DecodeError, PermanentError, TransientError
 from queues.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, Delivery, Message
-from queues.contracts import Operation, Result, decode_operations, encode_operations, encode_results
+from queues.contracts import (
+    ListPage,
+    ListRequest,
+    Operation,
+    Result,
+    decode_work,
+    encode_operations,
+    encode_page,
+    encode_results,
+)
 from queues.topology import RESULTS_QUEUE, dead_letter_queue, ops_queue
-from workers.connectors.base import Applied, Connector, Outcome
+from workers.connectors.base import Applied, Connector, Lister, Outcome
 from workers.metrics import WorkerMetrics
 from workers.retry import RetryPolicy
 
@@ -68,6 +81,7 @@ class Worker:
         self._stopped = False
         self.started = False
         self.batches_handled = 0
+        self._ops_in_flight = 0
 
     async def start(self) -> None:
         await self._broker.declare(RESULTS_QUEUE)
@@ -100,6 +114,10 @@ class Worker:
             task.add_done_callback(self._handlers.discard)
             task.add_done_callback(lambda _task: slots.release())
 
+    def in_flight(self) -> tuple[int, int]:
+        """The batches being applied now, and their operations (what a stop waits for)."""
+        return len(self._handlers), self._ops_in_flight
+
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop taking batches, let those in flight finish within `grace_s`, then close.
 
@@ -125,11 +143,16 @@ class Worker:
         """Settle the delivery on every path: acked with its results, dead-lettered with the reason,
         or, when the link to the broker failed, left to come back once its channel closes."""
         try:
-            ops = decode_operations(delivery.body)
+            work = decode_work(delivery.body)
         except DecodeError as exc:
             log.error("event=dead_lettered target=%s reason=%r", target.name, str(exc))
             await self._dead_letter(target, delivery, str(exc), "undecodable")
             return
+        if isinstance(work, ListRequest):
+            await self._answer_listing(target, delivery, work)
+            return
+        ops = work
+        self._ops_in_flight += len(ops)
         try:
             await self._handle_batch(target, delivery, ops)
         except asyncio.CancelledError:
@@ -140,6 +163,74 @@ class Worker:
         except Exception as exc:
             log.exception("event=batch_failed target=%s ops=%d", target.name, len(ops))
             await self._report_crash(target, delivery, ops, exc)
+        finally:
+            self._ops_in_flight -= len(ops)
+
+    async def _answer_listing(self, target: TargetRuntime, delivery: Delivery, request: ListRequest) -> None:
+        """Answer a list request with pages on the results queue, then ack it. A listing that fails
+        ends with a page saying why; a broken link to the broker leaves the request to come back, and
+        its next answer starts again from page 0 under another answer id."""
+        if request.answer_by and time.time() > request.answer_by:
+            log.info("event=listing_expired target=%s request=%s", target.name, request.request_id)
+            await self._settle_expired(target, delivery)
+            return
+        answer = secrets.token_hex(6)
+        number = 0
+        fields: list[str] = []
+        error: str | None = None
+        started = time.perf_counter()
+
+        def page(rows: list[list[object]], *, last: bool = False) -> Message:
+            body = ListPage(
+                request_id=request.request_id,
+                answer_id=answer,
+                target=target.name,
+                number=number,
+                last=last,
+                fields=fields,
+                objects=rows,
+                error=error,
+            )
+            return Message(encode_page(body))
+
+        connector = target.connector
+        try:
+            if not isinstance(connector, Lister):
+                raise PermanentError(f"the connector of target {target.name!r} cannot list its objects")
+            fields = connector.listing_fields(request.object_type, request.attributes)
+            async for rows in connector.list_objects(request.object_type, fields):
+                await self._broker.publish(RESULTS_QUEUE, [page(rows)])
+                number += 1
+        except asyncio.CancelledError:
+            raise
+        except BrokerError as exc:
+            log.warning("event=listing_unsettled target=%s error=%r", target.name, str(exc))
+            return
+        except ConnectorError as exc:
+            error = exc.message
+        except Exception as exc:
+            log.exception("event=listing_failed target=%s request=%s", target.name, request.request_id)
+            error = f"the worker failed listing: {type(exc).__name__}: {exc}"
+        try:
+            await self._broker.publish(RESULTS_QUEUE, [page([], last=True)])
+            await delivery.ack()
+        except BrokerError as exc:
+            log.warning("event=listing_unsettled target=%s error=%r", target.name, str(exc))
+            return
+        log.info(
+            "event=listed target=%s request=%s pages=%d elapsed_s=%.2f error=%r",
+            target.name,
+            request.request_id,
+            number,
+            time.perf_counter() - started,
+            error,
+        )
+
+    async def _settle_expired(self, target: TargetRuntime, delivery: Delivery) -> None:
+        try:
+            await delivery.ack()
+        except BrokerError as exc:
+            log.warning("event=listing_unsettled target=%s error=%r", target.name, str(exc))
 
     async def _report_crash(
         self, target: TargetRuntime, delivery: Delivery, ops: list[Operation], exc: Exception

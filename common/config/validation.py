@@ -6,7 +6,9 @@ Each raises `ConfigError` with the path of the value, what is wrong, and what wo
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from common.errors import ConfigError
@@ -24,10 +26,31 @@ def as_list(path: str, raw: Any) -> list[Any]:
     return raw
 
 
+KeysSeen = tuple[str, tuple[str, ...], tuple[str, ...]]
+"""A section's path, the keys it allows and those it requires."""
+
+_SEEN: ContextVar[list[KeysSeen] | None] = ContextVar("roster_config_keys_seen", default=None)
+
+
+@contextmanager
+def recording_keys() -> Iterator[list[KeysSeen]]:
+    """Collect every section that `check_keys` checks meanwhile: the key catalogue of the docs
+    (`python -m engine.docs`) comes from the parsers themselves, so it cannot drift from them."""
+    seen: list[KeysSeen] = []
+    token = _SEEN.set(seen)
+    try:
+        yield seen
+    finally:
+        _SEEN.reset(token)
+
+
 def check_keys(
     path: str, raw: Mapping[str, Any], allowed: Collection[str], *, required: Collection[str] = ()
 ) -> None:
     """Refuse unknown keys (suggesting the closest known one) and missing required keys."""
+    seen = _SEEN.get()
+    if seen is not None:
+        seen.append((path, tuple(allowed), tuple(required)))
     for key in raw:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), list(allowed), n=1)

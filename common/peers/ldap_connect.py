@@ -10,17 +10,18 @@ own error. `close_connection` unbinds, or at least closes the socket of a connec
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 
+from common.errors import RosterError
 from common.peers.ldap_link import LinkSettings, ldap_server
 
 Stage = Literal["tls_settings", "start_tls", "bind", "connect"]
 
 
-class LinkError(Exception):
+class LinkError(RosterError):
     """Opening a connection failed; the connection is closed already.
 
     `stage` says where: `tls_settings` (the ldap3 TLS objects could not be built from the link, e.g. its CA
@@ -78,6 +79,16 @@ def open_connection(link: LinkSettings) -> ldap3.Connection:
         close_connection(conn)
         raise
     return conn
+
+
+PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
+"""The simple paged results control (RFC 2696)."""
+
+
+def next_cookie(conn: ldap3.Connection) -> bytes | None:
+    """The cookie that asks for the next page of the last paged search on `conn`; None after the last."""
+    control = (conn.result.get("controls") or {}).get(PAGED_RESULTS) or {}
+    return (control.get("value") or {}).get("cookie") or None
 
 
 def found_entries(conn: ldap3.Connection) -> list[tuple[str, dict[str, list[Any]]]]:

@@ -21,6 +21,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from common.errors import RosterError
 from common.peers.http_auth import Credentials
 from common.peers.http_settings import HttpSettings, parse_retry_after
 
@@ -43,7 +44,7 @@ class ScimAnswer:
         return parse_retry_after(self.retry_after)
 
 
-class Unanswered(Exception):
+class Unanswered(RosterError):
     """A request that got no answer: `detail` says why (pass it through `redact` before showing it),
     `transient` whether another try may work, `code` which failure it was: tls, timeout or network."""
 

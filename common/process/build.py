@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 from importlib.metadata import PackageNotFoundError, version
+from weakref import WeakKeyDictionary
 
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -19,12 +20,18 @@ def roster_version() -> str:
         return "unknown"
 
 
+_GAUGES: WeakKeyDictionary[CollectorRegistry, Gauge] = WeakKeyDictionary()
+
+
 def register_build_info(registry: CollectorRegistry, role: str) -> None:
-    """A gauge at 1 whose labels carry the version, the Python version and the role."""
-    info = Gauge(
-        "roster_build_info",
-        "Always 1; the labels say which Roster version runs, on which Python, in which role.",
-        ["version", "python", "role"],
-        registry=registry,
-    )
+    """A gauge at 1 whose labels carry the version, the Python version and the role; a process with
+    two roles on one registry (`roster run --serve`: engine and worker) has a series for each."""
+    info = _GAUGES.get(registry)
+    if info is None:
+        info = _GAUGES[registry] = Gauge(
+            "roster_build_info",
+            "Always 1; the labels say which Roster version runs, on which Python, in which role.",
+            ["version", "python", "role"],
+            registry=registry,
+        )
     info.labels(roster_version(), platform.python_version(), role).set(1)

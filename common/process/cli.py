@@ -11,6 +11,8 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from common.errors import ConfigError, RosterError
 from common.process.status_server import parse_listen
@@ -22,6 +24,13 @@ EXIT_CONFIG = 2
 EXIT_ATTENTION = 3
 """Nothing failed, but a person must look: a source read was incomplete, or operations wait for approval."""
 EXIT_INTERRUPTED = 130
+
+BROKER_ENV = "ROSTER_BROKER"
+
+ENGINE_LISTEN = "127.0.0.1:8478"
+WORKER_LISTEN = "127.0.0.1:8479"
+"""The default /metrics addresses: beside the admin API's 8477, and outside 9100-9999, which the
+Prometheus wiki's "Default port allocations" gives to exporters (9100 node-exporter, 9101 HAProxy's)."""
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
@@ -38,8 +47,8 @@ def configure_logging(level: str) -> None:
 def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker",
-        default=os.environ.get("ROSTER_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/"),
-        help="amqp:// or amqps:// URL of RabbitMQ (env ROSTER_BROKER_URL)",
+        help="amqp:// or amqps:// URL of RabbitMQ, such as amqp://USER:PASSWORD@HOST:5672/VHOST "
+        "(else env ROSTER_BROKER, else `broker:` in FILE; required)",
     )
     parser.add_argument(
         "--broker-ca-file",
@@ -48,11 +57,30 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_listen_argument(parser: argparse.ArgumentParser, default: str) -> None:
+def broker_url(flag: str | None, configured: Any, file: Path) -> str:
+    """The broker URL from `--broker`, else `ROSTER_BROKER`, else the file's top-level `broker:`;
+    there is no default, so that no process joins a broker (and its vhost) nobody chose."""
+    url = flag or os.environ.get(BROKER_ENV) or configured
+    if url is None or url == "":
+        renamed = (
+            " (ROSTER_BROKER_URL is read no more: rename it)" if "ROSTER_BROKER_URL" in os.environ else ""
+        )
+        raise ConfigError(
+            "--broker",
+            "no broker URL given" + renamed,
+            f"pass --broker amqp://USER:PASSWORD@HOST:5672/VHOST, set {BROKER_ENV}, "
+            f"or add `broker:` to {file}",
+        )
+    if not isinstance(url, str):
+        raise ConfigError("broker", f"expected a URL, got {type(url).__name__}", "such as amqp://...")
+    return url
+
+
+def add_listen_argument(parser: argparse.ArgumentParser, default: str, when: str = "") -> None:
     parser.add_argument(
         "--listen",
         default=os.environ.get("ROSTER_LISTEN", default),
-        help="HOST:PORT for /metrics and /healthz (env ROSTER_LISTEN)",
+        help=f"{when}HOST:PORT for /metrics and /healthz (env ROSTER_LISTEN; default {default})",
     )
 
 
@@ -69,7 +97,7 @@ def listen_address(value: str) -> tuple[str, int]:
     try:
         return parse_listen(value)
     except ValueError as exc:
-        raise ConfigError("--listen", str(exc), "for example --listen 127.0.0.1:9100") from None
+        raise ConfigError("--listen", str(exc), "for example --listen 127.0.0.1:8478") from None
 
 
 def exit_code_of(command: Callable[[], int], report: Callable[[str, str], None]) -> int:

@@ -8,10 +8,12 @@ package of Roster: the entry points in `pyproject.toml` do.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
+EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE, as a shell reports a process that SIGPIPE ended
 GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--log-level"})
 
 GROUP = "roster.cli"
@@ -43,7 +45,16 @@ def _command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    return command_line(args)(args)
+    try:
+        code = command_line(args)(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`roster logs | head -1`): what it read is all it wanted. Point stdout
+        # at /dev/null so the interpreter's last flush does not fail again, and exit as a process
+        # killed by SIGPIPE reports itself in a shell.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
 
 
 if __name__ == "__main__":

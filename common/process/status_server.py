@@ -6,11 +6,14 @@ The engine mounts its admin API on the same application (`app` is exposed for th
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from common.errors import ConfigError
 
 log = logging.getLogger("roster.http")
 
@@ -32,15 +35,13 @@ class StatusServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        if self.port == 0:  # an ephemeral port: tell the caller which one
-            server = site._server
-            sockets = getattr(server, "sockets", None) or []
-            if sockets:
-                self.port = sockets[0].getsockname()[1]
+        self._runner, self.port = await serve(
+            web.AppRunner(self.app, access_log=None),
+            self.host,
+            self.port,
+            what="/metrics",
+            setting="--listen / ROSTER_LISTEN",
+        )
         log.info("event=http_listening host=%s port=%d", self.host, self.port)
 
     async def aclose(self) -> None:
@@ -55,6 +56,22 @@ class StatusServer:
     async def _healthz(self, _request: web.Request) -> web.Response:
         healthy, details = self.health()
         return web.json_response({"healthy": healthy, **details}, status=200 if healthy else 503)
+
+
+async def serve(
+    runner: web.AppRunner, host: str, port: int, *, what: str, setting: str
+) -> tuple[web.AppRunner, int]:
+    """Set `runner` up and listen on `host:port` (0: a free port); returns the runner and the port.
+    An address that is taken or not this machine's is a `ConfigError` naming `setting`."""
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        problem = f"cannot serve {what} on {host}:{port}: {reason.lower()}"
+        raise ConfigError(setting, problem, "pick a free port, or stop what listens there") from None
+    return runner, runner.addresses[0][1]
 
 
 def parse_listen(value: str) -> tuple[str, int]:

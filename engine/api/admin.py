@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Literal, cast, get_args
 
 from common.errors import RosterError
@@ -55,9 +55,13 @@ class NotNow(RosterError):
 class Admin:
     """The engine's jobs, their cycles, their logs and their switches, for the API."""
 
-    def __init__(self, runner: CycleRunner, scheduler: Scheduler | None = None) -> None:
+    def __init__(
+        self, runner: CycleRunner, scheduler: Scheduler | None = None, *, warnings: Sequence[str] = ()
+    ) -> None:
         self.runner = runner
         self.scheduler = scheduler
+        self.warnings = tuple(warnings)
+        """What this engine exposes without protection (`common.process.exposure`), for `/jobs`."""
         self._triggered: set[asyncio.Task[CycleSummary]] = set()
 
     def job(self, name: str) -> JobConfig:

@@ -116,6 +116,8 @@ class JobStatus:
 @dataclass(frozen=True, slots=True)
 class JobList:
     jobs: list[JobStatus]
+    warnings: list[str]
+    """What the engine exposes without protection: plain HTTP beyond the loopback, unchecked TLS."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +201,9 @@ class StoredRecord(LogColumns):
 class LogPage:
     records: list[LogRecord]
     next_after_id: int | None
-    """Pass as after_id for the next page; null on the last page"""
+    """Pass as after_id for the next page (oldest first); null on the last page or newest first"""
+    next_before_id: int | None = None
+    """Pass as before_id for the next page (newest first); null on the last page or oldest first"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
@@ -23,10 +24,38 @@ from engine.pipeline.ondemand import UnknownObject
 log = logging.getLogger("roster.engine.api")
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="roster"'}
+RETRY_AFTER_S = 5
+"""What a closed gate asks clients to wait: about the time a standby takes to become active."""
 
 
-def api_app(admin: Admin, token: str, *, health: HealthCheck | None = None) -> web.Application:
-    """The admin API for `admin`, guarded by the bearer `token`."""
+class ApiGate:
+    """Whether the API serves requests: closed with an error code and a reason (a standby engine,
+    an engine stopping), it answers 503 and `Retry-After` on every route but the health check."""
+
+    def __init__(self, error: str | None = None, reason: Callable[[], str] = str) -> None:
+        self.error = error
+        self.reason = reason
+
+    def close(self, error: str, reason: Callable[[], str]) -> None:
+        self.error, self.reason = error, reason
+
+    def open(self) -> None:
+        self.error = None
+
+    @asynccontextmanager
+    async def opened(self) -> AsyncIterator[None]:
+        """Open while the block runs; closed again (the engine is stopping) once it ends."""
+        self.open()
+        try:
+            yield
+        finally:
+            self.close("stopping", lambda: "stopping: this engine is shutting down")
+
+
+def api_app(
+    admin: Admin, token: str, *, health: HealthCheck | None = None, gate: ApiGate | None = None
+) -> web.Application:
+    """The admin API for `admin`, guarded by the bearer `token` (and by `gate`, when given)."""
     if not token:
         raise ValueError("the API needs a token")
     if health is None:
@@ -34,8 +63,9 @@ def api_app(admin: Admin, token: str, *, health: HealthCheck | None = None) -> w
         health = runner.tracker.health if runner is not None else (lambda: (True, {}))
     api = Api(admin, health)
     public = frozenset(route.path for route in api.routes if route.public)
+    health_path = next(route.path for route in api.routes if route.operation_id == "health")
     app = web.Application(
-        middlewares=[_guard(token.encode(), public)],
+        middlewares=[_guard(token.encode(), public, gate or ApiGate(), health_path)],
         handler_args={"max_field_size": 16_384},
     )
     for route in api.routes:
@@ -53,8 +83,9 @@ def _checked(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespon
     return handle
 
 
-def _guard(token: bytes, public: frozenset[str]) -> Any:
-    """Middleware: the bearer token on every route but the public ones, and every failure as JSON."""
+def _guard(token: bytes, public: frozenset[str], gate: ApiGate, health_path: str) -> Any:
+    """Middleware: the gate, then the bearer token on every route but the public ones, and every
+    failure as JSON."""
 
     @web.middleware
     async def guard(
@@ -62,6 +93,8 @@ def _guard(token: bytes, public: frozenset[str]) -> Any:
     ) -> web.StreamResponse:
         started = time.perf_counter()
         try:
+            if gate.error is not None and request.path != health_path:
+                raise ApiProblem(503, gate.error, gate.reason(), {"Retry-After": str(RETRY_AFTER_S)})
             if request.path not in public:
                 _authorize(request, token)
             response = await handler(request)

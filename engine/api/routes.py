@@ -60,6 +60,14 @@ LOG_FILTERS = (
         minimum=0,
         maximum=MAX_ID,
     ),
+    Whole(
+        name="before_id",
+        description="Only records with a smaller id (paging newest first)",
+        default=MAX_ID,
+        minimum=1,
+        maximum=MAX_ID,
+    ),
+    Text("order", "Oldest first (by id) or newest first", frozenset({"oldest", "newest"}), default="oldest"),
 )
 LOG_LIMIT = Whole(name="limit", description="At most", default=1_000, minimum=1, maximum=MAX_LOG_LIMIT)
 CYCLE_LIMIT = Whole(name="limit", description="At most", default=20, minimum=1, maximum=1_000)
@@ -89,7 +97,8 @@ def problem(status: int, error: str, detail: str, headers: dict[str, str] | None
 
 
 def _log_filter(query: Query, *, limit: int) -> LogFilter:
-    job, status, action, source_id, cycle_id, since, until, after_id = LOG_FILTERS
+    job, status, action, source_id, cycle_id, since, until, after_id, before_id, order = LOG_FILTERS
+    before = before_id.read(query)
     return LogFilter(
         job=job.read(query),
         status=status.read(query),
@@ -99,7 +108,9 @@ def _log_filter(query: Query, *, limit: int) -> LogFilter:
         since=since.read(query),
         until=until.read(query),
         after_id=after_id.read(query),
+        before_id=None if before == MAX_ID else before,
         limit=limit,
+        newest_first=order.read(query) == "newest",
     )
 
 
@@ -274,7 +285,7 @@ class Api:
         return answer(self.document)
 
     async def jobs(self, _request: web.Request, _query: Query) -> web.Response:
-        return answer(JobList(await self.admin.jobs()))
+        return answer(JobList(await self.admin.jobs(), list(self.admin.warnings)))
 
     async def cycles(self, request: web.Request, query: Query) -> web.Response:
         limit = CYCLE_LIMIT.read(query)
@@ -300,8 +311,10 @@ class Api:
     async def logs(self, _request: web.Request, query: Query) -> web.Response:
         where = _log_filter(query, limit=LOG_LIMIT.read(query))
         records = await self.admin.logs(where)
-        next_after = records[-1].id if len(records) == where.limit else None
-        return answer(LogPage(records, next_after))
+        last = records[-1].id if len(records) == where.limit else None
+        if where.newest_first:
+            return answer(LogPage(records, None, last))
+        return answer(LogPage(records, last))
 
     async def export(self, request: web.Request, query: Query) -> web.StreamResponse:
         form: Literal["jsonl", "csv"] = "csv" if FORMAT.read(query) == "csv" else "jsonl"

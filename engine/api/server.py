@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +21,10 @@ from pathlib import Path
 from aiohttp import web
 
 from common.errors import ConfigError
-from common.process.status_server import HealthCheck, parse_listen
+from common.process.exposure import MIN_TOKEN_CHARS, WEAK_TOKENS, is_loopback
+from common.process.status_server import HealthCheck, parse_listen, serve
 from engine.api.admin import Admin
-from engine.api.app import api_app
+from engine.api.app import ApiGate, api_app
 from engine.store.history import prune_forever
 
 log = logging.getLogger("roster.engine.apiserver")
@@ -54,11 +55,29 @@ def api_settings(
             "--api-listen", f"expected HOST:PORT, got {listen!r}", "such as 127.0.0.1:8477"
         ) from None
     if token:
-        return ApiSettings(host=host, port=port, token=token.strip())
-    if token_file is not None:
-        return ApiSettings(host=host, port=port, token=read_token(token_file), token_file=token_file)
-    path = default_token_file(state_location, base_dir)
-    return ApiSettings(host=host, port=port, token=_kept_or_new(path), token_file=path)
+        settings = ApiSettings(host=host, port=port, token=token.strip())
+    elif token_file is not None:
+        settings = ApiSettings(host=host, port=port, token=read_token(token_file), token_file=token_file)
+    elif is_loopback(host):
+        path = default_token_file(state_location, base_dir)
+        return ApiSettings(host=host, port=port, token=_kept_or_new(path), token_file=path)
+    else:
+        raise _exposed(host, port, "has no token of its own")
+    if not is_loopback(host) and (
+        settings.token.lower() in WEAK_TOKENS or len(settings.token) < MIN_TOKEN_CHARS
+    ):
+        raise _exposed(
+            host, port, f"has a placeholder token or one shorter than {MIN_TOKEN_CHARS} characters"
+        )
+    return settings
+
+
+def _exposed(host: str, port: int, problem: str) -> ConfigError:
+    return ConfigError(
+        "ROSTER_API_TOKEN / --api-token-file",
+        f"the admin API on {host}:{port} is reachable from other machines and {problem}",
+        "set a long random token (openssl rand -hex 32), or listen on 127.0.0.1 with --api-listen",
+    )
 
 
 def default_token_file(state_location: str, base_dir: Path) -> Path:
@@ -96,12 +115,20 @@ def _kept_or_new(path: Path) -> str:
 
 
 class ApiServer:
-    """The admin API application on `settings.host:settings.port`; port 0 picks a free one."""
+    """The admin API application on `settings.host:settings.port`; port 0 picks a free one. While
+    `gate` is closed, every route but the health check answers 503 with the gate's reason."""
 
-    def __init__(self, admin: Admin, settings: ApiSettings, *, health: HealthCheck | None = None) -> None:
+    def __init__(
+        self,
+        admin: Admin,
+        settings: ApiSettings,
+        *,
+        health: HealthCheck | None = None,
+        gate: ApiGate | None = None,
+    ) -> None:
         self.settings = settings
         self.port = settings.port
-        self.app = api_app(admin, settings.token, health=health)
+        self.app = api_app(admin, settings.token, health=health, gate=gate)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -109,19 +136,13 @@ class ApiServer:
         return f"http://{self.settings.host}:{self.port}"
 
     async def start(self) -> None:
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=5.0)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.settings.host, self.settings.port).start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise ConfigError(
-                "--api-listen",
-                f"cannot listen on {self.settings.host}:{self.settings.port}: {exc.strerror}",
-                "stop what listens there, or set another HOST:PORT with --api-listen or ROSTER_API_LISTEN",
-            ) from None
-        self._runner = runner
-        self.port = runner.addresses[0][1]
+        self._runner, self.port = await serve(
+            web.AppRunner(self.app, access_log=None, shutdown_timeout=5.0),
+            self.settings.host,
+            self.settings.port,
+            what="the admin API",
+            setting="--api-listen / ROSTER_API_LISTEN",
+        )
         where = self.settings.token_file or "env:ROSTER_API_TOKEN"
         log.info("event=api_listening url=%s token_from=%s", self.url, where)
 
@@ -140,7 +161,11 @@ class ApiServer:
 
 @asynccontextmanager
 async def operated(
-    admin: Admin, settings: ApiSettings | None, *, retention_days: float
+    admin: Admin,
+    settings: ApiSettings | None,
+    *,
+    retention_days: float,
+    on_listening: Callable[[ApiServer], None] | None = None,
 ) -> AsyncIterator[ApiServer | None]:
     """The API (when `settings` are given) and the log pruner around a working engine. On the way
     out the API stops first, so no request starts new work, then the cycles it triggered are
@@ -151,6 +176,8 @@ async def operated(
             yield None
             return
         async with ApiServer(admin, settings) as server:
+            if on_listening is not None:
+                on_listening(server)
             yield server
     finally:
         await admin.aclose()

@@ -1,5 +1,5 @@
-"""The commands that operate a running engine through its admin API: `roster status`, `logs`,
-`trigger`, `pause`, `resume`, `restart`, `reset`, `approve` and `reject`.
+"""The commands that operate a running engine through its admin API: `roster status`, `logs`
+(`engine/cli/logs.py`), `trigger`, `pause`, `resume`, `restart`, `reset`, `approve` and `reject`.
 
 They never open the state store themselves: the engine may run elsewhere, and it alone writes. Each
 prints rich tables, or with `--json` the API's answer as it came.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -18,11 +17,13 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.prompt import Confirm
 from rich.table import Table
 
 from common.errors import RosterError
 from engine.cli.client import DEFAULT_URL, ApiClient
+from engine.cli.logs import add_logs_command
 
 DEFAULT_TOKEN_FILE = Path(".roster/api-token")
 APPROVE_TIMEOUT_S = 3600.0
@@ -35,6 +36,8 @@ SWITCH_HELP = {
     "reject": "drop the deprovisions held for approval",
 }
 DONE = {"pause": "paused", "resume": "resumed", "restart": "restarted", "reset": "reset"}
+ALREADY = {"pause": "already paused", "resume": "not paused"}
+"""What pause and resume say, without asking the engine for anything, of a job already so."""
 
 
 def add_operating_commands(commands: Any) -> None:
@@ -56,18 +59,7 @@ def add_operating_commands(commands: Any) -> None:
     status.add_argument("job", nargs="?", help="only this job, with its last cycles")
     status.set_defaults(func=_status)
 
-    logs = commands.add_parser("logs", parents=[common], help="read the provisioning log")
-    logs.add_argument("--job")
-    logs.add_argument("--status", help="succeeded, failed, skipped, retrying or warning")
-    logs.add_argument("--action", help="create, update, disable, delete or staged_delete")
-    logs.add_argument("--source-id")
-    logs.add_argument("--cycle", help="a cycle id")
-    logs.add_argument("--since", type=moment, help="from: 2h (ago), 2024-06-01T08:00, or Unix seconds")
-    logs.add_argument("--until", type=moment, help="before: same forms as --since")
-    logs.add_argument("--after-id", type=int, help="only records after this id (paging)")
-    logs.add_argument("--limit", type=int, default=100, help="at most this many records (default 100)")
-    logs.add_argument("--export", choices=("jsonl", "csv"), help="stream every match to stdout")
-    logs.set_defaults(func=_logs)
+    add_logs_command(commands, common, client)
 
     trigger = commands.add_parser("trigger", parents=[common], help="start a cycle of a job now")
     trigger.add_argument("job")
@@ -79,26 +71,6 @@ def add_operating_commands(commands: Any) -> None:
         if name == "reset":
             switch.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         switch.set_defaults(func=_switch, switch=name)
-
-
-def moment(value: str) -> float:
-    """Unix seconds from `90m`/`2h`/`7d` (that long ago), an ISO 8601 time (UTC unless it says), or
-    Unix seconds."""
-    ago = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", value.strip())
-    if ago:
-        unit = {"s": 1, "m": 60, "h": 3600, "d": 86_400}[ago.group(2)]
-        return time.time() - float(ago.group(1)) * unit
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a time: give 2h (ago), 2024-06-01T08:00 or Unix seconds"
-        ) from None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def client(args: argparse.Namespace) -> ApiClient:
@@ -128,10 +100,13 @@ def _json(console: Console, data: Any) -> None:
 
 def _status(args: argparse.Namespace, console: Console) -> int:
     api = client(args)
-    jobs = [api.get(f"/jobs/{args.job}")] if args.job else api.get("/jobs")["jobs"]
+    listed = {} if args.job else api.get("/jobs")
+    jobs = [api.get(f"/jobs/{args.job}")] if args.job else listed["jobs"]
     if args.json:
-        _json(console, jobs[0] if args.job else {"jobs": jobs})
+        _json(console, jobs[0] if args.job else listed)
         return 0
+    for warning in listed.get("warnings", []):
+        console.print(f"[bold yellow]warning[/] {warning}", highlight=False, soft_wrap=True)
     table = Table(title="Jobs", title_justify="left")
     for column in ("job", "state", "target", "last cycle", "ended", "changes", "next run"):
         table.add_column(column)
@@ -154,6 +129,11 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _now(state: str, done: str) -> str:
+    """ "; now STATE" after what was done, unless it says the same ("paused; now paused")."""
+    return "" if state == done else f"; now {_state(state)}"
+
+
 def _state(state: str) -> str:
     colour = {"active": "green", "paused": "yellow", "quarantined": "red"}.get(state, "magenta")
     return f"[{colour}]{state.replace('_', ' ')}[/]"
@@ -163,12 +143,12 @@ def _explain(console: Console, job: dict[str, Any]) -> None:
     """Why a job is not simply active, and what a running cycle has done so far."""
     name = job["job"]
     if job["quarantine"]:
-        console.print(f"{name}: quarantined: {job['quarantine']['reason']}", highlight=False)
+        console.print(f"{name}: quarantined: {escape(job['quarantine']['reason'])}", highlight=False)
     if job["approval"]:
         staged = job["approval"]["staged"]
         console.print(
             f"{name}: {staged} deprovision(s) wait for `roster approve {name}` or `roster reject {name}`:"
-            f" {job['approval']['reason']}",
+            f" {escape(job['approval']['reason'])}",
             highlight=False,
         )
     now = time.time()
@@ -225,54 +205,6 @@ def _when(at: float | None) -> str:
     return "" if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-# -- logs --------------------------------------------------------------------------------------------
-
-
-def _logs(args: argparse.Namespace, console: Console) -> int:
-    where = {
-        "job": args.job,
-        "status": args.status,
-        "action": args.action,
-        "source_id": args.source_id,
-        "cycle_id": args.cycle,
-        "since": args.since,
-        "until": args.until,
-        "after_id": args.after_id,
-    }
-    api = client(args)
-    if args.export:
-        out = sys.stdout.buffer
-        for chunk in api.stream("/logs/export", {**where, "format": args.export}):
-            out.write(chunk)
-        out.flush()
-        return 0
-    page = api.get("/logs", {**where, "limit": args.limit})
-    if args.json:
-        _json(console, page)
-        return 0
-    table = Table(title="Provisioning log", title_justify="left")
-    for column in ("id", "at (UTC)", "job", "action", "status", "source id", "target id", "message"):
-        table.add_column(column, overflow="fold")
-    for record in page["records"]:
-        message = " ".join(
-            str(record[k]) for k in ("error_class", "error_code", "error_message") if record.get(k)
-        )
-        table.add_row(
-            str(record["id"]),
-            _when(record["at"]),
-            record["job"],
-            record["action"],
-            record["status"],
-            record["source_id"] or "",
-            record["target_id"] or "",
-            message,
-        )
-    console.print(table)
-    if page["next_after_id"] is not None:
-        console.print(f"more: add --after-id {page['next_after_id']}", highlight=False)
-    return 0
-
-
 # -- doing -------------------------------------------------------------------------------------------
 
 
@@ -292,6 +224,15 @@ def _switch(args: argparse.Namespace, console: Console) -> int:
         console.print("reset cancelled", highlight=False)
         return 1
     api = client(args)
+    if name in ALREADY:
+        now = api.get(f"/jobs/{job}")
+        if (now["state"] == "paused") == (name == "pause"):
+            if args.json:
+                _json(console, now)
+            else:
+                said = ALREADY[name] if name == "pause" else f"{ALREADY[name]} ({_state(now['state'])})"
+                console.print(f"{job}: {said}", highlight=False)
+            return 0
     done = api.post(f"/jobs/{job}/{name}", timeout_s=APPROVE_TIMEOUT_S if name == "approve" else None)
     if args.json:
         _json(console, done)
@@ -305,7 +246,7 @@ def _switch(args: argparse.Namespace, console: Console) -> int:
     elif name == "reject":
         console.print(f"{job}: dropped {done['rejected']} staged deprovision(s)", highlight=False)
     else:
-        console.print(f"{job}: {DONE[name]}; now {_state(done['state'])}", highlight=False)
+        console.print(f"{job}: {DONE[name]}{_now(done['state'], DONE[name])}", highlight=False)
     return 0
 
 

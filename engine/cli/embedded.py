@@ -13,24 +13,42 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
 from rich.console import Console
 
 from common.errors import ConfigError
+from common.process.cli import EXIT_INTERRUPTED, listen_address
 from common.process.signals import install_stop_handlers
+from common.process.status_server import StatusServer
 from common.process.tuning import tune_process
 from engine.api.admin import Admin
 from engine.api.server import ApiSettings, operated
-from engine.cli.report import ProgressView, exit_code, print_provisioned, print_summary
-from engine.cli.settings import api_from, state_location
+from engine.cli.report import (
+    ProgressView,
+    cycle_line,
+    exit_code,
+    line_printer,
+    print_provisioned,
+    print_summary,
+)
+from engine.cli.serve import export_watched, observed
+from engine.cli.settings import announcer, api_from, exposure_warnings, print_warnings, state_location
 from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
+from engine.metrics import EngineMetrics
 from engine.model import CycleSummary
 from engine.pipeline.cycles import CycleRunner
 from engine.pipeline.ondemand import Provisioned, provision
 from engine.pipeline.scheduler import Scheduler
+from engine.pipeline.tracker import CycleProgress
 from engine.store.state import StateStore
 from queues.memory import MemoryBroker
+from queues.topology import RESULTS_QUEUE
 from workers.config import TargetConfig, load_targets
+from workers.metrics import WorkerMetrics
 from workers.worker import Worker
+
+WORKER_GRACE_S = 10.0
+"""How long a stopped `roster run` lets its worker finish the batches it is applying."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +64,21 @@ class Embedded:
 
 @asynccontextmanager
 async def embedded(
-    config: EngineConfig, targets: Sequence[TargetConfig], state_location: str
+    config: EngineConfig,
+    targets: Sequence[TargetConfig],
+    state_location: str,
+    *,
+    registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[Embedded]:
-    """Start the pipeline for `config`'s jobs with the workers of `targets`; close it in reverse order."""
+    """Start the pipeline for `config`'s jobs with the workers of `targets`; close it in reverse order.
+    The engine's and the workers' metrics go to `registry` (one of their own if None)."""
     used = {job.target for job in config.jobs}
     targets = [t for t in targets if t.name in used]
+    registry = registry or CollectorRegistry()
     async with MemoryBroker() as broker, StateStore(state_location) as state:
-        worker = Worker(broker, [t.runtime() for t in targets])
-        async with worker, CycleRunner(config, broker, state) as runner:
+        worker = Worker(broker, [t.runtime() for t in targets], metrics=WorkerMetrics(registry))
+        metrics = EngineMetrics(registry)
+        async with worker, CycleRunner(config, broker, state, metrics=metrics) as runner:
             yield Embedded(broker, state, worker, runner, targets)
 
 
@@ -77,9 +102,14 @@ def run_command(args: argparse.Namespace, console: Console) -> int:
     config, targets = load_both(args.file)
     jobs = in_dependency_order([config.job(name) for name in args.job] if args.job else config.jobs)
     state = state_location(args, config)
-    api = api_from(args, state, config, console) if args.serve else None
+    api = api_from(args, state, config) if args.serve else None
+    listen = listen_address(args.listen) if args.serve else None
+    warnings = exposure_warnings(config, api=api, targets=targets)
+    print_warnings(console, warnings)
     tune_process()
-    summaries = asyncio.run(_run(config, targets, jobs, state, args, console, api))
+    summaries = asyncio.run(_run(config, targets, jobs, state, args, console, api, listen, warnings))
+    if summaries is None:
+        return EXIT_INTERRUPTED
     if not args.serve:
         print_summary(console, summaries)
     return exit_code(summaries)
@@ -109,21 +139,141 @@ async def _run(
     args: argparse.Namespace,
     console: Console,
     api: ApiSettings | None,
-) -> list[CycleSummary]:
-    async with embedded(config, targets, state_location) as pipeline:
-        if api is not None:  # --serve
-            await _serve(pipeline.runner, jobs, api)
+    listen: tuple[str, int] | None,
+    warnings: list[str],
+) -> list[CycleSummary] | None:
+    """The cycles' summaries; None when a signal interrupted them."""
+    registry = CollectorRegistry()
+    async with embedded(config, targets, state_location, registry=registry) as pipeline:
+        if api is not None and listen is not None:  # --serve
+            await _serve(pipeline, jobs, api, registry, listen, warnings, console)
             return []
-        summaries = []
-        for job in jobs:
-            with ProgressView(console, job.name, enabled=not args.no_progress) as view:
-                summaries.append(await pipeline.runner.run_cycle(job, trigger="cli", on_start=view.follow))
-        return summaries
+        work = asyncio.create_task(_cycles(pipeline.runner, jobs, args, console))
+        stopping = Stopping(pipeline, console)
+        install_stop_handlers(
+            work.cancel, say=stopping.say, waiting=stopping.waiting, leaving=stopping.leaving
+        )
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if not work.cancelled():
+                raise
+        await stopping.finish()
+        return None
 
 
-async def _serve(runner: CycleRunner, jobs: list[JobConfig], api: ApiSettings) -> None:
-    """Run every job now, then on its schedule, with the admin API, until SIGTERM or SIGINT."""
+async def _cycles(
+    runner: CycleRunner, jobs: list[JobConfig], args: argparse.Namespace, console: Console
+) -> list[CycleSummary]:
+    summaries = []
+
+    def sent() -> int:
+        return runner.publisher.published_ops
+
+    for job in jobs:
+        with ProgressView(console, job.name, enabled=not args.no_progress, sent=sent) as view:
+            summaries.append(await runner.run_cycle(job, trigger="cli", on_start=view.follow))
+    return summaries
+
+
+class Stopping:
+    """What `roster run` says and does when stopped mid-cycle: the cycle is interrupted at once (it
+    publishes nothing more), the batches a worker is applying are let finish within the worker's grace
+    period and their results recorded; the operations no worker took are given up with a final
+    `lost-in-transit` record each, since the in-memory queues end with the process. The next run plans
+    them again."""
+
+    def __init__(self, pipeline: Embedded, console: Console) -> None:
+        self._pipeline = pipeline
+        self._console = console
+        self._cycles: list[str] = []
+
+    def say(self, line: str) -> None:
+        line_printer(self._console)(line)
+
+    def waiting(self) -> str:
+        self._cycles = [p.cycle_id for p in self._running()]
+        batches, ops = self._pipeline.worker.in_flight()
+        if not batches:
+            return "no batch is being applied"
+        return (
+            f"waiting for {batches} batch(es) in flight ({ops:,} operations) to come back"
+            f" (at most {WORKER_GRACE_S:g} s)"
+        )
+
+    def leaving(self) -> str:
+        cycles = ", ".join(self._cycles) or "none"
+        return (
+            f"cycle(s) {cycles} interrupted; what was applied and not recorded is matched again by the "
+            "next run (creates and updates are idempotent)"
+        )
+
+    async def finish(self) -> None:
+        """After the cycle task was cancelled: let the worker finish, record what came back, give up
+        on the rest, and say what happened."""
+        pipeline = self._pipeline
+        await pipeline.worker.stop(grace_s=WORKER_GRACE_S)
+        while await pipeline.broker.depth(RESULTS_QUEUE):
+            await asyncio.sleep(0.01)  # the result consumer takes what the worker sent
+        await asyncio.sleep(0)  # (a result that still came after the give-up replaces its record)
+        reason = "roster run was stopped before a worker applied this operation; the next run plans it again"
+        for cycle_id in self._cycles:
+            lost = await pipeline.runner.results.expire(cycle_id, reason)
+            self.say(f"stopped: cycle {cycle_id} interrupted; {lost:,} operation(s) not sent, planned again")
+
+    def _running(self) -> list[CycleProgress]:
+        tracker = self._pipeline.runner.tracker
+        return [p for job in self._pipeline.runner.config.jobs for p in tracker.running(job.name)]
+
+
+async def _serve(
+    pipeline: Embedded,
+    jobs: list[JobConfig],
+    api: ApiSettings,
+    registry: CollectorRegistry,
+    listen: tuple[str, int],
+    warnings: list[str],
+    console: Console,
+) -> None:
+    """Run every job now, then on its schedule, with the admin API and `/metrics`, until SIGTERM or
+    SIGINT; a line per cycle as each ends."""
+    runner, worker = pipeline.runner, pipeline.worker
     scheduler = Scheduler(runner, jobs)
-    install_stop_handlers(scheduler.stop)
-    async with operated(Admin(runner, scheduler), api, retention_days=runner.config.log_retention_days):
-        await scheduler.run()
+    export_watched(runner)
+    say = line_printer(console)
+    runner.cycle_observers.append(lambda summary: say(cycle_line(summary)))
+    install_stop_handlers(
+        scheduler.stop,
+        say=say,
+        waiting=lambda: _serving_wait(runner),
+    )
+    server = StatusServer(registry, lambda: _health(runner, worker), host=listen[0], port=listen[1])
+    await server.start()
+    try:
+        async with (
+            observed(runner, jobs),
+            operated(
+                Admin(runner, scheduler, warnings=warnings),
+                api,
+                retention_days=runner.config.log_retention_days,
+                on_listening=announcer(console),
+            ),
+        ):
+            await scheduler.run()
+    finally:
+        await server.aclose()
+
+
+def _serving_wait(runner: CycleRunner) -> str:
+    running = [p for job in runner.config.jobs for p in runner.tracker.running(job.name)]
+    if not running:
+        return "no cycle is running"
+    each = ", ".join(f"{p.job} ({p.settled:,} of {p.planned:,} operations done)" for p in running)
+    return f"the running cycle(s) finish first: {each}"
+
+
+def _health(runner: CycleRunner, worker: Worker) -> tuple[bool, dict[str, object]]:
+    """Healthy while the worker and the result consumer run and no cycle is stuck past its deadline."""
+    cycles_healthy, cycles = runner.tracker.health()
+    healthy = worker.started and runner.results.running and cycles_healthy
+    return healthy, {"role": "embedded", "jobs": [j.name for j in runner.config.jobs], **cycles}

@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from common.process.cli import (
+    ENGINE_LISTEN,
     add_broker_arguments,
     add_listen_argument,
     add_log_level_argument,
@@ -30,17 +31,27 @@ from engine.cli.options import DEFAULT_STATE, add_api_arguments
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
-    console = Console(stderr=False)
+    console = _Console(stderr=False)
 
     def report(kind: str, message: str) -> None:
-        console.print(f"[bold red]{kind}[/] {message}", highlight=False)
+        console.print(f"[bold red]{kind}[/] {message}", highlight=False, soft_wrap=True)
 
     code: int = exit_code_of(lambda: args.func(args, console), report)
     return code
 
 
+class _Console(Console):
+    """Leaves a closed stdout (`roster status | head -1`) to the launcher, which exits as every
+    command does then, instead of rich's own exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="roster", description="Identity provisioning engine.")
+    parser.add_argument("--version", action="version", version=version_text())
     add_log_level_argument(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -54,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--serve", action="store_true", help="keep running the jobs on their schedules")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
+    add_listen_argument(run, ENGINE_LISTEN, "with --serve: ")
     add_api_arguments(run)
     run.set_defaults(func=_run)
 
@@ -68,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("ROSTER_STATE"),
         help="state store: a SQLite path or a postgresql:// URL (env ROSTER_STATE)",
     )
-    add_listen_argument(engine, "127.0.0.1:9100")
+    add_listen_argument(engine, ENGINE_LISTEN)
     engine.add_argument("--once", action="store_true", help="run one cycle of each job, then exit")
     add_metrics_argument(engine)
     add_api_arguments(engine)
@@ -98,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=_validate)
     add_operating_commands(commands)
     return parser
+
+
+def version_text() -> str:
+    """`roster --version`: the installed package's version, and the version of the messages between
+    engine and workers (an engine and its workers must speak the same)."""
+    from common.process.build import roster_version
+    from queues.contracts import VERSION
+
+    return f"roster {roster_version()} (wire version {VERSION})"
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:

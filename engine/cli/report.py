@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from rich import box
 from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from common.process.cli import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
 from engine.model import CycleSummary
@@ -19,19 +22,26 @@ MAX_PROBLEMS_SHOWN = 10
 
 
 class ProgressView:
-    """A rich progress bar that follows one cycle: rows read, operations settled of those planned."""
+    """A rich progress view of one cycle, two bars: operations sent (published, and confirmed by the
+    broker, a batch at a time) and operations done (their results back from the target) of those
+    planned. A worker reports a batch's results once the whole batch is applied, so on a slow target
+    `done` moves a batch at a time; `sent` shows meanwhile that the cycle is moving."""
 
-    def __init__(self, console: Console, job: str, *, enabled: bool = True) -> None:
+    def __init__(
+        self, console: Console, job: str, *, enabled: bool = True, sent: Callable[[], int] | None = None
+    ) -> None:
         self._enabled = enabled and console.is_terminal
         self._job = job
-        self._task: TaskID | None = None
+        self._sent = sent
+        self._sent_before = 0
+        self._tasks: tuple[TaskID, TaskID] | None = None
         self._cycle: CycleProgress | None = None
         self._progress = _FollowingProgress(
             self._update,
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("ops  read {task.fields[read]:,}  retries {task.fields[retries]}"),
+            TextColumn("{task.fields[note]}"),
             TimeElapsedColumn(),
             console=console,
             transient=False,
@@ -41,7 +51,11 @@ class ProgressView:
     def __enter__(self) -> ProgressView:
         if self._enabled:
             self._progress.start()
-            self._task = self._progress.add_task(self._job, total=None, read=0, retries=0)
+            width = len(self._job) + 5
+            self._tasks = (
+                self._progress.add_task(f"{self._job} sent".ljust(width), total=None, note=""),
+                self._progress.add_task(f"{self._job} done".ljust(width), total=None, note=""),
+            )
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -51,15 +65,17 @@ class ProgressView:
 
     def follow(self, cycle: CycleProgress) -> None:
         self._cycle = cycle
+        self._sent_before = self._sent() if self._sent is not None else 0
 
     def _update(self) -> None:
         cycle = self._cycle
-        if cycle is None or self._task is None:
+        if cycle is None or self._tasks is None:
             return
         total = cycle.planned if cycle.planning_done else max(cycle.planned, 1)
-        self._progress.update(
-            self._task, total=total, completed=cycle.settled, read=cycle.read, retries=cycle.retries
-        )
+        sent = self._sent() - self._sent_before if self._sent is not None else cycle.planned
+        sending, doing = self._tasks
+        self._progress.update(sending, total=total, completed=min(sent, total), note=f"read {cycle.read:,}")
+        self._progress.update(doing, total=total, completed=cycle.settled, note=f"retries {cycle.retries}")
 
 
 class _FollowingProgress(Progress):
@@ -88,6 +104,23 @@ def exit_code(summaries: Sequence[CycleSummary]) -> int:
     if statuses & ATTENTION:
         return EXIT_ATTENTION
     return EXIT_OK
+
+
+def line_printer(console: Console) -> Callable[[str], None]:
+    """Prints a plain line whole (no markup, never wrapped), for logs and `grep`."""
+    return lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def cycle_line(summary: CycleSummary) -> str:
+    """One line per cycle that a serving command prints as each ends (for a terminal, a journal, or
+    `grep`): when it ended, the job, the cycle id, its status, its duration and what it did."""
+    s = summary
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        f"{when} {s.job} cycle {s.cycle_id} {s.status} in {s.elapsed_s:.1f} s: {s.created:,} created, "
+        f"{s.updated:,} updated, {s.disabled:,} disabled, {s.deleted:,} deleted, {s.staged:,} held, "
+        f"{s.failed:,} failed"
+    )
 
 
 def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
@@ -173,15 +206,22 @@ def _print_held(console: Console, s: CycleSummary) -> None:
 def print_preview(console: Console, shown: Preview) -> None:
     """What `roster preview` prints: every step, without writing anything."""
     say = console.print
+    # Names and values are data: `emails[type eq "work"].value` must not be read as rich markup.
     if not shown.found:
-        say(f"[bold]{shown.job}[/] {shown.source_id}: {shown.explanation}", highlight=False, markup=True)
+        say(
+            f"[bold]{escape(shown.job)}[/] {escape(shown.source_id)}: {escape(shown.explanation)}",
+            highlight=False,
+        )
         return
-    say(f"[bold]{shown.job}[/] {shown.source_id} (line {shown.line} of the source)", highlight=False)
+    say(
+        f"[bold]{escape(shown.job)}[/] {escape(shown.source_id)} (line {shown.line} of the source)",
+        highlight=False,
+    )
     table = Table(title="source attributes", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("attribute")
     table.add_column("value")
     for key, value in shown.source.items():
-        table.add_row(key, _show(value))
+        table.add_row(Text(key), _show(value))
     say(table)
     if shown.scoping:
         say("[bold]scoping[/] (clauses in a group are ANDed, groups are ORed)")
@@ -189,25 +229,26 @@ def print_preview(console: Console, shown: Preview) -> None:
             for clause, holds in group:
                 mark = "[green]yes[/]" if holds else "[red]no[/]"
                 say(
-                    f"  group {i + 1}: {clause.attribute} {clause.operator} {_show(clause.value)} -> {mark}",
+                    f"  group {i + 1}: {escape(clause.attribute)} {clause.operator}"
+                    f" {escape(str(_show(clause.value)))} -> {mark}",
                     highlight=False,
                 )
         say(f"  in scope: {'yes' if shown.in_scope else 'no'}")
     if shown.mapping_error:
-        say(f"[red]mapping failed:[/] {shown.mapping_error}", highlight=False)
+        say(f"[red]mapping failed:[/] {escape(shown.mapping_error)}", highlight=False)
     elif shown.in_scope:
         table = Table(title="mapped attributes", title_justify="left", box=box.SIMPLE_HEAD)
         table.add_column("target attribute")
         table.add_column("value")
         table.add_column("applies")
         for key, value in shown.mapped.items():
-            table.add_row(key, _show(value), "always")
+            table.add_row(Text(key), _show(value), "always")
         for key, value in shown.create_only.items():
-            table.add_row(key, _show(value), "on create")
+            table.add_row(Text(key), _show(value), "on create")
         say(table)
     entry = shown.entry
     known = f"target id {entry.target_id}, {entry.state}" if entry else "not provisioned yet"
-    say(f"[bold]state[/]: {known}", highlight=False)
+    say(f"[bold]state[/]: {escape(known)}", highlight=False)
     if shown.members is not None:
         members = shown.members
         say(
@@ -215,7 +256,7 @@ def print_preview(console: Console, shown: Preview) -> None:
             f"remove {len(members.remove):,}, {members.pending:,} not provisioned yet",
             highlight=False,
         )
-    say(f"[bold]operation[/]: {shown.action} ({shown.explanation})", highlight=False)
+    say(f"[bold]operation[/]: {shown.action} ({escape(shown.explanation)})", highlight=False)
 
 
 def print_provisioned(console: Console, done: Provisioned) -> None:
@@ -228,10 +269,10 @@ def print_provisioned(console: Console, done: Provisioned) -> None:
         error = f", {record['error_class']}: {record['error_message']}" if record["error_message"] else ""
         console.print(
             f"[bold]result[/]: {record['action']} {record['status']} after {record['attempts']} attempt(s), "
-            f"target id {record['target_id']}{error}",
+            f"target id {escape(str(record['target_id']))}{escape(error)}",
             highlight=False,
         )
 
 
-def _show(value: object) -> str:
-    return "(null)" if value is None else str(value)
+def _show(value: object) -> Text:
+    return Text("(null)" if value is None else str(value))

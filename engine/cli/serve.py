@@ -14,20 +14,22 @@ import argparse
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from common.process.cli import listen_address
+from common.process.cli import broker_url, listen_address
 from common.process.signals import install_stop_handlers
 from common.process.status_server import StatusServer
 from common.process.tuning import tune_process
 from engine.api.admin import Admin
-from engine.api.server import ApiSettings, operated
-from engine.cli.report import exit_code, print_summary
-from engine.cli.settings import api_from, state_location
+from engine.api.app import ApiGate
+from engine.api.server import ApiServer, ApiSettings, operated
+from engine.cli.report import cycle_line, exit_code, line_printer, print_summary
+from engine.cli.settings import announcer, api_from, exposure_warnings, print_warnings, state_location
 from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
 from engine.core.schedule import Schedule
 from engine.metrics import EngineMetrics
@@ -47,9 +49,12 @@ def engine_command(args: argparse.Namespace, console: Console) -> int:
     config = load_engine_config(args.file)
     jobs = in_dependency_order([config.job(name) for name in args.job] if args.job else config.jobs)
     state = state_location(args, config)
-    broker = broker_from_url(args.broker, ca_file=args.broker_ca_file)
+    url = broker_url(args.broker, config.broker, args.file)
+    broker = broker_from_url(url, ca_file=args.broker_ca_file)
     host, port = listen_address(args.listen)
-    api = api_from(args, state, config, console)
+    api = api_from(args, state, config)
+    warnings = exposure_warnings(config, api=api, broker=url)
+    print_warnings(console, warnings)
     tune_process()
     code, summaries = asyncio.run(
         run_engine(
@@ -62,6 +67,9 @@ def engine_command(args: argparse.Namespace, console: Console) -> int:
             once=args.once,
             record_metrics=not args.no_metrics,
             api=api,
+            warnings=warnings,
+            on_listening=announcer(console),
+            say=line_printer(console),
         )
     )
     if args.once:
@@ -80,65 +88,99 @@ async def run_engine(
     once: bool = False,
     record_metrics: bool = True,
     api: ApiSettings | None = None,
+    warnings: Sequence[str] = (),
+    on_listening: Callable[[ApiServer], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[int, list[CycleSummary]]:
     """Run the scheduler until a signal (or, with `once`, one cycle of each job); returns the exit
     code and the summaries of the cycles that ended. On a PostgreSQL store the engine first waits
-    for the engine lock, serving `/metrics` and `/healthz` as a standby meanwhile; the admin API
-    (`api`) and the log pruner run only while this engine is the active one."""
+    for the engine lock, serving `/metrics` and `/healthz` as a standby meanwhile, and its admin API
+    (`api`) answers 503 naming the active engine; the API works and the log pruner runs only while
+    this engine is the active one. `say` gets a line per cycle that ends."""
     registry = CollectorRegistry()
     metrics = EngineMetrics(registry, recording=record_metrics)
     metrics.active.set(0)
     async with broker, StateStore(state_location) as state, EngineLock(state) as lock:
         runner = CycleRunner(config, broker, state, metrics=metrics)
-        metrics.watch_awaiting(runner.tracker.in_flight_counts)
-        metrics.watch_jobs(lambda: {job.name: runner.control.switches(job.name).state for job in config.jobs})
+        export_watched(runner)
+        if say is not None:
+            runner.cycle_observers.append(lambda summary: say(cycle_line(summary)))
         scheduler = Scheduler(runner, jobs)
-        main = asyncio.create_task(_active(lock, runner, scheduler, jobs, once=once, api=api))
+        admin = Admin(runner, scheduler, warnings=warnings)
+        gate = ApiGate("standby", lambda: f"standby: the active engine is {lock.holder or 'not known yet'}")
+        main = asyncio.create_task(_active(lock, admin, jobs, once=once, gate=gate))
         install_stop_handlers(main.cancel)
-        server = StatusServer(registry, lambda: _health(runner, main, lock), host=host, port=port)
-        await server.start()
+        health = lambda: _health(runner, main, lock)  # noqa: E731
+        server = StatusServer(registry, health, host=host, port=port)
+        api_server = ApiServer(admin, api, health=health, gate=gate) if api is not None else None
         try:
+            await server.start()
+            if api_server is not None:
+                await api_server.start()
+                if on_listening is not None:
+                    on_listening(api_server)
             summaries = await main
         except asyncio.CancelledError:
             summaries = scheduler.history
             log.info("event=engine_stopping cycles=%d", len(summaries))
         finally:
+            if not main.done():  # a listener could not start
+                main.cancel()
+                await asyncio.gather(main, return_exceptions=True)
+            if api_server is not None:
+                await api_server.aclose()
             await server.aclose()
     return (exit_code(summaries) if once else 0), list(summaries)
 
 
 async def _active(
-    lock: EngineLock,
-    runner: CycleRunner,
-    scheduler: Scheduler,
-    jobs: Sequence[JobConfig],
-    *,
-    once: bool,
-    api: ApiSettings | None,
+    lock: EngineLock, admin: Admin, jobs: Sequence[JobConfig], *, once: bool, gate: ApiGate
 ) -> list[CycleSummary]:
     """Wait for the lock, take over from the engine before, then work until done or the lock is lost."""
     await lock.acquire()
-    metrics, targets = runner.metrics, [j.target for j in jobs]
+    runner, scheduler = admin.runner, admin.scheduler
+    assert scheduler is not None
     async with runner:
         if lock.shared:
-            await take_over(runner.state, runner.broker, metrics, targets)
-        await _job_gauges(metrics, runner.state, jobs)
-        metrics.active.set(1)
-        depths = asyncio.create_task(metrics.poll_queue_depths(runner.broker, targets))
-        watch = asyncio.create_task(lock.watch())
-        work = asyncio.create_task(_run_once(runner, jobs) if once else scheduler.run())
-        try:
-            retention_days = runner.config.log_retention_days
-            async with operated(Admin(runner, scheduler), api, retention_days=retention_days):
-                await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if not work.done():
-                watch.result()  # raises StateError: the lock is lost, stop working at once
-            return (work.result() or []) if once else scheduler.history
-        finally:
-            metrics.active.set(0)
-            for task in (work, watch, depths):
-                task.cancel()
-            await asyncio.gather(work, watch, depths, return_exceptions=True)
+            await take_over(runner.state, runner.broker, runner.metrics, [j.target for j in jobs])
+        async with observed(runner, jobs):
+            watch = asyncio.create_task(lock.watch())
+            work = asyncio.create_task(_run_once(runner, jobs) if once else scheduler.run())
+            try:
+                retention_days = runner.config.log_retention_days
+                async with operated(admin, None, retention_days=retention_days), gate.opened():
+                    await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+                if not work.done():
+                    watch.result()  # raises StateError: the lock is lost, stop working at once
+                return (work.result() or []) if once else scheduler.history
+            finally:
+                for task in (work, watch):
+                    task.cancel()
+                await asyncio.gather(work, watch, return_exceptions=True)
+
+
+def export_watched(runner: CycleRunner) -> None:
+    """Export what the metrics read at scrape time: the operations awaiting a result, and each job's
+    control state (once per registry)."""
+    jobs = runner.config.jobs
+    runner.metrics.watch_awaiting(runner.tracker.in_flight_counts)
+    runner.metrics.watch_jobs(lambda: {job.name: runner.control.switches(job.name).state for job in jobs})
+
+
+@asynccontextmanager
+async def observed(runner: CycleRunner, jobs: Sequence[JobConfig]) -> AsyncIterator[None]:
+    """While the runner is the active engine (`roster engine`'s, or `roster run --serve`'s): the job
+    gauges, `roster_engine_active` at 1, and the queue depths polled."""
+    metrics = runner.metrics
+    await _job_gauges(metrics, runner.state, jobs)
+    metrics.active.set(1)
+    depths = asyncio.create_task(metrics.poll_queue_depths(runner.broker, [j.target for j in jobs]))
+    try:
+        yield
+    finally:
+        metrics.active.set(0)
+        depths.cancel()
+        await asyncio.gather(depths, return_exceptions=True)
 
 
 async def _job_gauges(metrics: EngineMetrics, state: StateStore, jobs: Sequence[JobConfig]) -> None:

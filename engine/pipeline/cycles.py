@@ -12,7 +12,7 @@ import logging
 import secrets
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
@@ -28,6 +28,7 @@ from engine.metrics import EngineMetrics
 from engine.model import CycleSummary, Hold, SourceObject, StateEntry
 from engine.pipeline.control import JobControl
 from engine.pipeline.leases import CycleLeases
+from engine.pipeline.listing import CycleLinks, Listings
 from engine.pipeline.publisher import Publisher
 from engine.pipeline.results import ResultConsumer
 from engine.pipeline.tracker import CycleProgress, Tracker
@@ -63,15 +64,20 @@ class CycleRunner:
         self.tracker = Tracker(redacted={job.name: job.redacted for job in config.jobs})
         self.publisher = Publisher(broker, config.publish, self.metrics)
         self.control = JobControl(state, config.quarantine)
+        self.listings = Listings(broker)
         self.results = ResultConsumer(
             broker,
             state,
             self.tracker,
             metrics=self.metrics,
             observers=(self.control.observe,),
+            listings=self.listings,
         )
         self._job_locks: dict[str, asyncio.Lock] = {}
         self.leases = CycleLeases(state)
+        self.cycle_observers: list[Callable[[CycleSummary], None]] = []
+        """Told of each cycle that ends (not one interrupted), after its metrics: a serving command
+        prints a line per cycle."""
 
     async def start(self) -> None:
         await self.control.load()
@@ -188,6 +194,8 @@ class CycleRunner:
         lost = {"lost_in_transit": progress.lost} if progress.lost else {}
         await self.state.finish_cycle(cycle_id, summary.status, {**summary.counts(), **lost})
         self.metrics.record_cycle(summary)
+        for observe in self.cycle_observers:
+            observe(summary)
         log.info(
             "event=cycle_done job=%s cycle=%s status=%s %s",
             job.name,
@@ -204,11 +212,22 @@ class CycleRunner:
         """Read the source, plan each object and publish its operation. Returns the count read, the
         error that cut the read short, and the reason for a quarantine that stopped it, if any."""
         read = 0
+        links = CycleLinks(
+            self.listings,
+            job=job.name,
+            target=job.target,
+            object_type=job.object_type,
+            matching=list(job.matching),
+            min_creates=job.listing_min_creates,
+            timeout_s=job.listing_timeout_s,
+            send=self._publish,
+        )
         try:
             async for batch in source.batches(SOURCE_BATCH):
                 # Checked per batch too: most objects are settled unchanged in `_prepare`, unplanned.
                 reason = await self._hold_or_stop(job.name, cycle_id, read)
                 if reason is not None:
+                    await links.finish()
                     return read, None, reason
                 failures: list[Result] = []
                 to_plan, loaded = await self._prepare(job, planner, batch)
@@ -219,8 +238,9 @@ class CycleRunner:
                         # Checked per object, so that a pause or a quarantine takes hold at once.
                         reason = await self._hold_or_stop(job.name, cycle_id, read)
                         if reason is not None:
+                            await links.finish()
                             return read, None, reason
-                        await self._plan_object(planner, obj, failures)
+                        await self._plan_object(planner, obj, failures, links.add)
                 await self._record_failures(cycle_id, failures)
                 planner.snapshot.drop_entries(loaded)
                 planner.snapshot.shrink()
@@ -228,7 +248,9 @@ class CycleRunner:
                 progress.read = read
         except RosterError as exc:
             log.error("event=cycle_source_failed job=%s cycle=%s error=%r", job.name, cycle_id, str(exc))
+            await links.finish()
             return read, str(exc), None
+        await links.finish()
         return read, None, None
 
     async def _hold_or_stop(self, job: str, cycle_id: str, read: int) -> str | None:
@@ -302,20 +324,34 @@ class CycleRunner:
         entry: StateEntry | None,
         *,
         timeout_s: float,
+        read: int | None = None,
+        skipped: int = 0,
     ) -> tuple[str, dict[str, int]]:
         """A cycle of one object, on demand: plan and publish its operation alone (a deprovision if it
-        left the source or its scope), wait for its result; returns the cycle id and its counts."""
+        left the source or its scope), wait for its result; returns the cycle id and its counts.
+
+        `read` is the count of a whole read of the source that did not find the object (None: the
+        object was found, or the read was not whole, and then a missing object is not deprovisioned);
+        `skipped` the rows it could not read. A deprovision meets the holds of a cycle's (an incomplete
+        read, a shrunk source, the deletion guard): when one applies it is not sent but logged as held,
+        with the reason, and the cycle ends `held`."""
         cycle_id = _new_cycle_id("-one")
         await self.state.start_cycle(cycle_id, job.name, "on_demand", **self.leases.claim())
         progress = self.tracker.start_cycle(cycle_id, job.name)
         snapshot = Snapshot.of({source_id: entry} if entry else {})
         planner = await self.planner_for(job, cycle_id, snapshot, only=source_id)
+        held = 0
         try:
             failures: list[Result] = []
             if obj is not None:
                 await self._plan_object(planner, obj, failures)
-            if obj is None or not planner.seen:
-                for op in planner.plan_missing():
+            if (obj is not None and not planner.seen) or (obj is None and read is not None):
+                missing = list(planner.plan_missing())
+                holds = await self._one_holds(job, len(missing), read, skipped) if missing else ()
+                if holds:
+                    await self.state.log_staged(missing, f"({'; '.join(str(hold) for hold in holds)})")
+                    held = len(missing)
+                for op in missing if not holds else ():
                     await self._publish(op)
             await self._record_failures(cycle_id, failures)
             await self.publisher.flush()
@@ -326,18 +362,35 @@ class CycleRunner:
         finally:
             self.tracker.end_cycle(cycle_id)
         counts = dict(progress.counts)
-        await self.state.finish_cycle(cycle_id, "failed" if counts.get("failed") else "succeeded", counts)
+        status = "failed" if counts.get("failed") else "held" if held else "succeeded"
+        await self.state.finish_cycle(cycle_id, status, {**counts, **({"staged": held} if held else {})})
         return cycle_id, counts
 
-    async def _plan_object(self, planner: Planner, obj: SourceObject, failures: list[Result]) -> None:
-        """Plan one object and publish its operation; a mapping that fails on it joins `failures`."""
+    async def _one_holds(
+        self, job: JobConfig, deprovisions: int, read: int | None, skipped: int
+    ) -> tuple[Hold, ...]:
+        """The holds of a cycle's (`_holds`) on an on-demand deprovision; `read` as in `run_one`."""
+        shrink = None
+        if read is not None:
+            shrink = job.source_shrink.describe(read, self.control.last_complete_read(job.name))
+        return _holds(job, deprovisions, await self.state.count(job.name), skipped, shrink)
+
+    async def _plan_object(
+        self,
+        planner: Planner,
+        obj: SourceObject,
+        failures: list[Result],
+        send: Callable[[Operation], Awaitable[None]] | None = None,
+    ) -> None:
+        """Plan one object and publish its operation (through `send` if given); a mapping that fails on
+        it joins `failures`."""
         try:
             op = planner.plan(obj)
         except MappingError as exc:
             failures.append(planner.failure(obj, exc))
             return
         if op is not None:
-            await self._publish(op)
+            await (send or self._publish)(op)
 
     async def _publish(self, op: Operation) -> None:
         self.tracker.register(op)

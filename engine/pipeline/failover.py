@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections.abc import Iterable
 
@@ -34,17 +36,29 @@ from queues.topology import RESULTS_QUEUE, ops_queue
 log = logging.getLogger("roster.engine.failover")
 
 ENGINE_LOCK = 0x526F737465720002  # the advisory lock key of the active engine ("Roster", 2)
+_LOCK_PARTS = {"hi": ENGINE_LOCK >> 32, "lo": ENGINE_LOCK & 0xFFFFFFFF}  # how pg_locks shows a bigint key
+_HOLDER = sa.text(
+    "SELECT coalesce(nullif(a.application_name, ''), 'pid ' || a.pid) FROM pg_locks l"
+    " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
+    " AND l.classid = CAST(:hi AS oid) AND l.objid = CAST(:lo AS oid) AND l.objsubid = 1"
+)
 
 
 class EngineLock:
     """The active engine's lock; `acquire` waits for it, `watch` raises when it is lost."""
 
-    def __init__(self, state: StateStore, *, poll_s: float = 0.5, check_s: float = 2.0) -> None:
+    def __init__(
+        self, state: StateStore, *, poll_s: float = 0.5, check_s: float = 2.0, name: str | None = None
+    ) -> None:
         self._state = state
         self._poll_s = poll_s
         self._check_s = check_s
         self._conn: AsyncConnection | None = None
         self.held = False
+        self.name = (name or f"roster-engine {socket.gethostname()} pid {os.getpid()}")[:63]
+        """This engine, as a standby names it: the lock connection's PostgreSQL application_name."""
+        self.holder: str | None = None
+        """The engine that holds the lock, while this one waits (None: not known yet)."""
 
     @property
     def shared(self) -> bool:
@@ -56,9 +70,12 @@ class EngineLock:
             self.held = True
             return
         self._conn = await self._state.engine.connect()
+        await self._conn.execute(sa.select(sa.func.set_config("application_name", self.name, False)))
         waited = False
         while True:
             got = (await self._conn.execute(sa.select(sa.func.pg_try_advisory_lock(ENGINE_LOCK)))).scalar()
+            if not got:
+                self.holder = (await self._conn.execute(_HOLDER, _LOCK_PARTS)).scalar() or "unknown"
             await self._conn.commit()  # a session lock: it outlives the transaction, which must not idle
             if got:
                 break
@@ -66,7 +83,7 @@ class EngineLock:
                 log.info("event=engine_standby reason=another engine holds the lock")
                 waited = True
             await asyncio.sleep(self._poll_s)
-        self.held = True
+        self.held, self.holder = True, None
         log.info("event=engine_active")
 
     async def watch(self) -> None:

@@ -46,13 +46,16 @@ class Preview:
     members: MemberPlan | None = None
 
 
-async def find_object(source: Source, source_id: str) -> SourceObject | None:
-    """Stream the source until `source_id` turns up (a full read when it is not there)."""
+async def find_object(source: Source, source_id: str) -> tuple[SourceObject | None, int]:
+    """Stream the source until `source_id` turns up (a full read when it is not there). Returns the
+    object, if found, and how many objects were read (all of them when it was not found)."""
+    read = 0
     async for batch in source.batches(1_000):
         for obj in batch:
             if obj.source_id == source_id:
-                return obj
-    return None
+                return obj, read + 1
+            read += 1
+    return None, read
 
 
 def preview(
@@ -61,8 +64,11 @@ def preview(
     source_id: str,
     entry: StateEntry | None,
     membership: Membership | None = None,
+    *,
+    skipped: int = 0,
 ) -> Preview:
-    """Pure: the object's scoping, mapping (and a group's members) and planned action against its state."""
+    """Pure: the object's scoping, mapping (and a group's members) and planned action against its state;
+    `skipped` source rows could not be read, which holds a deprovision of an object not found."""
     if obj is None:
         action = "nothing"
         if entry is not None:
@@ -70,6 +76,8 @@ def preview(
         why = "not in the source: " + (
             f"it would be {action}d ({job.deprovision} policy)" if action != "nothing" else "nothing to do"
         )
+        if skipped and action != "nothing":
+            why += f", but {skipped:,} source row(s) could not be read, so that is held for approval"
         return Preview(
             job=job.name, source_id=source_id, found=False, entry=entry, action=action, explanation=why
         )
@@ -130,11 +138,13 @@ def _deprovision_action(job: JobConfig, entry: StateEntry) -> str | None:
 
 
 async def preview_from_state(job: JobConfig, source_id: str, state: StateStore | None) -> Preview:
-    obj = await find_object(job.source.open(), source_id)
+    source = job.source.open()
+    obj, _read = await find_object(source, source_id)
     if state is None:
         return preview(job, obj, source_id, None)
     membership = await load_membership(state, job, source_id)
-    return preview(job, obj, source_id, await state.entry(job.name, source_id), membership)
+    entry = await state.entry(job.name, source_id)
+    return preview(job, obj, source_id, entry, membership, skipped=source.skipped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +162,21 @@ async def provision(
     """Run one object through the flow now (import, scope, match, action, result), as a cycle of its
     own in the history, without touching any other object."""
     source = runner.source_for(job)
-    obj = await find_object(source, source_id)
+    obj, read = await find_object(source, source_id)
     entry = await runner.state.entry(job.name, source_id)
     if obj is None and not source.problems and entry is None:
         raise UnknownObject(f"{source_id!r} is neither in the source of job {job.name!r} nor in its state")
-    shown = preview(job, obj, source_id, entry, await load_membership(runner.state, job, source_id))
-    cycle_id, _counts = await runner.run_one(job, source_id, obj, entry, timeout_s=timeout_s)
+    membership = await load_membership(runner.state, job, source_id)
+    shown = preview(job, obj, source_id, entry, membership, skipped=source.skipped)
+    # A deprovision goes through the holds of a cycle's: `read` is a whole read only when the object
+    # was not found (then the source-shrink check applies), and rows it could not read hold it.
+    cycle_id, _counts = await runner.run_one(
+        job,
+        source_id,
+        obj,
+        entry,
+        timeout_s=timeout_s,
+        read=read if obj is None and source.full else None,
+        skipped=source.skipped,
+    )
     return Provisioned(shown, cycle_id, await runner.state.log_records(job.name, cycle_id=cycle_id))

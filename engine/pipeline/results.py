@@ -24,16 +24,17 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from common.errors import BrokerError, DecodeError, StateError
 from engine.metrics import EngineMetrics
+from engine.pipeline.listing import Listings
 from engine.pipeline.tracker import CycleProgress, Tracker
 from engine.store.state import StateStore
 from queues.broker import Broker, Consumer, Delivery
-from queues.contracts import FINAL_STATUSES, Result, decode_results
+from queues.contracts import FINAL_STATUSES, ListPage, PageError, Result, decode_reports
 from queues.topology import RESULTS_QUEUE
 
 log = logging.getLogger("roster.engine.results")
 
-_Received = tuple[Delivery, list[Result] | DecodeError]
-"""A delivery and its results, or why they could not be decoded."""
+_Received = tuple[Delivery, list[Result] | ListPage | DecodeError]
+"""A delivery and its results (or a page of a listing), or why it could not be decoded."""
 
 
 @dataclass(slots=True)
@@ -61,6 +62,7 @@ class ResultConsumer:
         prefetch: int = 256,
         metrics: EngineMetrics | None = None,
         observers: Sequence[Callable[[list[Result]], None]] = (),
+        listings: Listings | None = None,
     ) -> None:
         self._broker = broker
         self._metrics = metrics
@@ -68,6 +70,8 @@ class ResultConsumer:
         self._tracker = tracker
         self._prefetch = prefetch
         self._observers = tuple(observers)
+        self.listings = listings
+        """Where the pages of listings go (see `engine.pipeline.listing`); without, they are dropped."""
         self._task: asyncio.Task[None] | None = None
         self._received: asyncio.Queue[_Received | _Expiry | None] = asyncio.Queue()
 
@@ -116,10 +120,18 @@ class ResultConsumer:
             delivery, decoded = item
             if isinstance(decoded, DecodeError):
                 log.error("event=result_dead_lettered reason=%r", str(decoded))
+                if isinstance(decoded, PageError) and decoded.request_id and self.listings is not None:
+                    self.listings.fail(decoded.request_id, str(decoded))
                 try:
                     await delivery.dead_letter(str(decoded))
                 except BrokerError as lost:
                     log.warning("event=result_dead_letter_lost error=%r", str(lost))
+                continue
+            if isinstance(decoded, ListPage):
+                # A page changes no state: handed over and acked with the results that came with it.
+                if self.listings is not None:
+                    self.listings.receive(decoded)
+                written.append(delivery)
                 continue
             results.extend(decoded)
             written.append(delivery)
@@ -236,7 +248,7 @@ async def _receive(consumer: Consumer, received: asyncio.Queue[_Received | _Expi
     try:
         async for delivery in consumer:
             try:
-                decoded: list[Result] | DecodeError = decode_results(delivery.body)
+                decoded: list[Result] | ListPage | DecodeError = decode_reports(delivery.body)
             except DecodeError as exc:
                 decoded = exc
             received.put_nowait((delivery, decoded))

@@ -15,6 +15,12 @@ Each object's id is `id_attribute` (default `entryUUID`, which survives renames;
 attributes are those read, by the names in `attributes:` (or the server's), plus `dn`; an attribute with one
 value is a string and one with several a list, except those in `multi_valued`, always lists (`member`).
 
+**Values that are not text.** Values are read as UTF-8, as LDAP strings are. An entry with a value that is
+not (a binary attribute such as `jpegPhoto` or AD's `objectGUID`, or a damaged value) in an attribute
+named in `attributes:`, its id or its members cannot be read: it is skipped and counted as skipped, so
+the read is incomplete and deprovisions nothing. When every attribute is read (no `attributes:`), a binary
+attribute that no one named is left out instead, and said once a read.
+
 **Groups.** A group's `member` (or `uniqueMember`) holds DNs, while the user job it refers to
 (`members: {source: member, job: people}`) knows its users by their ids. With `member_base`, a read turns
 each member DN into the id (`member_id_attribute`, default `id_attribute`) of that entry under
@@ -60,14 +66,13 @@ from ldap3.core import exceptions as ldap_errors
 
 from common.config.validation import as_list, boolean, check_keys, choice, integer, join, string
 from common.errors import ConfigError, SourceError
-from common.peers.ldap_connect import LinkError, close_connection, found_entries, open_connection
+from common.peers.ldap_connect import LinkError, close_connection, found_entries, next_cookie, open_connection
 from common.peers.ldap_link import LINK_KEYS, LinkSettings, parse_link
 from common.peers.ldap_names import DnError, canonical_dn
 from engine.core.schedule import parse_duration
 from engine.model import SourceObject
 from engine.sources.base import ProblemLog
 
-_PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
 _KEYS: Final = (
     "type",
     *LINK_KEYS,
@@ -88,6 +93,7 @@ MULTI_VALUED: Final = frozenset({"member", "uniquemember", "objectclass", "membe
 MEMBER_ATTRIBUTES: Final = frozenset({"member", "uniquemember"})
 """The attributes whose DNs `member_base` turns into member ids."""
 _NAMED_IN_PROBLEM: Final = 3
+_NOT_TEXT: Final = "has a value that is not UTF-8 text (a binary attribute?)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,6 +191,8 @@ class LdapSource(ProblemLog):
         self.watermark: str | None = since
         self._member_ids: dict[str, str] | None = None
         """For a read with `member_base`: canonical member DN -> member id, once the first group came."""
+        self._binary_noted: set[str] = set()
+        """Attributes of this read said to be binary and left out (lower case), each said once."""
 
     @property
     def full(self) -> bool:
@@ -197,6 +205,7 @@ class LdapSource(ProblemLog):
             raise ValueError(f"batch size must be at least 1, got {size}")
         self._forget_problems()
         self._member_ids = None
+        self._binary_noted = set()
         s = self.settings
         names = list(s.attributes) or ["*"]
         names += [n for n in ("modifyTimestamp", s.id_attribute) if n.lower() != "dn" and n not in names]
@@ -264,8 +273,7 @@ class LdapSource(ProblemLog):
         if conn.result.get("result") != 0:
             raise SourceError(f"{link.url}: the search under {base} failed: {_said(conn.result)}")
         entries = found_entries(conn)
-        control = (conn.result.get("controls") or {}).get(_PAGED_RESULTS) or {}
-        return entries, (control.get("value") or {}).get("cookie") or None
+        return entries, next_cookie(conn)
 
     def _read_member_ids(self, base: str) -> dict[str, str]:
         """Every entry under `base` (a subtree, paged): its canonical DN -> its member id."""
@@ -301,7 +309,13 @@ class LdapSource(ProblemLog):
         stamp = None
         for name, values in raw.items():
             lower = name.lower()
-            texts = [v.decode("utf-8", errors="replace") for v in values]
+            texts = _texts(values)
+            if texts is None:  # bytes that are not UTF-8: a binary attribute (jpegPhoto, objectGUID...)
+                if wanted or lower == s.id_attribute.lower() or lower in MEMBER_ATTRIBUTES:
+                    self._problem(number, f"{dn}: {name} {_NOT_TEXT}; entry skipped")
+                    return None
+                self._binary_left_out(number, dn, name)
+                continue
             if lower == "modifytimestamp" and texts:
                 stamp = texts[0]
             if not texts or (wanted and lower not in wanted):
@@ -317,6 +331,17 @@ class LdapSource(ProblemLog):
             self._problem(number, f"{dn} has no {s.id_attribute}; entry skipped")
             return None
         return SourceObject(source_id, attributes, number)
+
+    def _binary_left_out(self, number: int, dn: str, name: str) -> None:
+        """Say once a read that an attribute no one named (all were read) is binary and left out."""
+        if name.lower() not in self._binary_noted:
+            self._binary_noted.add(name.lower())
+            self._problem(
+                number,
+                f"{dn}: {name} {_NOT_TEXT}; left out of every entry (to have it read, list it under "
+                "`attributes:`, and an entry whose value is not text is then skipped)",
+                skipped=False,  # the entry was read; only an attribute no one named is missing
+            )
 
     def _members(self, number: int, dn: str, member_dns: list[str]) -> list[str]:
         """The ids of a group's members; a DN without one under `member_base` is left out, and said."""
@@ -344,9 +369,18 @@ class LdapSource(ProblemLog):
 
 
 def _first(raw: Mapping[str, list[bytes]], name: str) -> str | None:
-    """The first value of attribute `name` (any case) as text."""
+    """The first value of attribute `name` (any case) as text; None if it has none, or not as text."""
     values = next((v for k, v in raw.items() if k.lower() == name.lower()), [])
-    return values[0].decode("utf-8", errors="replace") if values else None
+    texts = _texts(values[:1])
+    return texts[0] if texts else None
+
+
+def _texts(values: list[bytes]) -> list[str] | None:
+    """The values as text, or None when one is not UTF-8 (LDAP strings are UTF-8, RFC 4517 §3.3.6)."""
+    try:
+        return [v.decode("utf-8") for v in values]
+    except UnicodeDecodeError:
+        return None
 
 
 def _open_failure(link: LinkSettings, failed: LinkError) -> str:

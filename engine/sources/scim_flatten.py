@@ -6,8 +6,9 @@ names one to one:
 * `userName`, `active`, `emails`: a top-level attribute as the server wrote it (a list stays a list);
 * `name.givenName`, `meta.lastModified`: a sub-attribute of a complex attribute;
 * `emails[type eq "work"].value`: a sub-attribute of the first entry of that `type` in a multi-valued
-  attribute; `emails.value`: of its primary entry (or its first), also usable in expressions, whose
-  `[...]` references cannot hold a `]`;
+  attribute (a type the server spells `Work` is found under its lower case too); `emails.value`: of
+  its primary entry (or its first), also usable in expressions, whose `[...]` references cannot hold
+  a `]`;
 * `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department` (any extension URN, and
   `...:manager.value` for its sub-attributes), and for the enterprise extension also the connector's short
   form `enterprise.department`.
@@ -50,8 +51,10 @@ def _flatten_into(flat: dict[str, Any], name: str, value: Any) -> None:
         for entry in value:
             kind = entry.get("type")
             if isinstance(kind, str):
-                for sub, sub_value in entry.items():
-                    flat.setdefault(f'{name}[type eq "{kind}"].{sub}', sub_value)
+                # `type` compares without case (RFC 7643 §4.1.2): "Work" is found as the canonical "work".
+                for spelling in dict.fromkeys((kind, kind.lower())):
+                    for sub, sub_value in entry.items():
+                        flat.setdefault(f'{name}[type eq "{spelling}"].{sub}', sub_value)
 
 
 def scim_name(flat_name: str) -> str:

@@ -24,17 +24,19 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
+from engine.store import logrows
 from engine.store.schema import cycles, log
 from engine.store.state import StateStore
 
 logger = logging.getLogger("roster.engine.history")
 
-LOG_FIELDS = tuple(str(column.name) for column in log.columns)
+LOG_FIELDS = logrows.FIELDS
 CSV_FIELDS = (*LOG_FIELDS, "steps")
 EXPORT_PAGE = 5_000
 DEFAULT_RETENTION_DAYS = 30.0
@@ -52,19 +54,24 @@ class LogFilter:
     since: float | None = None
     until: float | None = None
     after_id: int = 0
+    before_id: int | None = None
     limit: int = 1_000
+    newest_first: bool = False
 
     def where(self) -> list[Any]:
         clauses: list[Any] = [log.c.id > self.after_id]
-        for column, value in (
+        if self.before_id is not None:
+            clauses.append(log.c.id < self.before_id)
+        for column, name in (
             (log.c.job, self.job),
             (log.c.status, self.status),
             (log.c.action, self.action),
-            (log.c.source_id, self.source_id),
-            (log.c.cycle_id, self.cycle_id),
+            (log.c.cycle, self.cycle_id),
         ):
-            if value is not None:
-                clauses.append(column == value)
+            if name is not None:
+                clauses.append(column == logrows.key_of(name))
+        if self.source_id is not None:
+            clauses.append(log.c.source_id == self.source_id)
         if self.since is not None:
             clauses.append(log.c.at >= self.since)
         if self.until is not None:
@@ -73,11 +80,11 @@ class LogFilter:
 
 
 async def query_log(state: StateStore, where: LogFilter) -> list[dict[str, Any]]:
-    """Records matching `where`, oldest first, at most `where.limit`."""
-    query = sa.select(log).where(*where.where()).order_by(log.c.id).limit(where.limit)
-    async with state.engine.connect() as conn:
-        # LOG_FIELDS are plain str: SQLAlchemy's own names (a str subclass) are refused by orjson.
-        records = [dict(zip(LOG_FIELDS, row, strict=True)) for row in await conn.execute(query)]
+    """Records matching `where`, oldest first (newest first with `where.newest_first`), at most
+    `where.limit`."""
+    order = log.c.id.desc() if where.newest_first else log.c.id
+    query = logrows.readable().where(*where.where()).order_by(order).limit(where.limit)
+    records = await state.read_log(query)
     for record in records:
         record["attributes"] = orjson.loads(record["attributes"]) if record["attributes"] else None
         record["steps"] = steps(record)
@@ -85,14 +92,14 @@ async def query_log(state: StateStore, where: LogFilter) -> list[dict[str, Any]]
 
 
 async def iter_log(state: StateStore, where: LogFilter) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every record matching `where` (its limit aside), a page at a time."""
-    after = where.after_id
+    """Every record matching `where` (its limit aside), a page at a time, in its order."""
     while True:
-        page = await query_log(state, replace(where, after_id=after, limit=EXPORT_PAGE))
+        page = await query_log(state, replace(where, limit=EXPORT_PAGE))
         if not page:
             return
         yield page
-        after = page[-1]["id"]
+        last = page[-1]["id"]
+        where = replace(where, before_id=last) if where.newest_first else replace(where, after_id=last)
 
 
 def steps(record: Mapping[str, Any]) -> dict[str, str]:
@@ -120,19 +127,33 @@ def steps(record: Mapping[str, Any]) -> dict[str, str]:
     return {"import": found, "scope": scope, "match": match, "action": action, "export": export}
 
 
+def iso_utc(at: float | str) -> str:
+    """A log record's time as ISO 8601 in UTC (`2024-06-01T08:00:00.123Z`), as exports carry it; a
+    time that is one already passes as it is."""
+    if isinstance(at, str):
+        return at
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def jsonl(records: Iterable[dict[str, Any]]) -> bytes:
-    # Row keys are SQLAlchemy `quoted_name`s, a str subclass that orjson takes only with this option.
-    return b"".join(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS) + b"\n" for record in records)
+    """Records as JSON Lines, their times in ISO 8601."""
+    return b"".join(orjson.dumps({**record, "at": iso_utc(record["at"])}) + b"\n" for record in records)
 
 
 def csv_rows(records: Iterable[dict[str, Any]], *, header: bool) -> str:
+    """Records as CSV rows (with the header first if `header`), times in ISO 8601, nested values as JSON."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     if header:
         writer.writeheader()
     for record in records:  # nested values as JSON in their cell
         writer.writerow(
-            {**record, "attributes": _json(record.get("attributes")), "steps": _json(record["steps"])}
+            {
+                **record,
+                "at": iso_utc(record["at"]),
+                "attributes": _json(record.get("attributes")),
+                "steps": _json(record["steps"]),
+            }
         )
     return out.getvalue()
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import StateError
 from engine.core.snapshot import encode_hash
+from engine.store import logrows
 
 MIGRATION_LOCK = 0x526F737465720001  # pg_advisory_xact_lock key for migrations ("Roster", 1)
 
@@ -59,6 +60,8 @@ def _v3_groups_and_control(conn: sa.Connection, tables: sa.MetaData) -> None:
 
 
 def _v4_one_log_record_per_result(conn: sa.Connection, _tables: sa.MetaData) -> None:
+    if "op_id" not in {column["name"] for column in sa.inspect(conn).get_columns("log")}:
+        return  # a log made new by migration 1 of this Roster: compact, with its unique key (see 8)
     # Result messages written twice before this left twin records: keep the first of each.
     conn.exec_driver_sql(
         "DELETE FROM log WHERE op_id IS NOT NULL AND attempts IS NOT NULL AND id NOT IN ("
@@ -110,6 +113,59 @@ def _v7_compact_objects(conn: sa.Connection, tables: sa.MetaData) -> None:
     conn.exec_driver_sql("ALTER TABLE objects_v7 RENAME TO objects")
 
 
+def _v8_compact_log(conn: sa.Connection, tables: sa.MetaData) -> None:
+    # The log again, compact (see `engine.store.logrows`): copied a page at a time by id, ids kept,
+    # then put in the old one's place; and `log_view`, the log as text for people reading by hand.
+    wanted = [tables.tables[name] for name in ("log_names", "log_dictionaries")]
+    tables.create_all(conn, tables=wanted, checkfirst=True)
+    if "op_id" in {column["name"] for column in sa.inspect(conn).get_columns("log")}:
+        _copy_log_compactly(conn, tables)
+    if "log_view" not in sa.inspect(conn).get_view_names():
+        conn.exec_driver_sql(logrows.view_sql(conn.dialect))
+
+
+def _copy_log_compactly(conn: sa.Connection, tables: sa.MetaData) -> None:
+    for index in ("log_job_at", "log_job_source", "log_result"):  # the new table's have these names
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
+    new = tables.tables["log"].to_metadata(sa.MetaData(), name="log_v8")
+    new.create(conn)
+    old = sa.table("log", *(sa.column(name) for name in logrows.FIELDS))
+    insert_names = logrows.insert_names(conn.dialect.name)
+    keys: dict[str | None, int | None] = {None: None}
+    zdicts: dict[str, tuple[int, bytes]] = {}
+    after = 0
+    while True:
+        query = sa.select(old).where(old.c.id > after).order_by(old.c.id).limit(_COPY_PAGE)
+        rows = conn.execute(query).all()
+        if not rows:
+            break
+        plains = [tuple(row[1:]) for row in rows]
+        parts, names = logrows.parts_and_names(plains)
+        missing = sorted(names - keys.keys())
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            conn.execute(insert_names, [{"name": name} for name in chunk])
+            keys.update(conn.execute(logrows.select_keys(chunk)).all())
+        for job, texts in logrows.samples(plains, zdicts).items():
+            zdict = logrows.make_zdict(texts)
+            zdicts[job] = (conn.execute(logrows.insert_zdict(job, zdict)).scalar_one(), zdict)
+        stored = [
+            {
+                "id": row[0],
+                **dict(
+                    zip(logrows.STORED, logrows.encode(plain, op, keys, zdicts.get(plain[3])), strict=True)
+                ),
+            }
+            for row, plain, op in zip(rows, plains, parts, strict=True)
+        ]
+        conn.execute(new.insert(), stored)
+        after = rows[-1][0]
+    conn.exec_driver_sql("DROP TABLE log")
+    conn.exec_driver_sql("ALTER TABLE log_v8 RENAME TO log")
+    if conn.dialect.name == "postgresql":  # ids were given: the next one comes after them
+        conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('log', 'id'), MAX(id)) FROM log")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -124,6 +180,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(6, "the owner and lease of a running cycle: a dead owner's is interrupted", _v6_cycle_owner),
     Migration(7, "objects compact: applied hashes as bytes, no rowid", _v7_compact_objects),
+    Migration(8, "log compact: names as keys, op ids as numbers, attributes compressed", _v8_compact_log),
 )
 LATEST = MIGRATIONS[-1].version
 

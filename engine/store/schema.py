@@ -67,28 +67,51 @@ cycles = sa.Table(
     sa.Column("lease_until", sa.Float),  # renewed while it runs; past it, the owner is gone
 )
 
+# Strings the log repeats on every record (job names, cycle ids, the op ids' cycle part, actions,
+# statuses), each stored once: a log record holds their keys (see `engine.store.logrows`).
+log_names = sa.Table(
+    "log_names",
+    metadata,
+    sa.Column("key", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String, nullable=False, unique=True),
+)
+
+# Per job, the zlib dictionary its log records' attributes are compressed with: attribute names and
+# values that several records share, never a value of one record alone (it outlives their pruning).
+log_dictionaries = sa.Table(
+    "log_dictionaries",
+    metadata,
+    sa.Column("key", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String, nullable=False),
+    sa.Column("zdict", sa.LargeBinary, nullable=False),
+)
+
+# A record per result, millions of them, so compact: repeated strings as keys of `log_names`, the op id
+# as its cycle part's key and its number, the attributes compressed. `log_view` shows it as text.
 log = sa.Table(
     "log",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", sa.Float, nullable=False),
-    sa.Column("cycle_id", sa.String),
-    sa.Column("op_id", sa.String),
-    sa.Column("job", sa.String, nullable=False),
+    sa.Column("job", sa.Integer, nullable=False),  # log_names
+    sa.Column("cycle", sa.Integer),  # log_names
+    sa.Column("op_prefix", sa.Integer),  # log_names: the op id up to its number (all of it if none)
+    sa.Column("op_seq", sa.BigInteger),  # the number the op id ends with, -1 if it ends with none
     sa.Column("source_id", sa.String),
     sa.Column("target_id", sa.String),
-    sa.Column("action", sa.String, nullable=False),
-    sa.Column("status", sa.String, nullable=False),
+    sa.Column("action", sa.Integer, nullable=False),  # log_names
+    sa.Column("status", sa.Integer, nullable=False),  # log_names
     sa.Column("attempts", sa.Integer),
     sa.Column("error_class", sa.String),
     sa.Column("error_code", sa.String),
     sa.Column("error_message", sa.Text),
     sa.Column("latency_ms", sa.Float),
     sa.Column("duration_ms", sa.Float),  # the connector's time on the operation's batch
-    sa.Column("attributes", sa.Text),  # JSON: the attributes sent, redacted ones as "***"
+    sa.Column("zdict", sa.Integer),  # log_dictionaries: what `attributes` is compressed with
+    sa.Column("attributes", sa.LargeBinary),  # the JSON sent, redacted values as "***", compressed
     sa.Index("log_job_at", "job", "at"),
     sa.Index("log_job_source", "job", "source_id"),
     # One record per result: a result message written again (its ack lost, or the engine stopped
     # between the commit and the ack) adds nothing to the log.
-    sa.Index("log_result", "op_id", "status", "attempts", unique=True),
+    sa.Index("log_result", "op_prefix", "op_seq", "status", "attempts", unique=True),
 )

@@ -7,6 +7,9 @@ once its worker said so, which is what makes a crash anywhere harmless.
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -22,9 +25,12 @@ from common.errors import StateError
 from common.peers.sql_bulk import BulkStatement, Row
 from engine.core.snapshot import Snapshot, decode_hash, encode_hash, fingerprint
 from engine.model import ACTIVE, DISABLED, LOST, Lost, StateEntry
+from engine.store import logrows
 from engine.store.migrations import migrate
 from engine.store.schema import cycles, group_members, job_control, log, metadata, objects, staged
 from queues.contracts import Operation, Result
+
+_log = logging.getLogger("roster.engine.state")
 
 STAGED_DELETE = "staged_delete"
 """The log action of a deprovision held by the deletion guard."""
@@ -55,12 +61,13 @@ class StateStore:
         self.url = url
         self._engine: AsyncEngine | None = None
         self._compiled: tuple[BulkStatement, ...] | None = None
+        self._log = logrows.LogCodec()
 
     async def open(self) -> StateStore:
         url = sa.make_url(self.url)
-        if url.get_backend_name() == "sqlite" and url.database:
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+                _owner_only(Path(url.database))
             # hide_parameters: a failed write would otherwise print every row it held (attributes
             # included) into the error and the log.
             self._engine = create_async_engine(url, hide_parameters=True)
@@ -148,6 +155,12 @@ class StateStore:
                 found.update((row[0], row[1]) for row in await conn.execute(chunk))
         return found
 
+    async def count(self, job: str) -> int:
+        """How many objects the state holds for `job` (what the deletion guard weighs deprovisions by)."""
+        query = sa.select(sa.func.count()).select_from(objects).where(objects.c.job == job)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     async def entry(self, job: str, source_id: str) -> StateEntry | None:
         """What the state knows of one object (for preview and provision on demand)."""
         query = sa.select(objects.c.target_id, objects.c.applied_hash, objects.c.state).where(
@@ -184,12 +197,18 @@ class StateStore:
         now = time.time()
         sent = sent or {}
         parts = [_object_rows(part, now) for part in _each_object_once(results)]
-        log_rows = [_log_row(r, now, sent.get(r.op_id)) for r in results]
+        log_rows = await self._log.rows(self.engine, [_log_row(r, now, sent.get(r.op_id)) for r in results])
+        given_up = [logrows.split_op_id(op_id) for op_id in late]
+        names = {LOST, *(prefix for prefix, _seq in given_up if prefix)}
+        keys = await self._log.keys(self.engine, names) if late else {}
         async with self.engine.begin() as conn:
-            if late:
-                for start in range(0, len(late), 500):
-                    chunk = late[start : start + 500]
-                    await conn.execute(log.delete().where(log.c.status == LOST, log.c.op_id.in_(chunk)))
+            for start in range(0, len(given_up), _IDS_PER_QUERY):
+                chunk = [(keys[prefix], seq) for prefix, seq in given_up[start : start + _IDS_PER_QUERY]]
+                await conn.execute(
+                    log.delete().where(
+                        log.c.status == keys[LOST], sa.tuple_(log.c.op_prefix, log.c.op_seq).in_(chunk)
+                    )
+                )
             upsert, delete, insert_log, upsert_members, delete_members = self._statements(conn.dialect)
             for upserts, deletes, members in parts:
                 await upsert.execute(conn, upserts)
@@ -209,7 +228,7 @@ class StateStore:
             for statement, keys in (
                 (_upsert_objects(dialect.name), _OBJECT_KEYS),
                 (_delete_objects, ("j", "s")),
-                (_insert_log(dialect.name), _LOG_KEYS),
+                (_insert_log(dialect.name), logrows.STORED),
                 (_upsert_members(dialect.name), ("job", "source_id", "members")),
                 (_delete_members, ("j", "s")),
             ):
@@ -219,6 +238,12 @@ class StateStore:
                 compiled.append(bulk)
             self._compiled = tuple(compiled)
         return self._compiled
+
+    async def read_log(self, query: sa.Select[Any]) -> list[dict[str, Any]]:
+        """The records a query of `logrows.readable()` finds, by `logrows.FIELDS`, their attributes
+        as the JSON text written."""
+        async with self.engine.connect() as conn:
+            return await self._log.records(conn, (await conn.execute(query)).all())
 
     async def start_cycle(
         self,
@@ -254,34 +279,39 @@ class StateStore:
     async def log_staged(self, ops: Sequence[Operation], why: str = "by the deletion guard") -> None:
         """One log record per deprovision held for approval (action `staged_delete`), saying `why`."""
         now = time.time()
-        rows = [
-            _unapplied(
-                op, now, STAGED_DELETE, "warning", error_message=f"would {op.action}: held for approval {why}"
-            )
-            for op in ops
-        ]
-        if rows:
-            async with self.engine.begin() as conn:
-                await conn.execute(log.insert(), rows)
+        await self._write_log(
+            [
+                _unapplied(
+                    op, now, STAGED_DELETE, "warning", message=f"would {op.action}: held for approval {why}"
+                )
+                for op in ops
+            ]
+        )
 
     async def log_lost(self, lost: Sequence[Lost], reason: str) -> None:
         """One final log record per operation given up at its cycle's deadline (`lost-in-transit`)."""
         now = time.time()
-        rows = [
-            _unapplied(
-                op,
-                now,
-                op.action,
-                LOST,
-                error_class="LostInTransit",
-                error_message=reason,
-                attributes=op.attributes or None,
-            )
-            for op in lost
-        ]
+        await self._write_log(
+            [
+                _unapplied(
+                    op,
+                    now,
+                    op.action,
+                    LOST,
+                    error_class="LostInTransit",
+                    message=reason,
+                    attributes=op.attributes or None,
+                )
+                for op in lost
+            ]
+        )
+
+    async def _write_log(self, plains: Sequence[logrows.Plain]) -> None:
+        rows = await self._log.rows(self.engine, plains)
         if rows:
             async with self.engine.begin() as conn:
-                await conn.execute(_insert(conn.dialect.name, log).on_conflict_do_nothing(), rows)
+                _upsert, _delete, insert_log, _members, _no_members = self._statements(conn.dialect)
+                await insert_log.execute(conn, rows)
 
     async def job_switches(self) -> dict[str, dict[str, Any]]:
         """Every job's control switches (see `engine.pipeline.control`), by job."""
@@ -327,33 +357,15 @@ class StateStore:
         self, job: str, *, cycle_id: str | None = None, source_id: str | None = None
     ) -> list[dict[str, Any]]:
         """Provisioning log records of a job, oldest first, optionally for one cycle or object."""
-        query = sa.select(log).where(log.c.job == job).order_by(log.c.id)
+        query = logrows.readable().where(log.c.job == logrows.key_of(job)).order_by(log.c.id)
         if cycle_id is not None:
-            query = query.where(log.c.cycle_id == cycle_id)
+            query = query.where(log.c.cycle == logrows.key_of(cycle_id))
         if source_id is not None:
             query = query.where(log.c.source_id == source_id)
-        async with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in await conn.execute(query)]
+        return await self.read_log(query)
 
 
 _OBJECT_KEYS = ("job", "source_id", "target_id", "applied_hash", "state", "updated_at")
-_LOG_KEYS = (
-    "at",
-    "cycle_id",
-    "op_id",
-    "job",
-    "source_id",
-    "target_id",
-    "action",
-    "status",
-    "attempts",
-    "error_class",
-    "error_code",
-    "error_message",
-    "latency_ms",
-    "duration_ms",
-    "attributes",
-)
 _delete_objects = objects.delete().where(
     objects.c.job == sa.bindparam("j"), objects.c.source_id == sa.bindparam("s")
 )
@@ -379,7 +391,9 @@ def _upsert_members(dialect: str) -> Any:
 
 def _insert_log(dialect: str) -> Any:
     insert = _insert(dialect, log)
-    return insert.on_conflict_do_nothing(index_elements=[log.c.op_id, log.c.status, log.c.attempts])
+    return insert.on_conflict_do_nothing(
+        index_elements=[log.c.op_prefix, log.c.op_seq, log.c.status, log.c.attempts]
+    )
 
 
 def _upsert_objects(dialect: str) -> Any:
@@ -450,7 +464,7 @@ def _object_rows(part: list[Result], now: float) -> tuple[list[Row], list[Row], 
     return upserts, deletes, members
 
 
-def _log_row(r: Result, now: float, attributes: str | None) -> tuple[Any, ...]:
+def _log_row(r: Result, now: float, attributes: str | None) -> logrows.Plain:
     return (
         now,
         r.cycle_id,
@@ -470,6 +484,23 @@ def _log_row(r: Result, now: float, attributes: str | None) -> tuple[Any, ...]:
     )
 
 
+def _owner_only(path: Path) -> None:
+    """Create the SQLite file readable by its owner only before SQLite does (it holds names and
+    mails); SQLite gives its -wal and -shm files the same mode. An existing file open to others is
+    narrowed, with a warning."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            file.chmod(0o600)
+            _log.warning("event=state_mode_fixed path=%s mode=0600", file)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers (the CLI, a second cycle's snapshot) run beside the result writer.
     cursor = dbapi_connection.cursor()
@@ -478,17 +509,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _unapplied(op: Operation | Lost, at: float, action: str, status: str, **details: Any) -> dict[str, Any]:
+def _unapplied(
+    op: Operation | Lost,
+    at: float,
+    action: str,
+    status: str,
+    *,
+    message: str,
+    error_class: str | None = None,
+    attributes: str | None = None,
+) -> logrows.Plain:
     """A log record of an operation that no target result stands behind (held, or lost in transit)."""
-    return {
-        "at": at,
-        "cycle_id": op.cycle_id,
-        "op_id": op.op_id,
-        "job": op.job,
-        "source_id": op.source_id,
-        "target_id": op.target_id,
-        "action": action,
-        "status": status,
-        "attempts": 0,
-        **details,
-    }
+    return (
+        at,
+        op.cycle_id,
+        op.op_id,
+        op.job,
+        op.source_id,
+        op.target_id,
+        action,
+        status,
+        0,
+        error_class,
+        None,
+        message,
+        None,
+        None,
+        attributes,
+    )

@@ -17,7 +17,12 @@ from typing import Final
 import aio_pika
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from aiormq import Channel
-from aiormq.exceptions import AMQPError
+from aiormq.exceptions import (
+    AMQPError,
+    AuthenticationError,
+    InvalidFrameError,
+    ProbableAuthenticationError,
+)
 from yarl import URL
 
 from common.errors import BrokerError
@@ -27,6 +32,8 @@ log = logging.getLogger("roster.queues.rabbitmq")
 
 _RECONNECT_INTERVAL_S: Final = 1
 _CHANNEL_OPEN_TIMEOUT_S: Final = 5.0
+BROKER_SETTING: Final = "--broker / ROSTER_BROKER"
+"""Where a process's broker URL comes from, named in the errors of a failed connect."""
 
 
 class RabbitConnection:
@@ -80,8 +87,7 @@ class RabbitConnection:
                     timeout=self.reconnect_timeout_s,
                 )
             except (TimeoutError, OSError, AMQPError) as exc:
-                reason = repr(exc).replace(self._password, "******") if self._password else repr(exc)
-                raise BrokerError(f"cannot connect to RabbitMQ at {self.safe_url}: {reason}") from None
+                raise BrokerError(self._refusal(exc)) from None
             try:
                 control = connection.channel(publisher_confirms=False)
                 await control.initialize()
@@ -93,6 +99,34 @@ class RabbitConnection:
                 self.check_open()
             self._connection, self._control = connection, control
             log.info("event=broker_connected url=%s name=%s", self.safe_url, self.name)
+
+    def _refusal(self, exc: BaseException) -> str:
+        """One line for a failed connect: what the broker said, the setting it came from, the fix;
+        never the password."""
+        url = URL(self._url)
+        user, vhost = url.user or "guest", url.path[1:] or "/"
+        where = f"{url.host}:{url.port} ({BROKER_SETTING})"
+        if isinstance(exc, AuthenticationError | ProbableAuthenticationError):
+            return (
+                f"broker at {where} refused the login for user {user!r} on vhost {vhost!r}: "
+                "check the user, password and vhost"
+            )
+        if isinstance(exc, InvalidFrameError) and "Connection.OpenOk" in str(exc):
+            return (
+                f"broker at {where} refused vhost {vhost!r} to user {user!r}: create the vhost "
+                f"(rabbitmqctl add_vhost {vhost}) and grant the user access (rabbitmqctl set_permissions "
+                f"-p {vhost} {user} '.*' '.*' '.*'), or fix the URL's path"
+            )
+        if isinstance(exc, TimeoutError):
+            wait = f"{self.reconnect_timeout_s:g} s"
+            return f"no answer from the broker at {where} within {wait}: is it reachable?"
+        if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+            fix = "give the broker's CA with --broker-ca-file (env ROSTER_BROKER_CA_FILE)"
+            return f"TLS with the broker at {where} failed ({exc.__class__.__name__}): {fix}"
+        if isinstance(exc, OSError) and len(exc.args) == 2 and isinstance(exc.args[0], int):
+            return f"cannot reach the broker at {where}: {exc.args[1]}; is RabbitMQ running there?"
+        reason = repr(exc).replace(self._password, "******") if self._password else repr(exc)
+        return f"cannot connect to the broker at {where}: {reason}"
 
     async def control_channel(self) -> AbstractRobustChannel:
         """The robust channel that declares the topology (again after a reconnection)."""

@@ -47,7 +47,8 @@ from engine.store.state import StateStore, state_url  # noqa: E402
 from queues.contracts import Operation, encode_operations  # noqa: E402
 from queues.rabbitmq import RabbitBroker  # noqa: E402
 from tests.bench.pipeline import COLUMNS, config, write_people  # noqa: E402
-from tests.integration.processes import Fleet, vhost  # noqa: E402
+from tests.integration.processes import Fleet  # noqa: E402
+from tests.rabbit import vhost  # noqa: E402
 
 PACED_RATE = 500
 PACED_SECONDS = 10

@@ -20,7 +20,14 @@ bound by one core. Prints one JSON object:
   operation to its outcome (the GETs and the POST, with any wait for a free request slot), not the time
   it waited in the queue before, which measures the backlog rather than the target;
 * `ceiling_p99_latency_ms`: the same for the bare loop; `ceiling_before_after_per_s`: its two runs;
-* `roster_cpu_fraction`: CPU time of the Roster process (engine, broker, worker) over the cycle's wall time.
+* `roster_cpu_fraction`: CPU time of the Roster process (engine, broker, worker) over the cycle's wall time;
+* `requests_per_object`: HTTP requests the connector sent (listing pages, searches, reads, writes) per
+  user provisioned. A first cycle lists the target once (engine/pipeline/listing.py) and then POSTs each
+  user without searching: about 1.0 on an empty target; each search on the way costs one more.
+
+`--existing-fraction F` puts that share of the users in the server out of band before the pipeline runs
+(with another title), so the cycle links and updates them: the first cycle against a target that already
+holds accounts. `--listing-min-creates 0` turns the listing off (a search before each create, as before).
 
 The server indexes the values a single `eq` filter asks for, so a lookup stays about as cheap as the
 server fills up (an `or` of two `eq`, as the connector sent before, was a scan of every user).
@@ -119,7 +126,13 @@ class TimedTarget:
 
 
 async def pipeline(
-    workdir: Path, server: ScimServer, users: Sequence[dict[str, str]], concurrency: int
+    workdir: Path,
+    server: ScimServer,
+    users: Sequence[dict[str, str]],
+    concurrency: int,
+    *,
+    existing: int = 0,
+    listing_min_creates: int | None = None,
 ) -> Any:
     with (workdir / "people.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -135,6 +148,7 @@ async def pipeline(
                     {"target": target, "source": column, "match": target == "userName"}
                     for target, column in MAPPINGS.items()
                 ],
+                **({} if listing_min_creates is None else {"listing_min_creates": listing_min_creates}),
             }
         ],
         "targets": [
@@ -149,17 +163,22 @@ async def pipeline(
     }
     config = parse_engine_config(raw, base_dir=workdir)
     (target,) = (TimedTarget(t) for t in parse_targets(raw, base_dir=workdir))
+    if existing:
+        await bare_loop(server, users[:existing], concurrency, lookups=False, title="Set elsewhere")
     cpu_started = time.process_time()
     async with embedded(config, [target], state_url(str(workdir / "state.db"))) as p:  # type: ignore[list-item]
         summary = await p.runner.run_cycle(config.jobs[0], trigger="bench")
     cpu_s = time.process_time() - cpu_started
     assert (summary.created, summary.failed) == (len(users), 0), summary
-    return summary, target.connector.latencies_s, cpu_s
+    requests_per_object = target.connector.requests_sent / len(users)
+    return summary, target.connector.latencies_s, cpu_s, requests_per_object
 
 
-def requests_of(user: dict[str, str]) -> tuple[list[str], bytes]:
+def requests_of(user: dict[str, str], title: str | None = None) -> tuple[list[str], bytes]:
     """The queries of the connector's matching GETs and the body of its POST, for one user."""
     attributes = {target: user[column] for target, column in MAPPINGS.items()}
+    if title is not None:
+        attributes["title"] = title
     queries = [
         f"filter={quote(parse_path(name).filter(attributes[name]), safe='')}&count=50" for name in MATCHING
     ]
@@ -170,11 +189,16 @@ def requests_of(user: dict[str, str]) -> tuple[list[str], bytes]:
 
 
 async def bare_loop(
-    server: ScimServer, users: Sequence[dict[str, str]], concurrency: int, *, lookups: bool
+    server: ScimServer,
+    users: Sequence[dict[str, str]],
+    concurrency: int,
+    *,
+    lookups: bool,
+    title: str | None = None,
 ) -> tuple[float, list[float]]:
     """Wall time, and each user's latency, of a bare loop sending each user's POST, after the connector's
     matching GETs when `lookups`."""
-    requests = [requests_of(user) for user in users]
+    requests = [requests_of(user, title) for user in users]
     pending = iter(requests)
     latencies: list[float] = []
     headers = {"Accept": "application/scim+json, application/json", "Content-Type": "application/scim+json"}
@@ -218,6 +242,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight to the server")
+    parser.add_argument("--existing-fraction", type=float, default=0.0, help="users in the target already")
+    parser.add_argument("--listing-min-creates", type=int, default=None, help="0: no listing")
     args = parser.parse_args()
     tune_process()
     users = people(args.users)
@@ -227,8 +253,14 @@ def main() -> None:
         workdir = Path(tmp)
         before = run_on_fresh_server(workdir, ceiling, users, args.concurrency)
         plain_before = run_on_fresh_server(workdir, plain, users, args.concurrency)
-        summary, latencies, cpu_s = run_on_fresh_server(
-            workdir, functools.partial(pipeline, workdir), users, args.concurrency
+        roster = functools.partial(
+            pipeline,
+            workdir,
+            existing=int(args.users * args.existing_fraction),
+            listing_min_creates=args.listing_min_creates,
+        )
+        summary, latencies, cpu_s, requests_per_object = run_on_fresh_server(
+            workdir, roster, users, args.concurrency
         )
         plain_after = run_on_fresh_server(workdir, plain, users, args.concurrency)
         after = run_on_fresh_server(workdir, ceiling, users, args.concurrency)
@@ -252,6 +284,8 @@ def main() -> None:
                 "plain_post_s": round(plain_post_s, 1),
                 "plain_post_before_after_s": [round(plain_before[0], 1), round(plain_after[0], 1)],
                 "ratio_vs_plain_post": round(summary.elapsed_s / plain_post_s, 2),
+                "requests_per_object": round(requests_per_object, 3),
+                "existing_fraction": args.existing_fraction,
             }
         )
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,10 +25,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import require_service
+from tests import needs
 from tests.databases import private_database
 from tests.deploy.files import CONFIG_DIR, compose_config, dashboard_queries, metric_names
-from tests.integration.processes import Process, free_port, vhost, wait_until
+from tests.integration.processes import Process, free_port, wait_until
+from tests.rabbit import vhost
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -102,15 +104,15 @@ def _scim_users(port: int) -> list[dict]:
 def test_the_compose_commands_provision_the_demo_and_the_metrics_count_each_operation_exactly(
     fleet: Fleet,
 ) -> None:
-    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
-    require_service("PostgreSQL", 5432, "start it with `bash tests/services.sh postgresql`")
+    needs.rabbitmq()
+    needs.postgres()
     scim_port = free_port()
     services = compose_config(SCIM_PORT=str(scim_port))["services"]
     with vhost() as broker_url, private_database("roster_deploy") as state_url:
         scim = fleet.start(services["scim"], "scim", scim_port, {})
         wait_until(lambda: _answers(scim_port), 30, "the SCIM demo target", None)
 
-        env = {"ROSTER_BROKER_URL": broker_url, "SCIM_URL": f"http://127.0.0.1:{scim_port}"}
+        env = {"ROSTER_BROKER": broker_url, "SCIM_URL": f"http://127.0.0.1:{scim_port}"}
         assert set(env) == set(services["worker"]["environment"]) - {"ROSTER_LISTEN"}
         workers = []
         for i in range(2):
@@ -123,10 +125,14 @@ def test_the_compose_commands_provision_the_demo_and_the_metrics_count_each_oper
         for worker in workers:
             worker.wait_healthy()
         engine_port, api_port = free_port(), free_port()
+        sources = fleet.tmp_path / "sources"  # as the Kubernetes volume of sources is: not beside jobs.yaml
+        sources.mkdir()
+        shutil.copy(CONFIG_DIR / "people.csv", sources / "people.csv")
         engine_env = {
-            "ROSTER_BROKER_URL": broker_url,
+            "ROSTER_BROKER": broker_url,
             "ROSTER_STATE": state_url,
             "ROSTER_API_TOKEN": "compose-test-token",
+            "ROSTER_SOURCES": str(sources),
         }
         local = {"ROSTER_LISTEN", "ROSTER_API_LISTEN"}
         assert set(engine_env) == set(services["engine"]["environment"]) - local

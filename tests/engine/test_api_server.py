@@ -66,6 +66,40 @@ async def test_a_port_in_use_is_a_config_error_naming_the_address() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         server = ApiServer(Admin(None), ApiSettings(port=port, token="t"))  # type: ignore[arg-type]
-        with pytest.raises(ConfigError, match=rf"--api-listen: cannot listen on 127.0.0.1:{port}"):
+        with pytest.raises(
+            ConfigError,
+            match=rf"ROSTER_API_LISTEN: cannot serve the admin API on 127.0.0.1:{port}: address already",
+        ):
             await server.start()
         await server.aclose()
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:8477", "[::]:8477", "10.1.2.3:8477", "engine.example.org:8477"])
+def test_an_api_other_machines_reach_is_refused_without_a_token_of_its_own(
+    tmp_path: Path, listen: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _settings(tmp_path, listen)
+    message = str(refused.value)
+    assert message.startswith("ROSTER_API_TOKEN / --api-token-file: the admin API on")
+    assert "reachable from other machines and has no token of its own" in message
+    assert "listen on 127.0.0.1" in message and "openssl rand -hex 32" in message
+    assert not (tmp_path / ".roster" / "api-token").exists()  # no token made for it silently
+
+
+@pytest.mark.parametrize("token", ["change-me", "CHANGEME", "short-token"])
+def test_an_api_other_machines_reach_is_refused_with_a_placeholder_or_short_token(
+    tmp_path: Path, token: str
+) -> None:
+    for given in ({"token": token}, {"token_file": tmp_path / "token"}):
+        (tmp_path / "token").write_text(token + "\n")
+        with pytest.raises(ConfigError, match="has a placeholder token or one shorter than 16") as refused:
+            _settings(tmp_path, "0.0.0.0:8477", **given)
+        assert token not in str(refused.value)
+
+
+def test_a_long_token_serves_any_address_and_the_loopback_takes_any_token(tmp_path: Path) -> None:
+    token = "x" * 16
+    assert _settings(tmp_path, "0.0.0.0:8477", token=token).host == "0.0.0.0"
+    assert _settings(tmp_path, "[::1]:8477", token="t").token == "t"
+    assert _settings(tmp_path, "localhost:8477", token="change-me").token == "change-me"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from common.config.yamlfile import load_yaml
 from common.errors import ConfigError
@@ -198,3 +199,67 @@ def test_the_cycle_deadline_grows_with_the_batches_awaited() -> None:
     assert config.deadline.for_ops(0, 500) == 60
     assert config.deadline.for_ops(1001, 500) == 61.5  # three batches
     assert parse_engine_config({"jobs": [_job()]}, base_dir=Path(".")).deadline.for_ops(500, 500) == 362
+
+
+def test_relative_paths_in_a_file_are_read_from_its_folder_whatever_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.cli.options import DEFAULT_STATE
+    from engine.config import load_engine_config
+    from engine.store.state import state_url
+    from workers.config import load_targets
+
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    (folder / "people.csv").write_text("id,mail\n1,a@example.org\n", encoding="utf-8")
+    raw = {
+        "jobs": [_job(source={"type": "csv", "path": "people.csv", "id_column": "id"})],
+        "targets": [
+            {
+                "name": "db",
+                "type": "sql",
+                "url": "sqlite:///target.db",
+                "table": "t",
+                "key_column": "id",
+                "on_disable": "delete",
+            }
+        ],
+    }
+    (folder / "roster.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # the file named relative to the cwd...
+    config = load_engine_config(Path("conf/roster.yaml"))
+    targets = load_targets(Path("conf/roster.yaml"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # ...and the cwd moved after reading it
+    assert config.base_dir == folder
+    assert config.jobs[0].source.settings.path == folder / "people.csv"
+    assert config.jobs[0].source.settings.path.is_file()
+    assert (
+        state_url(DEFAULT_STATE, base_dir=config.base_dir) == f"sqlite+aiosqlite:///{folder}/.roster/state.db"
+    )
+    assert targets[0].settings.url.database == str(folder / "target.db")
+
+
+@pytest.mark.parametrize(
+    ("engine", "path"),
+    [
+        ({"quarantine": {"windw": 3}}, "engine.quarantine.windw"),
+        ({"quarantine": {"failure_share": "most"}}, "engine.quarantine.failure_share"),
+        ({"state": ""}, "engine.state"),
+    ],
+)
+def test_an_engine_setting_error_names_the_key_as_the_file_has_it(engine: dict, path: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_engine_config({"jobs": [_job()], "engine": engine}, base_dir=Path("."))
+    assert caught.value.path == path
+
+
+def test_roster_version_names_the_package_and_the_wire_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from common.process.build import roster_version
+    from queues.contracts import VERSION
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"roster {roster_version()} (wire version {VERSION})"

@@ -251,3 +251,52 @@ def test_the_link_is_checked_as_the_ldap_target_checks_it(tmp_path: Path) -> Non
         assert where in message and words in message and "1234" not in message, message
     settings = parse_ldap_source("s", {**base, "connect_timeout_s": 2.5}, base_dir=tmp_path)
     assert settings.link.connect_timeout_s == 2.5 and secret not in repr(settings)
+
+
+PHOTO = b"\xff\xd8\xff\xe0 not text"  # the start of a JPEG: not UTF-8
+
+
+def _give_photos(server: Slapd, dns: list[str]) -> None:
+    conn = admin(server)
+    for dn in dns:
+        assert conn.modify(dn, {"jpegPhoto": [(ldap3.MODIFY_ADD, [PHOTO])]}), conn.result
+    conn.unbind()
+
+
+@pytest.mark.parametrize("named", ["attribute", "id"])
+async def test_an_entry_with_a_value_that_is_not_text_is_skipped_and_counted(
+    slapd: Slapd, tmp_path: Path, named: str
+) -> None:
+    dns = seed(slapd, 4)
+    _give_photos(slapd, dns[1:2])
+    names = ["uid", "cn", "jpegPhoto"] if named == "attribute" else ["uid", "cn"]
+    raw = source_settings(slapd, attributes=names)
+    if named == "id":
+        raw["id_attribute"] = "jpegPhoto"
+        _give_photos(slapd, [dns[0], dns[2], dns[3]])
+    source = LdapSource(parse_ldap_source("s", raw, base_dir=tmp_path))
+    objects, _ = await read_all(source)
+
+    # Never a value with U+FFFD in place of the bytes: the entry cannot be read, so the read is incomplete.
+    assert all("\ufffd" not in repr(o) for o in objects)
+    expected = 3 if named == "attribute" else 0
+    assert len(objects) == expected and source.skipped == 4 - expected
+    problem = source.problems[0]
+    assert "jpegPhoto has a value that is not UTF-8 text" in problem.message
+    assert problem.message.endswith("entry skipped")
+
+
+async def test_reading_every_attribute_leaves_a_binary_one_out_and_says_so_once(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    dns = seed(slapd, 3)
+    _give_photos(slapd, dns[:2])
+    raw = source_settings(slapd)
+    del raw["attributes"]
+    source = LdapSource(parse_ldap_source("s", raw, base_dir=tmp_path))
+    objects, _ = await read_all(source)
+
+    assert len(objects) == 3 and source.skipped == 0
+    assert all("jpegPhoto" not in o.attributes and o.attributes["uid"] for o in objects)
+    (note,) = source.problems
+    assert "jpegPhoto has a value that is not UTF-8 text" in note.message and "left out" in note.message

@@ -175,6 +175,11 @@ def test_names_are_flattened_as_the_scim_connector_writes_them() -> None:
     assert "schemas" not in flat
 
 
+def test_a_type_spelled_with_capitals_is_found_under_its_canonical_lower_case() -> None:
+    flat = flatten({"emails": [{"type": "Work", "value": "a@example.org"}]})
+    assert flat['emails[type eq "work"].value'] == flat['emails[type eq "Work"].value'] == "a@example.org"
+
+
 def test_the_example_job_file_is_valid_with_and_without_the_scim_source(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "scim.yaml"
     text = example.read_text()

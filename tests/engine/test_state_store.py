@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import socket
 import subprocess
 import sys
@@ -26,8 +27,9 @@ from engine.store import history, migrations
 from engine.store.schema import metadata
 from engine.store.state import StateStore, state_url
 from queues.contracts import Result
-from tests.conftest import require_service
+from tests import needs
 from tests.databases import private_database
+from tests.engine.log_v7 import back_to_version_7_log
 
 _ids = itertools.count()
 
@@ -37,7 +39,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield state_url(str(tmp_path / "state.db"))
         return
-    require_service("PostgreSQL", 5432, "start it with `bash tests/services.sh postgresql`")
+    needs.postgres()
     with private_database("roster_state") as database:
         yield state_url(database)
 
@@ -133,6 +135,7 @@ async def test_every_row_of_a_large_write_lands_once_and_in_order(store: StateSt
 
 async def test_a_failed_write_shows_no_value_it_held(store: StateStore) -> None:
     async with store.engine.begin() as conn:
+        await conn.execute(sa.text("DROP VIEW log_view"))
         await conn.execute(sa.text("DROP TABLE log"))
     secret = '{"initialPassword": "s3cret-Value"}'
     with pytest.raises(sa.exc.DBAPIError) as caught:
@@ -220,21 +223,24 @@ async def test_a_store_from_before_versioning_is_adopted_with_its_data(url: str)
 
 
 async def test_migration_4_keeps_the_first_of_twin_log_records_and_refuses_new_twins(url: str) -> None:
-    async with StateStore(url) as store:
-        await store.apply_results([result("a", op_id="op-a"), result("b", op_id="op-b")])
-        async with store.engine.begin() as conn:  # back to a version 3 store, with the twins it wrote
-            await conn.execute(sa.text("DROP INDEX log_result"))
-            await conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 4"))
-            await conn.execute(
-                sa.text(
-                    "INSERT INTO log (at, cycle_id, op_id, job, source_id, action, status, attempts) "
-                    "VALUES (2, 'c1', 'op-a', 'people', 'a', 'create', 'succeeded', 1),"
-                    " (3, 'c1', 'op-a', 'people', 'a', 'create', 'succeeded', 1),"
-                    " (4, 'c1', 'op-a', 'people', 'a', 'create', 'retrying', 1),"
-                    " (5, NULL, NULL, 'people', 'x', 'create', 'failed', NULL),"
-                    " (6, NULL, NULL, 'people', 'x', 'create', 'failed', NULL)"
-                )
-            )
+    async with StateStore(url) as store, store.engine.begin() as conn:
+        # Back to a version 3 store, with what apply_results wrote and the twins it wrote.
+        await back_to_version_7_log(conn)
+        await conn.execute(sa.text("DROP INDEX log_result"))
+        await conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 4"))
+        await conn.execute(
+            sa.text(
+                "INSERT INTO log (at, cycle_id, op_id, job, source_id, action, status, attempts) "
+                "VALUES (:now, 'c1', 'op-a', 'people', 'a', 'create', 'succeeded', 1),"
+                " (:now, 'c1', 'op-b', 'people', 'b', 'create', 'succeeded', 1),"
+                " (2, 'c1', 'op-a', 'people', 'a', 'create', 'succeeded', 1),"
+                " (3, 'c1', 'op-a', 'people', 'a', 'create', 'succeeded', 1),"
+                " (4, 'c1', 'op-a', 'people', 'a', 'create', 'retrying', 1),"
+                " (5, NULL, NULL, 'people', 'x', 'create', 'failed', NULL),"
+                " (6, NULL, NULL, 'people', 'x', 'create', 'failed', NULL)"
+            ),
+            {"now": time.time()},
+        )
     async with StateStore(url) as store:
         async with store.engine.connect() as conn:
             assert await migrations.version(conn) == migrations.LATEST
@@ -274,7 +280,7 @@ async def test_migration_7_stores_the_objects_compactly_and_reads_them_back_as_t
                 sa.text("INSERT INTO objects VALUES ('people', :s, :t, :h, :state, 1.0)"),
                 {"s": source_id, "t": e.target_id, "h": e.applied_hash, "state": e.state},
             )
-        await conn.execute(sa.text("DELETE FROM schema_version WHERE version = 7"))
+        await conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 7"))
     async with StateStore(url) as store:
         async with store.engine.connect() as conn:
             assert await migrations.version(conn) == migrations.LATEST
@@ -325,7 +331,7 @@ async def test_a_store_newer_than_this_roster_is_refused(url: str) -> None:
 
 async def test_engines_that_open_one_postgresql_store_at_once_migrate_it_once() -> None:
     """Failover runs two engines on one PostgreSQL store (one SQLite file has one engine)."""
-    require_service("PostgreSQL", 5432, "start it with `bash tests/services.sh postgresql`")
+    needs.postgres()
     with private_database("roster_state") as database:
         await _open_together(state_url(database))
 
@@ -372,3 +378,33 @@ async def test_running_cycles_whose_owner_is_gone_are_interrupted_and_live_ones_
     async with store.engine.connect() as conn:
         query = sa.text("SELECT lease_until FROM cycles WHERE cycle_id = 'mine'")
         assert (await conn.execute(query)).scalar() > time.time() + history.LEASE_S / 2
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+async def test_a_new_sqlite_state_and_its_wal_and_shm_are_readable_by_their_owner_only(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fresh" / ".roster" / "state.db"
+    old = os.umask(0o022)  # the usual umask, under which SQLite alone would make them 0644
+    try:
+        async with StateStore(state_url(str(path))) as store:
+            await store.apply_results([result("a")])
+            files = [path, path.with_name("state.db-wal"), path.with_name("state.db-shm")]
+            assert [_mode(f) for f in files] == [0o600, 0o600, 0o600]
+        assert _mode(path.parent) == 0o700
+    finally:
+        os.umask(old)
+
+
+async def test_an_existing_state_open_to_others_is_narrowed_to_its_owner(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async with StateStore(state_url(str(path))) as store:
+        await store.apply_results([result("a")])
+    path.chmod(0o644)
+    async with StateStore(state_url(str(path))) as store:
+        assert await store.entry("people", "a") is not None
+        assert _mode(path) == 0o600
+        assert _mode(path.with_name("state.db-wal")) == 0o600

@@ -152,17 +152,12 @@ async def target_rows(url: str, table: str = "accounts") -> dict[str, dict[str, 
     return by_key
 
 
-class FaultInjector:
-    """Sits in front of a real connector and fails its first `failures` calls transiently, or
-    stalls each call, as the test says."""
+class Interposer:
+    """In front of a real connector: passes every call on, counting them in `calls`; a subclass's
+    `interpose` changes what a call does."""
 
-    def __init__(
-        self, inner: Connector, *, failures: int = 0, stall_s: float = 0.0, error: Exception | None = None
-    ) -> None:
+    def __init__(self, inner: Connector) -> None:
         self.inner = inner
-        self.failures = failures
-        self.stall_s = stall_s
-        self.error = error
         self.calls = 0
 
     async def open(self) -> None:
@@ -173,8 +168,38 @@ class FaultInjector:
 
     async def apply(self, ops: Any) -> Any:
         self.calls += 1
+        return await self.interpose(ops)
+
+    async def interpose(self, ops: Any) -> Any:
+        return await self.inner.apply(ops)
+
+
+class FaultInjector(Interposer):
+    """Fails the first `failures` calls transiently (or with `error`), or stalls each call, as the
+    test says. With `after`, a failing call first lets the connector apply the batch: the target took
+    it and only its answer is lost (a worker killed between the commit and the result), so the batch
+    comes again."""
+
+    def __init__(
+        self,
+        inner: Connector,
+        *,
+        failures: int = 0,
+        stall_s: float = 0.0,
+        error: Exception | None = None,
+        after: bool = False,
+    ) -> None:
+        super().__init__(inner)
+        self.failures = failures
+        self.stall_s = stall_s
+        self.error = error
+        self.after = after
+
+    async def interpose(self, ops: Any) -> Any:
         if self.stall_s:
             await asyncio.sleep(self.stall_s)
-        if self.calls <= self.failures:
-            raise self.error or TransientError("injected: target unavailable", code="503")
-        return await self.inner.apply(ops)
+        if self.calls > self.failures:
+            return await self.inner.apply(ops)
+        if self.after:
+            await self.inner.apply(ops)
+        raise self.error or TransientError("injected: target unavailable", code="503")

@@ -13,9 +13,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,25 +25,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def rabbitmqctl(*args: str) -> str:
-    result = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr or result.stdout}")
-    return result.stdout
-
-
-@contextmanager
-def vhost() -> Iterator[str]:
-    """A fresh RabbitMQ virtual host for one test; yields its amqp:// URL and deletes it after."""
-    name = f"roster-test-{uuid.uuid4().hex[:10]}"
-    rabbitmqctl("add_vhost", name)
-    try:
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
-    finally:
-        rabbitmqctl("delete_vhost", name)
 
 
 @dataclass
@@ -137,17 +115,17 @@ class Fleet:
         self.broker_url = broker_url
         self.processes: list[Process] = []
 
-    def engine(self, config: Path, *extra: str) -> Process:
+    def engine(self, config: Path, *extra: str, env: dict[str, str] | None = None) -> Process:
         """An engine whose admin API takes a free port unless `extra` gives `--api-listen`."""
         args = ["engine", str(config), "--broker", self.broker_url, "--api-listen", "127.0.0.1:0", *extra]
-        return self._start("engine", args)
+        return self._start("engine", args, env)
 
     def worker(self, config: Path, *extra: str) -> Process:
         return self._start("worker", ["worker", str(config), "--broker", self.broker_url, *extra])
 
-    def _start(self, kind: str, args: list[str]) -> Process:
+    def _start(self, kind: str, args: list[str], env: dict[str, str] | None = None) -> Process:
         name = f"{kind}-{len(self.processes)}"
-        process = Process(name, args, free_port(), self.tmp_path / f"{name}.log").start()
+        process = Process(name, args, free_port(), self.tmp_path / f"{name}.log", env=env or {}).start()
         self.processes.append(process)
         return process
 

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from engine.api.admin import Admin
 from engine.api.server import ApiServer, ApiSettings, operated
 from engine.cli.embedded import Embedded
+from engine.store.history import iso_utc
 from engine.store.schema import log
 from tests.integration.pipeline import job_config, person, pipeline, sql_target, write_csv
 
@@ -126,7 +127,19 @@ async def test_every_route_does_what_it_says(served: Served) -> None:
     assert len(rest["records"]) == PEOPLE - 1 - 10 and rest["next_after_id"] is None
     status, lines = await call("GET", "/logs/export?action=disable")
     exported = [orjson.loads(line) for line in lines.splitlines()]
-    assert exported == page["records"] + rest["records"]
+    assert exported == [{**r, "at": iso_utc(r["at"])} for r in page["records"] + rest["records"]]
+    assert exported[0]["at"].endswith("Z")  # exports carry ISO 8601 times in UTC
+    status, newest = await call("GET", "/logs?job=people&action=disable&limit=10&order=newest")
+    assert [r["id"] for r in newest["records"]] == [r["id"] for r in (page["records"] + rest["records"])][
+        ::-1
+    ][:10]
+    assert newest["next_after_id"] is None and newest["next_before_id"] == newest["records"][-1]["id"]
+    status, older = await call(
+        "GET", f"/logs?action=disable&order=newest&before_id={newest['next_before_id']}"
+    )
+    assert [r["id"] for r in older["records"]] == [r["id"] for r in page["records"] + rest["records"]][::-1][
+        10:
+    ]
     status, text = await call("GET", "/logs/export?format=csv&action=update")
     assert text.decode().splitlines()[0].startswith("id,at,cycle_id") and len(text.splitlines()) == 2
 

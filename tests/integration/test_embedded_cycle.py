@@ -6,12 +6,14 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.integration.pipeline import (
+    FaultInjector,
     expected_row,
     job_config,
     person,
@@ -173,3 +175,43 @@ async def test_a_cycle_reads_the_full_state_entries_only_of_objects_that_changed
         summary = await p.runner.run_cycle(job)
     assert (summary.updated, summary.disabled, summary.unchanged) == (1, 5, N - 6)
     assert sorted(read) == sorted(rows[i]["employee_id"] for i in range(6))
+
+
+async def test_a_target_keyed_on_a_name_renames_its_row_once_through_a_lost_answer(
+    tmp_path: Path, target: Target
+) -> None:
+    """The key column holds the email, which changes: the row is renamed, never joined by a second one,
+    also when the rename's answer is lost after the commit and the batch comes again."""
+    rows = [person(i) for i in range(30)]
+    write_csv(tmp_path / "people.csv", rows)
+    raw = {**job_config(tmp_path), **sql_target(target.url, table=target.table, key_column="email")}
+    for mapping in raw["jobs"][0]["mappings"]:
+        mapping.pop("match", None)
+        if mapping["target"] == "email":
+            mapping["match"] = True
+    injectors: list[FaultInjector] = []
+
+    def wrap(connector: Any) -> FaultInjector:
+        injectors.append(FaultInjector(connector, after=True))
+        return injectors[-1]
+
+    async with pipeline(tmp_path, raw, wrap=wrap) as p:
+        job = p.runner.config.jobs[0]
+        assert (await p.runner.run_cycle(job)).created == len(rows)
+        renamed = {3, 4, 17}
+        for i in renamed:
+            rows[i] = person(i, email=f"renamed{i}@example.org")
+        write_csv(tmp_path / "people.csv", rows)
+        (injector,) = injectors
+        injector.failures = injector.calls + 1  # the next batch is applied, and its answer lost
+        second = await p.runner.run_cycle(job)
+        assert (second.updated, second.failed, second.status) == (len(renamed), 0, "succeeded")
+        assert second.retries >= 1
+
+        by_id = await target.rows()  # raises on an employee id in the table twice
+        assert set(by_id) == {r["employee_id"] for r in rows}
+        for source in rows:
+            row = by_id[source["employee_id"]]
+            assert {k: row[k] for k in expected_row(source)} == expected_row(source)
+        third = await p.runner.run_cycle(job)
+        assert (third.changed, third.status) == (0, "succeeded")

@@ -5,8 +5,13 @@ right in the target, and nothing that the first engine got done is done again.""
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 import signal
+import socket
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +22,11 @@ import yaml
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from engine.store.state import state_url
-from tests.conftest import require_service
+from tests import needs
 from tests.databases import private_database
 from tests.integration.pipeline import expected_row, job_config, person, sql_target, target_rows, write_csv
-from tests.integration.processes import Fleet, Process, vhost, wait_until
+from tests.integration.processes import Fleet, Process, free_port, wait_until
+from tests.rabbit import vhost
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -29,14 +35,14 @@ TAKEOVER_S = 10.0
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    require_service("PostgreSQL", 5432, "start it with `bash tests/services.sh postgresql`")
+    needs.postgres()
     with private_database("roster_failover") as url:
         yield url
 
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
+    needs.rabbitmq()
     with vhost() as url:
         fleet = Fleet(tmp_path, url)
         try:
@@ -65,7 +71,7 @@ async def _state(database: str) -> tuple[list[tuple[str, str]], Counter[str], di
             r[0]
             for r in await conn.execute(
                 sa.text(
-                    "SELECT DISTINCT source_id, op_id FROM log"
+                    "SELECT DISTINCT source_id, op_id FROM log_view"
                     " WHERE action = 'create' AND status = 'succeeded'"
                 )
             )
@@ -114,6 +120,57 @@ def test_the_standby_takes_over_a_killed_engine_mid_cycle_and_every_object_ends_
     assert standby.metric("roster_operations_published_total") <= len(rows) - done_before_kill
     print(f"takeover after {took_over_s:.1f} s; {done_before_kill:.0f} operations done before the kill")
     _stop(standby, *workers)
+
+
+def _api(port: int, path: str, token: str) -> tuple[int, dict[str, str], dict]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, dict(answer.headers), json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read())
+
+
+def test_a_standby_answers_503_naming_the_active_engine_until_it_takes_over(
+    tmp_path: Path, fleet: Fleet, database: str
+) -> None:
+    config = _config(tmp_path, database, [person(i) for i in range(20)])
+    token = "t-" + secrets.token_hex(16)
+    ports = [free_port(), free_port()]
+    engines = [
+        fleet.engine(config, "--api-listen", f"127.0.0.1:{port}", env={"ROSTER_API_TOKEN": token})
+        for port in ports
+    ]
+    worker = fleet.worker(config)  # so that the takeover finds the queues empty, and is quick
+    for process in (*engines, worker):
+        process.wait_healthy()
+    wait_until(
+        lambda: sum(e.metric("roster_engine_active") for e in engines) == 1, 30, "one active engine", fleet
+    )
+    (active, active_port), (standby, standby_port) = sorted(
+        zip(engines, ports, strict=True), key=lambda pair: -pair[0].metric("roster_engine_active")
+    )
+    assert active.popen is not None
+    assert _api(active_port, "/jobs", token)[0] == 200
+    active_name = f"roster-engine {socket.gethostname()} pid {active.popen.pid}"
+    for path in ("/jobs", "/jobs/people", "/openapi.json", "/logs"):
+        status, headers, body = _api(standby_port, path, token)
+        assert status == 503 and headers["Retry-After"] == "5", (path, status, body)
+        assert body == {
+            "error": "standby",
+            "detail": f"standby: the active engine is {active_name}",
+        }
+    status, _, health = _api(standby_port, "/healthz", token)
+    assert status == 200 and health["role"] == "standby"
+
+    wait_until(lambda: active.metric("roster_cycles_total", status="succeeded") >= 1, 60, "a cycle", fleet)
+    active.signal(signal.SIGKILL)
+    active.wait(30)
+    wait_until(lambda: standby.metric("roster_engine_active") == 1, TAKEOVER_S, "the takeover", fleet)
+    wait_until(lambda: _api(standby_port, "/jobs", token)[0] == 200, 5, "the API of the new active engine")
+    _stop(standby, worker)
 
 
 def _stop(*processes: Process) -> None:

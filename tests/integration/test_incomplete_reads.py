@@ -217,7 +217,9 @@ def test_a_lone_surrogate_in_a_jsonl_value_is_refused_for_that_object_with_its_a
 
 def _failures(tmp_path: Path) -> dict[str, str]:
     with sqlite3.connect(tmp_path / "state.db") as conn:
-        rows = conn.execute("SELECT source_id, error_message FROM log WHERE status = 'failed'").fetchall()
+        rows = conn.execute(
+            "SELECT source_id, error_message FROM log_view WHERE status = 'failed'"
+        ).fetchall()
     return dict(rows)
 
 

@@ -8,6 +8,7 @@ import asyncio
 import csv
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,39 +52,52 @@ def teams(rows: list[dict[str, Any]], count: int = TEAMS) -> list[dict[str, Any]
 
 
 def write_sources(tmp_path: Path, rows: list[dict[str, Any]], groups: list[dict[str, Any]]) -> None:
+    """people.csv (its columns those of the first row, else `COLUMNS`) and groups.jsonl."""
     with (tmp_path / "people.csv").open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=tuple(rows[0]) if rows else COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     with (tmp_path / "groups.jsonl").open("w", encoding="utf-8") as f:
         f.writelines(json.dumps(g, ensure_ascii=False) + "\n" for g in groups)
 
 
-def target(server: Slapd, **users: Any) -> dict[str, Any]:
+PEOPLE_MAPPINGS = [
+    {"target": "employeeNumber", "source": "employee_id", "match": True},
+    {"target": "userName", "source": "login"},
+    {"target": "givenName", "source": "given_name"},
+    {"target": "familyName", "source": "family_name"},
+    {"target": "displayName", "expression": 'Join(" ", [given_name], [family_name])'},
+    {"target": "email", "source": "email"},
+]
+
+
+def target(server: Slapd, *, first_delay_ms: int = 200, tiers: int = 6, **users: Any) -> dict[str, Any]:
     return {
         "name": "directory",
         "type": "ldap",
         **target_settings(server, users={"match": "employeeNumber", **users}, connect_timeout_s=1),
-        "retry": {"first_delay_ms": 200, "multiplier": 2, "tiers": 6},
+        "retry": {"first_delay_ms": first_delay_ms, "multiplier": 2, "tiers": tiers},
     }
 
 
-def files_config(tmp_path: Path, server: Slapd) -> dict[str, Any]:
+def files_config(
+    tmp_path: Path,
+    server: Slapd,
+    *,
+    mappings: Sequence[dict[str, Any]] = PEOPLE_MAPPINGS,
+    batch_size: int = 200,
+    **retry: int,
+) -> dict[str, Any]:
+    """Job `people` from people.csv and job `teams` (its members people) from groups.jsonl into one
+    directory; `retry` is `target`'s."""
     return {
-        "engine": {"batch_size": 200, "linger_ms": 2},
+        "engine": {"batch_size": batch_size, "linger_ms": 2},
         "jobs": [
             {
                 "name": "people",
                 "source": {"type": "csv", "path": str(tmp_path / "people.csv"), "id_column": "employee_id"},
                 "target": "directory",
-                "mappings": [
-                    {"target": "employeeNumber", "source": "employee_id", "match": True},
-                    {"target": "userName", "source": "login"},
-                    {"target": "givenName", "source": "given_name"},
-                    {"target": "familyName", "source": "family_name"},
-                    {"target": "displayName", "expression": 'Join(" ", [given_name], [family_name])'},
-                    {"target": "email", "source": "email"},
-                ],
+                "mappings": list(mappings),
             },
             {
                 "name": "teams",
@@ -94,13 +108,15 @@ def files_config(tmp_path: Path, server: Slapd) -> dict[str, Any]:
                 "mappings": [{"target": "displayName", "source": "name", "match": True}],
             },
         ],
-        "targets": [target(server)],
+        "targets": [target(server, **retry)],
     }
 
 
-async def cycle(p: Embedded) -> dict[str, CycleSummary]:
-    """One cycle of each job, users first; the summaries by job."""
-    return {job.name: await p.runner.run_cycle(job) for job in in_dependency_order(p.runner.config.jobs)}
+async def cycle(p: Embedded, order: tuple[str, ...] | None = None) -> dict[str, CycleSummary]:
+    """One cycle of each job (users first, unless `order` says otherwise); the summaries by job."""
+    jobs = {job.name: job for job in p.runner.config.jobs}
+    names = order or tuple(job.name for job in in_dependency_order(p.runner.config.jobs))
+    return {name: await p.runner.run_cycle(jobs[name]) for name in names}
 
 
 def expected(row: dict[str, Any]) -> dict[str, list[str]]:

@@ -20,9 +20,11 @@ from engine.api.admin import Admin
 from engine.pipeline.cycles import CycleRunner
 from engine.store.state import StateStore, state_url
 from queues.broker import REASON_HEADER, Message
+from queues.contracts import VERSION
 from queues.memory import MemoryBroker
 from queues.topology import dead_letter_queue, ops_queue
 from tests.integration.pipeline import (
+    Interposer,
     configs,
     expected_row,
     job_config,
@@ -38,48 +40,29 @@ N = 120
 FINAL = ("succeeded", "failed", "skipped", "lost-in-transit")
 
 
-class Nonsense:
-    """In front of a real connector: its first call answers something that is not an outcome, as a
-    broken connector plugin might; later calls go through."""
+class Nonsense(Interposer):
+    """Its first call answers something that is not an outcome, as a broken connector plugin might;
+    later calls go through."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls = 0
-
-    async def open(self) -> None:
-        await self.inner.open()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    async def apply(self, ops: Any) -> Any:
-        self.calls += 1
+    async def interpose(self, ops: Any) -> Any:
         if self.calls == 1:
             return [None] * len(ops)
-        return await self.inner.apply(ops)
+        return await super().interpose(ops)
 
 
-class Gate:
-    """In front of a real connector: its first call waits until the test opens the gate."""
+class Gate(Interposer):
+    """Its first call waits until the test opens the gate."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls = 0
+        super().__init__(inner)
         self.held = asyncio.Event()
         self.open_gate = asyncio.Event()
 
-    async def open(self) -> None:
-        await self.inner.open()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    async def apply(self, ops: Any) -> Any:
-        self.calls += 1
+    async def interpose(self, ops: Any) -> Any:
         if self.calls == 1:
             self.held.set()
             await self.open_gate.wait()
-        return await self.inner.apply(ops)
+        return await super().interpose(ops)
 
 
 class Garbling:
@@ -94,8 +77,8 @@ class Garbling:
         return getattr(self._inner, name)
 
     async def publish(self, queue: str, messages: Sequence[Message], *, delay_ms: int = 0) -> None:
-        if queue.startswith("roster.ops.") and not self.garbled:
-            envelope = orjson.loads(messages[0].body)
+        envelope = orjson.loads(messages[0].body) if queue.startswith("roster.ops.") else {}
+        if envelope.get("kind") == "ops" and not self.garbled:  # a batch, not a list request
             self.garbled.append(messages[0].body)
             envelope["v"] = 99
             messages = [Message(orjson.dumps(envelope), messages[0].headers), *messages[1:]]
@@ -201,7 +184,7 @@ async def test_a_dead_lettered_batch_ends_its_cycle_at_the_deadline_lost_in_tran
         assert all("no result within the cycle's deadline" in r["error_message"] for r in lost)
         assert not runner.tracker.in_flight("people")  # nothing is left "in flight" forever
         assert await _dead_reasons(runner.broker, "db") == [
-            "unknown envelope version 99, this build speaks 2"
+            f"unknown envelope version 99, this build speaks {VERSION}"
         ]
 
         second = await asyncio.wait_for(runner.run_cycle(job), 60)

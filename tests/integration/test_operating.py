@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,9 +23,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import require_service
+from tests import needs
 from tests.integration.pipeline import job_config, person, sql_target, write_csv
-from tests.integration.processes import REPO, Fleet, Process, free_port, vhost
+from tests.integration.processes import REPO, Fleet, Process, free_port
+from tests.rabbit import vhost
 
 PEOPLE = 30
 
@@ -82,10 +84,14 @@ def _answers(url: str) -> bool:
 
 @pytest.fixture
 def serving(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`roster run --serve` on a free API port, its first cycle done; yields the API's URL."""
+    """`roster run --serve` on a free API port (and /metrics on the port in `metrics-port`), its
+    first cycle done; yields the API's URL."""
     api = f"http://127.0.0.1:{free_port()}"
     listen = api.removeprefix("http://")
+    metrics_port = free_port()
+    (tmp_path / "metrics-port").write_text(str(metrics_port))
     args = ["--log-level", "info", "run", "--serve", str(_config(tmp_path)), "--api-listen", listen]
+    args += ["--listen", f"127.0.0.1:{metrics_port}"]
     with (tmp_path / "serve.out").open("w") as out, (tmp_path / "serve.err").open("w") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "common.process.launcher", *args],
@@ -115,15 +121,13 @@ def _first_done(tmp_path: Path, api: str, **env: str) -> bool:
 def test_the_commands_pause_resume_trigger_and_export_a_live_engine(
     tmp_path: Path, serving: tuple[str, subprocess.Popen[bytes]]
 ) -> None:
-    api, process = serving
-    token_file = tmp_path / ".roster" / "api-token"
-    assert token_file.stat().st_mode & 0o777 == 0o600
-    token = token_file.read_text().strip()
+    api, _process = serving
+    assert (tmp_path / ".roster" / "api-token").stat().st_mode & 0o777 == 0o600
 
     listed = roster(tmp_path, api, "status")
     assert listed.returncode == 0 and "people" in listed.stdout and "active" in listed.stdout, listed
     paused = roster(tmp_path, api, "pause", "people")
-    assert (paused.returncode, paused.stdout.strip()) == (0, "people: paused; now paused")
+    assert (paused.returncode, paused.stdout.strip()) == (0, "people: paused")
     assert _status(tmp_path, api)["state"] == "paused"
     shown = roster(tmp_path, api, "status", "people")
     assert "paused" in shown.stdout and "Last cycles" in shown.stdout and "30 created" in shown.stdout
@@ -134,14 +138,25 @@ def test_the_commands_pause_resume_trigger_and_export_a_live_engine(
     assert roster(tmp_path, api, "trigger", "people").returncode == 0
     _wait_for("the triggered cycle", lambda: _status(tmp_path, api)["last_cycles"][0]["trigger"] == "api")  # type: ignore[index]
 
-    exported = roster(tmp_path, api, "logs", "--job", "people", "--action", "create", "--export", "jsonl")
+    exported = roster(
+        tmp_path, api, "logs", "--job", "people", "--action", "create", "--export", "jsonl", "--oldest-first"
+    )
     records = [json.loads(line) for line in exported.stdout.splitlines()]
     assert sorted(r["source_id"] for r in records) == [f"E{i:05d}" for i in range(PEOPLE)]
-    as_csv = list(csv.DictReader(io.StringIO(roster(tmp_path, api, "logs", "--export", "csv").stdout)))
+    as_csv = list(
+        csv.DictReader(io.StringIO(roster(tmp_path, api, "logs", "--export", "csv", "--oldest-first").stdout))
+    )
     assert [r["op_id"] for r in as_csv] == [r["op_id"] for r in records]
-    page = roster(tmp_path, api, "logs", "--job", "people", "--limit", "5", "--since", "1h")
+    page = roster(tmp_path, api, "logs", "--job", "people", "--limit", "5", "--since", "1h", "--oldest-first")
     assert "E00004" in page.stdout and "E00005" not in page.stdout and "more: add --after-id" in page.stdout
 
+
+def test_reset_asks_and_errors_say_what_to_do_and_sigterm_stops_the_engine(
+    tmp_path: Path, serving: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    api, process = serving
+    token_file = tmp_path / ".roster" / "api-token"
+    token = token_file.read_text().strip()
     unasked = roster(tmp_path, api, "reset", "people")
     assert unasked.returncode == 1 and "roster reset people --yes" in unasked.stdout
     assert roster(tmp_path, api, "reset", "people", "--yes").returncode == 0
@@ -163,9 +178,125 @@ def test_the_commands_pause_resume_trigger_and_export_a_live_engine(
     assert token not in out
 
 
+CYCLE_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d people cycle (\S+) succeeded in \d+\.\d s: "
+    r"(\d+) created, (\d+) updated, (\d+) disabled, (\d+) deleted, (\d+) held, (\d+) failed$",
+    re.MULTILINE,
+)
+
+
+def _metrics(tmp_path: Path) -> str:
+    port = (tmp_path / "metrics-port").read_text()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        return str(answer.read().decode())
+
+
+def test_run_serve_serves_metrics_and_prints_a_line_per_cycle(
+    tmp_path: Path, serving: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    api, process = serving
+    scraped = _metrics(tmp_path)
+    assert 'roster_cycles_total{job="people",status="succeeded"} 1.0' in scraped
+    assert "roster_engine_active 1.0" in scraped
+    assert 'roster_worker_batches_total{target="db"}' in scraped  # the embedded workers' too
+    assert 'role="engine"' in scraped and 'role="worker"' in scraped
+    [first] = CYCLE_LINE.findall((tmp_path / "serve.out").read_text())
+    assert first[1:] == (str(PEOPLE), "0", "0", "0", "0", "0")
+    assert first[0] == _status(tmp_path, api)["last_cycles"][0]["cycle_id"]  # type: ignore[index]
+
+    write_csv(tmp_path / "people.csv", [person(i, department="Legal") for i in range(PEOPLE - 1)])
+    assert roster(tmp_path, api, "trigger", "people").returncode == 0
+    _wait_for("the second line", lambda: len(CYCLE_LINE.findall((tmp_path / "serve.out").read_text())) == 2)
+    second = CYCLE_LINE.findall((tmp_path / "serve.out").read_text())[1]
+    assert second[1:] == ("0", str(PEOPLE - 1), "1", "0", "0", "0")
+    assert 'roster_cycles_total{job="people",status="succeeded"} 2.0' in _metrics(tmp_path)
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert "stopping: no cycle is running" in (tmp_path / "serve.out").read_text()
+
+
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def test_logs_read_newest_first_export_iso_times_and_redact_personal_values(
+    tmp_path: Path, serving: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    api, _process = serving
+    first = json.loads(roster(tmp_path, api, "logs", "--limit", "10", "--json").stdout)
+    ids = [r["id"] for r in first["records"]]
+    assert ids == sorted(ids, reverse=True) and first["next_before_id"] == ids[-1]
+    older = json.loads(roster(tmp_path, api, "logs", "--before-id", str(ids[-1]), "--json").stdout)
+    assert [r["id"] for r in older["records"]] == list(range(ids[-1] - 1, 0, -1))
+    table = roster(tmp_path, api, "logs", "--limit", "3").stdout
+    assert "newest first" in table and f"older: add --before-id {ids[2]}" in table
+
+    exported = [
+        json.loads(line) for line in roster(tmp_path, api, "logs", "--export", "jsonl").stdout.splitlines()
+    ]
+    assert [r["id"] for r in exported] == sorted((r["id"] for r in exported), reverse=True)
+    assert len(exported) == PEOPLE and all(ISO_UTC.fullmatch(r["at"]) for r in exported)
+    as_csv = list(csv.DictReader(io.StringIO(roster(tmp_path, api, "logs", "--export", "csv").stdout)))
+    assert [int(r["id"]) for r in as_csv] == [r["id"] for r in exported]
+    assert all(ISO_UTC.fullmatch(r["at"]) for r in as_csv)
+    assert any("user3@example.org" in r["attributes"] for r in as_csv)
+
+    for form in ("jsonl", "csv"):
+        hidden = roster(tmp_path, api, "logs", "--export", form, "--redact")
+        assert hidden.returncode == 0, hidden.stderr
+        assert "@example.org" not in hidden.stdout and "Müller" not in hidden.stdout
+        assert all(f"E{i:05d}" in hidden.stdout for i in range(PEOPLE))  # ids stay
+    record = json.loads(roster(tmp_path, api, "logs", "--export", "jsonl", "--redact").stdout.splitlines()[0])
+    assert set(record["attributes"].values()) == {"***"} and "email" in record["attributes"]
+    shown = json.loads(roster(tmp_path, api, "logs", "--json", "--redact").stdout)
+    assert all(set(r["attributes"].values()) == {"***"} for r in shown["records"])
+
+
+def test_pause_and_resume_say_when_the_job_is_so_already(
+    tmp_path: Path, serving: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    api, _process = serving
+    assert roster(tmp_path, api, "resume", "people").stdout.strip() == "people: not paused (active)"
+    assert roster(tmp_path, api, "pause", "people").stdout.strip() == "people: paused"
+    again = roster(tmp_path, api, "pause", "people")
+    assert (again.returncode, again.stdout.strip()) == (0, "people: already paused")
+    assert _status(tmp_path, api)["state"] == "paused"
+    shown = json.loads(roster(tmp_path, api, "pause", "people", "--json").stdout)
+    assert shown["state"] == "paused"
+
+
+def test_commands_piped_into_head_end_quietly(
+    tmp_path: Path, serving: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    api, _process = serving
+    env = _env(ROSTER_API_URL=api)
+    for command in (["logs", "--export", "jsonl"], ["logs", "--export", "csv"], ["logs"], ["status"]):
+        roster = [sys.executable, "-m", "common.process.launcher", *command]
+        piped = subprocess.run(
+            ["bash", "-c", f"set -o pipefail; {' '.join(roster)} | head -1"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert piped.stdout.strip() and piped.stderr == "", (command, piped.stderr)
+        # A reader gone before the first write (what `head` does to a longer output): no traceback,
+        # and the exit of a process that SIGPIPE ended.
+        closed = subprocess.Popen(
+            roster, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert closed.stdout is not None and closed.stderr is not None
+        closed.stdout.close()
+        with closed.stderr:
+            error = closed.stderr.read().decode()
+        assert (closed.wait(timeout=60), error) == (141, ""), command
+
+
 @pytest.mark.rabbitmq
 def test_roster_engine_serves_the_api_with_the_token_from_its_environment(tmp_path: Path) -> None:
-    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
+    needs.rabbitmq()
     config = _config(tmp_path)
     api = f"http://127.0.0.1:{free_port()}"
     with vhost() as broker_url:

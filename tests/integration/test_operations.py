@@ -20,7 +20,7 @@ import pytest
 
 from engine.api.admin import Admin
 from engine.core.policies import QuarantineSettings
-from engine.store.history import LogFilter
+from engine.store.history import LogFilter, iso_utc
 from engine.store.state import STAGED_DELETE
 from tests.conftest import running_scim_server
 from tests.integration.pipeline import (
@@ -239,7 +239,7 @@ async def test_every_operation_has_one_final_log_record_and_exports_agree(tmp_pa
         text = b"".join([chunk async for chunk in admin.export_logs(where, "csv")]).decode()
         as_csv = list(csv.DictReader(io.StringIO(text)))
     expected = [asdict(r) for r in everything if r.cycle_id == second.cycle_id]
-    assert exported == expected
+    assert exported == [{**r, "at": iso_utc(r["at"])} for r in expected]  # exports: ISO 8601 times
     assert [(r["op_id"], r["action"], r["status"]) for r in as_csv] == [
         (r["op_id"], r["action"], r["status"]) for r in expected
     ]

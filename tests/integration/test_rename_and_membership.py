@@ -8,8 +8,6 @@ because the directory, read back, agrees.
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,71 +15,25 @@ import pytest
 
 from common.errors import PermanentError
 from common.peers.ldap_names import canonical_dn
-from engine.cli.embedded import Embedded
-from engine.config import in_dependency_order
-from engine.model import CycleSummary
 from tests.integration.pipeline import pipeline
-from tests.slapd import SUFFIX, Slapd, target_settings
+from tests.integration.test_ldap_cycle import GROUPS, PEOPLE, cycle, files_config, write_sources
+from tests.slapd import Slapd
 from workers.connectors.base import Outcome
 from workers.connectors.ldap.connector import LdapConnector
-
-PEOPLE = f"ou=people,{SUFFIX}"
-GROUPS = f"ou=groups,{SUFFIX}"
 
 
 def person(i: int, **overrides: Any) -> dict[str, Any]:
     return {"employee_id": f"E{i}", "login": f"user{i}", "name": f"Person {i}", **overrides}
 
 
-def write(tmp_path: Path, rows: list[dict[str, Any]], groups: list[dict[str, Any]]) -> None:
-    with (tmp_path / "people.csv").open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=("employee_id", "login", "name"))
-        writer.writeheader()
-        writer.writerows(rows)
-    with (tmp_path / "groups.jsonl").open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(g) + "\n" for g in groups)
-
-
 def config(tmp_path: Path, server: Slapd) -> dict[str, Any]:
-    return {
-        "engine": {"batch_size": 50, "linger_ms": 2},
-        "jobs": [
-            {
-                "name": "people",
-                "source": {"type": "csv", "path": str(tmp_path / "people.csv"), "id_column": "employee_id"},
-                "target": "directory",
-                "mappings": [
-                    {"target": "employeeNumber", "source": "employee_id", "match": True},
-                    {"target": "userName", "source": "login"},
-                    {"target": "familyName", "source": "name"},
-                    {"target": "displayName", "source": "name"},
-                ],
-            },
-            {
-                "name": "teams",
-                "object_type": "group",
-                "source": {"type": "jsonl", "path": str(tmp_path / "groups.jsonl"), "id_column": "team_id"},
-                "target": "directory",
-                "members": {"source": "members", "job": "people"},
-                "mappings": [{"target": "displayName", "source": "name", "match": True}],
-            },
-        ],
-        "targets": [
-            {
-                "name": "directory",
-                "type": "ldap",
-                **target_settings(server, users={"match": "employeeNumber"}, connect_timeout_s=1),
-                "retry": {"first_delay_ms": 50, "multiplier": 2, "tiers": 3},
-            }
-        ],
-    }
-
-
-async def cycle(p: Embedded, order: tuple[str, ...] | None = None) -> dict[str, CycleSummary]:
-    """One cycle of each job (users first, unless `order` says otherwise); the summaries by job."""
-    jobs = {job.name: job for job in p.runner.config.jobs}
-    names = order or tuple(job.name for job in in_dependency_order(p.runner.config.jobs))
-    return {name: await p.runner.run_cycle(jobs[name]) for name in names}
+    mappings = [
+        {"target": "employeeNumber", "source": "employee_id", "match": True},
+        {"target": "userName", "source": "login"},
+        {"target": "familyName", "source": "name"},
+        {"target": "displayName", "source": "name"},
+    ]
+    return files_config(tmp_path, server, mappings=mappings, batch_size=50, first_delay_ms=50, tiers=3)
 
 
 def members(server: Slapd) -> dict[str, list[str]]:
@@ -110,14 +62,14 @@ async def test_a_person_renamed_and_dropped_from_a_group_in_one_cycle_leaves_the
     server = slapd_factory(refint=refint)
     rows = [person(i) for i in range(3)]
     team = {"team_id": "T1", "name": "Team", "members": ["E0", "E1", "E2"]}
-    write(tmp_path, rows, [team])
+    write_sources(tmp_path, rows, [team])
     async with pipeline(tmp_path, config(tmp_path, server)) as p:
         first = await cycle(p)
         assert (first["people"].created, first["teams"].created) == (3, 1)
         assert members(server) == {"Team": ["E0", "E1", "E2"]}
 
         rows[1] = person(1, login="user1-renamed")
-        write(tmp_path, rows, [{**team, "members": ["E0", "E2"]}])
+        write_sources(tmp_path, rows, [{**team, "members": ["E0", "E2"]}])
         second = await cycle(p, order)
         assert (second["people"].updated, second["teams"].updated) == (1, 1)
         assert second["people"].failed == second["teams"].failed == 0
@@ -174,7 +126,7 @@ async def test_a_rename_whose_result_was_lost_on_one_worker_and_a_leave_on_anoth
     server = slapd_factory(refint=refint)
     rows = [person(i) for i in range(3)]
     team = {"team_id": "T1", "name": "Team", "members": ["E0", "E1", "E2"]}
-    write(tmp_path, rows, [team])
+    write_sources(tmp_path, rows, [team])
     workers: list[TwoWorkers] = []
 
     def wrap(connector: LdapConnector) -> TwoWorkers:
@@ -186,7 +138,7 @@ async def test_a_rename_whose_result_was_lost_on_one_worker_and_a_leave_on_anoth
         assert members(server) == {"Team": ["E0", "E1", "E2"]}
 
         rows[1] = person(1, login="user1-renamed")
-        write(tmp_path, rows, [{**team, "members": ["E0", "E2"]}])
+        write_sources(tmp_path, rows, [{**team, "members": ["E0", "E2"]}])
         for worker in workers:
             worker.lose_rename = True
         second = await cycle(p)

@@ -22,9 +22,10 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import require_service
+from tests import needs
 from tests.integration.pipeline import expected_row, job_config, person, sql_target, target_rows, write_csv
-from tests.integration.processes import Fleet, Process, free_port, rabbitmqctl, vhost, wait_until
+from tests.integration.processes import Fleet, Process, free_port, wait_until
+from tests.rabbit import rabbitmqctl, vhost
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -33,7 +34,7 @@ TARGET = "db"
 
 @pytest.fixture
 def broker_url() -> Iterator[str]:
-    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
+    needs.rabbitmq()
     with vhost() as url:
         yield url
 
@@ -126,10 +127,12 @@ def test_an_engine_killed_mid_publish_and_started_again_converges_without_duplic
     tmp_path: Path, fleet: Fleet, postgres_url: str, table: str
 ) -> None:
     rows = [person(i) for i in range(3000)]
-    # A low high-water mark and no worker yet: the engine publishes a few batches, then waits.
+    # A low high-water mark and no worker yet: the engine publishes a few batches, then waits (after
+    # its listing's first page did not come: no worker answers it).
     config = _config(tmp_path, postgres_url, table, rows, high_water=4)
     first = fleet.engine(config, "--once")
-    wait_until(lambda: first.metric("roster_operations_published_total") >= 200, 60, "publishing", fleet)
+    # The cycle's listing request, unanswered, holds one of the 4 places in the queue: 3 batches of 50.
+    wait_until(lambda: first.metric("roster_operations_published_total") >= 150, 60, "publishing", fleet)
     first.signal(signal.SIGKILL)
     first.wait(30)
 
@@ -193,7 +196,8 @@ def test_a_full_queue_makes_the_engine_wait_until_workers_drain_it(
     rows = [person(i) for i in range(2000)]
     config = _config(tmp_path, postgres_url, table, rows, high_water=3)
     engine = fleet.engine(config, "--once")
-    wait_until(lambda: engine.metric("roster_operations_published_total") >= 150, 60, "publishing", fleet)
+    # The cycle's listing request, unanswered, holds one of the 3 places in the queue: 2 batches of 50.
+    wait_until(lambda: engine.metric("roster_operations_published_total") >= 100, 60, "publishing", fleet)
     stalled_at = engine.metric("roster_operations_published_total")
     time.sleep(1.0)
     assert engine.metric("roster_operations_published_total") == stalled_at < 2000
@@ -267,7 +271,7 @@ def test_a_worker_process_loads_no_engine_module(
 def _final(state: Path) -> list[tuple[str, str, str]]:
     with sqlite3.connect(state) as conn:
         return conn.execute(
-            "SELECT cycle_id, op_id, status FROM log WHERE status IN "
+            "SELECT cycle_id, op_id, status FROM log_view WHERE status IN "
             "('succeeded', 'failed', 'skipped', 'lost-in-transit') ORDER BY id"
         ).fetchall()
 
@@ -298,3 +302,21 @@ def test_batches_lost_on_the_broker_end_the_cycle_at_its_deadline_and_are_planne
     final = _final(tmp_path / "state.db")
     assert Counter(status for _, _, status in final) == {"lost-in-transit": 300, "succeeded": 300}
     assert len({op_id for _, op_id, _ in final}) == 600  # one final record per operation
+
+
+def test_a_first_cycle_over_rabbitmq_links_the_rows_already_in_the_table_by_one_listing(
+    tmp_path: Path, fleet: Fleet, postgres_url: str, table: str
+) -> None:
+    rows = [person(i) for i in range(600)]
+    worker = fleet.worker(_config(tmp_path, postgres_url, table, rows[:200]))
+    worker.wait_healthy()
+    assert fleet.engine(tmp_path / "roster.yaml", "--once").wait(120) == 0, fleet.logs()
+    (tmp_path / "state.db").unlink()  # a new engine, with no links, before a target that holds 200
+
+    config = _config(tmp_path, postgres_url, table, rows)
+    engine = fleet.engine(config, "--once")
+    assert engine.wait(120) == 0, fleet.logs()
+
+    _assert_exactly(postgres_url, table, rows)
+    listed = [line for line in engine.log().splitlines() if "event=listed" in line]
+    assert len(listed) == 1 and "objects=200" in listed[0], engine.log()

@@ -7,16 +7,13 @@ attribute by attribute, every group member by member, read back with a client of
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from engine.core.membership import PENDING_PREFIX
 from engine.pipeline.ondemand import preview_from_state
-from tests.conftest import running_scim_server
 from tests.fault_proxy import FaultProxy, Faults
 from tests.integration.pipeline import pipeline
 from tests.scim_server import ScimServer
@@ -24,22 +21,6 @@ from tests.scim_server import ScimServer
 DEPARTMENTS = ("Sales", "R&D", "People", "Finance")
 GROUPS = 100
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-
-
-@pytest.fixture
-def scim(tmp_path: Path) -> Iterator[ScimServer]:
-    """A fresh scim2-server per test, so its whole contents can be compared with the source."""
-    with running_scim_server(tmp_path) as server:
-        yield server
-
-
-@pytest.fixture
-async def proxy(scim: ScimServer) -> AsyncIterator[FaultProxy]:
-    started = await FaultProxy(scim.root, seed=11, faults=Faults()).start()
-    try:
-        yield started
-    finally:
-        await started.aclose()
 
 
 def person(i: int, **overrides: Any) -> dict[str, Any]:

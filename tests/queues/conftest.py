@@ -1,10 +1,11 @@
 """Brokers for the one broker test suite, parametrised by kind.
 
-A kind is one entry in `FACTORIES`: an async factory taking the queue options a test may need
-(`max_length`, `delivery_limit`). RabbitMQ honours them as queue arguments (`x-max-length` with
-`x-overflow: reject-publish`, `x-delivery-limit`), so adding it is one more factory, marked
-`pytest.mark.rabbitmq`. Queue names are unique per test, so the suite can share a real server; every
-queue a RabbitMQ broker declared is deleted after the test, and its exchanges once nothing uses them.
+A kind is one entry in `FACTORIES`: an async factory taking its server's URL (from the fixture that
+`SERVERS` names, if any) and the queue options a test may need (`max_length`, `delivery_limit`).
+RabbitMQ honours them as queue arguments (`x-max-length` with `x-overflow: reject-publish`,
+`x-delivery-limit`), so adding it is one more factory, marked `pytest.mark.rabbitmq`. Queue names are
+unique per test, so the tests share the test run's vhost (`rabbitmq_url`, never `/`); every queue a
+RabbitMQ broker declared is deleted after the test, and its exchanges once nothing uses them.
 """
 
 from __future__ import annotations
@@ -20,36 +21,32 @@ from aiormq.exceptions import AMQPError
 from queues.broker import Broker
 from queues.memory import MemoryBroker
 from queues.rabbitmq import RabbitBroker
-from tests.conftest import require_service
-
-RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
-async def _memory_broker(**options: Any) -> Broker:
+async def _memory_broker(url: str | None, **options: Any) -> Broker:
     return MemoryBroker(**options)
 
 
-async def connect_rabbit_broker(**options: Any) -> RabbitBroker:
-    """A connected broker on the local RabbitMQ; fails the test (never skips) if it is not running."""
-    require_service("RabbitMQ", 5672, "start it with `bash tests/services.sh rabbitmq`")
+async def connect_rabbit_broker(url: str, **options: Any) -> RabbitBroker:
+    """A connected broker on the local RabbitMQ, in the vhost of `url`."""
     options.setdefault("name", "roster-tests")
-    options.setdefault("url", RABBITMQ_URL)
-    broker = RabbitBroker(**options)
+    broker = RabbitBroker(url=url, **options)
     await broker.connect()
     return broker
 
 
-async def _rabbitmq_broker(**options: Any) -> Broker:
-    return await connect_rabbit_broker(**options)
+async def _rabbitmq_broker(url: str | None, **options: Any) -> Broker:
+    assert url is not None
+    return await connect_rabbit_broker(url, **options)
 
 
-async def delete_rabbit_topology(brokers: list[RabbitBroker]) -> None:
+async def delete_rabbit_topology(url: str, brokers: list[RabbitBroker]) -> None:
     """Delete the queues the brokers declared, and their exchanges if nothing else is bound to them."""
     queues = set().union(*(b.declared_queues for b in brokers))
     exchanges = set().union(*(b.declared_exchanges for b in brokers))
     if not queues and not exchanges:
         return
-    async with await aio_pika.connect(RABBITMQ_URL) as connection:
+    async with await aio_pika.connect(url) as connection:
         channel = await connection.channel()
         for queue in sorted(queues):
             await channel.queue_delete(queue)
@@ -67,6 +64,7 @@ FACTORIES: dict[str, MakeBroker] = {
     "memory": _memory_broker,
     "rabbitmq": _rabbitmq_broker,
 }
+SERVERS: dict[str, str] = {"rabbitmq": "rabbitmq_url"}  # kind -> the fixture giving its server's URL
 MARKS: dict[str, list[pytest.MarkDecorator]] = {"rabbitmq": [pytest.mark.rabbitmq]}
 
 
@@ -75,17 +73,21 @@ async def make_broker(request: pytest.FixtureRequest) -> AsyncIterator[MakeBroke
     """Make brokers of this test's kind; every one is closed, and what it declared deleted, after
     the test."""
     factory = FACTORIES[request.param]
+    server = SERVERS.get(request.param)
+    url: str | None = request.getfixturevalue(server) if server else None
     made: list[Broker] = []
 
     async def make(**options: Any) -> Broker:
-        broker = await factory(**options)
+        broker = await factory(url, **options)
         made.append(broker)
         return broker
 
     yield make
     for broker in reversed(made):
         await broker.aclose()
-    await delete_rabbit_topology([b for b in made if isinstance(b, RabbitBroker)])
+    rabbits = [b for b in made if isinstance(b, RabbitBroker)]
+    if url is not None and rabbits:
+        await delete_rabbit_topology(url, rabbits)
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -10,11 +12,18 @@ from queues.contracts import (
     OPERATION_FIELDS,
     RESULT_FIELDS,
     VERSION,
+    ListPage,
+    ListRequest,
     Operation,
+    PageError,
     Result,
     decode_operations,
+    decode_reports,
     decode_results,
+    decode_work,
+    encode_list_request,
     encode_operations,
+    encode_page,
     encode_results,
 )
 
@@ -142,9 +151,9 @@ def test_an_empty_batch_round_trips():
         pytest.param(b"[1, 2]", "not a JSON object", id="not-an-object"),
         pytest.param(envelope(kind="results"), "expected an envelope of ops, got 'results'", id="wrong-kind"),
         pytest.param(envelope(items={"op_id": "x"}), "no list of items", id="items-not-a-list"),
-        pytest.param(row("op"), "Operation item 1 is not a row of 16 fields: a str", id="item-not-a-row"),
+        pytest.param(row("op"), "Operation item 1 is not a row of 17 fields: a str", id="item-not-a-row"),
         pytest.param(
-            row(["op-1", "job"]), "Operation item 1 is not a row of 16 fields: it has 2", id="short-row"
+            row(["op-1", "job"]), "Operation item 1 is not a row of 17 fields: it has 2", id="short-row"
         ),
         pytest.param(envelope(fields=None), "no list of fields", id="no-fields"),
         pytest.param(item(op_id=None), "missing ['op_id'], unknown []", id="missing-field"),
@@ -197,3 +206,81 @@ def test_a_decode_error_never_shows_the_values_of_a_row(change: str):
         decode_operations(orjson.dumps(doc))
 
     assert "s3cret" not in str(caught.value)
+
+
+def list_request() -> ListRequest:
+    return ListRequest(
+        request_id="list-1",
+        job="hr-to-scim",
+        target="scim",
+        object_type="user",
+        attributes=["externalId", "userName"],
+        emitted_at=1_700_000_000.5,
+    )
+
+
+def page(**overrides: Any) -> ListPage:
+    fields: dict[str, Any] = {
+        "request_id": "list-1",
+        "answer_id": "a1",
+        "target": "scim",
+        "number": 0,
+        "last": False,
+        "fields": ["externalId", "userName"],
+        "objects": [["t-1", "E1", "ada@example.org"], ["t-2", None, ["b@example.org", "c@example.org"]]],
+    }
+    fields.update(overrides)
+    return ListPage(**fields)
+
+
+def test_a_list_request_and_its_pages_decode_to_what_was_encoded() -> None:
+    assert decode_work(encode_list_request(list_request())) == list_request()
+    assert decode_reports(encode_page(page())) == page()
+    failed = page(last=True, objects=[], error="GET /Users: HTTP 500")
+    assert decode_reports(encode_page(failed)) == failed
+    assert decode_work(encode_operations("scim", operations())) == operations()
+    assert decode_reports(encode_results(results())) == results()
+
+
+def _page_doc(**changes: Any) -> bytes:
+    doc = orjson.loads(encode_page(page()))
+    items = changes.pop("items", None)
+    if items is not None:
+        doc["items"] = items
+    doc["page"].update(changes)
+    return orjson.dumps(doc)
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        pytest.param(_page_doc(items=[["t-1", "E1"]]), "object 1 is not a row of 3 values", id="short-row"),
+        pytest.param(_page_doc(items=[["", "E1", "x"]]), "object 1 has no id", id="no-id"),
+        pytest.param(
+            _page_doc(items=[["t-1", {"secret": "s3cret-Value"}, "x"]]),
+            "object 1 has a dict for 'externalId'",
+            id="object-value",
+        ),
+        pytest.param(_page_doc(number=-1), "number must be an integer >= 0", id="negative-number"),
+        pytest.param(_page_doc(error="boom"), "error must be text, on the last page", id="error-not-last"),
+        pytest.param(_page_doc(colour="red"), "unknown ['colour']", id="unknown-key"),
+        pytest.param(_page_doc(items={"a": 1}), "no list of items", id="items-not-a-list"),
+    ],
+)
+def test_a_bad_listing_page_raises_a_page_error_naming_its_request(body: bytes, says: str) -> None:
+    with pytest.raises(PageError) as caught:
+        decode_reports(body)
+
+    assert says in str(caught.value)
+    assert caught.value.request_id == "list-1"
+    assert "s3cret" not in str(caught.value)
+
+
+def test_a_bad_list_request_raises_decode_error() -> None:
+    doc = orjson.loads(encode_list_request(list_request()))
+    doc["request"]["attributes"] = "userName"
+    with pytest.raises(DecodeError, match="attributes must be a list of names"):
+        decode_work(orjson.dumps(doc))
+    del doc["request"]["attributes"]
+    with pytest.raises(DecodeError, match=r"missing \['attributes'\]"):
+        decode_work(orjson.dumps(doc))

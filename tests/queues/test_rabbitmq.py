@@ -23,7 +23,8 @@ from queues.broker import REASON_HEADER, Message
 from queues.rabbitmq import RabbitBroker
 from queues.rabbitmq.topology import delay_bucket_ms, retry_queue
 from queues.topology import dead_letter_queue, ops_queue
-from tests.queues.conftest import RABBITMQ_URL, connect_rabbit_broker, delete_rabbit_topology
+from tests.queues.conftest import connect_rabbit_broker, delete_rabbit_topology
+from tests.rabbit import vhost_of
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -33,19 +34,20 @@ MakeRabbit = Callable[..., Awaitable[RabbitBroker]]
 
 
 @pytest.fixture
-async def make_rabbit() -> AsyncIterator[MakeRabbit]:
-    """Make RabbitMQ brokers; each is closed, and what it declared deleted, after the test."""
+async def make_rabbit(rabbitmq_url: str) -> AsyncIterator[MakeRabbit]:
+    """Make RabbitMQ brokers (in the test run's vhost unless `url=` says otherwise); each is closed, and
+    what it declared deleted, after the test."""
     made: list[RabbitBroker] = []
 
     async def make(**options: Any) -> RabbitBroker:
-        broker = await connect_rabbit_broker(**options)
+        broker = await connect_rabbit_broker(options.pop("url", rabbitmq_url), **options)
         made.append(broker)
         return broker
 
     yield make
     for broker in reversed(made):
         await broker.aclose()
-    await delete_rabbit_topology(made)
+    await delete_rabbit_topology(rabbitmq_url, made)
 
 
 @pytest.fixture
@@ -63,10 +65,17 @@ async def rabbitmqctl(*args: str) -> str:
     return out.decode()
 
 
-async def queue_info(name: str) -> dict[str, Any]:
-    """The server's view of one queue: type, durability, and arguments as a plain dict."""
+async def queue_names(vhost: str) -> set[str]:
+    listed = json.loads(await rabbitmqctl("list_queues", "-p", vhost, "name", "--formatter", "json"))
+    return {q["name"] for q in listed}
+
+
+async def queue_info(url: str, name: str) -> dict[str, Any]:
+    """The server's view of one queue in the vhost of `url`: type, durability, and arguments as a dict."""
     listed = json.loads(
-        await rabbitmqctl("list_queues", "name", "type", "durable", "arguments", "--formatter", "json")
+        await rabbitmqctl(
+            "list_queues", "-p", vhost_of(url), "name", "type", "durable", "arguments", "--formatter", "json"
+        )
     )
     (info,) = [q for q in listed if q["name"] == name]
     info["arguments"] = {key: value for key, _type, value in info["arguments"]}
@@ -132,15 +141,15 @@ async def proxy() -> AsyncIterator[CutProxy]:
 
 
 async def test_an_ops_queue_is_a_quorum_queue_with_its_limits_bound_to_the_ops_exchange(
-    make_rabbit: MakeRabbit, target: str
+    make_rabbit: MakeRabbit, target: str, rabbitmq_url: str
 ):
     broker = await make_rabbit(max_length=500, delivery_limit=7)
     queue = ops_queue(target)
     await broker.declare(queue)
     await broker.declare(queue)
 
-    info = await queue_info(queue)
-    dead = await queue_info(dead_letter_queue(queue))
+    info = await queue_info(rabbitmq_url, queue)
+    dead = await queue_info(rabbitmq_url, dead_letter_queue(queue))
     assert (info["type"], info["durable"], dead["type"], dead["durable"]) == ("quorum", True, "quorum", True)
     assert info["arguments"] == {
         "x-queue-type": "quorum",
@@ -151,7 +160,7 @@ async def test_an_ops_queue_is_a_quorum_queue_with_its_limits_bound_to_the_ops_e
         "x-dead-letter-routing-key": f"roster.dead.{target}",
         "x-dead-letter-strategy": "at-least-once",
     }
-    async with await aio_pika.connect(RABBITMQ_URL) as connection:  # another client, by the exchange
+    async with await aio_pika.connect(rabbitmq_url) as connection:  # another client, by the exchange
         channel = await connection.channel()
         exchange = await channel.get_exchange("roster.ops")
         await exchange.publish(aio_pika.Message(b"routed", headers={"k": "v"}), routing_key=target)
@@ -163,7 +172,7 @@ async def test_an_ops_queue_is_a_quorum_queue_with_its_limits_bound_to_the_ops_e
 
 
 async def test_a_delayed_message_waits_in_a_retry_tier_then_comes_back_with_its_headers(
-    make_rabbit: MakeRabbit, target: str
+    make_rabbit: MakeRabbit, target: str, rabbitmq_url: str
 ):
     broker = await make_rabbit()
     queue = ops_queue(target)
@@ -173,7 +182,7 @@ async def test_a_delayed_message_waits_in_a_retry_tier_then_comes_back_with_its_
 
     started = loop.time()
     await broker.publish(queue, [Message(b"retry", {"x-roster-attempt": 2})], delay_ms=300)
-    tier = await queue_info(retry_queue(queue, delay_bucket_ms(300)))
+    tier = await queue_info(rabbitmq_url, retry_queue(queue, delay_bucket_ms(300)))
     delivery = await asyncio.wait_for(anext(aiter(consumer)), DUE_S)
     elapsed = loop.time() - started
     await delivery.ack()
@@ -291,9 +300,9 @@ async def test_dropped_connections_lose_no_message_and_publishing_and_consuming_
 
 
 async def test_a_publish_raises_when_rabbitmq_stays_unreachable_and_completes_after_a_short_outage(
-    make_rabbit: MakeRabbit, proxy: CutProxy, queue: str
+    make_rabbit: MakeRabbit, proxy: CutProxy, queue: str, rabbitmq_url: str
 ):
-    broker = await make_rabbit(url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/", reconnect_timeout_s=1.5)
+    broker = await make_rabbit(url=rabbitmq_url.replace(":5672/", f":{proxy.port}/"), reconnect_timeout_s=1.5)
     await broker.declare(queue)
     loop = asyncio.get_running_loop()
 
@@ -313,3 +322,17 @@ async def test_a_publish_raises_when_rabbitmq_stays_unreachable_and_completes_af
 
     assert 1.5 <= waited < 5
     assert sorted(d.body for d in got) == [b"kept-1", b"kept-2"]
+
+
+async def test_the_tests_declare_in_the_runs_own_vhost_and_leave_nothing_in_the_default_one(
+    make_rabbit: MakeRabbit, target: str, rabbitmq_url: str
+):
+    broker = await make_rabbit(delivery_limit=3)
+    queue = ops_queue(target)
+    await broker.declare(queue)
+    await broker.publish(queue, [Message(b"due later")], delay_ms=300)
+
+    ours = await queue_names(vhost_of(rabbitmq_url))
+    made = {queue, dead_letter_queue(queue), retry_queue(queue, delay_bucket_ms(300))}
+    assert made <= ours and rabbitmq_url.rsplit("/", 1)[1] not in ("", "%2F")
+    assert not made & await queue_names("/")

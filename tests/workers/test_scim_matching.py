@@ -102,3 +102,37 @@ async def test_duplicates_on_a_later_attribute_are_still_a_permanent_error(scim_
     assert isinstance(outcome, PermanentError) and outcome.code == "duplicate"
     assert "externalId" in outcome.message
     assert await listed(scim_server, "/Users", f'userName eq "{name}"') == []
+
+
+WORK_MAIL = 'emails[type eq "work"].value'
+
+
+async def test_a_typed_entry_is_looked_up_with_a_plain_eq_and_its_type_checked_on_the_answer(
+    scim_server: ScimServer, fault_proxy: StartProxy
+) -> None:
+    """`emails[type eq "work" and value eq "x"]` is refused by services that read only `eq` and `and`
+    (AWS IAM Identity Center): the lookup asks `emails.value eq "x"` and keeps the answers whose work
+    entry holds it."""
+    proxy = await fault_proxy(scim_server.root)
+    mail = f"{unique('m')}@example.org"
+    home = await server_post(
+        scim_server, "/Users", {"userName": unique(), "emails": [{"type": "home", "value": mail}]}
+    )
+    async with connector(f"{proxy.url}/v2") as scim:
+        # Someone holds the address, but as their home address: not a match, a new user.
+        name = unique()
+        create = op("create", match=(WORK_MAIL, mail.upper()), userName=name, attrs={WORK_MAIL: mail})
+        user_id = applied((await scim.apply([create]))[0])
+        assert user_id != home["id"]
+        assert asked(proxy) == [eq("emails.value", mail.upper()), eq("userName", name), ("POST", "/v2/Users")]
+
+        # Now the new user holds it as a work address: found on it, updated, never created again.
+        again = op(
+            "update", match=(WORK_MAIL, mail), userName=name, title="Engineer", attrs={WORK_MAIL: mail}
+        )
+        assert applied((await scim.apply([again]))[0]) == user_id
+        assert asked(proxy) == [eq("emails.value", mail), ("PATCH", f"/v2/Users/{user_id}")]
+
+    holders = await listed(scim_server, "/Users", f'emails.value eq "{mail}"')
+    assert sorted(u["id"] for u in holders) == sorted([home["id"], user_id])
+    assert (await server_get(scim_server, f"/Users/{home['id']}"))[1].get("title") is None

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from common.errors import ConfigError, PermanentError, TransientError
 from common.peers.sql_bulk import MAX_ROWS
 from queues.contracts import Operation
+from tests import needs
 from workers.connectors.base import Applied
 from workers.connectors.null import NullConnector
 from workers.connectors.sql.connector import SqlConnector
@@ -90,6 +91,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         yield Database("sqlite", f"sqlite:///{path}", table, engine, path)
         await engine.dispose()
         return
+    needs.postgres()
     engine = create_async_engine(PG_URL.replace("postgresql://", "postgresql+asyncpg://"))
     try:
         async with engine.connect() as conn:
@@ -234,6 +236,51 @@ async def test_duplicate_keys_in_one_batch_end_as_the_last_operation_says(db: Da
     }
 
 
+def renamed(old: str, new: str, **attributes: Any) -> Operation:
+    """The update of the object linked to row `old` (its target id) whose key value is now `new`."""
+    return replace(op("update", new, **attributes), target_id=old)
+
+
+async def test_an_update_that_changes_the_key_renames_the_linked_row_and_a_redelivery_adds_none(
+    db: Database,
+) -> None:
+    async with SqlConnector("app", db.settings()) as connector:
+        await connector.apply([op("create", "alice", mail="a@x.org"), op("create", "bob", mail="b@x.org")])
+        rename = renamed("alice", "alicia", mail="alicia@x.org", displayName="Alicia")
+        assert await connector.apply([rename]) == [Applied(target_id="alicia")]
+        # Its result lost (a worker killed after the commit): the batch comes again, here beside a new
+        # person who took the freed name.
+        again = await connector.apply([rename, op("create", "alice", mail="new@x.org")])
+        assert again == [Applied(target_id="alicia"), Applied(target_id="alice")]
+        # And a rename of an object whose row was never renamed, in a batch with other updates.
+        both = await connector.apply([renamed("bob", "robert", mail="r@x.org"), renamed("alicia", "alicia")])
+        assert both == [Applied(target_id="robert"), Applied(target_id="alicia")]
+
+    assert await db.rows() == {
+        "alicia": {"user_name": "alicia", "email": "alicia@x.org", "display_name": "Alicia", "active": True},
+        "alice": {"user_name": "alice", "email": "new@x.org", "display_name": None, "active": True},
+        "robert": {"user_name": "robert", "email": "r@x.org", "display_name": None, "active": True},
+    }
+
+
+async def test_a_rename_onto_a_key_another_row_holds_fails_alone_and_changes_neither_row(
+    db: Database,
+) -> None:
+    async with SqlConnector("app", db.settings()) as connector:
+        await connector.apply([op("create", k, mail=f"{k}@x.org") for k in ("alice", "bob", "carol")])
+        outcomes = await connector.apply(
+            [renamed("alice", "bob", mail="x@x.org"), op("update", "carol", mail="c@new.org")]
+        )
+
+    assert isinstance(outcomes[0], PermanentError) and outcomes[1] == Applied(target_id="carol")
+    rows = await db.rows()
+    assert {k: r["email"] for k, r in rows.items()} == {
+        "alice": "alice@x.org",
+        "bob": "bob@x.org",
+        "carol": "c@new.org",
+    }
+
+
 async def test_without_columns_attributes_go_to_same_named_columns_and_an_unknown_one_fails_its_op(
     db: Database,
 ) -> None:
@@ -350,7 +397,7 @@ def raw_settings(**overrides: Any) -> dict[str, Any]:
         (
             raw_settings(key_colum="id"),
             "targets[0].key_colum",
-            "unknown setting (did you mean 'key_column'?)",
+            "unknown key (did you mean 'key_column'?)",
         ),
         (raw_settings(table=None), "targets[0].table", "is required"),
         (raw_settings(active_column=None), "targets[0].active_column", "or set on_disable: delete"),

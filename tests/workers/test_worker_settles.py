@@ -14,8 +14,8 @@ from queues.broker import Broker, Message
 from queues.contracts import Operation, decode_results, encode_operations
 from queues.memory import MemoryBroker
 from queues.topology import RESULTS_QUEUE, dead_letter_queue, ops_queue
-from tests.integration.processes import vhost
 from tests.queues.conftest import connect_rabbit_broker
+from tests.rabbit import vhost
 from workers.connectors.null import NullConnector
 from workers.worker import TargetRuntime, Worker
 

@@ -7,9 +7,9 @@ duplicate. It reports each operation separately, so that one bad object leaves i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from common.errors import ConnectorError
 from queues.contracts import Operation
@@ -49,6 +49,27 @@ class Connector(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Lister(Protocol):
+    """A connector that can list the target's objects of a kind (a capability: not every target can).
+
+    The engine links a first cycle's creates by one listing rather than one search each (see
+    `engine.pipeline.listing`), so a listing must be complete or fail: an object left out would look
+    absent, and its create would skip the search that finds it.
+    """
+
+    def listing_fields(self, object_type: str, attributes: Sequence[str]) -> list[str]:
+        """The attributes each listed object carries: `attributes` (the job's matching ones) in their
+        order, then any other that this connector matches on; a `ConnectorError` if one cannot be listed."""
+        ...
+
+    def list_objects(self, object_type: str, fields: Sequence[str]) -> AsyncIterator[list[list[Any]]]:
+        """Pages of rows `[target id, *values of fields]` (None where an object has no value, a list
+        where it has several), every object once; raise a `ConnectorError` if the listing cannot be
+        completed."""
+        ...
 
 
 class AsyncContextConnector:

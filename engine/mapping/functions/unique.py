@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.unique import UNIQUE_KEY
 from engine.mapping.functions.errors import MappingError
 from engine.mapping.functions.values import text
 
@@ -27,7 +28,7 @@ class UniqueCandidates:
         self.values = values
 
     def wire(self) -> dict[str, list[str]]:
-        return {"$unique": list(self.values)}
+        return {UNIQUE_KEY: list(self.values)}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, UniqueCandidates) and other.values == self.values

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Final
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Final
 
 import ldap3
 
@@ -42,6 +42,10 @@ from workers.connectors.ldap.plan import (
     Entry,
     Plan,
     entry_changes,
+    kind_settings,
+    listing_fields,
+    listing_filter,
+    listing_row,
     match_filter,
     plan_operation,
     read_names,
@@ -62,6 +66,7 @@ log = logging.getLogger("roster.connectors.ldap")
 
 _MATCH_CHUNK: Final = 100  # values in one matching search
 _OPS_PER_CALL: Final = 64  # operations run in one thread hop
+_LIST_PAGE: Final = 500  # entries per page of a listing's paged search (slapd's default size limit)
 
 
 class LdapConnector(AsyncContextConnector):
@@ -111,6 +116,30 @@ class LdapConnector(AsyncContextConnector):
 
         done = await asyncio.gather(*(run(chunk) for chunk in chunks))
         return [outcome for outcomes in done for outcome in outcomes]
+
+    # -- Listing -------------------------------------------------------------------------------------
+
+    def listing_fields(self, object_type: str, attributes: Sequence[str]) -> list[str]:
+        """`attributes`, then the one this connector matches on (see `workers.connectors.base.Lister`)."""
+        return listing_fields(kind_settings(object_type, self.settings), attributes)
+
+    async def list_objects(self, object_type: str, fields: Sequence[str]) -> AsyncIterator[list[list[Any]]]:
+        """Every entry of the kind under its base, by a paged search on one connection (its cookie is
+        that connection's), handed on a page at a time."""
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError(f"{self!r} is not open")
+        kind = kind_settings(object_type, self.settings)
+        names = list(dict.fromkeys(kind.ldap_name(name) for name in fields))
+        try:
+            pages = await pool.run(
+                lambda session: session.search_paged(kind.base, listing_filter(kind), names, size=_LIST_PAGE)
+            )
+        except LdapFailure as failure:
+            raise self._redacted(failure.error()) from None
+        for entries in pages:
+            if entries:
+                yield [listing_row(kind, fields, dn, raw) for dn, raw in entries]
 
     # -- In a worker thread --------------------------------------------------------------------------
 

@@ -71,15 +71,44 @@ def plan_operation(op: Operation, settings: LdapSettings) -> Plan:
 
 
 def _kind_of(op: Operation, settings: LdapSettings) -> KindSettings:
-    kind = {"user": settings.users, "group": settings.groups}.get(op.object_type, None)
-    if op.object_type not in ("user", "group"):
-        raise PermanentError(f"object type {op.object_type!r} is not one of user, group")
+    return kind_settings(op.object_type, settings)
+
+
+def kind_settings(object_type: str, settings: LdapSettings) -> KindSettings:
+    kind = {"user": settings.users, "group": settings.groups}.get(object_type, None)
+    if object_type not in ("user", "group"):
+        raise PermanentError(f"object type {object_type!r} is not one of user, group")
     if kind is None:
         raise PermanentError(
-            f"this target has no `{op.object_type}s:` settings; add them with at least `dn:`",
+            f"this target has no `{object_type}s:` settings; add them with at least `dn:`",
             code="config",
         )
     return kind
+
+
+def listing_fields(kind: KindSettings, attributes: Sequence[str]) -> list[str]:
+    """`attributes`, then the operation attribute that the matching LDAP attribute stands for."""
+    match_name = next(
+        (name for name, ldap in kind.attributes.items() if ldap.lower() == kind.match.lower()), None
+    )
+    return list(dict.fromkeys([*attributes, match_name or kind.match]))
+
+
+def listing_filter(kind: KindSettings) -> str:
+    """Every entry of `kind`: those of its first object class."""
+    return f"(objectClass={escape_filter_value(kind.object_classes[0])})"
+
+
+def listing_row(
+    kind: KindSettings, fields: Sequence[str], dn: str, raw: Mapping[str, list[Any]]
+) -> list[Any]:
+    """One listed entry: its DN, then per field its values (one as text, several as a list, none as None)."""
+    _, attributes = to_entry(dn, raw)
+    row: list[Any] = [dn]
+    for name in fields:
+        values = attributes.get(kind.ldap_name(name).lower(), [])
+        row.append(None if not values else values[0] if len(values) == 1 else values)
+    return row
 
 
 def ldap_values(value: Any) -> list[str]:

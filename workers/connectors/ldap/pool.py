@@ -19,7 +19,13 @@ import ldap3
 from ldap3.core import exceptions as ldap_errors
 
 from common.errors import ConnectorError, PermanentError, TransientError
-from common.peers.ldap_connect import LinkError, close_connection, found_entries, open_connection
+from common.peers.ldap_connect import (
+    LinkError,
+    close_connection,
+    found_entries,
+    next_cookie,
+    open_connection,
+)
 from common.peers.ldap_link import LinkSettings
 
 T = TypeVar("T")
@@ -80,6 +86,24 @@ class Session:
         if code not in (0, NO_SUCH_OBJECT):
             raise LdapFailure(f"search under {base}", conn.result)
         return found_entries(conn)
+
+    def search_paged(
+        self, base: str, search_filter: str, attributes: list[str], *, size: int
+    ) -> list[list[tuple[str, dict[str, list[Any]]]]]:
+        """Every entry of a subtree search, as the pages of a paged search (RFC 2696) of `size`: a
+        cookie belongs to its connection, so the whole search runs on this one."""
+        conn = self.conn
+        pages = []
+        cookie: bytes | None = None
+        while True:
+            conn.search(base, search_filter, attributes=attributes, paged_size=size, paged_cookie=cookie)
+            code = conn.result.get("result", 80)
+            if code not in (0, NO_SUCH_OBJECT):
+                raise LdapFailure(f"search under {base}", conn.result)
+            pages.append(found_entries(conn))
+            cookie = next_cookie(conn)
+            if not cookie:
+                return pages
 
     def read(self, dn: str, attributes: list[str]) -> tuple[str, dict[str, list[Any]]] | None:
         found = self.search(dn, "(objectClass=*)", attributes, scope=ldap3.BASE)

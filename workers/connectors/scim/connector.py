@@ -9,6 +9,11 @@ a 409 on create is resolved by matching again, and several objects matching one 
 `PermanentError` (duplicates in the target), never a guess. Groups are matched too, on `externalId`
 (set to the operation's `source_id` unless mapped), since group names are not unique.
 
+**Listing.** `list_objects` pages through `/Users` or `/Groups` (see `listing.py`) for the engine, which
+links a cycle's creates by it: a create it found comes with the object's `target_id` (read by id, no
+search); one it did not find comes with `listed`, and the searches on those attributes are skipped. A
+409 on that POST still matches again and adopts what another writer created meanwhile.
+
 **Writes.** Create is a POST; update is a PATCH with only the attributes that differ from the object
 just fetched (no request when nothing does), or a PUT of the merged object with `update_method: put`;
 disable is `active=false`; delete is a DELETE, where 404 counts as done (as does disabling a missing
@@ -33,13 +38,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote
 
 from common.errors import AuthError, ConnectorError, PermanentError, TransientError
 from common.peers.scim_schemas import ENDPOINTS, GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, ObjectType
 from common.peers.scim_transport import ScimAnswer, ScimTransport, Unanswered, refusal_text
+from common.unique import unique_candidates
 from queues.contracts import Operation
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 from workers.connectors.scim.diff import (
@@ -49,12 +55,11 @@ from workers.connectors.scim.diff import (
     diff,
     member_patches,
     put_body,
-    same_key,
 )
-from workers.connectors.scim.paths import AttrPath, attr_path, overlay
+from workers.connectors.scim.listing import PageReader, listing_query
+from workers.connectors.scim.paths import AttrPath, attr_path, overlay, same_key
 from workers.connectors.scim.settings import ScimSettings
 from workers.limits import Gate
-from workers.unique import unique_candidates
 
 log = logging.getLogger("roster.connectors.scim")
 
@@ -115,7 +120,7 @@ class ScimConnector(AsyncContextConnector):
             kind = _kind(op)
             if op.action == "delete":
                 return await self._delete(op, kind)
-            current = await self._find(op, kind)
+            current = await self._find(op, kind, listed=op.action == "create")
             if op.action == "create":
                 if current is None:
                     return await self._create(op, kind)
@@ -139,22 +144,24 @@ class ScimConnector(AsyncContextConnector):
 
     # -- Finding -------------------------------------------------------------------------------------
 
-    async def _find(self, op: Operation, kind: ObjectType) -> dict[str, Any] | None:
+    async def _find(self, op: Operation, kind: ObjectType, *, listed: bool = False) -> dict[str, Any] | None:
         if op.target_id:
             answer = await self._call("GET", _object_path(kind, op.target_id))
             if answer.status == 200 and isinstance(answer.body, dict):
                 return answer.body
             if answer.status != 404:
                 raise self._error(answer)
-        return await self._match(op, kind)
+        return await self._match(op, kind, listed=listed)
 
-    async def _match(self, op: Operation, kind: ObjectType) -> dict[str, Any] | None:
+    async def _match(self, op: Operation, kind: ObjectType, *, listed: bool = False) -> dict[str, Any] | None:
         """The object holding the first matching key that any object holds, asked one key at a time.
 
         One `attr eq "value"` GET per key, in precedence order, stopping at the first hit: a single `eq`
         is what every service reads (some read nothing else: no `or`) and what servers index, where an
         `or` of several is often a scan of every object. A later key is asked only when no object holds
         the earlier ones, so a hit on it never belongs to an object that another key points at.
+
+        `listed`: skip the keys that a listing of the target found no object holding (`op.listed`).
         """
         keys = self._match_keys(op, kind)
         if not keys:
@@ -162,8 +169,10 @@ class ScimConnector(AsyncContextConnector):
                 f"{kind} {op.source_id!r} has no value for any matching attribute "
                 f"({', '.join(self.settings.matching(kind))}); map one of them"
             )
+        if listed and op.listed:
+            keys = [(path, value) for path, value in keys if not _listed_absent(op, path, value)]
         for path, value in keys:
-            resources, total = await self._search(kind, path.filter(value))
+            resources, total = await self._lookup(kind, path, value)
             if total > 1:
                 raise self._duplicates(kind, path, total)
             if resources:
@@ -184,6 +193,17 @@ class ScimConnector(AsyncContextConnector):
                 keys[path] = value
         return list(keys.items())
 
+    async def _lookup(self, kind: ObjectType, path: AttrPath, value: Any) -> tuple[list[dict[str, Any]], int]:
+        """The objects that hold `value` at `path` (a page of them) and how many do. A typed entry
+        (`emails[type eq "work"].value`) is asked as `emails.value eq "x"`, a filter that services reading
+        only `eq` and `and` accept, and only the answers whose entry of that type holds it are kept."""
+        resources, total = await self._search(kind, path.filter(value))
+        if path.type is None:
+            return resources, total
+        kept = [r for r in resources if path.holds(r, value)]
+        # Past the page, those not seen might hold it in that entry: count them, to be safe.
+        return kept, len(kept) + max(total - len(resources), 0)
+
     async def _search(self, kind: ObjectType, query: str) -> tuple[list[dict[str, Any]], int]:
         answer = await self._call(
             "GET", ENDPOINTS[kind], query=f"filter={quote(query, safe='')}&count={_MATCH_PAGE}"
@@ -200,6 +220,32 @@ class ScimConnector(AsyncContextConnector):
             "remove all but one, or match on a unique attribute",
             code="duplicate",
         )
+
+    # -- Listing -------------------------------------------------------------------------------------
+
+    def listing_fields(self, object_type: str, attributes: Sequence[str]) -> list[str]:
+        """`attributes`, then the target's own `matching:` names (see `workers.connectors.base.Lister`)."""
+        kind = _kind_of(object_type)
+        for name in attributes:
+            attr_path(name)  # a name that is no SCIM path is refused here, not on the first page
+        return list(dict.fromkeys([*attributes, *self.settings.matching(kind)]))
+
+    async def list_objects(self, object_type: str, fields: Sequence[str]) -> AsyncIterator[list[list[Any]]]:
+        """Every object of the kind, a page at a time (see `workers.connectors.scim.listing`)."""
+        kind = _kind_of(object_type)
+        paths = [attr_path(name) for name in fields]
+        reader = PageReader(kind, paths)
+        while not reader.done:
+            try:
+                query = listing_query(paths, reader.next_index)
+                answer = await self._call("GET", ENDPOINTS[kind], query=query)
+                if answer.status != 200:
+                    raise self._error(answer)
+                rows = reader.read(answer.body)
+            except ConnectorError as error:
+                raise self._redacted(error) from None
+            if rows:
+                yield rows
 
     # -- Writing -------------------------------------------------------------------------------------
 
@@ -274,7 +320,7 @@ class ScimConnector(AsyncContextConnector):
             for candidate in candidates:
                 if held is not None and same_key(held, candidate):
                     break
-                resources, total = await self._search(kind, path.filter(candidate))
+                resources, total = await self._lookup(kind, path, candidate)
                 if total == 0 or (total == len(resources) and all(r.get("id") == own_id for r in resources)):
                     break
             else:
@@ -357,9 +403,23 @@ class ScimConnector(AsyncContextConnector):
 
 
 def _kind(op: Operation) -> ObjectType:
-    if op.object_type not in ENDPOINTS:
-        raise PermanentError(f"object type {op.object_type!r} is not one of user, group")
-    return op.object_type  # type: ignore[return-value]
+    return _kind_of(op.object_type)
+
+
+def _kind_of(object_type: str) -> ObjectType:
+    if object_type not in ENDPOINTS:
+        raise PermanentError(f"object type {object_type!r} is not one of user, group")
+    return object_type  # type: ignore[return-value]
+
+
+def _listed_absent(op: Operation, path: AttrPath, value: Any) -> bool:
+    """A listing found no object holding `value` at `path`: the engine checked the operation's own
+    value of an attribute in `op.listed` (never one the connector supplies, such as a group's source id)."""
+    for name in op.listed:
+        if attr_path(name) == path:
+            own = next((v for n, v in op.matching if n == name), op.attributes.get(name))
+            return own is not None and own == value
+    return False
 
 
 def _object_path(kind: ObjectType, target_id: str) -> str:

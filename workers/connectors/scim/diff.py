@@ -47,13 +47,6 @@ def desired(op: Operation, kind: ObjectType) -> dict[AttrPath, Any]:
     return wanted
 
 
-def same_key(current: Any, wanted: Any) -> bool:
-    """Whether a value the target holds is `wanted`, as a matching key."""
-    if isinstance(current, str) and isinstance(wanted, str):
-        return current.casefold() == wanted.casefold()  # the server may compare without case
-    return bool(current == wanted)
-
-
 def diff(current: Mapping[str, Any], wanted: Mapping[AttrPath, Any]) -> list[dict[str, Any]]:
     """PATCH operations that bring `current` to `wanted`, touching only what differs."""
     operations: list[dict[str, Any]] = []

@@ -63,9 +63,25 @@ class AttrPath:
         return f"{self.prefix}{self.name}{selector}{'.' + self.sub if self.sub else ''}"
 
     def filter(self, value: Any) -> str:
+        """A filter for the objects holding `value` here: `attr eq v`, or for a typed entry
+        `emails.value eq v` (any entry: check `holds` on the answers). Never an `and` inside brackets
+        (`emails[type eq "work" and value eq v]`): services that read only `eq` and `and`, such as AWS
+        IAM Identity Center, refuse it, while `attr.sub eq v` is a plain attribute path (RFC 7644
+        §3.4.2.2)."""
         if self.type is not None:
-            return f'{self.prefix}{self.name}[type eq "{self.type}" and {self.sub} eq {literal(value)}]'
+            return f"{self.prefix}{self.name}.{self.sub} eq {literal(value)}"
         return f"{self.scim()} eq {literal(value)}"
+
+    def holds(self, resource: Mapping[str, Any], value: Any) -> bool:
+        """Whether `resource` holds `value` here (for a typed entry: in an entry of that type), compared
+        as `same_key` does."""
+        if self.type is None:
+            return same_key(self.get(resource), value)
+        container = self._container_of(resource)
+        entries = field_of(container, self.name) if isinstance(container, Mapping) else None
+        return isinstance(entries, list) and any(
+            _typed(e, self.type) and same_key(field_of(e, self.sub), value) for e in entries
+        )
 
     def get(self, resource: Mapping[str, Any]) -> Any:
         container = field_of(resource, self.schema) if self.schema else resource
@@ -190,6 +206,13 @@ def literal(value: Any) -> str:
     if value is None or isinstance(value, bool | int | float | str):
         return orjson.dumps(value).decode()
     raise PermanentError(f"a {type(value).__name__} cannot be a matching value")
+
+
+def same_key(current: Any, wanted: Any) -> bool:
+    """Whether a value the target holds is `wanted`, as a matching key."""
+    if isinstance(current, str) and isinstance(wanted, str):
+        return current.casefold() == wanted.casefold()  # the server may compare without case
+    return bool(current == wanted)
 
 
 def field_of(container: Any, name: str | None) -> Any:

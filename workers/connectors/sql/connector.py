@@ -4,6 +4,9 @@ Every create and update is an upsert (`INSERT ... ON CONFLICT (key) DO UPDATE`),
 create is harmless and a create of an existing row updates it; a disable or delete of a missing row
 counts as done. Rows are found by the key column alone, holding the operation's first matching value
 (else its target id): a table has one key, so further matching attributes serve targets that search.
+An update whose key value changed (a key column holding a name, renamed) first gives the row it is
+linked to (its target id) the new key, so the row is renamed, not joined by a second one; redelivered,
+that rename finds no old row and the upsert updates the renamed one.
 A batch is applied in one transaction with one `executemany` per statement shape. When that
 transaction fails with a permanent error (one row breaks a constraint), it is rolled back and the
 operations are applied one by one, each in its own transaction, so only the bad one fails.
@@ -14,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Final
 
@@ -25,16 +28,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from common.errors import ConfigError, ConnectorError, PermanentError
 from common.peers.sql_bulk import BulkStatement, NotBulkable
+from common.unique import unique_candidates
 from queues.contracts import Operation
 from workers.connectors.base import Applied, AsyncContextConnector, Outcome
 from workers.connectors.sql.errors import connector_error
 from workers.connectors.sql.rows import Plan, RowMap, may_be_unique, values_of
 from workers.connectors.sql.settings import SqlSettings
-from workers.unique import unique_candidates
 
 logger = logging.getLogger(__name__)
 
 _KEY_PARAM: Final = "_roster_key"
+_NEW_KEY_PARAM: Final = "_roster_new_key"
+_LIST_PAGE: Final = 5_000  # rows per page of a listing on the wire
 
 
 class SqlConnector(AsyncContextConnector):
@@ -109,6 +114,41 @@ class SqlConnector(AsyncContextConnector):
         self._in_flight.add(task)
         task.add_done_callback(self._settled)
         return await asyncio.shield(task)
+
+    # -- Listing -------------------------------------------------------------------------------------
+
+    def listing_fields(self, object_type: str, attributes: Sequence[str]) -> list[str]:
+        """`attributes`, then the attribute of the key column (see `workers.connectors.base.Lister`)."""
+        rows = self._opened()
+        for name in attributes:
+            if name not in rows.targets:
+                raise PermanentError(f"attribute {name!r} has no column in table {rows.table!r} to list")
+        key = rows.key_attributes[0] if rows.key_attributes else rows.key_column
+        return list(dict.fromkeys([*attributes, key]))
+
+    async def list_objects(self, object_type: str, fields: Sequence[str]) -> AsyncIterator[list[list[Any]]]:
+        """Every row, by one select of the key and the fields' columns, handed on in pages."""
+        rows, engine, table = self._opened(), self._engine, self._table
+        assert engine is not None and table is not None
+        columns = [table.c[rows.key_column]]
+        for name in fields:
+            column = rows.targets[name][0] if name in rows.targets else rows.key_column
+            columns.append(table.c[column])
+        try:
+            async with engine.connect() as conn:
+                found = (await conn.execute(sa.select(*columns))).all()
+        except (sa_exc.SQLAlchemyError, OSError) as exc:
+            error = self._error(exc)
+            if error is None:
+                raise
+            raise error from None
+        for start in range(0, len(found), _LIST_PAGE):
+            yield [[str(row[0]), *map(_listed, row[1:])] for row in found[start : start + _LIST_PAGE]]
+
+    def _opened(self) -> RowMap:
+        if self._rows is None or self._engine is None:
+            raise RuntimeError(f"{self!r} is not open")
+        return self._rows
 
     def _settled(self, task: asyncio.Future[list[Outcome]]) -> None:
         self._in_flight.discard(task)
@@ -209,7 +249,7 @@ class SqlConnector(AsyncContextConnector):
                                 continue
                             query = sa.select(key_column).where(table.c[column] == candidate).limit(1)
                             holder = (await conn.execute(query)).scalar()
-                            if holder is None or str(holder) == key:
+                            if holder is None or str(holder) in (key, op.target_id):
                                 attributes[attribute] = candidate
                                 claimed.add(candidate)
                                 break
@@ -227,6 +267,16 @@ class SqlConnector(AsyncContextConnector):
         table = self._table
         assert table is not None
         key_column = self.settings.key_column
+        where = table.c[key_column] == sa.bindparam(_KEY_PARAM)
+        if plan.renames:
+            # A row already holding the new key makes this fail on the key's uniqueness: two rows
+            # would be one object, which matching cannot settle. A redelivered rename finds no old row.
+            renames = [
+                {_KEY_PARAM: old, _NEW_KEY_PARAM: new}
+                for old, new in sorted(plan.renames.items(), key=lambda pair: str(pair[0]))
+            ]
+            rename = sa.update(table).where(where).values({key_column: sa.bindparam(_NEW_KEY_PARAM)})
+            await conn.execute(rename, renames)
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in plan.upserts.values():
             shapes.setdefault(tuple(row), []).append(row)
@@ -242,7 +292,6 @@ class SqlConnector(AsyncContextConnector):
         by_end: dict[str, list[dict[str, Any]]] = {}
         for key in sorted(plan.ends, key=str):
             by_end.setdefault(plan.ends[key], []).append({_KEY_PARAM: key})
-        where = table.c[key_column] == sa.bindparam(_KEY_PARAM)
         if "deactivate" in by_end:
             active = self.settings.active_column
             await conn.execute(sa.update(table).where(where).values({active: False}), by_end["deactivate"])
@@ -315,3 +364,8 @@ class SqlConnector(AsyncContextConnector):
 
     def _error(self, exc: BaseException) -> ConnectorError | None:
         return connector_error(exc, password=self.settings.url.password)
+
+
+def _listed(value: Any) -> Any:
+    """A column's value as a listing carries it: text, a number, true/false or None; else its text."""
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)

@@ -13,10 +13,10 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from common.errors import ConfigError, PermanentError
+from common.unique import unique_candidates
 from queues.contracts import Operation
 from workers.connectors.base import Applied, Outcome
 from workers.connectors.sql.settings import SqlSettings
-from workers.unique import unique_candidates
 
 Converter = Callable[[Any], Any]
 End = Literal["deactivate", "delete"]
@@ -24,13 +24,17 @@ End = Literal["deactivate", "delete"]
 
 @dataclass(slots=True)
 class Plan:
-    """The net effect of a batch on each key: the last upsert, then a deactivation or a delete."""
+    """The net effect of a batch on each key: a rename of its linked row, the last upsert, then a
+    deactivation or a delete."""
 
     upserts: dict[Any, dict[str, Any]] = field(default_factory=dict)
     ends: dict[Any, End] = field(default_factory=dict)
+    renames: dict[Any, Any] = field(default_factory=dict)
+    """Old key -> new key: the row an operation is linked to (its target id) takes the key it now
+    matches on, before the upserts, so that the upsert updates that row instead of adding one."""
 
     def __bool__(self) -> bool:
-        return bool(self.upserts or self.ends)
+        return bool(self.upserts or self.ends or self.renames)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +112,9 @@ class RowMap:
                     )
                 key = self.key(op)
                 if op.action in ("create", "update"):
+                    linked = self.linked_key(op)
+                    if linked is not None and linked != key:
+                        plan.renames[linked] = key
                     # dict assignment keeps the key's first position; the value is the last op's row
                     plan.upserts[key] = self.row(op, key)
                     plan.ends.pop(key, None)
@@ -135,6 +142,13 @@ class RowMap:
         if isinstance(value, list | dict | set | tuple):
             raise PermanentError(f"operation {op.op_id}: the key value must be a single value")
         return self.key_convert(value) if self.key_convert else value
+
+    def linked_key(self, op: Operation) -> Any:
+        """The key of the row `op` is linked to (its target id, the key a result last reported), or
+        None; it differs from `key(op)` when the value the key column holds changed (a rename)."""
+        if op.target_id is None or op.target_id == "":
+            return None
+        return self.key_convert(op.target_id) if self.key_convert else op.target_id
 
     def row(self, op: Operation, key: Any) -> dict[str, Any]:
         """The row an upsert of `op` writes: its key, its attributes' columns, and active if there is one."""

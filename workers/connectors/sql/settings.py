@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, Final, Literal
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
+from common.config.validation import check_keys
 from common.errors import ConfigError
 
 OnDisable = Literal["deactivate", "delete"]
@@ -67,11 +67,7 @@ def parse_sql_settings(path: str, raw: Mapping[str, Any], *, base_dir: Path | No
 
     if not isinstance(raw, Mapping):
         raise ConfigError(path, f"must be a mapping of settings, got {type(raw).__name__}")
-    for key in raw:
-        if key not in _KEYS:
-            close = difflib.get_close_matches(str(key), _KEYS, n=1)
-            fix = f"did you mean {close[0]!r}?" if close else f"known settings: {', '.join(_KEYS)}"
-            raise ConfigError(at(str(key)), "unknown setting", fix)
+    check_keys(path, raw, _KEYS, required=("url", "table", "key_column"))
 
     url = _parse_url(at("url"), raw.get("url"), base_dir or Path.cwd())
     table = _name(at("table"), raw.get("table"), "the table that holds the target's objects")

@@ -1,4 +1,5 @@
-"""SelectUniqueValue on the wire: the engine sends candidates, the worker picks the first free one.
+"""SelectUniqueValue on the wire: the engine sends candidates, the worker picks the first free one;
+the marker both write and read.
 
 Uniqueness can only be checked in the target, so an attribute of an operation may hold
 `{"$unique": ["jdoe", "jodoe", "johndoe"]}`; each connector resolves it by asking its target which

@@ -1,0 +1,526 @@
+"""docs/configuration.md, generated: every key of a job/targets file, with its type, default and example.
+
+Which keys each section has, and which are required, comes from the parsers themselves: a sample file
+that visits every section is parsed with `recording_keys`, which collects what each `check_keys` call
+allows. Defaults come from the settings' dataclasses where a key is a field of one. Only the words (a
+type, an example, what the key does) are written here, in `KEYS`; a key the code has and `KEYS` does
+not describe (or the other way round) stops the generation, so the page cannot fall behind the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import yaml
+
+from common.config.validation import recording_keys
+from common.peers.http_settings import HttpSettings
+from common.peers.ldap_link import LinkSettings
+from engine.config import EngineConfig, parse_engine_config
+from engine.core.policies import DeletionGuard, QuarantineSettings
+from engine.core.scoping import OPERATORS
+from engine.pipeline.deadline import DeadlineSettings
+from engine.pipeline.publisher import PublishSettings
+from engine.sources.file import FileSourceSettings
+from engine.sources.ldap import LdapSourceSettings
+from engine.sources.scim import ScimSourceSettings
+from workers.config import COMMON_KEYS, parse_targets
+from workers.connectors.scim.settings import ScimSettings
+from workers.connectors.sql.settings import SqlSettings
+from workers.retry import RetryPolicy
+from workers.worker import TargetRuntime
+
+SAMPLE = """
+engine:
+  state: .roster/state.db
+  quarantine: {failure_share: 0.5}
+  deadline: {base_s: 360}
+jobs:
+  - name: people
+    source: {type: csv, path: people.csv, id_column: employee_id}
+    target: app
+    schedule: {interval: 1h}
+    scoping: [{clauses: [{attribute: department, operator: IS NOT NULL}]}]
+    deletion_guard: {count: 500}
+    mappings:
+      - {target: userName, source: email, match: true}
+  - name: teams
+    source: {type: jsonl, path: teams.jsonl, id_column: id}
+    target: app
+    object_type: group
+    members: {source: members, job: people}
+    mappings: [{target: displayName, source: name, match: true}]
+  - name: directory-people
+    source:
+      type: ldap
+      url: ldap://ldap.example.org
+      bind_dn: cn=reader,dc=example,dc=org
+      bind_password: secret
+      base_dn: ou=people,dc=example,dc=org
+    target: app
+    mappings: [{target: userName, source: uid, match: true}]
+  - name: idp-people
+    source: {type: scim, url: https://idp.example.org/scim/v2, auth: {type: bearer, token: t}}
+    target: app
+    mappings: [{target: userName, source: userName, match: true}]
+targets:
+  - name: app
+    type: scim
+    url: https://app.example.org/scim/v2
+    matching: {user: [userName]}
+    retry: {tiers: 5}
+    auth: {type: oauth2, token_url: https://idp.example.org/token, client_id: roster, client_secret: s}
+  - {name: basic-app, type: scim, url: https://b.example.org/scim/v2, auth: {type: basic, username: u,
+     password: p}}
+  - {name: db, type: sql, url: sqlite:///accounts.db, table: accounts, key_column: id, on_disable: delete}
+  - name: directory
+    type: ldap
+    url: ldap://ldap.example.org
+    bind_dn: cn=admin,dc=example,dc=org
+    bind_password: secret
+    base_dn: dc=example,dc=org
+    users: {dn: "uid={uid},ou=people,dc=example,dc=org", disable: {move_to: "ou=gone,dc=example,dc=org"}}
+    groups: {dn: "cn={cn},ou=groups,dc=example,dc=org"}
+  - {name: nowhere, type: noop}
+"""
+"""A file that visits every section the parsers know (each source, target and auth type)."""
+
+_Key = tuple[str, str, str] | tuple[str, str, str, str]
+"""(type, example, what it does) or (type, example, what it does, default) when no dataclass says it."""
+
+_HTTP: dict[str, _Key] = {
+    "url": ("URL", "https://app.example.org/scim/v2", "The service's base URL (http:// or https://)."),
+    "auth": ("mapping", "{type: bearer, token: ${APP_TOKEN}}", "How to authenticate: see `auth`.", "none"),
+    "timeout_s": ("seconds", "30", "Per request."),
+    "connect_timeout_s": ("seconds", "10", "To open a connection."),
+    "max_pause_s": ("seconds", "300", "The longest wait Roster accepts from a `Retry-After`."),
+    "verify_tls": ("boolean", "true", "Verify the server's certificate (never turn off in production)."),
+    "ca_file": ("path", "certs/ca.pem", "CA bundle to verify the server with, relative to the file."),
+    "proxy": ("URL", "http://proxy.example.org:3128", "HTTP proxy for this service."),
+    "trust_env": ("boolean", "true", "Read HTTP(S)_PROXY and NO_PROXY from the environment."),
+}
+_LINK: dict[str, _Key] = {
+    "url": ("URL", "ldaps://ldap.example.org", "The directory: ldap:// or ldaps://."),
+    "start_tls": ("boolean", "false", "Upgrade an ldap:// connection with StartTLS."),
+    "ca_file": ("path", "certs/ldap-ca.pem", "CA bundle to verify the server with, relative to the file."),
+    "verify_tls": ("boolean", "true", "Verify the server's certificate (never turn off in production)."),
+    "bind_dn": ("DN", "cn=roster,dc=example,dc=org", "Who Roster binds as."),
+    "bind_password": ("secret", "${LDAP_PASSWORD}", "Its password; write it as an environment variable."),
+    "timeout_s": ("seconds", "30", "Per LDAP call."),
+    "connect_timeout_s": ("seconds", "10", "To open a connection."),
+}
+_AUTH_TYPE: _Key = ("string", "bearer", "none, bearer, basic or oauth2.")
+
+KEYS: dict[str, dict[str, _Key]] = {
+    "(top level)": {
+        "broker": (
+            "string",
+            "amqp://roster:PASSWORD@rabbitmq:5672/roster",
+            "The RabbitMQ URL of `roster engine` and `roster worker`, when neither `--broker` nor "
+            "`ROSTER_BROKER` gives one; there is no default. `roster run` uses none.",
+            "none",
+        ),
+        "engine": ("mapping", "{state: .roster/state.db}", "The engine's settings: see `engine`.", "none"),
+        "jobs": ("list", "[{name: people, ...}]", "What to provision: see `jobs[]`.", "none"),
+        "targets": ("list", "[{name: app, type: scim, ...}]", "Where to provision: see `targets[]`.", "none"),
+        "workers": (
+            "mapping",
+            "{}",
+            "Reserved for the workers' own settings; read by neither side yet.",
+            "none",
+        ),
+    },
+    "engine": {
+        "state": (
+            "path or URL",
+            "postgresql://roster@db/roster",
+            "The state store: a SQLite file (relative to this file) or a PostgreSQL URL; `--state` wins.",
+            ".roster/state.db",
+        ),
+        "batch_size": ("integer", "500", "Operations per message to the workers."),
+        "linger_ms": ("integer", "5", "How long a partial batch waits for more before it is sent."),
+        "high_water": ("integer", "64", "Messages a target's queue may hold before publishing waits."),
+        "quarantine": ("mapping", "{failure_share: 0.4}", "When a job is quarantined: see below.", "on"),
+        "log_retention_days": ("number", "30", "How long the provisioning log keeps a record."),
+        "deadline": ("mapping", "{base_s: 360}", "How long a cycle waits for results: see below.", "on"),
+    },
+    "engine.quarantine": {
+        "failure_share": ("number", "0.4", "Share of failed operations in the window that quarantines."),
+        "min_operations": ("integer", "50", "Operations the window needs before it judges."),
+        "window": ("integer", "200", "The last this many operations are judged."),
+        "credential_calls": ("integer", "10", "Refused credentials this many times in a row quarantine."),
+        "max_backoff_s": ("seconds", "21600", "The longest wait between cycles of a quarantined job."),
+    },
+    "engine.deadline": {
+        "base_s": ("seconds", "360", "A cycle gives up on results it has not heard of for this long."),
+        "per_batch_s": ("seconds", "2", "Added per batch the cycle still awaits."),
+    },
+    "jobs[]": {
+        "name": ("string", "people", "The job's name, unique in the file."),
+        "source": ("mapping", "{type: csv, path: people.csv, id_column: id}", "Where objects come from."),
+        "target": ("string", "app", "The name of a target in `targets:`."),
+        "object_type": ("string", "user", "user or group.", "user"),
+        "mappings": ("list", "[{target: userName, source: email, match: true}]", "Attributes to send."),
+        "deprovision": (
+            "string",
+            "disable",
+            "What happens to an object that leaves the source: disable, delete or none.",
+            "disable (delete for groups)",
+        ),
+        "schedule": (
+            "mapping",
+            "{interval: 1h}",
+            "When `--serve` runs the job; once at start if absent.",
+            "none",
+        ),
+        "scoping": ("list", "[{clauses: [...]}]", "Which objects are in scope; all if absent.", "all"),
+        "members": (
+            "mapping",
+            "{source: members, job: people}",
+            "Group jobs: where members come from.",
+            "none",
+        ),
+        "deletion_guard": (
+            "mapping or false",
+            "{count: 500, percent: 20}",
+            "Hold deprovisions for approval past these sizes; false turns it off.",
+            "on",
+        ),
+        "source_min_objects": ("integer", "100", "A full read with fewer objects deprovisions nothing.", "0"),
+        "source_max_drop_percent": (
+            "number",
+            "10",
+            "A full read that shrank by more than this holds its deprovisions for approval.",
+            "10",
+        ),
+        "listing_min_creates": (
+            "integer",
+            "50",
+            "A cycle with this many creates of objects not linked yet lists the target once and links "
+            "them by the listing instead of searching before each create; 0 never lists.",
+            "50",
+        ),
+        "listing_timeout_s": (
+            "seconds",
+            "300",
+            "How long a cycle waits for that listing before it sends its creates without it.",
+            "300",
+        ),
+    },
+    "jobs[].source (type: csv or jsonl)": {
+        "type": ("string", "csv", "csv or jsonl; from the file's extension if absent.", "by extension"),
+        "path": ("path", "people.csv", "The file, relative to the job file."),
+        "id_column": ("string", "employee_id", "The column holding each object's source id."),
+        "encoding": ("string", "utf-8", "The file's encoding (a BOM is skipped)."),
+        "delimiter": ("string", ";", "CSV only: the field separator."),
+        "empty_as_null": (
+            "boolean",
+            "true",
+            "CSV only: an empty cell is null (a mapping's default applies).",
+        ),
+    },
+    "jobs[].source (type: ldap)": {
+        **_LINK,
+        "type": ("string", "ldap", "An LDAP directory."),
+        "base_dn": ("DN", "ou=people,dc=example,dc=org", "Where the search starts."),
+        "filter": ("LDAP filter", "(objectClass=inetOrgPerson)", "Which entries are read."),
+        "scope": ("string", "subtree", "subtree or one (level)."),
+        "attributes": (
+            "list",
+            "[uid, givenName, sn, mail]",
+            "Attributes read; all user attributes if empty.",
+        ),
+        "id_attribute": ("string", "entryUUID", "Each entry's source id (`dn` for the DN)."),
+        "page_size": ("integer", "500", "Entries per paged search result."),
+        "multi_valued": ("list", "[member, memberOf]", "Attributes always read as lists."),
+        "incremental": ("boolean", "true", "Read only what changed (modifyTimestamp) between full imports."),
+        "full_import_every": ("duration", "1d", "How often an incremental job reads in full.", "1d"),
+        "member_base": (
+            "DN",
+            "ou=people,dc=example,dc=org",
+            "Groups: member DNs under it become member ids.",
+        ),
+        "member_id_attribute": ("string", "entryUUID", "Groups: the attribute read as a member's id."),
+    },
+    "jobs[].source (type: scim)": {
+        **_HTTP,
+        "type": ("string", "scim", "A SCIM 2.0 service; `object_type` picks Users or Groups."),
+        "filter": ("SCIM filter", "active eq true", "Which resources are read; all if absent."),
+        "attributes": ("list", "[userName, name, emails]", "SCIM attributes asked for; all if empty."),
+        "id_attribute": ("string", "id", "The source id: a flattened name such as externalId."),
+        "member_id_attribute": ("string", "id", "Groups: the users' attribute that is their source id."),
+        "page_size": ("integer", "1000", "Resources asked for per page."),
+        "retries": ("integer", "4", "Per request, after the first try."),
+        "max_passes": ("integer", "3", "Passes over a listing that moves under the read before it fails."),
+    },
+    "jobs[].source.auth (type: bearer)": {
+        "type": _AUTH_TYPE,
+        "token": ("secret", "${IDP_TOKEN}", "The bearer token."),
+    },
+    "jobs[].schedule": {
+        "interval": ("duration", "1h", "Every so long after the previous cycle ended (s, m, h, d).", "none"),
+        "interval_s": ("seconds", "3600", "The same, in seconds.", "none"),
+        "cron": ("cron", "0 6 * * 1-5", "A cron expression, in UTC.", "none"),
+    },
+    "jobs[].scoping[]": {
+        "clauses": ("list", "[{attribute: department, operator: EQUALS, value: Sales}]", "ANDed clauses."),
+    },
+    "jobs[].scoping[].clauses[]": {
+        "attribute": ("string", "department", "A source attribute."),
+        "operator": ("string", "EQUALS", f"One of: {', '.join(OPERATORS)}."),
+        "value": ("any", "Sales", "What the operator compares with.", "none"),
+    },
+    "jobs[].deletion_guard": {
+        "count": ("integer", "500", "Hold when more deprovisions than this..."),
+        "percent": ("number", "20", "...and more than this share of the job's objects."),
+    },
+    "jobs[].members": {
+        "source": ("string", "members", "The group's source attribute listing its members' ids."),
+        "job": ("string", "people", "The user job of this target whose objects are the members."),
+        "separator": ("string", ";", "Separates the ids in a text value.", ";"),
+    },
+    "jobs[].mappings[]": {
+        "target": ("string", "userName", "The target attribute (a SCIM path, a column, an LDAP attribute)."),
+        "source": ("string", "email", "Copy this source attribute.", "none"),
+        "constant": ("any", "Example Corp", "Send this value.", "none"),
+        "expression": (
+            "expression",
+            'Join(" ", [given_name], [family_name])',
+            "Compute it: see functions.md.",
+            "none",
+        ),
+        "apply": ("string", "on_create", "always, or on_create only.", "always"),
+        "default": ("any", "Unassigned", "Sent when the source value is null.", "none"),
+        "match": ("boolean or integer", "true", "Match target objects on it (1 first, then 2...).", "false"),
+    },
+    "targets[] (every type)": {
+        "name": ("string", "app", "The target's name, which jobs refer to."),
+        "type": ("string", "scim", "scim, sql, ldap or noop."),
+        "max_inflight": ("integer", "4", "Batches a worker applies at once to this target."),
+        "retry": ("mapping", "{tiers: 5}", "Retries of transient failures: see `targets[].retry`.", "on"),
+    },
+    "targets[] (type: scim)": {
+        **_HTTP,
+        "matching": ("mapping", "{user: [userName, externalId]}", "Attributes searched to match, per type."),
+        "update_method": ("string", "patch", "patch or put."),
+        "member_chunk_size": ("integer", "100", "Members per PATCH of a group."),
+        "max_concurrency": ("integer", "8", "Requests in flight at once."),
+        "rate_per_s": ("number", "50", "Requests per second at most; unlimited if absent."),
+    },
+    "targets[].matching": {
+        "user": ("list", "[userName, externalId]", "Attributes a user is matched on, in order."),
+        "group": ("list", "[externalId, displayName]", "Attributes a group is matched on, in order."),
+    },
+    "targets[].auth (type: oauth2)": {
+        "type": _AUTH_TYPE,
+        "token_url": ("URL", "https://idp.example.org/oauth2/token", "Where client credentials get a token."),
+        "client_id": ("string", "roster", "The client's id."),
+        "client_secret": ("secret", "${CLIENT_SECRET}", "The client's secret."),
+        "scope": ("string", "scim", "The scope asked for.", "none"),
+        "client_auth": ("string", "basic", "basic or post: how the client authenticates.", "basic"),
+    },
+    "targets[].auth (type: basic)": {
+        "type": _AUTH_TYPE,
+        "username": ("string", "roster", "HTTP basic user."),
+        "password": ("secret", "${APP_PASSWORD}", "HTTP basic password."),
+    },
+    "targets[].retry": {
+        "tiers": ("integer", "5", "Retries of a transient failure, each in its own delay tier."),
+        "first_delay_ms": ("integer", "1000", "The first retry's delay."),
+        "multiplier": ("number", "4", "Each later delay is this many times the one before."),
+        "jitter": ("number", "0.2", "Delays spread by this share either way (below 1)."),
+    },
+    "targets[] (type: sql)": {
+        "url": ("URL", "postgresql://roster:${DB_PASSWORD}@db/app", "sqlite:///path.db or postgresql://..."),
+        "table": ("string", "accounts", "The table holding the objects."),
+        "key_column": ("string", "employee_id", "The column holding the matching value."),
+        "columns": ("mapping", "{email: mail}", "Attribute to column names; the same names if absent."),
+        "active_column": ("string", "active", "A boolean column that marks a row active."),
+        "on_disable": ("string", "deactivate", "deactivate (set active_column false) or delete."),
+        "create_table": ("boolean", "true", "Create the table if missing (needs columns)."),
+        "pool_size": ("integer", "4", "Database connections."),
+        "busy_timeout_s": ("seconds", "5", "SQLite only: how long a write waits for a lock."),
+    },
+    "targets[] (type: ldap)": {
+        **_LINK,
+        "base_dn": ("DN", "dc=example,dc=org", "The directory's base."),
+        "pool_size": ("integer", "4", "Connections to the server.", "4"),
+        "users": (
+            "mapping",
+            '{dn: "uid={uid},ou=people,dc=example,dc=org"}',
+            "How users are written.",
+            "none",
+        ),
+        "groups": (
+            "mapping",
+            '{dn: "cn={cn},ou=groups,dc=example,dc=org"}',
+            "How groups are written.",
+            "none",
+        ),
+    },
+    "targets[].users": {
+        "dn": (
+            "DN template",
+            "uid={uid},ou=people,dc=example,dc=org",
+            "A new entry's DN, from its attributes.",
+        ),
+        "object_classes": ("list", "[inetOrgPerson]", "A new entry's object classes.", "[inetOrgPerson]"),
+        "attributes": (
+            "mapping",
+            "{userName: uid, email: mail}",
+            "Mapped attribute to LDAP attribute names; the same names if absent.",
+            "same names",
+        ),
+        "match": ("string", "uid", "The LDAP attribute an entry is matched on.", "the DN's RDN attribute"),
+        "base": ("DN", "ou=people,dc=example,dc=org", "Where matching searches.", "base_dn"),
+        "disable": (
+            "mapping",
+            "{attribute: employeeType, value: disabled}",
+            "How a disabled user looks.",
+            "none",
+        ),
+    },
+    "targets[].users.disable": {
+        "attribute": ("string", "employeeType", "Set this attribute...", "none"),
+        "value": ("string", "disabled", "...to this value on disable...", "none"),
+        "enabled_value": ("string", "active", "...and to this one on enable.", "none"),
+        "move_to": ("DN", "ou=disabled,dc=example,dc=org", "Move a disabled user under this OU.", "none"),
+    },
+    "targets[].groups": {
+        "dn": ("DN template", "cn={cn},ou=groups,dc=example,dc=org", "A new group's DN."),
+        "object_classes": ("list", "[groupOfNames]", "A new group's object classes.", "[groupOfNames]"),
+        "attributes": (
+            "mapping",
+            "{displayName: cn}",
+            "Mapped attribute to LDAP attribute names; the same names if absent.",
+            "same names",
+        ),
+        "match": ("string", "cn", "The LDAP attribute a group is matched on.", "the DN's RDN attribute"),
+        "base": ("DN", "ou=groups,dc=example,dc=org", "Where matching searches.", "base_dn"),
+        "member_chunk_size": ("integer", "500", "Members per modify of a group.", "500"),
+        "empty_member": ("DN", "cn=nobody", "Stand-in member of an empty groupOfNames.", "bind_dn"),
+    },
+    "targets[] (type: noop)": {},
+}
+
+DEFAULTS_FROM: dict[str, tuple[type, ...]] = {
+    "engine": (PublishSettings, EngineConfig),
+    "engine.quarantine": (QuarantineSettings,),
+    "engine.deadline": (DeadlineSettings,),
+    "jobs[].deletion_guard": (DeletionGuard,),
+    "jobs[].source (type: csv or jsonl)": (FileSourceSettings,),
+    "jobs[].source (type: ldap)": (LdapSourceSettings, LinkSettings),
+    "jobs[].source (type: scim)": (ScimSourceSettings, HttpSettings),
+    "targets[] (every type)": (TargetRuntime,),
+    "targets[] (type: scim)": (ScimSettings, HttpSettings),
+    "targets[].retry": (RetryPolicy,),
+    "targets[] (type: sql)": (SqlSettings,),
+    "targets[] (type: ldap)": (LinkSettings,),
+}
+"""Where a key's default is read: the field of the same name in these dataclasses."""
+
+
+def sections() -> dict[str, tuple[tuple[str, ...], frozenset[str]]]:
+    """Each section's keys (in the parser's order) and the required ones, as the parsers check them."""
+    raw = yaml.safe_load(SAMPLE)
+    with TemporaryDirectory() as folder, recording_keys() as seen:
+        base = Path(folder)
+        (base / "people.csv").write_text("employee_id\n", encoding="utf-8")
+        (base / "teams.jsonl").write_text("", encoding="utf-8")
+        parse_engine_config(raw, base_dir=base)
+        parse_targets(raw, base_dir=base)
+    found: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+        "targets[] (every type)": (COMMON_KEYS, frozenset({"name", "type"}))
+    }
+    for path, allowed, required in seen:
+        name = _label(path, raw)
+        keys, needed = found.get(name, ((), frozenset()))
+        found[name] = (tuple(dict.fromkeys((*keys, *allowed))), needed | set(required))
+    if "(top level)" in found:  # the engine's and the workers' top levels: one file, either may lack one
+        found["(top level)"] = (found["(top level)"][0], frozenset())
+    return found
+
+
+def _label(path: str, raw: Any) -> str:
+    """`targets[2]` -> `targets[] (type: sql)`: a section whose keys depend on its `type` says which."""
+    node = raw
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
+        node = node[int(index)] if index else node.get(name, {})
+    general = re.sub(r"\[\d+\]", "[]", path) or "(top level)"
+    if isinstance(node, Mapping) and "type" in node and general != "(top level)":
+        kind = "csv or jsonl" if node["type"] in ("csv", "jsonl") else node["type"]  # one file source
+        return f"{general} (type: {kind})"
+    return general
+
+
+def render() -> str:
+    found = sections()
+    missing = [f"{s}: {k}" for s, (keys, _) in found.items() for k in keys if k not in KEYS.get(s, {})]
+    extra = [f"{s}: {k}" for s, words in KEYS.items() for k in words if k not in found.get(s, ((), ()))[0]]
+    stop_unless_matched("engine/cli/configdocs.py: KEYS does not match the parsers", missing, extra)
+    out = [
+        "# Configuration keys",
+        "",
+        "<!-- Generated by `make docs` (python -m engine.cli.docs) from the parsers; do not edit. -->",
+        "",
+        "One YAML file holds the engine's `jobs:` (and `engine:`) and the workers' `targets:`; in scaled",
+        "mode each side may have its own file. `${VAR}` (or `${VAR:-default}`) anywhere takes an",
+        "environment variable: write every secret so. Paths are relative to the file. `roster validate FILE`",
+        "checks a file and names the key and the fix of the first error.",
+        "",
+    ]
+    for name in KEYS:
+        keys, required = found[name]
+        out += [f"## `{name}`", ""]
+        if not keys:
+            out += ["No settings of its own.", ""]
+            continue
+        out += ["| key | type | default | example | what it does |", "| --- | --- | --- | --- | --- |"]
+        for key in keys:
+            words = KEYS[name][key]
+            default = "**required**" if key in required else _default(name, key, words)
+            cells = (f"`{key}`", words[0], default, f"`{words[1]}`", words[2])
+            out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def stop_unless_matched(where: str, missing: list[str], extra: list[str]) -> None:
+    """Stop the generation when the words written here and what the code has differ, saying how."""
+    if missing or extra:
+        raise SystemExit(
+            f"{where}. "
+            + (f"Describe: {', '.join(missing)}. " if missing else "")
+            + (f"Remove (the code has none): {', '.join(extra)}." if extra else "")
+        )
+
+
+def _default(section: str, key: str, words: _Key) -> str:
+    if len(words) == 4:
+        return words[3]
+    for kind in DEFAULTS_FROM.get(section, ()):
+        for field in dataclasses.fields(kind):
+            if field.name == key:
+                if field.default is not dataclasses.MISSING:
+                    return _shown(field.default)
+                if field.default_factory is not dataclasses.MISSING:
+                    return _shown(field.default_factory())
+    return "none"
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, tuple | list | frozenset | set):
+        items = sorted(value) if isinstance(value, frozenset | set) else value
+        return "[" + ", ".join(str(v) for v in items) + "]" if items else "[]"
+    return str(value)
