@@ -1,4 +1,5 @@
-"""Process-wide runtime settings for a Roster process: the event loop, the garbage collector and the GIL.
+"""Process-wide runtime settings for a Roster process: the event loop, the garbage collector, the GIL
+and the release of freed memory after a cycle.
 
 Applied once by an entry point (`roster run`, `roster engine`, `roster worker`, `roster provision`, and
 the benchmarks), never at import time of a library module.
@@ -7,8 +8,11 @@ the benchmarks), never at import time of a library module.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import functools
 import gc
 import sys
+from collections.abc import Callable
 
 GC_YOUNG_THRESHOLD = 50_000
 """Allocations between two young collections (Python's default: 700).
@@ -37,3 +41,28 @@ def tune_process() -> None:
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, or None where the C library has none (musl, macOS, Windows). Looked up
+    in the symbols the process already has, on first use: `ctypes.util.find_library` runs `ldconfig`,
+    which every command would wait for at start."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+    return trim
+
+
+def release_memory() -> None:
+    """Give the memory a finished cycle freed back to the system, so that what a server holds between
+    cycles is what it keeps, not the high-water mark of the biggest cycle so far.
+
+    Python frees a cycle's objects as it goes, but glibc keeps freed heap pages for the next
+    allocation: once the snapshot and the ids read of a million objects were freed, the process
+    held 142 MB without the trim, 113 MB with it. A collection first frees what only cycles held."""
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -4,7 +4,8 @@ Pure: it takes plain values (the state snapshot, mapped attributes) and returns 
 tested without a loop, a broker or a database. The cycle runner feeds it and publishes what it returns.
 
 The snapshot holds a fingerprint per object, not its entry (see `engine.core.snapshot`): `prepare`
-maps a batch ahead and names the objects whose entries the runner loads before planning them.
+maps a batch ahead, settles the objects that are unchanged (most of them) and names the objects whose
+entries the runner loads before planning the rest.
 """
 
 from __future__ import annotations
@@ -81,28 +82,46 @@ class Planner:
         self.unchanged = 0
         self._seq = 0
 
-    def prepare(self, batch: Iterable[SourceObject]) -> list[str]:
-        """Map the objects of a batch ahead of `plan` and return the source ids whose full entries it
-        will need (`Snapshot.add_entries`): those the state holds that changed, or whose mapping
-        failed. Most objects of a cycle are unchanged, so most batches need none."""
+    def prepare(self, batch: Iterable[SourceObject]) -> tuple[list[SourceObject], list[str]]:
+        """Map the objects of a batch ahead of `plan`. Those the target already holds as they are
+        (most objects of most cycles) and those out of scope are settled here: counted, taken from
+        the snapshot, never planned. Returns the others, which the caller plans in order (and no
+        others: a settled object planned again would look new), and the source ids whose full
+        entries they need (`Snapshot.add_entries`): those the state holds that changed, or whose
+        mapping failed."""
+        to_plan: list[SourceObject] = []
         wanted: list[str] = []
         prepared = self._prepared
-        peek = self.snapshot.fingerprints.get
+        fingerprints = self.snapshot.fingerprints
+        scope = self.scope
+        unchanged = 0
         for obj in batch:
             source_id = obj.source_id
-            held = peek(source_id)
+            held = fingerprints.get(source_id)
             try:
-                if self.scope is not None and not self.scope.matches(obj.attributes):
+                if scope is not None and not scope.matches(obj.attributes):
+                    self.out_of_scope += 1  # unseen: deprovisioned by `plan_missing` if provisioned
                     continue
-                ready = prepared[source_id] = self._map(obj)
+                ready = self._map(obj)
             except MappingError as exc:
                 prepared[source_id] = exc
+                to_plan.append(obj)
                 if held is not None:
                     wanted.append(source_id)
                 continue
-            if held is not None and held != ready[3]:
+            if held is not None and held == ready[3]:
+                del fingerprints[source_id]  # seen
+                unchanged += 1
+                if ready[1] is not None:
+                    self.pending_members += ready[1].pending
+                continue
+            prepared[source_id] = ready
+            to_plan.append(obj)
+            if held is not None:
                 wanted.append(source_id)
-        return wanted
+        self.seen += unchanged
+        self.unchanged += unchanged
+        return to_plan, wanted
 
     def _map(self, obj: SourceObject) -> tuple[Mapped, MemberPlan | None, str, int]:
         mapped = self.mapper.map(obj.attributes)

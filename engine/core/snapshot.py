@@ -96,7 +96,7 @@ class Snapshot:
     read is what the source no longer holds (`unseen`); the memory of what was taken is given back.
     """
 
-    __slots__ = ("_entries", "fingerprints", "held")
+    __slots__ = ("_entries", "_sized_for", "fingerprints", "held")
 
     def __init__(self, fingerprints: dict[str, int]) -> None:
         self.fingerprints = fingerprints
@@ -104,6 +104,7 @@ class Snapshot:
         self._entries: dict[str, StateEntry] = {}
         self.held = len(fingerprints)
         """How many objects the state held at the start (the deletion guard's measure)."""
+        self._sized_for = self.held
 
     @classmethod
     def of(cls, entries: Mapping[str, StateEntry]) -> Snapshot:
@@ -122,6 +123,14 @@ class Snapshot:
     def take(self, source_id: str) -> int | None:
         """The object's fingerprint, which from now on counts as seen."""
         return self.fingerprints.pop(source_id, None)
+
+    def shrink(self) -> None:
+        """Once half the fingerprints were taken, hold the rest in a dict of their size: a dict keeps
+        its table however many entries leave it, and the table of a million is 40 MB, which the ids
+        a source read so far (`engine.sources.file`) would otherwise come on top of."""
+        if len(self.fingerprints) <= self._sized_for // 2:
+            self.fingerprints = dict(self.fingerprints)
+            self._sized_for = len(self.fingerprints)
 
     def unseen(self) -> Iterator[str]:
         """The source ids not taken so far (a snapshot of them: taking goes on meanwhile)."""

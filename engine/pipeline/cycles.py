@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from common.errors import RosterError
+from common.process.tuning import release_memory
 from engine.config import EngineConfig, JobConfig
 from engine.core.membership import Membership
 from engine.core.planner import Planner
@@ -202,6 +203,7 @@ class CycleRunner:
             summary.status,
             " ".join(f"{k}={v}" for k, v in summary.counts().items()),
         )
+        release_memory()  # what the cycle held (its snapshot, the ids read) is not kept until the next
         return summary
 
     async def _plan_and_publish(
@@ -210,7 +212,6 @@ class CycleRunner:
         """Read the source, plan each object and publish its operation. Returns the count read, the
         error that cut the read short, and the reason for a quarantine that stopped it, if any."""
         read = 0
-        control = self.control
         links = CycleLinks(
             self.listings,
             job=job.name,
@@ -223,23 +224,26 @@ class CycleRunner:
         )
         try:
             async for batch in source.batches(SOURCE_BATCH):
+                # Checked per batch too: most objects are settled unchanged in `_prepare`, unplanned.
+                reason = await self._hold_or_stop(job.name, cycle_id, read)
+                if reason is not None:
+                    await links.finish()
+                    return read, None, reason
                 failures: list[Result] = []
-                loaded = await self._prepare(job, planner, batch)
-                for start in range(0, len(batch), PLAN_SLICE):
+                to_plan, loaded = await self._prepare(job, planner, batch)
+                for start in range(0, len(to_plan), PLAN_SLICE):
                     if start:
                         await asyncio.sleep(0)
-                    for obj in batch[start : start + PLAN_SLICE]:
+                    for obj in to_plan[start : start + PLAN_SLICE]:
                         # Checked per object, so that a pause or a quarantine takes hold at once.
-                        if control.paused(job.name):
-                            log.info("event=cycle_paused job=%s cycle=%s read=%d", job.name, cycle_id, read)
-                            await control.wait_resumed(job.name)
-                        reason = control.verdict(job.name)
+                        reason = await self._hold_or_stop(job.name, cycle_id, read)
                         if reason is not None:
                             await links.finish()
                             return read, None, reason
                         await self._plan_object(planner, obj, failures, links.add)
                 await self._record_failures(cycle_id, failures)
                 planner.snapshot.drop_entries(loaded)
+                planner.snapshot.shrink()
                 read += len(batch)
                 progress.read = read
         except RosterError as exc:
@@ -249,21 +253,35 @@ class CycleRunner:
         await links.finish()
         return read, None, None
 
-    async def _prepare(self, job: JobConfig, planner: Planner, batch: list[SourceObject]) -> list[str]:
-        """Map a batch ahead of planning it, a slice at a time (the loop gets its turns), and load the
-        entries of the objects that need them in one query. Returns their source ids."""
+    async def _hold_or_stop(self, job: str, cycle_id: str, read: int) -> str | None:
+        """Wait while the job is paused; the reason to stop planning if it is to be quarantined."""
+        control = self.control
+        if control.paused(job):
+            log.info("event=cycle_paused job=%s cycle=%s read=%d", job, cycle_id, read)
+            await control.wait_resumed(job)
+        return control.verdict(job)
+
+    async def _prepare(
+        self, job: JobConfig, planner: Planner, batch: list[SourceObject]
+    ) -> tuple[list[SourceObject], list[str]]:
+        """Map a batch ahead of planning it, a slice at a time (the loop gets its turns), settling the
+        unchanged objects, and load the entries of the objects that need them in one query. Returns
+        the objects left to plan and the source ids whose entries were loaded."""
         membership = planner.membership
         if membership is not None and job.members is not None:
             members = {m for obj in batch for m in membership.wanted(obj.source_id, obj.attributes)}
             membership.resolve(await self.state.target_ids(job.members.job, members))
+        to_plan: list[SourceObject] = []
         wanted: list[str] = []
         for start in range(0, len(batch), PLAN_SLICE):
             if start:
                 await asyncio.sleep(0)
-            wanted += planner.prepare(batch[start : start + PLAN_SLICE])
+            planned, needed = planner.prepare(batch[start : start + PLAN_SLICE])
+            to_plan += planned
+            wanted += needed
         if wanted:
             planner.snapshot.add_entries(await self.state.entries(job.name, wanted))
-        return wanted
+        return to_plan, wanted
 
     async def _deprovision(
         self,

@@ -1,9 +1,13 @@
 """A source that reads a CSV or JSON Lines file, such as an HR export.
 
 The file is streamed one batch of rows at a time, so memory stays flat whatever its size; the only
-thing that grows is the index of ids seen so far, which finds duplicates. A row that cannot be used
+thing that grows is the set of ids seen so far, which finds duplicates. A row that cannot be used
 becomes a `SourceProblem` with its line number and is skipped; a file that cannot be read at all (it
 is missing, or its header has no id column) raises `SourceError`.
+
+The set holds the ids alone: a line number beside each cost 28 MB more over a million rows. The
+problem of a repeated id names the line of its first occurrence all the same, found by reading the
+file again once the read is over, which only a file that repeats an id pays for (`_Repeats`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import codecs
 import csv
 import difflib
 import json
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -23,7 +27,7 @@ import orjson
 from common.config.validation import boolean, check_keys, choice, join, string
 from common.errors import ConfigError, SourceError
 from engine.core.values import flaw
-from engine.model import SourceObject
+from engine.model import SourceObject, SourceProblem
 from engine.sources.base import ProblemLog
 
 if TYPE_CHECKING:
@@ -173,7 +177,8 @@ class FileSource(ProblemLog):
             "set the source's `encoding:` to the file's encoding"
         )
 
-    def _read_csv(self, size: int) -> Generator[list[SourceObject], None, None]:
+    def _read_csv(self, size: int, *, again: bool = False) -> Generator[list[SourceObject], None, None]:
+        """The objects of the CSV file; `again` for the read that finds where repeated ids came first."""
         with self._open() as file:
             # strict: a stray character after a closing quote, or a quote left open at the end, is
             # reported rather than silently glued into a field.
@@ -181,18 +186,19 @@ class FileSource(ProblemLog):
             reader = csv.reader(lines, delimiter=self.settings.delimiter, strict=True)
             try:
                 header, header_line = self._header(reader, lines)
-                yield from self._csv_batches(reader, header, header_line, lines, size)
+                yield from self._csv_batches(reader, header, header_line, lines, size, again)
             except UnicodeDecodeError as exc:  # only codecs that surrogateescape cannot help, like utf-16
                 raise self._decode_failed(exc) from None
 
     def _csv_batches(
-        self, reader: Reader, header: list[str], header_line: int, lines: _Lines, size: int
+        self, reader: Reader, header: list[str], header_line: int, lines: _Lines, size: int, again: bool
     ) -> Iterator[list[SourceObject]]:
         settings = self.settings
         width = len(header)
         id_index = header.index(settings.id_column)
         empty_as_null = settings.empty_as_null
-        seen: dict[str, int] = {}
+        seen: set[str] = set()
+        repeats = _Repeats(self)
         batch: list[SourceObject] = []
         previous_end = header_line
         while True:  # a record the csv module cannot parse is reported, then the loop goes on after it
@@ -220,9 +226,10 @@ class FileSource(ProblemLog):
                     if (id_flaw := flaw(source_id)) is not None:
                         self._problem(line, f"has an id that holds {id_flaw}; row skipped")
                         continue
-                    first = seen.setdefault(source_id, line)
-                    if first != line:
-                        self._problem(line, _repeated(source_id, first))
+                    count = len(seen)
+                    seen.add(source_id)
+                    if len(seen) == count:
+                        repeats.add(line, source_id)
                         continue
                     if empty_as_null and "" in row:  # most rows have no empty field
                         attributes = {key: value or None for key, value in zip(header, row, strict=True)}
@@ -244,6 +251,8 @@ class FileSource(ProblemLog):
                     )
                     continue
                 self._problem(line, f"cannot be parsed as CSV ({exc}); skipped up to line {previous_end}")
+        if not again:
+            repeats.name_first_lines(lambda: self._read_csv(size, again=True))
         if batch:
             yield batch
 
@@ -289,8 +298,10 @@ class FileSource(ProblemLog):
             fix += f"; the header was read as one column, so check `delimiter:` ({settings.delimiter!r})"
         return fix
 
-    def _read_jsonl(self, size: int) -> Generator[list[SourceObject], None, None]:
-        seen: dict[str, int] = {}
+    def _read_jsonl(self, size: int, *, again: bool = False) -> Generator[list[SourceObject], None, None]:
+        """The objects of the JSON Lines file; `again` as for `_read_csv`."""
+        seen: set[str] = set()
+        repeats = _Repeats(self)
         batch: list[SourceObject] = []
         with self._open() as file:
             try:
@@ -313,9 +324,10 @@ class FileSource(ProblemLog):
                     elif (id_flaw := flaw(source_id)) is not None:
                         self._problem(line, f"has an id that holds {id_flaw}; line skipped")
                         continue
-                    first = seen.setdefault(source_id, line)
-                    if first != line:
-                        self._problem(line, _repeated(source_id, first))
+                    count = len(seen)
+                    seen.add(source_id)
+                    if len(seen) == count:
+                        repeats.add(line, source_id)
                         continue
                     batch.append(SourceObject(source_id, value, line))
                     if len(batch) >= size:
@@ -323,6 +335,8 @@ class FileSource(ProblemLog):
                         batch = []
             except UnicodeDecodeError as exc:  # only codecs that surrogateescape cannot help, like utf-16
                 raise self._decode_failed(exc) from None
+        if not again:
+            repeats.name_first_lines(lambda: self._read_jsonl(size, again=True))
         if batch:
             yield batch
 
@@ -390,8 +404,50 @@ def _torn(detail: str) -> str:
     return f"ends the file in the middle of a row ({detail}): the file looks cut off; row skipped"
 
 
-def _repeated(source_id: str, first: int) -> str:
-    return f"repeats the id {source_id!r} of line {first}; the repeat is skipped"
+def _repeated(source_id: str, first: int | None) -> str:
+    where = "an earlier line" if first is None else f"line {first}"
+    return f"repeats the id {source_id!r} of {where}; the repeat is skipped"
+
+
+class _Repeats:
+    """The repeated ids of one read, each a problem at once (so that it counts and keeps its place
+    among the problems) whose first line `name_first_lines` fills in once the read is over."""
+
+    __slots__ = ("_ids", "_log")
+
+    def __init__(self, log: ProblemLog) -> None:
+        self._log = log
+        self._ids: dict[int, str] = {}  # index in the log's problems -> the id repeated there
+
+    def add(self, line: int, source_id: str) -> None:
+        log = self._log
+        index = len(log.problems)
+        log._problem(line, _repeated(source_id, None))
+        if len(log.problems) > index:  # kept, not only counted past the cap
+            self._ids[index] = source_id
+
+    def name_first_lines(self, read_again: Callable[[], Iterator[list[SourceObject]]]) -> None:
+        """Read the file again (its problems not counted twice) for the line where each repeated id
+        came first; one that is no longer found (the file changed meanwhile) keeps "an earlier line"."""
+        if not self._ids:
+            return
+        log = self._log
+        wanted = set(self._ids.values())
+        first: dict[str, int] = {}
+        problems, omitted, skipped = log.problems, log.problems_omitted, log.skipped
+        log._forget_problems()
+        try:
+            for batch in read_again():
+                for obj in batch:
+                    if obj.source_id in wanted:
+                        first.setdefault(obj.source_id, obj.line)
+        except SourceError:
+            pass  # gone or unreadable now: the lines stay unnamed
+        finally:
+            log.problems, log.problems_omitted, log.skipped = problems, omitted, skipped
+        for index, source_id in self._ids.items():
+            if source_id in first:
+                problems[index] = SourceProblem(problems[index].line, _repeated(source_id, first[source_id]))
 
 
 def _json_kind(value: Any) -> str:

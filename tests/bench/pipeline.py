@@ -7,8 +7,10 @@ that does nothing and into a SQLite table), p50_latency_ms and p99_latency_ms (e
 the null run), unchanged_cycle_s (a full cycle in which nothing changed) and peak_rss_mb (of the whole
 run); first_cycle_peak_rss_mb and unchanged_cycle_peak_rss_mb (the null run's two cycles, one after the
 other in one engine, as a server runs them: the high-water mark is reset before each, so each counts
-what the process still holds from before) and state_bytes_per_object (the SQLite state of the null
-run, divided by the objects: the unchanged cycle adds one cycle record to what the first wrote).
+what the process still holds from before), unchanged_cycle_cpu_s (the process's CPU time in that
+cycle: on a shared machine, steadier than its wall time) and state_bytes_per_object (the SQLite
+state of the null run, divided by the objects: the unchanged cycle adds one cycle record to what the
+first wrote).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import random
 import resource
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +78,16 @@ def config(workdir: Path, target: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run_cycles(
-    workdir: Path, raw: dict[str, Any], state: str, cycles: int, peaks: list[int] | None = None
+    workdir: Path,
+    raw: dict[str, Any],
+    state: str,
+    cycles: int,
+    peaks: list[int] | None = None,
+    cpu_s: list[float] | None = None,
 ) -> list[Any]:
     """`cycles` rounds of one cycle per job (users before groups); the summaries in the order run.
-    `peaks` gets the peak RSS (MB) of each round, where the kernel can reset the high-water mark."""
+    `peaks` gets the peak RSS (MB) of each round, where the kernel can reset the high-water mark,
+    `cpu_s` the process's CPU time of each round."""
     engine_config = parse_engine_config(raw, base_dir=workdir)
     targets = parse_targets(raw, base_dir=workdir)
     jobs = in_dependency_order(engine_config.jobs)
@@ -86,9 +95,12 @@ async def run_cycles(
     async with embedded(engine_config, targets, state_url(state)) as pipeline:
         for _ in range(cycles):
             reset_peak_rss()
+            started_cpu_s = time.process_time()
             summaries += [await pipeline.runner.run_cycle(job, trigger="bench") for job in jobs]
             if peaks is not None:
                 peaks.append(peak_rss_mb())
+            if cpu_s is not None:
+                cpu_s.append(time.process_time() - started_cpu_s)
     return summaries
 
 
@@ -128,7 +140,8 @@ def main() -> None:
         null = config(workdir, {"name": "noop", "type": "noop"})
         null_state = workdir / "null-state.db"
         peaks: list[int] = []
-        initial, unchanged = asyncio.run(run_cycles(workdir, null, str(null_state), 2, peaks))
+        cpu_s: list[float] = []
+        initial, unchanged = asyncio.run(run_cycles(workdir, null, str(null_state), 2, peaks, cpu_s))
         state_bytes_per_object = state_bytes(null_state) / args.objects
         assert initial.created == args.objects and unchanged.changed == 0, (initial, unchanged)
 
@@ -161,6 +174,7 @@ def main() -> None:
                 "first_cycle_peak_rss_mb": peaks[0],
                 "unchanged_cycle_peak_rss_mb": peaks[1],
                 "state_bytes_per_object": round(state_bytes_per_object),
+                "unchanged_cycle_cpu_s": round(cpu_s[1], 3),
             }
         )
     )

@@ -132,6 +132,32 @@ async def test_csv_duplicate_id_keeps_the_first_and_names_its_line(tmp_path: Pat
     assert problems(source) == ["line 4: repeats the id 'E1' of line 2; the repeat is skipped"]
 
 
+async def test_every_repeated_id_counts_once_and_names_the_line_it_came_first_on(tmp_path: Path) -> None:
+    # The ids seen are kept without their lines: a second read finds where the repeated ones came first.
+    count = MAX_PROBLEMS + 49
+    firsts = [f"E{i},n" for i in range(1, count + 1)]
+    repeats = [f"E{i},again" for i in range(1, count + 1)]
+    path = write(
+        tmp_path / "p.csv", "\n".join(["id,name", 'E0,"two\nlines"', *firsts, *repeats, "E0,last"]) + "\n"
+    )
+    source = csv_source(path)
+    objects = await read_all(source)
+    assert [obj.source_id for obj in objects] == [f"E{i}" for i in range(count + 1)]
+    assert (source.skipped, source.problem_count, len(source.problems)) == (
+        count + 1,
+        count + 1,
+        MAX_PROBLEMS,
+    )
+    first_repeat = count + 4  # after the header, E0's two lines and the first E1 to E<count>
+    assert [(p.line, p.message) for p in (source.problems[0], source.problems[-1])] == [
+        (first_repeat, "repeats the id 'E1' of line 4; the repeat is skipped"),
+        (
+            first_repeat + MAX_PROBLEMS - 1,
+            f"repeats the id 'E{MAX_PROBLEMS}' of line {MAX_PROBLEMS + 3}; the repeat is skipped",
+        ),
+    ]
+
+
 async def test_csv_row_with_undecodable_bytes_is_reported_and_skipped(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_bytes(b"id,name\nE1,Ana\nE2,Ren\xe9e\nE3,Zo\xc3\xab\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from engine.core.planner import Planner, plan_action, plan_missing
@@ -120,12 +122,12 @@ def test_a_cycle_needs_the_entries_only_of_objects_that_changed_or_left() -> Non
         job="j", target="t", object_type="user", cycle_id="c1", mapper=MAPPER, snapshot=_held(entries)
     )
     batch = [_obj(1), _obj(2), _obj(3), _obj(5)]
-    wanted = planner.prepare(batch)
+    to_plan, wanted = planner.prepare(batch)
     assert wanted == ["E2", "E3"]  # not E1 (unchanged) nor E5 (new: a create needs no entry)
+    assert to_plan == batch[1:] and (planner.seen, planner.unchanged) == (1, 1)  # E1 settled
     planner.snapshot.add_entries({s: entries[s] for s in wanted})
-    ops = [planner.plan(obj) for obj in batch]
+    ops = [planner.plan(obj) for obj in to_plan]
     assert [(op.action, op.target_id) if op else None for op in ops] == [
-        None,
         ("update", "T-2"),
         ("update", "T-3"),
         ("create", None),
@@ -168,3 +170,18 @@ def test_a_scoping_regex_that_runs_out_of_time_fails_that_object_which_is_never_
     op = planner.plan(fine)
     assert op is not None and op.source_id == "E2"
     assert list(planner.plan_missing()) == []  # E1 failed, which is not leaving the scope
+
+
+def test_the_snapshot_gives_back_the_table_of_what_was_taken_and_still_plans_the_rest() -> None:
+    held = {f"E{i}": StateEntry(f"T-{i}", "h", ACTIVE) for i in range(1, 10_001)}
+    planner = _planner(held)
+    planner.snapshot = _held(held)
+    full_bytes = sys.getsizeof(planner.snapshot.fingerprints)
+    unchanged = [SourceObject(f"E{i}", {}) for i in range(1, 8_001)]
+    for obj in unchanged:
+        assert planner.snapshot.take(obj.source_id) is not None
+        planner.snapshot.shrink()  # as the runner does after each batch
+    assert sys.getsizeof(planner.snapshot.fingerprints) < full_bytes / 3  # 2,000 of 10,000 left
+    assert planner.unseen() == [f"E{i}" for i in range(8_001, 10_001)] and len(planner.snapshot) == 10_000
+    planner.snapshot.add_entries(held)
+    assert {op.source_id for op in planner.plan_missing()} == {f"E{i}" for i in range(8_001, 10_001)}
