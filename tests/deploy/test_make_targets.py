@@ -58,8 +58,14 @@ def test_the_env_file_is_ignored_by_git_and_docker_and_made_by_make_quickstart()
 
 
 def _make_n(*args: str) -> str:
+    # Under `make test` this make is a sub-make, which says "Entering directory" unless told not to.
     result = subprocess.run(
-        ["make", "-n", "-B", *args], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+        ["make", "--no-print-directory", "-n", "-B", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
