@@ -540,8 +540,10 @@ async def test_retry_after_pauses_every_request_to_the_target(
 async def test_a_503_without_retry_after_and_a_timeout_are_transient(
     scim_server: ScimServer, fault_proxy: StartProxy
 ) -> None:
-    proxy = await fault_proxy(scim_server.root, faults=Faults(slow_s=1.0))
-    async with connector(f"{proxy.url}/v2", timeout_s=0.3) as scim:
+    # The timeout also bounds the third create's search through to the real server: 1 s, not less, so
+    # that a loaded machine does not turn the POST's drop into a timeout.
+    proxy = await fault_proxy(scim_server.root, faults=Faults(slow_s=3.0))
+    async with connector(f"{proxy.url}/v2", timeout_s=1.0) as scim:
         proxy.force("503", "slow", None, "drop")  # the drop hits the POST, which aiohttp never resends
         outcomes = [(await scim.apply([op("create", userName=unique())]))[0] for _ in range(3)]
         assert scim.gate.pause.remaining_s == 0
