@@ -108,8 +108,16 @@ async def run_engine(
         scheduler = Scheduler(runner, jobs)
         admin = Admin(runner, scheduler, warnings=warnings)
         gate = ApiGate("standby", lambda: f"standby: the active engine is {lock.holder or 'not known yet'}")
-        main = asyncio.create_task(_active(lock, admin, jobs, once=once, gate=gate))
-        install_stop_handlers(main.cancel)
+        stopped = asyncio.Event()
+        main = asyncio.create_task(_active(lock, admin, jobs, once=once, gate=gate, stopped=stopped))
+
+        def stop() -> None:
+            # Both: the cancel stops a standby waiting for the lock; the event stops the working engine
+            # even where Python 3.11 loses a cancel (asyncio.wait_for when its awaited task ends at once).
+            stopped.set()
+            main.cancel()
+
+        install_stop_handlers(stop)
         health = lambda: _health(runner, main, lock)  # noqa: E731
         server = StatusServer(registry, health, host=host, port=port)
         api_server = ApiServer(admin, api, health=health, gate=gate) if api is not None else None
@@ -134,7 +142,13 @@ async def run_engine(
 
 
 async def _active(
-    lock: EngineLock, admin: Admin, jobs: Sequence[JobConfig], *, once: bool, gate: ApiGate
+    lock: EngineLock,
+    admin: Admin,
+    jobs: Sequence[JobConfig],
+    *,
+    once: bool,
+    gate: ApiGate,
+    stopped: asyncio.Event,
 ) -> list[CycleSummary]:
     """Wait for the lock, take over from the engine before, then work until done or the lock is lost."""
     await lock.acquire()
@@ -146,17 +160,18 @@ async def _active(
         async with observed(runner, jobs):
             watch = asyncio.create_task(lock.watch())
             work = asyncio.create_task(_run_once(runner, jobs) if once else scheduler.run())
+            stop = asyncio.create_task(stopped.wait())
             try:
                 retention_days = runner.config.log_retention_days
                 async with operated(admin, None, retention_days=retention_days), gate.opened():
-                    await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-                if not work.done():
+                    await asyncio.wait({work, watch, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not work.done() and watch.done():
                     watch.result()  # raises StateError: the lock is lost, stop working at once
-                return (work.result() or []) if once else scheduler.history
+                return (work.result() or []) if once and work.done() else scheduler.history
             finally:
-                for task in (work, watch):
+                for task in (work, watch, stop):
                     task.cancel()
-                await asyncio.gather(work, watch, return_exceptions=True)
+                await asyncio.gather(work, watch, stop, return_exceptions=True)
 
 
 def export_watched(runner: CycleRunner) -> None:
