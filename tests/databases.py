@@ -9,9 +9,11 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import asyncpg
 
+from engine.store.state import state_url
 from tests import needs
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -41,3 +43,15 @@ def private_database(prefix: str = "roster") -> Iterator[str]:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def state_store_url(kind: str, tmp_path: Path, prefix: str) -> Iterator[str]:
+    """A state store URL of `kind` ("sqlite": a file in `tmp_path`; "postgresql": a private database,
+    dropped afterwards), for tests that run on both."""
+    if kind == "sqlite":
+        yield state_url(str(tmp_path / "state.db"))
+        return
+    needs.postgres()
+    with private_database(prefix) as database:
+        yield state_url(database)

@@ -19,8 +19,7 @@ import sqlalchemy as sa
 from engine.store import history, logrows, migrations
 from engine.store.state import StateStore, state_url
 from queues.contracts import Result
-from tests import needs
-from tests.databases import private_database
+from tests.databases import state_store_url
 from tests.engine.log_v7 import back_to_version_7_log, log_v7
 
 # Written by main's code before migration 8 (a store's log rows, and `roster logs`' exports of them):
@@ -32,12 +31,8 @@ ROWS: list[dict[str, Any]] = FIXTURE["rows"]
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield state_url(str(tmp_path / "state.db"))
-        return
-    needs.postgres()
-    with private_database("roster_log") as database:
-        yield state_url(database)
+    with state_store_url(request.param, tmp_path, "roster_log") as store_url:
+        yield store_url
 
 
 async def migrated_store(url: str) -> StateStore:

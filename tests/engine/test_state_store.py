@@ -28,7 +28,7 @@ from engine.store.schema import metadata
 from engine.store.state import StateStore, state_url
 from queues.contracts import Result
 from tests import needs
-from tests.databases import private_database
+from tests.databases import private_database, state_store_url
 from tests.engine.log_v7 import back_to_version_7_log
 
 _ids = itertools.count()
@@ -36,12 +36,8 @@ _ids = itertools.count()
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield state_url(str(tmp_path / "state.db"))
-        return
-    needs.postgres()
-    with private_database("roster_state") as database:
-        yield state_url(database)
+    with state_store_url(request.param, tmp_path, "roster_state") as store_url:
+        yield store_url
 
 
 @pytest.fixture
