@@ -176,6 +176,28 @@ async def test_csv_undecodable_byte_inside_a_quoted_field_names_the_record_start
     assert problems(source) == ["line 2: has bytes that are not utf-8-sig; row skipped"]
 
 
+async def test_csv_bad_bytes_and_a_torn_end_are_found_on_their_lines_in_a_file_of_many_blocks(
+    tmp_path: Path,
+) -> None:
+    """The file is read in blocks of lines (`_Lines`): a bad byte deep in the file, one in a quoted
+    field that spans the lines where one block ends, and a torn last row each name their own line."""
+    rows = [b"id,note\n"] + [b"E%d,%s\n" % (i, b"x" * 60) for i in range(1, 5001)]
+    rows[2500] = b"E2500,Ren\xe9e\n"  # line 2501
+    rows[3000] = b'E3000,"first\n' + b"y" * 70_000 + b' \xff"\n'  # lines 3001-3002, across blocks
+    rows.append(b"E5001")  # line 5003: one of the header's two fields, no newline
+    path = tmp_path / "p.csv"
+    path.write_bytes(b"".join(rows))
+    source = csv_source(path)
+    ids = [obj.source_id for obj in await read_all(source, size=1000)]
+    assert ids == [f"E{i}" for i in range(1, 5001) if i not in (2500, 3000)]
+    assert problems(source) == [
+        "line 2501: has bytes that are not utf-8-sig; row skipped",
+        "line 3001: has bytes that are not utf-8-sig; row skipped",
+        "line 5003: ends the file in the middle of a row (1 of the header's 2 fields, no newline): "
+        "the file looks cut off; row skipped",
+    ]
+
+
 async def test_csv_in_utf16_with_tabs_as_excel_saves_unicode_text_is_read(tmp_path: Path) -> None:
     path = write(tmp_path / "p.txt", "id\tname\r\nE1\tŁukasz\r\n", encoding="utf-16")
     objects = await read_all(csv_source(path, encoding="utf-16", delimiter="\t"))
