@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import StateError
-from engine.core.snapshot import encode_hash
+from engine.core.snapshot import encode_hash, fingerprint
 from engine.store import logrows
 
 MIGRATION_LOCK = 0x526F737465720001  # pg_advisory_xact_lock key for migrations ("Roster", 1)
@@ -95,7 +95,9 @@ def _v7_compact_objects(conn: sa.Connection, tables: sa.MetaData) -> None:
         return
     new = tables.tables["objects"].to_metadata(sa.MetaData(), name="objects_v7")
     new.create(conn)
-    old = sa.table("objects", *(sa.column(c.name) for c in new.columns))
+    # The columns of version 6 (the new table may have more since: migration 9 fills `fingerprint`).
+    columns_v6 = ("job", "source_id", "target_id", "applied_hash", "state", "updated_at")
+    old = sa.table("objects", *(sa.column(name) for name in columns_v6))
     key = (old.c.job, old.c.source_id)
     after: tuple[str, str] | None = None
     while True:
@@ -166,6 +168,31 @@ def _copy_log_compactly(conn: sa.Connection, tables: sa.MetaData) -> None:
         conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('log', 'id'), MAX(id)) FROM log")
 
 
+def _v9_object_fingerprints(conn: sa.Connection, _tables: sa.MetaData) -> None:
+    # What a cycle loads of each object, computed once here rather than at every cycle's start.
+    if "fingerprint" not in {column["name"] for column in sa.inspect(conn).get_columns("objects")}:
+        conn.exec_driver_sql("ALTER TABLE objects ADD COLUMN fingerprint BIGINT")
+    objects = sa.table(
+        "objects", *(sa.column(n) for n in ("job", "source_id", "applied_hash", "state", "fingerprint"))
+    )
+    key = (objects.c.job, objects.c.source_id)
+    update = (
+        objects.update()
+        .where(objects.c.job == sa.bindparam("j"), objects.c.source_id == sa.bindparam("s"))
+        .values(fingerprint=sa.bindparam("f"))
+    )
+    after: tuple[str, str] | None = None
+    while True:
+        query = sa.select(*key, objects.c.applied_hash, objects.c.state).order_by(*key).limit(_COPY_PAGE)
+        if after is not None:
+            query = query.where(sa.tuple_(*key) > sa.tuple_(*after))
+        rows = conn.execute(query).all()
+        if not rows:
+            break
+        conn.execute(update, [{"j": j, "s": s, "f": fingerprint(h, state)} for j, s, h, state in rows])
+        after = (rows[-1][0], rows[-1][1])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -181,6 +208,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "the owner and lease of a running cycle: a dead owner's is interrupted", _v6_cycle_owner),
     Migration(7, "objects compact: applied hashes as bytes, no rowid", _v7_compact_objects),
     Migration(8, "log compact: names as keys, op ids as numbers, attributes compressed", _v8_compact_log),
+    Migration(9, "objects keep the fingerprint a cycle compares", _v9_object_fingerprints),
 )
 LATEST = MIGRATIONS[-1].version
 

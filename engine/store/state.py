@@ -113,12 +113,17 @@ class StateStore:
     async def fingerprints(self, job: str) -> Snapshot:
         """The job's state as a cycle holds it: a fingerprint per source id (see `Snapshot`), read a
         page at a time so that no more than a page of rows is ever held besides."""
-        query = sa.select(objects.c.source_id, objects.c.applied_hash, objects.c.state).where(
-            objects.c.job == job
+        stored = sa.select(objects.c.source_id, objects.c.fingerprint).where(
+            objects.c.job == job, objects.c.fingerprint.is_not(None)
+        )
+        unstored = sa.select(objects.c.source_id, objects.c.applied_hash, objects.c.state).where(
+            objects.c.job == job, objects.c.fingerprint.is_(None)
         )
         held: dict[str, int] = {}
         async with self.engine.connect() as conn:
-            async for page in _pages(conn, query):
+            async for page in _pages(conn, stored):
+                held.update(page)
+            async for page in _pages(conn, unstored):  # none, but where a write could not keep one
                 for source_id, applied_hash, state in page:
                     held[source_id] = fingerprint(applied_hash, state)
         return Snapshot(held)
@@ -365,7 +370,7 @@ class StateStore:
         return await self.read_log(query)
 
 
-_OBJECT_KEYS = ("job", "source_id", "target_id", "applied_hash", "state", "updated_at")
+_OBJECT_KEYS = ("job", "source_id", "target_id", "applied_hash", "state", "updated_at", "fingerprint")
 _delete_objects = objects.delete().where(
     objects.c.job == sa.bindparam("j"), objects.c.source_id == sa.bindparam("s")
 )
@@ -399,17 +404,23 @@ def _insert_log(dialect: str) -> Any:
 def _upsert_objects(dialect: str) -> Any:
     insert = _insert(dialect, objects)
     excluded = insert.excluded
+    disabling = excluded.state == sa.literal_column(f"'{DISABLED}'")
     # A disable keeps the hash it had; everything else records what was applied.
     return insert.on_conflict_do_update(
         index_elements=[objects.c.job, objects.c.source_id],
         set_={
             "target_id": sa.func.coalesce(excluded.target_id, objects.c.target_id),
             "applied_hash": sa.case(
-                (excluded.state == sa.literal_column(f"'{DISABLED}'"), objects.c.applied_hash),
+                (disabling, objects.c.applied_hash),
                 else_=excluded.applied_hash,
             ),
             "state": excluded.state,
             "updated_at": excluded.updated_at,
+            # A disable keeps the hash, so the fingerprint of before with the disabled bit set.
+            "fingerprint": sa.case(
+                (disabling, objects.c.fingerprint.op("|")(sa.literal_column("1"))),
+                else_=excluded.fingerprint,
+            ),
         },
     )
 
@@ -458,7 +469,10 @@ def _object_rows(part: list[Result], now: float) -> tuple[list[Row], list[Row], 
             deletes.append((r.job, r.source_id))
         else:
             state = _STATE_AFTER[r.action]
-            upserts.append((r.job, r.source_id, r.target_id, encode_hash(r.applied_hash), state, now))
+            applied = encode_hash(r.applied_hash)
+            upserts.append(
+                (r.job, r.source_id, r.target_id, applied, state, now, fingerprint(applied, state))
+            )
             if r.members is not None:
                 members.append((r.job, r.source_id, orjson.dumps(r.members).decode()))
     return upserts, deletes, members

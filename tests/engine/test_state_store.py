@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from common.errors import StateError
 from common.peers.sql_bulk import MAX_ROWS
 from engine.core.membership import PENDING_PREFIX
-from engine.core.snapshot import desired_fingerprint, digest_fingerprint
+from engine.core.snapshot import desired_fingerprint, digest_fingerprint, encode_hash, fingerprint
 from engine.model import ACTIVE, DISABLED, StateEntry
 from engine.store import history, migrations
 from engine.store.schema import metadata
@@ -211,7 +211,12 @@ async def test_a_store_from_before_versioning_is_adopted_with_its_data(url: str)
     engine = create_async_engine(url)
     async with engine.begin() as conn:  # what Roster did before migrations: create_all, no version
         await conn.run_sync(metadata.create_all)
-        await conn.execute(sa.text("INSERT INTO objects VALUES ('people', 'a', 't-a', 'h', 'active', 1.0)"))
+        await conn.execute(
+            sa.text(
+                "INSERT INTO objects (job, source_id, target_id, applied_hash, state, updated_at)"
+                " VALUES ('people', 'a', 't-a', 'h', 'active', 1.0)"
+            )
+        )
     await engine.dispose()
     async with StateStore(url) as store, store.engine.connect() as conn:
         assert await migrations.version(conn) == migrations.LATEST
@@ -312,6 +317,62 @@ async def test_the_fingerprints_tell_unchanged_objects_from_changed_ones(store: 
     assert await store.entries("people", ["b", "x"]) == {"b": StateEntry("t-b", "bb" * 16, DISABLED)}
     assert await store.target_ids("people") == {"a": "t-a", "b": "t-b", "c": "t-c"}
     assert await store.target_ids("people", ["c", "x"]) == {"c": "t-c"}
+
+
+async def stored_fingerprints(store: StateStore) -> dict[str, int | None]:
+    async with store.engine.connect() as conn:
+        return dict((await conn.execute(sa.text("SELECT source_id, fingerprint FROM objects"))).all())
+
+
+async def test_every_write_keeps_the_stored_fingerprint_that_of_the_applied_hash_and_state(
+    store: StateStore,
+) -> None:
+    """A cycle loads the stored fingerprints as they are: each write, a disable (which keeps the hash
+    it had) and an enable again among them, must keep them what the hash and the state give."""
+    await store.apply_results(
+        [
+            result("a", applied_hash="aa" * 16),
+            result("b", applied_hash="bb" * 16),
+            result("c", applied_hash="cc" * 16),
+            result("d", "disable", applied_hash="dd" * 16),  # disabled before it was ever held
+            result("e", applied_hash="ee" * 16),
+        ]
+    )
+    await store.apply_results(
+        [result("b", "disable", applied_hash=None), result("c", "update", applied_hash="cd" * 16)]
+    )
+    await store.apply_results(
+        [
+            result("b", "update", applied_hash="be" * 16),  # enabled again
+            result("a", "disable", applied_hash=None),
+            result("e", "delete", applied_hash=None),
+        ]
+    )
+    entries = await store.snapshot("people")
+    expected = {s: fingerprint(encode_hash(e.applied_hash), e.state) for s, e in entries.items()}
+    assert sorted(expected) == ["a", "b", "c", "d"]
+    assert expected["a"] == desired_fingerprint("aa" * 16) | 1  # the hash it had, disabled
+    assert await stored_fingerprints(store) == expected
+    assert (await store.fingerprints("people")).fingerprints == expected
+
+
+async def test_migration_9_stores_the_fingerprints_and_a_missing_one_is_computed(url: str) -> None:
+    async with StateStore(url) as store:
+        await store.apply_results(
+            [result("a", applied_hash="aa" * 16), result("b", applied_hash=f"{PENDING_PREFIX}{'bb' * 16}")]
+        )
+        await store.apply_results([result("c", applied_hash="text hash"), result("b", "disable")])
+        expected = await stored_fingerprints(store)
+        async with store.engine.begin() as conn:  # back to a version 8 store
+            await conn.execute(sa.text("ALTER TABLE objects DROP COLUMN fingerprint"))
+            await conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 9"))
+    async with StateStore(url) as store:
+        async with store.engine.connect() as conn:
+            assert await migrations.version(conn) == migrations.LATEST
+        assert await stored_fingerprints(store) == expected
+        async with store.engine.begin() as conn:  # a row no write kept one for: computed when loaded
+            await conn.execute(sa.text("UPDATE objects SET fingerprint = NULL WHERE source_id = 'b'"))
+        assert (await store.fingerprints("people")).fingerprints == expected
 
 
 async def test_a_store_newer_than_this_roster_is_refused(url: str) -> None:
