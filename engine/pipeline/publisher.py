@@ -72,14 +72,20 @@ class Publisher:
         timer = self._timers.pop(target, None)
         if timer is not None:
             timer.cancel()
-        ops = self._buffers.pop(target, None)
-        if not ops:
+        if not self._buffers.get(target):
             return
         queue = ops_queue(target)
         if queue not in self._declared:
             await self._broker.declare(queue)
             self._declared.add(queue)
+        # Room first, then the buffer: a buffer taken before the wait would leave `add` a fresh one
+        # to fill, and every linger a flush of its own holding its ops, so a producer slower than the
+        # linger was never held back and the waiting flushes grew without bound (the 1M bench's peak).
+        # Left in place, the buffer fills to `batch_size` and `add` waits here too.
         await self._broker.wait_depth_below(queue, self._settings.high_water)
+        ops = self._buffers.pop(target, None)
+        if not ops:
+            return  # a flush that waited beside this one took them
         await self._broker.publish(queue, [Message(encode_operations(target, ops))])
         if self._metrics is not None:
             self._metrics.record_published(ops)
