@@ -35,6 +35,7 @@ from engine.core.policies import (
     parse_quarantine,
     parse_source_shrink,
 )
+from engine.core.reconcile_policy import ReconcileSettings, parse_reconcile
 from engine.core.schedule import Schedule, parse_schedule
 from engine.core.scoping import ScopingFilter, parse_scoping
 from engine.mapping.base import ApplyOn, ConstantMapping, DirectMapping, Mapper
@@ -71,6 +72,8 @@ class JobConfig:
     the listing, rather than searching the target before each (0: never); see `engine.pipeline.listing`."""
     listing_timeout_s: float = 300.0
     """How long a cycle waits for that listing before it sends its creates without it."""
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    """What a reconciliation does per situation, and when it runs (`engine.pipeline.reconciling`)."""
 
     @property
     def redacted(self) -> frozenset[str]:
@@ -168,6 +171,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
             "deletion_guard",
             "listing_min_creates",
             "listing_timeout_s",
+            "reconcile",
             *SHRINK_KEYS,
         ),
         required=("name", "source", "target", "mappings"),
@@ -210,6 +214,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         listing_timeout_s=_listing_timeout(
             join(path, "listing_timeout_s"), raw.get("listing_timeout_s", 300)
         ),
+        reconcile=parse_reconcile(join(path, "reconcile"), raw.get("reconcile")),
     )
 
 

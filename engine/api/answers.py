@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+from engine.core.reconcile import SITUATIONS
 from engine.model import CycleSummary
 from engine.pipeline.ondemand import Preview
-from engine.store.state import STAGED_DELETE
+from engine.store.state import RECONCILE, STAGED_DELETE
 from queues.contracts import ACTIONS, STATUSES
 
-LOG_STATUSES = frozenset({*STATUSES, "warning"})
+LOG_STATUSES = frozenset({*STATUSES, "warning", *SITUATIONS})
 """Every status a provisioning log record can have (`warning`: a deprovision held for approval)."""
-LOG_ACTIONS = frozenset({*ACTIONS, STAGED_DELETE})
+LOG_ACTIONS = frozenset({*ACTIONS, STAGED_DELETE, RECONCILE})
 
 JobState = Literal["active", "paused", "quarantined", "waiting_for_approval"]
 ObjectType = Literal["user", "group"]

@@ -194,7 +194,7 @@ async def test_bad_input_gets_a_4xx_that_names_the_problem(served: Served) -> No
         ("/logs?since=yesterday", "since: expected Unix seconds"),
         ("/logs?until=-5", "until: must be a finite number"),
         ("/logs?since=nan", "since: must be a finite number"),
-        ("/logs?status=sucess", "status: 'sucess' is not one of failed, retrying"),
+        ("/logs?status=sucess", "status: 'sucess' is not one of deprovisioned, drifted, failed"),
         ("/logs?action=", "action: must not be empty"),
         ("/logs?limt=5", "limt: unknown query parameter"),
         ("/logs?limit=1&limit=2", "limit: given more than once"),
