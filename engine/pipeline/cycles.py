@@ -186,7 +186,12 @@ class CycleRunner:
         elif staged and status == "succeeded":
             status = "held"
         summary = dataclasses.replace(
-            summary, staged=staged, holds=holds, quarantined=quarantined, status=status
+            summary,
+            staged=staged,
+            holds=holds,
+            quarantined=quarantined,
+            status=status,
+            last_reconciled=await self.state.last_reconciled(job.name),
         )
         await self._judge(job, summary)
         if job.source.incremental and summary.status == "succeeded":
