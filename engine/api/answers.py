@@ -50,7 +50,8 @@ class Cycle:
     cycle_id: str
     job: str
     trigger: str
-    """schedule, api, cli, approval or on_demand"""
+    """schedule, api, cli, approval, on_demand, after_reconcile (the cycle applying a reconciliation's
+    corrections), or reconcile:HOW for a reconciliation (its counts are per situation)"""
     status: str
     """running, succeeded, held, incomplete, completed_with_failures, quarantined, failed, interrupted"""
     started_at: float
@@ -112,6 +113,32 @@ class JobStatus:
     running: list[Running]
     last_cycles: list[Cycle]
     next_run: Annotated[str | None, {"format": "date-time"}]
+    last_reconciled: LastReconciled | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LastReconciled:
+    """When the job's target was last read back, and what was found per situation."""
+
+    at: Annotated[float, {"description": "Unix seconds"}]
+    situations: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reconciled:
+    """A reconciliation: the target's objects per situation, what was set in motion, the first findings
+    in words, and the cycle that applied the corrections."""
+
+    job: str
+    cycle_id: str
+    status: str
+    """succeeded, held (orphan operations not sent, with the reason) or failed (nothing changed)"""
+    situations: dict[str, int]
+    corrections: dict[str, int]
+    held: str | None
+    error: str | None
+    findings: list[str]
+    cycle: CycleSummary | None
 
 
 @dataclass(frozen=True, slots=True)
