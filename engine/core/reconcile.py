@@ -194,6 +194,8 @@ class Reconciliation:
         for name in self.compared:
             expected = attributes.get(name)
             found = row[position[name]]
+            if expected == found and type(expected) is type(found):
+                continue  # most values: the same text
             if comparable(expected) != comparable(found):
                 drift.append(Drift(name, expected, found))
         return tuple(drift)

@@ -389,3 +389,15 @@ async def test_a_reconcile_schedule_sets_drift_right_without_being_asked(tmp_pat
 
     assert (await target_rows(url))["E00001"]["department"] == expected_row(people[1])["department"]
     assert last is not None and last[1]["drifted"] == 1
+
+
+async def test_a_source_that_cannot_be_read_fails_the_reconciliation_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    async with provisioned(tmp_path, 5, reconcile={"orphan": "delete"}) as (p, job, url):
+        sql_edit(url, ["INSERT INTO accounts (employee_id, active) VALUES ('X0001', TRUE)"])
+        (tmp_path / "people.csv").unlink()
+        found = await reconcile(p.runner, job)
+
+    assert found.status == "failed" and "the source could not be read" in (found.error or "")
+    assert sorted(await _keys(url)) == [*(f"E{i:05d}" for i in range(5)), "X0001"]
