@@ -126,6 +126,11 @@ class Result:
         return self.completed_at - self.emitted_at
 
 
+MEMBERS: Final = "members"
+"""The field a listing of groups names for their members: each group's members as target ids (a list),
+whatever attribute the target keeps them in (SCIM `members`, LDAP `member` or `uniqueMember`)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListRequest:
     """Asks a target's worker to list every object of a kind: its id and the values of `attributes`

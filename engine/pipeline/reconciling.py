@@ -35,13 +35,14 @@ from typing import Any
 
 from common.errors import RosterError
 from engine.config import JobConfig
+from engine.core.membership import Membership
 from engine.core.reconcile import SITUATIONS, Finding, Reconciliation
 from engine.mapping.functions.errors import MappingError
 from engine.model import CycleSummary
-from engine.pipeline.cycles import SOURCE_BATCH, CycleRunner
+from engine.pipeline.cycles import SOURCE_BATCH, CycleRunner, load_membership
 from engine.pipeline.listing import Listing, ListingFailed
 from engine.sources.base import Source
-from queues.contracts import Operation
+from queues.contracts import MEMBERS, Operation
 
 log = logging.getLogger("roster.engine.reconcile")
 
@@ -128,6 +129,9 @@ async def _reconcile(runner: CycleRunner, job: JobConfig, trigger: str, act: boo
     try:
         mapper = job.mapper()
         compared = settings.compared(mapper.targets)
+        membership = await load_membership(state, job)
+        if membership is not None:
+            compared = [*compared, MEMBERS]
         names = list(dict.fromkeys([*job.matching, *compared]))
         listing_s = 0.0
 
@@ -147,7 +151,7 @@ async def _reconcile(runner: CycleRunner, job: JobConfig, trigger: str, act: boo
         listing_task = asyncio.ensure_future(listed())
         source = job.source.open(None)
         try:
-            expected, source_read = await _read_expected(job, source, names)
+            expected, source_read = await _read_expected(job, source, names, membership)
         except RosterError as exc:
             listing_task.cancel()
             await asyncio.gather(listing_task, return_exceptions=True)
@@ -157,7 +161,8 @@ async def _reconcile(runner: CycleRunner, job: JobConfig, trigger: str, act: boo
         except ListingFailed as exc:
             return await _failed(runner, job, cycle_id, started, f"the target could not be listed: {exc}")
         entries = await state.snapshot(job.name)
-        found = Reconciliation(listing.fields, listing.rows, compared, entries, job.matching)
+        managed = None if membership is None else membership.target_ids.values()
+        found = Reconciliation(listing.fields, listing.rows, compared, entries, job.matching, managed)
         situations: Counter[str] = Counter()
         findings: list[Finding] = []
         drifted: list[str] = []
@@ -192,6 +197,8 @@ async def _reconcile(runner: CycleRunner, job: JobConfig, trigger: str, act: boo
             in_flight = runner.tracker.in_flight(job.name)
             if settings.drifted == "correct":
                 ids = [s for s in drifted if s not in in_flight]
+                if membership is not None:
+                    await state.save_members(job.name, _held_members(ids, findings, found, membership))
                 await state.mark_drifted(job.name, ids)
                 corrections["correct"] = len(ids)
             if settings.missing == "recreate":
@@ -273,10 +280,11 @@ async def _deprovision_orphans(
 
 
 async def _read_expected(
-    job: JobConfig, source: Source, names: list[str]
+    job: JobConfig, source: Source, names: list[str], membership: Membership | None
 ) -> tuple[list[tuple[str, tuple[Any, ...] | None]], int]:
-    """Each source object in scope with its mapped values of `names` (None where its mappings failed),
-    and how many objects were read: read and mapped in full before the comparison, since a read that
+    """Each source object in scope with its mapped values of `names` (None where its mappings failed)
+    and, for a group, the target ids of the members it should hold (those provisioned) as `MEMBERS`;
+    and how many objects were read. Read and mapped in full before the comparison, since a read that
     fails part-way compares nothing."""
     mapper = job.mapper()
     scope = job.scoping if job.scoping.groups else None
@@ -288,13 +296,38 @@ async def _read_expected(
             try:
                 if scope is not None and not scope.matches(obj.attributes):
                     continue
-                attributes = mapper.map(obj.attributes).attributes
+                mapped = mapper.map(obj.attributes)
             except MappingError:
                 expected.append((obj.source_id, None))
                 continue
+            attributes = mapped.attributes
+            if membership is not None:
+                plan = membership.plan(obj.source_id, obj.attributes, mapped.hash)
+                attributes = {**attributes, MEMBERS: sorted(plan.members.values())}
             expected.append((obj.source_id, tuple(attributes.get(name) for name in names)))
         await asyncio.sleep(0)
     return expected, read
+
+
+def _held_members(
+    ids: list[str], findings: list[Finding], found: Reconciliation, membership: Membership
+) -> dict[str, dict[str, str]]:
+    """What each drifted group holds in the target, as the state records members (member source id ->
+    target id), of the members the member job provisioned: the cycle that follows then adds what is
+    lacking and removes what is not expected, as it would after any change of the source."""
+    source_of = {target_id.casefold(): source_id for source_id, target_id in membership.target_ids.items()}
+    position = found.fields.index(MEMBERS) + 1
+    wanted = set(ids)
+    held: dict[str, dict[str, str]] = {}
+    for finding in findings:
+        if finding.source_id in wanted and finding.target_id is not None:
+            row = found.rows.get(finding.target_id)
+            values = row[position] if row is not None else None
+            members = values if isinstance(values, list) else [values] if isinstance(values, str) else []
+            held[finding.source_id] = {
+                source_of[m.casefold()]: m for m in members if m.casefold() in source_of
+            }
+    return held
 
 
 async def _failed(
