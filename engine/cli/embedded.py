@@ -144,7 +144,13 @@ def reconcile_command(args: argparse.Namespace, console: Console) -> int:
 
     async def run() -> ReconcileSummary:
         async with embedded(config, targets, location) as pipeline:
-            return await reconcile(pipeline.runner, job, trigger="cli", act=not args.report_only)
+            return await reconcile(
+                pipeline.runner,
+                job,
+                trigger="cli",
+                act=not args.report_only,
+                approve_orphans=args.approve_orphans,
+            )
 
     summary = asyncio.run(run())
     print_reconciliation(console, summary)

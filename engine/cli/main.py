@@ -116,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     reconcile.add_argument(
         "--report-only", action="store_true", help="say what is found, change nothing (whatever the policy)"
     )
+    reconcile.add_argument(
+        "--approve-orphans",
+        action="store_true",
+        help="disable or delete the orphans (per `reconcile.orphan`) even past the deletion guard",
+    )
     reconcile.set_defaults(func=_reconcile)
 
     validate = commands.add_parser("validate", help="check a jobs/targets file and say what is wrong")

@@ -100,12 +100,18 @@ class ReconcileSummary:
 
 
 async def reconcile(
-    runner: CycleRunner, job: JobConfig, *, trigger: str = "manual", act: bool = True
+    runner: CycleRunner,
+    job: JobConfig,
+    *,
+    trigger: str = "manual",
+    act: bool = True,
+    approve_orphans: bool = False,
 ) -> ReconcileSummary:
-    """Reconcile `job` (see the module docstring); `act=False` only reports, whatever the policy.
+    """Reconcile `job` (see the module docstring); `act=False` only reports, whatever the policy;
+    `approve_orphans` lets the orphans' operations pass the deletion guard (never an incomplete read).
     When corrections were set in motion, a cycle of the job follows at once and applies them."""
     async with runner.job_lock(job.name):
-        summary = await _reconcile(runner, job, trigger, act)
+        summary = await _reconcile(runner, job, trigger, act, approve_orphans)
     runner.metrics.record_reconcile(job.name, summary.situations)
     if act and summary.status != "failed" and (summary.corrections.keys() & {"correct", "recreate", "link"}):
         cycle = await runner.run_cycle(job, trigger="after_reconcile")
@@ -120,7 +126,9 @@ async def reconcile(
     return summary
 
 
-async def _reconcile(runner: CycleRunner, job: JobConfig, trigger: str, act: bool) -> ReconcileSummary:
+async def _reconcile(
+    runner: CycleRunner, job: JobConfig, trigger: str, act: bool, approve_orphans: bool
+) -> ReconcileSummary:
     started = time.perf_counter()
     state, settings = runner.state, job.reconcile
     cycle_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}-rec"
@@ -207,7 +215,7 @@ async def _reconcile(runner: CycleRunner, job: JobConfig, trigger: str, act: boo
                 corrections["recreate"] = len(ids)
             corrections["link"] = situations["unlinked"]
             if settings.orphan != "report" and orphans:
-                held = _orphan_hold(job, len(orphans), len(entries), source.skipped)
+                held = _orphan_hold(job, len(orphans), len(entries), source.skipped, approve_orphans)
                 if held is None:
                     await _deprovision_orphans(runner, job, cycle_id, orphans)
                     corrections[settings.orphan] = len(orphans)
@@ -244,15 +252,18 @@ async def _reconcile(runner: CycleRunner, job: JobConfig, trigger: str, act: boo
         runner.tracker.end_cycle(cycle_id)
 
 
-def _orphan_hold(job: JobConfig, orphans: int, held: int, skipped: int) -> str | None:
+def _orphan_hold(job: JobConfig, orphans: int, held: int, skipped: int, approved: bool) -> str | None:
     """Why orphans may not be disabled or deleted now, if so."""
     if skipped:
         return (
             f"{skipped:,} source row(s) could not be read, so an object they hold would look like an "
             "orphan: no orphan is touched until a complete read"
         )
-    if job.deletion_guard.trips(orphans, held):
-        return f"deletion guard: {job.deletion_guard.describe(orphans, held)}; the orphans are reported only"
+    if job.deletion_guard.trips(orphans, held) and not approved:
+        return (
+            f"deletion guard: {job.deletion_guard.describe(orphans, held)}; the orphans are reported only "
+            f"(`roster reconcile FILE {job.name} --approve-orphans` acts on them)"
+        )
     return None
 
 

@@ -268,7 +268,7 @@ async def provisioned(
         yield p, job_config_, url
 
 
-async def test_orphans_are_disabled_only_when_the_policy_says_and_the_deletion_guard_lets_it(
+async def test_orphans_are_deleted_only_when_the_policy_says_and_the_deletion_guard_or_a_person_lets_it(
     tmp_path: Path,
 ) -> None:
     people = [person(i) for i in range(10)]
@@ -285,12 +285,17 @@ async def test_orphans_are_disabled_only_when_the_policy_says_and_the_deletion_g
         assert held.status == "held" and "deletion guard" in (held.held or "")
         assert set(await _keys(url)) == {*strangers, *(row["employee_id"] for row in people)}
 
-        sql_edit(url, ["DELETE FROM accounts WHERE employee_id = 'X0000'"])
-        deleted = await reconcile(p.runner, job)
-        assert deleted.status == "succeeded" and deleted.corrections == {"delete": 2}
-        assert deleted.orphan_results.get("deleted") == 2
+        assert "--approve-orphans" in (held.held or "")
+        metric = p.runner.metrics.registry.get_sample_value
+        assert metric("roster_reconcile_objects", {"job": "people", "situation": "orphan"}) == 3
+        assert metric("roster_reconcile_objects", {"job": "people", "situation": "in_step"}) == 10
+
+        approved = await reconcile(p.runner, job, approve_orphans=True)
+        assert approved.status == "succeeded" and approved.corrections == {"delete": 3}
+        assert approved.orphan_results.get("deleted") == 3
 
         after = await reconcile(p.runner, job)
+        assert metric("roster_reconcile_objects", {"job": "people", "situation": "orphan"}) == 0
 
     assert after.situations == {"in_step": 10}
     assert set(await _keys(url)) == {row["employee_id"] for row in people}
