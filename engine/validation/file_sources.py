@@ -1,0 +1,47 @@
+"""A file source checked against its file: that it is there, and has every column the job reads.
+
+`roster validate` runs this without `--connect`: the file is local, and a column named wrong (a
+mapping's `source: titel` for a header's `title`) would otherwise blank that attribute on every account.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from common.config.validation import join
+from common.errors import ConfigError, SourceError
+from engine.config import JobConfig
+from engine.sources.file import FileSourceSettings
+from engine.sources.file_columns import file_columns
+from engine.validation.uses import ColumnUse, column_uses
+
+
+def check_file_source(job: JobConfig) -> list[ConfigError]:
+    """The problems of `job`'s file source (none when its source is not a file)."""
+    settings = job.source.settings
+    if not isinstance(settings, FileSourceSettings):
+        return []
+    if not settings.path.is_file():
+        missing = "no such file" if not settings.path.exists() else "not a file"
+        fix = "a relative path is read from the directory of the job file"
+        return [ConfigError(join(job.path, "source.path"), f"{missing}: {settings.path}", fix)]
+    try:
+        columns = file_columns(settings)
+    except SourceError as exc:
+        return [ConfigError(join(job.path, "source.path"), str(exc))]
+    known = set(columns.names)
+    return [
+        _absent(use, columns.names, columns.origin)
+        for use in column_uses(job, id_column=settings.id_column)
+        if use.column not in known
+    ]
+
+
+def _absent(use: ColumnUse, names: tuple[str, ...], origin: str) -> ConfigError:
+    close = difflib.get_close_matches(use.column, names, n=1)
+    by_case = [name for name in names if name.casefold() == use.column.casefold()]
+    if by_case:
+        close = by_case[:1]
+    listed = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "")
+    fix = f"did you mean {close[0]!r}?" if close else f"its columns: {listed}"
+    return ConfigError(use.path, f"{use.what} is not in {origin}", fix)
