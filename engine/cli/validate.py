@@ -33,7 +33,17 @@ from workers.probe import TargetUse, probe_target
 
 def validate_command(args: argparse.Namespace, console: Console) -> int:
     """Check whichever sections the file has: jobs (the engine's), targets (the workers'), or both."""
-    raw = load_yaml(args.file)  # YAML that cannot be read, or an unset variable: nothing else to say
+    with collecting() as unread:  # every variable that is not set; YAML that cannot be read is one error
+        raw = Parts()(lambda: load_yaml(args.file))
+    if raw is None:
+        _print(console, unread)
+        console.print(
+            f"{len(unread)} problem(s) in {escape(str(args.file))}: fix these, then validate it again "
+            "to check the rest",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return EXIT_CONFIG
     if "jobs" not in raw and "targets" not in raw:
         raise ConfigError(
             str(args.file), "has neither `jobs:` nor `targets:`", "see examples/quickstart.yaml"
@@ -44,12 +54,18 @@ def validate_command(args: argparse.Namespace, console: Console) -> int:
         problems += check_file_source(job)
     if args.connect:
         problems += asyncio.run(_connect(jobs, targets))
-    # A top-level key is checked by both sides: each problem once, in the order of the file's paths.
-    problems = sorted({str(p): p for p in problems}.values(), key=lambda p: _in_order(p.path))
-    for problem in problems:
-        console.print(f"[bold red]error[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
+    problems = _print(console, problems)
     console.print(_totals(args, jobs, targets, problems), highlight=False, soft_wrap=True)
     return EXIT_CONFIG if problems else 0
+
+
+def _print(console: Console, problems: Sequence[ConfigError]) -> list[ConfigError]:
+    """Each problem on its own line, once (a top-level key is checked by both sides), in the order of
+    the file's paths; the problems printed."""
+    unique = sorted({str(p): p for p in problems}.values(), key=lambda p: _in_order(p.path))
+    for problem in unique:
+        console.print(f"[bold red]error[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
+    return unique
 
 
 def _read(

@@ -30,11 +30,16 @@ def check_file_source(job: JobConfig) -> list[ConfigError]:
     except SourceError as exc:
         return [ConfigError(join(job.path, "source.path"), str(exc))]
     known = set(columns.names)
-    return [
+    problems = [
         _absent(use, columns.names, columns.origin)
         for use in column_uses(job, id_column=settings.id_column)
         if use.column not in known
     ]
+    twice = sorted({repr(name) for name in columns.names if columns.names.count(name) > 1})
+    if twice:  # the cycle would refuse the file
+        problem = f"{columns.origin} names {', '.join(twice)} more than once"
+        problems.append(ConfigError(join(job.path, "source.path"), problem, "give each column its own name"))
+    return problems
 
 
 def _absent(use: ColumnUse, names: tuple[str, ...], origin: str) -> ConfigError:

@@ -216,3 +216,32 @@ def test_the_example_files_validate_ok(
     code, lines = validate(copy, capsys)
     assert code == 0, lines
     assert lines[-1].startswith("ok ")
+
+
+def test_every_environment_variable_that_is_not_set_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ROSTER_TEST_UNSET_URL", raising=False)
+    monkeypatch.delenv("ROSTER_TEST_UNSET_TOKEN", raising=False)
+    target = {"name": "db", "type": "scim", "url": "${ROSTER_TEST_UNSET_URL}"}
+    target["auth"] = {"type": "bearer", "token": "${ROSTER_TEST_UNSET_TOKEN}"}
+    code, lines = validate(write(tmp_path, job(), targets=[target]), capsys)
+    assert code == 2
+    assert [line.split(" (")[0] for line in lines] == [
+        "error targets[0].auth.token: environment variable ROSTER_TEST_UNSET_TOKEN is not set",
+        "error targets[0].url: environment variable ROSTER_TEST_UNSET_URL is not set",
+        f"2 problem(s) in {tmp_path / 'jobs.yaml'}: fix these, then validate it again to check the rest",
+    ]
+
+
+def test_a_csv_header_naming_a_column_twice_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = write(tmp_path, job())
+    (tmp_path / "people.csv").write_text("employee_id,title,title\n1,a,b\n")
+    code, lines = validate(file, capsys)
+    assert code == 2
+    assert lines[0] == (
+        f"error jobs[0].source.path: the header of {tmp_path / 'people.csv'} names 'title' more than once"
+        " (give each column its own name)"
+    )
