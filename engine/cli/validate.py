@@ -26,6 +26,7 @@ from engine.cli.embedded import check_job_targets
 from engine.config import EngineConfig, JobConfig, parse_engine_config
 from engine.sources.file import FileSourceSettings
 from engine.validation.file_sources import check_file_source
+from engine.validation.listed_attributes import check_listed_attributes
 from engine.validation.source_peers import probe_source
 from workers.config import TargetConfig, parse_targets
 from workers.probe import TargetUse, probe_target
@@ -51,7 +52,7 @@ def validate_command(args: argparse.Namespace, console: Console) -> int:
     config, targets, problems = _read(raw, base_dir=args.file.absolute().parent)
     jobs = config.jobs if config is not None else ()
     for job in jobs:
-        problems += check_file_source(job)
+        problems += check_file_source(job) + check_listed_attributes(job)
     if args.connect:
         problems += asyncio.run(_connect(jobs, targets))
     problems = _print(console, problems)

@@ -6,14 +6,12 @@ mapping's `source: titel` for a header's `title`) would otherwise blank that att
 
 from __future__ import annotations
 
-import difflib
-
 from common.config.validation import join
 from common.errors import ConfigError, SourceError
 from engine.config import JobConfig
 from engine.sources.file import FileSourceSettings
 from engine.sources.file_columns import file_columns
-from engine.validation.uses import ColumnUse, column_uses
+from engine.validation.uses import absent, column_uses
 
 
 def check_file_source(job: JobConfig) -> list[ConfigError]:
@@ -31,7 +29,7 @@ def check_file_source(job: JobConfig) -> list[ConfigError]:
         return [ConfigError(join(job.path, "source.path"), str(exc))]
     known = set(columns.names)
     problems = [
-        _absent(use, columns.names, columns.origin)
+        absent(use, columns.names, columns.origin)
         for use in column_uses(job, id_column=settings.id_column)
         if use.column not in known
     ]
@@ -40,13 +38,3 @@ def check_file_source(job: JobConfig) -> list[ConfigError]:
         problem = f"{columns.origin} names {', '.join(twice)} more than once"
         problems.append(ConfigError(join(job.path, "source.path"), problem, "give each column its own name"))
     return problems
-
-
-def _absent(use: ColumnUse, names: tuple[str, ...], origin: str) -> ConfigError:
-    close = difflib.get_close_matches(use.column, names, n=1)
-    by_case = [name for name in names if name.casefold() == use.column.casefold()]
-    if by_case:
-        close = by_case[:1]
-    listed = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "")
-    fix = f"did you mean {close[0]!r}?" if close else f"its columns: {listed}"
-    return ConfigError(use.path, f"{use.what} is not in {origin}", fix)

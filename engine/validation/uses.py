@@ -7,9 +7,12 @@ column that the source lacks reads as null on every object: the mapped attribute
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from common.config.validation import join
+from common.errors import ConfigError
 from engine.config import JobConfig
 from engine.mapping.base import DirectMapping
 from engine.mapping.expression_mapping import ExpressionMapping
@@ -49,3 +52,13 @@ def column_uses(job: JobConfig, *, id_column: str | None = None) -> list[ColumnU
         source = job.members.source
         uses.append(ColumnUse(join(path, "members.source"), source, f"column {source!r}"))
     return uses
+
+
+def absent(use: ColumnUse, names: Sequence[str], origin: str) -> ConfigError:
+    """The problem of `use` naming a column that `origin` (`the header of people.csv`) lacks: the near
+    name (or the same in other case) if there is one, else the columns there are."""
+    by_case = [name for name in names if name.casefold() == use.column.casefold()]
+    close = by_case[:1] or difflib.get_close_matches(use.column, names, n=1)
+    listed = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "")
+    fix = f"did you mean {close[0]!r}?" if close else f"its columns: {listed}"
+    return ConfigError(use.path, f"{use.what} is not in {origin}", fix)

@@ -245,3 +245,31 @@ def test_a_csv_header_naming_a_column_twice_is_refused(
         f"error jobs[0].source.path: the header of {tmp_path / 'people.csv'} names 'title' more than once"
         " (give each column its own name)"
     )
+
+
+def test_an_ldap_source_that_lists_its_attributes_is_checked_against_the_list_without_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = {
+        "type": "ldap",
+        "url": "ldap://127.0.0.1:1",
+        "bind_dn": "cn=reader,dc=example,dc=org",
+        "bind_password": "secret",
+        "base_dn": "ou=people,dc=example,dc=org",
+        "attributes": ["uid", "givenName", "sn"],
+    }
+    mappings = [
+        {"target": "userName", "source": "uid", "match": True},
+        {"target": "given", "source": "givenname"},
+        {"target": "mail", "source": "mail"},
+        {"target": "where", "source": "dn"},
+    ]
+    code, lines = validate(write(tmp_path, job(source=source, mappings=mappings)), capsys)
+    assert code == 2
+    assert lines[:-1] == [
+        "error jobs[0].mappings[1].source: column 'givenname' is not in jobs[0].source.attributes "
+        "(did you mean 'givenName'?)",
+        "error jobs[0].mappings[2].source: column 'mail' is not in jobs[0].source.attributes "
+        "(its columns: uid, givenName, sn, dn)",
+    ]
+    assert lines[-1].endswith("not contacted: 1 source (run with --connect to check them)")
