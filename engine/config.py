@@ -37,6 +37,7 @@ from engine.core.policies import (
     parse_quarantine,
     parse_source_shrink,
 )
+from engine.core.reconcile_policy import ReconcileSettings, parse_reconcile
 from engine.core.schedule import Schedule, parse_schedule
 from engine.core.scoping import ScopingFilter, parse_scoping
 from engine.mapping.base import ApplyOn, ConstantMapping, DirectMapping, Mapper
@@ -73,6 +74,8 @@ class JobConfig:
     the listing, rather than searching the target before each (0: never); see `engine.pipeline.listing`."""
     listing_timeout_s: float = 300.0
     """How long a cycle waits for that listing before it sends its creates without it."""
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    """What a reconciliation does per situation, and when it runs (`engine.pipeline.reconciling`)."""
     path: str = field(default="", compare=False)
     """Where the job was read from (`jobs[0]`), to name it in errors found later."""
 
@@ -187,6 +190,7 @@ JOB_KEYS = (
     "deletion_guard",
     "listing_min_creates",
     "listing_timeout_s",
+    "reconcile",
     *SHRINK_KEYS,
 )
 _JOB_REQUIRED = ("name", "source", "target", "mappings")
@@ -229,6 +233,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
     listing_timeout_s = parts(
         lambda: _listing_timeout(join(path, "listing_timeout_s"), raw.get("listing_timeout_s", 300))
     )
+    reconcile = parts(lambda: parse_reconcile(join(path, "reconcile"), raw.get("reconcile")))
     matching = parts(lambda: _matching(path, mappings)) if mappings is not None else ()
     parts.done()
     return JobConfig(
@@ -246,6 +251,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         source_shrink=source_shrink,
         listing_min_creates=listing_min_creates,
         listing_timeout_s=listing_timeout_s,
+        reconcile=reconcile,
         path=path,
     )
 

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from common.errors import BrokerError
 from common.process.build import register_build_info
 from common.process.histograms import observe_all
+from engine.core.reconcile import SITUATIONS
 from queues.broker import Broker
 from queues.contracts import Operation, Result
 from queues.topology import ops_queue
@@ -110,6 +111,12 @@ class EngineMetrics:
             "1 while this engine holds the lock and works, 0 while it waits as a standby.",
             registry=registry,
         )
+        self.reconciled = Gauge(
+            "roster_reconcile_objects",
+            "Objects per situation found by the job's last reconciliation of its target.",
+            ["job", "situation"],
+            registry=registry,
+        )
         register_build_info(registry, "engine")
 
     def record_cycle(self, summary: CycleSummary) -> None:
@@ -121,6 +128,12 @@ class EngineMetrics:
             self.cycle_objects.labels(summary.job, phase).inc(counts[phase] or 0)
         if summary.status == "succeeded":
             self.last_success.labels(summary.job).set(time.time())
+
+    def record_reconcile(self, job: str, situations: Mapping[str, int]) -> None:
+        """After a reconciliation that classified the target (a failed one leaves the last figures)."""
+        if situations:
+            for situation in SITUATIONS:
+                self.reconciled.labels(job, situation).set(situations.get(situation, 0))
 
     def watch_awaiting(self, counts: Callable[[], Mapping[str, int]]) -> None:
         """Export, per job, the operations published whose final result is not in yet; `counts` is

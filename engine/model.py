@@ -110,6 +110,9 @@ class CycleSummary:
     p99_latency_ms: float | None = None
     error: str | None = None
     problems: tuple[SourceProblem, ...] = field(default=())
+    last_reconciled: tuple[float, dict[str, Any]] | None = None
+    """When the job's target was last read back (`roster reconcile`) and the counts per situation found:
+    what a summary may say of the target itself, beyond what the state says was applied."""
 
     @property
     def changed(self) -> int:

@@ -21,19 +21,23 @@ from engine.api.answers import (
     Cycle,
     JobState,
     JobStatus,
+    LastReconciled,
     LogRecord,
     ObjectType,
     Provisioned,
     Quarantine,
+    Reconciled,
     Rejected,
     Running,
     StoredRecord,
     Triggered,
 )
 from engine.config import JobConfig
+from engine.core.reconcile import SITUATIONS
 from engine.model import CycleSummary
 from engine.pipeline.cycles import CycleRunner
 from engine.pipeline.ondemand import Preview, preview_from_state, provision
+from engine.pipeline.reconciling import reconcile
 from engine.pipeline.scheduler import Scheduler
 from engine.store.history import LogFilter, csv_rows, cycle_history, iter_log, jsonl, query_log
 
@@ -118,7 +122,15 @@ class Admin:
             ],
             last_cycles=await self._cycles(name, 5),
             next_run=next_run.isoformat() if next_run is not None else None,
+            last_reconciled=await self._last_reconciled(name),
         )
+
+    async def _last_reconciled(self, name: str) -> LastReconciled | None:
+        last = await self.runner.state.last_reconciled(name)
+        if last is None:
+            return None
+        at, counts = last
+        return LastReconciled(at, {s: int(counts.get(s) or 0) for s in SITUATIONS})
 
     async def cycles(self, name: str, limit: int = 20) -> list[Cycle]:
         self.job(name)
@@ -164,6 +176,24 @@ class Admin:
         if first.past_deadline():
             message += ", past its deadline"
         return Triggered(name, False, first.cycle_id, round(running_s, 1), message)
+
+    async def reconcile(self, name: str) -> Reconciled:
+        """Reconcile the job now and answer when done (corrections applied by the cycle that follows)."""
+        job = self.job(name)
+        if self.runner.control.paused(name):
+            raise NotNow("job_paused", "the job is paused: resume it first")
+        done = await reconcile(self.runner, job, trigger="api")
+        return Reconciled(
+            job=name,
+            cycle_id=done.cycle_id,
+            status=done.status,
+            situations=done.situations,
+            corrections=done.corrections,
+            held=done.held,
+            error=done.error,
+            findings=[f"{f.source_id or f.target_id}: {f.describe()}" for f in done.findings],
+            cycle=done.cycle,
+        )
 
     async def provision(self, name: str, source_id: str) -> Provisioned:
         done = await provision(self.runner, self.job(name), source_id)

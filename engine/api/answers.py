@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+from engine.core.reconcile import SITUATIONS
 from engine.model import CycleSummary
 from engine.pipeline.ondemand import Preview
-from engine.store.state import STAGED_DELETE
+from engine.store.state import RECONCILE, STAGED_DELETE
 from queues.contracts import ACTIONS, STATUSES
 
-LOG_STATUSES = frozenset({*STATUSES, "warning"})
+LOG_STATUSES = frozenset({*STATUSES, "warning", *SITUATIONS})
 """Every status a provisioning log record can have (`warning`: a deprovision held for approval)."""
-LOG_ACTIONS = frozenset({*ACTIONS, STAGED_DELETE})
+LOG_ACTIONS = frozenset({*ACTIONS, STAGED_DELETE, RECONCILE})
 
 JobState = Literal["active", "paused", "quarantined", "waiting_for_approval"]
 ObjectType = Literal["user", "group"]
@@ -49,7 +50,8 @@ class Cycle:
     cycle_id: str
     job: str
     trigger: str
-    """schedule, api, cli, approval or on_demand"""
+    """schedule, api, cli, approval, on_demand, after_reconcile (the cycle applying a reconciliation's
+    corrections), or reconcile:HOW for a reconciliation (its counts are per situation)"""
     status: str
     """running, succeeded, held, incomplete, completed_with_failures, quarantined, failed, interrupted"""
     started_at: float
@@ -111,6 +113,32 @@ class JobStatus:
     running: list[Running]
     last_cycles: list[Cycle]
     next_run: Annotated[str | None, {"format": "date-time"}]
+    last_reconciled: LastReconciled | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LastReconciled:
+    """When the job's target was last read back, and what was found per situation."""
+
+    at: Annotated[float, {"description": "Unix seconds"}]
+    situations: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reconciled:
+    """A reconciliation: the target's objects per situation, what was set in motion, the first findings
+    in words, and the cycle that applied the corrections."""
+
+    job: str
+    cycle_id: str
+    status: str
+    """succeeded, held (orphan operations not sent, with the reason) or failed (nothing changed)"""
+    situations: dict[str, int]
+    corrections: dict[str, int]
+    held: str | None
+    error: str | None
+    findings: list[str]
+    cycle: CycleSummary | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from engine.api.answers import (
     LogPage,
     Provisioned,
     ProvisionRequest,
+    Reconciled,
     Rejected,
     Triggered,
 )
@@ -202,6 +203,15 @@ class Api:
                 summary="Start a cycle now, in the background",
                 answer=Triggered,
                 status=202,
+                errors=(*JOB_ERRORS, 409),
+            ),
+            Route(
+                method="POST",
+                path="/jobs/{job}/reconcile",
+                handler=_per_job(admin.reconcile),
+                operation_id="reconcile",
+                summary="Read the target back, classify each object, and act per the job's reconcile policy",
+                answer=Reconciled,
                 errors=(*JOB_ERRORS, 409),
             ),
             Route(

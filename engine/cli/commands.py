@@ -108,10 +108,20 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     for warning in listed.get("warnings", []):
         console.print(f"[bold yellow]warning[/] {warning}", highlight=False, soft_wrap=True)
     table = Table(title="Jobs", title_justify="left")
-    for column in ("job", "state", "target", "last cycle", "ended", "changes", "next run"):
+    for column in (
+        "job",
+        "state",
+        "target",
+        "last cycle",
+        "ended",
+        "changes",
+        "target read back",
+        "next run",
+    ):
         table.add_column(column)
     for job in jobs:
-        last = job["last_cycles"][0] if job["last_cycles"] else None
+        cycles = [c for c in job["last_cycles"] if not c["trigger"].startswith("reconcile:")]
+        last = cycles[0] if cycles else None
         table.add_row(
             job["job"],
             _state(job["state"]),
@@ -119,6 +129,7 @@ def _status(args: argparse.Namespace, console: Console) -> int:
             last["status"] if last else "none yet",
             _when(last["finished_at"]) if last else "",
             _changes(last["counts"]) if last else "",
+            _reconciled(job.get("last_reconciled")),
             (job["next_run"] or "")[:19].replace("T", " "),
         )
     console.print(table)
@@ -186,8 +197,27 @@ def _cycles(console: Console, cycles: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
+def _reconciled(last: dict[str, Any] | None) -> str:
+    """When the target was last reconciled and what was wrong then ("never": only the state speaks)."""
+    if not last:
+        return "never"
+    wrong = ("drifted", "missing", "unlinked", "orphan")
+    found = ", ".join(f"{last['situations'][k]} {k}" for k in wrong if last["situations"].get(k))
+    return f"{_duration(time.time() - last['at'])} ago: {found or 'all in step'}"
+
+
 def _changes(counts: dict[str, Any]) -> str:
-    shown = ("created", "updated", "disabled", "deleted", "failed", "lost_in_transit", "staged")
+    shown: tuple[str, ...] = (
+        "created",
+        "updated",
+        "disabled",
+        "deleted",
+        "failed",
+        "lost_in_transit",
+        "staged",
+    )
+    if "in_step" in counts:  # a reconciliation's record: what it found wrong
+        shown = ("drifted", "missing", "unlinked", "orphan", "unknown")
     parts = [f"{counts[k]} {k}" for k in shown if counts.get(k)]
     return ", ".join(parts) or "none"
 

@@ -23,6 +23,7 @@ from common.peers.http_settings import HttpSettings
 from common.peers.ldap_link import LinkSettings
 from engine.config import EngineConfig, parse_engine_config
 from engine.core.policies import DeletionGuard, QuarantineSettings
+from engine.core.reconcile_policy import ReconcileSettings
 from engine.core.scoping import OPERATORS
 from engine.pipeline.deadline import DeadlineSettings
 from engine.pipeline.publisher import PublishSettings
@@ -47,6 +48,7 @@ jobs:
     schedule: {interval: 1h}
     scoping: [{clauses: [{attribute: department, operator: IS NOT NULL}]}]
     deletion_guard: {count: 500}
+    reconcile: {orphan: report, schedule: {interval: 1d}}
     mappings:
       - {target: userName, source: email, match: true}
   - name: teams
@@ -115,6 +117,12 @@ _LINK: dict[str, _Key] = {
     "connect_timeout_s": ("seconds", "10", "To open a connection."),
 }
 _AUTH_TYPE: _Key = ("string", "bearer", "none, bearer, basic or oauth2.")
+
+_SCHEDULE: dict[str, _Key] = {
+    "interval": ("duration", "1h", "Every so long after the previous cycle ended (s, m, h, d).", "none"),
+    "interval_s": ("seconds", "3600", "The same, in seconds.", "none"),
+    "cron": ("cron", "0 6 * * 1-5", "A cron expression, in UTC.", "none"),
+}
 
 KEYS: dict[str, dict[str, _Key]] = {
     "(top level)": {
@@ -211,6 +219,12 @@ KEYS: dict[str, dict[str, _Key]] = {
             "How long a cycle waits for that listing before it sends its creates without it.",
             "300",
         ),
+        "reconcile": (
+            "mapping",
+            "{orphan: report, schedule: {interval: 1d}}",
+            "What `roster reconcile` does per situation it finds in the target, and when it runs alone.",
+            "correct drift, recreate missing, link unlinked, report orphans; only when asked",
+        ),
     },
     "jobs[].source (type: csv or jsonl)": {
         "type": ("string", "csv", "csv or jsonl; from the file's extension if absent.", "by extension"),
@@ -262,11 +276,7 @@ KEYS: dict[str, dict[str, _Key]] = {
         "type": _AUTH_TYPE,
         "token": ("secret", "${IDP_TOKEN}", "The bearer token."),
     },
-    "jobs[].schedule": {
-        "interval": ("duration", "1h", "Every so long after the previous cycle ended (s, m, h, d).", "none"),
-        "interval_s": ("seconds", "3600", "The same, in seconds.", "none"),
-        "cron": ("cron", "0 6 * * 1-5", "A cron expression, in UTC.", "none"),
-    },
+    "jobs[].schedule": _SCHEDULE,
     "jobs[].scoping[]": {
         "clauses": ("list", "[{attribute: department, operator: EQUALS, value: Sales}]", "ANDed clauses."),
     },
@@ -278,6 +288,29 @@ KEYS: dict[str, dict[str, _Key]] = {
     "jobs[].deletion_guard": {
         "count": ("integer", "500", "Hold when more deprovisions than this..."),
         "percent": ("number", "20", "...and more than this share of the job's objects."),
+    },
+    "jobs[].reconcile": {
+        "drifted": ("string", "correct", "correct (send every mapped attribute again) or report.", "correct"),
+        "missing": ("string", "recreate", "recreate (create it again) or report.", "recreate"),
+        "orphan": (
+            "string",
+            "report",
+            "report, disable or delete an object in the target that no source object accounts for; "
+            "never after an incomplete read, and held by the deletion guard.",
+            "report",
+        ),
+        "schedule": (
+            "mapping",
+            "{interval: 1d}",
+            "Reconcile on this schedule (with --serve, or the engine).",
+            "none",
+        ),
+        "ignore": ("list", "[lastLogin]", "Attributes not compared (password never is).", "none"),
+        "timeout_s": ("seconds", "600", "How long to wait for the target's listing.", "600"),
+    },
+    "jobs[].reconcile.schedule": {
+        "interval": ("duration", "1d", "Every so long after the previous reconciliation ended.", "none"),
+        **{key: words for key, words in _SCHEDULE.items() if key != "interval"},
     },
     "jobs[].members": {
         "source": ("string", "members", "The group's source attribute listing its members' ids."),
@@ -413,6 +446,7 @@ DEFAULTS_FROM: dict[str, tuple[type, ...]] = {
     "engine.quarantine": (QuarantineSettings,),
     "engine.deadline": (DeadlineSettings,),
     "jobs[].deletion_guard": (DeletionGuard,),
+    "jobs[].reconcile": (ReconcileSettings,),
     "jobs[].source (type: csv or jsonl)": (FileSourceSettings,),
     "jobs[].source (type: ldap)": (LdapSourceSettings, LinkSettings),
     "jobs[].source (type: scim)": (ScimSourceSettings, HttpSettings),

@@ -40,6 +40,7 @@ from engine.metrics import EngineMetrics
 from engine.model import CycleSummary
 from engine.pipeline.cycles import CycleRunner
 from engine.pipeline.ondemand import Provisioned, provision
+from engine.pipeline.reconciling import ReconcileSummary
 from engine.pipeline.scheduler import Scheduler
 from engine.pipeline.tracker import CycleProgress
 from engine.store.state import StateStore
@@ -141,6 +142,25 @@ def provision_command(args: argparse.Namespace, console: Console) -> int:
     done = asyncio.run(run())
     print_provisioned(console, done)
     return 0 if all(r["status"] in ("succeeded", "retrying") for r in done.records) else 1
+
+
+def reconcile_command(args: argparse.Namespace, console: Console) -> int:
+    """`roster reconcile`: list the job's target, classify each object and act per the job's policy."""
+    from engine.cli.reconcile_report import print_reconciliation, reconcile_exit_code
+    from engine.pipeline.reconciling import reconcile
+
+    config, targets = load_both(args.file)
+    job = config.job(args.job)
+    location = state_location(args, config)
+    tune_process()
+
+    async def run() -> ReconcileSummary:
+        async with embedded(config, targets, location) as pipeline:
+            return await reconcile(pipeline.runner, job, trigger="cli", act=not args.report_only)
+
+    summary = asyncio.run(run())
+    print_reconciliation(console, summary)
+    return reconcile_exit_code(summary)
 
 
 async def _run(

@@ -105,6 +105,19 @@ def _parser() -> argparse.ArgumentParser:
         one.add_argument("--state", help="state store: a SQLite path or URL")
         one.set_defaults(func=func)
 
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="read the job's target back, say what drifted, is missing or orphaned, and set it right per "
+        "the job's `reconcile:` policy (embedded)",
+    )
+    reconcile.add_argument("file", type=Path)
+    reconcile.add_argument("job")
+    reconcile.add_argument("--state", help="state store: a SQLite path or URL")
+    reconcile.add_argument(
+        "--report-only", action="store_true", help="say what is found, change nothing (whatever the policy)"
+    )
+    reconcile.set_defaults(func=_reconcile)
+
     validate = commands.add_parser("validate", help="check a jobs/targets file and say what is wrong")
     validate.add_argument("file", type=Path)
     validate.add_argument(
@@ -148,6 +161,12 @@ def _preview(args: argparse.Namespace, console: Console) -> int:
     from engine.cli.inspect import preview_command
 
     return preview_command(args, console)
+
+
+def _reconcile(args: argparse.Namespace, console: Console) -> int:
+    from engine.cli.embedded import reconcile_command
+
+    return reconcile_command(args, console)
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:

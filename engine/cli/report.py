@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -154,10 +155,7 @@ def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
         if s.error:
             console.print(f"[bold red]{s.job}: the cycle failed:[/] {s.error}", highlight=False)
         elif s.changed == 0 and not s.staged and not s.skipped_rows:
-            console.print(
-                f"{s.job}: nothing to do, the target already matches the source ({s.unchanged:,} objects).",
-                highlight=False,
-            )
+            console.print(f"{s.job}: {unchanged_words(s)}", highlight=False, soft_wrap=True)
         if s.skipped_rows and not s.error:
             console.print(
                 f"[bold yellow]{s.job}: the source was read incompletely:[/] {s.skipped_rows:,} row(s) could "
@@ -186,6 +184,25 @@ def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
             if len(s.problems) > MAX_PROBLEMS_SHOWN or s.skipped_rows > len(s.problems):
                 more = max(s.skipped_rows, len(s.problems)) - MAX_PROBLEMS_SHOWN
                 console.print(f"  ... and {more:,} more", highlight=False)
+
+
+def unchanged_words(s: CycleSummary, now: float | None = None) -> str:
+    """What a cycle that changed nothing knows: the source matches what the state says was applied.
+    Of the target itself only a reconciliation knows, so its age and findings are said, or its absence."""
+    known = f"no change since the last applied state ({s.unchanged:,} objects)"
+    if s.last_reconciled is None:
+        return f"{known}; the target itself was not read back (`roster reconcile` does)."
+    at, counts = s.last_reconciled
+    age = _age((time.time() if now is None else now) - at)
+    found = ", ".join(f"{counts.get(k, 0):,} {k}" for k in ("drifted", "missing", "unlinked", "orphan"))
+    return f"{known}; the target was last reconciled {age} ago, which found {found}."
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{max(seconds, 0):.0f} s"
 
 
 def _print_held(console: Console, s: CycleSummary) -> None:

@@ -87,6 +87,16 @@ class Mapper:
         self._create = tuple(m for m in mappings if m.apply_on == "create")
         self.matching = tuple(matching)
 
+    @property
+    def targets(self) -> list[str]:
+        """The attributes every update sends (not those set on create only), each once."""
+        named = (
+            [t for t, _ in self._plain]
+            + [t for t, _, _ in self._defaulted]
+            + [m.target for m in self._always]
+        )
+        return list(dict.fromkeys(named))
+
     def map(self, source: MappingABC[str, Any]) -> Mapped:
         """Raises `MappingError` when an expression fails on this object, or `RefusedValue` (one) when a
         value holds a character no target may get (the object fails, not the cycle). An expression

@@ -108,14 +108,15 @@ class CycleRunner:
         approved: frozenset[str] = frozenset(),
     ) -> CycleSummary:
         """One cycle of `job`; deprovisions of the source ids in `approved` pass the deletion guard."""
-        async with self._lock(job.name):
+        async with self.job_lock(job.name):
             if job.members is None:
                 return await self._run(job, trigger, on_start, approved)
             # A group cycle reads the member job's state: never while that job's cycle is writing it.
-            async with self._lock(job.members.job):
+            async with self.job_lock(job.members.job):
                 return await self._run(job, trigger, on_start, approved)
 
-    def _lock(self, job: str) -> asyncio.Lock:
+    def job_lock(self, job: str) -> asyncio.Lock:
+        """Held by whatever runs or reconciles `job`: one at a time."""
         return self._job_locks.setdefault(job, asyncio.Lock())
 
     async def planner_for(
@@ -185,7 +186,12 @@ class CycleRunner:
         elif staged and status == "succeeded":
             status = "held"
         summary = dataclasses.replace(
-            summary, staged=staged, holds=holds, quarantined=quarantined, status=status
+            summary,
+            staged=staged,
+            holds=holds,
+            quarantined=quarantined,
+            status=status,
+            last_reconciled=await self.state.last_reconciled(job.name),
         )
         await self._judge(job, summary)
         if job.source.incremental and summary.status == "succeeded":

@@ -4,7 +4,8 @@ A first cycle against a target that already holds accounts would have the connec
 before every create (one `eq` filter GET per matching attribute, for SCIM). `CycleLinks` holds a cycle's
 creates back until there are `min_creates` of them, then asks the target's worker for a listing of its
 objects (id and matching attributes) through the queue, `Listings` gathers the pages from the results
-queue into a `TargetIndex`, and each create goes out with what the index says of it:
+queue into a `Listing`, indexed as a `TargetIndex`, and each create goes out with what the index says of
+it (reconciliation, `engine.pipeline.reconciling`, lists the same way, with every mapped attribute):
 
 * found: the create carries the object's id (`target_id`): the connector reads that object and updates
   it, with no search; gone meanwhile, it searches and creates as before;
@@ -29,7 +30,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from engine.core.links import Absent, Found, TargetIndex
 from queues.broker import Broker, Message
@@ -43,6 +44,17 @@ class ListingFailed(Exception):
     """A listing that did not come back complete: why, in words."""
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Every object of a kind in a target: rows of its id, then one value per field."""
+
+    fields: tuple[str, ...]
+    rows: list[list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
 FIRST_PAGE_S: Final = 10.0
 """How long a cycle waits for a listing's first page. A worker answers its first page within a request
 or two to the target, so a longer silence means that no worker is up, or that a backlog of operations
@@ -54,9 +66,7 @@ class _Gathering:
     request: ListRequest
     answers: dict[str, dict[int, ListPage]] = field(default_factory=dict)
     answered: asyncio.Event = field(default_factory=asyncio.Event)
-    index: asyncio.Future[TargetIndex] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    index: asyncio.Future[Listing] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class Listings:
@@ -76,7 +86,7 @@ class Listings:
         attributes: list[str],
         timeout_s: float,
         first_page_s: float = FIRST_PAGE_S,
-    ) -> TargetIndex:
+    ) -> Listing:
         """List the target's objects of `object_type`; raises `ListingFailed` with the reason when no
         page came within `first_page_s`, or no complete listing within `timeout_s`."""
         now = time.time()
@@ -135,8 +145,7 @@ class Listings:
         if any(p.fields != page.fields for p in ordered):
             self._fail(gathering, "the pages of one listing name different attributes")
             return
-        index = TargetIndex(page.fields, (row for p in ordered for row in p.objects))
-        gathering.index.set_result(index)
+        gathering.index.set_result(Listing(tuple(page.fields), [row for p in ordered for row in p.objects]))
 
     def fail(self, request_id: str, reason: str) -> None:
         """A page of `request_id` could not be read (the result consumer dead-lettered it)."""
@@ -205,7 +214,7 @@ class CycleLinks:
     async def _list(self) -> TargetIndex | None:
         started = time.perf_counter()
         try:
-            index = await self._listings.fetch(
+            listing = await self._listings.fetch(
                 job=self._job,
                 target=self._target,
                 object_type=self._object_type,
@@ -219,10 +228,10 @@ class CycleLinks:
             "event=listed job=%s target=%s objects=%d elapsed_s=%.2f",
             self._job,
             self._target,
-            len(index),
+            len(listing),
             time.perf_counter() - started,
         )
-        return index
+        return TargetIndex(listing.fields, listing.rows)
 
     def _hinted(self, op: Operation, index: TargetIndex) -> Operation:
         link = index.link(op.matching, op.attributes)

@@ -5,6 +5,10 @@ A job runs once at start, then at each moment its schedule gives after the end o
 that fails is logged and the job goes on at its next moment: one bad run never stops the schedule.
 A paused job starts no cycle until resumed; a quarantined one waits a backed-off delay instead
 (see `engine.core.policies.backoff_s`).
+
+A job with a `reconcile: {schedule: ...}` is also reconciled at each moment that schedule gives, the
+first one counted from the start (a reconciliation reads the whole target: never at every start),
+and not while the job is paused or quarantined.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from engine.config import JobConfig
 from engine.core.policies import backoff_s
 from engine.model import CycleSummary
 from engine.pipeline.cycles import CycleRunner
+from engine.pipeline.reconciling import reconcile
 
 log = logging.getLogger("roster.engine.scheduler")
 
@@ -46,7 +51,10 @@ class Scheduler:
 
     async def run(self) -> None:
         """Run until `stop()`; a cycle in progress is let finish, then no new one starts."""
-        await asyncio.gather(*(self._job_loop(job) for job in self._jobs))
+        await asyncio.gather(
+            *(self._job_loop(job) for job in self._jobs),
+            *(self._reconcile_loop(job) for job in self._jobs if job.reconcile.schedule is not None),
+        )
 
     async def _job_loop(self, job: JobConfig) -> None:
         control = self._runner.control
@@ -73,6 +81,28 @@ class Scheduler:
                 await asyncio.wait_for(self._stop.wait(), timeout=max(0.0, delay_s))
             except TimeoutError:
                 pass
+
+    async def _reconcile_loop(self, job: JobConfig) -> None:
+        schedule = job.reconcile.schedule
+        assert schedule is not None
+        control = self._runner.control
+        while not self._stop.is_set():
+            now = self._clock()
+            delay_s = (schedule.next_after(now) - now).total_seconds()
+            log.info("event=next_reconcile job=%s in_s=%.1f", job.name, delay_s)
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=max(0.0, delay_s))
+                return
+            except TimeoutError:
+                pass
+            switches = control.switches(job.name)
+            if control.paused(job.name) or switches.quarantine_reason is not None:
+                log.info("event=reconcile_skipped job=%s reason=%s", job.name, "paused or quarantined")
+                continue
+            try:
+                await reconcile(self._runner, job, trigger="schedule")
+            except Exception:
+                log.exception("event=reconcile_crashed job=%s", job.name)
 
     async def _until_stopped(self, waiting: Coroutine[Any, Any, None]) -> None:
         """Wait for `waiting`, or less if the scheduler is stopped meanwhile."""

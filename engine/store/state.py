@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from common.errors import StateError
 from common.peers.sql_bulk import BulkStatement, Row
+from engine.core.reconcile import Finding
 from engine.core.snapshot import Snapshot, decode_hash, encode_hash, fingerprint
 from engine.model import ACTIVE, DISABLED, LOST, Lost, StateEntry
 from engine.store import logrows
@@ -34,6 +35,8 @@ _log = logging.getLogger("roster.engine.state")
 
 STAGED_DELETE = "staged_delete"
 """The log action of a deprovision held by the deletion guard."""
+RECONCILE = "reconcile"
+"""The log action of a reconciliation's findings: one record each, its situation as the status."""
 
 _STATE_AFTER = {"create": ACTIVE, "update": ACTIVE, "disable": DISABLED}
 _PAGE = 10_000  # rows fetched at a time when reading a whole job's objects
@@ -293,6 +296,84 @@ class StateStore:
             ]
         )
 
+    async def last_reconciled(self, job: str) -> tuple[float, dict[str, Any]] | None:
+        """When the job's last reconciliation that completed ended, and its counts."""
+        query = (
+            sa.select(cycles.c.finished_at, cycles.c.counts)
+            .where(
+                cycles.c.job == job,
+                cycles.c.trigger.startswith(f"{RECONCILE}:"),
+                cycles.c.status.in_(("succeeded", "held")),
+            )
+            .order_by(cycles.c.finished_at.desc())
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else (row[0], orjson.loads(row[1] or "{}"))
+
+    async def log_findings(self, job: str, cycle_id: str, findings: Sequence[Finding]) -> None:
+        """One log record per finding of a reconciliation (action `reconcile`, status its situation),
+        with its drift as the attributes: expected and found per attribute."""
+        now = time.time()
+        rows = []
+        for seq, finding in enumerate(findings, 1):
+            drift = None
+            if finding.drift:
+                drift = orjson.dumps(
+                    {d.attribute: {"expected": d.expected, "found": d.found} for d in finding.drift},
+                    default=str,
+                ).decode()
+            rows.append(
+                (
+                    now,
+                    cycle_id,
+                    f"{cycle_id}-f{seq}",
+                    job,
+                    finding.source_id or "",
+                    finding.target_id,
+                    RECONCILE,
+                    finding.situation,
+                    0,
+                    None,
+                    None,
+                    finding.describe(),
+                    None,
+                    None,
+                    drift,
+                )
+            )
+        for start in range(0, len(rows), _IDS_PER_QUERY):
+            await self._write_log(rows[start : start + _IDS_PER_QUERY])
+
+    async def mark_drifted(self, job: str, source_ids: Sequence[str]) -> None:
+        """Forget what was applied to these objects (their target ids stay): the next cycle sees them
+        changed and sends every mapped attribute again, which corrects what drifted in the target."""
+        for start in range(0, len(source_ids), _IDS_PER_QUERY):
+            chunk = list(source_ids[start : start + _IDS_PER_QUERY])
+            async with self.engine.begin() as conn:
+                for state in (ACTIVE, DISABLED):
+                    await conn.execute(
+                        objects.update()
+                        .where(objects.c.job == job, objects.c.source_id.in_(chunk), objects.c.state == state)
+                        .values(applied_hash=None, fingerprint=fingerprint(None, state))
+                    )
+
+    async def unlink(self, job: str, source_ids: Sequence[str]) -> None:
+        """Forget these objects (gone from the target) and the members a group of them held: the next
+        cycle creates each again, searching the target first."""
+        for start in range(0, len(source_ids), _IDS_PER_QUERY):
+            chunk = list(source_ids[start : start + _IDS_PER_QUERY])
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    objects.delete().where(objects.c.job == job, objects.c.source_id.in_(chunk))
+                )
+                await conn.execute(
+                    group_members.delete().where(
+                        group_members.c.job == job, group_members.c.source_id.in_(chunk)
+                    )
+                )
+
     async def log_lost(self, lost: Sequence[Lost], reason: str) -> None:
         """One final log record per operation given up at its cycle's deadline (`lost-in-transit`)."""
         now = time.time()
@@ -353,7 +434,7 @@ class StateStore:
     async def last_success_at(self, job: str) -> float | None:
         """When the job's last successful cycle ended (the metrics carry it across restarts)."""
         query = sa.select(sa.func.max(cycles.c.finished_at)).where(
-            cycles.c.job == job, cycles.c.status == "succeeded"
+            cycles.c.job == job, cycles.c.status == "succeeded", ~cycles.c.trigger.startswith(f"{RECONCILE}:")
         )
         async with self.engine.connect() as conn:
             return (await conn.execute(query)).scalar()

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from engine.core.links import Absent, Found, TargetIndex
-from engine.pipeline.listing import ListingFailed, Listings
+from engine.pipeline.listing import Listing, ListingFailed, Listings
 from engine.pipeline.results import ResultConsumer
 from engine.pipeline.tracker import Tracker
 from engine.store.state import StateStore, state_url
@@ -95,7 +95,7 @@ def body(request_id: str, **fields: Any) -> bytes:
     return encode_page(ListPage(**values))
 
 
-async def fetch(broker: MemoryBroker, state: StateStore, pages: Any, timeout_s: float = 5.0) -> TargetIndex:
+async def fetch(broker: MemoryBroker, state: StateStore, pages: Any, timeout_s: float = 5.0) -> Listing:
     listings = Listings(broker)
     consumer = ResultConsumer(broker, state, Tracker(), listings=listings)
     await consumer.start()

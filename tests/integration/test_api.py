@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -143,19 +144,31 @@ async def test_every_route_does_what_it_says(served: Served) -> None:
     status, text = await call("GET", "/logs/export?format=csv&action=update")
     assert text.decode().splitlines()[0].startswith("id,at,cycle_id") and len(text.splitlines()) == 2
 
+    with sqlite3.connect(served.source.parent / "target.db") as conn:
+        conn.execute("UPDATE accounts SET department = 'HACKED' WHERE employee_id = 'E00000'")
+    status, reconciled = await call("POST", "/jobs/people/reconcile")
+    assert (status, reconciled["situations"]) == (200, {"drifted": 1, "deprovisioned": PEOPLE - 1})
+    assert reconciled["findings"] == ["E00000: drifted: department: expected 'Legal', found 'HACKED'"]
+    assert reconciled["corrections"] == {"correct": 1} and reconciled["cycle"]["updated"] == 1
+    status, job = await call("GET", "/jobs/people")
+    assert job["last_reconciled"]["situations"]["drifted"] == 1
+
     assert (await call("POST", "/jobs/people/reset"))[1]["state"] == "active"
     assert await served.pipeline.state.entry("people", "E00000") is None  # the links are forgotten
     assert sorted(_operations(served.document)) == sorted(
         [("GET", p) for p in ("/healthz", "/openapi.json", "/jobs", "/jobs/{job}", "/jobs/{job}/cycles")]
         + [("GET", p) for p in ("/jobs/{job}/preview/{source_id}", "/logs", "/logs/export")]
         + [("POST", f"/jobs/{{job}}/{verb}") for verb in ("cycles", "provision", "pause", "resume")]
-        + [("POST", f"/jobs/{{job}}/{verb}") for verb in ("restart", "reset", "approve", "reject")]
+        + [
+            ("POST", f"/jobs/{{job}}/{verb}")
+            for verb in ("restart", "reset", "approve", "reject", "reconcile")
+        ]
     ), "a route is not exercised above"
 
 
 async def test_every_route_but_healthz_answers_401_without_the_right_token(served: Served) -> None:
     operations = _operations(served.document)
-    assert len(operations) == 16
+    assert len(operations) == 17
     for method, path in operations:
         for token in (None, "wrong", TOKEN[:-1], TOKEN + "x", ""):
             status, body = await served.call(method, _filled(path), token=token)
@@ -194,7 +207,7 @@ async def test_bad_input_gets_a_4xx_that_names_the_problem(served: Served) -> No
         ("/logs?since=yesterday", "since: expected Unix seconds"),
         ("/logs?until=-5", "until: must be a finite number"),
         ("/logs?since=nan", "since: must be a finite number"),
-        ("/logs?status=sucess", "status: 'sucess' is not one of failed, retrying"),
+        ("/logs?status=sucess", "status: 'sucess' is not one of deprovisioned, drifted, failed"),
         ("/logs?action=", "action: must not be empty"),
         ("/logs?limt=5", "limt: unknown query parameter"),
         ("/logs?limit=1&limit=2", "limit: given more than once"),
@@ -261,5 +274,5 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_docu
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-6000:]
     # Every operation but GET /openapi.json, which schemathesis leaves out as the schema itself.
-    assert re.search(r"\b15 selected / 15 total\b", text), text[-2000:]
+    assert re.search(r"\b16 selected / 16 total\b", text), text[-2000:]
     assert TOKEN not in text

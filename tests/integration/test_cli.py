@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -51,7 +52,22 @@ def test_run_provisions_then_does_nothing_then_applies_exactly_the_edits(tmp_pat
 
     second = _roster("run", str(file))
     assert second.returncode == 0
-    assert "nothing to do, the target already matches the source (200 objects)" in second.stdout
+    assert (
+        "no change since the last applied state (200 objects); the target itself was not read back"
+        in second.stdout
+    )
+    assert "already matches" not in second.stdout  # nothing read the target: no such claim
+
+    with sqlite3.connect(tmp_path / "target.db") as conn:
+        conn.execute("UPDATE accounts SET department = 'HACKED' WHERE employee_id = 'E00007'")
+    reconciled = _roster("reconcile", str(file), "people")
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+    assert "E00007: drifted: department: expected" in reconciled.stdout
+    assert "1 drifted object(s) corrected" in reconciled.stdout
+    after = _roster("run", str(file))
+    assert re.search(
+        r"last reconciled \d+ s ago, which found 1 drifted, 0 missing, 0 unlinked, 0 orphan", after.stdout
+    )
 
     rows[3] = person(3, department="Legal")
     write_csv(tmp_path / "people.csv", rows[:150])

@@ -15,7 +15,7 @@ from typing import Any
 import ldap3
 
 from common.errors import PermanentError
-from common.peers.ldap_names import escape_filter_value, rdn_values
+from common.peers.ldap_names import DnError, escape_filter_value, join_dn, rdn_values, split_dn
 from queues.contracts import Operation
 from workers.connectors.ldap.settings import KindSettings, LdapSettings
 
@@ -102,8 +102,15 @@ def listing_filter(kind: KindSettings) -> str:
 def listing_row(
     kind: KindSettings, fields: Sequence[str], dn: str, raw: Mapping[str, list[Any]]
 ) -> list[Any]:
-    """One listed entry: its DN, then per field its values (one as text, several as a list, none as None)."""
+    """One listed entry: its DN, then per field its values (one as text, several as a list, none as None).
+
+    The DN is written as this connector writes the DNs it reports (`join_dn`), not as the server
+    escaped it (`\\2B` for `+`): a DN listed is then the same text as the one the state holds."""
     _, attributes = to_entry(dn, raw)
+    try:
+        dn = join_dn(split_dn(dn))
+    except DnError:
+        pass  # as the server wrote it: still an id, compared as it is
     row: list[Any] = [dn]
     for name in fields:
         values = attributes.get(kind.ldap_name(name).lower(), [])

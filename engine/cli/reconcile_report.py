@@ -1,0 +1,86 @@
+"""What `roster reconcile` shows: the target's objects per situation, what was done about them, and
+the first findings, each in words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from common.process.cli import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
+from engine.core.reconcile import SITUATIONS
+from engine.pipeline.reconciling import ReconcileSummary
+
+_LEFT_WRONG = ("drifted", "missing", "unlinked", "orphan", "unknown")
+
+_DONE_WORDS = {
+    "correct": "drifted object(s) corrected by sending every mapped attribute again",
+    "recreate": "missing object(s) created again",
+    "link": "unlinked object(s) linked",
+    "disable": "orphan(s) disabled",
+    "delete": "orphan(s) deleted",
+}
+
+
+def print_reconciliation(console: Console, s: ReconcileSummary) -> None:
+    if s.error is not None:
+        console.print(f"[red]{escape(s.job)}: reconciliation failed[/]: {escape(s.error)}")
+        console.print("nothing was changed.")
+        return
+    table = Table(title=f"{s.job}: the target against the source (reconciliation {s.cycle_id})")
+    table.add_column("situation")
+    table.add_column("objects", justify="right")
+    for situation in SITUATIONS:
+        count = s.situations.get(situation, 0)
+        if count or situation == "in_step":
+            style = "red" if situation in _LEFT_WRONG else ""
+            table.add_row(situation.replace("_", " "), f"[{style}]{count:,}[/]" if style else f"{count:,}")
+    console.print(table)
+    console.print(
+        f"listed {s.listed:,} object(s) from the target in {s.listing_s:.1f} s, read {s.read:,} from "
+        f"the source; {s.elapsed_s:.1f} s in all"
+    )
+    for finding in s.findings:
+        who = finding.source_id or finding.target_id or "?"
+        console.print(f"  {escape(who)}: {escape(finding.describe())}", highlight=False)
+    shown = len(s.findings)
+    wrong = sum(s.situations.get(x, 0) for x in _LEFT_WRONG)
+    if wrong > shown:
+        console.print(
+            f"  ... and {wrong - shown:,} more: `roster logs --action reconcile` lists every finding"
+        )
+    for action, count in s.corrections.items():
+        console.print(f"{count:,} {_DONE_WORDS.get(action, action)}")
+    if s.held:
+        console.print(f"[yellow]held[/]: {escape(s.held)}")
+    if s.cycle is not None:
+        c = s.cycle
+        console.print(
+            f"cycle {c.cycle_id} applied the corrections: {c.status}, created {c.created:,}, "
+            f"updated {c.updated:,}, failed {c.failed:,}"
+        )
+    if s.in_step:
+        console.print(
+            f"{s.job}: the target matches the source ({s.situations.get('in_step', 0):,} objects in step)."
+        )
+
+
+def reconcile_exit_code(s: ReconcileSummary) -> int:
+    """1 when the reconciliation or the cycle applying its corrections failed; 3 when something is left
+    for a person (findings only reported, orphans, held operations); 0 when all is in step or set
+    right."""
+    if s.status == "failed" or (s.cycle is not None and s.cycle.failed):
+        return EXIT_FAILED
+    done = set(s.corrections)
+    left: dict[str, Any] = {
+        "drifted": "correct" not in done,
+        "missing": "recreate" not in done,
+        "unlinked": "link" not in done,
+        "orphan": not ({"disable", "delete"} & done),
+        "unknown": True,
+    }
+    if s.held or any(s.situations.get(situation) and still for situation, still in left.items()):
+        return EXIT_ATTENTION
+    return EXIT_OK

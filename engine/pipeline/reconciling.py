@@ -1,0 +1,302 @@
+"""Reconciling a job: read the target back, classify each object, and act on it per the job's policy.
+
+A cycle compares the source with the state store, which says what Roster applied; only the target
+says what it holds now. A reconciliation lists every object of the job's kind in the target through
+its worker (the engine never holds the target's credentials: the request and its pages travel on the
+queues, as a cycle's listing does), with every attribute the job maps; reads the whole source and maps
+it with the job's own mappings; and classifies each object (`engine.core.reconcile`).
+
+What it does about each situation (`engine.core.reconcile_policy`) goes through the ordinary path, so
+it is logged, retried and guarded like any change:
+
+* drifted, `correct`: the state forgets what it applied to the object, so the cycle that follows sends
+  every mapped attribute again;
+* missing, `recreate`: the state forgets the object, so the cycle creates it again (searching first);
+* unlinked: the cycle's create finds it and links it, as a first cycle does;
+* orphan, `disable` or `delete`: sent by the reconciliation itself (there is no source object to plan
+  from), only after a complete read of the source, and held with the reason when the deletion guard
+  trips; `report` (the default) touches nothing.
+
+Each finding that is not in step becomes a log record (action `reconcile`, status its situation); the
+counts per situation are the reconciliation's record among the cycles (trigger `reconcile`) and the
+metric `roster_reconcile_objects{job,situation}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from common.errors import RosterError
+from engine.config import JobConfig
+from engine.core.reconcile import SITUATIONS, Finding, Reconciliation
+from engine.mapping.functions.errors import MappingError
+from engine.model import CycleSummary
+from engine.pipeline.cycles import SOURCE_BATCH, CycleRunner
+from engine.pipeline.listing import ListingFailed
+from queues.contracts import Operation
+
+log = logging.getLogger("roster.engine.reconcile")
+
+ORPHAN_PREFIX = "orphan:"
+"""The source id of an orphan's operation: it has no source object, and its state entry (once
+disabled) links its target object, which later reconciliations then find deprovisioned, not orphaned."""
+
+SHOWN_FINDINGS = 20
+"""Findings a summary keeps to show; every one is in the log."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconcileSummary:
+    """What one reconciliation found and did."""
+
+    cycle_id: str
+    job: str
+    status: str
+    """`succeeded`, `failed` (nothing acted on: the listing or the read failed), or `held` (the orphan
+    operations wait: the deletion guard tripped, or the read was incomplete)."""
+    situations: dict[str, int]
+    listed: int = 0
+    read: int = 0
+    skipped_rows: int = 0
+    corrections: dict[str, int] = field(default_factory=dict)
+    """What was set in motion: `correct` (drifted objects the next cycle updates), `recreate`,
+    `link`, and the orphans' `disable` / `delete` sent."""
+    held: str | None = None
+    """Why orphan operations were not sent."""
+    error: str | None = None
+    findings: tuple[Finding, ...] = ()
+    """The first findings not in step (`SHOWN_FINDINGS`), for a report."""
+    cycle: CycleSummary | None = None
+    """The cycle that applied the corrections, when one ran."""
+    orphan_results: dict[str, int] = field(default_factory=dict)
+    listing_s: float = 0.0
+    elapsed_s: float = 0.0
+
+    def counts(self) -> dict[str, int | float | None]:
+        """As the cycle record's counts: per situation, then what was set in motion."""
+        return {
+            **{situation: self.situations.get(situation, 0) for situation in SITUATIONS},
+            "listed": self.listed,
+            "read": self.read,
+            "skipped_rows": self.skipped_rows,
+            **{f"to_{action}": count for action, count in self.corrections.items()},
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+    @property
+    def in_step(self) -> bool:
+        """Every object in step (or deprovisioned as the policy wants): the target matches the source."""
+        wrong = ("drifted", "missing", "unlinked", "orphan", "unknown")
+        return self.status == "succeeded" and not any(self.situations.get(s) for s in wrong)
+
+
+async def reconcile(
+    runner: CycleRunner, job: JobConfig, *, trigger: str = "manual", act: bool = True
+) -> ReconcileSummary:
+    """Reconcile `job` (see the module docstring); `act=False` only reports, whatever the policy.
+    When corrections were set in motion, a cycle of the job follows at once and applies them."""
+    async with runner.job_lock(job.name):
+        summary = await _reconcile(runner, job, trigger, act)
+    runner.metrics.record_reconcile(job.name, summary.situations)
+    if act and summary.status != "failed" and (summary.corrections.keys() & {"correct", "recreate", "link"}):
+        cycle = await runner.run_cycle(job, trigger="after_reconcile")
+        summary = _with_cycle(summary, cycle)
+    log.info(
+        "event=reconciled job=%s cycle=%s status=%s %s",
+        job.name,
+        summary.cycle_id,
+        summary.status,
+        " ".join(f"{k}={v}" for k, v in summary.counts().items()),
+    )
+    return summary
+
+
+async def _reconcile(runner: CycleRunner, job: JobConfig, trigger: str, act: bool) -> ReconcileSummary:
+    started = time.perf_counter()
+    state, settings = runner.state, job.reconcile
+    cycle_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}-rec"
+    await state.start_cycle(cycle_id, job.name, f"reconcile:{trigger}", **runner.leases.claim())
+    progress = runner.tracker.start_cycle(cycle_id, job.name)
+    try:
+        mapper = job.mapper()
+        compared = settings.compared(mapper.targets)
+        try:
+            listing = await runner.listings.fetch(
+                job=job.name,
+                target=job.target,
+                object_type=job.object_type,
+                attributes=list(dict.fromkeys([*job.matching, *compared])),
+                timeout_s=settings.timeout_s,
+            )
+        except ListingFailed as exc:
+            return await _failed(runner, job, cycle_id, started, f"the target could not be listed: {exc}")
+        listing_s = time.perf_counter() - started
+        entries = await state.snapshot(job.name)
+        found = Reconciliation(listing.fields, listing.rows, compared, entries, job.matching)
+        situations: Counter[str] = Counter()
+        findings: list[Finding] = []
+        drifted: list[str] = []
+        missing: list[str] = []
+        source = job.source.open(None)
+        scope = job.scoping if job.scoping.groups else None
+        read = 0
+        try:
+            async for batch in source.batches(SOURCE_BATCH):
+                for obj in batch:
+                    try:
+                        if scope is not None and not scope.matches(obj.attributes):
+                            continue
+                        mapped = mapper.map(obj.attributes)
+                    except MappingError:
+                        finding = found.unreadable(obj.source_id)
+                    else:
+                        pairs = [[n, v] for n in job.matching if (v := mapped.attributes.get(n)) is not None]
+                        finding = found.expected(obj.source_id, mapped.attributes, pairs)
+                    situations[finding.situation] += 1
+                    if finding.situation == "drifted":
+                        drifted.append(obj.source_id)
+                    elif finding.situation == "missing":
+                        missing.append(obj.source_id)
+                    if finding.situation != "in_step":
+                        findings.append(finding)
+                read += len(batch)
+                await asyncio.sleep(0)
+        except RosterError as exc:
+            await state.log_findings(job.name, cycle_id, findings)
+            return await _failed(
+                runner,
+                job,
+                cycle_id,
+                started,
+                f"the source could not be read: {exc}",
+                listed=len(listing),
+                read=read,
+            )
+        orphans: list[Finding] = []
+        for finding in found.leftovers():
+            situations[finding.situation] += 1
+            if finding.situation == "orphan":
+                orphans.append(finding)
+                findings.append(finding)
+        await state.log_findings(job.name, cycle_id, findings)
+        corrections: Counter[str] = Counter()
+        held = None
+        if act:
+            in_flight = runner.tracker.in_flight(job.name)
+            if settings.drifted == "correct":
+                ids = [s for s in drifted if s not in in_flight]
+                await state.mark_drifted(job.name, ids)
+                corrections["correct"] = len(ids)
+            if settings.missing == "recreate":
+                ids = [s for s in missing if s not in in_flight]
+                await state.unlink(job.name, ids)
+                corrections["recreate"] = len(ids)
+            corrections["link"] = situations["unlinked"]
+            if settings.orphan != "report" and orphans:
+                held = _orphan_hold(job, len(orphans), len(entries), source.skipped)
+                if held is None:
+                    await _deprovision_orphans(runner, job, cycle_id, orphans)
+                    corrections[settings.orphan] = len(orphans)
+                    await runner.publisher.flush()
+                    runner.tracker.planning_done(
+                        cycle_id,
+                        runner.config.deadline.for_ops(
+                            progress.outstanding, runner.config.publish.batch_size
+                        ),
+                    )
+                    await runner.results.wait_or_expire(progress)
+        status = "held" if held else "succeeded"
+        summary = ReconcileSummary(
+            cycle_id=cycle_id,
+            job=job.name,
+            status=status,
+            situations=dict(situations),
+            listed=len(listing),
+            read=read,
+            skipped_rows=source.skipped,
+            corrections={k: v for k, v in corrections.items() if v},
+            held=held,
+            findings=tuple(findings[:SHOWN_FINDINGS]),
+            orphan_results=dict(progress.counts),
+            listing_s=listing_s,
+            elapsed_s=time.perf_counter() - started,
+        )
+        await state.finish_cycle(cycle_id, status, summary.counts())
+        return summary
+    except asyncio.CancelledError:
+        await asyncio.shield(state.finish_cycle(cycle_id, "interrupted", {}))
+        raise
+    finally:
+        runner.tracker.end_cycle(cycle_id)
+
+
+def _orphan_hold(job: JobConfig, orphans: int, held: int, skipped: int) -> str | None:
+    """Why orphans may not be disabled or deleted now, if so."""
+    if skipped:
+        return (
+            f"{skipped:,} source row(s) could not be read, so an object they hold would look like an "
+            "orphan: no orphan is touched until a complete read"
+        )
+    if job.deletion_guard.trips(orphans, held):
+        return f"deletion guard: {job.deletion_guard.describe(orphans, held)}; the orphans are reported only"
+    return None
+
+
+async def _deprovision_orphans(
+    runner: CycleRunner, job: JobConfig, cycle_id: str, orphans: list[Finding]
+) -> None:
+    action = "delete" if job.reconcile.orphan == "delete" else "disable"
+    now = time.time()
+    for seq, finding in enumerate(orphans, 1):
+        op = Operation(
+            op_id=f"{cycle_id}-{seq}",
+            job=job.name,
+            target=job.target,
+            cycle_id=cycle_id,
+            action=action,  # type: ignore[arg-type]
+            object_type=job.object_type,
+            source_id=finding.source_id or f"{ORPHAN_PREFIX}{finding.target_id}",
+            attributes={},
+            desired_hash="",
+            target_id=finding.target_id,
+            emitted_at=now,
+        )
+        runner.tracker.register(op)
+        await runner.publisher.add(op)
+
+
+async def _failed(
+    runner: CycleRunner,
+    job: JobConfig,
+    cycle_id: str,
+    started: float,
+    error: str,
+    *,
+    listed: int = 0,
+    read: int = 0,
+) -> ReconcileSummary:
+    log.error("event=reconcile_failed job=%s cycle=%s error=%r", job.name, cycle_id, error)
+    summary = ReconcileSummary(
+        cycle_id=cycle_id,
+        job=job.name,
+        status="failed",
+        situations={},
+        listed=listed,
+        read=read,
+        error=error,
+        elapsed_s=time.perf_counter() - started,
+    )
+    await runner.state.finish_cycle(cycle_id, "failed", {**summary.counts(), "error": error})
+    return summary
+
+
+def _with_cycle(summary: ReconcileSummary, cycle: CycleSummary) -> ReconcileSummary:
+    from dataclasses import replace
+
+    return replace(summary, cycle=cycle)
