@@ -78,6 +78,9 @@ class JobConfig:
     """What a reconciliation does per situation, and when it runs (`engine.pipeline.reconciling`)."""
     path: str = field(default="", compare=False)
     """Where the job was read from (`jobs[0]`), to name it in errors found later."""
+    mapping_paths: tuple[str, ...] = field(default=(), compare=False)
+    """Where each of `mappings` was read from (`jobs[0].mappings[3]`): a job read by `roster validate`
+    keeps the mappings that could be read when others could not, so its columns are still checked."""
 
     @property
     def redacted(self) -> frozenset[str]:
@@ -203,7 +206,9 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
     parts(lambda: check_keys(path, raw, JOB_KEYS, required=_JOB_REQUIRED))
     if any(raw.get(key) is None for key in _JOB_REQUIRED):
         parts.done()
-    mappings = parts(lambda: _mappings(join(path, "mappings"), raw["mappings"], parts))
+    # Mappings that fail leave the others to be checked further (`roster validate` collects).
+    mapping_parts = Parts()
+    mappings = parts(lambda: _mappings(join(path, "mappings"), raw["mappings"], mapping_parts))
     object_type = choice(join(path, "object_type"), raw.get("object_type", "user"), ("user", "group"))
     members = parts(lambda: _members(join(path, "members"), raw.get("members"), object_type))
     # A SCIM group has no active flag: a group that leaves the source is deleted unless told otherwise.
@@ -234,14 +239,16 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         lambda: _listing_timeout(join(path, "listing_timeout_s"), raw.get("listing_timeout_s", 300))
     )
     reconcile = parts(lambda: parse_reconcile(join(path, "reconcile"), raw.get("reconcile")))
-    matching = parts(lambda: _matching(path, mappings)) if mappings is not None else ()
+    matching = (
+        parts(lambda: _matching(path, [(m, p) for _, m, p in mappings])) if mappings is not None else ()
+    )
     parts.done()
     return JobConfig(
         name=name,
         target=target,
         object_type=object_type,
         source=source,
-        mappings=tuple(m for m, _ in mappings),
+        mappings=tuple(m for _, m, _ in mappings),
         matching=matching,
         deprovision=deprovision,  # type: ignore[arg-type]
         schedule=schedule,
@@ -253,6 +260,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         listing_timeout_s=listing_timeout_s,
         reconcile=reconcile,
         path=path,
+        mapping_paths=tuple(where for where, _, _ in mappings),
     )
 
 
@@ -264,12 +272,13 @@ def _members(path: str, raw: Any, object_type: str) -> MembersSettings | None:
     return parse_members(path, raw)
 
 
-def _mappings(path: str, raw: Any, parts: Parts) -> tuple[tuple[AttributeMapping, int | None], ...]:
-    """A job's mappings, each checked on its own; those that failed are left out (`parts` knows)."""
+def _mappings(path: str, raw: Any, parts: Parts) -> tuple[tuple[str, AttributeMapping, int | None], ...]:
+    """A job's mappings with the path of each, each checked on its own; those that failed are left out
+    (`parts` knows)."""
     items = as_list(path, raw)
     if not items:
         raise ConfigError(path, "is empty", "map at least one attribute")
-    return tuple(parts.each(items, lambda i, item: parse_mapping(join(path, i), item)))
+    return tuple(parts.each(items, lambda i, item: (join(path, i), *parse_mapping(join(path, i), item))))
 
 
 def _listing_timeout(path: str, raw: Any) -> float:
@@ -361,7 +370,7 @@ def _match_precedence(path: str, raw: Any) -> int | None:
     return integer(path, raw, minimum=1)
 
 
-def _matching(path: str, mappings: tuple[tuple[AttributeMapping, int | None], ...]) -> tuple[str, ...]:
+def _matching(path: str, mappings: Sequence[tuple[AttributeMapping, int | None]]) -> tuple[str, ...]:
     """The matching attributes in precedence order; two mappings may not share a precedence."""
     ranked = [
         (precedence, i, m.target) for i, (m, precedence) in enumerate(mappings) if precedence is not None

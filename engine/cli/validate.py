@@ -28,6 +28,7 @@ from engine.sources.file import FileSourceSettings
 from engine.validation.file_sources import check_file_source
 from engine.validation.listed_attributes import check_listed_attributes
 from engine.validation.source_peers import probe_source
+from engine.validation.uses import mapping_path
 from workers.config import TargetConfig, parse_targets
 from workers.probe import TargetUse, probe_target
 
@@ -112,7 +113,7 @@ def _target_uses(jobs: Sequence[JobConfig]) -> dict[str, TargetUse]:
     for job in jobs:
         sent = attributes.setdefault(job.target, {})
         for i, mapping in enumerate(job.mappings):
-            sent.setdefault(mapping.target, f"{job.path}.mappings[{i}].target")
+            sent.setdefault(mapping.target, f"{mapping_path(job, i)}.target")
         matched.setdefault(job.target, set()).update(job.matching[:1])
         kinds.setdefault(job.target, set()).add(job.object_type)
     return {

@@ -36,7 +36,7 @@ def column_uses(job: JobConfig, *, id_column: str | None = None) -> list[ColumnU
     if id_column is not None:
         uses.append(ColumnUse(join(path, "source.id_column"), id_column, f"column {id_column!r}"))
     for i, mapping in enumerate(job.mappings):
-        where = join(join(path, "mappings"), i)
+        where = mapping_path(job, i)
         if isinstance(mapping, DirectMapping):
             uses.append(ColumnUse(join(where, "source"), mapping.source, f"column {mapping.source!r}"))
         elif isinstance(mapping, ExpressionMapping):
@@ -52,6 +52,12 @@ def column_uses(job: JobConfig, *, id_column: str | None = None) -> list[ColumnU
         source = job.members.source
         uses.append(ColumnUse(join(path, "members.source"), source, f"column {source!r}"))
     return uses
+
+
+def mapping_path(job: JobConfig, i: int) -> str:
+    """Where `job.mappings[i]` was read from (a job read by `roster validate` may lack the mappings that
+    could not be read, so the index in the file can be another)."""
+    return job.mapping_paths[i] if i < len(job.mapping_paths) else join(join(job.path, "mappings"), i)
 
 
 def absent(use: ColumnUse, names: Sequence[str], origin: str) -> ConfigError:

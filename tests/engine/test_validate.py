@@ -122,6 +122,7 @@ def test_every_problem_of_a_file_is_reported_each_with_its_path(
             {"target": "id", "source": "employee_id", "match": True},
             {"target": "mail", "sorce": "email"},
             {"target": "name", "expression": "Jion([given_name])"},
+            {"target": "title", "source": "titel"},
         ],
     )
     typo = job(
@@ -135,12 +136,13 @@ def test_every_problem_of_a_file_is_reported_each_with_its_path(
     assert paths == [
         "jobs[0].mappings[1].sorce",
         "jobs[0].mappings[2].expression",
+        "jobs[0].mappings[3].source",
         "jobs[1].mappings[1].source",
         "jobs[2].deprovision",
         "targets[1].type",
     ]
     assert "did you mean 'source'?" in lines[0] and "unknown function 'Jion'" in lines[1]
-    assert lines[-1].startswith("5 problem(s) in ")
+    assert lines[-1].startswith("6 problem(s) in ")
 
 
 def test_a_job_naming_a_missing_target_is_reported_beside_the_other_problems(
