@@ -105,21 +105,16 @@ async def _connect(jobs: Sequence[JobConfig], targets: Sequence[TargetConfig]) -
 
 
 def _target_uses(jobs: Sequence[JobConfig]) -> dict[str, TargetUse]:
-    """What the jobs of each target send it: attributes (with the mapping that sends each), the match
-    attribute, and the object types."""
-    attributes: dict[str, dict[str, str]] = {}
+    """What the jobs of each target send it: per object type, the attributes (with the mapping that
+    sends each), and the match attributes."""
+    sent: dict[str, dict[str, dict[str, str]]] = {}
     matched: dict[str, set[str]] = {}
-    kinds: dict[str, set[str]] = {}
     for job in jobs:
-        sent = attributes.setdefault(job.target, {})
+        attributes = sent.setdefault(job.target, {}).setdefault(job.object_type, {})
         for i, mapping in enumerate(job.mappings):
-            sent.setdefault(mapping.target, f"{mapping_path(job, i)}.target")
+            attributes.setdefault(mapping.target, f"{mapping_path(job, i)}.target")
         matched.setdefault(job.target, set()).update(job.matching[:1])
-        kinds.setdefault(job.target, set()).add(job.object_type)
-    return {
-        name: TargetUse(attributes=sent, matched=matched[name], object_types=kinds[name])
-        for name, sent in attributes.items()
-    }
+    return {name: TargetUse(sent=kinds, matched=matched[name]) for name, kinds in sent.items()}
 
 
 def _totals(

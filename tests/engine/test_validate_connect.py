@@ -215,3 +215,38 @@ def test_a_scim_source_that_answers_is_ok(
     code, lines = validate(write(tmp_path, {"type": "noop"}, source=source, mappings=mappings), capsys)
     assert code == 0, lines
     assert lines[-1].endswith("; contacted: 1 source")
+
+
+def test_attributes_a_scim_target_does_not_have_are_named_from_its_schemas(
+    scim_server: ScimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mappings = [
+        {"target": "userName", "source": "employee_id", "match": True},
+        {"target": "externalId", "source": "employee_id"},
+        {"target": "titel", "source": "title"},
+        {"target": "name.givenNme", "source": "given_name"},
+        {"target": "enterprise.departement", "source": "title"},
+        {"target": 'emails[type eq "work"].value', "source": "given_name"},
+    ]
+    code, lines = validate(
+        write(tmp_path, {"type": "scim", "url": scim_server.url}, mappings=mappings), capsys
+    )
+    assert code == 2
+    user, enterprise = "urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:"
+    assert lines[:-1] == [
+        f"error jobs[0].mappings[2].target: {user} has no attribute 'titel' (GET /Schemas) "
+        "(did you mean 'title'?)",
+        f"error jobs[0].mappings[3].target: {user}: name has no sub-attribute 'givenNme' (GET /Schemas) "
+        "(did you mean 'givenName'?)",
+        f"error jobs[0].mappings[4].target: {enterprise}enterprise:2.0:User has no attribute 'departement' "
+        "(GET /Schemas) (did you mean 'department'?)",
+    ]
+
+
+def test_the_scim_example_fits_scim2_server(
+    scim_server: ScimServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCIM_URL", scim_server.url)
+    code, lines = validate(Path(__file__).resolve().parents[2] / "examples" / "scim.yaml", capsys)
+    assert code == 0, lines
+    assert lines[-1].endswith("; contacted: 1 target")
