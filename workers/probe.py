@@ -1,4 +1,5 @@
-"""A target checked against the real peer, writing nothing: `roster validate --connect`.
+"""A target checked against what its jobs send (`target_problems`) and, with `roster validate --connect`,
+against the real peer, writing nothing (`probe_target`).
 
 SQL: the table's definition against the settings and the attributes the jobs send; SCIM: a listing of
 one resource with the credentials, and the attributes sent against the service's `/Schemas`; LDAP: the
@@ -11,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from common.config.validation import join
 from common.errors import ConfigError
-from common.peers.ldap_probe import check_ldap
 from workers.config import TargetConfig
+from workers.connectors.ldap.check import check_ldap_target, ldap_target_problems
 from workers.connectors.ldap.settings import LdapSettings
-from workers.connectors.scim.check import check_scim_target
+from workers.connectors.scim.check import check_scim_target, scim_path_problems
 from workers.connectors.scim.settings import ScimSettings
-from workers.connectors.sql.check import check_sql_target
+from workers.connectors.sql.check import check_sql_target, unmapped_attributes
 from workers.connectors.sql.settings import SqlSettings
 
 
@@ -42,18 +42,27 @@ class TargetUse:
         return merged
 
 
+def target_problems(target: TargetConfig, use: TargetUse) -> list[ConfigError]:
+    """What `target`'s settings cannot do with what its jobs send; needs no connection."""
+    settings = target.settings
+    path = target.path or f"target {target.name!r}"
+    if isinstance(settings, SqlSettings):
+        return unmapped_attributes(settings, use.attributes, use.matched)
+    if isinstance(settings, ScimSettings):
+        return scim_path_problems(use.sent)
+    if isinstance(settings, LdapSettings):
+        return ldap_target_problems(path, settings, use.sent)
+    return []
+
+
 async def probe_target(target: TargetConfig, use: TargetUse) -> list[ConfigError]:
     """The problems found on `target`'s peer (none for a target type with no peer, such as noop)."""
     settings = target.settings
     path = target.path or f"target {target.name!r}"
     if isinstance(settings, SqlSettings):
-        return await check_sql_target(settings, use.attributes, matched=use.matched)
+        return await check_sql_target(settings, use.attributes)
     if isinstance(settings, ScimSettings):
         return await check_scim_target(path, settings, use.sent or {"user": {}})
     if isinstance(settings, LdapSettings):
-        bases = {join(path, "base_dn"): settings.base_dn}
-        for kind in (settings.users, settings.groups):
-            if kind is not None and kind.base not in bases.values():
-                bases[join(path, f"{kind.kind}s.base")] = kind.base
-        return await check_ldap(path, settings.link, bases)
+        return await check_ldap_target(path, settings, use.sent)
     return []

@@ -30,7 +30,7 @@ from engine.validation.listed_attributes import check_listed_attributes
 from engine.validation.source_peers import probe_source
 from engine.validation.uses import mapping_path
 from workers.config import TargetConfig, parse_targets
-from workers.probe import TargetUse, probe_target
+from workers.probe import TargetUse, probe_target, target_problems
 
 
 def validate_command(args: argparse.Namespace, console: Console) -> int:
@@ -54,6 +54,9 @@ def validate_command(args: argparse.Namespace, console: Console) -> int:
     jobs = config.jobs if config is not None else ()
     for job in jobs:
         problems += check_file_source(job) + check_listed_attributes(job)
+    uses = _target_uses(jobs)
+    for target in targets:
+        problems += target_problems(target, uses.get(target.name, TargetUse()))
     if args.connect:
         problems += asyncio.run(_connect(jobs, targets))
     problems = _print(console, problems)

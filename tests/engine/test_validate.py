@@ -280,3 +280,35 @@ def test_an_ldap_source_that_lists_its_attributes_is_checked_against_the_list_wi
         "(its columns: uid, givenName, sn, dn)",
     ]
     assert lines[-1].endswith("not contacted: 1 source (run with --connect to check them)")
+
+
+def test_what_a_target_cannot_do_with_what_its_jobs_send_is_said_without_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    people = job(
+        name="people",
+        target="db",
+        mappings=[
+            {"target": "id", "source": "employee_id", "match": True},
+            {"target": "title", "source": "title"},
+        ],
+    )
+    directory = job(name="directory", target="ldap", mappings=[{"target": "login", "source": "employee_id"}])
+    app = job(name="app", target="app", mappings=[{"target": "emails[type eq work]", "source": "title"}])
+    targets: list[dict[str, object]] = [
+        {"name": "db", "type": "sql", "url": "sqlite:///accounts.db", "table": "t", "key_column": "id"}
+        | {"on_disable": "delete", "columns": {"id": "id"}},
+        {"name": "ldap", "type": "ldap", "url": "ldap://127.0.0.1:1", "bind_dn": "cn=a,dc=example,dc=org"}
+        | {"bind_password": "secret", "base_dn": "dc=example,dc=org"}
+        | {"users": {"dn": "uid={userName},ou=people,dc=example,dc=org"}},
+        {"name": "app", "type": "scim", "url": "http://127.0.0.1:1/scim/v2"},
+    ]
+    code, lines = validate(write(tmp_path, people, directory, app, targets=targets), capsys)
+    assert code == 2
+    assert [line.split(" (")[0] for line in lines[:-1]] == [
+        "error jobs[0].mappings[1].target: 'title' has no column in targets[0].columns: its value is dropped",
+        "error jobs[2].mappings[0].target: 'emails[type eq work]' is not a SCIM attribute path; write name, "
+        'name.sub, name[type eq "work"].sub, enterprise.name or urn:...:name',
+        "error targets[1].users.dn: {userName} is no attribute the user jobs of this target send",
+    ]
+    assert "secret" not in "".join(lines)

@@ -250,3 +250,23 @@ def test_the_scim_example_fits_scim2_server(
     code, lines = validate(Path(__file__).resolve().parents[2] / "examples" / "scim.yaml", capsys)
     assert code == 0, lines
     assert lines[-1].endswith("; contacted: 1 target")
+
+
+def test_attributes_and_object_classes_the_directory_schema_lacks_are_named(
+    slapd: Slapd, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = target_settings(slapd)
+    settings["users"] = {**settings["users"], "object_classes": ["inetOrgPersn"]}
+    mappings = [
+        {"target": "userName", "source": "employee_id", "match": True},
+        {"target": "email", "source": "given_name"},  # mail, by users.attributes
+        {"target": "titel", "source": "title"},
+    ]
+    code, lines = validate(write(tmp_path, {"type": "ldap", **settings}, mappings=mappings), capsys)
+    assert code == 2
+    assert lines[:-1] == [
+        "error jobs[0].mappings[2].target: the directory's schema has no attribute type 'titel' "
+        "(did you mean 'title'?)",
+        "error targets[0].users.object_classes[0]: the directory's schema has no object class 'inetOrgPersn' "
+        "(name a class it has, such as inetOrgPerson)",
+    ]

@@ -1,10 +1,10 @@
 """A SCIM target checked against its service without writing: `roster validate --connect`.
 
 The service must list the endpoint of each object type the jobs send (`GET /Users?count=1`) with the
-credentials given. Each attribute the jobs send must read as a SCIM path, and when the service serves
-`/Schemas` (RFC 7644 §4), name an attribute (and sub-attribute) of the resource's schema or of the
-extension it names. A service without `/Schemas` is checked no further, and the check says nothing
-of it: only a listing says what is there.
+credentials given. Each attribute the jobs send must read as a SCIM path (`scim_path_problems`, with no
+connection), and when the service serves `/Schemas` (RFC 7644 §4), name an attribute (and
+sub-attribute) of the resource's schema or of the extension it names. A service without `/Schemas` is
+checked no further.
 """
 
 from __future__ import annotations
@@ -38,16 +38,29 @@ async def check_scim_target(
     if problems:
         return problems
     schemas = await _schemas(settings.http)
+    if schemas is None:
+        return []
     for kind, attributes in sorted(sent.items()):
         core = GROUP_SCHEMA if kind == "group" else USER_SCHEMA
         for attribute, where in attributes.items():
             try:
                 parsed = parse_path(attribute)
+            except ValueError:
+                continue  # said by `scim_path_problems`
+            problems += _unknown(where, parsed, core, schemas)
+    return problems
+
+
+def scim_path_problems(sent: Mapping[str, Mapping[str, str]]) -> list[ConfigError]:
+    """The attributes sent that do not read as SCIM paths (every operation would fail on them); needs
+    no connection."""
+    problems = []
+    for attributes in sent.values():
+        for attribute, where in attributes.items():
+            try:
+                parse_path(attribute)
             except ValueError as exc:
                 problems.append(ConfigError(where, str(exc)))
-                continue
-            if schemas is not None:
-                problems += _unknown(where, parsed, core, schemas)
     return problems
 
 

@@ -3,6 +3,7 @@
 It connects, reads the table's definition and checks it as the connector does when it opens (the key
 column, unique; the active column; each column of `columns:`), and that every attribute the jobs map
 has a column to go to. A table that is not there yet is fine when `create_table: true` makes it.
+`unmapped_attributes` needs no connection: the attributes a `columns:` mapping leaves out.
 """
 
 from __future__ import annotations
@@ -22,12 +23,9 @@ from workers.connectors.sql.rows import RowMap
 from workers.connectors.sql.settings import SqlSettings
 
 
-async def check_sql_target(
-    settings: SqlSettings, attributes: Mapping[str, str], *, matched: Collection[str] = ()
-) -> list[ConfigError]:
+async def check_sql_target(settings: SqlSettings, attributes: Mapping[str, str]) -> list[ConfigError]:
     """The problems of the table `settings` name; `attributes` maps each attribute a job sends to the
-    path of the mapping that sends it (`jobs[0].mappings[3].target`); `matched` are those whose values
-    go to the key column as the match value."""
+    path of the mapping that sends it (`jobs[0].mappings[3].target`)."""
     path = settings.path
 
     def at(key: str) -> str:
@@ -36,7 +34,7 @@ async def check_sql_target(
     database = settings.url.database
     if settings.dialect == "sqlite" and database and not Path(database).exists():
         if settings.create_table:
-            return _unmapped(settings, attributes, matched, names=None)
+            return []
         return [ConfigError(at("url"), f"no database file at {database}", "check the path in the URL")]
     engine = create_async_engine(settings.url, pool_size=1, max_overflow=0, hide_parameters=True)
     try:
@@ -50,7 +48,7 @@ async def check_sql_target(
         await engine.dispose()
     if table is None:
         if settings.create_table:
-            return _unmapped(settings, attributes, matched, names=None)
+            return []
         problem = f"table {settings.table!r} does not exist in {settings.safe_url}"
         return [
             ConfigError(at("table"), problem, "create it, or set create_table: true with a columns mapping")
@@ -62,30 +60,34 @@ async def check_sql_target(
             pass
         except ConfigError as exc:
             problems.append(exc)
-    return [*problems, *_unmapped(settings, attributes, matched, names=[c.name for c in table.columns])]
-
-
-def _unmapped(
-    settings: SqlSettings, attributes: Mapping[str, str], matched: Collection[str], *, names: list[str] | None
-) -> list[ConfigError]:
-    """Attributes the jobs send that no column takes: with `columns:`, those it leaves out (their values
-    would be dropped); without, those the table has no column of that name for (`names`; None: the
-    table is still to be created, so nothing to say)."""
-    problems = []
-    for attribute, where in attributes.items():
-        if settings.columns is not None:
-            if attribute not in settings.columns and attribute not in matched:
-                fix = (
-                    f"add `{attribute}: <column>` to {join(settings.path, 'columns')}, or remove the mapping"
-                )
-                problem = (
-                    f"{attribute!r} has no column in {join(settings.path, 'columns')}: its value is dropped"
-                )
-                problems.append(ConfigError(where, problem, fix))
-        elif names is not None and attribute not in names:
-            fix = f"add the column, or a columns mapping to {settings.path or 'the target'}"
-            problems.append(ConfigError(where, f"table {settings.table!r} has no column {attribute!r}", fix))
+    if settings.columns is None:  # each attribute goes to the column of its name
+        names = {column.name for column in table.columns}
+        fix = f"add the column, or a columns mapping to {path or 'the target'}"
+        problems += [
+            ConfigError(where, f"table {settings.table!r} has no column {attribute!r}", fix)
+            for attribute, where in attributes.items()
+            if attribute not in names
+        ]
     return problems
+
+
+def unmapped_attributes(
+    settings: SqlSettings, attributes: Mapping[str, str], matched: Collection[str]
+) -> list[ConfigError]:
+    """With a `columns:` mapping, the attributes the jobs send that it leaves out: their values would be
+    dropped (the `matched` ones still go to the key column as the match value). Needs no connection."""
+    if settings.columns is None:
+        return []
+    columns = join(settings.path, "columns")
+    return [
+        ConfigError(
+            where,
+            f"{attribute!r} has no column in {columns}: its value is dropped",
+            f"add `{attribute}: <column>` to {columns}, or remove the mapping",
+        )
+        for attribute, where in attributes.items()
+        if attribute not in settings.columns and attribute not in matched
+    ]
 
 
 def _reflect(conn: sa.Connection, name: str) -> sa.Table | None:
