@@ -4,7 +4,9 @@ A parser is written as if the first error ends it, and raises `ConfigError` as a
 are independent (jobs, targets, a job's mappings), it builds each part through a `Parts`: outside
 `collecting()` the first error goes up unchanged (so `roster run` refuses a file exactly as before);
 inside, each part's error is recorded, the parser goes on with the next part, and `Parts.done()` then
-raises `Reported` instead of building a whole from parts that failed. `roster validate` collects.
+raises `Reported` instead of building a whole from parts that failed. The parsers of a whole file
+(`parse_engine_config`, `parse_targets`) return instead what could be read, for further checks.
+`roster validate` collects.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 its path and the fix, then a line of totals that says what was checked.
 
 Without `--connect` it reads the file and the local files its sources name (their header, or the keys of
-their first rows) and contacts nothing. With it, it also connects to each job's source and each target,
-reading at most one resource or an entry's existence and writing nothing. It exits 0 only when nothing
+their first rows), checks each target's settings against what its jobs send, and contacts nothing. With
+it, it also connects to each job's source and each target, reading at most one resource, the existence
+of an entry or a table, or a schema, and writing nothing. It exits 0 only when nothing
 is wrong, else 2, as a config error does.
 """
 
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -58,7 +60,7 @@ def validate_command(args: argparse.Namespace, console: Console) -> int:
     for target in targets:
         problems += target_problems(target, uses.get(target.name, TargetUse()))
     if args.connect:
-        problems += asyncio.run(_connect(jobs, targets))
+        problems += asyncio.run(_connect(jobs, targets, uses))
     problems = _print(console, problems)
     console.print(_totals(args, jobs, targets, problems), highlight=False, soft_wrap=True)
     return EXIT_CONFIG if problems else 0
@@ -74,7 +76,7 @@ def _print(console: Console, problems: Sequence[ConfigError]) -> list[ConfigErro
 
 
 def _read(
-    raw: Mapping[str, Any], *, base_dir: Any
+    raw: Mapping[str, Any], *, base_dir: Path
 ) -> tuple[EngineConfig | None, tuple[TargetConfig, ...], list[ConfigError]]:
     """The jobs and targets that could be read, and the problems of the others (all of them)."""
     with collecting() as problems:
@@ -98,8 +100,10 @@ def _names(items: Any) -> set[str]:
     return {item["name"] for item in items if isinstance(item, Mapping) and isinstance(item.get("name"), str)}
 
 
-async def _connect(jobs: Sequence[JobConfig], targets: Sequence[TargetConfig]) -> list[ConfigError]:
-    uses = _target_uses(jobs)
+async def _connect(
+    jobs: Sequence[JobConfig], targets: Sequence[TargetConfig], uses: Mapping[str, TargetUse]
+) -> list[ConfigError]:
+    """The problems found on each source and target peer, all probed at once."""
     found = await asyncio.gather(
         *(probe_source(job) for job in jobs),
         *(probe_target(target, uses.get(target.name, TargetUse())) for target in targets),
