@@ -31,8 +31,8 @@ async def check_sql_target(settings: SqlSettings, attributes: Mapping[str, str])
     def at(key: str) -> str:
         return join(path, key)
 
-    database = settings.url.database
-    if settings.dialect == "sqlite" and database and not Path(database).exists():
+    database = settings.url.database or ""  # never empty for SQLite: the settings refuse that
+    if settings.dialect == "sqlite" and not database.startswith("file:") and not Path(database).exists():
         if settings.create_table:
             return []
         return [ConfigError(at("url"), f"no database file at {database}", "check the path in the URL")]
