@@ -270,3 +270,17 @@ def test_attributes_and_object_classes_the_directory_schema_lacks_are_named(
         "error targets[0].users.object_classes[0]: the directory's schema has no object class 'inetOrgPersn' "
         "(name a class it has, such as inetOrgPerson)",
     ]
+
+
+def test_a_postgresql_target_that_cannot_be_opened_is_reported_without_its_password(
+    postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql://postgres:hunter2-secret@127.0.0.1:5432/roster_validate_no_such_database"
+    code, lines = validate(write(tmp_path, sql_target(url)), capsys)
+    assert code == 2
+    assert lines[0].startswith(
+        "error targets[0].url: postgresql+asyncpg://postgres:***@127.0.0.1:5432/"
+        "roster_validate_no_such_database cannot be reached: "
+    )
+    assert "roster_validate_no_such_database" in lines[0].partition("cannot be reached: ")[2]
+    assert not any("hunter2" in line for line in lines)
