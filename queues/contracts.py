@@ -126,6 +126,11 @@ class Result:
         return self.completed_at - self.emitted_at
 
 
+MEMBERS: Final = "members"
+"""The field a listing of groups names for their members: each group's members as target ids (a list),
+whatever attribute the target keeps them in (SCIM `members`, LDAP `member` or `uniqueMember`)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListRequest:
     """Asks a target's worker to list every object of a kind: its id and the values of `attributes`
@@ -199,12 +204,16 @@ class ListPage:
                 )
             if not isinstance(row[0], str) or not row[0]:
                 raise DecodeError(f"{what}: object {number} has no id (a non-empty string)")
-            for name, value in zip(self.fields, row[1:], strict=True):
-                if not _listed_value(value):
-                    raise DecodeError(
-                        f"{what}: object {number} has a {type(value).__name__} for {name!r} "
-                        "(text, a number, true/false, null, or a list of them)"
-                    )
+            values = row[1:]
+            if all(map(_listed_value, values)):  # at once for a row, as most are; then which one
+                continue
+            name, value = next(
+                (n, v) for n, v in zip(self.fields, values, strict=True) if not _listed_value(v)
+            )
+            raise DecodeError(
+                f"{what}: object {number} has a {type(value).__name__} for {name!r} "
+                "(text, a number, true/false, null, or a list of them)"
+            )
 
 
 def _check_text(what: str, name: str, value: Any) -> None:
@@ -212,11 +221,16 @@ def _check_text(what: str, name: str, value: Any) -> None:
         raise DecodeError(f"{what}: {name} must be a non-empty string")
 
 
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
+
 def _listed_value(value: Any) -> bool:
-    if value is None or isinstance(value, str | int | float | bool):
+    """Text, a number, true/false, null, or a list of them. Once per value of a listing of the whole
+    target: the exact type is looked up first, `isinstance` only for a subclass or a list."""
+    if type(value) in _SCALARS or value is None or isinstance(value, str | int | float | bool):
         return True
     return isinstance(value, list) and all(
-        v is None or isinstance(v, str | int | float | bool) for v in value
+        type(v) in _SCALARS or isinstance(v, str | int | float | bool) for v in value
     )
 
 

@@ -105,6 +105,11 @@ class Membership:
         self._target_ids = target_ids
         self._applied = applied
 
+    @property
+    def target_ids(self) -> Mapping[str, str]:
+        """The member job's target ids resolved so far, by member source id."""
+        return self._target_ids
+
     def wanted(self, source_id: str, attributes: Mapping[str, Any]) -> list[str]:
         """The member source ids whose target ids planning group `source_id` reads: those it names in
         the source, and those its record holds or removed (a removed member's current target id is

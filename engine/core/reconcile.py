@@ -16,6 +16,9 @@ situation, as midPoint does:
 * `unknown`: the object's mappings failed, so what it should hold is not known; its target object is
   left alone (never an orphan).
 
+A group's members are compared as sets of target ids (ids in any case), counting only members that the
+member job provisioned: one someone else added is theirs, and left alone.
+
 Values are compared as a target stores them: empty (None, "", an empty list) is one value, a list of
 one is that one, lists compare as sets, booleans and numbers as their text (LDAP answers `TRUE` and
 `42`, SQL `1`). Text compares exactly: a value changed in case is drift.
@@ -23,12 +26,13 @@ one is that one, lists compare as sets, booleans and numbers as their text (LDAP
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from engine.core.links import Found, TargetIndex
 from engine.model import DISABLED, StateEntry
+from queues.contracts import MEMBERS
 
 Situation = Literal[
     "in_step", "drifted", "missing", "unlinked", "unprovisioned", "orphan", "deprovisioned", "unknown"
@@ -54,6 +58,10 @@ class Drift:
     found: Any
 
     def __str__(self) -> str:
+        if self.attribute == MEMBERS:  # expected: members not in the target; found: those not expected
+            parts = [f"not in the target: {_shown(self.expected)}"] if self.expected else []
+            parts += [f"not expected: {_shown(self.found)}"] if self.found else []
+            return f"members: {', '.join(parts)}"
         return f"{self.attribute}: expected {_shown(self.expected)}, found {_shown(self.found)}"
 
 
@@ -120,6 +128,7 @@ class Reconciliation:
         compared: Sequence[str],
         entries: Mapping[str, StateEntry],
         matching: Sequence[str],
+        managed: Collection[str] | None = None,
     ) -> None:
         self.fields = tuple(fields)
         self.rows: dict[str, Sequence[Any]] = {}
@@ -130,6 +139,9 @@ class Reconciliation:
         self.compared = tuple(name for name in compared if name in self._position)
         """The attributes compared: those asked that the listing carries."""
         self.entries = entries
+        self._managed = None if managed is None else {target_id.casefold() for target_id in managed}
+        """For a group job: the target ids of the member job's objects. A member the group holds that is
+        not one of them was added by someone else, and is left alone (`engine.core.membership`)."""
         listed_matching = [name for name in matching if name in self._position]
         self._index = TargetIndex(
             listed_matching,
@@ -194,9 +206,27 @@ class Reconciliation:
         for name in self.compared:
             expected = attributes.get(name)
             found = row[position[name]]
+            if name == MEMBERS and self._managed is not None:
+                members = self._members(expected, found)
+                if members is not None:
+                    drift.append(members)
+                continue
+            if expected == found and type(expected) is type(found):
+                continue  # most values: the same text
             if comparable(expected) != comparable(found):
                 drift.append(Drift(name, expected, found))
         return tuple(drift)
+
+    def _members(self, expected: Any, found: Any) -> Drift | None:
+        """The members a group lacks and those it holds against the source (of the member job's)."""
+        managed = self._managed or set()
+        wanted = {target_id.casefold(): target_id for target_id in expected or ()}
+        held = {
+            m.casefold(): m for m in (found if isinstance(found, list) else [found]) if isinstance(m, str)
+        }
+        lacking = sorted(t for key, t in wanted.items() if key not in held)
+        extra = sorted(m for key, m in held.items() if key not in wanted and key in managed)
+        return Drift(MEMBERS, lacking, extra) if lacking or extra else None
 
 
 def _shown(value: Any) -> str:

@@ -31,15 +31,18 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from common.errors import RosterError
 from engine.config import JobConfig
+from engine.core.membership import Membership
 from engine.core.reconcile import SITUATIONS, Finding, Reconciliation
 from engine.mapping.functions.errors import MappingError
 from engine.model import CycleSummary
-from engine.pipeline.cycles import SOURCE_BATCH, CycleRunner
-from engine.pipeline.listing import ListingFailed
-from queues.contracts import Operation
+from engine.pipeline.cycles import SOURCE_BATCH, CycleRunner, load_membership
+from engine.pipeline.listing import Listing, ListingFailed
+from engine.sources.base import Source
+from queues.contracts import MEMBERS, Operation
 
 log = logging.getLogger("roster.engine.reconcile")
 
@@ -126,58 +129,61 @@ async def _reconcile(runner: CycleRunner, job: JobConfig, trigger: str, act: boo
     try:
         mapper = job.mapper()
         compared = settings.compared(mapper.targets)
-        try:
+        membership = await load_membership(state, job)
+        if membership is not None:
+            compared = [*compared, MEMBERS]
+        names = list(dict.fromkeys([*job.matching, *compared]))
+        listing_s = 0.0
+
+        async def listed() -> Listing:
+            nonlocal listing_s
             listing = await runner.listings.fetch(
                 job=job.name,
                 target=job.target,
                 object_type=job.object_type,
-                attributes=list(dict.fromkeys([*job.matching, *compared])),
+                attributes=names,
                 timeout_s=settings.timeout_s,
             )
+            listing_s = time.perf_counter() - started
+            return listing
+
+        # The target lists while the source is read and mapped: the slower of the two sets the pace.
+        listing_task = asyncio.ensure_future(listed())
+        source = job.source.open(None)
+        try:
+            expected, source_read = await _read_expected(job, source, names, membership)
+        except RosterError as exc:
+            listing_task.cancel()
+            await asyncio.gather(listing_task, return_exceptions=True)
+            return await _failed(runner, job, cycle_id, started, f"the source could not be read: {exc}")
+        try:
+            listing = await listing_task
         except ListingFailed as exc:
             return await _failed(runner, job, cycle_id, started, f"the target could not be listed: {exc}")
-        listing_s = time.perf_counter() - started
         entries = await state.snapshot(job.name)
-        found = Reconciliation(listing.fields, listing.rows, compared, entries, job.matching)
+        managed = None if membership is None else membership.target_ids.values()
+        found = Reconciliation(listing.fields, listing.rows, compared, entries, job.matching, managed)
         situations: Counter[str] = Counter()
         findings: list[Finding] = []
         drifted: list[str] = []
         missing: list[str] = []
-        source = job.source.open(None)
-        scope = job.scoping if job.scoping.groups else None
-        read = 0
-        try:
-            async for batch in source.batches(SOURCE_BATCH):
-                for obj in batch:
-                    try:
-                        if scope is not None and not scope.matches(obj.attributes):
-                            continue
-                        mapped = mapper.map(obj.attributes)
-                    except MappingError:
-                        finding = found.unreadable(obj.source_id)
-                    else:
-                        pairs = [[n, v] for n in job.matching if (v := mapped.attributes.get(n)) is not None]
-                        finding = found.expected(obj.source_id, mapped.attributes, pairs)
-                    situations[finding.situation] += 1
-                    if finding.situation == "drifted":
-                        drifted.append(obj.source_id)
-                    elif finding.situation == "missing":
-                        missing.append(obj.source_id)
-                    if finding.situation != "in_step":
-                        findings.append(finding)
-                read += len(batch)
+        matching = [(i, name) for i, name in enumerate(names) if name in job.matching]
+        for n, (source_id, values) in enumerate(expected):
+            if values is None:
+                finding = found.unreadable(source_id)
+            else:
+                pairs = [[name, values[i]] for i, name in matching if values[i] is not None]
+                finding = found.expected(source_id, dict(zip(names, values, strict=True)), pairs)
+            situations[finding.situation] += 1
+            if finding.situation == "drifted":
+                drifted.append(source_id)
+            elif finding.situation == "missing":
+                missing.append(source_id)
+            if finding.situation != "in_step":
+                findings.append(finding)
+            if n % SOURCE_BATCH == 0:
                 await asyncio.sleep(0)
-        except RosterError as exc:
-            await state.log_findings(job.name, cycle_id, findings)
-            return await _failed(
-                runner,
-                job,
-                cycle_id,
-                started,
-                f"the source could not be read: {exc}",
-                listed=len(listing),
-                read=read,
-            )
+        del expected
         orphans: list[Finding] = []
         for finding in found.leftovers():
             situations[finding.situation] += 1
@@ -191,6 +197,8 @@ async def _reconcile(runner: CycleRunner, job: JobConfig, trigger: str, act: boo
             in_flight = runner.tracker.in_flight(job.name)
             if settings.drifted == "correct":
                 ids = [s for s in drifted if s not in in_flight]
+                if membership is not None:
+                    await state.save_members(job.name, _held_members(ids, findings, found, membership))
                 await state.mark_drifted(job.name, ids)
                 corrections["correct"] = len(ids)
             if settings.missing == "recreate":
@@ -218,7 +226,7 @@ async def _reconcile(runner: CycleRunner, job: JobConfig, trigger: str, act: boo
             status=status,
             situations=dict(situations),
             listed=len(listing),
-            read=read,
+            read=source_read,
             skipped_rows=source.skipped,
             corrections={k: v for k, v in corrections.items() if v},
             held=held,
@@ -269,6 +277,57 @@ async def _deprovision_orphans(
         )
         runner.tracker.register(op)
         await runner.publisher.add(op)
+
+
+async def _read_expected(
+    job: JobConfig, source: Source, names: list[str], membership: Membership | None
+) -> tuple[list[tuple[str, tuple[Any, ...] | None]], int]:
+    """Each source object in scope with its mapped values of `names` (None where its mappings failed)
+    and, for a group, the target ids of the members it should hold (those provisioned) as `MEMBERS`;
+    and how many objects were read. Read and mapped in full before the comparison, since a read that
+    fails part-way compares nothing."""
+    mapper = job.mapper()
+    scope = job.scoping if job.scoping.groups else None
+    expected: list[tuple[str, tuple[Any, ...] | None]] = []
+    read = 0
+    async for batch in source.batches(SOURCE_BATCH):
+        read += len(batch)
+        for obj in batch:
+            try:
+                if scope is not None and not scope.matches(obj.attributes):
+                    continue
+                mapped = mapper.map(obj.attributes)
+            except MappingError:
+                expected.append((obj.source_id, None))
+                continue
+            attributes = mapped.attributes
+            if membership is not None:
+                plan = membership.plan(obj.source_id, obj.attributes, mapped.hash)
+                attributes = {**attributes, MEMBERS: sorted(plan.members.values())}
+            expected.append((obj.source_id, tuple(attributes.get(name) for name in names)))
+        await asyncio.sleep(0)
+    return expected, read
+
+
+def _held_members(
+    ids: list[str], findings: list[Finding], found: Reconciliation, membership: Membership
+) -> dict[str, dict[str, str]]:
+    """What each drifted group holds in the target, as the state records members (member source id ->
+    target id), of the members the member job provisioned: the cycle that follows then adds what is
+    lacking and removes what is not expected, as it would after any change of the source."""
+    source_of = {target_id.casefold(): source_id for source_id, target_id in membership.target_ids.items()}
+    position = found.fields.index(MEMBERS) + 1
+    wanted = set(ids)
+    held: dict[str, dict[str, str]] = {}
+    for finding in findings:
+        if finding.source_id in wanted and finding.target_id is not None:
+            row = found.rows.get(finding.target_id)
+            values = row[position] if row is not None else None
+            members = values if isinstance(values, list) else [values] if isinstance(values, str) else []
+            held[finding.source_id] = {
+                source_of[m.casefold()]: m for m in members if m.casefold() in source_of
+            }
+    return held
 
 
 async def _failed(

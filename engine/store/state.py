@@ -359,6 +359,13 @@ class StateStore:
                         .values(applied_hash=None, fingerprint=fingerprint(None, state))
                     )
 
+    async def save_members(self, job: str, held: Mapping[str, Mapping[str, str]]) -> None:
+        """Record what groups hold (member source id -> target id), as read from the target."""
+        rows = [(job, source_id, orjson.dumps(dict(members)).decode()) for source_id, members in held.items()]
+        if rows:
+            async with self.engine.begin() as conn:
+                await self._statements(conn.dialect)[3].execute(conn, rows)
+
     async def unlink(self, job: str, source_ids: Sequence[str]) -> None:
         """Forget these objects (gone from the target) and the members a group of them held: the next
         cycle creates each again, searching the target first."""

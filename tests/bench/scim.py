@@ -125,6 +125,33 @@ class TimedTarget:
         )
 
 
+def scim_config(url: str, concurrency: int, **job: Any) -> dict[str, Any]:
+    """Job `bench`, people.csv's users by `MAPPINGS`, into the SCIM app at `url`."""
+    return {
+        "jobs": [
+            {
+                "name": "bench",
+                "source": {"type": "csv", "path": "people.csv", "id_column": "employee_id"},
+                "target": "app",
+                "mappings": [
+                    {"target": target, "source": column, "match": target == "userName"}
+                    for target, column in MAPPINGS.items()
+                ],
+                **job,
+            }
+        ],
+        "targets": [
+            {
+                "name": "app",
+                "type": "scim",
+                "url": url,
+                "max_concurrency": concurrency,
+                "matching": {"user": list(MATCHING)},
+            }
+        ],
+    }
+
+
 async def pipeline(
     workdir: Path,
     server: ScimServer,
@@ -138,29 +165,8 @@ async def pipeline(
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(users)
-    raw = {
-        "jobs": [
-            {
-                "name": "bench",
-                "source": {"type": "csv", "path": "people.csv", "id_column": "employee_id"},
-                "target": "app",
-                "mappings": [
-                    {"target": target, "source": column, "match": target == "userName"}
-                    for target, column in MAPPINGS.items()
-                ],
-                **({} if listing_min_creates is None else {"listing_min_creates": listing_min_creates}),
-            }
-        ],
-        "targets": [
-            {
-                "name": "app",
-                "type": "scim",
-                "url": server.url,
-                "max_concurrency": concurrency,
-                "matching": {"user": list(MATCHING)},
-            }
-        ],
-    }
+    job = {} if listing_min_creates is None else {"listing_min_creates": listing_min_creates}
+    raw = scim_config(server.url, concurrency, **job)
     config = parse_engine_config(raw, base_dir=workdir)
     (target,) = (TimedTarget(t) for t in parse_targets(raw, base_dir=workdir))
     if existing:

@@ -35,11 +35,12 @@ from tests.integration.pipeline import (
     target_rows,
     write_csv,
 )
-from tests.integration.test_ldap_cycle import PEOPLE
+from tests.integration.test_ldap_cycle import GROUPS, PEOPLE, groups_by_cn
 from tests.integration.test_ldap_cycle import expected as ldap_expected
 from tests.integration.test_ldap_cycle import files_config as ldap_config
 from tests.integration.test_ldap_cycle import people as ldap_people
 from tests.integration.test_ldap_cycle import person as ldap_person
+from tests.integration.test_ldap_cycle import teams as ldap_teams
 from tests.integration.test_ldap_cycle import write_sources as ldap_sources
 from tests.integration.test_scim_groups import (
     ENTERPRISE,
@@ -50,8 +51,9 @@ from tests.integration.test_scim_groups import (
     write_sources,
 )
 from tests.integration.test_scim_groups import person as scim_person
+from tests.integration.test_scim_groups import teams as scim_teams
 from tests.scim_server import ScimServer
-from tests.slapd import ROOT_DN, Slapd
+from tests.slapd import READER_DN, ROOT_DN, Slapd
 
 
 def by_situation(summary: ReconcileSummary) -> dict[str, set[str]]:
@@ -389,3 +391,115 @@ async def test_a_reconcile_schedule_sets_drift_right_without_being_asked(tmp_pat
 
     assert (await target_rows(url))["E00001"]["department"] == expected_row(people[1])["department"]
     assert last is not None and last[1]["drifted"] == 1
+
+
+async def test_a_source_that_cannot_be_read_fails_the_reconciliation_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    async with provisioned(tmp_path, 5, reconcile={"orphan": "delete"}) as (p, job, url):
+        sql_edit(url, ["INSERT INTO accounts (employee_id, active) VALUES ('X0001', TRUE)"])
+        (tmp_path / "people.csv").unlink()
+        found = await reconcile(p.runner, job)
+
+    assert found.status == "failed" and "the source could not be read" in (found.error or "")
+    assert sorted(await _keys(url)) == [*(f"E{i:05d}" for i in range(5)), "X0001"]
+
+
+# -- Group members (scim2-server, slapd) ------------------------------------------------------------
+
+
+async def test_scim_members_removed_and_added_out_of_band_are_found_and_set_right(
+    tmp_path: Path, scim: ScimServer
+) -> None:
+    people = [scim_person(i) for i in range(12)]
+    groups = scim_teams(people, count=3)
+    write_sources(tmp_path, people, groups)
+    async with pipeline(tmp_path, config(tmp_path, scim.url)) as p:
+        users_job, teams_job = p.runner.config.jobs
+        await p.runner.run_cycle(users_job)
+        await p.runner.run_cycle(teams_job)
+        users = {u["externalId"]: u["id"] for u in await read_all(scim, "Users")}
+        stored = {g["externalId"]: g for g in await read_all(scim, "Groups")}
+        foreign = await scim_call(
+            scim,
+            "POST",
+            "/Users",
+            {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "contractor@example.org"},
+        )
+        leaver = groups[0]["members"][0]
+        joiner = next(m for m in groups[2]["members"] if m not in groups[1]["members"])
+        patch = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+        await scim_call(
+            scim,
+            "PATCH",
+            f"/Groups/{stored['G000']['id']}",
+            {
+                "schemas": [patch],
+                "Operations": [{"op": "remove", "path": f'members[value eq "{users[leaver]}"]'}],
+            },
+        )
+        await scim_call(
+            scim,
+            "PATCH",
+            f"/Groups/{stored['G001']['id']}",
+            {
+                "schemas": [patch],
+                "Operations": [
+                    {
+                        "op": "add",
+                        "path": "members",
+                        "value": [{"value": users[joiner]}, {"value": foreign["id"]}],
+                    }
+                ],
+            },
+        )
+
+        found = await reconcile(p.runner, teams_job)
+        again = await reconcile(p.runner, teams_job)
+
+    drift = {f.source_id: [(d.attribute, d.expected, d.found) for d in f.drift] for f in found.findings}
+    assert drift == {"G000": [("members", [users[leaver]], [])], "G001": [("members", [], [users[joiner]])]}
+    assert found.situations == {"in_step": 1, "drifted": 2}
+    assert again.situations == {"in_step": 3}
+    held = {
+        g["externalId"]: {m["value"] for m in g.get("members") or []} for g in await read_all(scim, "Groups")
+    }
+    assert held["G000"] == {users[m] for m in groups[0]["members"]}
+    assert held["G001"] == {users[m] for m in groups[1]["members"]} | {foreign["id"]}  # theirs, kept
+    assert held["G002"] == {users[m] for m in groups[2]["members"]}
+
+
+async def test_ldap_members_removed_and_added_out_of_band_are_found_and_set_right(
+    tmp_path: Path, slapd: Slapd
+) -> None:
+    rows = [ldap_person(i) for i in range(12)]
+    groups = ldap_teams(rows, count=3)
+    ldap_sources(tmp_path, rows, groups)
+    async with pipeline(tmp_path, ldap_config(tmp_path, slapd)) as p:
+        users_job, teams_job = p.runner.config.jobs
+        await p.runner.run_cycle(users_job)
+        await p.runner.run_cycle(teams_job)
+        dns = {number: entry["dn"][0] for number, entry in ldap_people(slapd).items()}
+        leaver = groups[0]["members"][0]
+        joiner = next(m for m in groups[2]["members"] if m not in groups[1]["members"])
+        conn = ldap3.Connection(
+            ldap3.Server(slapd.url, get_info=ldap3.NONE), ROOT_DN, slapd.password, auto_bind=True
+        )
+        try:
+            assert conn.modify(f"cn=Team 000,{GROUPS}", {"member": [(ldap3.MODIFY_DELETE, [dns[leaver]])]})
+            assert conn.modify(
+                f"cn=Team 001,{GROUPS}", {"member": [(ldap3.MODIFY_ADD, [dns[joiner], READER_DN])]}
+            )
+        finally:
+            conn.unbind()
+
+        found = await reconcile(p.runner, teams_job)
+        again = await reconcile(p.runner, teams_job)
+
+    drifted = {f.source_id: {d.attribute for d in f.drift} for f in found.findings}
+    assert drifted == {"T000": {"members"}, "T001": {"members"}}
+    assert again.situations == {"in_step": 3}
+    members = groups_by_cn(slapd, "employeeNumber")
+    assert members["Team 000"] == sorted(groups[0]["members"])
+    assert members["Team 001"] == sorted([*groups[1]["members"], READER_DN])  # theirs, kept
+    assert members["Team 002"] == sorted(groups[2]["members"])

@@ -7,6 +7,7 @@ each exactly once with its values, or fails: never a part of them.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from workers.connectors.scim.listing import PageReader, listing_query
 from workers.connectors.scim.paths import parse_path
 from workers.connectors.scim.settings import parse_scim_settings
 from workers.connectors.sql.connector import SqlConnector
+from workers.connectors.sql.settings import parse_sql_settings
 
 
 async def everything(
@@ -155,3 +157,29 @@ def test_a_server_that_ignores_attributes_answers_whole_resources_read_the_same_
     }
     rows = PageReader("user", paths).read({"totalResults": 1, "Resources": [whole]})
     assert rows == [["t-1", "w@x.org", "ada@example.org"]]
+
+
+async def test_sql_lists_dates_decimals_and_a_number_key_as_text(tmp_path: Path) -> None:
+    database = tmp_path / "typed.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE staff (id INTEGER PRIMARY KEY, name TEXT, born DATE, pay NUMERIC(10, 2))")
+        conn.execute("INSERT INTO staff VALUES (7, 'Ada', '1815-12-10', 1234.50), (8, NULL, NULL, NULL)")
+    settings = parse_sql_settings(
+        "targets[0]",
+        {
+            "url": f"sqlite:///{database}",
+            "table": "staff",
+            "key_column": "id",
+            "columns": {"id": "id", "name": "name", "born": "born", "pay": "pay"},
+            "on_disable": "delete",
+        },
+    )
+    connector = SqlConnector("app", settings)
+    await connector.open()
+    try:
+        fields, rows = await everything(connector, "user", ["name", "born", "pay"])
+    finally:
+        await connector.aclose()
+
+    assert fields == ["name", "born", "pay", "id"]
+    assert sorted(rows) == [["7", "Ada", "1815-12-10", "1234.50", 7], ["8", None, None, None, 8]]

@@ -43,6 +43,7 @@ from workers.connectors.ldap.plan import (
     Plan,
     entry_changes,
     kind_settings,
+    listed_name,
     listing_fields,
     listing_filter,
     listing_row,
@@ -130,7 +131,7 @@ class LdapConnector(AsyncContextConnector):
         if pool is None:
             raise RuntimeError(f"{self!r} is not open")
         kind = kind_settings(object_type, self.settings)
-        names = list(dict.fromkeys(kind.ldap_name(name) for name in fields))
+        names = list(dict.fromkeys(listed_name(kind, name) for name in fields))
         try:
             pages = await pool.run(
                 lambda session: session.search_paged(kind.base, listing_filter(kind), names, size=_LIST_PAGE)

@@ -16,7 +16,7 @@ import ldap3
 
 from common.errors import PermanentError
 from common.peers.ldap_names import DnError, escape_filter_value, join_dn, rdn_values, split_dn
-from queues.contracts import Operation
+from queues.contracts import MEMBERS, Operation
 from workers.connectors.ldap.settings import KindSettings, LdapSettings
 
 Entry = tuple[str, dict[str, list[str]]]
@@ -107,15 +107,28 @@ def listing_row(
     The DN is written as this connector writes the DNs it reports (`join_dn`), not as the server
     escaped it (`\\2B` for `+`): a DN listed is then the same text as the one the state holds."""
     _, attributes = to_entry(dn, raw)
-    try:
-        dn = join_dn(split_dn(dn))
-    except DnError:
-        pass  # as the server wrote it: still an id, compared as it is
-    row: list[Any] = [dn]
+    row: list[Any] = [_as_written(dn)]  # as the server wrote it if it cannot be read: still an id
     for name in fields:
-        values = attributes.get(kind.ldap_name(name).lower(), [])
+        values = attributes.get(listed_name(kind, name).lower(), [])
+        if name == MEMBERS and kind.member_attribute is not None:
+            row.append([_as_written(member) for member in values])  # DNs, as the connector writes them
+            continue
         row.append(None if not values else values[0] if len(values) == 1 else values)
     return row
+
+
+def listed_name(kind: KindSettings, name: str) -> str:
+    """The LDAP attribute a listed field is read from: a group's members from its member attribute."""
+    if name == MEMBERS and kind.member_attribute is not None:
+        return kind.member_attribute
+    return kind.ldap_name(name)
+
+
+def _as_written(dn: str) -> str:
+    try:
+        return join_dn(split_dn(dn))
+    except DnError:
+        return dn
 
 
 def ldap_values(value: Any) -> list[str]:

@@ -142,8 +142,15 @@ class SqlConnector(AsyncContextConnector):
             if error is None:
                 raise
             raise error from None
+        # Columns of text, numbers and booleans (most) are handed on as the driver gave them; only the
+        # others (dates, decimals) are converted value by value, and the key to text if it is not.
+        converted = [i for i, column in enumerate(columns) if i == 0 or not _plain_type(column.type)]
         for start in range(0, len(found), _LIST_PAGE):
-            yield [[str(row[0]), *map(_listed, row[1:])] for row in found[start : start + _LIST_PAGE]]
+            page = [list(row) for row in found[start : start + _LIST_PAGE]]
+            for i in converted:
+                for values in page:
+                    values[i] = _listed(values[i]) if i else str(values[i])
+            yield page
 
     def _opened(self) -> RowMap:
         if self._rows is None or self._engine is None:
@@ -364,6 +371,14 @@ class SqlConnector(AsyncContextConnector):
 
     def _error(self, exc: BaseException) -> ConnectorError | None:
         return connector_error(exc, password=self.settings.url.password)
+
+
+def _plain_type(column_type: sa.types.TypeEngine[Any]) -> bool:
+    """Whether the driver gives a column's values as text, a number or a boolean (None is fine too)."""
+    try:
+        return column_type.python_type in (str, int, float, bool)
+    except NotImplementedError:
+        return False
 
 
 def _listed(value: Any) -> Any:
