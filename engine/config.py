@@ -7,11 +7,13 @@ wrong and the fix: `jobs[0].mappings[3].source: is required (add `source:` ...)`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from common.config.problems import Parts
 from common.config.validation import (
     as_list,
     as_mapping,
@@ -74,6 +76,11 @@ class JobConfig:
     """How long a cycle waits for that listing before it sends its creates without it."""
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     """What a reconciliation does per situation, and when it runs (`engine.pipeline.reconciling`)."""
+    path: str = field(default="", compare=False)
+    """Where the job was read from (`jobs[0]`), to name it in errors found later."""
+    mapping_paths: tuple[str, ...] = field(default=(), compare=False)
+    """Where each of `mappings` was read from (`jobs[0].mappings[3]`): a job read by `roster validate`
+    keeps the mappings that could be read when others could not, so its columns are still checked."""
 
     @property
     def redacted(self) -> frozenset[str]:
@@ -114,36 +121,56 @@ def load_engine_config(path: Path, *, environ: Mapping[str, str] | None = None) 
 
 
 def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConfig:
-    check_keys("", raw, ENGINE_SECTIONS, required=("jobs",))
-    engine = as_mapping("engine", raw.get("engine") or {})
+    """The engine's settings and jobs. When `common.config.problems` collects, every job is checked
+    (and each mapping of a job), so that one bad job does not hide the errors of another, and the
+    config holds the jobs that could be read."""
+    parts = Parts()
+    parts(lambda: check_keys("", raw, ENGINE_SECTIONS, required=("jobs",)))
+    if raw.get("jobs") is None:
+        parts.done()
+    engine = parts(lambda: _engine_section(raw.get("engine")))
+    items = as_list("jobs", raw["jobs"])
+    if not items:
+        raise ConfigError("jobs", "is empty", "add at least one job with a source, a target and mappings")
+    parsed: list[JobConfig | None] = [None] * len(items)
+    for i, job in parts.each(items, lambda i, item: (i, parse_job(join("jobs", i), item, base_dir))):
+        parsed[i] = job
+    parts(lambda: unique_names("jobs", [job.name if job else None for job in parsed], "job"))
+    unread = {
+        item.get("name")
+        for item, job in zip(items, parsed, strict=True)
+        if job is None and isinstance(item, Mapping)
+    }
+    _check_members(parsed, parts, unread)
+    # Outside `collecting()` the first error went up already; inside, the jobs that could be read.
+    return EngineConfig(
+        jobs=tuple(job for job in parsed if job is not None),
+        base_dir=base_dir,
+        broker=raw.get("broker"),
+        **(engine or _engine_section(None)),
+    )
+
+
+def _engine_section(raw: Any) -> dict[str, Any]:
+    """The `engine:` section, as keyword arguments of `EngineConfig`."""
+    engine = as_mapping("engine", raw or {})
     check_keys(
         "engine",
         engine,
         ("state", "batch_size", "linger_ms", "high_water", "quarantine", "log_retention_days", "deadline"),
     )
-    publish = PublishSettings(
-        batch_size=integer("engine.batch_size", engine.get("batch_size", 500), minimum=1),
-        linger_ms=integer("engine.linger_ms", engine.get("linger_ms", 5), minimum=0),
-        high_water=integer("engine.high_water", engine.get("high_water", 64), minimum=1),
-    )
     state = engine.get("state")
-    jobs = tuple(
-        parse_job(join("jobs", i), item, base_dir) for i, item in enumerate(as_list("jobs", raw["jobs"]))
-    )
-    if not jobs:
-        raise ConfigError("jobs", "is empty", "add at least one job with a source, a target and mappings")
-    unique_names("jobs", [job.name for job in jobs], "job")
-    _check_members(jobs)
-    return EngineConfig(
-        jobs=jobs,
-        state=string("engine.state", state) if state is not None else None,
-        publish=publish,
-        base_dir=base_dir,
-        broker=raw.get("broker"),
-        quarantine=parse_quarantine("engine.quarantine", engine.get("quarantine")),
-        log_retention_days=_retention_days(engine.get("log_retention_days", 30)),
-        deadline=parse_deadline("engine.deadline", engine.get("deadline")),
-    )
+    return {
+        "publish": PublishSettings(
+            batch_size=integer("engine.batch_size", engine.get("batch_size", 500), minimum=1),
+            linger_ms=integer("engine.linger_ms", engine.get("linger_ms", 5), minimum=0),
+            high_water=integer("engine.high_water", engine.get("high_water", 64), minimum=1),
+        ),
+        "state": string("engine.state", state) if state is not None else None,
+        "quarantine": parse_quarantine("engine.quarantine", engine.get("quarantine")),
+        "log_retention_days": _retention_days(engine.get("log_retention_days", 30)),
+        "deadline": parse_deadline("engine.deadline", engine.get("deadline")),
+    }
 
 
 def _retention_days(raw: Any) -> float:
@@ -153,69 +180,105 @@ def _retention_days(raw: Any) -> float:
         raise ConfigError(exc.path, exc.problem, "give the days a log record is kept, such as 30") from None
 
 
+JOB_KEYS = (
+    "name",
+    "source",
+    "target",
+    "object_type",
+    "mappings",
+    "deprovision",
+    "schedule",
+    "scoping",
+    "members",
+    "deletion_guard",
+    "listing_min_creates",
+    "listing_timeout_s",
+    "reconcile",
+    *SHRINK_KEYS,
+)
+_JOB_REQUIRED = ("name", "source", "target", "mappings")
+
+
 def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
+    """One job; when collecting, its parts (source, each mapping, scoping...) are checked each."""
     raw = as_mapping(path, raw)
-    check_keys(
-        path,
-        raw,
-        (
-            "name",
-            "source",
-            "target",
-            "object_type",
-            "mappings",
-            "deprovision",
-            "schedule",
-            "scoping",
-            "members",
-            "deletion_guard",
-            "listing_min_creates",
-            "listing_timeout_s",
-            "reconcile",
-            *SHRINK_KEYS,
-        ),
-        required=("name", "source", "target", "mappings"),
-    )
-    source_raw = as_mapping(join(path, "source"), raw["source"])
-    mappings = tuple(
-        parse_mapping(join(join(path, "mappings"), i), item)
-        for i, item in enumerate(as_list(join(path, "mappings"), raw["mappings"]))
-    )
-    if not mappings:
-        raise ConfigError(join(path, "mappings"), "is empty", "map at least one attribute")
+    parts = Parts()
+    parts(lambda: check_keys(path, raw, JOB_KEYS, required=_JOB_REQUIRED))
+    if any(raw.get(key) is None for key in _JOB_REQUIRED):
+        parts.done()
+    # Mappings that fail leave the others to be checked further (`roster validate` collects).
+    mapping_parts = Parts()
+    mappings = parts(lambda: _mappings(join(path, "mappings"), raw["mappings"], mapping_parts))
     object_type = choice(join(path, "object_type"), raw.get("object_type", "user"), ("user", "group"))
-    members = None
-    if "members" in raw:
-        if object_type != "group":
-            raise ConfigError(
-                join(path, "members"), "applies to group jobs only", "add `object_type: group` or remove it"
-            )
-        members = parse_members(join(path, "members"), raw["members"])
+    members = parts(lambda: _members(join(path, "members"), raw.get("members"), object_type))
     # A SCIM group has no active flag: a group that leaves the source is deleted unless told otherwise.
     deprovision_default = "delete" if object_type == "group" else "disable"
-    return JobConfig(
-        name=string(join(path, "name"), raw["name"]),
-        target=string(join(path, "target"), raw["target"]),
-        object_type=object_type,
-        source=parse_source(join(path, "source"), source_raw, base_dir=base_dir, object_type=object_type),
-        mappings=tuple(m for m, _ in mappings),
-        matching=_matching(path, mappings),
-        deprovision=choice(
-            join(path, "deprovision"), raw.get("deprovision", deprovision_default), DEPROVISION
-        ),  # type: ignore[arg-type]
-        schedule=parse_schedule(join(path, "schedule"), raw.get("schedule")),
-        scoping=parse_scoping(join(path, "scoping"), raw.get("scoping") or []),
-        members=members,
-        deletion_guard=parse_deletion_guard(join(path, "deletion_guard"), raw.get("deletion_guard")),
-        source_shrink=parse_source_shrink(path, raw),
-        listing_min_creates=integer(
-            join(path, "listing_min_creates"), raw.get("listing_min_creates", 50), minimum=0
-        ),
-        listing_timeout_s=_listing_timeout(
-            join(path, "listing_timeout_s"), raw.get("listing_timeout_s", 300)
-        ),
-        reconcile=parse_reconcile(join(path, "reconcile"), raw.get("reconcile")),
+    source = parts(
+        lambda: parse_source(
+            join(path, "source"),
+            as_mapping(join(path, "source"), raw["source"]),
+            base_dir=base_dir,
+            object_type=object_type,
+        )
     )
+    name = parts(lambda: string(join(path, "name"), raw["name"]))
+    target = parts(lambda: string(join(path, "target"), raw["target"]))
+    deprovision = parts(
+        lambda: choice(join(path, "deprovision"), raw.get("deprovision", deprovision_default), DEPROVISION)
+    )
+    schedule = parts(lambda: parse_schedule(join(path, "schedule"), raw.get("schedule")))
+    scoping = parts(lambda: parse_scoping(join(path, "scoping"), raw.get("scoping") or []))
+    deletion_guard = parts(
+        lambda: parse_deletion_guard(join(path, "deletion_guard"), raw.get("deletion_guard"))
+    )
+    source_shrink = parts(lambda: parse_source_shrink(path, raw))
+    listing_min_creates = parts(
+        lambda: integer(join(path, "listing_min_creates"), raw.get("listing_min_creates", 50), minimum=0)
+    )
+    listing_timeout_s = parts(
+        lambda: _listing_timeout(join(path, "listing_timeout_s"), raw.get("listing_timeout_s", 300))
+    )
+    reconcile = parts(lambda: parse_reconcile(join(path, "reconcile"), raw.get("reconcile")))
+    matching = (
+        parts(lambda: _matching(path, [(m, p) for _, m, p in mappings])) if mappings is not None else ()
+    )
+    parts.done()
+    return JobConfig(
+        name=name,
+        target=target,
+        object_type=object_type,
+        source=source,
+        mappings=tuple(m for _, m, _ in mappings),
+        matching=matching,
+        deprovision=deprovision,  # type: ignore[arg-type]
+        schedule=schedule,
+        scoping=scoping,
+        members=members,
+        deletion_guard=deletion_guard,
+        source_shrink=source_shrink,
+        listing_min_creates=listing_min_creates,
+        listing_timeout_s=listing_timeout_s,
+        reconcile=reconcile,
+        path=path,
+        mapping_paths=tuple(where for where, _, _ in mappings),
+    )
+
+
+def _members(path: str, raw: Any, object_type: str) -> MembersSettings | None:
+    if raw is None:
+        return None
+    if object_type != "group":
+        raise ConfigError(path, "applies to group jobs only", "add `object_type: group` or remove it")
+    return parse_members(path, raw)
+
+
+def _mappings(path: str, raw: Any, parts: Parts) -> tuple[tuple[str, AttributeMapping, int | None], ...]:
+    """A job's mappings with the path of each, each checked on its own; those that failed are left out
+    (`parts` knows)."""
+    items = as_list(path, raw)
+    if not items:
+        raise ConfigError(path, "is empty", "map at least one attribute")
+    return tuple(parts.each(items, lambda i, item: (join(path, i), *parse_mapping(join(path, i), item))))
 
 
 def _listing_timeout(path: str, raw: Any) -> float:
@@ -227,26 +290,30 @@ def _listing_timeout(path: str, raw: Any) -> float:
     return value
 
 
-def _check_members(jobs: tuple[JobConfig, ...]) -> None:
-    """A group job's members come from a user job of the same target, named in the same file."""
-    by_name = {job.name: job for job in jobs}
+def _check_members(jobs: Sequence[JobConfig | None], parts: Parts, unread: Collection[Any]) -> None:
+    """A group job's members come from a user job of the same target, named in the same file.
+    `jobs` is in the file's order, None for a job that could not be read; `unread` are their names."""
+    by_name = {job.name: job for job in jobs if job is not None}
     for i, job in enumerate(jobs):
-        if job.members is None:
-            continue
-        path = join(join("jobs", i), "members.job")
-        member_job = by_name.get(job.members.job)
-        if member_job is None:
-            raise ConfigError(
-                path,
-                f"no job is named {job.members.job!r}",
-                f"name the user job whose objects are the members: {', '.join(sorted(by_name))}",
-            )
-        if member_job.object_type != "user" or member_job.target != job.target:
-            raise ConfigError(
-                path,
-                f"{member_job.name!r} is not a user job of target {job.target!r}",
-                "members are sent by their ids in this group's target: name a user job of that target",
-            )
+        if job is not None and job.members is not None and job.members.job not in unread:
+            parts(partial(_check_member_job, join(join("jobs", i), "members.job"), job, by_name))
+
+
+def _check_member_job(path: str, job: JobConfig, by_name: Mapping[str, JobConfig]) -> None:
+    assert job.members is not None
+    member_job = by_name.get(job.members.job)
+    if member_job is None:
+        raise ConfigError(
+            path,
+            f"no job is named {job.members.job!r}",
+            f"name the user job whose objects are the members: {', '.join(sorted(by_name))}",
+        )
+    if member_job.object_type != "user" or member_job.target != job.target:
+        raise ConfigError(
+            path,
+            f"{member_job.name!r} is not a user job of target {job.target!r}",
+            "members are sent by their ids in this group's target: name a user job of that target",
+        )
 
 
 def in_dependency_order(jobs: Sequence[JobConfig]) -> list[JobConfig]:
@@ -303,7 +370,7 @@ def _match_precedence(path: str, raw: Any) -> int | None:
     return integer(path, raw, minimum=1)
 
 
-def _matching(path: str, mappings: tuple[tuple[AttributeMapping, int | None], ...]) -> tuple[str, ...]:
+def _matching(path: str, mappings: Sequence[tuple[AttributeMapping, int | None]]) -> tuple[str, ...]:
     """The matching attributes in precedence order; two mappings may not share a precedence."""
     ranked = [
         (precedence, i, m.target) for i, (m, precedence) in enumerate(mappings) if precedence is not None

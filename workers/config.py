@@ -7,10 +7,11 @@ connector type builds which connector. The engine never reads this section.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.config.problems import Parts
 from common.config.validation import (
     as_list,
     as_mapping,
@@ -76,6 +77,8 @@ class TargetConfig:
     settings: Any
     max_inflight: int
     retry: RetryPolicy
+    path: str = field(default="", compare=False)
+    """Where the target was read from (`targets[0]`), to name it in errors found later."""
 
     def runtime(self) -> TargetRuntime:
         connector = CONNECTOR_KINDS[self.type].build(self.name, self.settings)
@@ -89,11 +92,18 @@ def load_targets(path: Path, *, environ: Mapping[str, str] | None = None) -> tup
 
 
 def parse_targets(raw: Mapping[str, Any], *, base_dir: Path) -> tuple[TargetConfig, ...]:
-    check_keys("", raw, WORKER_SECTIONS, required=("targets",))
+    """Every target; when `common.config.problems` collects, each is checked on its own."""
+    parts = Parts()
+    parts(lambda: check_keys("", raw, WORKER_SECTIONS, required=("targets",)))
+    if raw.get("targets") is None:
+        parts.done()
     items = as_list("targets", raw["targets"])
-    targets = tuple(parse_target(join("targets", i), item, base_dir) for i, item in enumerate(items))
-    unique_names("targets", [target.name for target in targets], "target")
-    return targets
+    parsed: list[TargetConfig | None] = [None] * len(items)
+    for i, target in parts.each(items, lambda i, item: (i, parse_target(join("targets", i), item, base_dir))):
+        parsed[i] = target
+    parts(lambda: unique_names("targets", [t.name if t else None for t in parsed], "target"))
+    # Outside `collecting()` the first error went up already; inside, the targets that could be read.
+    return tuple(target for target in parsed if target is not None)
 
 
 def parse_target(path: str, raw: Any, base_dir: Path) -> TargetConfig:
@@ -109,6 +119,7 @@ def parse_target(path: str, raw: Any, base_dir: Path) -> TargetConfig:
         settings=CONNECTOR_KINDS[kind].parse(path, own, base_dir),
         max_inflight=integer(join(path, "max_inflight"), raw.get("max_inflight", 4), minimum=1),
         retry=parse_retry(join(path, "retry"), raw.get("retry") or {}),
+        path=path,
     )
 
 

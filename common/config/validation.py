@@ -1,6 +1,7 @@
 """Small checks for reading YAML settings: each takes the path of a value and the value.
 
-Each raises `ConfigError` with the path of the value, what is wrong, and what would be right.
+Each raises `ConfigError` with the path of the value, what is wrong, and what would be right
+(`check_keys` every wrong key of a section when `common.config.problems` collects).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from common.config.problems import raise_all
 from common.errors import ConfigError
 
 
@@ -51,14 +53,17 @@ def check_keys(
     seen = _SEEN.get()
     if seen is not None:
         seen.append((path, tuple(allowed), tuple(required)))
+    errors = []
     for key in raw:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), list(allowed), n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
-            raise ConfigError(join(path, key), "unknown key", hint)
+            errors.append(ConfigError(join(path, key), "unknown key", hint))
     for key in required:
         if raw.get(key) is None:
-            raise ConfigError(join(path, key), "is required", f"add `{key}:` under {path or 'the top level'}")
+            fix = f"add `{key}:` under {path or 'the top level'}"
+            errors.append(ConfigError(join(path, key), "is required", fix))
+    raise_all(errors)
 
 
 def string(path: str, raw: Any) -> str:
@@ -105,10 +110,13 @@ def choice(path: str, raw: Any, options: Collection[str]) -> str:
     return str(raw)
 
 
-def unique_names(path: str, names: Sequence[str], what: str) -> None:
-    """Refuse a name used twice in the list at `path` (jobs, targets), naming both places."""
+def unique_names(path: str, names: Sequence[str | None], what: str) -> None:
+    """Refuse a name used twice in the list at `path` (jobs, targets), naming both places; None stands
+    for an item that could not be read."""
     first: dict[str, int] = {}
     for i, name in enumerate(names):
+        if name is None:
+            continue
         if name in first:
             raise ConfigError(
                 f"{path}[{i}].name",

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from common.config.problems import Parts
 from common.config.validation import join
 from common.errors import ConfigError
 
@@ -38,17 +39,20 @@ def load_yaml(path: Path, *, environ: Mapping[str, str] | None = None) -> dict[s
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(str(path), "the file must hold a mapping at the top level (jobs:, targets:)")
-    substituted: dict[str, Any] = substitute(data, "", os.environ if environ is None else environ)
+    parts = Parts()  # when collecting, every variable that is not set, not only the first
+    substituted: dict[str, Any] = substitute(data, "", os.environ if environ is None else environ, parts)
+    parts.done()
     return substituted
 
 
-def substitute(value: Any, path: str, environ: Mapping[str, str]) -> Any:
+def substitute(value: Any, path: str, environ: Mapping[str, str], parts: Parts | None = None) -> Any:
+    parts = parts or Parts()
     if isinstance(value, str):
-        return _VARIABLE.sub(lambda m: _lookup(m, path, environ), value)
+        return parts(lambda: _VARIABLE.sub(lambda m: _lookup(m, path, environ), value))
     if isinstance(value, dict):
-        return {k: substitute(v, join(path, k), environ) for k, v in value.items()}
+        return {k: substitute(v, join(path, k), environ, parts) for k, v in value.items()}
     if isinstance(value, list):
-        return [substitute(v, join(path, i), environ) for i, v in enumerate(value)]
+        return [substitute(v, join(path, i), environ, parts) for i, v in enumerate(value)]
     return value
 
 

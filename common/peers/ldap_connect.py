@@ -4,7 +4,8 @@ found on it, and closing it.
 `open_connection` dials, upgrades with StartTLS when the link asks, and binds (simple bind), with the
 link's timeouts; it is synchronous, as ldap3 is, so callers run it in a thread. Every way it fails is one
 `LinkError` whose `stage` says where, so that the LDAP source and the LDAP target each word it as their
-own error. `close_connection` unbinds, or at least closes the socket of a connection that broke.
+own error (`link_failure` words it plainly). `close_connection` unbinds, or at least closes the socket of
+a connection that broke.
 """
 
 from __future__ import annotations
@@ -98,6 +99,23 @@ def found_entries(conn: ldap3.Connection) -> list[tuple[str, dict[str, list[Any]
         for item in conn.response or ()
         if item.get("type") == "searchResEntry"
     ]
+
+
+def link_failure(link: LinkSettings, failed: LinkError) -> str:
+    """What a connection that could not be opened says, in words (never the password)."""
+    if failed.stage == "tls_settings":  # e.g. the CA file went away since the config was read
+        return f"{link.url}: the TLS settings cannot be used: {failed.cause}"
+    if failed.stage == "start_tls":
+        return f"{link.url}: StartTLS failed: {failed.result.get('description')}"
+    if failed.stage == "bind":
+        return f"{link.url}: bind as {link.bind_dn} failed: {server_said(failed.result)}"
+    return f"{link.url}: cannot connect: {type(failed.cause).__name__}: {failed.cause}"
+
+
+def server_said(result: Mapping[str, Any]) -> str:
+    """An LDAP result in words: `noSuchObject (32): <the server's message>`."""
+    text = f"{result.get('description')} ({result.get('result')})"
+    return f"{text}: {result['message']}" if result.get("message") else text
 
 
 def close_connection(conn: ldap3.Connection) -> None:

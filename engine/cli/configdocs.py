@@ -505,7 +505,8 @@ def render() -> str:
         "One YAML file holds the engine's `jobs:` (and `engine:`) and the workers' `targets:`; in scaled",
         "mode each side may have its own file. `${VAR}` (or `${VAR:-default}`) anywhere takes an",
         "environment variable: write every secret so. Paths are relative to the file. `roster validate FILE`",
-        "checks a file and names the key and the fix of the first error.",
+        "checks a file and names the key and the fix of every error, and the columns the jobs read against",
+        "their source files; `--connect` also checks the sources and targets themselves.",
         "",
     ]
     for name in KEYS:

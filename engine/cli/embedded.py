@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
+from common.config.problems import Parts
 from common.errors import ConfigError
 from common.process.cli import EXIT_INTERRUPTED, listen_address
 from common.process.signals import install_stop_handlers
@@ -87,15 +89,25 @@ def load_both(path: Path) -> tuple[EngineConfig, tuple[TargetConfig, ...]]:
     """The jobs and the targets of one file; every job's target must be among them."""
     config = load_engine_config(path)
     targets = load_targets(path)
-    names = {t.name for t in targets}
-    for i, job in enumerate(config.jobs):
-        if job.target not in names:
-            raise ConfigError(
-                f"jobs[{i}].target",
-                f"no target named {job.target!r}",
-                f"targets in this file: {', '.join(sorted(names)) or 'none'}",
-            )
+    check_job_targets(config, {t.name for t in targets})
     return config, targets
+
+
+def check_job_targets(config: EngineConfig, names: Collection[str]) -> None:
+    """Every job's target is among the target `names` (each job checked when `common.config.problems`
+    collects)."""
+    parts = Parts()
+    for i, job in enumerate(config.jobs):
+        parts(partial(_check_job_target, job.path or f"jobs[{i}]", job, names))
+
+
+def _check_job_target(path: str, job: JobConfig, names: Collection[str]) -> None:
+    if job.target not in names:
+        raise ConfigError(
+            f"{path}.target",
+            f"no target named {job.target!r}",
+            f"targets in this file: {', '.join(sorted(names)) or 'none'}",
+        )
 
 
 def run_command(args: argparse.Namespace, console: Console) -> int:

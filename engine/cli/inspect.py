@@ -1,5 +1,5 @@
-"""Commands that read a file, and the state, without provisioning anything: `roster validate` and
-`roster preview`."""
+"""`roster preview`: how one source object would be scoped, mapped and provisioned, read from a file and
+the state; writes nothing."""
 
 from __future__ import annotations
 
@@ -9,38 +9,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from common.config.yamlfile import load_yaml
-from common.errors import ConfigError
-from engine.cli.embedded import load_both
 from engine.cli.report import print_preview
 from engine.cli.settings import state_location
-from engine.config import EngineConfig, load_engine_config
+from engine.config import load_engine_config
 from engine.pipeline.ondemand import Preview, preview_from_state
 from engine.store.state import StateStore
-from workers.config import TargetConfig, load_targets
-
-
-def validate_command(args: argparse.Namespace, console: Console) -> int:
-    """Check whichever sections the file has: jobs (the engine's), targets (the workers'), or both."""
-    raw = load_yaml(args.file)
-    if "jobs" not in raw and "targets" not in raw:
-        raise ConfigError(
-            str(args.file), "has neither `jobs:` nor `targets:`", "see examples/quickstart.yaml"
-        )
-    parts = []
-    config: EngineConfig | None
-    targets: tuple[TargetConfig, ...]
-    if "jobs" in raw and "targets" in raw:
-        config, targets = load_both(args.file)
-    else:
-        config = load_engine_config(args.file) if "jobs" in raw else None
-        targets = load_targets(args.file) if "targets" in raw else ()
-    if config is not None:
-        parts.append(f"{len(config.jobs)} job(s) ({', '.join(j.name for j in config.jobs)})")
-    if targets:
-        parts.append(f"{len(targets)} target(s) ({', '.join(t.name for t in targets)})")
-    console.print(f"[green]ok[/] {args.file}: {', '.join(parts)}", highlight=False)
-    return 0
 
 
 def preview_command(args: argparse.Namespace, console: Console) -> int:

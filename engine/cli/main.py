@@ -125,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a jobs/targets file and say what is wrong")
     validate.add_argument("file", type=Path)
+    validate.add_argument(
+        "--connect",
+        action="store_true",
+        help="also connect to each source and target (reads, never writes) and check what it finds",
+    )
     validate.set_defaults(func=_validate)
     add_operating_commands(commands)
     return parser
@@ -170,7 +175,7 @@ def _reconcile(args: argparse.Namespace, console: Console) -> int:
 
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
-    from engine.cli.inspect import validate_command
+    from engine.cli.validate import validate_command
 
     return validate_command(args, console)
 

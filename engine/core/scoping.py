@@ -78,6 +78,8 @@ class ScopingClause:
     attribute: str
     operator: str
     value: Any = None
+    path: str = field(default="", repr=False, compare=False)
+    """Where the clause was read from (`jobs[0].scoping[0].clauses[1]`), to name it in later checks."""
     _test: Test = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -159,7 +161,7 @@ def _parse_clause(path: str, raw: Any) -> ScopingClause:
             raise ClauseError("value", f"{name} takes no value", "remove `value:`")
         if name not in _NO_VALUE and raw.get("value") is None:
             raise ClauseError("value", f"is required for {name}", "add `value:`")
-        return ScopingClause(attribute, name, raw.get("value"))
+        return ScopingClause(attribute, name, raw.get("value"), path=path)
     except ClauseError as exc:
         raise ConfigError(join(path, exc.key), exc.problem, exc.fix) from None
 

@@ -66,7 +66,15 @@ from ldap3.core import exceptions as ldap_errors
 
 from common.config.validation import as_list, boolean, check_keys, choice, integer, join, string
 from common.errors import ConfigError, SourceError
-from common.peers.ldap_connect import LinkError, close_connection, found_entries, next_cookie, open_connection
+from common.peers.ldap_connect import (
+    LinkError,
+    close_connection,
+    found_entries,
+    link_failure,
+    next_cookie,
+    open_connection,
+    server_said,
+)
 from common.peers.ldap_link import LINK_KEYS, LinkSettings, parse_link
 from common.peers.ldap_names import DnError, canonical_dn
 from engine.core.schedule import parse_duration
@@ -244,7 +252,7 @@ class LdapSource(ProblemLog):
         try:
             return open_connection(link)
         except LinkError as failed:
-            raise SourceError(_open_failure(link, failed)) from None
+            raise SourceError(link_failure(link, failed)) from None
 
     def _page(
         self,
@@ -271,7 +279,7 @@ class LdapSource(ProblemLog):
                 f"{link.url}: the search under {base} failed: {type(exc).__name__}: {exc}"
             ) from None
         if conn.result.get("result") != 0:
-            raise SourceError(f"{link.url}: the search under {base} failed: {_said(conn.result)}")
+            raise SourceError(f"{link.url}: the search under {base} failed: {server_said(conn.result)}")
         entries = found_entries(conn)
         return entries, next_cookie(conn)
 
@@ -381,19 +389,3 @@ def _texts(values: list[bytes]) -> list[str] | None:
         return [v.decode("utf-8") for v in values]
     except UnicodeDecodeError:
         return None
-
-
-def _open_failure(link: LinkSettings, failed: LinkError) -> str:
-    """What a source error says of a connection that could not be opened (never the password)."""
-    if failed.stage == "tls_settings":  # e.g. the CA file went away since the config was read
-        return f"{link.url}: the TLS settings cannot be used: {failed.cause}"
-    if failed.stage == "start_tls":
-        return f"{link.url}: StartTLS failed: {failed.result.get('description')}"
-    if failed.stage == "bind":
-        return f"{link.url}: bind as {link.bind_dn} failed: {_said(failed.result)}"
-    return f"{link.url}: cannot connect: {type(failed.cause).__name__}: {failed.cause}"
-
-
-def _said(result: Mapping[str, Any]) -> str:
-    text = f"{result.get('description')} ({result.get('result')})"
-    return f"{text}: {result['message']}" if result.get("message") else text

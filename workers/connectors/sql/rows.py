@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from common.config.problems import raise_all
 from common.errors import ConfigError, PermanentError
 from common.unique import unique_candidates
 from queues.contracts import Operation
@@ -65,22 +66,28 @@ class RowMap:
             fix = f"did you mean {close[0]!r}?" if close else f"the table has: {', '.join(names)}"
             return ConfigError(at(key), f"table {s.table!r} has no column {column!r}", fix)
 
+        errors = []
         if s.key_column not in table.c:
-            raise missing("key_column", s.key_column)
-        if not _is_unique(table, s.key_column):
-            raise ConfigError(
-                at("key_column"),
-                f"column {s.key_column!r} is neither the primary key nor unique, so rows cannot be matched",
-                f"add a primary key or a unique constraint on {s.table}({s.key_column})",
+            errors.append(missing("key_column", s.key_column))
+        elif not _is_unique(table, s.key_column):
+            errors.append(
+                ConfigError(
+                    at("key_column"),
+                    f"column {s.key_column!r} is neither the primary key nor unique, so rows cannot be "
+                    "matched",
+                    f"add a primary key or a unique constraint on {s.table}({s.key_column})",
+                )
             )
         if s.active_column and s.active_column not in table.c:
-            raise missing("active_column", s.active_column)
+            errors.append(missing("active_column", s.active_column))
         mapping = s.columns if s.columns is not None else {name: name for name in names}
         targets: dict[str, tuple[str, Converter | None]] = {}
         for attribute, column in mapping.items():
             if column not in table.c:
-                raise missing(f"columns.{attribute}", column)
-            targets[attribute] = (column, _converter(table.c[column].type))
+                errors.append(missing(f"columns.{attribute}", column))
+            else:
+                targets[attribute] = (column, _converter(table.c[column].type))
+        raise_all(errors)  # every one of them when `roster validate` collects, else the first
         return cls(
             table=s.table,
             key_column=s.key_column,
