@@ -3,8 +3,6 @@ the first findings, each in words."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -14,6 +12,13 @@ from engine.core.reconcile import SITUATIONS
 from engine.pipeline.reconciling import ReconcileSummary
 
 _LEFT_WRONG = ("drifted", "missing", "unlinked", "orphan", "unknown")
+
+_SET_RIGHT_BY = {
+    "drifted": {"correct"},
+    "missing": {"recreate"},
+    "unlinked": {"link"},
+    "orphan": {"disable", "delete"},
+}
 
 _DONE_WORDS = {
     "correct": "drifted object(s) corrected by sending every mapped attribute again",
@@ -29,7 +34,8 @@ def print_reconciliation(console: Console, s: ReconcileSummary) -> None:
         console.print(f"[red]{escape(s.job)}: reconciliation failed[/]: {escape(s.error)}")
         console.print("nothing was changed.")
         return
-    table = Table(title=f"{s.job}: the target against the source (reconciliation {s.cycle_id})")
+    console.print(f"[bold]{escape(s.job)}[/]: the target against the source (reconciliation {s.cycle_id})")
+    table = Table()
     table.add_column("situation")
     table.add_column("objects", justify="right")
     for situation in SITUATIONS:
@@ -53,6 +59,10 @@ def print_reconciliation(console: Console, s: ReconcileSummary) -> None:
         )
     for action, count in s.corrections.items():
         console.print(f"{count:,} {_DONE_WORDS.get(action, action)}")
+    left = left_as_found(s)
+    if left:
+        each = ", ".join(f"{count:,} {situation}" for situation, count in left.items())
+        console.print(f"[yellow]left as found[/] (reported only, by the job's `reconcile:` policy): {each}")
     if s.held:
         console.print(f"[yellow]held[/]: {escape(s.held)}")
     if s.cycle is not None:
@@ -67,20 +77,21 @@ def print_reconciliation(console: Console, s: ReconcileSummary) -> None:
         )
 
 
+def left_as_found(s: ReconcileSummary) -> dict[str, int]:
+    """The findings nothing was set in motion for (reported only), by situation."""
+    return {
+        situation: count
+        for situation, count in s.situations.items()
+        if count
+        and situation in _LEFT_WRONG
+        and not (_SET_RIGHT_BY.get(situation, set()) & s.corrections.keys())
+    }
+
+
 def reconcile_exit_code(s: ReconcileSummary) -> int:
     """1 when the reconciliation or the cycle applying its corrections failed; 3 when something is left
     for a person (findings only reported, orphans, held operations); 0 when all is in step or set
     right."""
     if s.status == "failed" or (s.cycle is not None and s.cycle.failed):
         return EXIT_FAILED
-    done = set(s.corrections)
-    left: dict[str, Any] = {
-        "drifted": "correct" not in done,
-        "missing": "recreate" not in done,
-        "unlinked": "link" not in done,
-        "orphan": not ({"disable", "delete"} & done),
-        "unknown": True,
-    }
-    if s.held or any(s.situations.get(situation) and still for situation, still in left.items()):
-        return EXIT_ATTENTION
-    return EXIT_OK
+    return EXIT_ATTENTION if s.held or left_as_found(s) else EXIT_OK

@@ -64,9 +64,17 @@ def test_run_provisions_then_does_nothing_then_applies_exactly_the_edits(tmp_pat
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
     assert "E00007: drifted: department: expected" in reconciled.stdout
     assert "1 drifted object(s) corrected" in reconciled.stdout
+    with sqlite3.connect(tmp_path / "target.db") as conn:
+        conn.execute("INSERT INTO accounts (employee_id, active) VALUES ('X0001', 1)")
+    orphaned = _roster("reconcile", str(file), "people", "--report-only")
+    assert orphaned.returncode == 3, orphaned.stdout + orphaned.stderr  # a person must look
+    assert "X0001: orphan: in the target, with no source object" in orphaned.stdout
+    assert "left as found (reported only, by the job's `reconcile:` policy): 1 orphan" in orphaned.stdout
+    with sqlite3.connect(tmp_path / "target.db") as conn:
+        conn.execute("DELETE FROM accounts WHERE employee_id = 'X0001'")
     after = _roster("run", str(file))
     assert re.search(
-        r"last reconciled \d+ s ago, which found 1 drifted, 0 missing, 0 unlinked, 0 orphan", after.stdout
+        r"last reconciled \d+ s ago, which found 0 drifted, 0 missing, 0 unlinked, 1 orphan", after.stdout
     )
 
     rows[3] = person(3, department="Legal")
