@@ -11,13 +11,13 @@ from typing import Any
 
 from common.errors import SourceError
 from engine.config import JobConfig
+from engine.core.changes import REDACTED
 from engine.core.membership import MemberPlan, Membership
 from engine.core.planner import plan_action, plan_missing
 from engine.core.scoping import ScopingClause
 from engine.mapping.functions.errors import MappingError
 from engine.model import SourceObject, StateEntry
 from engine.pipeline.cycles import CycleRunner, load_membership
-from engine.pipeline.tracker import REDACTED
 from engine.sources.base import Source
 from engine.store.state import StateStore
 

@@ -250,6 +250,33 @@ class StateStore:
         async with self.engine.connect() as conn:
             return await self._log.records(conn, (await conn.execute(query)).all())
 
+    async def applied_attributes(
+        self, job: str, source_ids: Iterable[str]
+    ) -> dict[str, dict[str, Any] | None]:
+        """The attributes last applied to each of the given objects: those its latest successful create
+        or update sent, from the provisioning log (redacted values as `***`). None where that record
+        does not hold them (a result that came after the engine that sent it restarted); an object
+        with no such record (never applied, or its records pruned) is left out. Reads only."""
+        ids = list(source_ids)
+        found: dict[str, dict[str, Any] | None] = {}
+        if not ids:
+            return found
+        names = (job, "succeeded", "create", "update")
+        async with self.engine.connect() as conn:
+            keys = dict((await conn.execute(logrows.select_keys(names))).all())
+            if job not in keys or "succeeded" not in keys:
+                return found
+            actions = [keys[name] for name in ("create", "update") if name in keys]
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                query = logrows.latest_applied(
+                    keys[job], keys["succeeded"], actions, ids[start : start + _IDS_PER_QUERY]
+                )
+                rows = (await conn.execute(query)).all()
+                texts = await self._log.texts(conn, [(row[1], row[2]) for row in rows])
+                for row, text in zip(rows, texts, strict=True):
+                    found[row[0]] = orjson.loads(text) if text else None
+        return found
+
     async def start_cycle(
         self,
         cycle_id: str,
