@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from common.process.cli import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
+from engine.cli.planview import diff_rows
 from engine.model import CycleSummary
 from engine.pipeline.ondemand import Preview, Provisioned
 from engine.pipeline.tracker import CycleProgress
@@ -257,6 +258,11 @@ def print_preview(console: Console, shown: Preview) -> None:
             highlight=False,
         )
     say(f"[bold]operation[/]: {shown.action} ({escape(shown.explanation)})", highlight=False)
+    if shown.changes is not None:
+        if not shown.old_known:
+            say("  the attributes last applied are not known (log pruned): every value as it would be sent")
+        for attribute, change in diff_rows(shown.changes, old_known=shown.old_known):
+            say(Text(f"  {attribute}: {change}"))
 
 
 def print_provisioned(console: Console, done: Provisioned) -> None:

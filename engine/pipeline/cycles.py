@@ -121,20 +121,9 @@ class CycleRunner:
     async def planner_for(
         self, job: JobConfig, cycle_id: str, snapshot: Snapshot, *, only: str | None = None
     ) -> Planner:
-        """A planner of `job` against `snapshot`; a group job's also resolves members from the state
-        (of every group, or `only` that one)."""
-        return Planner(
-            job=job.name,
-            target=job.target,
-            object_type=job.object_type,
-            cycle_id=cycle_id,
-            mapper=job.mapper(),
-            snapshot=snapshot,
-            in_flight=self.tracker.in_flight(job.name),
-            deprovision=job.deprovision,
-            scope=job.scoping,
-            membership=await load_membership(self.state, job, only, per_batch=only is None),
-        )
+        """A planner of `job` against `snapshot` (see `job_planner`) that skips the operations in flight."""
+        in_flight = self.tracker.in_flight(job.name)
+        return await job_planner(self.state, job, cycle_id, snapshot, in_flight=in_flight, only=only)
 
     async def _run(
         self,
@@ -224,13 +213,13 @@ class CycleRunner:
         )
         try:
             async for batch in source.batches(SOURCE_BATCH):
-                # Checked per batch too: most objects are settled unchanged in `_prepare`, unplanned.
+                # Checked per batch too: most objects are settled unchanged in `prepare_batch`, unplanned.
                 reason = await self._hold_or_stop(job.name, cycle_id, read)
                 if reason is not None:
                     await links.finish()
                     return read, None, reason
                 failures: list[Result] = []
-                to_plan, loaded = await self._prepare(job, planner, batch)
+                to_plan, loaded = await prepare_batch(self.state, job, planner, batch)
                 for start in range(0, len(to_plan), PLAN_SLICE):
                     if start:
                         await asyncio.sleep(0)
@@ -261,28 +250,6 @@ class CycleRunner:
             await control.wait_resumed(job)
         return control.verdict(job)
 
-    async def _prepare(
-        self, job: JobConfig, planner: Planner, batch: list[SourceObject]
-    ) -> tuple[list[SourceObject], list[str]]:
-        """Map a batch ahead of planning it, a slice at a time (the loop gets its turns), settling the
-        unchanged objects, and load the entries of the objects that need them in one query. Returns
-        the objects left to plan and the source ids whose entries were loaded."""
-        membership = planner.membership
-        if membership is not None and job.members is not None:
-            members = {m for obj in batch for m in membership.wanted(obj.source_id, obj.attributes)}
-            membership.resolve(await self.state.target_ids(job.members.job, members))
-        to_plan: list[SourceObject] = []
-        wanted: list[str] = []
-        for start in range(0, len(batch), PLAN_SLICE):
-            if start:
-                await asyncio.sleep(0)
-            planned, needed = planner.prepare(batch[start : start + PLAN_SLICE])
-            to_plan += planned
-            wanted += needed
-        if wanted:
-            planner.snapshot.add_entries(await self.state.entries(job.name, wanted))
-        return to_plan, wanted
-
     async def _deprovision(
         self,
         job: JobConfig,
@@ -296,13 +263,13 @@ class CycleRunner:
         deprovisions, or stage them all when a hold applies to those `approved` does not name (the
         read was incomplete, the source shrank, or the deletion guard trips). Returns how many were
         staged and why."""
-        planner.snapshot.add_entries(await self.state.entries(job.name, planner.unseen()))
-        missing = list(planner.plan_missing())
-        unapproved = sum(1 for op in missing if op.source_id not in approved)
-        shrink = job.source_shrink.describe(read, self.control.last_complete_read(job.name))
-        if skipped == 0 and (shrink is None or unapproved == 0):
+        last_read = self.control.last_complete_read(job.name)
+        found = await plan_deprovisions(
+            self.state, job, planner, approved=approved, read=read, skipped=skipped, last_read=last_read
+        )
+        if found.complete_read:
             await self.control.complete_read(job.name, read)
-        holds = _holds(job, unapproved, len(planner.snapshot), skipped, shrink) if unapproved else ()
+        missing, holds = found.ops, found.holds
         if holds:
             reason = "; ".join(str(hold) for hold in holds)
             entries = [(op.source_id, op.action) for op in missing]
@@ -369,11 +336,11 @@ class CycleRunner:
     async def _one_holds(
         self, job: JobConfig, deprovisions: int, read: int | None, skipped: int
     ) -> tuple[Hold, ...]:
-        """The holds of a cycle's (`_holds`) on an on-demand deprovision; `read` as in `run_one`."""
+        """A cycle's holds (`deprovision_holds`) on an on-demand deprovision; `read` as in `run_one`."""
         shrink = None
         if read is not None:
             shrink = job.source_shrink.describe(read, self.control.last_complete_read(job.name))
-        return _holds(job, deprovisions, await self.state.count(job.name), skipped, shrink)
+        return deprovision_holds(job, deprovisions, await self.state.count(job.name), skipped, shrink)
 
     async def _plan_object(
         self,
@@ -410,7 +377,88 @@ class CycleRunner:
             await self.control.release(job.name, f"cycle {summary.cycle_id} {summary.status}")
 
 
-def _holds(job: JobConfig, unapproved: int, held: int, skipped: int, shrink: str | None) -> tuple[Hold, ...]:
+async def job_planner(
+    state: StateStore,
+    job: JobConfig,
+    cycle_id: str,
+    snapshot: Snapshot,
+    *,
+    in_flight: frozenset[str] | set[str] = frozenset(),
+    only: str | None = None,
+) -> Planner:
+    """A planner of `job` against `snapshot`; a group job's also resolves members from the state
+    (of every group, or `only` that one)."""
+    return Planner(
+        job=job.name,
+        target=job.target,
+        object_type=job.object_type,
+        cycle_id=cycle_id,
+        mapper=job.mapper(),
+        snapshot=snapshot,
+        in_flight=in_flight,
+        deprovision=job.deprovision,
+        scope=job.scoping,
+        membership=await load_membership(state, job, only, per_batch=only is None),
+    )
+
+
+async def prepare_batch(
+    state: StateStore, job: JobConfig, planner: Planner, batch: list[SourceObject]
+) -> tuple[list[SourceObject], list[str]]:
+    """Map a batch ahead of planning it, a slice at a time (the loop gets its turns), settling the
+    unchanged objects, and load the entries of the objects that need them in one query. Returns
+    the objects left to plan and the source ids whose entries were loaded."""
+    membership = planner.membership
+    if membership is not None and job.members is not None:
+        members = {m for obj in batch for m in membership.wanted(obj.source_id, obj.attributes)}
+        membership.resolve(await state.target_ids(job.members.job, members))
+    to_plan: list[SourceObject] = []
+    wanted: list[str] = []
+    for start in range(0, len(batch), PLAN_SLICE):
+        if start:
+            await asyncio.sleep(0)
+        planned, needed = planner.prepare(batch[start : start + PLAN_SLICE])
+        to_plan += planned
+        wanted += needed
+    if wanted:
+        planner.snapshot.add_entries(await state.entries(job.name, wanted))
+    return to_plan, wanted
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Deprovisions:
+    """What a full read leaves to deprovision, the holds that apply to it, and whether the read counts
+    as complete for the source shrink check (the next reads compare with it)."""
+
+    ops: list[Operation]
+    holds: tuple[Hold, ...]
+    complete_read: bool
+
+
+async def plan_deprovisions(
+    state: StateStore,
+    job: JobConfig,
+    planner: Planner,
+    *,
+    approved: frozenset[str],
+    read: int,
+    skipped: int,
+    last_read: int | None,
+) -> Deprovisions:
+    """After a full read of `read` objects (`skipped` more could not be read; the last complete read
+    had `last_read`): the deprovisions of what the read did not see, and the holds that apply to
+    those `approved` does not name (an incomplete read, a shrunk source, the deletion guard)."""
+    planner.snapshot.add_entries(await state.entries(job.name, planner.unseen()))
+    missing = list(planner.plan_missing())
+    unapproved = sum(1 for op in missing if op.source_id not in approved)
+    shrink = job.source_shrink.describe(read, last_read)
+    holds = deprovision_holds(job, unapproved, len(planner.snapshot), skipped, shrink) if unapproved else ()
+    return Deprovisions(missing, holds, skipped == 0 and (shrink is None or unapproved == 0))
+
+
+def deprovision_holds(
+    job: JobConfig, unapproved: int, held: int, skipped: int, shrink: str | None
+) -> tuple[Hold, ...]:
     """The checks that hold `unapproved` deprovisions of a job that holds `held` objects."""
     holds = []
     if skipped:
@@ -431,7 +479,7 @@ async def load_membership(
     state: StateStore, job: JobConfig, only: str | None = None, *, per_batch: bool = False
 ) -> Membership | None:
     """For a group job, its members' target ids and what its groups (or group `only`) hold as applied.
-    `per_batch`: no target ids yet; a cycle loads those of each batch's members (`_prepare`)."""
+    `per_batch`: no target ids yet; a cycle loads those of each batch's members (`prepare_batch`)."""
     if job.members is None:
         return None
     return Membership(
