@@ -13,12 +13,12 @@ from typing import Annotated, Any, Literal
 
 from engine.model import CycleSummary
 from engine.pipeline.ondemand import Preview
-from engine.store.state import STAGED_DELETE
+from engine.store.state import STAGED_DELETE, STAGED_UPDATE
 from queues.contracts import ACTIONS, STATUSES
 
 LOG_STATUSES = frozenset({*STATUSES, "warning"})
 """Every status a provisioning log record can have (`warning`: a deprovision held for approval)."""
-LOG_ACTIONS = frozenset({*ACTIONS, STAGED_DELETE})
+LOG_ACTIONS = frozenset({*ACTIONS, STAGED_DELETE, STAGED_UPDATE})
 
 JobState = Literal["active", "paused", "quarantined", "waiting_for_approval"]
 ObjectType = Literal["user", "group"]
@@ -72,7 +72,8 @@ class Quarantine:
 class Approval:
     reason: str
     staged: Count
-    """Deprovisions held for approval (by the deletion guard, an incomplete read or a shrunk source)"""
+    """Operations held for approval: deprovisions (by the deletion guard, an incomplete read or a shrunk
+    source) and updates (by the mass-change guard)"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,7 +143,7 @@ class Triggered:
 
 @dataclass(frozen=True, slots=True)
 class Approved:
-    """The staged deprovisions approved, and the cycle that carried them out."""
+    """The staged operations approved, and the cycle that carried them out."""
 
     job: str
     approved: Count
@@ -153,7 +154,7 @@ class Approved:
 class Rejected:
     job: str
     rejected: Count
-    """Staged deprovisions dropped"""
+    """Staged operations dropped"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

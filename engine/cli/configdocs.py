@@ -22,7 +22,7 @@ from common.config.validation import recording_keys
 from common.peers.http_settings import HttpSettings
 from common.peers.ldap_link import LinkSettings
 from engine.config import EngineConfig, parse_engine_config
-from engine.core.policies import DeletionGuard, QuarantineSettings
+from engine.core.policies import DeletionGuard, MassChangeGuard, QuarantineSettings
 from engine.core.scoping import OPERATORS
 from engine.pipeline.deadline import DeadlineSettings
 from engine.pipeline.publisher import PublishSettings
@@ -47,6 +47,7 @@ jobs:
     schedule: {interval: 1h}
     scoping: [{clauses: [{attribute: department, operator: IS NOT NULL}]}]
     deletion_guard: {count: 500}
+    mass_change_guard: {count: 500}
     mappings:
       - {target: userName, source: email, match: true}
   - name: teams
@@ -191,6 +192,13 @@ KEYS: dict[str, dict[str, _Key]] = {
             "Hold deprovisions for approval past these sizes; false turns it off.",
             "on",
         ),
+        "mass_change_guard": (
+            "mapping or false",
+            "{count: 500, percent: 20}",
+            "Hold for approval the updates that change (or empty) one attribute on more objects than these"
+            " sizes; false turns it off.",
+            "on",
+        ),
         "source_min_objects": ("integer", "100", "A full read with fewer objects deprovisions nothing.", "0"),
         "source_max_drop_percent": (
             "number",
@@ -278,6 +286,10 @@ KEYS: dict[str, dict[str, _Key]] = {
     "jobs[].deletion_guard": {
         "count": ("integer", "500", "Hold when more deprovisions than this..."),
         "percent": ("number", "20", "...and more than this share of the job's objects."),
+    },
+    "jobs[].mass_change_guard": {
+        "count": ("integer", "500", "Hold when an attribute changes on more objects than this..."),
+        "percent": ("number", "20", "...and on more than this share of the job's objects."),
     },
     "jobs[].members": {
         "source": ("string", "members", "The group's source attribute listing its members' ids."),
@@ -413,6 +425,7 @@ DEFAULTS_FROM: dict[str, tuple[type, ...]] = {
     "engine.quarantine": (QuarantineSettings,),
     "engine.deadline": (DeadlineSettings,),
     "jobs[].deletion_guard": (DeletionGuard,),
+    "jobs[].mass_change_guard": (MassChangeGuard,),
     "jobs[].source (type: csv or jsonl)": (FileSourceSettings,),
     "jobs[].source (type: ldap)": (LdapSourceSettings, LinkSettings),
     "jobs[].source (type: scim)": (ScimSourceSettings, HttpSettings),

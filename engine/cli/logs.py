@@ -32,7 +32,7 @@ def add_logs_command(commands: Any, common: argparse.ArgumentParser, client: Any
     logs = commands.add_parser("logs", parents=[common], help="read the provisioning log, newest first")
     logs.add_argument("--job")
     logs.add_argument("--status", help="succeeded, failed, skipped, retrying or warning")
-    logs.add_argument("--action", help="create, update, disable, delete or staged_delete")
+    logs.add_argument("--action", help="create, update, disable, delete, staged_delete or staged_update")
     logs.add_argument("--source-id")
     logs.add_argument("--cycle", help="a cycle id")
     logs.add_argument("--since", type=moment, help="from: 2h (ago), 2024-06-01T08:00, or Unix seconds")

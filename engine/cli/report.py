@@ -190,10 +190,18 @@ def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
 
 
 def _print_held(console: Console, s: CycleSummary) -> None:
-    """The deprovisions held for approval, each reason, and the commands that release or drop them."""
-    console.print(
-        f"[bold yellow]{s.job}: {s.staged:,} deprovision(s) held for approval, not sent:[/]", highlight=False
+    """The deprovisions and updates held for approval, each reason, and the commands that release or
+    drop them."""
+    deprovisions, updates = s.staged - s.staged_updates, s.staged_updates
+    what = " and ".join(
+        part
+        for part in (
+            f"{deprovisions:,} deprovision(s)" if deprovisions else "",
+            f"{updates:,} update(s)" if updates else "",
+        )
+        if part
     )
+    console.print(f"[bold yellow]{escape(s.job)}: {what} held for approval, not sent:[/]", highlight=False)
     for hold in s.holds:
         console.print(f"  {hold}", highlight=False, markup=False)
     console.print(

@@ -29,6 +29,7 @@ from engine.model import CycleSummary, Hold, SourceObject, StateEntry
 from engine.pipeline.control import JobControl
 from engine.pipeline.leases import CycleLeases
 from engine.pipeline.listing import CycleLinks, Listings
+from engine.pipeline.massgate import UpdateGate
 from engine.pipeline.publisher import Publisher
 from engine.pipeline.results import ResultConsumer
 from engine.pipeline.tracker import CycleProgress, Tracker
@@ -145,14 +146,18 @@ class CycleRunner:
         )
         source = self.source_for(job, since)
         planner = await self.planner_for(job, cycle_id, await self.state.fingerprints(job.name))
+        gate = UpdateGate(self.state, job, len(planner.snapshot), approved)
         try:
-            read, error, quarantined = await self._plan_and_publish(job, cycle_id, planner, source, progress)
-            staged, holds = 0, tuple[Hold, ...]()
+            read, error, quarantined = await self._plan_and_publish(
+                job, cycle_id, planner, source, progress, gate
+            )
+            held, holds = list(gate.counts.held), gate.counts.holds()
             full = source.full  # an incremental read does not see what is unchanged
-            if error is None and quarantined is None and full:
-                staged, holds = await self._deprovision(
-                    job, cycle_id, planner, approved, read, source.skipped
-                )
+            judged = error is None and quarantined is None and full
+            if judged:
+                missing, missing_holds = await self._deprovision(job, planner, approved, read, source.skipped)
+                held, holds = held + missing, holds + missing_holds
+            staged = await self._stage(job, cycle_id, held, holds, clear=judged)
             await self.publisher.flush()
             deadline_s = self.config.deadline.for_ops(progress.outstanding, self.config.publish.batch_size)
             self.tracker.planning_done(cycle_id, deadline_s)
@@ -173,8 +178,14 @@ class CycleRunner:
             status = "quarantined"
         elif staged and status == "succeeded":
             status = "held"
+        staged_updates = len(gate.counts.held) if staged else 0
         summary = dataclasses.replace(
-            summary, staged=staged, holds=holds, quarantined=quarantined, status=status
+            summary,
+            staged=staged,
+            staged_updates=staged_updates,
+            holds=holds,
+            quarantined=quarantined,
+            status=status,
         )
         await self._judge(job, summary)
         if job.source.incremental and summary.status == "succeeded":
@@ -196,10 +207,18 @@ class CycleRunner:
         return summary
 
     async def _plan_and_publish(
-        self, job: JobConfig, cycle_id: str, planner: Planner, source: Source, progress: CycleProgress
+        self,
+        job: JobConfig,
+        cycle_id: str,
+        planner: Planner,
+        source: Source,
+        progress: CycleProgress,
+        gate: UpdateGate,
     ) -> tuple[int, str | None, str | None]:
-        """Read the source, plan each object and publish its operation. Returns the count read, the
-        error that cut the read short, and the reason for a quarantine that stopped it, if any."""
+        """Read the source, plan each object and publish its operation, the updates through the
+        mass-change `gate` (those that wait go once the read is complete, not after a read cut
+        short: the next cycle plans them again). Returns the count read, the error that cut the read
+        short, and the reason for a quarantine that stopped it, if any."""
         read = 0
         links = CycleLinks(
             self.listings,
@@ -211,6 +230,11 @@ class CycleRunner:
             timeout_s=job.listing_timeout_s,
             send=self._publish,
         )
+
+        async def send(op: Operation) -> None:
+            if not gate.keep(op):
+                await links.add(op)
+
         try:
             async for batch in source.batches(SOURCE_BATCH):
                 # Checked per batch too: most objects are settled unchanged in `prepare_batch`, unplanned.
@@ -229,7 +253,9 @@ class CycleRunner:
                         if reason is not None:
                             await links.finish()
                             return read, None, reason
-                        await self._plan_object(planner, obj, failures, links.add)
+                        await self._plan_object(planner, obj, failures, send)
+                for op in await gate.release():
+                    await links.add(op)
                 await self._record_failures(cycle_id, failures)
                 planner.snapshot.drop_entries(loaded)
                 planner.snapshot.shrink()
@@ -239,6 +265,8 @@ class CycleRunner:
             log.error("event=cycle_source_failed job=%s cycle=%s error=%r", job.name, cycle_id, str(exc))
             await links.finish()
             return read, str(exc), None
+        for op in gate.finish():
+            await links.add(op)
         await links.finish()
         return read, None, None
 
@@ -253,35 +281,43 @@ class CycleRunner:
     async def _deprovision(
         self,
         job: JobConfig,
-        cycle_id: str,
         planner: Planner,
         approved: frozenset[str],
         read: int,
         skipped: int,
-    ) -> tuple[int, tuple[Hold, ...]]:
+    ) -> tuple[list[Operation], tuple[Hold, ...]]:
         """After a full read of `read` objects (`skipped` more could not be read): publish the
-        deprovisions, or stage them all when a hold applies to those `approved` does not name (the
-        read was incomplete, the source shrank, or the deletion guard trips). Returns how many were
-        staged and why."""
+        deprovisions, or, when a hold applies to those `approved` does not name (the read was
+        incomplete, the source shrank, or the deletion guard trips), return them all to be staged,
+        and why."""
         last_read = self.control.last_complete_read(job.name)
         found = await plan_deprovisions(
             self.state, job, planner, approved=approved, read=read, skipped=skipped, last_read=last_read
         )
         if found.complete_read:
             await self.control.complete_read(job.name, read)
-        missing, holds = found.ops, found.holds
-        if holds:
-            reason = "; ".join(str(hold) for hold in holds)
-            entries = [(op.source_id, op.action) for op in missing]
-            await self.control.stage(job.name, cycle_id, reason, entries)
-            await self.state.log_staged(missing, f"({reason})")
-            return len(missing), holds
-        await self.control.clear_staged(job.name)
-        for planned, op in enumerate(missing, 1):
+        if found.holds:
+            return found.ops, found.holds
+        for planned, op in enumerate(found.ops, 1):
             await self._publish(op)
             if planned % PLAN_SLICE == 0:
                 await asyncio.sleep(0)
-        return 0, ()
+        return [], ()
+
+    async def _stage(
+        self, job: JobConfig, cycle_id: str, ops: list[Operation], holds: tuple[Hold, ...], *, clear: bool
+    ) -> int:
+        """Stage `ops` for approval, for `holds`, in place of what the job held before; with no hold,
+        drop what it held before if the cycle judged its deprovisions (`clear`). Returns how many
+        are staged."""
+        if not holds:
+            if clear:
+                await self.control.clear_staged(job.name)
+            return 0
+        reason = "; ".join(str(hold) for hold in holds)
+        await self.control.stage(job.name, cycle_id, reason, [(op.source_id, op.action) for op in ops])
+        await self.state.log_staged(ops, f"({reason})")
+        return len(ops)
 
     async def run_one(
         self,

@@ -1,10 +1,10 @@
 """The next cycle of a job as a dry run (`roster plan`): every operation it would send, attribute by
 attribute, and the holds that would apply, without writing anything anywhere.
 
-It reads the source and plans with the cycle's own parts (`prepare_batch`, the `Planner`,
-`plan_deprovisions`), so its counts are the cycle's; it only reads the state store (the fingerprints,
-the entries, the job's switches, and the last applied attributes from the provisioning log), opens no
-cycle, writes no log record and talks to no broker.
+It reads the source and plans with the cycle's own parts (`prepare_batch`, the `Planner`, the
+mass-change guard's count, `plan_deprovisions`), so its counts are the cycle's; it only reads the
+state store (the fingerprints, the entries, the job's switches, and the last applied attributes from
+the provisioning log), opens no cycle, writes no log record and talks to no broker.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 
 from common.errors import RosterError
 from engine.config import JobConfig
-from engine.core.changes import Diff, as_logged, diff
+from engine.core.changes import Diff
+from engine.core.masschange import MassChanges
 from engine.mapping.functions.errors import MappingError
 from engine.model import DISABLED, Hold, SourceProblem
 from engine.pipeline.control import JobControl
 from engine.pipeline.cycles import SOURCE_BATCH, job_planner, plan_deprovisions, prepare_batch
+from engine.pipeline.massgate import diffs, noun
 from engine.pipeline.tracker import ACTION_COUNTS
 from engine.store.state import StateStore
 from queues.contracts import Operation
@@ -72,6 +74,7 @@ class JobPlan:
         return {
             **{name: self.totals[name] for name in names},
             "staged": self.totals["staged"],
+            "staged_updates": self.totals["staged_updates"],
             "pending_members": self.totals["pending_members"],
         }
 
@@ -86,7 +89,9 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
     source = job.source.open(since)
     planner = await job_planner(state, job, PLAN_CYCLE_ID, await state.fingerprints(job.name))
     plan = JobPlan(job=job.name, object_type=job.object_type)
-    hidden = job.redacted
+    counts: MassChanges[PlannedObject] = MassChanges(
+        job.mass_change_guard, len(planner.snapshot), noun=noun(job)
+    )
     try:
         async for batch in source.batches(SOURCE_BATCH):
             to_plan, loaded = await prepare_batch(state, job, planner, batch)
@@ -101,12 +106,26 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
                 if op is not None:
                     entry = planner.snapshot.entry(op.source_id)
                     ops.append((op, entry is not None and entry.state == DISABLED))
-            await _emit_changes(state, job.name, hidden, ops, plan, emit)
+            await _emit_changes(state, job, ops, counts, plan, emit)
             planner.snapshot.drop_entries(loaded)
             planner.snapshot.shrink()
             plan.read += len(batch)
     except RosterError as exc:
-        plan.error = str(exc)
+        plan.error = str(exc)  # what waited on the mass-change guard is not sent, as in a cycle
+    else:
+        for planned in counts.finish():
+            _count_and_emit(planned, plan, emit)
+    for waited in counts.held:
+        stopped = PlannedObject(
+            source_id=waited.source_id,
+            action=waited.action,
+            diff=waited.diff,
+            old_known=waited.old_known,
+            enables=waited.enables,
+            held="mass_change",
+        )  # not `dataclasses.replace`, which looks the fields up again for each of up to millions
+        _count_and_emit(stopped, plan, emit)
+    plan.holds = counts.holds()
     plan.full = source.full
     plan.skipped_rows = source.skipped
     plan.problems = tuple(source.problems)
@@ -120,11 +139,10 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
             skipped=source.skipped,
             last_read=control.last_complete_read(job.name),
         )
-        plan.holds = found.holds
+        plan.holds += found.holds
         held = found.holds[0].kind if found.holds else None
         for op in found.ops:
-            plan.totals["staged" if held else ACTION_COUNTS[op.action]] += 1
-            emit(PlannedObject(source_id=op.source_id, action=op.action, held=held))
+            _count_and_emit(PlannedObject(source_id=op.source_id, action=op.action, held=held), plan, emit)
     plan.totals["unchanged"] = planner.unchanged
     plan.totals["out_of_scope"] = planner.out_of_scope
     plan.totals["pending_members"] = planner.pending_members
@@ -134,30 +152,30 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
 
 async def _emit_changes(
     state: StateStore,
-    job: str,
-    hidden: frozenset[str],
+    job: JobConfig,
     ops: list[tuple[Operation, bool]],
+    counts: MassChanges[PlannedObject],
     plan: JobPlan,
     emit: Callable[[PlannedObject], None],
 ) -> None:
     """Each planned operation with its diff against the last applied attributes (one read of the log
-    for the batch's updates)."""
-    applied = await state.applied_attributes(job, [op.source_id for op, _ in ops if op.action == "update"])
-    for op, enables in ops:
-        old = applied.get(op.source_id) if op.action == "update" else None
-        changes = diff(
-            old,
-            as_logged(op.attributes, hidden),
-            members_add=op.members_add,
-            members_remove=op.members_remove,
+    for the batch's updates), the updates through the mass-change guard's count as in a cycle."""
+    found = await diffs(state, job, [op for op, _ in ops])
+    for (op, enables), (changes, known) in zip(ops, found, strict=True):
+        planned = PlannedObject(
+            source_id=op.source_id, action=op.action, diff=changes, old_known=known, enables=enables
         )
-        plan.totals[ACTION_COUNTS[op.action]] += 1
-        emit(
-            PlannedObject(
-                source_id=op.source_id,
-                action=op.action,
-                diff=changes,
-                old_known=op.action == "create" or old is not None,
-                enables=enables,
-            )
-        )
+        if op.action != "update":
+            _count_and_emit(planned, plan, emit)
+            continue
+        for ready in counts.add(planned, changes if known else None):
+            _count_and_emit(ready, plan, emit)
+
+
+def _count_and_emit(planned: PlannedObject, plan: JobPlan, emit: Callable[[PlannedObject], None]) -> None:
+    if planned.held:
+        plan.totals["staged"] += 1
+        plan.totals["staged_updates"] += planned.action == "update"
+    else:
+        plan.totals[ACTION_COUNTS[planned.action]] += 1
+    emit(planned)

@@ -33,7 +33,9 @@ from queues.contracts import Operation, Result
 _log = logging.getLogger("roster.engine.state")
 
 STAGED_DELETE = "staged_delete"
-"""The log action of a deprovision held by the deletion guard."""
+"""The log action of a deprovision held for approval (by the deletion guard, a bad read)."""
+STAGED_UPDATE = "staged_update"
+"""The log action of an update held for approval by the mass-change guard."""
 
 _STATE_AFTER = {"create": ACTIVE, "update": ACTIVE, "disable": DISABLED}
 _PAGE = 10_000  # rows fetched at a time when reading a whole job's objects
@@ -309,12 +311,17 @@ class StateStore:
             )
 
     async def log_staged(self, ops: Sequence[Operation], why: str = "by the deletion guard") -> None:
-        """One log record per deprovision held for approval (action `staged_delete`), saying `why`."""
+        """One log record per operation held for approval (action `staged_delete`, or `staged_update`
+        for an update), saying `why`."""
         now = time.time()
         await self._write_log(
             [
                 _unapplied(
-                    op, now, STAGED_DELETE, "warning", message=f"would {op.action}: held for approval {why}"
+                    op,
+                    now,
+                    STAGED_UPDATE if op.action == "update" else STAGED_DELETE,
+                    "warning",
+                    message=f"would {op.action}: held for approval {why}",
                 )
                 for op in ops
             ]

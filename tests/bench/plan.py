@@ -6,8 +6,8 @@ Provisions the objects (CSV source, the embedded pipeline, a target that does no
 `title` on every one of them in the source (a mapping typo looks the same) and plans the next cycle as
 `roster plan --output json` does, its JSON Lines written to /dev/null. Prints one JSON object:
 objects, plan_s (that plan: every object an update, diffed against its last applied attributes read
-from the provisioning log) and unchanged_plan_s (a plan of the source as it was provisioned: every
-object unchanged, only counted).
+from the provisioning log, counted by the mass-change guard, which holds them all) and
+unchanged_plan_s (a plan of the source as it was provisioned: every object unchanged, only counted).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> None:
         assert unchanged.totals["unchanged"] == args.objects, unchanged.totals
         blank_titles(workdir / "people.csv")
         plan_s, plan = asyncio.run(plan_once(workdir, raw, state))
-        assert plan.totals["updated"] == args.objects, plan.totals
+        assert plan.totals["staged_updates"] == args.objects, plan.totals  # the mass-change guard
     print(
         json.dumps(
             {"objects": args.objects, "plan_s": round(plan_s, 3), "unchanged_plan_s": round(unchanged_s, 3)}

@@ -59,6 +59,7 @@ def test_plan_totals_are_what_the_run_then_does_and_the_plan_writes_nothing(tmp_
         "out_of_scope": 0,
         "failed": 0,
         "staged": 0,
+        "staged_updates": 0,
         "pending_members": 0,
     }
     assert objects["E00003"]["attributes"] == {
