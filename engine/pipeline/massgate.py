@@ -6,6 +6,7 @@ still trip the guard. `roster plan` diffs its operations the same way (`diffs`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from engine.config import JobConfig
@@ -13,6 +14,8 @@ from engine.core.changes import Diff, as_logged, diff
 from engine.core.masschange import MassChanges
 from engine.store.state import StateStore
 from queues.contracts import Operation
+
+log = logging.getLogger("roster.engine.massgate")
 
 
 async def diffs(state: StateStore, job: JobConfig, ops: Sequence[Operation]) -> list[tuple[Diff, bool]]:
@@ -51,6 +54,8 @@ class UpdateGate:
         self._approved = approved
         self.counts: MassChanges[Operation] = MassChanges(job.mass_change_guard, held, noun=noun(job))
         self._kept: list[Operation] = []
+        self.unjudged = 0
+        """Updates the guard could not count: their last applied values are past the log's retention."""
 
     def keep(self, op: Operation) -> bool:
         """Whether `op` waits for `release` (an update the guard must count); otherwise it goes now."""
@@ -67,8 +72,16 @@ class UpdateGate:
         ready: list[Operation] = []
         for op, (changes, known) in zip(kept, await diffs(self._state, self._job, kept), strict=True):
             ready += self.counts.add(op, changes if known else None)
+            self.unjudged += not known
         return ready
 
     def finish(self) -> list[Operation]:
         """The read is complete: the updates still waiting go."""
+        if self.unjudged:
+            log.warning(
+                "event=mass_change_unjudged job=%s updates=%d reason=%r",
+                self._job.name,
+                self.unjudged,
+                "their last applied values are no longer in the provisioning log (log_retention_days)",
+            )
         return self.counts.finish()

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import yaml
 
 from engine.api.admin import Admin
-from engine.store.history import LogFilter
+from engine.store.history import LogFilter, prune_log
 from engine.store.state import STAGED_UPDATE
 from tests.integration.pipeline import job_config, pipeline, sql_target, target_rows
 from tests.integration.test_cli import _line, _roster
@@ -166,3 +168,17 @@ def test_run_and_plan_say_the_held_updates_and_why(tmp_path: Path) -> None:
     assert "mass change: " + REASON in said
     assert _line(run.stdout, "held") == ["held", f"{TITLED:,}"]
     assert _line(run.stdout, "updated") == ["updated", "0"]
+
+
+async def test_updates_whose_last_applied_values_were_pruned_are_not_counted_and_the_log_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The guard compares with the provisioning log, which keeps records for its retention only."""
+    rows = [_person(i) for i in range(PEOPLE)]
+    await _provision(tmp_path, rows)
+    async with pipeline(tmp_path, _raw(tmp_path, title_from="titel")) as p:
+        assert await prune_log(p.runner.state, -1.0) == PEOPLE  # past the retention: every record
+        with caplog.at_level(logging.WARNING, logger="roster.engine.massgate"):
+            done = await p.runner.run_cycle(p.runner.config.job("people"))
+    assert (done.updated, done.staged) == (TITLED, 0)
+    assert f"event=mass_change_unjudged job=people updates={TITLED}" in caplog.text
