@@ -145,8 +145,10 @@ LOST = "lost-in-transit"
 
 
 @dataclass(frozen=True, slots=True)
-class Lost:
-    """An operation given up at its cycle's deadline: what its log record needs."""
+class Unapplied:
+    """An operation that no target result stands behind: what its log record needs. An update held for
+    approval is kept as one, without the attributes it would send (a cycle may hold hundreds of
+    thousands until its read ends)."""
 
     op_id: str
     cycle_id: str
@@ -154,4 +156,10 @@ class Lost:
     source_id: str
     action: str
     target_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Lost(Unapplied):
+    """An operation given up at its cycle's deadline, with the attributes it sent (JSON)."""
+
     attributes: str

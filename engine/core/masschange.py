@@ -13,13 +13,15 @@ known, or only a group's members change) never waits, and in a job that holds to
 count to pass the threshold nothing waits at all.
 
 Pure: the caller reads the last applied values and makes each update's `Diff`
-(`engine.core.changes`); the items counted are the caller's (operations, or a plan's objects).
+(`engine.core.changes`); the items counted are the caller's (operations, or a plan's objects), and
+`held_as` makes what is kept of one held (the attributes it would send need not be kept).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from engine.core.changes import Diff
@@ -27,13 +29,17 @@ from engine.core.policies import MassChangeGuard
 from engine.model import Hold
 
 T = TypeVar("T")
+H = TypeVar("H")
 
 
-class MassChanges(Generic[T]):
+class MassChanges(Generic[T, H]):
     """Counts the updates of one cycle of a job that holds `held` objects, attribute by attribute."""
 
-    def __init__(self, guard: MassChangeGuard, held: int, *, noun: str = "objects") -> None:
+    def __init__(
+        self, guard: MassChangeGuard, held: int, *, held_as: Callable[[T], H], noun: str = "objects"
+    ) -> None:
         self.guard = guard
+        self._held_as = held_as
         self.held_objects = held
         self.noun = noun
         self.active = guard.trips(held, held)
@@ -41,7 +47,7 @@ class MassChanges(Generic[T]):
         self.changed: Counter[str] = Counter()
         self.emptied: Counter[str] = Counter()
         self.tripped: dict[str, None] = {}
-        self.held: list[T] = []
+        self.held: list[H] = []
         """The updates held for approval, in the order planned."""
         self._waiting: dict[int, T] = {}
         self._waiting_on: dict[str, list[int]] = {}
@@ -61,7 +67,7 @@ class MassChanges(Generic[T]):
             if name not in self.tripped and self.guard.trips(self.changed[name], self.held_objects):
                 self._trip(name)
         if any(name in self.tripped for name in names):
-            self.held.append(item)
+            self.held.append(self._held_as(item))
             return []
         key = next(self._keys)
         self._waiting[key] = item
@@ -74,7 +80,7 @@ class MassChanges(Generic[T]):
         for key in self._waiting_on.pop(name, ()):
             item = self._waiting.pop(key, None)  # gone already if another attribute of it tripped
             if item is not None:
-                self.held.append(item)
+                self.held.append(self._held_as(item))
 
     def finish(self) -> list[T]:
         """The read ended: every update still waiting goes (none of its attributes tripped)."""

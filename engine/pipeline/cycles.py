@@ -25,7 +25,7 @@ from engine.core.planner import Planner
 from engine.core.snapshot import Snapshot
 from engine.mapping.functions.errors import MappingError
 from engine.metrics import EngineMetrics
-from engine.model import CycleSummary, Hold, SourceObject, StateEntry
+from engine.model import CycleSummary, Hold, SourceObject, StateEntry, Unapplied
 from engine.pipeline.control import JobControl
 from engine.pipeline.leases import CycleLeases
 from engine.pipeline.listing import CycleLinks, Listings
@@ -151,12 +151,14 @@ class CycleRunner:
             read, error, quarantined = await self._plan_and_publish(
                 job, cycle_id, planner, source, progress, gate
             )
-            held, holds = list(gate.counts.held), gate.counts.holds()
+            held: list[Operation | Unapplied] = list(gate.counts.held)
+            holds = gate.counts.holds()
             full = source.full  # an incremental read does not see what is unchanged
             judged = error is None and quarantined is None and full
             if judged:
                 missing, missing_holds = await self._deprovision(job, planner, approved, read, source.skipped)
-                held, holds = held + missing, holds + missing_holds
+                held += missing
+                holds += missing_holds
             staged = await self._stage(job, cycle_id, held, holds, clear=judged)
             await self.publisher.flush()
             deadline_s = self.config.deadline.for_ops(progress.outstanding, self.config.publish.batch_size)
@@ -305,7 +307,13 @@ class CycleRunner:
         return [], ()
 
     async def _stage(
-        self, job: JobConfig, cycle_id: str, ops: list[Operation], holds: tuple[Hold, ...], *, clear: bool
+        self,
+        job: JobConfig,
+        cycle_id: str,
+        ops: list[Operation | Unapplied],
+        holds: tuple[Hold, ...],
+        *,
+        clear: bool,
     ) -> int:
         """Stage `ops` for approval, for `holds`, in place of what the job held before; with no hold,
         drop what it held before if the cycle judged its deprovisions (`clear`). Returns how many

@@ -89,8 +89,8 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
     source = job.source.open(since)
     planner = await job_planner(state, job, PLAN_CYCLE_ID, await state.fingerprints(job.name))
     plan = JobPlan(job=job.name, object_type=job.object_type)
-    counts: MassChanges[PlannedObject] = MassChanges(
-        job.mass_change_guard, len(planner.snapshot), noun=noun(job)
+    counts: MassChanges[PlannedObject, PlannedObject] = MassChanges(
+        job.mass_change_guard, len(planner.snapshot), held_as=_held, noun=noun(job)
     )
     try:
         async for batch in source.batches(SOURCE_BATCH):
@@ -115,15 +115,7 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
     else:
         for planned in counts.finish():
             _count_and_emit(planned, plan, emit)
-    for waited in counts.held:
-        stopped = PlannedObject(
-            source_id=waited.source_id,
-            action=waited.action,
-            diff=waited.diff,
-            old_known=waited.old_known,
-            enables=waited.enables,
-            held="mass_change",
-        )  # not `dataclasses.replace`, which looks the fields up again for each of up to millions
+    for stopped in counts.held:
         _count_and_emit(stopped, plan, emit)
     plan.holds = counts.holds()
     plan.full = source.full
@@ -154,7 +146,7 @@ async def _emit_changes(
     state: StateStore,
     job: JobConfig,
     ops: list[tuple[Operation, bool]],
-    counts: MassChanges[PlannedObject],
+    counts: MassChanges[PlannedObject, PlannedObject],
     plan: JobPlan,
     emit: Callable[[PlannedObject], None],
 ) -> None:
@@ -170,6 +162,19 @@ async def _emit_changes(
             continue
         for ready in counts.add(planned, changes if known else None):
             _count_and_emit(ready, plan, emit)
+
+
+def _held(planned: PlannedObject) -> PlannedObject:
+    """An update the mass-change guard holds (not `dataclasses.replace`, which looks the fields up
+    again for each of what may be hundreds of thousands)."""
+    return PlannedObject(
+        source_id=planned.source_id,
+        action=planned.action,
+        diff=planned.diff,
+        old_known=planned.old_known,
+        enables=planned.enables,
+        held="mass_change",
+    )
 
 
 def _count_and_emit(planned: PlannedObject, plan: JobPlan, emit: Callable[[PlannedObject], None]) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from engine.config import JobConfig
 from engine.core.changes import Diff, as_logged, diff
 from engine.core.masschange import MassChanges
+from engine.model import Unapplied
 from engine.store.state import StateStore
 from queues.contracts import Operation
 
@@ -37,6 +38,11 @@ async def diffs(state: StateStore, job: JobConfig, ops: Sequence[Operation]) -> 
     return found
 
 
+def staged(op: Operation) -> Unapplied:
+    """What is kept of an update held for approval."""
+    return Unapplied(op.op_id, op.cycle_id, op.job, op.source_id, op.action, op.target_id)
+
+
 def noun(job: JobConfig) -> str:
     """What the guard's reason calls the job's objects."""
     return "accounts" if job.object_type == "user" else "groups"
@@ -52,7 +58,9 @@ class UpdateGate:
         self._state = state
         self._job = job
         self._approved = approved
-        self.counts: MassChanges[Operation] = MassChanges(job.mass_change_guard, held, noun=noun(job))
+        self.counts: MassChanges[Operation, Unapplied] = MassChanges(
+            job.mass_change_guard, held, held_as=staged, noun=noun(job)
+        )
         self._kept: list[Operation] = []
         self.unjudged = 0
         """Updates the guard could not count: their last applied values are past the log's retention."""

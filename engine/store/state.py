@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from common.errors import StateError
 from common.peers.sql_bulk import BulkStatement, Row
 from engine.core.snapshot import Snapshot, decode_hash, encode_hash, fingerprint
-from engine.model import ACTIVE, DISABLED, LOST, Lost, StateEntry
+from engine.model import ACTIVE, DISABLED, LOST, Lost, StateEntry, Unapplied
 from engine.store import logrows
 from engine.store.migrations import migrate
 from engine.store.schema import cycles, group_members, job_control, log, metadata, objects, staged
@@ -310,7 +310,9 @@ class StateStore:
                 .values(status=status, finished_at=time.time(), counts=orjson.dumps(counts).decode())
             )
 
-    async def log_staged(self, ops: Sequence[Operation], why: str = "by the deletion guard") -> None:
+    async def log_staged(
+        self, ops: Sequence[Operation | Unapplied], why: str = "by the deletion guard"
+    ) -> None:
         """One log record per operation held for approval (action `staged_delete`, or `staged_update`
         for an update), saying `why`."""
         now = time.time()
@@ -558,7 +560,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _unapplied(
-    op: Operation | Lost,
+    op: Operation | Unapplied,
     at: float,
     action: str,
     status: str,
