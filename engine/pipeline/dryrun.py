@@ -115,8 +115,6 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
     else:
         for planned in counts.finish():
             _count_and_emit(planned, plan, emit)
-    for stopped in counts.held:
-        _count_and_emit(stopped, plan, emit)
     plan.holds = counts.holds()
     plan.full = source.full
     plan.skipped_rows = source.skipped
@@ -162,6 +160,9 @@ async def _emit_changes(
             continue
         for ready in counts.add(planned, changes if known else None):
             _count_and_emit(ready, plan, emit)
+    for stopped in counts.held:  # held for good: shown now rather than kept to the end
+        _count_and_emit(stopped, plan, emit)
+    counts.held.clear()
 
 
 def _held(planned: PlannedObject) -> PlannedObject:
