@@ -31,9 +31,11 @@ from engine.core.membership import MembersSettings, parse_members
 from engine.core.policies import (
     SHRINK_KEYS,
     DeletionGuard,
+    MassChangeGuard,
     QuarantineSettings,
     SourceShrink,
     parse_deletion_guard,
+    parse_mass_change_guard,
     parse_quarantine,
     parse_source_shrink,
 )
@@ -67,6 +69,8 @@ class JobConfig:
     members: MembersSettings | None = None
     """For a group job: where its members come from (source attribute, and the user job that has them)."""
     deletion_guard: DeletionGuard = field(default_factory=DeletionGuard)
+    mass_change_guard: MassChangeGuard = field(default_factory=MassChangeGuard)
+    """When an attribute changing on many objects holds those updates for approval."""
     source_shrink: SourceShrink = field(default_factory=SourceShrink)
     """When a read has too few objects to deprovision on (`source_min_objects`, `source_max_drop_percent`)."""
     listing_min_creates: int = 50
@@ -191,6 +195,7 @@ JOB_KEYS = (
     "scoping",
     "members",
     "deletion_guard",
+    "mass_change_guard",
     "listing_min_creates",
     "listing_timeout_s",
     "reconcile",
@@ -231,6 +236,9 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
     deletion_guard = parts(
         lambda: parse_deletion_guard(join(path, "deletion_guard"), raw.get("deletion_guard"))
     )
+    mass_change_guard = parts(
+        lambda: parse_mass_change_guard(join(path, "mass_change_guard"), raw.get("mass_change_guard"))
+    )
     source_shrink = parts(lambda: parse_source_shrink(path, raw))
     listing_min_creates = parts(
         lambda: integer(join(path, "listing_min_creates"), raw.get("listing_min_creates", 50), minimum=0)
@@ -255,6 +263,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         scoping=scoping,
         members=members,
         deletion_guard=deletion_guard,
+        mass_change_guard=mass_change_guard,
         source_shrink=source_shrink,
         listing_min_creates=listing_min_creates,
         listing_timeout_s=listing_timeout_s,

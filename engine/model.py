@@ -62,13 +62,13 @@ class StateEntry:
     state: str  # ACTIVE or DISABLED; an object with no entry was never applied (or was deleted)
 
 
-HoldKind = Literal["incomplete_read", "source_shrink", "deletion_guard"]
+HoldKind = Literal["incomplete_read", "source_shrink", "deletion_guard", "mass_change"]
 
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """Why a cycle's deprovisions are held for approval: one check that tripped, and its reason in words
-    (see `engine.core.policies`)."""
+    """Why a cycle's deprovisions (or, for `mass_change`, its updates that change one attribute) are
+    held for approval: one check that tripped, and its reason in words (see `engine.core.policies`)."""
 
     kind: HoldKind
     reason: str
@@ -98,9 +98,12 @@ class CycleSummary:
     skipped_rows: int = 0
     """Source rows that could not be read: more than 0 makes the read incomplete."""
     staged: int = 0
-    """Deprovisions held until `roster approve` (or dropped by `roster reject`), for the `holds`."""
+    """Operations held until `roster approve` (or dropped by `roster reject`), for the `holds`."""
+    staged_updates: int = 0
+    """Of those, the updates the mass-change guard held (the others are deprovisions)."""
     holds: tuple[Hold, ...] = ()
-    """Why the deprovisions are held: an incomplete read, a source that shrank, the deletion guard."""
+    """Why they are held: an incomplete read, a source that shrank, the deletion guard (deprovisions);
+    the mass-change guard (updates)."""
     quarantined: str | None = None
     """Why the job went into (or stayed in) quarantine during this cycle."""
     pending_members: int = 0
@@ -145,8 +148,10 @@ LOST = "lost-in-transit"
 
 
 @dataclass(frozen=True, slots=True)
-class Lost:
-    """An operation given up at its cycle's deadline: what its log record needs."""
+class Unapplied:
+    """An operation that no target result stands behind: what its log record needs. An update held for
+    approval is kept as one, without the attributes it would send (a cycle may hold hundreds of
+    thousands until its read ends)."""
 
     op_id: str
     cycle_id: str
@@ -154,4 +159,10 @@ class Lost:
     source_id: str
     action: str
     target_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Lost(Unapplied):
+    """An operation given up at its cycle's deadline, with the attributes it sent (JSON)."""
+
     attributes: str

@@ -227,7 +227,8 @@ class Admin:
         return await self.status(name)
 
     async def approve(self, name: str) -> Approved:
-        """Run a cycle now in which the staged deprovisions pass the guard (those still missing)."""
+        """Run a cycle now in which the staged deprovisions pass the guards (those still missing), and
+        the staged updates the mass-change guard (those the source still asks for)."""
         job = self.job(name)
         staged = await self.runner.control.staged(name)
         if not staged:
@@ -237,7 +238,7 @@ class Admin:
         return Approved(name, len(approved), summary)
 
     async def reject(self, name: str) -> Rejected:
-        """Drop the staged deprovisions; the next cycle stages them again if the source still lacks them."""
+        """Drop the staged operations; the next cycle stages them again if the source still asks for them."""
         self.job(name)
         staged = await self.runner.control.staged(name)
         await self.runner.control.clear_staged(name)

@@ -14,12 +14,12 @@ from typing import Annotated, Any, Literal
 from engine.core.reconcile import SITUATIONS
 from engine.model import CycleSummary
 from engine.pipeline.ondemand import Preview
-from engine.store.state import RECONCILE, STAGED_DELETE
+from engine.store.state import RECONCILE, STAGED_DELETE, STAGED_UPDATE
 from queues.contracts import ACTIONS, STATUSES
 
 LOG_STATUSES = frozenset({*STATUSES, "warning", *SITUATIONS})
 """Every status a provisioning log record can have (`warning`: a deprovision held for approval)."""
-LOG_ACTIONS = frozenset({*ACTIONS, STAGED_DELETE, RECONCILE})
+LOG_ACTIONS = frozenset({*ACTIONS, STAGED_DELETE, STAGED_UPDATE, RECONCILE})
 
 JobState = Literal["active", "paused", "quarantined", "waiting_for_approval"]
 ObjectType = Literal["user", "group"]
@@ -74,7 +74,8 @@ class Quarantine:
 class Approval:
     reason: str
     staged: Count
-    """Deprovisions held for approval (by the deletion guard, an incomplete read or a shrunk source)"""
+    """Operations held for approval: deprovisions (by the deletion guard, an incomplete read or a shrunk
+    source) and updates (by the mass-change guard)"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,7 +171,7 @@ class Triggered:
 
 @dataclass(frozen=True, slots=True)
 class Approved:
-    """The staged deprovisions approved, and the cycle that carried them out."""
+    """The staged operations approved, and the cycle that carried them out."""
 
     job: str
     approved: Count
@@ -181,7 +182,7 @@ class Approved:
 class Rejected:
     job: str
     rejected: Count
-    """Staged deprovisions dropped"""
+    """Staged operations dropped"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

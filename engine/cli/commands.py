@@ -32,8 +32,8 @@ SWITCH_HELP = {
     "resume": "resume a paused job",
     "restart": "take a job out of quarantine and drop its staged deprovisions",
     "reset": "restart a job and forget its links to target objects (asks first; --yes does not)",
-    "approve": "let the deprovisions held for approval go ahead (runs a cycle now)",
-    "reject": "drop the deprovisions held for approval",
+    "approve": "let the deprovisions and updates held for approval go ahead (runs a cycle now)",
+    "reject": "drop the deprovisions and updates held for approval",
 }
 DONE = {"pause": "paused", "resume": "resumed", "restart": "restarted", "reset": "reset"}
 ALREADY = {"pause": "already paused", "resume": "not paused"}
@@ -158,7 +158,7 @@ def _explain(console: Console, job: dict[str, Any]) -> None:
     if job["approval"]:
         staged = job["approval"]["staged"]
         console.print(
-            f"{name}: {staged} deprovision(s) wait for `roster approve {name}` or `roster reject {name}`:"
+            f"{name}: {staged} held operation(s) wait for `roster approve {name}` or `roster reject {name}`:"
             f" {escape(job['approval']['reason'])}",
             highlight=False,
         )
@@ -269,12 +269,13 @@ def _switch(args: argparse.Namespace, console: Console) -> int:
     elif name == "approve":
         cycle = done["cycle"]
         console.print(
-            f"{job}: approved {done['approved']} deprovision(s); cycle {cycle['cycle_id']} {cycle['status']}:"
+            f"{job}: approved {done['approved']} held operation(s);"
+            f" cycle {cycle['cycle_id']} {cycle['status']}: {cycle['updated']} updated,"
             f" {cycle['disabled']} disabled, {cycle['deleted']} deleted, {cycle['failed']} failed",
             highlight=False,
         )
     elif name == "reject":
-        console.print(f"{job}: dropped {done['rejected']} staged deprovision(s)", highlight=False)
+        console.print(f"{job}: dropped {done['rejected']} held operation(s)", highlight=False)
     else:
         console.print(f"{job}: {DONE[name]}{_now(done['state'], DONE[name])}", highlight=False)
     return 0

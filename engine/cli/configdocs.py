@@ -22,7 +22,7 @@ from common.config.validation import recording_keys
 from common.peers.http_settings import HttpSettings
 from common.peers.ldap_link import LinkSettings
 from engine.config import EngineConfig, parse_engine_config
-from engine.core.policies import DeletionGuard, QuarantineSettings
+from engine.core.policies import DeletionGuard, MassChangeGuard, QuarantineSettings
 from engine.core.reconcile_policy import ReconcileSettings
 from engine.core.scoping import OPERATORS
 from engine.pipeline.deadline import DeadlineSettings
@@ -48,6 +48,7 @@ jobs:
     schedule: {interval: 1h}
     scoping: [{clauses: [{attribute: department, operator: IS NOT NULL}]}]
     deletion_guard: {count: 500}
+    mass_change_guard: {count: 500}
     reconcile: {orphan: report, schedule: {interval: 1d}}
     mappings:
       - {target: userName, source: email, match: true}
@@ -199,6 +200,13 @@ KEYS: dict[str, dict[str, _Key]] = {
             "Hold deprovisions for approval past these sizes; false turns it off.",
             "on",
         ),
+        "mass_change_guard": (
+            "mapping or false",
+            "{count: 500, percent: 20}",
+            "Hold for approval the updates that change (or empty) one attribute on more objects than these"
+            " sizes; false turns it off.",
+            "on",
+        ),
         "source_min_objects": ("integer", "100", "A full read with fewer objects deprovisions nothing.", "0"),
         "source_max_drop_percent": (
             "number",
@@ -288,6 +296,10 @@ KEYS: dict[str, dict[str, _Key]] = {
     "jobs[].deletion_guard": {
         "count": ("integer", "500", "Hold when more deprovisions than this..."),
         "percent": ("number", "20", "...and more than this share of the job's objects."),
+    },
+    "jobs[].mass_change_guard": {
+        "count": ("integer", "500", "Hold when an attribute changes on more objects than this..."),
+        "percent": ("number", "20", "...and on more than this share of the job's objects."),
     },
     "jobs[].reconcile": {
         "drifted": ("string", "correct", "correct (send every mapped attribute again) or report.", "correct"),
@@ -446,6 +458,7 @@ DEFAULTS_FROM: dict[str, tuple[type, ...]] = {
     "engine.quarantine": (QuarantineSettings,),
     "engine.deadline": (DeadlineSettings,),
     "jobs[].deletion_guard": (DeletionGuard,),
+    "jobs[].mass_change_guard": (MassChangeGuard,),
     "jobs[].reconcile": (ReconcileSettings,),
     "jobs[].source (type: csv or jsonl)": (FileSourceSettings,),
     "jobs[].source (type: ldap)": (LdapSourceSettings, LinkSettings),

@@ -33,7 +33,8 @@ def add_logs_command(commands: Any, common: argparse.ArgumentParser, client: Any
     logs.add_argument("--job")
     logs.add_argument("--status", help="succeeded, failed, skipped, retrying or warning")
     logs.add_argument(
-        "--action", help="create, update, disable, delete, staged_delete or reconcile (its findings)"
+        "--action",
+        help="create, update, disable, delete, staged_delete, staged_update or reconcile (its findings)",
     )
     logs.add_argument("--source-id")
     logs.add_argument("--cycle", help="a cycle id")

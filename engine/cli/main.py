@@ -1,4 +1,4 @@
-"""The engine's command line: `roster run`, `engine`, `validate`, `preview`, `provision` and the
+"""The engine's command line: `roster run`, `engine`, `validate`, `preview`, `plan`, `provision` and the
 operating commands; `roster worker` is the workers' own (`workers/cli.py`), reached from here too.
 
 A command's modules are imported when it runs, not when the parser is built, so a command loads only
@@ -105,6 +105,26 @@ def _parser() -> argparse.ArgumentParser:
         one.add_argument("--state", help="state store: a SQLite path or URL")
         one.set_defaults(func=func)
 
+    plan = commands.add_parser(
+        "plan",
+        help="show the next cycle of each job, object by object and attribute by attribute (writes nothing)",
+    )
+    plan.add_argument("file", type=Path)
+    plan.add_argument("--job", action="append", help="plan only this job (repeatable)")
+    plan.add_argument("--state", help="state store: a SQLite path or URL")
+    plan.add_argument(
+        "--output",
+        choices=("table", "json"),
+        default="table",
+        help="a table of the first --limit objects and the totals, or JSON Lines: every object, then totals",
+    )
+    plan.add_argument(
+        "--limit",
+        type=_count,
+        default=50,
+        help="objects shown per job in the table (default 50; totals are whole)",
+    )
+    plan.set_defaults(func=_plan)
     reconcile = commands.add_parser(
         "reconcile",
         help="read the job's target back, say what drifted, is missing or orphaned, and set it right per "
@@ -166,6 +186,18 @@ def _preview(args: argparse.Namespace, console: Console) -> int:
     from engine.cli.inspect import preview_command
 
     return preview_command(args, console)
+
+
+def _plan(args: argparse.Namespace, console: Console) -> int:
+    from engine.cli.inspect import plan_command
+
+    return plan_command(args, console)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
+    return int(text)
 
 
 def _reconcile(args: argparse.Namespace, console: Console) -> int:

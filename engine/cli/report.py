@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from common.process.cli import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
+from engine.cli.planview import diff_rows
 from engine.model import CycleSummary
 from engine.pipeline.ondemand import Preview, Provisioned
 from engine.pipeline.tracker import CycleProgress
@@ -206,10 +207,18 @@ def _age(seconds: float) -> str:
 
 
 def _print_held(console: Console, s: CycleSummary) -> None:
-    """The deprovisions held for approval, each reason, and the commands that release or drop them."""
-    console.print(
-        f"[bold yellow]{s.job}: {s.staged:,} deprovision(s) held for approval, not sent:[/]", highlight=False
+    """The deprovisions and updates held for approval, each reason, and the commands that release or
+    drop them."""
+    deprovisions, updates = s.staged - s.staged_updates, s.staged_updates
+    what = " and ".join(
+        part
+        for part in (
+            f"{deprovisions:,} deprovision(s)" if deprovisions else "",
+            f"{updates:,} update(s)" if updates else "",
+        )
+        if part
     )
+    console.print(f"[bold yellow]{escape(s.job)}: {what} held for approval, not sent:[/]", highlight=False)
     for hold in s.holds:
         console.print(f"  {hold}", highlight=False, markup=False)
     console.print(
@@ -274,6 +283,11 @@ def print_preview(console: Console, shown: Preview) -> None:
             highlight=False,
         )
     say(f"[bold]operation[/]: {shown.action} ({escape(shown.explanation)})", highlight=False)
+    if shown.changes is not None:
+        if not shown.old_known:
+            say("  the attributes last applied are not known (log pruned): every value as it would be sent")
+        for attribute, change in diff_rows(shown.changes, old_known=shown.old_known):
+            say(Text(f"  {attribute}: {change}"))
 
 
 def print_provisioned(console: Console, done: Provisioned) -> None:

@@ -25,10 +25,11 @@ from engine.core.planner import Planner
 from engine.core.snapshot import Snapshot
 from engine.mapping.functions.errors import MappingError
 from engine.metrics import EngineMetrics
-from engine.model import CycleSummary, Hold, SourceObject, StateEntry
+from engine.model import CycleSummary, Hold, SourceObject, StateEntry, Unapplied
 from engine.pipeline.control import JobControl
 from engine.pipeline.leases import CycleLeases
 from engine.pipeline.listing import CycleLinks, Listings
+from engine.pipeline.massgate import UpdateGate
 from engine.pipeline.publisher import Publisher
 from engine.pipeline.results import ResultConsumer
 from engine.pipeline.tracker import CycleProgress, Tracker
@@ -122,20 +123,9 @@ class CycleRunner:
     async def planner_for(
         self, job: JobConfig, cycle_id: str, snapshot: Snapshot, *, only: str | None = None
     ) -> Planner:
-        """A planner of `job` against `snapshot`; a group job's also resolves members from the state
-        (of every group, or `only` that one)."""
-        return Planner(
-            job=job.name,
-            target=job.target,
-            object_type=job.object_type,
-            cycle_id=cycle_id,
-            mapper=job.mapper(),
-            snapshot=snapshot,
-            in_flight=self.tracker.in_flight(job.name),
-            deprovision=job.deprovision,
-            scope=job.scoping,
-            membership=await load_membership(self.state, job, only, per_batch=only is None),
-        )
+        """A planner of `job` against `snapshot` (see `job_planner`) that skips the operations in flight."""
+        in_flight = self.tracker.in_flight(job.name)
+        return await job_planner(self.state, job, cycle_id, snapshot, in_flight=in_flight, only=only)
 
     async def _run(
         self,
@@ -157,14 +147,20 @@ class CycleRunner:
         )
         source = self.source_for(job, since)
         planner = await self.planner_for(job, cycle_id, await self.state.fingerprints(job.name))
+        gate = UpdateGate(self.state, job, len(planner.snapshot), approved)
         try:
-            read, error, quarantined = await self._plan_and_publish(job, cycle_id, planner, source, progress)
-            staged, holds = 0, tuple[Hold, ...]()
+            read, error, quarantined = await self._plan_and_publish(
+                job, cycle_id, planner, source, progress, gate
+            )
+            held: list[Operation | Unapplied] = list(gate.counts.held)
+            holds = gate.counts.holds()
             full = source.full  # an incremental read does not see what is unchanged
-            if error is None and quarantined is None and full:
-                staged, holds = await self._deprovision(
-                    job, cycle_id, planner, approved, read, source.skipped
-                )
+            judged = error is None and quarantined is None and full
+            if judged:
+                missing, missing_holds = await self._deprovision(job, planner, approved, read, source.skipped)
+                held += missing
+                holds += missing_holds
+            staged = await self._stage(job, cycle_id, held, holds, clear=judged)
             await self.publisher.flush()
             deadline_s = self.config.deadline.for_ops(progress.outstanding, self.config.publish.batch_size)
             self.tracker.planning_done(cycle_id, deadline_s)
@@ -185,9 +181,11 @@ class CycleRunner:
             status = "quarantined"
         elif staged and status == "succeeded":
             status = "held"
+        staged_updates = len(gate.counts.held) if staged else 0
         summary = dataclasses.replace(
             summary,
             staged=staged,
+            staged_updates=staged_updates,
             holds=holds,
             quarantined=quarantined,
             status=status,
@@ -213,10 +211,18 @@ class CycleRunner:
         return summary
 
     async def _plan_and_publish(
-        self, job: JobConfig, cycle_id: str, planner: Planner, source: Source, progress: CycleProgress
+        self,
+        job: JobConfig,
+        cycle_id: str,
+        planner: Planner,
+        source: Source,
+        progress: CycleProgress,
+        gate: UpdateGate,
     ) -> tuple[int, str | None, str | None]:
-        """Read the source, plan each object and publish its operation. Returns the count read, the
-        error that cut the read short, and the reason for a quarantine that stopped it, if any."""
+        """Read the source, plan each object and publish its operation, the updates through the
+        mass-change `gate` (those that wait go once the read is complete, not after a read cut
+        short: the next cycle plans them again). Returns the count read, the error that cut the read
+        short, and the reason for a quarantine that stopped it, if any."""
         read = 0
         links = CycleLinks(
             self.listings,
@@ -228,15 +234,20 @@ class CycleRunner:
             timeout_s=job.listing_timeout_s,
             send=self._publish,
         )
+
+        async def send(op: Operation) -> None:
+            if not gate.keep(op):
+                await links.add(op)
+
         try:
             async for batch in source.batches(SOURCE_BATCH):
-                # Checked per batch too: most objects are settled unchanged in `_prepare`, unplanned.
+                # Checked per batch too: most objects are settled unchanged in `prepare_batch`, unplanned.
                 reason = await self._hold_or_stop(job.name, cycle_id, read)
                 if reason is not None:
                     await links.finish()
                     return read, None, reason
                 failures: list[Result] = []
-                to_plan, loaded = await self._prepare(job, planner, batch)
+                to_plan, loaded = await prepare_batch(self.state, job, planner, batch)
                 for start in range(0, len(to_plan), PLAN_SLICE):
                     if start:
                         await asyncio.sleep(0)
@@ -246,7 +257,9 @@ class CycleRunner:
                         if reason is not None:
                             await links.finish()
                             return read, None, reason
-                        await self._plan_object(planner, obj, failures, links.add)
+                        await self._plan_object(planner, obj, failures, send)
+                for op in await gate.release():
+                    await links.add(op)
                 await self._record_failures(cycle_id, failures)
                 planner.snapshot.drop_entries(loaded)
                 planner.snapshot.shrink()
@@ -256,6 +269,8 @@ class CycleRunner:
             log.error("event=cycle_source_failed job=%s cycle=%s error=%r", job.name, cycle_id, str(exc))
             await links.finish()
             return read, str(exc), None
+        for op in gate.finish():
+            await links.add(op)
         await links.finish()
         return read, None, None
 
@@ -267,60 +282,52 @@ class CycleRunner:
             await control.wait_resumed(job)
         return control.verdict(job)
 
-    async def _prepare(
-        self, job: JobConfig, planner: Planner, batch: list[SourceObject]
-    ) -> tuple[list[SourceObject], list[str]]:
-        """Map a batch ahead of planning it, a slice at a time (the loop gets its turns), settling the
-        unchanged objects, and load the entries of the objects that need them in one query. Returns
-        the objects left to plan and the source ids whose entries were loaded."""
-        membership = planner.membership
-        if membership is not None and job.members is not None:
-            members = {m for obj in batch for m in membership.wanted(obj.source_id, obj.attributes)}
-            membership.resolve(await self.state.target_ids(job.members.job, members))
-        to_plan: list[SourceObject] = []
-        wanted: list[str] = []
-        for start in range(0, len(batch), PLAN_SLICE):
-            if start:
-                await asyncio.sleep(0)
-            planned, needed = planner.prepare(batch[start : start + PLAN_SLICE])
-            to_plan += planned
-            wanted += needed
-        if wanted:
-            planner.snapshot.add_entries(await self.state.entries(job.name, wanted))
-        return to_plan, wanted
-
     async def _deprovision(
         self,
         job: JobConfig,
-        cycle_id: str,
         planner: Planner,
         approved: frozenset[str],
         read: int,
         skipped: int,
-    ) -> tuple[int, tuple[Hold, ...]]:
+    ) -> tuple[list[Operation], tuple[Hold, ...]]:
         """After a full read of `read` objects (`skipped` more could not be read): publish the
-        deprovisions, or stage them all when a hold applies to those `approved` does not name (the
-        read was incomplete, the source shrank, or the deletion guard trips). Returns how many were
-        staged and why."""
-        planner.snapshot.add_entries(await self.state.entries(job.name, planner.unseen()))
-        missing = list(planner.plan_missing())
-        unapproved = sum(1 for op in missing if op.source_id not in approved)
-        shrink = job.source_shrink.describe(read, self.control.last_complete_read(job.name))
-        if skipped == 0 and (shrink is None or unapproved == 0):
+        deprovisions, or, when a hold applies to those `approved` does not name (the read was
+        incomplete, the source shrank, or the deletion guard trips), return them all to be staged,
+        and why."""
+        last_read = self.control.last_complete_read(job.name)
+        found = await plan_deprovisions(
+            self.state, job, planner, approved=approved, read=read, skipped=skipped, last_read=last_read
+        )
+        if found.complete_read:
             await self.control.complete_read(job.name, read)
-        holds = _holds(job, unapproved, len(planner.snapshot), skipped, shrink) if unapproved else ()
-        if holds:
-            reason = "; ".join(str(hold) for hold in holds)
-            entries = [(op.source_id, op.action) for op in missing]
-            await self.control.stage(job.name, cycle_id, reason, entries)
-            await self.state.log_staged(missing, f"({reason})")
-            return len(missing), holds
-        await self.control.clear_staged(job.name)
-        for planned, op in enumerate(missing, 1):
+        if found.holds:
+            return found.ops, found.holds
+        for planned, op in enumerate(found.ops, 1):
             await self._publish(op)
             if planned % PLAN_SLICE == 0:
                 await asyncio.sleep(0)
-        return 0, ()
+        return [], ()
+
+    async def _stage(
+        self,
+        job: JobConfig,
+        cycle_id: str,
+        ops: list[Operation | Unapplied],
+        holds: tuple[Hold, ...],
+        *,
+        clear: bool,
+    ) -> int:
+        """Stage `ops` for approval, for `holds`, in place of what the job held before; with no hold,
+        drop what it held before if the cycle judged its deprovisions (`clear`). Returns how many
+        are staged."""
+        if not holds:
+            if clear:
+                await self.control.clear_staged(job.name)
+            return 0
+        reason = "; ".join(str(hold) for hold in holds)
+        await self.control.stage(job.name, cycle_id, reason, [(op.source_id, op.action) for op in ops])
+        await self.state.log_staged(ops, f"({reason})")
+        return len(ops)
 
     async def run_one(
         self,
@@ -375,11 +382,11 @@ class CycleRunner:
     async def _one_holds(
         self, job: JobConfig, deprovisions: int, read: int | None, skipped: int
     ) -> tuple[Hold, ...]:
-        """The holds of a cycle's (`_holds`) on an on-demand deprovision; `read` as in `run_one`."""
+        """A cycle's holds (`deprovision_holds`) on an on-demand deprovision; `read` as in `run_one`."""
         shrink = None
         if read is not None:
             shrink = job.source_shrink.describe(read, self.control.last_complete_read(job.name))
-        return _holds(job, deprovisions, await self.state.count(job.name), skipped, shrink)
+        return deprovision_holds(job, deprovisions, await self.state.count(job.name), skipped, shrink)
 
     async def _plan_object(
         self,
@@ -416,7 +423,88 @@ class CycleRunner:
             await self.control.release(job.name, f"cycle {summary.cycle_id} {summary.status}")
 
 
-def _holds(job: JobConfig, unapproved: int, held: int, skipped: int, shrink: str | None) -> tuple[Hold, ...]:
+async def job_planner(
+    state: StateStore,
+    job: JobConfig,
+    cycle_id: str,
+    snapshot: Snapshot,
+    *,
+    in_flight: frozenset[str] | set[str] = frozenset(),
+    only: str | None = None,
+) -> Planner:
+    """A planner of `job` against `snapshot`; a group job's also resolves members from the state
+    (of every group, or `only` that one)."""
+    return Planner(
+        job=job.name,
+        target=job.target,
+        object_type=job.object_type,
+        cycle_id=cycle_id,
+        mapper=job.mapper(),
+        snapshot=snapshot,
+        in_flight=in_flight,
+        deprovision=job.deprovision,
+        scope=job.scoping,
+        membership=await load_membership(state, job, only, per_batch=only is None),
+    )
+
+
+async def prepare_batch(
+    state: StateStore, job: JobConfig, planner: Planner, batch: list[SourceObject]
+) -> tuple[list[SourceObject], list[str]]:
+    """Map a batch ahead of planning it, a slice at a time (the loop gets its turns), settling the
+    unchanged objects, and load the entries of the objects that need them in one query. Returns
+    the objects left to plan and the source ids whose entries were loaded."""
+    membership = planner.membership
+    if membership is not None and job.members is not None:
+        members = {m for obj in batch for m in membership.wanted(obj.source_id, obj.attributes)}
+        membership.resolve(await state.target_ids(job.members.job, members))
+    to_plan: list[SourceObject] = []
+    wanted: list[str] = []
+    for start in range(0, len(batch), PLAN_SLICE):
+        if start:
+            await asyncio.sleep(0)
+        planned, needed = planner.prepare(batch[start : start + PLAN_SLICE])
+        to_plan += planned
+        wanted += needed
+    if wanted:
+        planner.snapshot.add_entries(await state.entries(job.name, wanted))
+    return to_plan, wanted
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Deprovisions:
+    """What a full read leaves to deprovision, the holds that apply to it, and whether the read counts
+    as complete for the source shrink check (the next reads compare with it)."""
+
+    ops: list[Operation]
+    holds: tuple[Hold, ...]
+    complete_read: bool
+
+
+async def plan_deprovisions(
+    state: StateStore,
+    job: JobConfig,
+    planner: Planner,
+    *,
+    approved: frozenset[str],
+    read: int,
+    skipped: int,
+    last_read: int | None,
+) -> Deprovisions:
+    """After a full read of `read` objects (`skipped` more could not be read; the last complete read
+    had `last_read`): the deprovisions of what the read did not see, and the holds that apply to
+    those `approved` does not name (an incomplete read, a shrunk source, the deletion guard)."""
+    planner.snapshot.add_entries(await state.entries(job.name, planner.unseen()))
+    missing = list(planner.plan_missing())
+    unapproved = sum(1 for op in missing if op.source_id not in approved)
+    shrink = job.source_shrink.describe(read, last_read)
+    holds = deprovision_holds(job, unapproved, len(planner.snapshot), skipped, shrink) if unapproved else ()
+    return Deprovisions(missing, holds, skipped == 0 and (shrink is None or unapproved == 0))
+
+
+def deprovision_holds(
+    job: JobConfig, unapproved: int, held: int, skipped: int, shrink: str | None
+) -> tuple[Hold, ...]:
     """The checks that hold `unapproved` deprovisions of a job that holds `held` objects."""
     holds = []
     if skipped:
@@ -437,7 +525,7 @@ async def load_membership(
     state: StateStore, job: JobConfig, only: str | None = None, *, per_batch: bool = False
 ) -> Membership | None:
     """For a group job, its members' target ids and what its groups (or group `only`) hold as applied.
-    `per_batch`: no target ids yet; a cycle loads those of each batch's members (`_prepare`)."""
+    `per_batch`: no target ids yet; a cycle loads those of each batch's members (`prepare_batch`)."""
     if job.members is None:
         return None
     return Membership(

@@ -11,13 +11,13 @@ from typing import Any
 
 from common.errors import SourceError
 from engine.config import JobConfig
+from engine.core.changes import REDACTED, Diff, as_logged, diff
 from engine.core.membership import MemberPlan, Membership
 from engine.core.planner import plan_action, plan_missing
 from engine.core.scoping import ScopingClause
 from engine.mapping.functions.errors import MappingError
 from engine.model import SourceObject, StateEntry
 from engine.pipeline.cycles import CycleRunner, load_membership
-from engine.pipeline.tracker import REDACTED
 from engine.sources.base import Source
 from engine.store.state import StateStore
 
@@ -44,6 +44,11 @@ class Preview:
     action: str | None = None
     explanation: str = ""
     members: MemberPlan | None = None
+    changes: Diff | None = None
+    """For an update: what it changes against the attributes last applied (see `old_known`)."""
+    old_known: bool = True
+    """Whether the provisioning log still holds the attributes last applied (else `changes` shows
+    every attribute as it would be sent)."""
 
 
 async def find_object(source: Source, source_id: str) -> tuple[SourceObject | None, int]:
@@ -66,9 +71,11 @@ def preview(
     membership: Membership | None = None,
     *,
     skipped: int = 0,
+    applied: dict[str, Any] | None = None,
 ) -> Preview:
-    """Pure: the object's scoping, mapping (and a group's members) and planned action against its state;
-    `skipped` source rows could not be read, which holds a deprovision of an object not found."""
+    """Pure: the object's scoping, mapping (and a group's members) and planned action against its state
+    and the attributes `applied` last (None: not known); `skipped` source rows could not be read,
+    which holds a deprovision of an object not found."""
     if obj is None:
         action = "nothing"
         if entry is not None:
@@ -114,6 +121,10 @@ def preview(
     members = membership.plan(source_id, obj.attributes, mapped.hash) if membership is not None else None
     action = plan_action(entry, members.hash if members is not None else mapped.hash) or "nothing"
     hidden = job.redacted
+    changes = None
+    if action == "update":
+        add, remove = (members.add, members.remove) if members is not None else ((), ())
+        changes = diff(applied, as_logged(mapped.attributes, hidden), members_add=add, members_remove=remove)
     explanation = {
         "create": "not in the target yet",
         "update": "disabled in the target: it would be enabled again"
@@ -130,6 +141,8 @@ def preview(
         action=action,
         explanation=explanation,
         members=members,
+        changes=changes,
+        old_known=applied is not None,
     )
 
 
@@ -144,7 +157,17 @@ async def preview_from_state(job: JobConfig, source_id: str, state: StateStore |
         return preview(job, obj, source_id, None)
     membership = await load_membership(state, job, source_id)
     entry = await state.entry(job.name, source_id)
-    return preview(job, obj, source_id, entry, membership, skipped=source.skipped)
+    applied = await _applied(state, job, source_id, entry)
+    return preview(job, obj, source_id, entry, membership, skipped=source.skipped, applied=applied)
+
+
+async def _applied(
+    state: StateStore, job: JobConfig, source_id: str, entry: StateEntry | None
+) -> dict[str, Any] | None:
+    """The attributes last applied to the object, if the provisioning log still holds them."""
+    if entry is None:
+        return None
+    return (await state.applied_attributes(job.name, [source_id])).get(source_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +190,8 @@ async def provision(
     if obj is None and not source.problems and entry is None:
         raise UnknownObject(f"{source_id!r} is neither in the source of job {job.name!r} nor in its state")
     membership = await load_membership(runner.state, job, source_id)
-    shown = preview(job, obj, source_id, entry, membership, skipped=source.skipped)
+    applied = await _applied(runner.state, job, source_id, entry)
+    shown = preview(job, obj, source_id, entry, membership, skipped=source.skipped, applied=applied)
     # A deprovision goes through the holds of a cycle's: `read` is a whole read only when the object
     # was not found (then the source-shrink check applies), and rows it could not read hold it.
     cycle_id, _counts = await runner.run_one(

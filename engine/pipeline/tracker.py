@@ -19,18 +19,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-import orjson
-
+from engine.core.changes import log_text
 from engine.model import LOST, Lost
 from queues.contracts import Operation, Result
-
-REDACTED = "***"
-
-
-def _unencodable(value: object) -> object:
-    wire = getattr(value, "wire", None)  # SelectUniqueValue candidates
-    return wire() if wire is not None else str(value)
-
 
 ACTION_COUNTS = {"create": "created", "update": "updated", "disable": "disabled", "delete": "deleted"}
 
@@ -179,11 +170,7 @@ class Tracker:
     def _sending(self, op: Operation) -> str:
         if not op.attributes:
             return ""
-        hidden = self._redacted.get(op.job)
-        attributes = op.attributes
-        if hidden:
-            attributes = {k: REDACTED if k in hidden else v for k, v in attributes.items()}
-        return orjson.dumps(attributes, default=_unencodable).decode()
+        return log_text(op.attributes, self._redacted.get(op.job, ()))
 
     def record_unpublished(self, cycle_id: str, results: Iterable[Result]) -> None:
         """Count failures that never became an operation (an object whose mapping failed)."""

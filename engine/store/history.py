@@ -106,7 +106,7 @@ def steps(record: Mapping[str, Any]) -> dict[str, str]:
     """The steps of one operation (import, scope, match, action, export) and their outcome, told from
     what its record holds."""
     action, status, target_id = record["action"], record["status"], record["target_id"]
-    if action in ("create", "update"):
+    if action in ("create", "update", "staged_update"):
         found = "read from the source"
         scope = "in scope"
     elif action == "staged_delete":

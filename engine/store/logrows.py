@@ -240,15 +240,21 @@ class LogCodec:
 
     async def records(self, conn: AsyncConnection, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         """Rows of `readable()` as records by `FIELDS`, their attributes as the JSON text written."""
-        wanted = {row[-2] for row in rows if row[-2] is not None} - self._zdicts.keys()
+        texts = await self.texts(conn, [(row[-2], row[-1]) for row in rows])
+        return [
+            dict(zip(FIELDS, (*row[:-2], text), strict=True)) for row, text in zip(rows, texts, strict=True)
+        ]
+
+    async def texts(
+        self, conn: AsyncConnection, stored: Sequence[tuple[int | None, bytes | None]]
+    ) -> list[str | None]:
+        """Stored attributes (the key of their dictionary, the bytes) as the JSON text written."""
+        wanted = {key for key, _data in stored if key is not None} - self._zdicts.keys()
         if wanted:
             found = (await conn.execute(select_zdicts(wanted))).all()
             self._zdicts.update((key, bytes(zdict)) for key, zdict in found)
         zdicts = self._zdicts
-        return [
-            dict(zip(FIELDS, (*row[:-2], decompress(row[-1], zdicts.get(row[-2]))), strict=True))
-            for row in rows
-        ]
+        return [decompress(data, zdicts.get(key) if key is not None else None) for key, data in stored]
 
 
 def key_of(name: str) -> Any:
@@ -311,6 +317,26 @@ def insert_names(dialect: str) -> Any:
 
 def select_keys(names: Iterable[str]) -> sa.Select[Any]:
     return sa.select(log_names.c.name, log_names.c.key).where(log_names.c.name.in_(list(names)))
+
+
+def latest_applied(
+    job: int, succeeded: int, actions: Sequence[int], source_ids: Sequence[str]
+) -> sa.Select[Any]:
+    """The source id, dictionary key and stored attributes of the latest successful create or update
+    (`actions`, as keys) of each of the job's `source_ids`: one look into `log_job_source` per id."""
+    latest = (
+        sa.select(sa.func.max(log.c.id))
+        .where(
+            log.c.job == job,
+            log.c.source_id.in_(list(source_ids)),
+            log.c.status == succeeded,
+            log.c.action.in_(list(actions)),
+        )
+        .group_by(log.c.source_id)
+    )
+    return sa.select(log.c.source_id, log.c.zdict, log.c.attributes).where(
+        log.c.id.in_(latest.scalar_subquery())
+    )
 
 
 def select_zdicts(keys: Iterable[int]) -> sa.Select[Any]:

@@ -25,7 +25,7 @@ from common.errors import StateError
 from common.peers.sql_bulk import BulkStatement, Row
 from engine.core.reconcile import Finding
 from engine.core.snapshot import Snapshot, decode_hash, encode_hash, fingerprint
-from engine.model import ACTIVE, DISABLED, LOST, Lost, StateEntry
+from engine.model import ACTIVE, DISABLED, LOST, Lost, StateEntry, Unapplied
 from engine.store import logrows
 from engine.store.migrations import migrate
 from engine.store.schema import cycles, group_members, job_control, log, metadata, objects, staged
@@ -34,7 +34,9 @@ from queues.contracts import Operation, Result
 _log = logging.getLogger("roster.engine.state")
 
 STAGED_DELETE = "staged_delete"
-"""The log action of a deprovision held by the deletion guard."""
+"""The log action of a deprovision held for approval (by the deletion guard, a bad read)."""
+STAGED_UPDATE = "staged_update"
+"""The log action of an update held for approval by the mass-change guard."""
 RECONCILE = "reconcile"
 """The log action of a reconciliation's findings: one record each, its situation as the status."""
 
@@ -253,6 +255,33 @@ class StateStore:
         async with self.engine.connect() as conn:
             return await self._log.records(conn, (await conn.execute(query)).all())
 
+    async def applied_attributes(
+        self, job: str, source_ids: Iterable[str]
+    ) -> dict[str, dict[str, Any] | None]:
+        """The attributes last applied to each of the given objects: those its latest successful create
+        or update sent, from the provisioning log (redacted values as `***`). None where that record
+        does not hold them (a result that came after the engine that sent it restarted); an object
+        with no such record (never applied, or its records pruned) is left out. Reads only."""
+        ids = list(source_ids)
+        found: dict[str, dict[str, Any] | None] = {}
+        if not ids:
+            return found
+        names = (job, "succeeded", "create", "update")
+        async with self.engine.connect() as conn:
+            keys = dict((await conn.execute(logrows.select_keys(names))).all())
+            if job not in keys or "succeeded" not in keys:
+                return found
+            actions = [keys[name] for name in ("create", "update") if name in keys]
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                query = logrows.latest_applied(
+                    keys[job], keys["succeeded"], actions, ids[start : start + _IDS_PER_QUERY]
+                )
+                rows = (await conn.execute(query)).all()
+                texts = await self._log.texts(conn, [(row[1], row[2]) for row in rows])
+                for row, text in zip(rows, texts, strict=True):
+                    found[row[0]] = orjson.loads(text) if text else None
+        return found
+
     async def start_cycle(
         self,
         cycle_id: str,
@@ -284,13 +313,20 @@ class StateStore:
                 .values(status=status, finished_at=time.time(), counts=orjson.dumps(counts).decode())
             )
 
-    async def log_staged(self, ops: Sequence[Operation], why: str = "by the deletion guard") -> None:
-        """One log record per deprovision held for approval (action `staged_delete`), saying `why`."""
+    async def log_staged(
+        self, ops: Sequence[Operation | Unapplied], why: str = "by the deletion guard"
+    ) -> None:
+        """One log record per operation held for approval (action `staged_delete`, or `staged_update`
+        for an update), saying `why`."""
         now = time.time()
         await self._write_log(
             [
                 _unapplied(
-                    op, now, STAGED_DELETE, "warning", message=f"would {op.action}: held for approval {why}"
+                    op,
+                    now,
+                    STAGED_UPDATE if op.action == "update" else STAGED_DELETE,
+                    "warning",
+                    message=f"would {op.action}: held for approval {why}",
                 )
                 for op in ops
             ]
@@ -612,7 +648,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _unapplied(
-    op: Operation | Lost,
+    op: Operation | Unapplied,
     at: float,
     action: str,
     status: str,

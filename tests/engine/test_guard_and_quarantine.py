@@ -11,10 +11,12 @@ from engine.core.policies import (
     CREDENTIALS_REJECTED,
     DeletionGuard,
     FailureWindow,
+    MassChangeGuard,
     QuarantineSettings,
     SourceShrink,
     backoff_s,
     parse_deletion_guard,
+    parse_mass_change_guard,
     parse_quarantine,
     parse_source_shrink,
 )
@@ -40,6 +42,26 @@ def test_guard_settings_are_checked() -> None:
         parse_deletion_guard("g", {"percent": 150})
     with pytest.raises(ConfigError, match="did you mean 'count'"):
         parse_deletion_guard("g", {"cuont": 1})
+
+
+def test_the_mass_change_guard_trips_above_the_count_and_the_share_both() -> None:
+    guard = MassChangeGuard(count=500, percent=20)
+    assert not guard.trips(600, 10_000)  # above the count, 6%: not above the share
+    assert not guard.trips(400, 1_000)  # 40%, but not above the count
+    assert not guard.trips(1_000, 5_000)  # exactly 20%
+    assert guard.trips(1_001, 5_000)
+    assert not MassChangeGuard(enabled=False).trips(5_000, 5_000)
+    assert guard.describe("title", 4_844, 4_844, 5_000, "accounts").startswith(
+        "title would be emptied on 4,844 of 5,000 accounts (97%)"
+    )
+    assert guard.describe("title", 4_844, 10, 5_000, "accounts").startswith(
+        "title would be changed on 4,844 of 5,000 accounts (97%)"
+    )
+    assert parse_mass_change_guard("g", None) == MassChangeGuard()
+    assert parse_mass_change_guard("g", False) == MassChangeGuard(enabled=False)
+    assert parse_mass_change_guard("g", {"count": 10, "percent": 5}) == MassChangeGuard(count=10, percent=5)
+    with pytest.raises(ConfigError, match="above 100"):
+        parse_mass_change_guard("g", {"percent": 150})
 
 
 def _result(i: int, status: str = "succeeded", code: str | None = None) -> Result:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -465,3 +466,34 @@ async def test_an_existing_state_open_to_others_is_narrowed_to_its_owner(tmp_pat
         assert await store.entry("people", "a") is not None
         assert _mode(path) == 0o600
         assert _mode(path.with_name("state.db-wal")) == 0o600
+
+
+async def test_applied_attributes_are_those_of_each_objects_latest_successful_create_or_update(
+    store: StateStore,
+) -> None:
+    def sent(r: Result, **attributes: object) -> tuple[Result, str]:
+        return r, orjson.dumps(attributes).decode()
+
+    writes = [
+        [sent(result("a"), title="Engineer"), sent(result("b"), title="Clerk", mail="b@x")],
+        [
+            sent(result("a", "update"), title="Manager"),
+            sent(result("b", "update", status="failed", applied_hash=None), title=""),  # not applied
+            sent(result("c", status="retrying", applied_hash=None), title="Nope"),
+        ],
+        [(result("a", "disable", applied_hash=None), "")],  # disables send nothing, and count not
+        [(result("d"), "")],  # its result came after a restart: what it sent is not known
+    ]
+    for write in writes:
+        await store.apply_results([r for r, _ in write], {r.op_id: text for r, text in write if text})
+    other = result("a", job="others")
+    await store.apply_results([other], {other.op_id: '{"title": "Other"}'})
+
+    ids = ["a", "b", "c", "d", "e"] + [f"x{i}" for i in range(1200)]  # more than one query's worth
+    assert await store.applied_attributes("people", ids) == {
+        "a": {"title": "Manager"},
+        "b": {"title": "Clerk", "mail": "b@x"},
+        "d": None,
+    }
+    assert await store.applied_attributes("nobody", ["a"]) == {}
+    assert await store.applied_attributes("people", []) == {}

@@ -1,0 +1,187 @@
+"""The next cycle of a job as a dry run (`roster plan`): every operation it would send, attribute by
+attribute, and the holds that would apply, without writing anything anywhere.
+
+It reads the source and plans with the cycle's own parts (`prepare_batch`, the `Planner`, the
+mass-change guard's count, `plan_deprovisions`), so its counts are the cycle's; it only reads the
+state store (the fingerprints, the entries, the job's switches, and the last applied attributes from
+the provisioning log), opens no cycle, writes no log record and talks to no broker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from common.errors import RosterError
+from engine.config import JobConfig
+from engine.core.changes import Diff
+from engine.core.masschange import MassChanges
+from engine.mapping.functions.errors import MappingError
+from engine.model import DISABLED, Hold, SourceProblem
+from engine.pipeline.control import JobControl
+from engine.pipeline.cycles import SOURCE_BATCH, job_planner, plan_deprovisions, prepare_batch
+from engine.pipeline.massgate import diffs, noun
+from engine.pipeline.tracker import ACTION_COUNTS
+from engine.store.state import StateStore
+from queues.contracts import Operation
+
+PLAN_CYCLE_ID = "plan"
+"""The cycle id a dry run's operations carry (no cycle is recorded)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannedObject:
+    """One object's operation in the plan and what it changes.
+
+    `old_known` is False for an update whose last applied attributes the provisioning log no longer
+    holds (pruned, or written after a restart of the engine that sent them): its diff then shows
+    every attribute as it would be sent."""
+
+    source_id: str
+    action: str
+    """create, update, disable, delete, or fail (a mapping fails on the object)"""
+    diff: Diff = field(default_factory=Diff)
+    old_known: bool = True
+    enables: bool = False
+    """An update of a disabled object, which enables it again."""
+    held: str | None = None
+    """The kind of the hold that would stage the operation for approval, if one would."""
+    error: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class JobPlan:
+    """What the cycle would do, in totals that count as the cycle's summary does."""
+
+    job: str
+    object_type: str
+    read: int = 0
+    full: bool = True
+    """A full read: only after one are objects missing from the source deprovisioned."""
+    totals: Counter[str] = field(default_factory=Counter)
+    holds: tuple[Hold, ...] = ()
+    skipped_rows: int = 0
+    problems: tuple[SourceProblem, ...] = ()
+    error: str | None = None
+    """Why the source could not be read to the end (nothing is deprovisioned then)."""
+    elapsed_s: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        """The totals under the names of the cycle summary's counts."""
+        names = ("created", "updated", "disabled", "deleted", "unchanged", "out_of_scope", "failed")
+        return {
+            **{name: self.totals[name] for name in names},
+            "staged": self.totals["staged"],
+            "staged_updates": self.totals["staged_updates"],
+            "pending_members": self.totals["pending_members"],
+        }
+
+
+async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObject], None]) -> JobPlan:
+    """Plan the next cycle of `job` against `state`, handing each object with an operation to `emit`
+    as it is planned (the unchanged ones are only counted). Writes nothing."""
+    started = time.perf_counter()
+    control = JobControl(state)
+    await control.load()  # reads the switches: the watermark and the last complete read
+    since = control.since(job.name, job.source.full_import_every_s) if job.source.incremental else None
+    source = job.source.open(since)
+    planner = await job_planner(state, job, PLAN_CYCLE_ID, await state.fingerprints(job.name))
+    plan = JobPlan(job=job.name, object_type=job.object_type)
+    counts: MassChanges[PlannedObject, PlannedObject] = MassChanges(
+        job.mass_change_guard, len(planner.snapshot), held_as=_held, noun=noun(job)
+    )
+    try:
+        async for batch in source.batches(SOURCE_BATCH):
+            to_plan, loaded = await prepare_batch(state, job, planner, batch)
+            ops: list[tuple[Operation, bool]] = []
+            for obj in to_plan:
+                try:
+                    op = planner.plan(obj)
+                except MappingError as exc:
+                    plan.totals["failed"] += 1
+                    emit(PlannedObject(source_id=obj.source_id, action="fail", error=str(exc)))
+                    continue
+                if op is not None:
+                    entry = planner.snapshot.entry(op.source_id)
+                    ops.append((op, entry is not None and entry.state == DISABLED))
+            await _emit_changes(state, job, ops, counts, plan, emit)
+            planner.snapshot.drop_entries(loaded)
+            planner.snapshot.shrink()
+            plan.read += len(batch)
+    except RosterError as exc:
+        plan.error = str(exc)  # what waited on the mass-change guard is not sent, as in a cycle
+    else:
+        for planned in counts.finish():
+            _count_and_emit(planned, plan, emit)
+    plan.holds = counts.holds()
+    plan.full = source.full
+    plan.skipped_rows = source.skipped
+    plan.problems = tuple(source.problems)
+    if plan.error is None and source.full:
+        found = await plan_deprovisions(
+            state,
+            job,
+            planner,
+            approved=frozenset(),
+            read=plan.read,
+            skipped=source.skipped,
+            last_read=control.last_complete_read(job.name),
+        )
+        plan.holds += found.holds
+        held = found.holds[0].kind if found.holds else None
+        for op in found.ops:
+            _count_and_emit(PlannedObject(source_id=op.source_id, action=op.action, held=held), plan, emit)
+    plan.totals["unchanged"] = planner.unchanged
+    plan.totals["out_of_scope"] = planner.out_of_scope
+    plan.totals["pending_members"] = planner.pending_members
+    plan.elapsed_s = time.perf_counter() - started
+    return plan
+
+
+async def _emit_changes(
+    state: StateStore,
+    job: JobConfig,
+    ops: list[tuple[Operation, bool]],
+    counts: MassChanges[PlannedObject, PlannedObject],
+    plan: JobPlan,
+    emit: Callable[[PlannedObject], None],
+) -> None:
+    """Each planned operation with its diff against the last applied attributes (one read of the log
+    for the batch's updates), the updates through the mass-change guard's count as in a cycle."""
+    found = await diffs(state, job, [op for op, _ in ops])
+    for (op, enables), (changes, known) in zip(ops, found, strict=True):
+        planned = PlannedObject(
+            source_id=op.source_id, action=op.action, diff=changes, old_known=known, enables=enables
+        )
+        if op.action != "update":
+            _count_and_emit(planned, plan, emit)
+            continue
+        for ready in counts.add(planned, changes if known else None):
+            _count_and_emit(ready, plan, emit)
+    for stopped in counts.held:  # held for good: shown now rather than kept to the end
+        _count_and_emit(stopped, plan, emit)
+    counts.held.clear()
+
+
+def _held(planned: PlannedObject) -> PlannedObject:
+    """An update the mass-change guard holds (not `dataclasses.replace`, which looks the fields up
+    again for each of what may be hundreds of thousands)."""
+    return PlannedObject(
+        source_id=planned.source_id,
+        action=planned.action,
+        diff=planned.diff,
+        old_known=planned.old_known,
+        enables=planned.enables,
+        held="mass_change",
+    )
+
+
+def _count_and_emit(planned: PlannedObject, plan: JobPlan, emit: Callable[[PlannedObject], None]) -> None:
+    if planned.held:
+        plan.totals["staged"] += 1
+        plan.totals["staged_updates"] += planned.action == "update"
+    else:
+        plan.totals[ACTION_COUNTS[planned.action]] += 1
+    emit(planned)

@@ -1,0 +1,95 @@
+"""The mass-change guard at work in a cycle: between the planner and the publisher, each batch's updates
+are diffed against their last applied attributes (one read of the provisioning log per batch) and
+counted (`engine.core.masschange`), so that an update goes out only once no attribute it changes can
+still trip the guard. `roster plan` diffs its operations the same way (`diffs`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from engine.config import JobConfig
+from engine.core.changes import Diff, as_logged, diff
+from engine.core.masschange import MassChanges
+from engine.model import Unapplied
+from engine.store.state import StateStore
+from queues.contracts import Operation
+
+log = logging.getLogger("roster.engine.massgate")
+
+
+async def diffs(state: StateStore, job: JobConfig, ops: Sequence[Operation]) -> list[tuple[Diff, bool]]:
+    """What each operation changes, and whether that is known: an update against the attributes last
+    applied (not known when the provisioning log no longer holds them: then against nothing, every
+    value as sent), anything else against nothing. One read of the log."""
+    applied = await state.applied_attributes(job.name, [op.source_id for op in ops if op.action == "update"])
+    hidden = job.redacted
+    found = []
+    for op in ops:
+        old = applied.get(op.source_id) if op.action == "update" else None
+        changes = diff(
+            old,
+            as_logged(op.attributes, hidden),
+            members_add=op.members_add,
+            members_remove=op.members_remove,
+        )
+        found.append((changes, op.action != "update" or old is not None))
+    return found
+
+
+def staged(op: Operation) -> Unapplied:
+    """What is kept of an update held for approval."""
+    return Unapplied(op.op_id, op.cycle_id, op.job, op.source_id, op.action, op.target_id)
+
+
+def noun(job: JobConfig) -> str:
+    """What the guard's reason calls the job's objects."""
+    return "accounts" if job.object_type == "user" else "groups"
+
+
+class UpdateGate:
+    """A cycle's updates on their way to the publisher: `keep` takes those the guard must see, `release`
+    counts a batch of them and returns those that may go, `finish` the ones that waited to the end of
+    the read; `counts.held` are the updates held for approval, `counts.holds()` why. Updates of the
+    source ids in `approved` (released by `roster approve`) pass uncounted."""
+
+    def __init__(self, state: StateStore, job: JobConfig, held: int, approved: frozenset[str]) -> None:
+        self._state = state
+        self._job = job
+        self._approved = approved
+        self.counts: MassChanges[Operation, Unapplied] = MassChanges(
+            job.mass_change_guard, held, held_as=staged, noun=noun(job)
+        )
+        self._kept: list[Operation] = []
+        self.unjudged = 0
+        """Updates the guard could not count: their last applied values are past the log's retention."""
+
+    def keep(self, op: Operation) -> bool:
+        """Whether `op` waits for `release` (an update the guard must count); otherwise it goes now."""
+        if op.action != "update" or not self.counts.active or op.source_id in self._approved:
+            return False
+        self._kept.append(op)
+        return True
+
+    async def release(self) -> list[Operation]:
+        """Count the updates kept since the last call; those that may go now."""
+        kept, self._kept = self._kept, []
+        if not kept:
+            return []
+        ready: list[Operation] = []
+        for op, (changes, known) in zip(kept, await diffs(self._state, self._job, kept), strict=True):
+            ready += self.counts.add(op, changes if known else None)
+            self.unjudged += not known
+        return ready
+
+    def finish(self) -> list[Operation]:
+        """The read is complete: the updates still waiting go."""
+        if self.unjudged:
+            log.warning(
+                "event=mass_change_unjudged job=%s updates=%d reason=%r",
+                self._job.name,
+                self.unjudged,
+                "their last applied values are no longer in the provisioning log (log_retention_days)",
+            )
+        return self.counts.finish()
