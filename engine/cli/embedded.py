@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -167,6 +168,35 @@ def reconcile_command(args: argparse.Namespace, console: Console) -> int:
     summary = asyncio.run(run())
     print_reconciliation(console, summary)
     return reconcile_exit_code(summary)
+
+
+def reconcile_plan_command(args: argparse.Namespace, console: Console) -> int:
+    """`roster plan --reconcile`: each job's target read back through its connector and classified, per
+    object what a reconciliation would do and each attribute as the target holds it -> as the job
+    maps it; nothing is acted on or written (a state store that does not exist is not created)."""
+    from engine.cli.inspect import state_exists
+    from engine.cli.reconcile_report import print_reconcile_plan, reconcile_plan_lines
+    from engine.pipeline.reconciling import reconcile
+
+    config, targets = load_both(args.file)
+    jobs = in_dependency_order([config.job(name) for name in args.job] if args.job else config.jobs)
+    location = state_location(args, config)
+    if not state_exists(location):
+        location = "sqlite+aiosqlite:///:memory:"
+    tune_process()
+
+    async def run() -> list[ReconcileSummary]:
+        async with embedded(config, targets, location) as pipeline:
+            return [await reconcile(pipeline.runner, job, trigger="plan", record=False) for job in jobs]
+
+    summaries = asyncio.run(run())
+    for job, summary in zip(jobs, summaries, strict=True):
+        if args.output == "json":
+            sys.stdout.buffer.write(reconcile_plan_lines(job, summary))
+            sys.stdout.buffer.flush()
+        else:
+            print_reconcile_plan(console, job, summary, args.limit)
+    return 1 if any(s.status == "failed" for s in summaries) else 0
 
 
 async def _run(

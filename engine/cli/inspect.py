@@ -26,7 +26,7 @@ def preview_command(args: argparse.Namespace, console: Console) -> int:
     location = state_location(args, config)
 
     async def run() -> Preview:
-        if not _state_exists(location):
+        if not state_exists(location):
             return await preview_from_state(job, args.source_id, None)
         async with StateStore(location) as state:
             return await preview_from_state(job, args.source_id, state)
@@ -40,10 +40,14 @@ def plan_command(args: argparse.Namespace, console: Console) -> int:
     by attribute, and the totals; writes nothing. A table shows the first `--limit` objects of each
     job; `--output json` writes JSON Lines: one line per object with an operation as it is planned,
     then a line of the job's totals."""
+    if args.reconcile:
+        from engine.cli.embedded import reconcile_plan_command
+
+        return reconcile_plan_command(args, console)
     config = load_engine_config(args.file)
     jobs = in_dependency_order([config.job(name) for name in args.job] if args.job else config.jobs)
     location = state_location(args, config)
-    if not _state_exists(location):
+    if not state_exists(location):
         location = "sqlite+aiosqlite:///:memory:"  # nothing applied yet: every object is new
     as_json = args.output == "json"
     out = sys.stdout.buffer
@@ -69,7 +73,7 @@ def plan_command(args: argparse.Namespace, console: Console) -> int:
     return 1 if any(plan.error for plan in plans) else 0
 
 
-def _state_exists(location: str) -> bool:
+def state_exists(location: str) -> bool:
     """Preview writes nothing: a SQLite state file that is not there yet is not created."""
     prefix = "sqlite+aiosqlite:///"
     return not location.startswith(prefix) or Path(location.removeprefix(prefix)).exists()

@@ -124,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
         default=50,
         help="objects shown per job in the table (default 50; totals are whole)",
     )
+    plan.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="old values from the target itself, read through its connector (embedded), not from the "
+        "last applied state: what `roster reconcile` would find and do",
+    )
     plan.set_defaults(func=_plan)
     reconcile = commands.add_parser(
         "reconcile",

@@ -3,13 +3,18 @@ the first findings, each in words."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from common.process.cli import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
-from engine.core.reconcile import SITUATIONS
+from engine.config import JobConfig
+from engine.core.reconcile import SITUATIONS, Finding
 from engine.pipeline.reconciling import ReconcileSummary
+from queues.contracts import MEMBERS
 
 _LEFT_WRONG = ("drifted", "missing", "unlinked", "orphan", "unknown")
 
@@ -95,3 +100,64 @@ def reconcile_exit_code(s: ReconcileSummary) -> int:
     if s.status == "failed" or (s.cycle is not None and s.cycle.failed):
         return EXIT_FAILED
     return EXIT_ATTENTION if s.held or left_as_found(s) else EXIT_OK
+
+
+def planned_action(job: JobConfig, finding: Finding) -> str:
+    """What a reconciliation of `job` would do about `finding`, by its policy."""
+    policy = job.reconcile
+    return {
+        "drifted": "update" if policy.drifted == "correct" else "report",
+        "missing": "create" if policy.missing == "recreate" else "report",
+        "unlinked": "link",
+        "unprovisioned": "create",
+        "orphan": policy.orphan,
+    }.get(finding.situation, "none")
+
+
+def print_reconcile_plan(console: Console, job: JobConfig, s: ReconcileSummary, limit: int) -> None:
+    """The first `limit` findings, each attribute as found -> as expected, then the counts."""
+    if s.error is not None:
+        console.print(f"[red]{escape(s.job)}: the target could not be read back[/]: {escape(s.error)}")
+        return
+    console.print(f"[bold]{escape(s.job)}[/]: the target read back (old: as the target holds it)")
+    for finding in s.findings[:limit]:
+        who = finding.source_id or finding.target_id or "?"
+        console.print(
+            f"  {escape(who)}: {finding.situation} -> {planned_action(job, finding)}", highlight=False
+        )
+        for drift in finding.drift:
+            if drift.attribute == MEMBERS:
+                console.print(f"      {escape(str(drift))}", highlight=False)
+            else:
+                old, new = _shown(drift.found), _shown(drift.expected)
+                console.print(
+                    f"      {escape(drift.attribute)}: {escape(old)} -> {escape(new)}", highlight=False
+                )
+    if len(s.findings) > limit:
+        console.print(f"  ... and {len(s.findings) - limit:,} more (--limit, or --output json for all)")
+    counts = ", ".join(
+        f"{s.situations.get(x, 0):,} {x.replace('_', ' ')}" for x in SITUATIONS if s.situations.get(x)
+    )
+    console.print(f"{escape(s.job)}: {counts or 'nothing listed'}; nothing was changed or written")
+
+
+def reconcile_plan_lines(job: JobConfig, s: ReconcileSummary) -> bytes:
+    """JSON Lines: one per finding (its action by the policy, each attribute's old and new), then the
+    job's totals per situation."""
+    lines: list[dict[str, Any]] = [
+        {
+            "job": s.job,
+            "source_id": f.source_id,
+            "target_id": f.target_id,
+            "situation": f.situation,
+            "action": planned_action(job, f),
+            "changes": {d.attribute: {"old": d.found, "new": d.expected} for d in f.drift},
+        }
+        for f in s.findings
+    ]
+    lines.append({"job": s.job, "totals": s.situations, "error": s.error})
+    return b"".join(orjson.dumps(line, default=str) + b"\n" for line in lines)
+
+
+def _shown(value: Any) -> str:
+    return "(empty)" if value is None or value == "" or value == [] else repr(value)

@@ -106,13 +106,19 @@ async def reconcile(
     trigger: str = "manual",
     act: bool = True,
     approve_orphans: bool = False,
+    record: bool = True,
 ) -> ReconcileSummary:
     """Reconcile `job` (see the module docstring); `act=False` only reports, whatever the policy;
     `approve_orphans` lets the orphans' operations pass the deletion guard (never an incomplete read).
-    When corrections were set in motion, a cycle of the job follows at once and applies them."""
+    When corrections were set in motion, a cycle of the job follows at once and applies them.
+
+    `record=False` is a dry run (`roster plan --reconcile`): nothing is acted on or written (no cycle
+    record, no log record, no metric), and the summary keeps every finding."""
+    act = act and record
     async with runner.job_lock(job.name):
-        summary = await _reconcile(runner, job, trigger, act, approve_orphans)
-    runner.metrics.record_reconcile(job.name, summary.situations)
+        summary = await _reconcile(runner, job, trigger, act, approve_orphans, record)
+    if record:
+        runner.metrics.record_reconcile(job.name, summary.situations)
     if act and summary.status != "failed" and (summary.corrections.keys() & {"correct", "recreate", "link"}):
         cycle = await runner.run_cycle(job, trigger="after_reconcile")
         summary = _with_cycle(summary, cycle)
@@ -127,12 +133,13 @@ async def reconcile(
 
 
 async def _reconcile(
-    runner: CycleRunner, job: JobConfig, trigger: str, act: bool, approve_orphans: bool
+    runner: CycleRunner, job: JobConfig, trigger: str, act: bool, approve_orphans: bool, record: bool
 ) -> ReconcileSummary:
     started = time.perf_counter()
     state, settings = runner.state, job.reconcile
     cycle_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}-rec"
-    await state.start_cycle(cycle_id, job.name, f"reconcile:{trigger}", **runner.leases.claim())
+    if record:
+        await state.start_cycle(cycle_id, job.name, f"reconcile:{trigger}", **runner.leases.claim())
     progress = runner.tracker.start_cycle(cycle_id, job.name)
     try:
         mapper = job.mapper()
@@ -163,11 +170,15 @@ async def _reconcile(
         except RosterError as exc:
             listing_task.cancel()
             await asyncio.gather(listing_task, return_exceptions=True)
-            return await _failed(runner, job, cycle_id, started, f"the source could not be read: {exc}")
+            return await _failed(
+                runner, job, cycle_id, started, f"the source could not be read: {exc}", record=record
+            )
         try:
             listing = await listing_task
         except ListingFailed as exc:
-            return await _failed(runner, job, cycle_id, started, f"the target could not be listed: {exc}")
+            return await _failed(
+                runner, job, cycle_id, started, f"the target could not be listed: {exc}", record=record
+            )
         entries = await state.snapshot(job.name)
         managed = None if membership is None else membership.target_ids.values()
         found = Reconciliation(listing.fields, listing.rows, compared, entries, job.matching, managed)
@@ -198,7 +209,8 @@ async def _reconcile(
             if finding.situation == "orphan":
                 orphans.append(finding)
                 findings.append(finding)
-        await state.log_findings(job.name, cycle_id, findings)
+        if record:
+            await state.log_findings(job.name, cycle_id, findings)
         corrections: Counter[str] = Counter()
         held = None
         if act:
@@ -238,15 +250,17 @@ async def _reconcile(
             skipped_rows=source.skipped,
             corrections={k: v for k, v in corrections.items() if v},
             held=held,
-            findings=tuple(findings[:SHOWN_FINDINGS]),
+            findings=tuple(findings if not record else findings[:SHOWN_FINDINGS]),
             orphan_results=dict(progress.counts),
             listing_s=listing_s,
             elapsed_s=time.perf_counter() - started,
         )
-        await state.finish_cycle(cycle_id, status, summary.counts())
+        if record:
+            await state.finish_cycle(cycle_id, status, summary.counts())
         return summary
     except asyncio.CancelledError:
-        await asyncio.shield(state.finish_cycle(cycle_id, "interrupted", {}))
+        if record:
+            await asyncio.shield(state.finish_cycle(cycle_id, "interrupted", {}))
         raise
     finally:
         runner.tracker.end_cycle(cycle_id)
@@ -350,6 +364,7 @@ async def _failed(
     *,
     listed: int = 0,
     read: int = 0,
+    record: bool = True,
 ) -> ReconcileSummary:
     log.error("event=reconcile_failed job=%s cycle=%s error=%r", job.name, cycle_id, error)
     summary = ReconcileSummary(
@@ -362,7 +377,8 @@ async def _failed(
         error=error,
         elapsed_s=time.perf_counter() - started,
     )
-    await runner.state.finish_cycle(cycle_id, "failed", {**summary.counts(), "error": error})
+    if record:
+        await runner.state.finish_cycle(cycle_id, "failed", {**summary.counts(), "error": error})
     return summary
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -147,3 +148,36 @@ def _line(output: str, label: str) -> list[str]:
         if words and words[0] == label:
             return words
     raise AssertionError(f"no {label!r} line in:\n{output}")
+
+
+def test_plan_reconcile_shows_the_targets_old_values_and_writes_nothing(tmp_path: Path) -> None:
+    write_csv(tmp_path / "people.csv", [person(i) for i in range(30)])
+    file = _write_config(tmp_path)
+    assert _roster("run", str(file)).returncode == 0
+    with sqlite3.connect(tmp_path / "target.db") as conn:
+        conn.execute("UPDATE accounts SET department = 'HACKED' WHERE employee_id = 'E00004'")
+        conn.execute("INSERT INTO accounts (employee_id, active) VALUES ('X0001', 1)")
+    before = _contents(tmp_path / "state.db"), _contents(tmp_path / "target.db")
+
+    planned = _roster("plan", str(file), "--reconcile", "--output", "json")
+
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    lines = [json.loads(line) for line in planned.stdout.splitlines()]
+    assert lines[0] == {
+        "job": "people",
+        "source_id": "E00004",
+        "target_id": "E00004",
+        "situation": "drifted",
+        "action": "update",
+        "changes": {"department": {"old": "HACKED", "new": person(4)["department"] or "Unassigned"}},
+    }
+    assert lines[1]["situation"] == "orphan" and lines[1]["action"] == "report"
+    assert lines[2] == {"job": "people", "totals": {"in_step": 29, "drifted": 1, "orphan": 1}, "error": None}
+    assert (_contents(tmp_path / "state.db"), _contents(tmp_path / "target.db")) == before  # nothing written
+
+
+def _contents(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table of a SQLite file, in order."""
+    with sqlite3.connect(db) as conn:
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: sorted(map(tuple, conn.execute(f'SELECT * FROM "{t}"')), key=repr) for t in tables}
