@@ -92,7 +92,7 @@ def test_ten_percent_unreadable_rows_disable_no_one_and_the_run_says_incomplete_
     assert "100 deprovision(s) held for approval" in out
     assert "incomplete read: 100 source row(s) could not be read" in out
     assert "roster approve people" in out
-    assert "nothing to do" not in out
+    assert "no change since the last applied state" not in out
     assert "field larger than field limit" in out and "line 6:" in out
 
 
@@ -158,7 +158,7 @@ def test_guard_held_deprovisions_are_counted_and_never_called_nothing_to_do(tmp_
     run = _roster("run", str(file), "--no-progress")
     out = run.stdout
     assert run.returncode == 3, out
-    assert "nothing to do" not in out
+    assert "no change since the last applied state" not in out
     assert _line(out, "held") == ["held", "10"]
     assert "deletion guard: 10 of 1000 objects would be disabled or deleted" in out
     assert "roster approve people" in out

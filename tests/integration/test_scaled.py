@@ -144,7 +144,7 @@ def test_an_engine_killed_mid_publish_and_started_again_converges_without_duplic
 
     third = fleet.engine(config, "--once")
     assert third.wait(60) == 0, fleet.logs()
-    assert "nothing to do" in third.log(), third.log()
+    assert "no change since the last applied state (3,000 objects)" in third.log(), third.log()
     _assert_exactly(postgres_url, table, rows)
 
 
