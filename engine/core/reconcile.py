@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Final, Literal
 
 from engine.core.links import Found, TargetIndex
@@ -134,19 +135,21 @@ class Reconciliation:
         self.rows: dict[str, Sequence[Any]] = {}
         for row in rows:
             self.rows[str(row[0])] = row
-        self._folded = {target_id.casefold(): target_id for target_id in self.rows}
+        self._folded: dict[str, str] | None = None
         self._position = {name: i + 1 for i, name in enumerate(self.fields)}
         self.compared = tuple(name for name in compared if name in self._position)
         """The attributes compared: those asked that the listing carries."""
+        # Most objects are in step with every value the same text: both sides read in C, compared at once.
+        plain = [name for name in self.compared if name != MEMBERS]
+        self._listed_values = itemgetter(*(self._position[n] for n in plain)) if plain else None
+        self._plain = tuple(plain)
+        self._members_compared = MEMBERS in self.compared
         self.entries = entries
         self._managed = None if managed is None else {target_id.casefold() for target_id in managed}
         """For a group job: the target ids of the member job's objects. A member the group holds that is
         not one of them was added by someone else, and is left alone (`engine.core.membership`)."""
-        listed_matching = [name for name in matching if name in self._position]
-        self._index = TargetIndex(
-            listed_matching,
-            ([r[0], *(r[self._position[n]] for n in listed_matching)] for r in self.rows.values()),
-        )
+        self._matching = [name for name in matching if name in self._position]
+        self._index: TargetIndex | None = None
         self._claimed: set[str] = set()
 
     def expected(
@@ -160,7 +163,7 @@ class Reconciliation:
                 return Finding("missing", source_id, entry.target_id)
             drift = self._drift(attributes, row)
             return Finding("drifted" if drift else "in_step", source_id, str(row[0]), drift)
-        link = self._index.link(matching, attributes)
+        link = self._target_index().link(matching, attributes)
         if isinstance(link, Found) and link.target_id not in self._claimed:
             row = self._take(link.target_id)
             if row is not None:
@@ -193,14 +196,33 @@ class Reconciliation:
             else:
                 yield Finding("orphan", None if owner is None else owner[0], target_id)
 
+    def _target_index(self) -> TargetIndex:
+        """The listing by matching value, made when a source object without a link first asks."""
+        if self._index is None:
+            position = self._position
+            matching = self._matching
+            self._index = TargetIndex(
+                matching, ([r[0], *(r[position[n]] for n in matching)] for r in self.rows.values())
+            )
+        return self._index
+
     def _take(self, target_id: str) -> Sequence[Any] | None:
-        key = target_id if target_id in self.rows else self._folded.get(target_id.casefold())
+        key: str | None = target_id
+        if target_id not in self.rows:  # the state may hold an id in another case than the target's
+            if self._folded is None:
+                self._folded = {listed.casefold(): listed for listed in self.rows}
+            key = self._folded.get(target_id.casefold())
         if key is None or key in self._claimed:
             return None
         self._claimed.add(key)
         return self.rows[key]
 
     def _drift(self, attributes: Mapping[str, Any], row: Sequence[Any]) -> tuple[Drift, ...]:
+        if self._listed_values is not None and not self._members_compared:
+            listed = self._listed_values(row)
+            wanted = tuple(map(attributes.get, self._plain))
+            if (listed if len(wanted) > 1 else (listed,)) == wanted:
+                return ()
         position = self._position
         drift = []
         for name in self.compared:

@@ -179,7 +179,7 @@ async def _reconcile(
             return await _failed(
                 runner, job, cycle_id, started, f"the target could not be listed: {exc}", record=record
             )
-        entries = await state.snapshot(job.name)
+        entries = await state.links(job.name)
         managed = None if membership is None else membership.target_ids.values()
         found = Reconciliation(listing.fields, listing.rows, compared, entries, job.matching, managed)
         situations: Counter[str] = Counter()

@@ -115,6 +115,19 @@ class StateStore:
             rows = (await conn.execute(query)).all()
         return {row[0]: StateEntry(row[1], decode_hash(row[2]), row[3]) for row in rows}
 
+    async def links(self, job: str) -> dict[str, StateEntry]:
+        """Every object of the job with its target id and state, without what was applied (a
+        reconciliation's view: which target object each source object is linked to), a page at a time."""
+        query = sa.select(objects.c.source_id, objects.c.target_id, objects.c.state).where(
+            objects.c.job == job
+        )
+        found: dict[str, StateEntry] = {}
+        async with self.engine.connect() as conn:
+            async for page in _pages(conn, query):
+                for source_id, target_id, state in page:
+                    found[source_id] = StateEntry(target_id, None, state)
+        return found
+
     async def fingerprints(self, job: str) -> Snapshot:
         """The job's state as a cycle holds it: a fingerprint per source id (see `Snapshot`), read a
         page at a time so that no more than a page of rows is ever held besides."""

@@ -123,3 +123,19 @@ def test_a_wrong_policy_names_the_field_and_the_choices() -> None:
         ConfigError, match=r"jobs\[0\]\.reconcile\.orphan: 'purge' is not one of delete, disable, report"
     ):
         parse_reconcile("jobs[0].reconcile", {"orphan": "purge"})
+
+
+@pytest.mark.parametrize("compared", [["mail"], ["mail", "title"]])
+def test_one_value_that_differs_among_equal_ones_is_drift_however_many_are_compared(
+    compared: list[str],
+) -> None:
+    entries = {"E1": StateEntry("t-1", None, ACTIVE), "E2": StateEntry("t-2", None, ACTIVE)}
+    found = Reconciliation(
+        FIELDS, rows(("t-1", "E1", "a@x.org", 42), ("t-2", "E2", "B@x.org", "Eng")), compared, entries, []
+    )
+
+    same = found.expected("E1", {"mail": "a@x.org", "title": "42"}, [])  # 42 as a target stores it
+    other = found.expected("E2", {"mail": "b@x.org", "title": "Eng"}, [])
+
+    assert same.situation == "in_step"
+    assert [(d.attribute, d.expected, d.found) for d in other.drift] == [("mail", "b@x.org", "B@x.org")]
