@@ -35,7 +35,14 @@ from engine.cli.report import (
     print_summary,
 )
 from engine.cli.serve import export_watched, observed
-from engine.cli.settings import announcer, api_from, exposure_warnings, print_warnings, state_location
+from engine.cli.settings import (
+    announcer,
+    api_from,
+    exposure_warnings,
+    print_warnings,
+    state_exists,
+    state_location,
+)
 from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
 from engine.metrics import EngineMetrics
 from engine.model import CycleSummary
@@ -174,7 +181,6 @@ def reconcile_plan_command(args: argparse.Namespace, console: Console) -> int:
     """`roster plan --reconcile`: each job's target read back through its connector and classified, per
     object what a reconciliation would do and each attribute as the target holds it -> as the job
     maps it; nothing is acted on or written (a state store that does not exist is not created)."""
-    from engine.cli.inspect import state_exists
     from engine.cli.reconcile_report import print_reconcile_plan, reconcile_plan_lines
     from engine.pipeline.reconciling import reconcile
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
 from rich.console import Console
 
 from engine.cli.planview import JsonLines, PlanTable, print_totals, totals_line
 from engine.cli.report import print_preview
-from engine.cli.settings import state_location
+from engine.cli.settings import state_exists, state_location
 from engine.config import in_dependency_order, load_engine_config
 from engine.pipeline.dryrun import JobPlan, plan_job
 from engine.pipeline.ondemand import Preview, preview_from_state
@@ -40,7 +39,7 @@ def plan_command(args: argparse.Namespace, console: Console) -> int:
     by attribute, and the totals; writes nothing. A table shows the first `--limit` objects of each
     job; `--output json` writes JSON Lines: one line per object with an operation as it is planned,
     then a line of the job's totals."""
-    if args.reconcile:
+    if args.reconcile:  # the target is read through its connector: the workers' side, embedded
         from engine.cli.embedded import reconcile_plan_command
 
         return reconcile_plan_command(args, console)
@@ -71,9 +70,3 @@ def plan_command(args: argparse.Namespace, console: Console) -> int:
     if not as_json:
         print_totals(console, plans)
     return 1 if any(plan.error for plan in plans) else 0
-
-
-def state_exists(location: str) -> bool:
-    """Preview writes nothing: a SQLite state file that is not there yet is not created."""
-    prefix = "sqlite+aiosqlite:///"
-    return not location.startswith(prefix) or Path(location.removeprefix(prefix)).exists()

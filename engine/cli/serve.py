@@ -112,9 +112,12 @@ async def run_engine(
         main = asyncio.create_task(_active(lock, admin, jobs, once=once, gate=gate, stopped=stopped))
 
         def stop() -> None:
-            # Both: the cancel stops a standby waiting for the lock; the event stops the working engine
-            # even where Python 3.11 loses a cancel (asyncio.wait_for when its awaited task ends at once).
+            # All three: the cancel stops a standby waiting for the lock; the event stops the working
+            # engine, and the scheduler's own stop ends its loops, even where Python 3.11 loses a cancel
+            # (asyncio.wait_for when its awaited task ends at once; seen once more in the standby test,
+            # a SIGTERM during the first cycle after a takeover, under load).
             stopped.set()
+            scheduler.stop()
             main.cancel()
 
         install_stop_handlers(stop)

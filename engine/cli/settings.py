@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -68,3 +69,9 @@ def exposure_warnings(
 def print_warnings(console: Console, warnings: Sequence[str]) -> None:
     for warning in warnings:
         console.print(f"[bold yellow]warning[/] {warning}", highlight=False, soft_wrap=True)
+
+
+def state_exists(location: str) -> bool:
+    """Whether the state store is there: preview and plan write nothing, so they create no SQLite file."""
+    prefix = "sqlite+aiosqlite:///"
+    return not location.startswith(prefix) or Path(location.removeprefix(prefix)).exists()
