@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -62,6 +63,7 @@ from workers.connectors.ldap.pool import (
     broken_link,
 )
 from workers.connectors.ldap.settings import Disable, KindSettings, LdapSettings
+from workers.connectors.ldap.unique import has_unique, resolve_unique
 
 log = logging.getLogger("roster.connectors.ldap")
 
@@ -79,6 +81,9 @@ class LdapConnector(AsyncContextConnector):
         self._pool: Pool | None = None
         self._closed = False
         self._moves = Moves()
+        self._unique_lock = threading.Lock()
+        self._claimed: set[tuple[str, str]] = set()
+        """Unique values handed out to operations still being applied (LDAP attribute, casefolded)."""
 
     def __repr__(self) -> str:
         return f"LdapConnector({self.name!r}, {self.settings.link.url})"
@@ -149,11 +154,41 @@ class LdapConnector(AsyncContextConnector):
         fails what is left of the chunk (transient), keeping the outcomes already had."""
         outcomes: list[Outcome | None] = [None] * len(ops)
         plans: list[Plan | None] = [None] * len(ops)
-        for i, op in enumerate(ops):
-            try:
-                plans[i] = plan_operation(op, self.settings)
-            except ConnectorError as error:
-                outcomes[i] = self._redacted(error)
+        claims: set[tuple[str, str]] = set()
+        try:
+            for i, op in enumerate(ops):
+                try:
+                    if has_unique(op):
+                        op = self._resolve_unique(session, op, claims)
+                    plans[i] = plan_operation(op, self.settings)
+                except LdapFailure as failure:
+                    outcomes[i] = self._redacted(failure.error())
+                except ConnectorError as error:
+                    outcomes[i] = self._redacted(error)
+                except BROKEN_LINK as exc:
+                    return [self._broken(session, exc) if o is None else o for o in outcomes]
+            return self._apply_planned(session, plans, outcomes)
+        finally:
+            with self._unique_lock:
+                self._claimed -= claims  # added by now, or failed: the directory says which from here on
+
+    def _resolve_unique(self, session: Session, op: Operation, claims: set[tuple[str, str]]) -> Operation:
+        """`op` with its SelectUniqueValue attributes resolved (`workers.connectors.ldap.unique`), under
+        the lock that keeps this worker's chunks from handing out one value twice."""
+        kind = kind_settings(op.object_type, self.settings)
+
+        def search(base: str, query: str, names: list[str]) -> list[Entry]:
+            return [to_entry(dn, raw) for dn, raw in session.search(base, query, names)]
+
+        with self._unique_lock:
+            before = set(self._claimed)
+            resolved = resolve_unique(op, kind, search, self._claimed)
+            claims |= self._claimed - before
+        return resolved
+
+    def _apply_planned(
+        self, session: Session, plans: list[Plan | None], outcomes: list[Outcome | None]
+    ) -> list[Outcome]:
         i = 0
         try:
             writes = [p for p in plans if p is not None and p.op.action in ("create", "update")]
@@ -172,11 +207,15 @@ class LdapConnector(AsyncContextConnector):
                 except ConnectorError as error:
                     outcomes[i] = self._redacted(error)
         except BROKEN_LINK as exc:
-            session.broken = True
-            broken = broken_link(f"LDAP server {self.settings.link.url}", exc)
-            log.warning("event=ldap_link_broken target=%s error=%s", self.name, type(exc).__name__)
+            broken = self._broken(session, exc)
             return [broken if o is None or j >= i else o for j, o in enumerate(outcomes)]
         return [o for o in outcomes if o is not None]
+
+    def _broken(self, session: Session, exc: Exception) -> ConnectorError:
+        """The outcome of what a broken link leaves undone (transient); the session is dialled again."""
+        session.broken = True
+        log.warning("event=ldap_link_broken target=%s error=%s", self.name, type(exc).__name__)
+        return broken_link(f"LDAP server {self.settings.link.url}", exc)
 
     def _match_all(self, session: Session, plans: list[Plan]) -> dict[tuple[str, str], list[Entry]]:
         """Entries by (kind, casefolded matching value), for every plan with a value: one search per

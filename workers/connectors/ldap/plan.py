@@ -16,6 +16,7 @@ import ldap3
 
 from common.errors import PermanentError
 from common.peers.ldap_names import DnError, escape_filter_value, join_dn, rdn_values, split_dn
+from common.unique import unique_candidates
 from queues.contracts import MEMBERS, Operation
 from workers.connectors.ldap.settings import KindSettings, LdapSettings
 
@@ -42,16 +43,26 @@ def plan_operation(op: Operation, settings: LdapSettings) -> Plan:
         ldap_name = kind.ldap_name(name)
         if kind.member_attribute and ldap_name.lower() == kind.member_attribute.lower():
             raise PermanentError("group members come from members_add/members_remove, not from an attribute")
+        if unique_candidates(value) is not None:  # resolved before planning (unique.py): never written
+            raise PermanentError(f"{name!r} holds SelectUniqueValue's candidates, not resolved to a value")
         desired[ldap_name] = ldap_values(value)
     dn = None
     if op.action in ("create", "update"):
         try:
             dn = kind.dn.render(op.attributes)
         except KeyError as missing:
+            if op.action == "update" and op.target_id:
+                # An attribute set on create only (a SelectUniqueValue uid) names the entry: an update
+                # without it addresses the entry where it is, and renames nothing.
+                return _plan(op, kind, desired, None)
             raise PermanentError(
                 f"the DN template {kind.dn.text!r} needs {missing.args[0]!r}, "
                 f"which this {op.object_type} lacks; map it"
             ) from None
+    return _plan(op, kind, desired, dn)
+
+
+def _plan(op: Operation, kind: KindSettings, desired: dict[str, list[str]], dn: str | None) -> Plan:
     match_value = None
     values = next((v for k, v in desired.items() if k.lower() == kind.match.lower()), None)
     if values:
