@@ -20,6 +20,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+IDENTIFIERS = frozenset({"externalid"})
+"""Matching attributes that identify an object rather than name it (lowercase)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Found:
@@ -39,9 +42,11 @@ class TargetIndex:
         self._by_field: dict[str, dict[str, list[tuple[str, str]]]] = {name: {} for name in self.fields}
         self.objects = 0
         columns = [self._by_field[name] for name in self.fields]
+        self._rows: dict[str, Sequence[Any]] = {}
         for row in rows:
             self.objects += 1
             target_id = row[0]
+            self._rows[target_id] = row
             for column, value in zip(columns, row[1:], strict=True):
                 for one in value if isinstance(value, list) else (value,):
                     if _usable(one):
@@ -73,10 +78,31 @@ class TargetIndex:
                 asked.append(name)
                 continue
             ids = {target_id for target_id, _ in hits}
+            if len(ids) == 1 and self._someone_else(hits[0][0], asked, keys):
+                asked.append(name)  # theirs: held by another object (see `_someone_else`)
+                continue
             if len(ids) == 1 and any(held == str(value) for _, held in hits):
                 return Found(hits[0][0])
             return None
         return Absent(asked) if asked else None
+
+    def _someone_else(self, target_id: str, earlier: list[str], keys: Mapping[str, Any]) -> bool:
+        """Whether the object holds another identifier (`IDENTIFIERS`) than the create's, asked before
+        (of higher precedence): two groups named alike but told apart by their externalId are two
+        objects, and a create is never linked to the other one's (the SCIM connector checks the same
+        when it searches). A name asked before (a user's userName) is not an identifier: a user found
+        by its externalId under another userName is the same user, renamed."""
+        row = self._rows[target_id]
+        for name in earlier:
+            if name.lower() not in IDENTIFIERS:
+                continue
+            held = row[self.fields.index(name) + 1]
+            values = held if isinstance(held, list) else [held]
+            if any(_usable(v) for v in values) and _folded(keys[name]) not in {
+                _folded(v) for v in values if _usable(v)
+            }:
+                return True
+        return False
 
 
 def _usable(value: Any) -> bool:

@@ -35,8 +35,15 @@ def test_the_index_links_an_exact_single_hit_in_precedence_order() -> None:
     index = TargetIndex(FIELDS, ROWS)
     match = [["externalId", "E1"], ["userName", "other@example.org"]]
     assert index.link(match, {}) == Found("t-1")
-    # not held by externalId, then by userName: the second attribute decides, as a search would
-    assert index.link([["externalId", "E9"], ["userName", "ada@example.org"]], {}) == Found("t-1")
+    # not held by externalId, then by userName: the second attribute decides, as a search would, on an
+    # object with no externalId of its own (made elsewhere)
+    adopted = TargetIndex(FIELDS, [["t-9", None, "ada@example.org"]])
+    assert adopted.link([["externalId", "E9"], ["userName", "ada@example.org"]], {}) == Found("t-9")
+    # ...but an object whose externalId is another's is that other object: never linked (two people, or
+    # two groups named alike, never share one)
+    assert index.link([["externalId", "E9"], ["userName", "ada@example.org"]], {}) == Absent(FIELDS)
+    # a name before the identifier is only a name: found by externalId under another userName, renamed
+    assert index.link([["userName", "new@example.org"], ["externalId", "E1"]], {}) == Found("t-1")
 
 
 def test_the_index_says_absent_only_when_no_value_is_held_in_any_case() -> None:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from common.errors import ConfigError, PermanentError, TransientError
+from common.errors import ConfigError, ConnectorError, PermanentError, TransientError
 from common.peers.http_settings import parse_retry_after
 from common.peers.scim_schemas import ENTERPRISE_SCHEMA, USER_SCHEMA
 from queues.contracts import Operation
@@ -679,3 +679,26 @@ async def test_rate_limit_holds_when_the_event_loop_stalls() -> None:
     # Stamped when each caller resumes, up to a loop turn after the instant the limiter counted: a late
     # stamp on a window's first call can bring one more call into its second (seen once in CI, 101).
     assert busiest <= 101
+
+
+async def test_a_name_held_by_an_object_with_another_external_id_is_never_adopted(
+    scim_server: ScimServer,
+) -> None:
+    """externalId first, then userName: a user whose userName another person's account holds (its
+    externalId another) is not written over that account; the service's uniqueness refuses the create,
+    and the operation fails saying so. Never two people in one account."""
+    other = await server_post(scim_server, "/Users", {"userName": unique(), "externalId": unique("e")})
+    async with connector(scim_server.url, matching={"user": ["externalId", "userName"]}) as scim:
+        (outcome,) = await scim.apply(
+            [
+                op(
+                    "create",
+                    matching=[("externalId", unique("e")), ("userName", other["userName"])],
+                    userName=other["userName"],
+                    title="Someone else",
+                )
+            ]
+        )
+    assert isinstance(outcome, ConnectorError), outcome
+    _, kept = await server_get(scim_server, f"/Users/{other['id']}")
+    assert (kept["externalId"], kept.get("title")) == (other["externalId"], None)

@@ -162,6 +162,10 @@ class ScimConnector(AsyncContextConnector):
         the earlier ones, so a hit on it never belongs to an object that another key points at.
 
         `listed`: skip the keys that a listing of the target found no object holding (`op.listed`).
+
+        An object found by a later key that holds another externalId, when externalId comes first, is
+        someone else's (two groups named alike, told apart by their externalId): never adopted, so two
+        source objects never share one target object.
         """
         keys = self._match_keys(op, kind)
         if not keys:
@@ -171,11 +175,11 @@ class ScimConnector(AsyncContextConnector):
             )
         if listed and op.listed:
             keys = [(path, value) for path, value in keys if not _listed_absent(op, path, value)]
-        for path, value in keys:
+        for n, (path, value) in enumerate(keys):
             resources, total = await self._lookup(kind, path, value)
             if total > 1:
                 raise self._duplicates(kind, path, total)
-            if resources:
+            if resources and not _someone_else(resources[0], keys[:n]):
                 return resources[0]
         return None
 
@@ -410,6 +414,20 @@ def _kind_of(object_type: str) -> ObjectType:
     if object_type not in ENDPOINTS:
         raise PermanentError(f"object type {object_type!r} is not one of user, group")
     return object_type  # type: ignore[return-value]
+
+
+def _someone_else(resource: Mapping[str, Any], earlier: Sequence[tuple[AttrPath, Any]]) -> bool:
+    """Whether `resource` holds another externalId than the operation's, when externalId is a key of
+    higher precedence: an identifier, where a later key (displayName) is only a name. A user found by
+    its externalId with another userName is the same user renamed; a group found by its displayName
+    with another externalId is another group."""
+    for path, value in earlier:
+        if path.name.lower() != "externalid" or path.prefix:
+            continue
+        held = path.get(resource)
+        if held not in (None, "", []) and not same_key(held, value):
+            return True
+    return False
 
 
 def _listed_absent(op: Operation, path: AttrPath, value: Any) -> bool:
