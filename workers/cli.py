@@ -10,6 +10,7 @@ from pathlib import Path
 
 from common.config.yamlfile import load_yaml
 from common.errors import ConfigError
+from common.process.build import version_text
 from common.process.cli import (
     WORKER_LISTEN,
     add_broker_arguments,
@@ -24,12 +25,14 @@ from common.process.cli import (
 from common.process.exposure import broker_unverified, unverified_tls
 from common.process.tuning import tune_process
 from queues.connect import broker_from_url
+from queues.contracts import VERSION as WIRE_VERSION
 from workers.config import parse_targets
 from workers.process import run_worker
 
 
 def add_worker_arguments(worker: argparse.ArgumentParser) -> None:
     """The options of `roster worker`, for this parser and for the engine's `roster --help`."""
+    worker.add_argument("--version", action="version", version=version_text(WIRE_VERSION))
     worker.add_argument("file", type=Path, help="a YAML file with targets: (and their credentials)")
     worker.add_argument("--target", action="append", help="serve only this target (repeatable)")
     add_broker_arguments(worker)

@@ -13,6 +13,13 @@ from weakref import WeakKeyDictionary
 from prometheus_client import CollectorRegistry, Gauge
 
 
+def version_text(wire_version: int) -> str:
+    """What `roster --version` and `roster worker --version` say: the installed package's version, and
+    the version of the messages between engine and workers (`queues.contracts.VERSION`), which an engine
+    and its workers must share."""
+    return f"roster {roster_version()} (wire version {wire_version})"
+
+
 def roster_version() -> str:
     try:
         return version("roster")

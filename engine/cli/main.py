@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from common.process.build import version_text
 from common.process.cli import (
     ENGINE_LISTEN,
     add_broker_arguments,
@@ -26,6 +27,7 @@ from common.process.cli import (
 )
 from engine.cli.commands import add_operating_commands
 from engine.cli.options import DEFAULT_STATE, add_api_arguments
+from queues.contracts import VERSION as WIRE_VERSION
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +53,7 @@ class _Console(Console):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="roster", description="Identity provisioning engine.")
-    parser.add_argument("--version", action="version", version=version_text())
+    parser.add_argument("--version", action="version", version=version_text(WIRE_VERSION))
     add_log_level_argument(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -159,15 +161,6 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=_validate)
     add_operating_commands(commands)
     return parser
-
-
-def version_text() -> str:
-    """`roster --version`: the installed package's version, and the version of the messages between
-    engine and workers (an engine and its workers must speak the same)."""
-    from common.process.build import roster_version
-    from queues.contracts import VERSION
-
-    return f"roster {roster_version()} (wire version {VERSION})"
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:

@@ -259,7 +259,8 @@ def test_roster_version_names_the_package_and_the_wire_version(capsys: pytest.Ca
     from common.process.build import roster_version
     from queues.contracts import VERSION
 
-    with pytest.raises(SystemExit) as done:
-        main(["--version"])
-    assert done.value.code == 0
-    assert capsys.readouterr().out.strip() == f"roster {roster_version()} (wire version {VERSION})"
+    for argv in (["--version"], ["worker", "--version"]):  # a worker says which messages it speaks too
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 0
+        assert capsys.readouterr().out.strip() == f"roster {roster_version()} (wire version {VERSION})"
