@@ -77,6 +77,9 @@ class Hold:
         return f"{self.kind.replace('_', ' ')}: {self.reason}"
 
 
+MEMBER_FAILURES_SHOWN = 20
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CycleSummary:
     """What one cycle did, as the CLI's summary table and the cycle history show it."""
@@ -108,6 +111,9 @@ class CycleSummary:
     """Why the job went into (or stayed in) quarantine during this cycle."""
     pending_members: int = 0
     """Group members not provisioned yet: their groups are sent without them and planned again later."""
+    failed_members: tuple[tuple[str, str], ...] = ()
+    """Of those, the members whose own operation failed (member source id, its error), which arrive
+    only once fixed: at most `MEMBER_FAILURES_SHOWN`."""
     elapsed_s: float = 0.0
     p50_latency_ms: float | None = None
     p99_latency_ms: float | None = None

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from common.process.cli import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
 from engine.cli.planview import diff_rows
-from engine.model import CycleSummary
+from engine.model import MEMBER_FAILURES_SHOWN, CycleSummary
 from engine.pipeline.ondemand import Preview, Provisioned
 from engine.pipeline.tracker import CycleProgress
 
@@ -172,11 +172,9 @@ def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
                 highlight=False,
             )
         if s.pending_members:
-            console.print(
-                f"{s.job}: {s.pending_members:,} group member(s) not provisioned yet; their groups get "
-                "them in a later cycle, once they are.",
-                highlight=False,
-            )
+            console.print(f"{s.job}: {pending_words(s)}", highlight=False)
+            for member, error in s.failed_members:
+                console.print(f"  {member}: {error}", highlight=False, markup=False)
         if s.problems:
             what = f"{s.skipped_rows:,} source row(s) skipped" if s.skipped_rows else "source problems"
             console.print(f"[yellow]{s.job}: {what}:[/]", highlight=False)
@@ -185,6 +183,23 @@ def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
             if len(s.problems) > MAX_PROBLEMS_SHOWN or s.skipped_rows > len(s.problems):
                 more = max(s.skipped_rows, len(s.problems)) - MAX_PROBLEMS_SHOWN
                 console.print(f"  ... and {more:,} more", highlight=False)
+
+
+def pending_words(s: CycleSummary) -> str:
+    """Group members not provisioned, said as Roster knows them: those whose own operation failed last
+    come only once fixed; the others may still arrive."""
+    if not s.failed_members:
+        return (
+            f"{s.pending_members:,} group member(s) not provisioned yet; their groups get them in a later "
+            "cycle, once they are."
+        )
+    failed = len(s.failed_members)
+    some = "at least " if failed >= MEMBER_FAILURES_SHOWN else ""
+    return (
+        f"{s.pending_members:,} group member(s) not provisioned; {some}{failed:,} of the members failed "
+        "in their own job and join their groups only once that is fixed (below); any other may still "
+        "arrive in a later cycle."
+    )
 
 
 def unchanged_words(s: CycleSummary, now: float | None = None) -> str:

@@ -79,6 +79,8 @@ class MemberPlan:
     hash: str
     removed: dict[str, str] = field(default_factory=dict)
     """Members removed whose accounts still exist: source id -> the target id the removal addressed."""
+    pending_ids: tuple[str, ...] = ()
+    """The members not provisioned (yet): source ids of the member job that have no target id."""
 
     @property
     def record(self) -> dict[str, str]:
@@ -154,6 +156,7 @@ class Membership:
             pending,
             f"{PENDING_PREFIX}{digest}" if pending else digest,
             removed,
+            tuple(m for m in wanted if m not in members) if pending else (),
         )
 
 

@@ -22,6 +22,9 @@ from engine.mapping.functions.errors import MappingError
 from engine.model import DISABLED, Deprovision, Mapped, SourceObject, StateEntry
 from queues.contracts import Action, Operation, Result
 
+PENDING_IDS_KEPT = 10_000
+"""Pending member ids a cycle keeps to ask about: memory stays bounded however many are pending."""
+
 
 def plan_action(entry: StateEntry | None, desired_hash: str) -> Action | None:
     """The operation that brings the target from `entry` to the desired attributes, if any."""
@@ -74,6 +77,9 @@ class Planner:
         self.scope = scope if scope is not None and scope.groups else None
         self.membership = membership
         self.pending_members = 0
+        self.pending_member_ids: set[str] = set()
+        """The members not provisioned that the groups name (at most `PENDING_IDS_KEPT` of them): the
+        cycle asks the member job's log which of them failed, and says so."""
         self.seen = 0
         """Objects planned (in scope), whatever came of them."""
         self._prepared: dict[str, tuple[Mapped, MemberPlan | None, str, int] | MappingError] = {}
@@ -113,8 +119,8 @@ class Planner:
             held = fingerprints.pop(source_id, None)
             if held is not None and held == ready[3]:
                 unchanged += 1
-                if ready[1] is not None:
-                    self.pending_members += ready[1].pending
+                if ready[1] is not None and ready[1].pending:
+                    self._pending(ready[1])
                 continue
             prepared[source_id] = ready
             to_plan.append(obj)
@@ -124,6 +130,11 @@ class Planner:
         self.seen += unchanged
         self.unchanged += unchanged
         return to_plan, wanted
+
+    def _pending(self, members: MemberPlan) -> None:
+        self.pending_members += members.pending
+        if len(self.pending_member_ids) < PENDING_IDS_KEPT:
+            self.pending_member_ids.update(members.pending_ids)
 
     def _map(self, obj: SourceObject) -> tuple[Mapped, MemberPlan | None, str, int]:
         mapped = self.mapper.map(obj.attributes)
@@ -157,8 +168,8 @@ class Planner:
         elif isinstance(ready, MappingError):
             raise ready
         mapped, members, desired_hash, desired = ready
-        if members is not None:
-            self.pending_members += members.pending
+        if members is not None and members.pending:
+            self._pending(members)
         if held is None:
             action: Action = "create"
         elif held != desired:

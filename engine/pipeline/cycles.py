@@ -25,7 +25,7 @@ from engine.core.planner import Planner
 from engine.core.snapshot import Snapshot
 from engine.mapping.functions.errors import MappingError
 from engine.metrics import EngineMetrics
-from engine.model import CycleSummary, Hold, SourceObject, StateEntry, Unapplied
+from engine.model import MEMBER_FAILURES_SHOWN, CycleSummary, Hold, SourceObject, StateEntry, Unapplied
 from engine.pipeline.control import JobControl
 from engine.pipeline.leases import CycleLeases
 from engine.pipeline.listing import CycleLinks, Listings
@@ -190,6 +190,7 @@ class CycleRunner:
             quarantined=quarantined,
             status=status,
             last_reconciled=await self.state.last_reconciled(job.name),
+            failed_members=await self._failed_members(job, planner),
         )
         await self._judge(job, summary)
         if job.source.incremental and summary.status == "succeeded":
@@ -209,6 +210,13 @@ class CycleRunner:
         )
         release_memory()  # what the cycle held (its snapshot, the ids read) is not kept until the next
         return summary
+
+    async def _failed_members(self, job: JobConfig, planner: Planner) -> tuple[tuple[str, str], ...]:
+        """The pending members whose own operation failed last (in the member job's log), with why."""
+        if job.members is None or not planner.pending_member_ids:
+            return ()
+        failed = await self.state.last_failures(job.members.job, sorted(planner.pending_member_ids))
+        return tuple(sorted(failed.items()))[:MEMBER_FAILURES_SHOWN]
 
     async def _plan_and_publish(
         self,

@@ -268,6 +268,30 @@ class StateStore:
         async with self.engine.connect() as conn:
             return await self._log.records(conn, (await conn.execute(query)).all())
 
+    async def last_failures(self, job: str, source_ids: Iterable[str]) -> dict[str, str]:
+        """The objects among `source_ids` whose latest log record says their operation failed, each
+        with the error it failed with: objects that will not arrive in the target until fixed."""
+        ids = list(source_ids)
+        failed: dict[str, str] = {}
+        if not ids:
+            return failed
+        async with self.engine.connect() as conn:
+            keys = dict((await conn.execute(logrows.select_keys((job,)))).all())
+        if job not in keys:
+            return failed
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            latest = (
+                sa.select(sa.func.max(log.c.id))
+                .where(log.c.job == keys[job], log.c.source_id.in_(ids[start : start + _IDS_PER_QUERY]))
+                .group_by(log.c.source_id)
+            )
+            for record in await self.read_log(
+                logrows.readable().where(log.c.id.in_(latest.scalar_subquery()))
+            ):
+                if record["status"] == "failed":
+                    failed[record["source_id"]] = record.get("error_message") or "failed"
+        return failed
+
     async def applied_attributes(
         self, job: str, source_ids: Iterable[str]
     ) -> dict[str, dict[str, Any] | None]:
