@@ -40,6 +40,7 @@ from engine.core.policies import (
     parse_source_shrink,
 )
 from engine.core.reconcile_policy import ReconcileSettings, parse_reconcile
+from engine.core.references import ReferenceMapping
 from engine.core.schedule import Schedule, parse_schedule
 from engine.core.scoping import ScopingFilter, parse_scoping
 from engine.mapping.base import ApplyOn, ConstantMapping, DirectMapping, Mapper
@@ -146,6 +147,7 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
         if job is None and isinstance(item, Mapping)
     }
     _check_members(parsed, parts, unread)
+    _check_references(parsed, parts, unread)
     # Outside `collecting()` the first error went up already; inside, the jobs that could be read.
     return EngineConfig(
         jobs=tuple(job for job in parsed if job is not None),
@@ -325,6 +327,37 @@ def _check_member_job(path: str, job: JobConfig, by_name: Mapping[str, JobConfig
         )
 
 
+def _check_references(jobs: Sequence[JobConfig | None], parts: Parts, unread: Collection[Any]) -> None:
+    """A reference names a job of the same target in the same file (ids of another target mean
+    nothing here); `jobs` and `unread` as in `_check_members`."""
+    by_name = {job.name: job for job in jobs if job is not None}
+    for i, job in enumerate(jobs):
+        if job is None:
+            continue
+        for n, mapping in enumerate(job.mappings):
+            if isinstance(mapping, ReferenceMapping) and mapping.job not in unread:
+                path = join(join(join("jobs", i), "mappings"), n)
+                parts(partial(_check_reference_job, join(path, "reference.job"), job, mapping, by_name))
+
+
+def _check_reference_job(
+    path: str, job: JobConfig, mapping: ReferenceMapping, by_name: Mapping[str, JobConfig]
+) -> None:
+    named = by_name.get(mapping.job)
+    if named is None:
+        raise ConfigError(
+            path,
+            f"no job is named {mapping.job!r}",
+            f"name the job whose objects {mapping.source!r} holds the ids of: {', '.join(sorted(by_name))}",
+        )
+    if named.target != job.target:
+        raise ConfigError(
+            path,
+            f"{named.name!r} provisions target {named.target!r}, not {job.target!r}",
+            "a reference is sent as the object's id in this job's target: name a job of that target",
+        )
+
+
 def in_dependency_order(jobs: Sequence[JobConfig]) -> list[JobConfig]:
     """`jobs` with each group job after the user job of its members, so users are provisioned first."""
     users = [job for job in jobs if job.members is None]
@@ -337,7 +370,7 @@ def parse_mapping(path: str, raw: Any) -> tuple[AttributeMapping, int | None]:
     check_keys(
         path,
         raw,
-        ("target", "source", "constant", "expression", "apply", "default", "match"),
+        ("target", "source", "constant", "expression", "reference", "apply", "default", "match"),
         required=("target",),
     )
     target = string(join(path, "target"), raw["target"])
@@ -347,14 +380,23 @@ def parse_mapping(path: str, raw: Any) -> tuple[AttributeMapping, int | None]:
         else "always"
     )
     match = _match_precedence(join(path, "match"), raw.get("match", False))
-    kinds = [k for k in ("source", "constant", "expression") if k in raw]
+    kinds = [k for k in ("source", "constant", "expression", "reference") if k in raw]
     if len(kinds) != 1:
         raise ConfigError(
             path,
-            "needs exactly one of `source:`, `constant:` and `expression:`",
+            "needs exactly one of `source:`, `constant:`, `expression:` and `reference:`",
             "say where the value comes from" if not kinds else f"keep one of {', '.join(kinds)}",
         )
     default = raw.get("default")
+    if "reference" in raw:
+        reference = as_mapping(join(path, "reference"), raw["reference"])
+        check_keys(join(path, "reference"), reference, ("source", "job"), required=("source", "job"))
+        return ReferenceMapping(
+            target=target,
+            source=string(join(join(path, "reference"), "source"), reference["source"]),
+            job=string(join(join(path, "reference"), "job"), reference["job"]),
+            apply_on=apply_on,
+        ), match
     if "constant" in raw:
         return ConstantMapping(target=target, value=raw["constant"], apply_on=apply_on), match
     if "expression" in raw:

@@ -111,6 +111,8 @@ class CycleSummary:
     """Why the job went into (or stayed in) quarantine during this cycle."""
     pending_members: int = 0
     """Group members not provisioned yet: their groups are sent without them and planned again later."""
+    pending_references: int = 0
+    """References sent empty because the object they name has no target id yet (set in a later cycle)."""
     failed_members: tuple[tuple[str, str], ...] = ()
     """Of those, the members whose own operation failed (member source id, its error), which arrive
     only once fixed: at most `MEMBER_FAILURES_SHOWN`."""
@@ -144,6 +146,7 @@ class CycleSummary:
             "retries": self.retries,
             "skipped_rows": self.skipped_rows,
             "pending_members": self.pending_members,
+            "pending_references": self.pending_references,
             "staged": self.staged,
             "elapsed_s": round(self.elapsed_s, 3),
         }

@@ -52,6 +52,7 @@ jobs:
     reconcile: {orphan: report, schedule: {interval: 1d}}
     mappings:
       - {target: userName, source: email, match: true}
+      - {target: enterprise.manager.value, reference: {source: manager, job: people}}
   - name: teams
     source: {type: jsonl, path: teams.jsonl, id_column: id}
     target: app
@@ -324,6 +325,10 @@ KEYS: dict[str, dict[str, _Key]] = {
         "interval": ("duration", "1d", "Every so long after the previous reconciliation ended.", "none"),
         **{key: words for key, words in _SCHEDULE.items() if key != "interval"},
     },
+    "jobs[].mappings[].reference": {
+        "source": ("string", "manager", "The source attribute holding source ids (one, or a list)."),
+        "job": ("string", "people", "The job of this target whose objects they are (this one, or another)."),
+    },
     "jobs[].members": {
         "source": ("string", "members", "The group's source attribute listing its members' ids."),
         "job": ("string", "people", "The user job of this target whose objects are the members."),
@@ -337,6 +342,12 @@ KEYS: dict[str, dict[str, _Key]] = {
             "expression",
             'Join(" ", [given_name], [family_name])',
             "Compute it: see functions.md.",
+            "none",
+        ),
+        "reference": (
+            "mapping",
+            "{source: manager, job: people}",
+            "Send the target ids of the objects whose source ids this attribute holds (a manager).",
             "none",
         ),
         "apply": ("string", "on_create", "always, or on_create only.", "always"),

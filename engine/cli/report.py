@@ -171,6 +171,12 @@ def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
                 "each one with the target's message.",
                 highlight=False,
             )
+        if s.pending_references:
+            console.print(
+                f"{s.job}: {s.pending_references:,} reference(s) (a manager, say) name an object not "
+                "provisioned yet, and were sent empty; a later cycle sets them once it is.",
+                highlight=False,
+            )
         if s.pending_members:
             console.print(f"{s.job}: {pending_words(s)}", highlight=False)
             for member, error in s.failed_members:

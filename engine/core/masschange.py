@@ -8,8 +8,9 @@ threshold. The moment an attribute's count passes it, the attribute trips: the u
 are held, and so is every later update that changes it. What still waits when the read ends goes out
 then (the threshold was never passed). Before an attribute trips, at most the threshold's number of
 updates wait on it, so what waits is bounded by the threshold (times the attributes mapped), never by
-the size of the read. An update that changes no attribute it can see (its last applied values are not
-known, or only a group's members change) never waits, and in a job that holds too few objects for any
+the size of the read. An update that overwrites or empties no attribute it can see (it only sets values
+where there were none, its last applied values are not known, or only a group's members change) never
+waits, and in a job that holds too few objects for any
 count to pass the threshold nothing waits at all.
 
 Pure: the caller reads the last applied values and makes each update's `Diff`
@@ -56,10 +57,15 @@ class MassChanges(Generic[T, H]):
     def add(self, item: T, changes: Diff | None) -> list[T]:
         """Count one update (its `changes`, None when not known); returns what may go now: the update
         itself, or nothing (it waits, or is held)."""
-        if not self.active or changes is None or not changes.attributes:
+        if not self.active or changes is None:
             return [item]
-        names = [change.attribute for change in changes.attributes]
-        for change in changes.attributes:
+        # A value set where there was none (a newly mapped attribute, a reference now resolved) damages
+        # nothing: what is counted is a value overwritten or emptied.
+        counted = [change for change in changes.attributes if change.kind != "added"]
+        if not counted:
+            return [item]
+        names = [change.attribute for change in counted]
+        for change in counted:
             self.changed[change.attribute] += 1
             if change.kind == "emptied":
                 self.emptied[change.attribute] += 1

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from engine.core.membership import MemberPlan, Membership
+from engine.core.references import References
 from engine.core.scoping import ScopingFilter
 from engine.core.snapshot import Snapshot, desired_fingerprint, digest_fingerprint
 from engine.mapping.base import Mapper
@@ -65,6 +66,7 @@ class Planner:
         deprovision: Deprovision = "disable",
         scope: ScopingFilter | None = None,
         membership: Membership | None = None,
+        references: References | None = None,
     ) -> None:
         self.job = job
         self.target = target
@@ -76,6 +78,9 @@ class Planner:
         self.deprovision = deprovision
         self.scope = scope if scope is not None and scope.groups else None
         self.membership = membership
+        self.references = references
+        self.pending_references = 0
+        """References sent empty because the object they name has no target id (yet)."""
         self.pending_members = 0
         self.pending_member_ids: set[str] = set()
         """The members not provisioned that the groups name (at most `PENDING_IDS_KEPT` of them): the
@@ -138,6 +143,12 @@ class Planner:
 
     def _map(self, obj: SourceObject) -> tuple[Mapped, MemberPlan | None, str, int]:
         mapped = self.mapper.map(obj.attributes)
+        if self.references is not None:
+            pending = self.references.apply(mapped)
+            if pending:
+                self.pending_references += pending
+                if self.membership is None:
+                    return mapped, None, mapped.hash, desired_fingerprint(mapped.hash)
         if self.membership is None:
             return mapped, None, mapped.hash, digest_fingerprint(mapped.hash)
         members = self.membership.plan(obj.source_id, obj.attributes, mapped.hash)

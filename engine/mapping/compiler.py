@@ -13,7 +13,15 @@ from engine.mapping.functions.errors import ArgumentError, LimitExceeded, Mappin
 from engine.mapping.functions.registry import FUNCTIONS
 from engine.mapping.functions.values import DYNAMIC, OMIT, Evaluator, compare
 from engine.mapping.limits import MAX_CHARS, LimitError, check_size, shorten
-from engine.mapping.syntax import Attribute, Call, Compare, ExpressionSyntaxError, Literal, Node
+from engine.mapping.syntax import (
+    Attribute,
+    Call,
+    Compare,
+    ExpressionLimitError,
+    ExpressionSyntaxError,
+    Literal,
+    Node,
+)
 
 _NO_KINDS: Final[frozenset[str]] = frozenset()
 
@@ -91,7 +99,7 @@ class Compiler:
             value = run({})
         except LimitExceeded as exc:  # it would cross a bound on every object: refuse the expression
             where = f"{exc.function}: " if exc.function else ""
-            raise ExpressionSyntaxError(f"{where}{exc.problem}", exc.column or 1) from None
+            raise ExpressionLimitError(f"{where}{exc.problem}", exc.column or 1) from None
         except (MappingError, OmitFlow):
             return run, DYNAMIC, kinds  # it fails (or omits) per object, where it can be reported
         if isinstance(value, list):

@@ -38,6 +38,11 @@ class ExpressionSyntaxError(RosterError):
         super().__init__(f"{problem} at column {column}" + (f" ({hint})" if hint else ""))
 
 
+class ExpressionLimitError(ExpressionSyntaxError):
+    """An expression whose constant part crosses a bound of evaluation (`engine.mapping.limits`) at
+    parse time: it would on every object, so the expression is refused as a syntax error is."""
+
+
 # --- the tree ---------------------------------------------------------------------------------------
 
 

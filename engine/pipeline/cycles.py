@@ -12,7 +12,7 @@ import logging
 import secrets
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
@@ -22,6 +22,7 @@ from common.process.tuning import release_memory
 from engine.config import EngineConfig, JobConfig
 from engine.core.membership import Membership
 from engine.core.planner import Planner
+from engine.core.references import ReferenceMapping, References
 from engine.core.snapshot import Snapshot
 from engine.mapping.functions.errors import MappingError
 from engine.metrics import EngineMetrics
@@ -365,6 +366,7 @@ class CycleRunner:
         try:
             failures: list[Result] = []
             if obj is not None:
+                await resolve_references(self.state, planner, [obj])
                 await self._plan_object(planner, obj, failures)
             if (obj is not None and not planner.seen) or (obj is None and read is not None):
                 missing = list(planner.plan_missing())
@@ -453,7 +455,23 @@ async def job_planner(
         deprovision=job.deprovision,
         scope=job.scoping,
         membership=await load_membership(state, job, only, per_batch=only is None),
+        references=references_of(job),
     )
+
+
+def references_of(job: JobConfig) -> References | None:
+    """The job's reference attributes, unresolved (`resolve_references` loads a batch's)."""
+    mappings = [m for m in job.mappings if isinstance(m, ReferenceMapping)]
+    return References(mappings) if mappings else None
+
+
+async def resolve_references(state: StateStore, planner: Planner, batch: Sequence[SourceObject]) -> None:
+    """Load the target ids of the objects a batch's references name, before it is mapped."""
+    references = planner.references
+    if references is None:
+        return
+    for job, ids in references.wanted(batch).items():
+        references.resolve(job, await state.target_ids(job, ids) if ids else {})
 
 
 async def prepare_batch(
@@ -466,6 +484,7 @@ async def prepare_batch(
     if membership is not None and job.members is not None:
         members = {m for obj in batch for m in membership.wanted(obj.source_id, obj.attributes)}
         membership.resolve(await state.target_ids(job.members.job, members))
+    await resolve_references(state, planner, batch)
     to_plan: list[SourceObject] = []
     wanted: list[str] = []
     for start in range(0, len(batch), PLAN_SLICE):
@@ -583,6 +602,7 @@ def _summary(
         retries=progress.retries,
         skipped_rows=source.skipped,
         pending_members=planner.pending_members,
+        pending_references=planner.pending_references,
         elapsed_s=elapsed_s,
         p50_latency_ms=p50,
         p99_latency_ms=p99,

@@ -33,7 +33,7 @@ def _job(**overrides) -> dict:
         (
             {"jobs": [_job(mappings=[{"target": "x"}])]},
             "jobs[0].mappings[0]",
-            "exactly one of `source:`, `constant:` and `expression:`",
+            "exactly one of `source:`, `constant:`, `expression:` and `reference:`",
         ),
         (
             {"jobs": [_job(mappings=[{"target": "x", "source": "a", "apply": "sometimes"}])]},

@@ -19,7 +19,15 @@ from engine.mapping.functions.errors import MappingError
 from engine.mapping.functions.registry import FUNCTIONS
 from engine.mapping.functions.values import OMIT
 from engine.mapping.syntax import _NAME_STOP as NAME_STOP
-from engine.mapping.syntax import Attribute, Call, Compare, ExpressionSyntaxError, Literal, Node
+from engine.mapping.syntax import (
+    Attribute,
+    Call,
+    Compare,
+    ExpressionLimitError,
+    ExpressionSyntaxError,
+    Literal,
+    Node,
+)
 
 # Hypothesis caches into ./.hypothesis by default, which pytest (norecursedirs set in pyproject) would
 # then warn about, and warnings are errors: keep its caches out of the repository.
@@ -263,7 +271,10 @@ trees = st.recursive(leaves, calls, max_leaves=12)
 @given(trees, st.sampled_from(["", "=", "<>", ">="]), trees)
 def test_printing_a_tree_and_parsing_it_again_gives_the_same_tree(left: Node, op: str, right: Node) -> None:
     tree = Compare(op, left, right) if op else left
-    expression = parse_expression(str(tree))
+    try:
+        expression = parse_expression(str(tree))
+    except ExpressionLimitError:
+        return  # its constants cross a bound (a 201-character date format, say): refused, as they must be
     assert expression.tree == tree
     try:
         expression.evaluate(ATTRIBUTES)

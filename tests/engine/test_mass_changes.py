@@ -59,3 +59,12 @@ def test_in_a_job_too_small_to_pass_the_threshold_nothing_waits() -> None:
     )  # never more than 5 changes: never above the count
     assert not counts.active
     assert counts.add(1, _changes("title")) == [1]
+
+
+def test_values_set_where_there_were_none_go_at_once_and_count_nothing() -> None:
+    """A newly mapped attribute, or references resolved a cycle later, fill empty values on every object:
+    nothing is overwritten or emptied, so nothing is held (seen: a manager set on 45% of a job held)."""
+    counts: MassChanges[int, int] = MassChanges(GUARD, 50, held_as=_same)
+    added = Diff(attributes=(Change("manager", "added", None, "uid=ada"),))
+    assert all(counts.add(i, added) == [i] for i in range(50))
+    assert counts.held == [] and counts.holds() == () and counts.finish() == []

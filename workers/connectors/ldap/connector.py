@@ -42,6 +42,7 @@ from workers.connectors.ldap.members import Moves, add_members, relink, update_m
 from workers.connectors.ldap.plan import (
     Entry,
     Plan,
+    dn_as_written,
     entry_changes,
     kind_settings,
     listed_name,
@@ -70,6 +71,17 @@ log = logging.getLogger("roster.connectors.ldap")
 _MATCH_CHUNK: Final = 100  # values in one matching search
 _OPS_PER_CALL: Final = 64  # operations run in one thread hop
 _LIST_PAGE: Final = 500  # entries per page of a listing's paged search (slapd's default size limit)
+
+
+def as_written(outcome: Outcome) -> Outcome:
+    """An outcome whose DN is written as this connector writes DNs (`join_dn`), whether it built it or
+    read it from the server (which may escape `+` as `\\2B`): one object, one target id, whatever the
+    operation that last touched it (a reference to it then never looks changed)."""
+    if isinstance(outcome, Applied) and outcome.target_id:
+        written = dn_as_written(outcome.target_id)
+        if written != outcome.target_id:
+            return Applied(written)
+    return outcome
 
 
 class LdapConnector(AsyncContextConnector):
@@ -201,7 +213,7 @@ class LdapConnector(AsyncContextConnector):
                 if plan is None:
                     continue
                 try:
-                    outcomes[i] = self._apply_one(session, plan, found)
+                    outcomes[i] = as_written(self._apply_one(session, plan, found))
                 except LdapFailure as failure:
                     outcomes[i] = self._redacted(failure.error())
                 except ConnectorError as error:

@@ -118,11 +118,11 @@ def listing_row(
     The DN is written as this connector writes the DNs it reports (`join_dn`), not as the server
     escaped it (`\\2B` for `+`): a DN listed is then the same text as the one the state holds."""
     _, attributes = to_entry(dn, raw)
-    row: list[Any] = [_as_written(dn)]  # as the server wrote it if it cannot be read: still an id
+    row: list[Any] = [dn_as_written(dn)]  # as the server wrote it if it cannot be read: still an id
     for name in fields:
         values = attributes.get(listed_name(kind, name).lower(), [])
         if name == MEMBERS and kind.member_attribute is not None:
-            row.append([_as_written(member) for member in values])  # DNs, as the connector writes them
+            row.append([dn_as_written(member) for member in values])  # DNs, as the connector writes them
             continue
         row.append(None if not values else values[0] if len(values) == 1 else values)
     return row
@@ -135,7 +135,8 @@ def listed_name(kind: KindSettings, name: str) -> str:
     return kind.ldap_name(name)
 
 
-def _as_written(dn: str) -> str:
+def dn_as_written(dn: str) -> str:
+    """`dn` as this connector writes DNs; as it is if it cannot be read."""
     try:
         return join_dn(split_dn(dn))
     except DnError:
