@@ -123,17 +123,27 @@ class LdapConnector(AsyncContextConnector):
         pool = self._pool
         if pool is None:
             raise RuntimeError(f"{self!r} is not open")
-        size = max(1, min(_OPS_PER_CALL, -(-len(ops) // pool.size)))
-        chunks = [list(ops[i : i + size]) for i in range(0, len(ops), size)]
+        # The operations with SelectUniqueValue candidates go together, in their order: the first in
+        # the batch gets the first free value, whichever thread would have run first.
+        unique = [i for i, op in enumerate(ops) if has_unique(op)]
+        chosen = set(unique)
+        rest = [i for i in range(len(ops)) if i not in chosen]
+        size = max(1, min(_OPS_PER_CALL, -(-len(rest) // pool.size)))
+        chunks = ([unique] if unique else []) + [rest[i : i + size] for i in range(0, len(rest), size)]
 
-        async def run(chunk: list[Operation]) -> list[Outcome]:
+        async def run(chunk: list[int]) -> list[Outcome]:
+            part = [ops[i] for i in chunk]
             try:
-                return await pool.run(lambda session: self._apply_chunk(session, chunk))
+                return await pool.run(lambda session: self._apply_chunk(session, part))
             except ConnectorError as error:
-                return [self._redacted(error)] * len(chunk)
+                return [self._redacted(error)] * len(part)
 
         done = await asyncio.gather(*(run(chunk) for chunk in chunks))
-        return [outcome for outcomes in done for outcome in outcomes]
+        outcomes: list[Outcome | None] = [None] * len(ops)
+        for chunk, results in zip(chunks, done, strict=True):
+            for i, outcome in zip(chunk, results, strict=True):
+                outcomes[i] = outcome
+        return [outcome for outcome in outcomes if outcome is not None]
 
     # -- Listing -------------------------------------------------------------------------------------
 
