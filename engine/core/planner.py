@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from engine.core.membership import MemberPlan, Membership
+from engine.core.reconcile import ORPHAN_PREFIX
 from engine.core.references import References
 from engine.core.scoping import ScopingFilter
 from engine.core.snapshot import Snapshot, desired_fingerprint, digest_fingerprint
@@ -228,9 +229,14 @@ class Planner:
 
     def unseen(self) -> list[str]:
         """The source ids the state holds that this cycle did not plan (nor has in flight): whose
-        entries `plan_missing` needs."""
+        entries `plan_missing` needs. An orphan a reconciliation disabled is no source object, and
+        its policy (`reconcile.orphan`), not the job's `deprovision`, decided what became of it."""
         in_flight = self.in_flight
-        return [source_id for source_id in self.snapshot.unseen() if source_id not in in_flight]
+        return [
+            source_id
+            for source_id in self.snapshot.unseen()
+            if source_id not in in_flight and not source_id.startswith(ORPHAN_PREFIX)
+        ]
 
     def plan_missing(self) -> Iterator[Operation]:
         """Deprovision what the state holds but this (full) import did not see (their entries loaded:

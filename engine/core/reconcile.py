@@ -50,6 +50,12 @@ SITUATIONS: Final[tuple[Situation, ...]] = (
 )
 
 
+ORPHAN_PREFIX = "orphan:"
+"""The source id of an orphan's operation (`orphan:` and its target id): it has no source object. Once
+disabled, its state entry links its target object, which later reconciliations then find deprovisioned,
+not orphaned; a cycle never deprovisions it again (`Planner.unseen`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Drift:
     """One attribute that differs: what the job expects, what the target holds."""

@@ -36,7 +36,7 @@ from typing import Any
 from common.errors import RosterError
 from engine.config import JobConfig
 from engine.core.membership import Membership
-from engine.core.reconcile import SITUATIONS, Finding, Reconciliation
+from engine.core.reconcile import ORPHAN_PREFIX, SITUATIONS, Finding, Reconciliation
 from engine.mapping.functions.errors import MappingError
 from engine.model import CycleSummary
 from engine.pipeline.cycles import SOURCE_BATCH, CycleRunner, load_membership
@@ -45,10 +45,6 @@ from engine.sources.base import Source
 from queues.contracts import MEMBERS, Operation
 
 log = logging.getLogger("roster.engine.reconcile")
-
-ORPHAN_PREFIX = "orphan:"
-"""The source id of an orphan's operation: it has no source object, and its state entry (once
-disabled) links its target object, which later reconciliations then find deprovisioned, not orphaned."""
 
 SHOWN_FINDINGS = 20
 """Findings a summary keeps to show; every one is in the log."""

@@ -508,3 +508,23 @@ async def test_ldap_members_removed_and_added_out_of_band_are_found_and_set_righ
     assert members["Team 000"] == sorted(groups[0]["members"])
     assert members["Team 001"] == sorted([*groups[1]["members"], READER_DN])  # theirs, kept
     assert members["Team 002"] == sorted(groups[2]["members"])
+
+
+async def test_an_orphan_disabled_by_policy_is_never_deleted_by_the_jobs_deprovision(tmp_path: Path) -> None:
+    """`reconcile.orphan: disable` in a job that deletes who leaves: the orphan is disabled, and the
+    cycles after leave it so; the next reconciliation finds it deprovisioned, no longer an orphan."""
+    async with provisioned(tmp_path, 5, deprovision="delete", reconcile={"orphan": "disable"}) as (
+        p,
+        job,
+        url,
+    ):
+        sql_edit(url, ["INSERT INTO accounts (employee_id, active) VALUES ('X0001', TRUE)"])
+        found = await reconcile(p.runner, job)
+        cycle = await p.runner.run_cycle(job)
+        again = await reconcile(p.runner, job)
+
+    assert found.corrections == {"disable": 1} and found.orphan_results.get("disabled") == 1
+    assert (cycle.deleted, cycle.disabled, cycle.changed) == (0, 0, 0)
+    assert again.situations == {"in_step": 5, "deprovisioned": 1}
+    rows = await target_rows(url)
+    assert rows["X0001"]["active"] in (0, False)
