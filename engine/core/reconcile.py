@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Final, Literal
 
+from engine.core.changes import REDACTED
 from engine.core.links import Found, TargetIndex
 from engine.model import DISABLED, StateEntry
 from queues.contracts import MEMBERS
@@ -136,6 +137,7 @@ class Reconciliation:
         entries: Mapping[str, StateEntry],
         matching: Sequence[str],
         managed: Collection[str] | None = None,
+        hidden: Collection[str] = (),
     ) -> None:
         self.fields = tuple(fields)
         self.rows: dict[str, Sequence[Any]] = {}
@@ -151,6 +153,8 @@ class Reconciliation:
         self._plain = tuple(plain)
         self._members_compared = MEMBERS in self.compared
         self.entries = entries
+        self._hidden = frozenset(hidden)
+        """Attributes whose values never reach a log or a report (their expression uses Redact)."""
         self._managed = None if managed is None else {target_id.casefold() for target_id in managed}
         """For a group job: the target ids of the member job's objects. A member the group holds that is
         not one of them was added by someone else, and is left alone (`engine.core.membership`)."""
@@ -242,6 +246,8 @@ class Reconciliation:
             if expected == found and type(expected) is type(found):
                 continue  # most values: the same text
             if comparable(expected) != comparable(found):
+                if name in self._hidden:  # a secret: that it differs is said, never its values
+                    expected, found = REDACTED, REDACTED
                 drift.append(Drift(name, expected, found))
         return tuple(drift)
 

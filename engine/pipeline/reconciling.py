@@ -177,7 +177,9 @@ async def _reconcile(
             )
         entries = await state.links(job.name)
         managed = None if membership is None else membership.target_ids.values()
-        found = Reconciliation(listing.fields, listing.rows, compared, entries, job.matching, managed)
+        found = Reconciliation(
+            listing.fields, listing.rows, compared, entries, job.matching, managed, hidden=job.redacted
+        )
         situations: Counter[str] = Counter()
         findings: list[Finding] = []
         drifted: list[str] = []

@@ -528,3 +528,26 @@ async def test_an_orphan_disabled_by_policy_is_never_deleted_by_the_jobs_deprovi
     assert again.situations == {"in_step": 5, "deprovisioned": 1}
     rows = await target_rows(url)
     assert rows["X0001"]["active"] in (0, False)
+
+
+async def test_a_redacted_attributes_values_never_reach_a_finding_or_the_log(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    people = [person(i) for i in range(3)]
+    write_csv(tmp_path / "people.csv", people)
+    raw = job_config(tmp_path) | sql_target(url)
+    mappings = raw["jobs"][0]["mappings"]
+    mappings[:] = [m for m in mappings if m["target"] != "email"] + [
+        {"target": "email", "expression": "Redact([email])"}
+    ]
+    async with pipeline(tmp_path, raw) as p:
+        job = p.runner.config.jobs[0]
+        await p.runner.run_cycle(job)
+        sql_edit(url, ["UPDATE accounts SET email = 'leaked-secret@x.org' WHERE employee_id = 'E00001'"])
+        found = await reconcile(p.runner, job, act=False)
+        records = await p.state.log_records("people", cycle_id=found.cycle_id)
+
+    [finding] = found.findings
+    assert [(d.attribute, d.expected, d.found) for d in finding.drift] == [("email", "***", "***")]
+    text = repr(records) + finding.describe()
+    assert "leaked-secret" not in text and "user1@example.org" not in text
+    assert "email: expected '***', found '***'" in finding.describe()
