@@ -11,3 +11,8 @@ PATCH_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 ObjectType = Literal["user", "group"]
 ENDPOINTS: Final = {"user": "/Users", "group": "/Groups"}
+
+IDENTIFIERS: Final = frozenset({"externalid"})
+"""Matching attributes that identify an object rather than name it (lowercase, core schema): one that
+another object holds is that object's, whatever later attribute matches (`engine.core.links`, the SCIM
+connector's search)."""

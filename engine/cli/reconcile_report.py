@@ -12,7 +12,7 @@ from rich.table import Table
 
 from common.process.cli import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK
 from engine.config import JobConfig
-from engine.core.reconcile import SITUATIONS, Finding
+from engine.core.reconcile import SITUATIONS, Finding, shown
 from engine.pipeline.reconciling import ReconcileSummary
 from queues.contracts import MEMBERS
 
@@ -129,7 +129,7 @@ def print_reconcile_plan(console: Console, job: JobConfig, s: ReconcileSummary, 
             if drift.attribute == MEMBERS:
                 console.print(f"      {escape(str(drift))}", highlight=False)
             else:
-                old, new = _shown(drift.found), _shown(drift.expected)
+                old, new = shown(drift.found), shown(drift.expected)
                 console.print(
                     f"      {escape(drift.attribute)}: {escape(old)} -> {escape(new)}", highlight=False
                 )
@@ -157,7 +157,3 @@ def reconcile_plan_lines(job: JobConfig, s: ReconcileSummary) -> bytes:
     ]
     lines.append({"job": s.job, "totals": s.situations, "error": s.error})
     return b"".join(orjson.dumps(line, default=str) + b"\n" for line in lines)
-
-
-def _shown(value: Any) -> str:
-    return "(empty)" if value is None or value == "" or value == [] else repr(value)

@@ -20,8 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-IDENTIFIERS = frozenset({"externalid"})
-"""Matching attributes that identify an object rather than name it (lowercase)."""
+from common.peers.scim_schemas import IDENTIFIERS
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,10 +67,10 @@ class Drift:
 
     def __str__(self) -> str:
         if self.attribute == MEMBERS:  # expected: members not in the target; found: those not expected
-            parts = [f"not in the target: {_shown(self.expected)}"] if self.expected else []
-            parts += [f"not expected: {_shown(self.found)}"] if self.found else []
+            parts = [f"not in the target: {shown(self.expected)}"] if self.expected else []
+            parts += [f"not expected: {shown(self.found)}"] if self.found else []
             return f"members: {', '.join(parts)}"
-        return f"{self.attribute}: expected {_shown(self.expected)}, found {_shown(self.found)}"
+        return f"{self.attribute}: expected {shown(self.expected)}, found {shown(self.found)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +263,8 @@ class Reconciliation:
         return Drift(MEMBERS, lacking, extra) if lacking or extra else None
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A value as a finding or a plan says it: `(empty)`, or its repr cut to 80 characters."""
     if value is None or value == "" or value == []:
         return "(empty)"
     text = repr(value)

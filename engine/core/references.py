@@ -39,10 +39,6 @@ class References:
         self._mappings = tuple(mappings)
         self._by_job: dict[str, dict[str, str]] = {m.job: {} for m in self._mappings}
 
-    @property
-    def jobs(self) -> list[str]:
-        return list(self._by_job)
-
     def wanted(self, batch: Iterable[SourceObject]) -> dict[str, set[str]]:
         """The referenced source ids of a batch, by the job that holds them."""
         wanted: dict[str, set[str]] = {job: set() for job in self._by_job}

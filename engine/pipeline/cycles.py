@@ -366,7 +366,7 @@ class CycleRunner:
         try:
             failures: list[Result] = []
             if obj is not None:
-                await resolve_references(self.state, planner, [obj])
+                await resolve_references(self.state, planner.references, [obj])
                 await self._plan_object(planner, obj, failures)
             if (obj is not None and not planner.seen) or (obj is None and read is not None):
                 missing = list(planner.plan_missing())
@@ -465,9 +465,10 @@ def references_of(job: JobConfig) -> References | None:
     return References(mappings) if mappings else None
 
 
-async def resolve_references(state: StateStore, planner: Planner, batch: Sequence[SourceObject]) -> None:
+async def resolve_references(
+    state: StateStore, references: References | None, batch: Sequence[SourceObject]
+) -> None:
     """Load the target ids of the objects a batch's references name, before it is mapped."""
-    references = planner.references
     if references is None:
         return
     for job, ids in references.wanted(batch).items():
@@ -484,7 +485,7 @@ async def prepare_batch(
     if membership is not None and job.members is not None:
         members = {m for obj in batch for m in membership.wanted(obj.source_id, obj.attributes)}
         membership.resolve(await state.target_ids(job.members.job, members))
-    await resolve_references(state, planner, batch)
+    await resolve_references(state, planner.references, batch)
     to_plan: list[SourceObject] = []
     wanted: list[str] = []
     for start in range(0, len(batch), PLAN_SLICE):

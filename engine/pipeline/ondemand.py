@@ -14,10 +14,11 @@ from engine.config import JobConfig
 from engine.core.changes import REDACTED, Diff, as_logged, diff
 from engine.core.membership import MemberPlan, Membership
 from engine.core.planner import plan_action, plan_missing
+from engine.core.references import References
 from engine.core.scoping import ScopingClause
 from engine.mapping.functions.errors import MappingError
 from engine.model import SourceObject, StateEntry
-from engine.pipeline.cycles import CycleRunner, load_membership
+from engine.pipeline.cycles import CycleRunner, load_membership, references_of, resolve_references
 from engine.sources.base import Source
 from engine.store.state import StateStore
 
@@ -72,10 +73,12 @@ def preview(
     *,
     skipped: int = 0,
     applied: dict[str, Any] | None = None,
+    references: References | None = None,
 ) -> Preview:
-    """Pure: the object's scoping, mapping (and a group's members) and planned action against its state
-    and the attributes `applied` last (None: not known); `skipped` source rows could not be read,
-    which holds a deprovision of an object not found."""
+    """Pure: the object's scoping, mapping (its references as the target ids `references` resolved, and
+    a group's members) and planned action against its state and the attributes `applied` last (None:
+    not known); `skipped` source rows could not be read, which holds a deprovision of an object not
+    found."""
     if obj is None:
         action = "nothing"
         if entry is not None:
@@ -118,6 +121,8 @@ def preview(
             action="fail",
             explanation="a mapping fails on this object: it would be logged as failed",
         )
+    if references is not None:
+        references.apply(mapped)
     members = membership.plan(source_id, obj.attributes, mapped.hash) if membership is not None else None
     action = plan_action(entry, members.hash if members is not None else mapped.hash) or "nothing"
     hidden = job.redacted
@@ -158,7 +163,18 @@ async def preview_from_state(job: JobConfig, source_id: str, state: StateStore |
     membership = await load_membership(state, job, source_id)
     entry = await state.entry(job.name, source_id)
     applied = await _applied(state, job, source_id, entry)
-    return preview(job, obj, source_id, entry, membership, skipped=source.skipped, applied=applied)
+    references = await _references(state, job, obj)
+    return preview(
+        job, obj, source_id, entry, membership, skipped=source.skipped, applied=applied, references=references
+    )
+
+
+async def _references(state: StateStore, job: JobConfig, obj: SourceObject | None) -> References | None:
+    """The job's references, resolved for `obj` as a cycle would resolve them."""
+    references = references_of(job)
+    if obj is not None:
+        await resolve_references(state, references, [obj])
+    return references
 
 
 async def _applied(
@@ -191,7 +207,10 @@ async def provision(
         raise UnknownObject(f"{source_id!r} is neither in the source of job {job.name!r} nor in its state")
     membership = await load_membership(runner.state, job, source_id)
     applied = await _applied(runner.state, job, source_id, entry)
-    shown = preview(job, obj, source_id, entry, membership, skipped=source.skipped, applied=applied)
+    references = await _references(runner.state, job, obj)
+    shown = preview(
+        job, obj, source_id, entry, membership, skipped=source.skipped, applied=applied, references=references
+    )
     # A deprovision goes through the holds of a cycle's: `read` is a whole read only when the object
     # was not found (then the source-shrink check applies), and rows it could not read hold it.
     cycle_id, _counts = await runner.run_one(

@@ -25,6 +25,7 @@ metric `roster_reconcile_objects{job,situation}`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -39,9 +40,16 @@ from engine.core.membership import Membership
 from engine.core.reconcile import ORPHAN_PREFIX, SITUATIONS, Finding, Reconciliation
 from engine.mapping.functions.errors import MappingError
 from engine.model import CycleSummary
-from engine.pipeline.cycles import SOURCE_BATCH, CycleRunner, load_membership
+from engine.pipeline.cycles import (
+    SOURCE_BATCH,
+    CycleRunner,
+    load_membership,
+    references_of,
+    resolve_references,
+)
 from engine.pipeline.listing import Listing, ListingFailed
 from engine.sources.base import Source
+from engine.store.state import StateStore
 from queues.contracts import MEMBERS, Operation
 
 log = logging.getLogger("roster.engine.reconcile")
@@ -117,7 +125,7 @@ async def reconcile(
         runner.metrics.record_reconcile(job.name, summary.situations)
     if act and summary.status != "failed" and (summary.corrections.keys() & {"correct", "recreate", "link"}):
         cycle = await runner.run_cycle(job, trigger="after_reconcile")
-        summary = _with_cycle(summary, cycle)
+        summary = dataclasses.replace(summary, cycle=cycle)
     log.info(
         "event=reconciled job=%s cycle=%s status=%s %s",
         job.name,
@@ -162,7 +170,7 @@ async def _reconcile(
         listing_task = asyncio.ensure_future(listed())
         source = job.source.open(None)
         try:
-            expected, source_read = await _read_expected(job, source, names, membership)
+            expected, source_read = await _read_expected(state, job, source, names, membership)
         except RosterError as exc:
             listing_task.cancel()
             await asyncio.gather(listing_task, return_exceptions=True)
@@ -303,18 +311,21 @@ async def _deprovision_orphans(
 
 
 async def _read_expected(
-    job: JobConfig, source: Source, names: list[str], membership: Membership | None
+    state: StateStore, job: JobConfig, source: Source, names: list[str], membership: Membership | None
 ) -> tuple[list[tuple[str, tuple[Any, ...] | None]], int]:
-    """Each source object in scope with its mapped values of `names` (None where its mappings failed)
-    and, for a group, the target ids of the members it should hold (those provisioned) as `MEMBERS`;
-    and how many objects were read. Read and mapped in full before the comparison, since a read that
-    fails part-way compares nothing."""
+    """Each source object in scope with its mapped values of `names` (None where its mappings failed),
+    its references as the target ids they name, as a cycle sends them, and, for a group, the target
+    ids of the members it should hold (those provisioned) as `MEMBERS`; and how many objects were
+    read. Read and mapped in full before the comparison, since a read that fails part-way compares
+    nothing."""
     mapper = job.mapper()
+    references = references_of(job)
     scope = job.scoping if job.scoping.groups else None
     expected: list[tuple[str, tuple[Any, ...] | None]] = []
     read = 0
     async for batch in source.batches(SOURCE_BATCH):
         read += len(batch)
+        await resolve_references(state, references, batch)
         for obj in batch:
             try:
                 if scope is not None and not scope.matches(obj.attributes):
@@ -323,6 +334,8 @@ async def _read_expected(
             except MappingError:
                 expected.append((obj.source_id, None))
                 continue
+            if references is not None:
+                references.apply(mapped)
             attributes = mapped.attributes
             if membership is not None:
                 plan = membership.plan(obj.source_id, obj.attributes, mapped.hash)
@@ -378,9 +391,3 @@ async def _failed(
     if record:
         await runner.state.finish_cycle(cycle_id, "failed", {**summary.counts(), "error": error})
     return summary
-
-
-def _with_cycle(summary: ReconcileSummary, cycle: CycleSummary) -> ReconcileSummary:
-    from dataclasses import replace
-
-    return replace(summary, cycle=cycle)

@@ -10,6 +10,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from engine.pipeline.ondemand import preview_from_state
+from engine.pipeline.reconciling import reconcile
 from tests.integration.pipeline import job_config, pipeline, sql_target, target_rows
 from tests.integration.pipeline import person as sql_person
 from tests.integration.test_ldap_cycle import PEOPLE_MAPPINGS
@@ -62,6 +64,8 @@ async def test_scim_managers_are_the_managers_scim_ids_and_follow_changes(
         first = await p.runner.run_cycle(job)
         second = await p.runner.run_cycle(job)
         assert_scim_managers(await read_all(scim, "Users"), rows)
+        # read back, each manager is the id expected, not the manager's source id
+        assert (await reconcile(p.runner, job, act=False)).situations == {"in_step": COUNT}
         # E00001 leaves; their reports move to E00002
         moved = [
             dict(r, manager="E00002") if r["manager"] == "E00001" else r
@@ -133,7 +137,10 @@ async def test_sql_managers_are_the_managers_keys(tmp_path: Path) -> None:
         first = await p.runner.run_cycle(job)
         second = await p.runner.run_cycle(job)
         third = await p.runner.run_cycle(job)
+        shown = await preview_from_state(job, "E00007", p.state)
 
+    # the preview resolves the reference as the cycle does: nothing changed, the manager's key in place
+    assert (shown.action, shown.mapped["manager"]) == ("nothing", "E00001")
     with_manager = sum(1 for r in rows if r["manager"])
     assert (first.pending_references, second.updated, second.pending_references, third.updated) == (
         with_manager,

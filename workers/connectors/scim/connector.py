@@ -43,7 +43,14 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from common.errors import AuthError, ConnectorError, PermanentError, TransientError
-from common.peers.scim_schemas import ENDPOINTS, GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, ObjectType
+from common.peers.scim_schemas import (
+    ENDPOINTS,
+    GROUP_SCHEMA,
+    IDENTIFIERS,
+    PATCH_SCHEMA,
+    USER_SCHEMA,
+    ObjectType,
+)
 from common.peers.scim_transport import ScimAnswer, ScimTransport, Unanswered, refusal_text
 from common.unique import unique_candidates
 from queues.contracts import Operation
@@ -422,7 +429,7 @@ def _someone_else(resource: Mapping[str, Any], earlier: Sequence[tuple[AttrPath,
     its externalId with another userName is the same user renamed; a group found by its displayName
     with another externalId is another group."""
     for path, value in earlier:
-        if path.name.lower() != "externalid" or path.prefix:
+        if path.name.lower() not in IDENTIFIERS or path.prefix:
             continue
         held = path.get(resource)
         if held not in (None, "", []) and not same_key(held, value):
