@@ -3,6 +3,7 @@ JSON Lines (every object, then each job's totals); and the diff lines `roster pr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.core.changes import Change, Diff
+from engine.core.references import ResolvedReference
 from engine.pipeline.dryrun import JobPlan, PlannedObject
 
 MEMBERS_SHOWN = 5
@@ -31,12 +33,27 @@ def change_text(change: Change) -> str:
     return f"{value_text(change.old)} -> {value_text(change.new)}"
 
 
-def diff_rows(changes: Diff, *, old_known: bool = True) -> list[tuple[str, str]]:
-    """(attribute, what happens to it) for each change, members last."""
+def diff_rows(
+    changes: Diff, *, old_known: bool = True, references: Sequence[ResolvedReference] = ()
+) -> list[tuple[str, str]]:
+    """(attribute, what happens to it) for each change, members last; a changed reference attribute
+    is followed by the source ids it names and the target ids they are sent as."""
     if old_known:
         rows = [(c.attribute, f"{c.kind}: {change_text(c)}") for c in changes.attributes]
     else:
         rows = [(c.attribute, f"sent as {value_text(c.new)}") for c in changes.attributes]
+    if references:
+        by_attribute: dict[str, list[tuple[str, str]]] = {}
+        for r in references:
+            sent = r.target_id or "no target id yet (sent empty)"
+            by_attribute.setdefault(r.attribute, []).append(
+                (r.attribute, f"  {r.source_id} of {r.job} -> {sent}")
+            )
+        rows = [
+            row
+            for attribute, change in rows
+            for row in ((attribute, change), *by_attribute.get(attribute, ()))
+        ]
     for sign, ids in (("+", changes.members_added), ("-", changes.members_removed)):
         if ids:
             shown = ", ".join(sign + i for i in ids[:MEMBERS_SHOWN])
@@ -83,7 +100,7 @@ def _add_rows(table: Table, planned: PlannedObject) -> None:
         action += f" (held: {planned.held.replace('_', ' ')})"
     if planned.enables:
         action += " (enables it again)"
-    rows = diff_rows(planned.diff, old_known=planned.old_known)
+    rows = diff_rows(planned.diff, old_known=planned.old_known, references=planned.references)
     if planned.error:
         rows = [("", f"mapping failed: {planned.error}")]
     elif not planned.old_known:
@@ -133,6 +150,12 @@ def print_totals(console: Console, plans: Sequence[JobPlan]) -> None:
             )
         for hold in plan.holds:
             console.print(f"[yellow]{say} would hold for approval:[/] {escape(str(hold))}", highlight=False)
+        if plan.totals["pending_references"]:
+            console.print(
+                f"{say} {plan.totals['pending_references']:,} reference(s) name an object with no target id "
+                "(not provisioned yet, failed, or gone): sent empty, set by a later cycle once it has one",
+                highlight=False,
+            )
         if plan.totals["pending_members"]:
             console.print(
                 f"{say} {plan.totals['pending_members']:,} group member(s) not provisioned yet",
@@ -156,6 +179,8 @@ def object_line(job: str, planned: PlannedObject) -> bytes:
     if changes.members_added or changes.members_removed:
         record["members_added"] = list(changes.members_added)
         record["members_removed"] = list(changes.members_removed)
+    if planned.references:
+        record["references"] = [dataclasses.asdict(r) for r in planned.references]
     if planned.enables:
         record["enables"] = True
     if planned.held:

@@ -173,8 +173,9 @@ def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
             )
         if s.pending_references:
             console.print(
-                f"{s.job}: {s.pending_references:,} reference(s) (a manager, say) name an object not "
-                "provisioned yet, and were sent empty; a later cycle sets them once it is.",
+                f"{s.job}: {s.pending_references:,} reference(s) (a manager, say) name an object that has "
+                "no target id (not provisioned yet, failed, or gone), and were sent empty; a later cycle "
+                "sets each once that object is provisioned (`roster plan` names them).",
                 highlight=False,
             )
         if s.pending_members:
@@ -293,6 +294,11 @@ def print_preview(console: Console, shown: Preview) -> None:
         for key, value in shown.create_only.items():
             table.add_row(Text(key), _show(value), "on create")
         say(table)
+        if shown.references:
+            say("[bold]references[/] (source id -> the target id it is sent as)")
+        for reference in shown.references:
+            sent = reference.target_id or "no target id yet: sent empty, set by a later cycle"
+            say(Text(f"  {reference.attribute}: {reference.source_id} of job {reference.job} -> {sent}"))
     entry = shown.entry
     known = f"target id {entry.target_id}, {entry.state}" if entry else "not provisioned yet"
     say(f"[bold]state[/]: {escape(known)}", highlight=False)

@@ -23,6 +23,17 @@ from engine.mapping.base import DirectMapping
 from engine.model import Mapped, SourceObject
 
 
+@dataclass(frozen=True, slots=True)
+class ResolvedReference:
+    """One source id a reference attribute names, and the target id it is sent as (None: the object
+    it names has no target id yet, so it is sent empty), for `roster plan` and `roster preview`."""
+
+    attribute: str
+    job: str
+    source_id: str
+    target_id: str | None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReferenceMapping(DirectMapping):
     """Copies the source ids in `source`; `job` is the job whose objects they name."""
@@ -57,6 +68,15 @@ class References:
     def resolve(self, job: str, target_ids: Mapping[str, str]) -> None:
         """Resolve `job`'s references against these target ids from now on (a batch's)."""
         self._by_job[job] = dict(target_ids)
+
+    def shown(self, source: Mapping[str, Any]) -> list[ResolvedReference]:
+        """Each source id that `source` (an object's source attributes) names, with the target id it
+        resolves to in the batch resolved last."""
+        return [
+            ResolvedReference(m.target, m.job, source_id, self._by_job[m.job].get(source_id))
+            for m in self._mappings
+            for source_id in _ids(source.get(m.source))
+        ]
 
     def apply(self, mapped: Mapped) -> int:
         """Put the target ids in place of the source ids in `mapped` (in place); returns how many did

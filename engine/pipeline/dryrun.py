@@ -18,6 +18,7 @@ from common.errors import RosterError
 from engine.config import JobConfig
 from engine.core.changes import Diff
 from engine.core.masschange import MassChanges
+from engine.core.references import ResolvedReference
 from engine.mapping.functions.errors import MappingError
 from engine.model import DISABLED, Hold, SourceProblem
 from engine.pipeline.control import JobControl
@@ -49,6 +50,8 @@ class PlannedObject:
     held: str | None = None
     """The kind of the hold that would stage the operation for approval, if one would."""
     error: str | None = None
+    references: tuple[ResolvedReference, ...] = ()
+    """The source ids the object's reference attributes name, and the target ids they are sent as."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -76,6 +79,7 @@ class JobPlan:
             "staged": self.totals["staged"],
             "staged_updates": self.totals["staged_updates"],
             "pending_members": self.totals["pending_members"],
+            "pending_references": self.totals["pending_references"],
         }
 
 
@@ -95,7 +99,8 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
     try:
         async for batch in source.batches(SOURCE_BATCH):
             to_plan, loaded = await prepare_batch(state, job, planner, batch)
-            ops: list[tuple[Operation, bool]] = []
+            ops: list[tuple[Operation, bool, tuple[ResolvedReference, ...]]] = []
+            references = planner.references
             for obj in to_plan:
                 try:
                     op = planner.plan(obj)
@@ -105,7 +110,8 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
                     continue
                 if op is not None:
                     entry = planner.snapshot.entry(op.source_id)
-                    ops.append((op, entry is not None and entry.state == DISABLED))
+                    shown = () if references is None else tuple(references.shown(obj.attributes))
+                    ops.append((op, entry is not None and entry.state == DISABLED, shown))
             await _emit_changes(state, job, ops, counts, plan, emit)
             planner.snapshot.drop_entries(loaded)
             planner.snapshot.shrink()
@@ -136,6 +142,7 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
     plan.totals["unchanged"] = planner.unchanged
     plan.totals["out_of_scope"] = planner.out_of_scope
     plan.totals["pending_members"] = planner.pending_members
+    plan.totals["pending_references"] = planner.pending_references
     plan.elapsed_s = time.perf_counter() - started
     return plan
 
@@ -143,17 +150,22 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
 async def _emit_changes(
     state: StateStore,
     job: JobConfig,
-    ops: list[tuple[Operation, bool]],
+    ops: list[tuple[Operation, bool, tuple[ResolvedReference, ...]]],
     counts: MassChanges[PlannedObject, PlannedObject],
     plan: JobPlan,
     emit: Callable[[PlannedObject], None],
 ) -> None:
     """Each planned operation with its diff against the last applied attributes (one read of the log
     for the batch's updates), the updates through the mass-change guard's count as in a cycle."""
-    found = await diffs(state, job, [op for op, _ in ops])
-    for (op, enables), (changes, known) in zip(ops, found, strict=True):
+    found = await diffs(state, job, [op for op, _, _ in ops])
+    for (op, enables, references), (changes, known) in zip(ops, found, strict=True):
         planned = PlannedObject(
-            source_id=op.source_id, action=op.action, diff=changes, old_known=known, enables=enables
+            source_id=op.source_id,
+            action=op.action,
+            diff=changes,
+            old_known=known,
+            enables=enables,
+            references=references,
         )
         if op.action != "update":
             _count_and_emit(planned, plan, emit)
@@ -175,6 +187,7 @@ def _held(planned: PlannedObject) -> PlannedObject:
         old_known=planned.old_known,
         enables=planned.enables,
         held="mass_change",
+        references=planned.references,
     )
 
 

@@ -14,7 +14,7 @@ from engine.config import JobConfig
 from engine.core.changes import REDACTED, Diff, as_logged, diff
 from engine.core.membership import MemberPlan, Membership
 from engine.core.planner import plan_action, plan_missing
-from engine.core.references import References
+from engine.core.references import References, ResolvedReference
 from engine.core.scoping import ScopingClause
 from engine.mapping.functions.errors import MappingError
 from engine.model import SourceObject, StateEntry
@@ -50,6 +50,8 @@ class Preview:
     old_known: bool = True
     """Whether the provisioning log still holds the attributes last applied (else `changes` shows
     every attribute as it would be sent)."""
+    references: list[ResolvedReference] = field(default_factory=list)
+    """Each source id the object's reference attributes name, with the target id it is sent as."""
 
 
 async def find_object(source: Source, source_id: str) -> tuple[SourceObject | None, int]:
@@ -121,8 +123,10 @@ def preview(
             action="fail",
             explanation="a mapping fails on this object: it would be logged as failed",
         )
+    shown_references = []
     if references is not None:
         references.apply(mapped)
+        shown_references = references.shown(obj.attributes)
     members = membership.plan(source_id, obj.attributes, mapped.hash) if membership is not None else None
     action = plan_action(entry, members.hash if members is not None else mapped.hash) or "nothing"
     hidden = job.redacted
@@ -148,6 +152,7 @@ def preview(
         members=members,
         changes=changes,
         old_known=applied is not None,
+        references=shown_references,
     )
 
 

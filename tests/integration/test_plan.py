@@ -61,6 +61,7 @@ def test_plan_totals_are_what_the_run_then_does_and_the_plan_writes_nothing(tmp_
         "staged": 0,
         "staged_updates": 0,
         "pending_members": 0,
+        "pending_references": 0,
     }
     assert objects["E00003"]["attributes"] == {
         "email": {"change": "emptied", "old": "user3@example.org", "new": None},

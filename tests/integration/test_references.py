@@ -10,6 +10,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from engine.core.references import ResolvedReference
+from engine.pipeline.dryrun import PlannedObject, plan_job
 from engine.pipeline.ondemand import preview_from_state
 from engine.pipeline.reconciling import reconcile
 from tests.integration.pipeline import job_config, pipeline, sql_target, target_rows
@@ -23,7 +25,7 @@ from tests.integration.test_scim_groups import ENTERPRISE, config, person, read_
 from tests.scim_server import ScimServer
 from tests.slapd import Slapd
 
-COUNT = 120
+COUNT = 2_000
 
 
 def sql_job(tmp_path: Path, *, mappings_extra: list[dict[str, Any]]) -> dict[str, Any]:
@@ -105,13 +107,27 @@ async def test_ldap_managers_are_dns_and_a_managers_rename_moves_them(tmp_path: 
         renamed = [dict(r, login="chief") if r["employee_id"] == "E00001" else r for r in rows]  # a new DN
         ldap_sources(tmp_path, renamed, [])
         third = await p.runner.run_cycle(job)
+        planned: list[PlannedObject] = []
+        plan = await plan_job(job, p.state, planned.append)
+        shown = await preview_from_state(job, "E00007", p.state)
         fourth = await p.runner.run_cycle(job)
         fifth = await p.runner.run_cycle(job)
 
     # the rename, then the rename's 5 reports (planned against the DN the state held), then nothing
     assert (third.updated, third.failed, fourth.updated, fourth.failed, fifth.updated) == (1, 0, 5, 0, 0)
     assert_ldap_managers(slapd, renamed)
-    assert ldap_people(slapd)["E00001"]["dn"][0].startswith("uid=chief,")
+    chief = ldap_people(slapd)["E00001"]["dn"][0]
+    assert chief.startswith("uid=chief,")
+    # the plan before the fourth cycle: each report's manager DN, and the source id that names it
+    assert plan.counts()["updated"] == 5 and {o.source_id for o in planned} == {
+        f"E{i:05d}" for i in range(6, 11)
+    }
+    for planned_object in planned:
+        assert [c.attribute for c in planned_object.diff.attributes] == ["manager"]
+        assert planned_object.references == (ResolvedReference("manager", "people", "E00001", chief),)
+    assert shown.action == "update" and shown.references == [
+        ResolvedReference("manager", "people", "E00001", chief)
+    ]
 
 
 def assert_ldap_managers(server: Slapd, rows: list[dict[str, Any]]) -> None:
@@ -152,3 +168,38 @@ async def test_sql_managers_are_the_managers_keys(tmp_path: Path) -> None:
     assert {k: r["manager"] for k, r in held.items()} == {
         r["employee_id"]: r["manager"] or None for r in rows
     }
+
+
+async def test_a_deleted_manager_is_cleared_from_the_reports_who_still_name_them(tmp_path: Path) -> None:
+    """The source still names a manager who left, and the job deletes who leaves: the reports' manager
+    is emptied in the target (no key of a row that is gone), and they wait for the reference."""
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    rows = tree(lambda i, manager: {**sql_person(i), "manager": manager})
+    write_rows(tmp_path / "people.csv", rows)
+    raw = sql_job(
+        tmp_path, mappings_extra=[{"target": "manager", "reference": {"source": "manager", "job": "people"}}]
+    )
+    raw["jobs"][0]["deprovision"] = "delete"
+    columns = {
+        c: c for c in ("employee_id", "first_name", "last_name", "email", "department", "company", "manager")
+    }
+    raw |= sql_target(url, columns=columns)
+    reports = [r["employee_id"] for r in rows if r["manager"] == "E00001"]
+    async with pipeline(tmp_path, raw) as p:
+        job = p.runner.config.jobs[0]
+        await p.runner.run_cycle(job)
+        await p.runner.run_cycle(job)
+        write_rows(tmp_path / "people.csv", [r for r in rows if r["employee_id"] != "E00001"])
+        gone = await p.runner.run_cycle(job)
+        after = await p.runner.run_cycle(job)
+        later = await p.runner.run_cycle(job)
+
+    held = await target_rows(url)
+    assert "E00001" not in held and gone.deleted == 1
+    assert {k: held[k]["manager"] for k in reports} == dict.fromkeys(reports)
+    assert sorted(k for k, r in held.items() if r["manager"] is None) == sorted(
+        [r["employee_id"] for r in rows if not r["manager"]] + reports
+    )
+    # the reports were updated once: the cycle after the deletion, whose state no longer knows E00001
+    assert (gone.updated, after.updated, later.updated) == (0, len(reports), 0)
+    assert after.pending_references == later.pending_references == len(reports)
