@@ -43,6 +43,8 @@ class Mapped:
     attributes: dict[str, Any]
     create_only: dict[str, Any]
     hash: str
+    pending: int = 0
+    """Reference values that did not resolve to a target id, and were left empty."""
 
 
 Deprovision = Literal["disable", "delete", "none"]

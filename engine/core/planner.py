@@ -11,10 +11,10 @@ entries the runner loads before planning the rest.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import Any
 
-from engine.core.membership import MemberPlan, Membership
+from engine.core.membership import PENDING_PREFIX, MemberPlan, Membership
 from engine.core.reconcile import ORPHAN_PREFIX
 from engine.core.references import References
 from engine.core.scoping import ScopingFilter
@@ -68,6 +68,7 @@ class Planner:
         scope: ScopingFilter | None = None,
         membership: Membership | None = None,
         references: References | None = None,
+        moved: Mapping[str, Set[str]] | None = None,
     ) -> None:
         self.job = job
         self.target = target
@@ -82,6 +83,14 @@ class Planner:
         self.references = references
         self.pending_references = 0
         """References sent empty because the object they name has no target id (yet)."""
+        self.moved = {job: ids for job, ids in (moved or {}).items() if ids} if references else {}
+        """The source ids, by job, of the objects whose target id changed or went since this job's last
+        full cycle (`StateStore.moves`): an object whose references name one is updated."""
+        self.forced: set[str] = set()
+        """The objects planned for that, whatever their hash says."""
+        self.newly_forced: list[str] = []
+        """Those of the batch prepared last, which the cycle marks as not applied before it sends them
+        (so that one whose update fails is planned again)."""
         self.pending_members = 0
         self.pending_member_ids: set[str] = set()
         """The members not provisioned that the groups name (at most `PENDING_IDS_KEPT` of them): the
@@ -123,7 +132,7 @@ class Planner:
             # Taken (seen) at once: one look into a table of a million rather than two, for the
             # unchanged; the others are put back for `plan` to take.
             held = fingerprints.pop(source_id, None)
-            if held is not None and held == ready[3]:
+            if held is not None and held == ready[3] and not (self.moved and self._force(obj)):
                 unchanged += 1
                 if ready[1] is not None and ready[1].pending:
                     self._pending(ready[1])
@@ -142,14 +151,18 @@ class Planner:
         if len(self.pending_member_ids) < PENDING_IDS_KEPT:
             self.pending_member_ids.update(members.pending_ids)
 
+    def _force(self, obj: SourceObject) -> bool:
+        """Whether an unchanged object is planned all the same, since its references name what moved
+        (and, if so, it is `forced`)."""
+        assert self.references is not None  # `moved` is empty without references
+        if not self.references.names_any(obj.attributes, self.moved):
+            return False
+        self.forced.add(obj.source_id)
+        self.newly_forced.append(obj.source_id)
+        return True
+
     def _map(self, obj: SourceObject) -> tuple[Mapped, MemberPlan | None, str, int]:
         mapped = self.mapper.map(obj.attributes)
-        if self.references is not None:
-            pending = self.references.apply(mapped)
-            if pending:
-                self.pending_references += pending
-                if self.membership is None:
-                    return mapped, None, mapped.hash, desired_fingerprint(mapped.hash)
         if self.membership is None:
             return mapped, None, mapped.hash, digest_fingerprint(mapped.hash)
         members = self.membership.plan(obj.source_id, obj.attributes, mapped.hash)
@@ -182,9 +195,15 @@ class Planner:
         mapped, members, desired_hash, desired = ready
         if members is not None and members.pending:
             self._pending(members)
+        if self.references is not None and (pending := self.references.put(mapped.attributes)):
+            # Sent empty, and not taken as applied until they resolve: the hash is marked pending.
+            self.pending_references += pending
+            if not desired_hash.startswith(PENDING_PREFIX):
+                desired_hash = PENDING_PREFIX + desired_hash
+            desired = desired_fingerprint(desired_hash)
         if held is None:
             action: Action = "create"
-        elif held != desired:
+        elif held != desired or source_id in self.forced:
             action = "update"  # an update of a disabled object re-enables it
         else:
             self.unchanged += 1

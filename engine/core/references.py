@@ -3,23 +3,26 @@ same job's), sent to the target as those objects' target ids: a user's manager a
 DN or SQL key.
 
 A mapping `{target: enterprise.manager.value, reference: {source: manager, job: people}}` copies the
-source ids; before planning, the cycle loads the referenced objects' target ids from the state (a batch
-at a time) and the planner puts them in place. A reference that does not resolve (the referenced object
+source ids, and the object's hash covers them as they are: an unchanged cycle looks up no target id.
+An object that is planned (it changed, or is new) gets the target ids put in place (`put`), loaded
+from the state for the objects a batch plans. A reference that does not resolve (the referenced object
 is not provisioned yet, failed, or left) is sent empty, and the object's hash is marked pending, as a
-group with pending members is: it is not taken as applied, and the cycle after the referenced object
-exists sets it. A referenced object whose target id changes (an LDAP rename moves its DN) changes the
-hash of every object that points to it, which are then updated.
+group with pending members is: it is not taken as applied, and is planned again each cycle until the
+referenced object has a target id.
+
+A referenced object whose target id changes (an LDAP rename moves its DN) or goes (it is deleted)
+is a *move*, which the state store records itself (`StateStore.moves`); the next cycle of each job
+whose references name it plans the objects that do (`names_any`), and updates them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
-from hashlib import blake2b
 from typing import Any
 
 from engine.core.membership import PENDING_PREFIX
-from engine.mapping.base import DirectMapping
+from engine.mapping.base import DirectMapping, Mapper
 from engine.model import Mapped, SourceObject
 
 
@@ -50,6 +53,11 @@ class References:
         self._mappings = tuple(mappings)
         self._by_job: dict[str, dict[str, str]] = {m.job: {} for m in self._mappings}
 
+    @property
+    def jobs(self) -> tuple[str, ...]:
+        """The jobs whose objects the references name."""
+        return tuple(self._by_job)
+
     def wanted(self, batch: Iterable[SourceObject]) -> dict[str, set[str]]:
         """The referenced source ids of a batch, by the job that holds them."""
         wanted: dict[str, set[str]] = {job: set() for job in self._by_job}
@@ -78,19 +86,22 @@ class References:
             for source_id in _ids(source.get(m.source))
         ]
 
-    def apply(self, mapped: Mapped) -> int:
-        """Put the target ids in place of the source ids in `mapped` (in place); returns how many did
-        not resolve (sent empty), and marks the hash pending when any did not.
+    def names_any(self, source: Mapping[str, Any], moved: Mapping[str, Set[str]]) -> bool:
+        """Whether `source` (an object's source attributes) names an object that `moved` holds (by
+        job)."""
+        for m in self._mappings:
+            ids = moved.get(m.job)
+            if ids and any(i in ids for i in _ids(source.get(m.source))):
+                return True
+        return False
 
-        The hash becomes a digest of the mapped hash (which covers the source ids) and the target ids
-        put in place: either changing changes it, and the attributes are not hashed a second time."""
+    def put(self, attributes: dict[str, Any]) -> int:
+        """Put the target ids in place of the source ids in mapped `attributes` (in place), after they
+        were hashed; returns how many did not resolve (sent empty)."""
         pending = 0
-        attributes = mapped.attributes
-        parts = [mapped.hash]
         for m in self._mappings:
             value = attributes.get(m.target)
             if value is None:
-                parts.append("")
                 continue
             known = self._by_job[m.job]
             if type(value) is str:  # most: one id, and most resolve
@@ -99,9 +110,7 @@ class References:
                     target_id = known.get(value.strip())
                     pending += 1 if target_id is None and value.strip() else 0
                 attributes[m.target] = target_id
-                parts.append(target_id or "")
-                continue
-            if isinstance(value, list):
+            elif isinstance(value, list):
                 ids = _ids(value)
                 resolved = [t for i in ids if (t := known.get(i)) is not None]
                 pending += len(ids) - len(resolved)
@@ -111,12 +120,18 @@ class References:
                 target_id = known.get(one[0]) if one else None
                 pending += 1 if one and target_id is None else 0
                 attributes[m.target] = target_id
-            resolved = attributes[m.target]
-            parts.append("\x1e".join(resolved) if isinstance(resolved, list) else resolved or "")
-        # Ids are text: joined by separators no id holds, a digest of them is cheap and exact.
-        digest = blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
-        mapped.hash = f"{PENDING_PREFIX}{digest}" if pending else digest
         return pending
+
+
+def map_object(mapper: Mapper, source: Mapping[str, Any], references: References | None) -> Mapped:
+    """`source` mapped, its hash as a cycle compares it (the source ids the references name, marked
+    pending when one did not resolve), and its references as the target ids `references` resolved
+    last, as they are sent."""
+    mapped = mapper.map(source)
+    if references is not None and (pending := references.put(mapped.attributes)):
+        mapped.pending = pending
+        mapped.hash = PENDING_PREFIX + mapped.hash
+    return mapped
 
 
 def _ids(value: Any) -> list[str]:

@@ -42,6 +42,8 @@ class JobSwitches:
     """When the last full import ended."""
     last_complete_read: int | None = None
     """How many objects the last complete full read had (what the source shrink check compares with)."""
+    moves_seen: int | None = None
+    """The last move (`StateStore.moves`) the job's references were checked against."""
 
     @property
     def state(self) -> str:
@@ -173,6 +175,14 @@ class JobControl:
         with it."""
         if self.switches(job).last_complete_read != objects:
             await self._save(job, last_complete_read=objects)
+
+    def moves_seen(self, job: str) -> int | None:
+        return self.switches(job).moves_seen
+
+    async def saw_moves(self, job: str, seq: int) -> None:
+        """Record that the objects of `job` pointing at what moved up to move `seq` were planned."""
+        if self.switches(job).moves_seen != seq:
+            await self._save(job, moves_seen=seq)
 
     # -- Restart and reset ---------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import logging
 import secrets
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
@@ -122,11 +122,37 @@ class CycleRunner:
         return self._job_locks.setdefault(job, asyncio.Lock())
 
     async def planner_for(
-        self, job: JobConfig, cycle_id: str, snapshot: Snapshot, *, only: str | None = None
+        self,
+        job: JobConfig,
+        cycle_id: str,
+        snapshot: Snapshot,
+        *,
+        only: str | None = None,
+        moved: Mapping[str, Set[str]] | None = None,
     ) -> Planner:
         """A planner of `job` against `snapshot` (see `job_planner`) that skips the operations in flight."""
         in_flight = self.tracker.in_flight(job.name)
-        return await job_planner(self.state, job, cycle_id, snapshot, in_flight=in_flight, only=only)
+        return await job_planner(
+            self.state, job, cycle_id, snapshot, in_flight=in_flight, only=only, moved=moved
+        )
+
+    async def moves_since(self, job: JobConfig) -> tuple[int, dict[str, set[str]]]:
+        """The latest move, and what moved since the job's last full cycle in the jobs its references
+        name (`StateStore.moves`)."""
+        references = references_of(job)
+        jobs = references.jobs if references is not None else ()
+        return await self.state.moves(jobs, self.control.moves_seen(job.name))
+
+    async def _saw_moves(self, job: JobConfig, planner: Planner, latest: int) -> None:
+        """After a full read whose planning ended: the objects pointing at what moved up to `latest`
+        were planned (unless one was in flight, then they are planned again next time); forget the
+        moves every job with references has seen."""
+        if not planner.forced & set(planner.deferred):
+            await self.control.saw_moves(job.name, latest)
+        seen = [self.control.moves_seen(j.name) for j in self.config.jobs if references_of(j) is not None]
+        upto = min((s or 0 for s in seen), default=latest)
+        if upto:
+            await self.state.prune_moves(upto)
 
     async def _run(
         self,
@@ -147,7 +173,8 @@ class CycleRunner:
             self.control.since(job.name, job.source.full_import_every_s) if job.source.incremental else None
         )
         source = self.source_for(job, since)
-        planner = await self.planner_for(job, cycle_id, await self.state.fingerprints(job.name))
+        latest_move, moved = await self.moves_since(job)
+        planner = await self.planner_for(job, cycle_id, await self.state.fingerprints(job.name), moved=moved)
         gate = UpdateGate(self.state, job, len(planner.snapshot), approved)
         try:
             read, error, quarantined = await self._plan_and_publish(
@@ -158,6 +185,7 @@ class CycleRunner:
             full = source.full  # an incremental read does not see what is unchanged
             judged = error is None and quarantined is None and full
             if judged:
+                await self._saw_moves(job, planner, latest_move)
                 missing, missing_holds = await self._deprovision(job, planner, approved, read, source.skipped)
                 held += missing
                 holds += missing_holds
@@ -257,6 +285,9 @@ class CycleRunner:
                     return read, None, reason
                 failures: list[Result] = []
                 to_plan, loaded = await prepare_batch(self.state, job, planner, batch)
+                if planner.newly_forced:  # not applied until their update succeeds: planned again if not
+                    await self.state.mark_drifted(job.name, planner.newly_forced)
+                    planner.newly_forced.clear()
                 for start in range(0, len(to_plan), PLAN_SLICE):
                     if start:
                         await asyncio.sleep(0)
@@ -361,7 +392,8 @@ class CycleRunner:
         await self.state.start_cycle(cycle_id, job.name, "on_demand", **self.leases.claim())
         progress = self.tracker.start_cycle(cycle_id, job.name)
         snapshot = Snapshot.of({source_id: entry} if entry else {})
-        planner = await self.planner_for(job, cycle_id, snapshot, only=source_id)
+        _latest, moved = await self.moves_since(job)  # consumed by the next full cycle, not this one
+        planner = await self.planner_for(job, cycle_id, snapshot, only=source_id, moved=moved)
         held = 0
         try:
             failures: list[Result] = []
@@ -441,9 +473,11 @@ async def job_planner(
     *,
     in_flight: frozenset[str] | set[str] = frozenset(),
     only: str | None = None,
+    moved: Mapping[str, Set[str]] | None = None,
 ) -> Planner:
     """A planner of `job` against `snapshot`; a group job's also resolves members from the state
-    (of every group, or `only` that one)."""
+    (of every group, or `only` that one). `moved`: what moved since the job's last full cycle
+    (`CycleRunner.moves_since`)."""
     return Planner(
         job=job.name,
         target=job.target,
@@ -456,6 +490,7 @@ async def job_planner(
         scope=job.scoping,
         membership=await load_membership(state, job, only, per_batch=only is None),
         references=references_of(job),
+        moved=moved,
     )
 
 
@@ -471,8 +506,17 @@ async def resolve_references(
     """Load the target ids of the objects a batch's references name, before it is mapped."""
     if references is None:
         return
-    for job, ids in references.wanted(batch).items():
-        references.resolve(job, await state.target_ids(job, ids) if ids else {})
+    for job, ids in (await _referenced(state, references, batch)).items():
+        references.resolve(job, ids)
+
+
+async def _referenced(
+    state: StateStore, references: References, batch: Sequence[SourceObject]
+) -> dict[str, dict[str, str]]:
+    """The target ids of what a batch's references name, by the job that holds them."""
+    return {
+        job: await state.target_ids(job, ids) if ids else {} for job, ids in references.wanted(batch).items()
+    }
 
 
 async def prepare_batch(
@@ -485,7 +529,6 @@ async def prepare_batch(
     if membership is not None and job.members is not None:
         members = {m for obj in batch for m in membership.wanted(obj.source_id, obj.attributes)}
         membership.resolve(await state.target_ids(job.members.job, members))
-    await resolve_references(state, planner.references, batch)
     to_plan: list[SourceObject] = []
     wanted: list[str] = []
     for start in range(0, len(batch), PLAN_SLICE):
@@ -494,6 +537,7 @@ async def prepare_batch(
         planned, needed = planner.prepare(batch[start : start + PLAN_SLICE])
         to_plan += planned
         wanted += needed
+    await resolve_references(state, planner.references, to_plan)  # only what is planned needs them
     if wanted:
         planner.snapshot.add_entries(await state.entries(job.name, wanted))
     return to_plan, wanted

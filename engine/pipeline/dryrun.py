@@ -22,7 +22,13 @@ from engine.core.references import ResolvedReference
 from engine.mapping.functions.errors import MappingError
 from engine.model import DISABLED, Hold, SourceProblem
 from engine.pipeline.control import JobControl
-from engine.pipeline.cycles import SOURCE_BATCH, job_planner, plan_deprovisions, prepare_batch
+from engine.pipeline.cycles import (
+    SOURCE_BATCH,
+    job_planner,
+    plan_deprovisions,
+    prepare_batch,
+    references_of,
+)
 from engine.pipeline.massgate import diffs, noun
 from engine.pipeline.tracker import ACTION_COUNTS
 from engine.store.state import StateStore
@@ -91,7 +97,9 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
     await control.load()  # reads the switches: the watermark and the last complete read
     since = control.since(job.name, job.source.full_import_every_s) if job.source.incremental else None
     source = job.source.open(since)
-    planner = await job_planner(state, job, PLAN_CYCLE_ID, await state.fingerprints(job.name))
+    references = references_of(job)
+    _latest, moved = await state.moves(references.jobs if references else (), control.moves_seen(job.name))
+    planner = await job_planner(state, job, PLAN_CYCLE_ID, await state.fingerprints(job.name), moved=moved)
     plan = JobPlan(job=job.name, object_type=job.object_type)
     counts: MassChanges[PlannedObject, PlannedObject] = MassChanges(
         job.mass_change_guard, len(planner.snapshot), held_as=_held, noun=noun(job)
@@ -99,6 +107,7 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
     try:
         async for batch in source.batches(SOURCE_BATCH):
             to_plan, loaded = await prepare_batch(state, job, planner, batch)
+            planner.newly_forced.clear()  # a cycle marks them not applied; a plan writes nothing
             ops: list[tuple[Operation, bool, tuple[ResolvedReference, ...]]] = []
             references = planner.references
             for obj in to_plan:

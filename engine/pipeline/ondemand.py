@@ -6,6 +6,7 @@ Both reuse the planner that cycles use, so what they show is what a cycle would 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from engine.config import JobConfig
 from engine.core.changes import REDACTED, Diff, as_logged, diff
 from engine.core.membership import MemberPlan, Membership
 from engine.core.planner import plan_action, plan_missing
-from engine.core.references import References, ResolvedReference
+from engine.core.references import References, ResolvedReference, map_object
 from engine.core.scoping import ScopingClause
 from engine.mapping.functions.errors import MappingError
 from engine.model import SourceObject, StateEntry
@@ -76,6 +77,7 @@ def preview(
     skipped: int = 0,
     applied: dict[str, Any] | None = None,
     references: References | None = None,
+    moved: Mapping[str, Set[str]] | None = None,
 ) -> Preview:
     """Pure: the object's scoping, mapping (its references as the target ids `references` resolved, and
     a group's members) and planned action against its state and the attributes `applied` last (None:
@@ -113,7 +115,7 @@ def preview(
             explanation="out of scope" + (f": it would be {action}d" if action != "nothing" else ""),
         )
     try:
-        mapped = job.mapper().map(obj.attributes)
+        mapped = map_object(job.mapper(), obj.attributes, references)
     except MappingError as exc:
         return Preview(
             **base,
@@ -123,12 +125,18 @@ def preview(
             action="fail",
             explanation="a mapping fails on this object: it would be logged as failed",
         )
-    shown_references = []
-    if references is not None:
-        references.apply(mapped)
-        shown_references = references.shown(obj.attributes)
+    shown_references = references.shown(obj.attributes) if references is not None else []
     members = membership.plan(source_id, obj.attributes, mapped.hash) if membership is not None else None
     action = plan_action(entry, members.hash if members is not None else mapped.hash) or "nothing"
+    moved_reference = (
+        action == "nothing"
+        and entry is not None
+        and references is not None
+        and bool(moved)
+        and references.names_any(obj.attributes, moved or {})
+    )
+    if moved_reference:
+        action = "update"
     hidden = job.redacted
     changes = None
     if action == "update":
@@ -138,6 +146,8 @@ def preview(
         "create": "not in the target yet",
         "update": "disabled in the target: it would be enabled again"
         if entry is not None and entry.state == "disabled"
+        else "an object its references name changed its target id (or went) since it was last applied"
+        if moved_reference
         else f"its mapped attributes{' or members' if members else ''} changed since they were last applied",
         "nothing": "the target already holds these values",
     }[action]
@@ -169,8 +179,17 @@ async def preview_from_state(job: JobConfig, source_id: str, state: StateStore |
     entry = await state.entry(job.name, source_id)
     applied = await _applied(state, job, source_id, entry)
     references = await _references(state, job, obj)
+    moved = await _moved(state, job, references)
     return preview(
-        job, obj, source_id, entry, membership, skipped=source.skipped, applied=applied, references=references
+        job,
+        obj,
+        source_id,
+        entry,
+        membership,
+        skipped=source.skipped,
+        applied=applied,
+        references=references,
+        moved=moved,
     )
 
 
@@ -180,6 +199,16 @@ async def _references(state: StateStore, job: JobConfig, obj: SourceObject | Non
     if obj is not None:
         await resolve_references(state, references, [obj])
     return references
+
+
+async def _moved(
+    state: StateStore, job: JobConfig, references: References | None
+) -> dict[str, set[str]] | None:
+    """What moved since the job's last full cycle, among the objects its references name."""
+    if references is None:
+        return None
+    seen = (await state.job_switches()).get(job.name, {}).get("moves_seen")
+    return (await state.moves(references.jobs, seen))[1]
 
 
 async def _applied(
@@ -214,7 +243,15 @@ async def provision(
     applied = await _applied(runner.state, job, source_id, entry)
     references = await _references(runner.state, job, obj)
     shown = preview(
-        job, obj, source_id, entry, membership, skipped=source.skipped, applied=applied, references=references
+        job,
+        obj,
+        source_id,
+        entry,
+        membership,
+        skipped=source.skipped,
+        applied=applied,
+        references=references,
+        moved=await _moved(runner.state, job, references),
     )
     # A deprovision goes through the holds of a cycle's: `read` is a whole read only when the object
     # was not found (then the source-shrink check applies), and rows it could not read hold it.

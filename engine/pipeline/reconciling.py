@@ -38,6 +38,7 @@ from common.errors import RosterError
 from engine.config import JobConfig
 from engine.core.membership import Membership
 from engine.core.reconcile import ORPHAN_PREFIX, SITUATIONS, Finding, Reconciliation
+from engine.core.references import map_object
 from engine.mapping.functions.errors import MappingError
 from engine.model import CycleSummary
 from engine.pipeline.cycles import (
@@ -330,12 +331,10 @@ async def _read_expected(
             try:
                 if scope is not None and not scope.matches(obj.attributes):
                     continue
-                mapped = mapper.map(obj.attributes)
+                mapped = map_object(mapper, obj.attributes, references)
             except MappingError:
                 expected.append((obj.source_id, None))
                 continue
-            if references is not None:
-                references.apply(mapped)
             attributes = mapped.attributes
             if membership is not None:
                 plan = membership.plan(obj.source_id, obj.attributes, mapped.hash)

@@ -193,6 +193,38 @@ def _v9_object_fingerprints(conn: sa.Connection, _tables: sa.MetaData) -> None:
         after = (rows[-1][0], rows[-1][1])
 
 
+_SQLITE_MOVES = (
+    """CREATE TRIGGER IF NOT EXISTS objects_moved AFTER UPDATE OF target_id ON objects FOR EACH ROW
+    WHEN OLD.target_id IS NOT NULL AND OLD.target_id IS NOT NEW.target_id
+    BEGIN INSERT INTO moves (job, source_id) VALUES (OLD.job, OLD.source_id); END""",
+    """CREATE TRIGGER IF NOT EXISTS objects_gone AFTER DELETE ON objects FOR EACH ROW
+    WHEN OLD.target_id IS NOT NULL
+    BEGIN INSERT INTO moves (job, source_id) VALUES (OLD.job, OLD.source_id); END""",
+)
+_POSTGRESQL_MOVES = (
+    """CREATE OR REPLACE FUNCTION roster_object_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO moves (job, source_id) VALUES (OLD.job, OLD.source_id); RETURN NULL; END $$""",
+    "DROP TRIGGER IF EXISTS objects_moved ON objects",
+    """CREATE TRIGGER objects_moved AFTER UPDATE OF target_id ON objects FOR EACH ROW
+    WHEN (OLD.target_id IS NOT NULL AND OLD.target_id IS DISTINCT FROM NEW.target_id)
+    EXECUTE PROCEDURE roster_object_moved()""",
+    "DROP TRIGGER IF EXISTS objects_gone ON objects",
+    """CREATE TRIGGER objects_gone AFTER DELETE ON objects FOR EACH ROW WHEN (OLD.target_id IS NOT NULL)
+    EXECUTE PROCEDURE roster_object_moved()""",
+)
+
+
+def _v10_moves(conn: sa.Connection, tables: sa.MetaData) -> None:
+    # Reference attributes hash the source ids they name, so a cycle need not look up a target id
+    # per object; what moved in the target is told by these rows instead (`engine.core.references`).
+    # A later migration that rebuilds `objects` must create these triggers again.
+    tables.create_all(conn, tables=[tables.tables["moves"]], checkfirst=True)
+    if "moves_seen" not in {column["name"] for column in sa.inspect(conn).get_columns("job_control")}:
+        conn.exec_driver_sql("ALTER TABLE job_control ADD COLUMN moves_seen INTEGER")
+    for statement in _POSTGRESQL_MOVES if conn.dialect.name == "postgresql" else _SQLITE_MOVES:
+        conn.exec_driver_sql(statement)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -209,6 +241,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "objects compact: applied hashes as bytes, no rowid", _v7_compact_objects),
     Migration(8, "log compact: names as keys, op ids as numbers, attributes compressed", _v8_compact_log),
     Migration(9, "objects keep the fingerprint a cycle compares", _v9_object_fingerprints),
+    Migration(10, "the objects whose target id changed or went, for references to them", _v10_moves),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -45,6 +45,19 @@ job_control = sa.Table(
     sa.Column("watermark", sa.String),
     sa.Column("last_full_at", sa.Float),
     sa.Column("last_complete_read", sa.Integer),  # objects in the last complete read (source shrink)
+    sa.Column("moves_seen", sa.Integer),  # the last of `moves` the job's references were checked against
+)
+
+# The objects whose target id changed or went (an LDAP rename, a delete), written by triggers on
+# `objects` (migration 10), so that every writer counts: the cycles of jobs whose references name them
+# update the objects that point at them. AUTOINCREMENT: numbers never come back after a prune.
+moves = sa.Table(
+    "moves",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String, nullable=False),
+    sa.Column("source_id", sa.String, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 staged = sa.Table(

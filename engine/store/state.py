@@ -28,7 +28,7 @@ from engine.core.snapshot import Snapshot, decode_hash, encode_hash, fingerprint
 from engine.model import ACTIVE, DISABLED, LOST, Lost, StateEntry, Unapplied
 from engine.store import logrows
 from engine.store.migrations import migrate
-from engine.store.schema import cycles, group_members, job_control, log, metadata, objects, staged
+from engine.store.schema import cycles, group_members, job_control, log, metadata, moves, objects, staged
 from queues.contracts import Operation, Result
 
 _log = logging.getLogger("roster.engine.state")
@@ -43,6 +43,13 @@ RECONCILE = "reconcile"
 _STATE_AFTER = {"create": ACTIVE, "update": ACTIVE, "disable": DISABLED}
 _PAGE = 10_000  # rows fetched at a time when reading a whole job's objects
 _IDS_PER_QUERY = 500  # source ids bound in one query (well below every driver's limit)
+
+_TARGET_IDS_OF = sa.select(objects.c.source_id, objects.c.target_id).where(
+    objects.c.job == sa.bindparam("job"),
+    objects.c.target_id.is_not(None),
+    objects.c.source_id.in_(sa.bindparam("ids", expanding=True)),
+)
+"""Built once: a cycle asks it per batch of every job with references or group members."""
 
 
 def state_url(value: str, *, base_dir: Path | None = None) -> str:
@@ -174,9 +181,31 @@ class StateStore:
                 return found
             ids = list(source_ids)
             for start in range(0, len(ids), _IDS_PER_QUERY):
-                chunk = query.where(objects.c.source_id.in_(ids[start : start + _IDS_PER_QUERY]))
-                found.update((row[0], row[1]) for row in await conn.execute(chunk))
+                chunk = {"job": job, "ids": ids[start : start + _IDS_PER_QUERY]}
+                found.update((row[0], row[1]) for row in await conn.execute(_TARGET_IDS_OF, chunk))
         return found
+
+    async def moves(self, jobs: Iterable[str], after: int | None) -> tuple[int, dict[str, set[str]]]:
+        """The number of the latest move (an object whose target id changed or went), and the source
+        ids of `jobs` that moved since move `after` (None: nothing seen before, so nothing is new)."""
+        wanted = list(jobs)
+        found: dict[str, set[str]] = {job: set() for job in wanted}
+        async with self.engine.connect() as conn:
+            # Pruned to nothing, the table has no latest: it is then the one seen (numbers never repeat).
+            latest = max((await conn.execute(sa.select(sa.func.max(moves.c.seq)))).scalar() or 0, after or 0)
+            if after is None or latest <= after or not wanted:
+                return latest, found
+            query = sa.select(moves.c.job, moves.c.source_id).where(
+                moves.c.seq > after, moves.c.seq <= latest, moves.c.job.in_(wanted)
+            )
+            for job, source_id in await conn.execute(query):  # few: renames and deletions
+                found[job].add(source_id)
+        return latest, found
+
+    async def prune_moves(self, upto: int) -> None:
+        """Forget the moves up to `upto`, which every job whose references could name them has seen."""
+        async with self.engine.begin() as conn:
+            await conn.execute(moves.delete().where(moves.c.seq <= upto))
 
     async def count(self, job: str) -> int:
         """How many objects the state holds for `job` (what the deletion guard weighs deprovisions by)."""

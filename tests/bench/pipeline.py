@@ -62,9 +62,13 @@ def write_people(path: Path, count: int, *, managers: bool = False) -> None:
 
 
 MANAGER = {"target": "manager", "reference": {"source": "manager", "job": "bench"}}
+COPIED_MANAGER = {"target": "manager", "source": "manager"}
+"""The same column sent as it is read: what the reference step is weighed against."""
 
 
-def config(workdir: Path, target: dict[str, Any], *, managers: bool = False) -> dict[str, Any]:
+def config(
+    workdir: Path, target: dict[str, Any], *, managers: bool = False, copied: bool = False
+) -> dict[str, Any]:
     return {
         "jobs": [
             {
@@ -73,7 +77,7 @@ def config(workdir: Path, target: dict[str, Any], *, managers: bool = False) -> 
                 "target": target["name"],
                 "mappings": [{"target": c, "source": c, "match": c == "employee_id"} for c in COLUMNS]
                 + [{"target": "company", "constant": "Example Corp"}]
-                + ([MANAGER] if managers else []),
+                + ([MANAGER] if managers else [COPIED_MANAGER] if copied else []),
             }
         ],
         "targets": [target],
@@ -140,20 +144,31 @@ def main() -> None:
         help="a manager on every row but the first, mapped as a reference: the first cycle sends them "
         "empty (none provisioned yet), a second sets them, the unchanged cycle is the third",
     )
+    parser.add_argument(
+        "--managers-copied",
+        action="store_true",
+        help="the same manager column, mapped as a plain copy of the source id: the baseline that "
+        "`--managers` is weighed against, so that the difference is the reference step alone",
+    )
     args = parser.parse_args()
+    if args.managers and args.managers_copied:
+        parser.error("--managers and --managers-copied are two runs to compare: give one")
     tune_process()
-    managers = args.managers
+    managers, copied = args.managers, args.managers_copied
     with tempfile.TemporaryDirectory(prefix="roster-bench-") as tmp:
         workdir = Path(tmp)
-        write_people(workdir / "people.csv", args.objects, managers=managers)
+        write_people(workdir / "people.csv", args.objects, managers=managers or copied)
 
-        null = config(workdir, {"name": "noop", "type": "noop"}, managers=managers)
+        null = config(workdir, {"name": "noop", "type": "noop"}, managers=managers, copied=copied)
         null_state = workdir / "null-state.db"
         peaks: list[int] = []
         cpu_s: list[float] = []
-        cycles = asyncio.run(run_cycles(workdir, null, str(null_state), 3 if managers else 2, peaks, cpu_s))
+        # The reference runs need a second cycle to set the references the first sent empty; the
+        # copied baseline runs one too, so that both unchanged cycles are the third on a like store.
+        count = 3 if managers or copied else 2
+        cycles = asyncio.run(run_cycles(workdir, null, str(null_state), count, peaks, cpu_s))
         initial, unchanged = cycles[0], cycles[-1]
-        if managers:
+        if count == 3:
             peaks, cpu_s = [peaks[0], peaks[2]], [cpu_s[0], cpu_s[2]]
             # the references the first cycle could not resolve (their manager not provisioned when planned)
             assert cycles[1].updated == cycles[0].pending_references, cycles
@@ -161,7 +176,7 @@ def main() -> None:
         state_bytes_per_object = state_bytes(null_state) / args.objects
         assert initial.created == args.objects and unchanged.changed == 0, (initial, unchanged)
 
-        columns = {c: c for c in (*COLUMNS, "company", *(["manager"] if managers else []))}
+        columns = {c: c for c in (*COLUMNS, "company", *(["manager"] if managers or copied else []))}
         sqlite_target = {
             "name": "sqlite",
             "type": "sql",
@@ -174,7 +189,10 @@ def main() -> None:
         }
         (sql_initial,) = asyncio.run(
             run_cycles(
-                workdir, config(workdir, sqlite_target, managers=managers), str(workdir / "sql-state.db"), 1
+                workdir,
+                config(workdir, sqlite_target, managers=managers, copied=copied),
+                str(workdir / "sql-state.db"),
+                1,
             )
         )
         assert sql_initial.created == args.objects, sql_initial
@@ -194,6 +212,7 @@ def main() -> None:
                 "state_bytes_per_object": round(state_bytes_per_object),
                 "unchanged_cycle_cpu_s": round(cpu_s[1], 3),
                 "managers": managers,
+                "managers_copied": copied,
                 "references_cycle_s": round(cycles[1].elapsed_s, 3) if managers else None,
             }
         )

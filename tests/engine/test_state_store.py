@@ -146,6 +146,25 @@ async def test_a_target_id_is_kept_when_a_later_result_does_not_carry_one(store:
     assert (await store.entry("people", "a")) == StateEntry("t-a", "h-a-update", ACTIVE)
 
 
+async def test_the_store_records_each_target_id_that_changed_or_went_and_nothing_else(
+    store: StateStore,
+) -> None:
+    """What references to these objects must follow (`engine.core.references`): a rename, a
+    delete, a forgotten link; not a create, an update that keeps the target id, or one without it."""
+    latest, _ = await store.moves(["people"], None)
+    await store.apply_results([result(s) for s in "abcde"])
+    await store.apply_results([result("a", "update", target_id="t-a2"), result("b", "update")])
+    await store.apply_results([result("c", "update", target_id=None), result("d", "delete")])
+    await store.unlink("people", ["e"])
+    after, moved = await store.moves(["people", "groups"], latest)
+    assert moved == {"people": {"a", "d", "e"}, "groups": set()}
+    assert (await store.moves(["people"], after))[1] == {"people": set()}
+    await store.prune_moves(after)
+    await store.apply_results([result("a", "update", target_id="t-a3")])
+    newest, moved = await store.moves(["people"], after)
+    assert newest > after and moved == {"people": {"a"}}  # numbers go on after a prune
+
+
 async def test_error_details_are_logged_as_the_worker_gave_them(store: StateStore) -> None:
     failed = result(
         "x",
