@@ -1,0 +1,185 @@
+"""Nested groups (groups whose members include groups of the same job) into a real scim2-server and a
+real slapd: depth 3 listed outermost first lands in one cycle, a nested member's removal reaches the
+target, and a nesting loop fails the groups in it with the loop named. Each test reads the target back
+and compares every group's members with the source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from common.peers.ldap_names import canonical_dn
+from engine.config import in_dependency_order
+from engine.model import CycleSummary
+from tests.integration import test_ldap_cycle as ldap
+from tests.integration.pipeline import pipeline
+from tests.integration.test_scim_groups import config as scim_config
+from tests.integration.test_scim_groups import person, read_all
+from tests.integration.test_scim_groups import write_sources as scim_sources
+from tests.scim_server import ScimServer
+from tests.slapd import Slapd
+
+NESTED = {"source": "members", "job": "people", "groups": ["teams"]}
+
+
+def depth_three() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Six people; G3 holds E0-E2, G2 holds G3 and E3, G1 holds G2 and E4; listed G1, G2, G3 (each group
+    before the group it contains), and G4 holding a person only."""
+    people = [person(i) for i in range(6)]
+    groups = [
+        {"group_id": "G1", "name": "Outer", "members": ["G2", "E00004"]},
+        {"group_id": "G2", "name": "Middle", "members": ["E00003", "G3"]},
+        {"group_id": "G3", "name": "Inner", "members": ["E00000", "E00001", "E00002"]},
+        {"group_id": "G4", "name": "Plain", "members": ["E00005"]},
+    ]
+    return people, groups
+
+
+async def run_all(p: Any) -> dict[str, CycleSummary]:
+    jobs = in_dependency_order(p.runner.config.jobs)
+    return {job.name: await p.runner.run_cycle(job) for job in jobs}
+
+
+# -- SCIM ----------------------------------------------------------------------------------------------
+
+
+def nested_scim_config(tmp_path: Path, url: str) -> dict[str, Any]:
+    raw = scim_config(tmp_path, url)
+    raw["jobs"][1]["members"] = dict(NESTED)
+    return raw
+
+
+async def scim_groups(server: ScimServer) -> dict[str, list[tuple[str, str | None]]]:
+    """Each group's members by externalId, with the type the server holds: (externalId, type)."""
+    users = {u["id"]: u["externalId"] for u in await read_all(server, "Users")}
+    groups = await read_all(server, "Groups")
+    ids = {**users, **{g["id"]: g["externalId"] for g in groups}}
+    return {
+        g["externalId"]: sorted(
+            (ids.get(m["value"], m["value"]), m.get("type")) for m in g.get("members") or []
+        )
+        for g in groups
+    }
+
+
+def scim_expected(groups: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
+    return {
+        g["group_id"]: sorted((m, "Group" if m.startswith("G") else "User") for m in g["members"])
+        for g in groups
+    }
+
+
+async def test_groups_nested_three_deep_land_in_scim_in_one_cycle_whatever_the_source_order(
+    tmp_path: Path, scim: ScimServer
+) -> None:
+    people, groups = depth_three()
+    scim_sources(tmp_path, people, groups)
+    async with pipeline(tmp_path, nested_scim_config(tmp_path, scim.url)) as p:
+        done = await run_all(p)
+        held = await scim_groups(scim)
+        again = await run_all(p)
+
+    teams = done["teams"]
+    assert (teams.created, teams.failed, teams.pending_members) == (4, 0, 0)
+    assert held == scim_expected(groups)
+    assert (again["teams"].created, again["teams"].updated, again["teams"].unchanged) == (0, 0, 4)
+
+
+async def test_a_nested_group_removed_from_its_parent_leaves_it_in_scim(
+    tmp_path: Path, scim: ScimServer
+) -> None:
+    people, groups = depth_three()
+    scim_sources(tmp_path, people, groups)
+    async with pipeline(tmp_path, nested_scim_config(tmp_path, scim.url)) as p:
+        await run_all(p)
+        groups[0]["members"] = ["E00004"]  # G2 leaves G1
+        groups[1]["members"] = ["E00003", "G3", "G4"]  # G4 joins G2
+        scim_sources(tmp_path, people, groups)
+        done = await run_all(p)
+        held = await scim_groups(scim)
+
+    assert (done["teams"].updated, done["teams"].failed, done["teams"].pending_members) == (2, 0, 0)
+    assert held == scim_expected(groups)
+
+
+async def test_a_nesting_loop_fails_the_groups_in_it_naming_the_loop_and_provisions_the_rest(
+    tmp_path: Path, scim: ScimServer
+) -> None:
+    people = [person(i) for i in range(3)]
+    groups = [
+        {"group_id": "G1", "name": "One", "members": ["G2", "E00000"]},
+        {"group_id": "G2", "name": "Two", "members": ["G1", "E00001"]},  # G1 -> G2 -> G1
+        {"group_id": "G5", "name": "Self", "members": ["G5"]},  # G5 -> G5
+        {"group_id": "G6", "name": "Outside", "members": ["G1", "G7", "E00002"]},  # holds a looped group
+        {"group_id": "G7", "name": "Fine", "members": ["E00002"]},
+    ]
+    scim_sources(tmp_path, people, groups)
+    async with pipeline(tmp_path, nested_scim_config(tmp_path, scim.url)) as p:
+        done = await run_all(p)
+        log = {r["source_id"]: r for r in await p.state.log_records("teams") if r["status"] == "failed"}
+        held = await scim_groups(scim)
+
+    teams = done["teams"]
+    assert (teams.created, teams.failed) == (2, 3)
+    assert teams.status == "completed_with_failures"
+    assert "G1 contains G2 contains G1" in log["G1"]["error_message"]
+    assert "G2 contains G1 contains G2" in log["G2"]["error_message"]
+    assert "G5 contains G5" in log["G5"]["error_message"]
+    assert held == {"G6": [("E00002", "User"), ("G7", "Group")], "G7": [("E00002", "User")]}
+    assert teams.pending_members == 1  # G1, in G6: never created
+    assert [member for member, _ in teams.failed_members] == ["G1"]
+
+
+# -- LDAP ----------------------------------------------------------------------------------------------
+
+
+def nested_ldap_config(tmp_path: Path, server: Slapd) -> dict[str, Any]:
+    raw = ldap.files_config(tmp_path, server)
+    raw["jobs"][1]["members"] = dict(NESTED)
+    return raw
+
+
+def ldap_groups(server: Slapd) -> dict[str, list[str]]:
+    """Each group's members by cn: a user's employeeNumber, a group's cn."""
+    users = {
+        canonical_dn(dn): e["employeenumber"][0]
+        for dn, e in server.entries(ldap.PEOPLE).items()
+        if "employeenumber" in e
+    }
+    entries = server.entries(ldap.GROUPS, "(objectClass=groupOfNames)", ["cn", "member"])
+    names = {canonical_dn(dn): e["cn"][0] for dn, e in entries.items()}
+    of = {**users, **names}
+    return {
+        e["cn"][0]: sorted(of.get(canonical_dn(m), m) for m in e.get("member", [])) for e in entries.values()
+    }
+
+
+def ldap_expected(groups: list[dict[str, Any]]) -> dict[str, list[str]]:
+    names = {g["group_id"]: g["name"] for g in groups}
+    return {g["name"]: sorted(names.get(m, m) for m in g["members"]) for g in groups}
+
+
+def ldap_sources(tmp_path: Path, people: list[dict[str, Any]], groups: list[dict[str, Any]]) -> None:
+    rows = [ldap.person(i, employee_id=row["employee_id"]) for i, row in enumerate(people)]
+    teams = [{"team_id": g["group_id"], "name": g["name"], "members": g["members"]} for g in groups]
+    ldap.write_sources(tmp_path, rows, teams)
+
+
+async def test_groups_nested_three_deep_land_in_slapd_in_one_cycle_and_a_removal_follows(
+    tmp_path: Path, slapd: Slapd
+) -> None:
+    people, groups = depth_three()
+    ldap_sources(tmp_path, people, groups)
+    async with pipeline(tmp_path, nested_ldap_config(tmp_path, slapd)) as p:
+        done = await run_all(p)
+        first = ldap_groups(slapd)
+        groups[0]["members"] = ["E00004"]  # Middle leaves Outer
+        groups[3]["members"] = ["E00005", "G3"]  # Inner joins Plain
+        ldap_sources(tmp_path, people, groups)
+        again = await run_all(p)
+        second = ldap_groups(slapd)
+
+    assert (done["teams"].created, done["teams"].failed, done["teams"].pending_members) == (4, 0, 0)
+    assert first == ldap_expected(depth_three()[1])
+    assert (again["teams"].updated, again["teams"].failed) == (2, 0)
+    assert second == ldap_expected(groups)
