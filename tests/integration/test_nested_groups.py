@@ -183,3 +183,28 @@ async def test_groups_nested_three_deep_land_in_slapd_in_one_cycle_and_a_removal
     assert first == ldap_expected(depth_three()[1])
     assert (again["teams"].updated, again["teams"].failed) == (2, 0)
     assert second == ldap_expected(groups)
+
+
+async def test_a_nested_group_renamed_or_deleted_in_slapd_is_relinked_in_the_groups_that_hold_it(
+    tmp_path: Path, slapd: Slapd
+) -> None:
+    people, groups = depth_three()
+    groups[0]["members"] = ["G2", "G4"]  # Outer holds Middle and Plain, no person
+    ldap_sources(tmp_path, people, groups)
+    async with pipeline(tmp_path, nested_ldap_config(tmp_path, slapd)) as p:
+        users, teams = in_dependency_order(p.runner.config.jobs)
+        await run_all(p)
+        groups[2]["name"] = "Inner Renamed"  # a new cn, so a new DN: Middle must follow it
+        del groups[3]  # Plain leaves the source (deleted), though Outer still names it
+        ldap_sources(tmp_path, people, groups)
+        await p.runner.run_cycle(users)
+        done = await p.runner.run_cycle(teams, approved=frozenset({"G4"}))
+        held = ldap_groups(slapd)
+        again = await p.runner.run_cycle(teams)
+        after = ldap_groups(slapd)
+
+    assert (done.updated, done.deleted, done.failed) == (2, 1, 0)  # Middle and Inner; Plain
+    expected = {"Middle": ["E00003", "Inner Renamed"], "Inner Renamed": ["E00000", "E00001", "E00002"]}
+    assert held == {"Outer": ["Middle"], **expected}  # Plain's DN left Outer with Plain
+    assert (again.failed, again.pending_members) == (0, 1)  # Plain, named by Outer, is gone
+    assert after == held
