@@ -11,8 +11,10 @@ from typing import Any
 from common.peers.ldap_names import canonical_dn
 from engine.config import in_dependency_order
 from engine.model import CycleSummary
+from engine.pipeline.reconciling import reconcile
 from tests.integration import test_ldap_cycle as ldap
 from tests.integration.pipeline import pipeline
+from tests.integration.test_reconcile import scim_call
 from tests.integration.test_scim_groups import config as scim_config
 from tests.integration.test_scim_groups import person, read_all
 from tests.integration.test_scim_groups import write_sources as scim_sources
@@ -128,6 +130,31 @@ async def test_a_nesting_loop_fails_the_groups_in_it_naming_the_loop_and_provisi
     assert held == {"G6": [("E00002", "User"), ("G7", "Group")], "G7": [("E00002", "User")]}
     assert teams.pending_members == 1  # G1, in G6: never created
     assert [member for member, _ in teams.failed_members] == ["G1"]
+
+
+async def test_a_nested_group_taken_out_or_put_in_out_of_band_is_found_and_set_right_by_reconciliation(
+    tmp_path: Path, scim: ScimServer
+) -> None:
+    people, groups = depth_three()
+    scim_sources(tmp_path, people, groups)
+    async with pipeline(tmp_path, nested_scim_config(tmp_path, scim.url)) as p:
+        _, teams = in_dependency_order(p.runner.config.jobs)
+        await run_all(p)
+        ids = {g["externalId"]: g["id"] for g in await read_all(scim, "Groups")}
+        patch = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+        remove = {"op": "remove", "path": f'members[value eq "{ids["G2"]}"]'}
+        add = {"op": "add", "path": "members", "value": [{"value": ids["G4"], "type": "Group"}]}
+        await scim_call(scim, "PATCH", f"/Groups/{ids['G1']}", {"schemas": [patch], "Operations": [remove]})
+        await scim_call(scim, "PATCH", f"/Groups/{ids['G3']}", {"schemas": [patch], "Operations": [add]})
+
+        found = await reconcile(p.runner, teams)
+        again = await reconcile(p.runner, teams)
+        held = await scim_groups(scim)
+
+    drift = {f.source_id: [(d.attribute, d.expected, d.found) for d in f.drift] for f in found.findings}
+    assert drift == {"G1": [("members", [ids["G2"]], [])], "G3": [("members", [], [ids["G4"]])]}
+    assert again.situations == {"in_step": 4}
+    assert held == scim_expected(groups)
 
 
 # -- LDAP ----------------------------------------------------------------------------------------------
