@@ -5,6 +5,7 @@ and compares every group's members with the source."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,38 @@ async def test_a_nested_group_taken_out_or_put_in_out_of_band_is_found_and_set_r
     assert drift == {"G1": [("members", [ids["G2"]], [])], "G3": [("members", [], [ids["G4"]])]}
     assert again.situations == {"in_step": 4}
     assert held == scim_expected(groups)
+
+
+async def test_groups_of_another_group_job_are_members_once_that_job_ran_first(
+    tmp_path: Path, scim: ScimServer
+) -> None:
+    people = [person(i) for i in range(4)]
+    teams = [
+        {"group_id": "T1", "name": "Team 1", "members": ["E00000", "E00001"]},
+        {"group_id": "T2", "name": "Team 2", "members": ["E00002"]},
+    ]
+    divisions = [{"group_id": "D1", "name": "Division 1", "members": ["T1", "T2", "E00003"]}]
+    scim_sources(tmp_path, people, teams)
+    (tmp_path / "divisions.jsonl").write_text("".join(json.dumps(d) + "\n" for d in divisions))
+    raw = scim_config(tmp_path, scim.url)
+    division_job = {
+        **raw["jobs"][1],
+        "name": "divisions",
+        "source": {"path": str(tmp_path / "divisions.jsonl"), "id_column": "group_id"},
+        "members": {"source": "members", "job": "people", "groups": ["teams"]},
+    }
+    raw["jobs"].insert(0, division_job)  # listed first: run after the job whose groups it holds
+    async with pipeline(tmp_path, raw) as p:
+        assert [job.name for job in in_dependency_order(p.runner.config.jobs)] == [
+            "people",
+            "teams",
+            "divisions",
+        ]
+        done = await run_all(p)
+        held = await scim_groups(scim)
+
+    assert (done["divisions"].created, done["divisions"].pending_members) == (1, 0)
+    assert held == scim_expected(teams) | {"D1": [("E00003", "User"), ("T1", "Group"), ("T2", "Group")]}
 
 
 # -- LDAP ----------------------------------------------------------------------------------------------
