@@ -331,18 +331,17 @@ class CycleRunner:
         if planner.newly_forced:  # not applied until their update succeeds: planned again if not
             await self.state.mark_drifted(job.name, planner.newly_forced)
             planner.newly_forced.clear()
-        try:
-            for start in range(0, len(to_plan), PLAN_SLICE):
-                if start:
-                    await asyncio.sleep(0)
-                for obj in to_plan[start : start + PLAN_SLICE]:
-                    # Checked per object, so that a pause or a quarantine takes hold at once.
-                    reason = await self._hold_or_stop(job.name, cycle_id, read)
-                    if reason is not None:
-                        return reason
-                    await self._plan_object(planner, obj, failures, send)
-        finally:
-            await self._record_failures(cycle_id, failures)
+        for start in range(0, len(to_plan), PLAN_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for obj in to_plan[start : start + PLAN_SLICE]:
+                # Checked per object, so that a pause or a quarantine takes hold at once.
+                reason = await self._hold_or_stop(job.name, cycle_id, read)
+                if reason is not None:
+                    await self._record_failures(cycle_id, failures)
+                    return reason
+                await self._plan_object(planner, obj, failures, send)
+        await self._record_failures(cycle_id, failures)
         planner.snapshot.drop_entries(loaded)
         planner.snapshot.shrink()
         return None
@@ -361,6 +360,10 @@ class CycleRunner:
         """Plan the groups held back for their nested members (see `engine.core.nesting`), a level
         at a time, after the results of what was sent before; refuse those in a nesting loop."""
         levels, loops = nested.order()
+        busy = [obj for obj, _ in loops if obj.source_id in planner.in_flight]
+        for obj in busy:  # refused once its operation's result is in, like any change meanwhile
+            planner.deferred.append(obj.source_id)
+        loops = [(obj, loop) for obj, loop in loops if obj.source_id not in planner.in_flight]
         if loops:
             ids = [obj.source_id for obj, _ in loops]
             planner.snapshot.add_entries(await self.state.entries(job.name, ids))
