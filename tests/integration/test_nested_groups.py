@@ -121,6 +121,10 @@ async def test_a_nesting_loop_fails_the_groups_in_it_naming_the_loop_and_provisi
         done = await run_all(p)
         log = {r["source_id"]: r for r in await p.state.log_records("teams") if r["status"] == "failed"}
         held = await scim_groups(scim)
+        groups[1]["members"] = ["E00001"]  # the loop of G1 and G2 broken; G5 still holds itself
+        scim_sources(tmp_path, people, groups)
+        fixed = await run_all(p)
+        after = await scim_groups(scim)
 
     teams = done["teams"]
     assert (teams.created, teams.failed) == (2, 3)
@@ -131,6 +135,13 @@ async def test_a_nesting_loop_fails_the_groups_in_it_naming_the_loop_and_provisi
     assert held == {"G6": [("E00002", "User"), ("G7", "Group")], "G7": [("E00002", "User")]}
     assert teams.pending_members == 1  # G1, in G6: never created
     assert [member for member, _ in teams.failed_members] == ["G1"]
+    assert (fixed["teams"].created, fixed["teams"].updated, fixed["teams"].failed) == (2, 1, 1)  # G5 fails
+    assert after == {
+        **held,
+        "G1": [("E00000", "User"), ("G2", "Group")],
+        "G2": [("E00001", "User")],
+        "G6": [("E00002", "User"), ("G1", "Group"), ("G7", "Group")],
+    }
 
 
 async def test_a_nested_group_taken_out_or_put_in_out_of_band_is_found_and_set_right_by_reconciliation(
