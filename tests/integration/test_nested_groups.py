@@ -20,7 +20,7 @@ from tests.integration.test_scim_groups import config as scim_config
 from tests.integration.test_scim_groups import person, read_all
 from tests.integration.test_scim_groups import write_sources as scim_sources
 from tests.scim_server import ScimServer
-from tests.slapd import Slapd
+from tests.slapd import ROOT_DN, Slapd
 
 NESTED = {"source": "members", "job": "people", "groups": ["teams"]}
 
@@ -279,3 +279,26 @@ async def test_a_nested_group_renamed_or_deleted_in_slapd_is_relinked_in_the_gro
     assert held == {"Outer": ["Middle"], **expected}  # Plain's DN left Outer with Plain
     assert (again.failed, again.pending_members) == (0, 1)  # Plain, named by Outer, is gone
     assert after == held
+
+
+async def test_a_group_whose_only_member_is_a_nested_group_keeps_the_stand_in_while_it_is_out(
+    tmp_path: Path, slapd: Slapd
+) -> None:
+    people, groups = depth_three()
+    groups[0]["members"] = ["G2"]  # Outer holds Middle only
+    ldap_sources(tmp_path, people, groups)
+    async with pipeline(tmp_path, nested_ldap_config(tmp_path, slapd)) as p:
+        await run_all(p)
+        groups[0]["members"] = []
+        ldap_sources(tmp_path, people, groups)
+        emptied = await run_all(p)
+        empty = ldap_groups(slapd)["Outer"]
+        groups[0]["members"] = ["G2"]
+        ldap_sources(tmp_path, people, groups)
+        back = await run_all(p)
+        held = ldap_groups(slapd)
+
+    assert (emptied["teams"].updated, emptied["teams"].failed) == (1, 0)
+    assert [canonical_dn(m) for m in empty] == [canonical_dn(ROOT_DN)]  # the bind DN keeps it valid
+    assert (back["teams"].updated, back["teams"].failed) == (1, 0)
+    assert held == ldap_expected(groups)
