@@ -306,8 +306,65 @@ def _check_members(jobs: Sequence[JobConfig | None], parts: Parts, unread: Colle
     `jobs` is in the file's order, None for a job that could not be read; `unread` are their names."""
     by_name = {job.name: job for job in jobs if job is not None}
     for i, job in enumerate(jobs):
-        if job is not None and job.members is not None and job.members.job not in unread:
-            parts(partial(_check_member_job, join(join("jobs", i), "members.job"), job, by_name))
+        if job is None or job.members is None:
+            continue
+        path = join(join("jobs", i), "members")
+        if job.members.job not in unread:
+            parts(partial(_check_member_job, join(path, "job"), job, by_name))
+        for n, name in enumerate(job.members.groups):
+            if name not in unread:
+                parts(partial(_check_member_groups, join(join(path, "groups"), n), job, name, by_name))
+
+
+def _check_member_groups(path: str, job: JobConfig, name: str, by_name: Mapping[str, JobConfig]) -> None:
+    """`name`, in `job.members.groups`, is a group job of the same target that does not (through
+    others) take `job`'s groups as members: nesting across jobs goes one way, so that each job's
+    cycle finds the groups it nests provisioned by the cycle before (within a job, any way goes)."""
+    named = by_name.get(name)
+    if named is None:
+        raise ConfigError(
+            path,
+            f"no job is named {name!r}",
+            f"name a group job whose groups are members, this one ({job.name!r}) for groups nested in "
+            f"its own: {', '.join(sorted(n for n, j in by_name.items() if j.object_type == 'group'))}",
+        )
+    if named.object_type != "group" or named.target != job.target:
+        raise ConfigError(
+            path,
+            f"{name!r} is not a group job of target {job.target!r}",
+            "nested groups are sent by their ids in this group's target: name a group job of that target",
+        )
+    if name == job.name:
+        return
+    loop = _job_loop(name, job.name, by_name)
+    if loop:
+        raise ConfigError(
+            path,
+            f"group jobs take each other's groups as members: {' -> '.join([job.name, *loop])}",
+            "let the groups of one job contain those of the other, not both ways (or merge the jobs "
+            "into one, whose groups may nest any way)",
+        )
+
+
+def _job_loop(start: str, back_to: str, by_name: Mapping[str, JobConfig]) -> list[str]:
+    """A path of group jobs from `start` to `back_to` following `members.groups`, if there is one."""
+    came_from: dict[str, str] = {start: ""}
+    frontier = [start]
+    while frontier:
+        following = []
+        for name in frontier:
+            job = by_name.get(name)
+            for member in job.members.groups if job is not None and job.members is not None else ():
+                if member == back_to:
+                    path = [name]
+                    while came_from[path[-1]]:
+                        path.append(came_from[path[-1]])
+                    return [*reversed(path), back_to]
+                if member not in came_from:
+                    came_from[member] = name
+                    following.append(member)
+        frontier = following
+    return []
 
 
 def _check_member_job(path: str, job: JobConfig, by_name: Mapping[str, JobConfig]) -> None:
@@ -359,9 +416,26 @@ def _check_reference_job(
 
 
 def in_dependency_order(jobs: Sequence[JobConfig]) -> list[JobConfig]:
-    """`jobs` with each group job after the user job of its members, so users are provisioned first."""
+    """`jobs` with each group job after the user job of its members and after the other group jobs
+    whose groups it nests, so members are provisioned first (a loop of group jobs, which validation
+    refuses, keeps the file's order)."""
     users = [job for job in jobs if job.members is None]
-    return users + [job for job in jobs if job.members is not None]
+    groups = [job for job in jobs if job.members is not None]
+    names = {job.name for job in groups}
+    ordered: list[JobConfig] = []
+    placed: set[str] = set()
+    while groups:
+        ready = [
+            job
+            for job in groups
+            if job.members is None
+            or all(n in placed or n == job.name or n not in names for n in job.members.groups)
+        ]
+        ready = ready or groups[:1]
+        ordered += ready
+        placed.update(job.name for job in ready)
+        groups = [job for job in groups if job.name not in placed]
+    return users + ordered
 
 
 def parse_mapping(path: str, raw: Any) -> tuple[AttributeMapping, int | None]:

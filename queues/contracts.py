@@ -21,9 +21,9 @@ import orjson
 
 from common.errors import DecodeError
 
-VERSION: Final = 3
-"""3: operations carry `listed`, and list requests and listing pages exist (2 had neither; 1 sent an
-object per item)."""
+VERSION: Final = 4
+"""4: operations carry `members_groups` (nested groups). 3: operations carry `listed`, and list
+requests and listing pages exist (2 had neither; 1 sent an object per item)."""
 
 _T = TypeVar("_T")
 
@@ -67,6 +67,8 @@ class Operation:
     members: dict[str, str] | None = None
     """For a group: every member it holds once this operation is applied (source id -> target id),
     echoed in the result so the state records the membership only when it is in the target."""
+    members_groups: list[str] = field(default_factory=list)
+    """The target ids in `members_add` that are groups (nested in this one), not users."""
     listed: list[str] = field(default_factory=list)
     """For a create: the matching attributes that a listing of the target covered and found no object
     holding this operation's values for (see `engine.pipeline.listing`). The connector may create without

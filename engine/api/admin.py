@@ -163,7 +163,7 @@ class Admin:
         job = self.job(name)
         if self.runner.control.paused(name):
             raise NotNow("job_paused", "the job is paused: resume it first")
-        jobs = [name] if job.members is None else [name, job.members.job]
+        jobs = [name] if job.members is None else list(dict.fromkeys([name, *job.members.jobs]))
         ahead = [p for j in jobs for p in self.runner.tracker.running(j) if not p.cycle_id.endswith("-one")]
         task = asyncio.create_task(self.runner.run_cycle(job, trigger="api"), name=f"roster-api-{name}")
         self._triggered.add(task)

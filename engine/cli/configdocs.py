@@ -332,6 +332,13 @@ KEYS: dict[str, dict[str, _Key]] = {
     "jobs[].members": {
         "source": ("string", "members", "The group's source attribute listing its members' ids."),
         "job": ("string", "people", "The user job of this target whose objects are the members."),
+        "groups": (
+            "list",
+            "[teams]",
+            "Group jobs of this target whose groups are members too (nested groups), this one included; "
+            "an id is looked up in `job` first, then in these in order, and the first that knows it wins.",
+            "none",
+        ),
         "separator": ("string", ";", "Separates the ids in a text value.", ";"),
     },
     "jobs[].mappings[]": {

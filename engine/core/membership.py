@@ -1,10 +1,15 @@
 """Group membership: which members a group should hold in the target, by their target ids.
 
-A group job names the user job whose objects are its members (`members.job`, on the same target). The
-source gives each group's members as source ids of that job, and that job's state gives their target
-ids. A member the state does not know yet (not provisioned so far, or failed) is *pending*: the group
-is sent with the members that resolve, and its state records a hash marked pending, so the group is not
-taken as applied; a later cycle, once the member resolves, adds it.
+A group job names the user job whose objects are its members (`members.job`, on the same target), and
+may name group jobs whose groups are members too (`members.groups`: itself, for groups nested in groups
+of the same source, or another group job). The source gives each group's members as source ids of those
+jobs, and their state gives the target ids: a member id is looked up in `job` first, then in each of
+`groups` in order, and the first that knows it wins (an id that two jobs hold is taken as the first's
+member; give the jobs distinct ids, e.g. a prefix, where that can happen). A member the state does not
+know yet (not provisioned so far, or failed) is *pending*: the group is sent with the members that
+resolve, and its state records a hash marked pending, so the group is not taken as applied; a later
+cycle, once the member resolves, adds it. Nested groups of one job are planned members first within a
+cycle (see `engine.core.nesting`).
 
 What a group holds is recorded per member (source id -> target id) from the results, so a member that
 leaves the source is removed from the group, and one whose account was replaced is swapped, without
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.config.validation import as_mapping, check_keys, join, string
+from common.errors import ConfigError
 from engine.mapping.base import attribute_hash
 
 PENDING_PREFIX = "pending:"
@@ -38,21 +44,41 @@ character is to Python, so no member source id starts with it."""
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MembersSettings:
-    """Where a group job finds its members: `source` attribute, holding member source ids of `job`."""
+    """Where a group job finds its members: `source` attribute, holding member source ids of `job` (a
+    user job) or of `groups` (group jobs, this one included for nested groups)."""
 
     source: str
     job: str
+    groups: tuple[str, ...] = ()
     separator: str = ";"
     """Splits a string value (a CSV cell such as `E1;E2`); a list value (JSON Lines, SCIM) is used as is."""
+
+    @property
+    def jobs(self) -> tuple[str, ...]:
+        """Every job whose objects may be members, in the order a member id is looked up."""
+        return (self.job, *self.groups)
 
 
 def parse_members(path: str, raw: Any) -> MembersSettings:
     raw = as_mapping(path, raw)
-    check_keys(path, raw, ("source", "job", "separator"), required=("source", "job"))
+    check_keys(path, raw, ("source", "job", "groups", "separator"), required=("source", "job"))
     separator = string(join(path, "separator"), raw.get("separator", ";"))
+    groups_path = join(path, "groups")
+    groups = raw.get("groups", [])
+    if isinstance(groups, str):
+        groups = [groups]
+    if not isinstance(groups, list):
+        raise ConfigError(
+            groups_path, f"{groups!r} is not a list", "name the group jobs whose groups may be members"
+        )
+    names = tuple(string(join(groups_path, i), name) for i, name in enumerate(groups))
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(join(groups_path, i), f"{name!r} is named twice", "name each group job once")
     return MembersSettings(
         source=string(join(path, "source"), raw["source"]),
         job=string(join(path, "job"), raw["job"]),
+        groups=names,
         separator=separator,
     )
 
@@ -81,6 +107,8 @@ class MemberPlan:
     """Members removed whose accounts still exist: source id -> the target id the removal addressed."""
     pending_ids: tuple[str, ...] = ()
     """The members not provisioned (yet): source ids of the member job that have no target id."""
+    groups: list[str] = field(default_factory=list)
+    """The target ids in `add` that are groups (nested), not users."""
 
     @property
     def record(self) -> dict[str, str]:
@@ -93,7 +121,7 @@ class MemberPlan:
 class Membership:
     """Resolves the members of a job's groups against the state of its member job."""
 
-    __slots__ = ("_applied", "_separator", "_source", "_target_ids")
+    __slots__ = ("_applied", "_groups", "_separator", "_source", "_target_ids")
 
     def __init__(
         self,
@@ -101,11 +129,13 @@ class Membership:
         *,
         target_ids: Mapping[str, str],
         applied: Mapping[str, Mapping[str, str]],
+        groups: frozenset[str] | set[str] = frozenset(),
     ) -> None:
         self._source = settings.source
         self._separator = settings.separator
         self._target_ids = target_ids
         self._applied = applied
+        self._groups = groups
 
     @property
     def target_ids(self) -> Mapping[str, str]:
@@ -120,10 +150,11 @@ class Membership:
         record = self._applied.get(source_id, {})
         return [*named, *(key.removeprefix(REMOVED_PREFIX) for key in record)]
 
-    def resolve(self, target_ids: Mapping[str, str]) -> None:
+    def resolve(self, target_ids: Mapping[str, str], groups: frozenset[str] | set[str] = frozenset()) -> None:
         """Resolve members against `target_ids` from now on: a cycle loads those of each batch's
-        members rather than every member's at once."""
+        members rather than every member's at once. `groups`: those of the target ids that are groups."""
         self._target_ids = target_ids
+        self._groups = groups
 
     def plan(self, source_id: str, attributes: Mapping[str, Any], attributes_hash: str) -> MemberPlan:
         """The members of one group: those to add and remove, given what its last applied result holds."""
@@ -149,6 +180,7 @@ class Membership:
         if removed:
             hashed["removed"] = sorted(removed.items())
         digest = attribute_hash(hashed)
+        groups = self._groups
         return MemberPlan(
             members,
             sorted(add),
@@ -157,6 +189,7 @@ class Membership:
             f"{PENDING_PREFIX}{digest}" if pending else digest,
             removed,
             tuple(m for m in wanted if m not in members) if pending else (),
+            [t for t in sorted(add) if t in groups] if groups else [],
         )
 
 

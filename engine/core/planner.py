@@ -246,6 +246,14 @@ class Planner:
             error_message=str(error),
         )
 
+    def refuse(self, obj: SourceObject, error: Exception) -> Result:
+        """Count `obj` as seen (it is not deprovisioned) but not planned: its failed result for `error`
+        (a group in a nesting loop). Its entry must be loaded if the state holds it."""
+        self._prepared.pop(obj.source_id, None)
+        self.snapshot.fingerprints.pop(obj.source_id, None)
+        self.seen += 1
+        return self.failure(obj, error)
+
     def unseen(self) -> list[str]:
         """The source ids the state holds that this cycle did not plan (nor has in flight): whose
         entries `plan_missing` needs. An orphan a reconciliation disabled is no source object, and
@@ -283,9 +291,9 @@ class Planner:
             [name, value] for name in self.mapper.matching if (value := attributes.get(name)) is not None
         ]
         if members is None:
-            add, remove, held = [], [], None
+            add, remove, held, groups = [], [], None, []
         else:
-            add, remove, held = members.add, members.remove, members.record
+            add, remove, held, groups = members.add, members.remove, members.record, members.groups
         return Operation(
             op_id=f"{self.cycle_id}-{self._seq}",
             job=self.job,
@@ -301,5 +309,6 @@ class Planner:
             members_add=add,
             members_remove=remove,
             members=held,
+            members_groups=groups,
             emitted_at=time.time(),
         )

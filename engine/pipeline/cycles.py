@@ -7,6 +7,7 @@ the whole source was read: a source that fails half-way must never look like hal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import secrets
@@ -20,7 +21,8 @@ from prometheus_client import CollectorRegistry
 from common.errors import RosterError
 from common.process.tuning import release_memory
 from engine.config import EngineConfig, JobConfig
-from engine.core.membership import Membership
+from engine.core.membership import Membership, MembersSettings, member_ids
+from engine.core.nesting import NestedGroups, NestingLoop
 from engine.core.planner import Planner
 from engine.core.references import ReferenceMapping, References
 from engine.core.snapshot import Snapshot
@@ -110,12 +112,15 @@ class CycleRunner:
         approved: frozenset[str] = frozenset(),
     ) -> CycleSummary:
         """One cycle of `job`; deprovisions of the source ids in `approved` pass the deletion guard."""
-        async with self.job_lock(job.name):
-            if job.members is None:
+        if job.members is None:
+            async with self.job_lock(job.name):
                 return await self._run(job, trigger, on_start, approved)
-            # A group cycle reads the member job's state: never while that job's cycle is writing it.
-            async with self.job_lock(job.members.job):
-                return await self._run(job, trigger, on_start, approved)
+        # A group cycle reads the member jobs' state: never while one of their cycles is writing it.
+        # Taken in the order of their names, so two group jobs that name each other never deadlock.
+        async with contextlib.AsyncExitStack() as locks:
+            for name in sorted({job.name, *job.members.jobs}):
+                await locks.enter_async_context(self.job_lock(name))
+            return await self._run(job, trigger, on_start, approved)
 
     def job_lock(self, job: str) -> asyncio.Lock:
         """Held by whatever runs or reconciles `job`: one at a time."""
@@ -244,7 +249,9 @@ class CycleRunner:
         """The pending members whose own operation failed last (in the member job's log), with why."""
         if job.members is None or not planner.pending_member_ids:
             return ()
-        failed = await self.state.last_failures(job.members.job, sorted(planner.pending_member_ids))
+        failed: dict[str, str] = {}
+        for name in reversed(job.members.jobs):  # the first job that knows a member wins
+            failed.update(await self.state.last_failures(name, sorted(planner.pending_member_ids)))
         return tuple(sorted(failed.items()))[:MEMBER_FAILURES_SHOWN]
 
     async def _plan_and_publish(
@@ -276,6 +283,7 @@ class CycleRunner:
             if not gate.keep(op):
                 await links.add(op)
 
+        nested = NestedGroups() if job.members is not None and job.name in job.members.groups else None
         try:
             async for batch in source.batches(SOURCE_BATCH):
                 # Checked per batch too: most objects are settled unchanged in `prepare_batch`, unplanned.
@@ -283,28 +291,22 @@ class CycleRunner:
                 if reason is not None:
                     await links.finish()
                     return read, None, reason
-                failures: list[Result] = []
-                to_plan, loaded = await prepare_batch(self.state, job, planner, batch)
-                if planner.newly_forced:  # not applied until their update succeeds: planned again if not
-                    await self.state.mark_drifted(job.name, planner.newly_forced)
-                    planner.newly_forced.clear()
-                for start in range(0, len(to_plan), PLAN_SLICE):
-                    if start:
-                        await asyncio.sleep(0)
-                    for obj in to_plan[start : start + PLAN_SLICE]:
-                        # Checked per object, so that a pause or a quarantine takes hold at once.
-                        reason = await self._hold_or_stop(job.name, cycle_id, read)
-                        if reason is not None:
-                            await links.finish()
-                            return read, None, reason
-                        await self._plan_object(planner, obj, failures, send)
+                now = batch if nested is None else await hold_nested(self.state, job, nested, batch)
+                reason = await self._plan_batch(job, cycle_id, planner, now, read, send)
+                if reason is not None:
+                    await links.finish()
+                    return read, None, reason
                 for op in await gate.release():
                     await links.add(op)
-                await self._record_failures(cycle_id, failures)
-                planner.snapshot.drop_entries(loaded)
-                planner.snapshot.shrink()
                 read += len(batch)
                 progress.read = read
+            if nested is not None and len(nested):
+                reason = await self._plan_nested(job, cycle_id, planner, nested, progress, read, send, links)
+                if reason is not None:
+                    await links.finish()
+                    return read, None, reason
+                for op in await gate.release():
+                    await links.add(op)
         except RosterError as exc:
             log.error("event=cycle_source_failed job=%s cycle=%s error=%r", job.name, cycle_id, str(exc))
             await links.finish()
@@ -313,6 +315,92 @@ class CycleRunner:
             await links.add(op)
         await links.finish()
         return read, None, None
+
+    async def _plan_batch(
+        self,
+        job: JobConfig,
+        cycle_id: str,
+        planner: Planner,
+        batch: list[SourceObject],
+        read: int,
+        send: Callable[[Operation], Awaitable[None]],
+    ) -> str | None:
+        """Plan a batch of source objects and send their operations; the reason to stop, if any."""
+        failures: list[Result] = []
+        to_plan, loaded = await prepare_batch(self.state, job, planner, batch)
+        if planner.newly_forced:  # not applied until their update succeeds: planned again if not
+            await self.state.mark_drifted(job.name, planner.newly_forced)
+            planner.newly_forced.clear()
+        for start in range(0, len(to_plan), PLAN_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for obj in to_plan[start : start + PLAN_SLICE]:
+                # Checked per object, so that a pause or a quarantine takes hold at once.
+                reason = await self._hold_or_stop(job.name, cycle_id, read)
+                if reason is not None:
+                    await self._record_failures(cycle_id, failures)
+                    return reason
+                await self._plan_object(planner, obj, failures, send)
+        await self._record_failures(cycle_id, failures)
+        planner.snapshot.drop_entries(loaded)
+        planner.snapshot.shrink()
+        return None
+
+    async def _plan_nested(
+        self,
+        job: JobConfig,
+        cycle_id: str,
+        planner: Planner,
+        nested: NestedGroups,
+        progress: CycleProgress,
+        read: int,
+        send: Callable[[Operation], Awaitable[None]],
+        links: CycleLinks,
+    ) -> str | None:
+        """Plan the groups held back for their nested members (see `engine.core.nesting`), a level
+        at a time, after the results of what was sent before; refuse those in a nesting loop."""
+        levels, loops = nested.order()
+        busy = [obj for obj, _ in loops if obj.source_id in planner.in_flight]
+        for obj in busy:  # refused once its operation's result is in, like any change meanwhile
+            planner.deferred.append(obj.source_id)
+        loops = [(obj, loop) for obj, loop in loops if obj.source_id not in planner.in_flight]
+        if loops:
+            ids = [obj.source_id for obj, _ in loops]
+            planner.snapshot.add_entries(await self.state.entries(job.name, ids))
+            refused = [planner.refuse(obj, NestingLoop(loop)) for obj, loop in loops]
+            planner.snapshot.drop_entries(ids)
+            await self._record_failures(cycle_id, refused)
+            log.warning("event=nesting_loop job=%s cycle=%s groups=%s", job.name, cycle_id, sorted(ids))
+        for level in levels:
+            await links.finish()
+            await self.publisher.flush()
+            await self._settled(job.name, cycle_id, progress)
+            for start in range(0, len(level), SOURCE_BATCH):
+                reason = await self._plan_batch(
+                    job, cycle_id, planner, level[start : start + SOURCE_BATCH], read, send
+                )
+                if reason is not None:
+                    return reason
+        return None
+
+    async def _settled(self, job: str, cycle_id: str, progress: CycleProgress) -> None:
+        """Wait until every operation the cycle sent so far has its result (their target ids are then in
+        the state), or until none came for the cycle's deadline: then the groups planned next get the
+        members still unknown as pending, for a later cycle."""
+        deadline_s = self.config.deadline.for_ops(progress.outstanding, self.config.publish.batch_size)
+        left, since = progress.outstanding, time.monotonic()
+        while progress.outstanding:
+            if progress.outstanding < left:
+                left, since = progress.outstanding, time.monotonic()
+            elif time.monotonic() - since > deadline_s:
+                log.warning(
+                    "event=nested_groups_unsettled job=%s cycle=%s outstanding=%d",
+                    job,
+                    cycle_id,
+                    progress.outstanding,
+                )
+                return
+            await asyncio.sleep(0.02)
 
     async def _hold_or_stop(self, job: str, cycle_id: str, read: int) -> str | None:
         """Wait while the job is paused; the reason to stop planning if it is to be quarantined."""
@@ -528,7 +616,7 @@ async def prepare_batch(
     membership = planner.membership
     if membership is not None and job.members is not None:
         members = {m for obj in batch for m in membership.wanted(obj.source_id, obj.attributes)}
-        membership.resolve(await state.target_ids(job.members.job, members))
+        membership.resolve(*await member_target_ids(state, job.members, members))
     to_plan: list[SourceObject] = []
     wanted: list[str] = []
     for start in range(0, len(batch), PLAN_SLICE):
@@ -600,11 +688,57 @@ async def load_membership(
     `per_batch`: no target ids yet; a cycle loads those of each batch's members (`prepare_batch`)."""
     if job.members is None:
         return None
+    target_ids, groups = ({}, set()) if per_batch else await member_target_ids(state, job.members)
     return Membership(
         job.members,
-        target_ids={} if per_batch else await state.target_ids(job.members.job),
+        target_ids=target_ids,
         applied=await state.applied_members(job.name, only),
+        groups=groups,
     )
+
+
+async def member_target_ids(
+    state: StateStore, settings: MembersSettings, source_ids: set[str] | None = None
+) -> tuple[dict[str, str], set[str]]:
+    """The target ids of the members `source_ids` (None: of every object of the member jobs), each
+    looked up in `settings.job` then in each of `settings.groups`, the first job that knows it winning;
+    and the set of those target ids that are groups."""
+    found = await state.target_ids(settings.job, source_ids)
+    groups: set[str] = set()
+    for name in settings.groups:
+        left = None if source_ids is None else source_ids - found.keys()
+        if left is not None and not left:
+            break
+        more = await state.target_ids(name, left)
+        if source_ids is None:
+            more = {m: t for m, t in more.items() if m not in found}
+        found.update(more)
+        groups.update(more.values())
+    return found, groups
+
+
+async def hold_nested(
+    state: StateStore, job: JobConfig, nested: NestedGroups, batch: list[SourceObject]
+) -> list[SourceObject]:
+    """The groups of a batch to plan now; holds back in `nested` those naming members that may be
+    groups of the job (not known to a job looked up before it), to plan after the read."""
+    assert job.members is not None
+    settings = job.members
+    named = [member_ids(obj.attributes.get(settings.source), settings.separator) for obj in batch]
+    ids = {m for members in named for m in members}
+    known: set[str] = set()
+    for name in settings.jobs[: settings.jobs.index(job.name)]:
+        if ids - known:
+            known.update(await state.target_ids(name, ids - known))
+    now: list[SourceObject] = []
+    for obj, members in zip(batch, named, strict=True):
+        nested.see(obj.source_id)
+        maybe_groups = [m for m in members if m not in known]
+        if maybe_groups:
+            nested.hold(obj, maybe_groups)
+        else:
+            now.append(obj)
+    return now
 
 
 def _summary(

@@ -87,3 +87,64 @@ def test_a_wrong_members_section_names_the_field_and_the_fix(group: dict, path: 
         parse_engine_config(_jobs(**group), base_dir=Path("."))
     assert caught.value.path == path
     assert words in str(caught.value)
+
+
+NESTED = {"source": "members", "job": "people", "groups": ["teams"]}
+
+
+@pytest.mark.parametrize(
+    ("members", "path", "words"),
+    [
+        ({**NESTED, "groups": ["nobody"]}, "jobs[0].members.groups[0]", "no job is named 'nobody'"),
+        ({**NESTED, "groups": ["people"]}, "jobs[0].members.groups[0]", "'people' is not a group job"),
+        ({**NESTED, "groups": "teams teams"}, "jobs[0].members.groups[0]", "no job is named 'teams teams'"),
+        ({**NESTED, "groups": ["teams", "teams"]}, "jobs[0].members.groups[1]", "'teams' is named twice"),
+        ({**NESTED, "groups": {"teams": 1}}, "jobs[0].members.groups", "is not a list"),
+    ],
+)
+def test_a_wrong_groups_list_of_members_names_the_field(members: dict, path: str, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_engine_config(_jobs(members=members), base_dir=Path("."))
+    assert caught.value.path == path
+    assert words in str(caught.value)
+
+
+def _group_job(name: str, groups: list[str]) -> dict:
+    return {
+        "name": name,
+        "object_type": "group",
+        "source": {"type": "csv", "path": f"{name}.csv", "id_column": "id"},
+        "target": "app",
+        "members": {"source": "members", "job": "people", "groups": groups},
+        "mappings": [{"target": "displayName", "source": "name"}],
+    }
+
+
+def test_group_jobs_run_after_the_group_jobs_they_nest_and_may_not_nest_each_other() -> None:
+    raw = _jobs(members=dict(NESTED))  # teams nests its own groups
+    raw["jobs"] = [
+        _group_job("divisions", ["departments", "divisions"]),
+        _group_job("departments", ["teams"]),
+        *raw["jobs"],
+    ]
+    config = parse_engine_config(raw, base_dir=Path("."))
+    order = [job.name for job in in_dependency_order(config.jobs)]
+    assert order == ["people", "teams", "departments", "divisions"]
+    assert config.job("teams").members.jobs == ("people", "teams")  # type: ignore[union-attr]
+
+    raw["jobs"][2]["members"]["groups"] = ["divisions"]  # teams -> divisions -> departments -> teams
+    with pytest.raises(ConfigError) as caught:
+        parse_engine_config(raw, base_dir=Path("."))
+    assert caught.value.path.endswith(".members.groups[0]")
+    assert "take each other's groups as members" in str(caught.value)
+
+
+def test_the_members_that_are_groups_are_named_apart_from_the_users() -> None:
+    membership = Membership(
+        MembersSettings(source="members", job="people", groups=("teams",)),
+        target_ids={"E1": "t1", "G2": "g2"},
+        applied={},
+        groups={"g2"},
+    )
+    plan = membership.plan("G1", {"members": ["G2", "E1"]}, "h")
+    assert (plan.add, plan.groups, plan.pending) == (["g2", "t1"], ["g2"], 0)

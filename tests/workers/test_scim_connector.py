@@ -7,6 +7,7 @@ the test, since one server serves the whole session.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -702,3 +703,22 @@ async def test_a_name_held_by_an_object_with_another_external_id_is_never_adopte
     assert isinstance(outcome, ConnectorError), outcome
     _, kept = await server_get(scim_server, f"/Users/{other['id']}")
     assert (kept["externalId"], kept.get("title")) == (other["externalId"], None)
+
+
+@pytest.mark.parametrize("update_method", ["patch", "put"])
+async def test_nested_groups_are_sent_as_groups_and_users_as_users_on_create_and_update(
+    scim_server: ScimServer, update_method: str
+) -> None:
+    async with connector(scim_server.url, member_chunk_size=2, update_method=update_method) as scim:
+        users = [applied(o) for o in await scim.apply([op("create", userName=unique()) for _ in range(2)])]
+        inner = [applied(o) for o in await scim.apply([op("create", "group", displayName=unique("in"))])]
+        middle = op("create", "group", displayName=unique("mid"), members_add=[users[0], inner[0], users[1]])
+        (created,) = await scim.apply([dataclasses.replace(middle, members_groups=inner)])
+        other = applied((await scim.apply([op("create", "group", displayName=unique("other"))]))[0])
+        update = op("update", "group", target_id=applied(created), members_add=[other])
+        (updated,) = await scim.apply([dataclasses.replace(update, members_groups=[other])])
+
+    assert applied(updated) == applied(created)
+    _, group = await server_get(scim_server, f"/Groups/{applied(created)}")
+    held = sorted((m["value"], m.get("type")) for m in group["members"])
+    assert held == sorted([(users[0], "User"), (users[1], "User"), (inner[0], "Group"), (other, "Group")])

@@ -377,8 +377,7 @@ class LdapConnector(AsyncContextConnector):
             attributes[name] = (
                 [*kept, value] if value.casefold() not in {v.casefold() for v in kept} else kept
             )
-        if kind.kind == "user":
-            relink(session, self.settings.groups, old, new)
+        relink(session, self.settings.groups, old, new)  # a group's too: it may be nested in others
         log.info("event=ldap_renamed target=%s", self.name)
         return new
 
@@ -446,8 +445,7 @@ class LdapConnector(AsyncContextConnector):
             if moved is None or not session.delete(moved):
                 return Applied(dn)  # no such object: done
             dn = moved
-        if plan.kind.kind == "user":
-            relink(session, self.settings.groups, dn, None)
+        relink(session, self.settings.groups, dn, None)  # a group's too: it may be nested in others
         return Applied(dn)
 
     def _redacted(self, error: ConnectorError) -> ConnectorError:

@@ -18,9 +18,11 @@ search); one it did not find comes with `listed`, and the searches on those attr
 just fetched (no request when nothing does), or a PUT of the merged object with `update_method: put`;
 disable is `active=false`; delete is a DELETE, where 404 counts as done (as does disabling a missing
 object). Users get `active: true` on create and update unless `active` is mapped. Group members come
-from `members_add`/`members_remove` (target ids of users), never from attributes: those already in
-(or already out of) the group are skipped, the rest go in PATCHes of `member_chunk_size` values, removals
-as one `members[value eq "<id>"]` path each (some servers refuse a remove with a value list).
+from `members_add`/`members_remove` (target ids of users, and of groups nested in the group: those
+`members_groups` names, sent with `type: Group`, the others with `type: User`), never from
+attributes: those already in (or already out of) the group are skipped, the rest go in PATCHes of
+`member_chunk_size` values, removals as one `members[value eq "<id>"]` path each (some servers refuse a
+remove with a value list).
 
 **Values.** Attribute names are the flat paths of `paths.py`; a value of None removes the attribute;
 `{"$unique": [candidates]}` (SelectUniqueValue) becomes the first candidate that no other object holds
@@ -60,6 +62,7 @@ from workers.connectors.scim.diff import (
     chunks_of,
     desired,
     diff,
+    member,
     member_patches,
     put_body,
 )
@@ -269,7 +272,7 @@ class ScimConnector(AsyncContextConnector):
             resolved = await self._resolve_unique(op, kind, None)
             body = overlay({"schemas": [_CORE[kind]]}, desired(resolved, kind))
             if first:
-                body["members"] = [{"value": member} for member in first]
+                body["members"] = [member(m, op.members_groups) for m in first]
             answer = await self._call("POST", ENDPOINTS[kind], body=body)
             if answer.status != 409:
                 break
@@ -287,7 +290,7 @@ class ScimConnector(AsyncContextConnector):
                 f"{answer.what} answered without the new object's id", code=str(answer.status)
             )
         for chunk in rest:
-            await self._patch(kind, target_id, [add_members(chunk)])
+            await self._patch(kind, target_id, [add_members(chunk, op.members_groups)])
         return Applied(target_id)
 
     async def _update(self, op: Operation, kind: ObjectType, current: dict[str, Any]) -> Outcome:

@@ -11,7 +11,7 @@ the create and the PUT leave it out, a PATCH removes it whole (`emails[type eq "
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 from common.errors import PermanentError
@@ -106,7 +106,8 @@ def put_body(
     if op is not None and kind == "group" and (op.members_add or op.members_remove):
         kept = [m for m in body.get("members") or [] if m.get("value") not in set(op.members_remove)]
         present = {m.get("value") for m in kept}
-        kept += [{"value": m} for m in dict.fromkeys(op.members_add) if m not in present]
+        groups = set(op.members_groups)
+        kept += [member(m, groups) for m in dict.fromkeys(op.members_add) if m not in present]
         body["members"] = kept
     if body == {k: v for k, v in current.items() if k != "meta"}:
         return None
@@ -131,13 +132,19 @@ def member_patches(current: Mapping[str, Any], op: Operation, size: int) -> list
         [{"op": "remove", "path": f"members[value eq {literal(m)}]"} for m in removals[i : i + size]]
         for i in range(0, len(removals), size)
     ]
-    requests += [[add_members(additions[i : i + size])] for i in range(0, len(additions), size)]
+    groups = set(op.members_groups)
+    requests += [[add_members(additions[i : i + size], groups)] for i in range(0, len(additions), size)]
     return requests
 
 
-def add_members(members: Sequence[str]) -> dict[str, Any]:
-    """The PATCH operation that adds `members` (target ids) to a group."""
-    return {"op": "add", "path": "members", "value": [{"value": m} for m in members]}
+def add_members(members: Sequence[str], groups: Collection[str] = ()) -> dict[str, Any]:
+    """The PATCH operation that adds `members` (target ids; those in `groups` are groups) to a group."""
+    return {"op": "add", "path": "members", "value": [member(m, groups) for m in members]}
+
+
+def member(target_id: str, groups: Collection[str] = ()) -> dict[str, str]:
+    """A group's member as SCIM sends it: its id, and whether it is a user or a (nested) group."""
+    return {"value": target_id, "type": "Group" if target_id in groups else "User"}
 
 
 def chunks_of(items: list[str], size: int) -> tuple[list[str], list[list[str]]]:
