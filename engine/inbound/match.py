@@ -25,6 +25,11 @@ def matches(resource: Mapping[str, Any], node: Filter | str) -> bool:
     return _matches(resource, parse_filter(node) if isinstance(node, str) else node, None)
 
 
+def value_matches(value: Mapping[str, Any], node: Filter, parent: AttrPath) -> bool:
+    """Whether one value of the multi-valued attribute `parent` is selected by a value filter."""
+    return _matches(value, node, parent)
+
+
 def _matches(resource: Mapping[str, Any], node: Filter, parent: AttrPath | None) -> bool:
     if isinstance(node, And):
         return _matches(resource, node.left, parent) and _matches(resource, node.right, parent)
