@@ -169,9 +169,9 @@ def container(resource: Mapping[str, Any], path: AttrPath) -> Mapping[str, Any] 
     return found if isinstance(found, Mapping) else None
 
 
-def schema_urns(resource: Mapping[str, Any]) -> set[str]:
+def schema_urns(resource: Any) -> set[str]:
     """The lowercase extension URNs a resource may hold as objects: the known ones and those it lists."""
-    listed = resource.get("schemas")
+    listed = resource.get("schemas") if isinstance(resource, Mapping) else None
     names = {s.lower() for s in listed if isinstance(s, str)} if isinstance(listed, list) else set()
     return (names | KNOWN_EXTENSIONS) - CORE_SCHEMAS
 

@@ -17,7 +17,8 @@ flag" (without `aadOptscim062020` in the tenant URL) and with it:
   `"emails[type eq \\"work\\"].value"`, `"urn:...:enterprise:2.0:User:employeeNumber"`): one operation
   per such key, with the key as its path;
 * a member removed by `{"op": "Remove", "path": "members", "value": [{"value": id}]}`: one removal per
-  value, `members[value eq "id"]`, instead of removing every member as the RFC would read it.
+  value, `members[value eq "id"]`, instead of removing every member as the RFC would read it (and a
+  single-valued attribute removed with its value in that shape is removed).
 
 Microsoft Entra ID's manager mapping sends the enterprise `manager` as the manager's id, a plain string,
 where RFC 7643 §4.3 has a complex `{"value": id}`: a string is wrapped. The boolean strings are also
@@ -36,7 +37,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from engine.inbound.attributes import BOOLEANS, MANAGER, SINGLE_STRINGS, split_path
+from engine.inbound.attributes import BOOLEANS, MANAGER, MULTI_VALUED, SINGLE_STRINGS, split_path
 
 OPERATIONS = {"add", "remove", "replace"}
 
@@ -48,8 +49,11 @@ def operations(operation: Mapping[str, Any]) -> list[dict[str, Any]]:
     if isinstance(name, str) and name.lower() in OPERATIONS:
         result["op"] = name.lower()
     path, value = result.get("path"), result.get("value")
-    if result["op"] == "remove" and isinstance(path, str) and isinstance(value, list) and value:
-        if split_path(path) is not None and all(_has_value(item) for item in value):
+    target = split_path(path) if isinstance(path, str) else None
+    if result["op"] == "remove" and target is not None and isinstance(value, list) and value:
+        if all(_has_value(item) and isinstance(item["value"], str | int | float) for item in value):
+            if target.key not in MULTI_VALUED:
+                return [{"op": "remove", "path": path}]
             return [
                 {"op": "remove", "path": f"{path}[value eq {json.dumps(item['value'])}]"} for item in value
             ]

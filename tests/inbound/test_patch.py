@@ -4,12 +4,19 @@ changing nothing."""
 from __future__ import annotations
 
 import copy
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from engine.inbound.errors import ScimProblem
 from engine.inbound.patch import apply_patch
+
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "roster-hypothesis")
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -202,6 +209,7 @@ def test_remove_of_a_sub_attribute_and_of_an_extension_attribute() -> None:
     )
     assert after["name"] == {"familyName": "Jensen"}
     assert ENTERPRISE not in after
+    assert after["schemas"] == [USER]
     assert after["addresses"][1] == {"type": "home", "streetAddress": "456 Hollywood Blvd"}
 
 
@@ -354,3 +362,74 @@ def test_a_request_that_fails_in_its_last_operation_changes_nothing() -> None:
     resource = group(BABS)
     refused(resource, {"op": "remove", "path": "members"}, {"op": "remove", "path": "id"})
     assert member_values(resource) == [BABS]
+
+
+def test_a_path_that_is_an_extension_s_urn_works_on_the_whole_extension_object() -> None:
+    resource = patched(user(), {"op": "add", "path": ENTERPRISE, "value": {"department": "Tours"}})
+    assert resource[ENTERPRISE] == {"department": "Tours"}
+    assert resource["schemas"] == [USER, ENTERPRISE]
+    resource = patched(resource, {"op": "replace", "path": ENTERPRISE, "value": {"division": "West"}})
+    assert resource[ENTERPRISE] == {"department": "Tours", "division": "West"}
+    removed = patched(resource, {"op": "remove", "path": ENTERPRISE})
+    assert ENTERPRISE not in removed
+    assert removed["schemas"] == [USER]
+
+
+PATHS = st.sampled_from(
+    [
+        "members",
+        "title",
+        "name.givenName",
+        "emails",
+        'emails[type eq "work"].value',
+        'emails[type eq "work"]',
+        'members[value eq "x"]',
+        f"{ENTERPRISE}:manager",
+        ENTERPRISE,
+        "id",
+        "userName",
+        "emails[",
+        "a b",
+        "",
+    ]
+)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["value", "type", "x"]), inner)
+    ),
+    max_leaves=6,
+)
+OPERATIONS = st.fixed_dictionaries(
+    {"op": st.sampled_from(["add", "Replace", "remove", "REMOVE", "copy"])},
+    optional={"path": PATHS | JSON, "value": JSON | st.dictionaries(PATHS, JSON, max_size=3)},
+)
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(OPERATIONS, min_size=1, max_size=4))
+def test_any_operations_give_a_new_resource_or_a_scim_error_and_never_touch_the_input(
+    operations: list[dict[str, Any]],
+) -> None:
+    resource = user()
+    try:
+        after = apply_patch(resource, request(*operations))
+    except ScimProblem as problem:
+        assert problem.status == 400
+    else:
+        assert after["id"] == BABS
+        assert isinstance(after["schemas"], list)
+    assert resource == user()
+
+
+def test_a_remove_with_values_it_cannot_read_is_refused_rather_than_removing_all_values() -> None:
+    problem = refused(group(BABS), {"op": "remove", "path": "members", "value": [{"value": {"id": BABS}}]})
+    assert problem.scim_type == "invalidValue"
+    assert (
+        refused(group(BABS), {"op": "remove", "path": "members", "value": BABS}).scim_type == "invalidValue"
+    )
+
+
+def test_an_extension_object_that_is_not_an_object_is_an_invalid_value() -> None:
+    assert refused(user(), {"op": "add", "value": {ENTERPRISE: "x"}}).scim_type == "invalidValue"
+    assert refused(user(), {"op": "add", "path": ENTERPRISE, "value": "x"}).scim_type == "invalidValue"

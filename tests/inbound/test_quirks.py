@@ -250,3 +250,10 @@ def test_coerce_turns_vendor_spellings_into_the_rfc_s_for_known_attributes_only(
     key: str, value: Any, expected: Any
 ) -> None:
     assert coerce(key, value) == expected
+
+
+def test_a_single_valued_attribute_removed_with_its_value_in_entra_s_shape_is_removed() -> None:
+    nicknamed = send(user(), {"op": "Add", "path": "nickName", "value": [{"value": "Babs"}]})
+    assert "nickName" not in send(
+        nicknamed, {"op": "Remove", "path": "nickName", "value": [{"value": "Babs"}]}
+    )
