@@ -23,6 +23,7 @@ from engine.inbound.errors import ScimProblem
 from engine.inbound.filter import indexed_equality, parse_filter
 from engine.inbound.match import matches
 from engine.inbound.patch import apply_patch
+from engine.inbound.projection import names, project
 from engine.inbound.service import Applied, InboundService
 from engine.inbound.settings import InboundToken
 from engine.store.mirror import MirrorConflict, Stored
@@ -270,16 +271,22 @@ class _Api:
             raise ScimProblem(403, None, refused)
 
     def _answer(self, request: web.Request, stored: Stored, status: int = 200) -> web.Response:
-        shown = self._shown(request, stored)
         headers = {"ETag": stored.etag}
         if status == 201:
-            headers["Location"] = shown["meta"]["location"]
-        return scim_response(shown, status, headers)
+            endpoint = "Users" if stored.resource_type == "User" else "Groups"
+            headers["Location"] = f"{self._base(request)}/{endpoint}/{stored.id}"
+        return scim_response(self._shown(request, stored), status, headers)
 
     def _shown(self, request: web.Request, stored: Stored) -> dict[str, Any]:
+        """The resource as answered: with its location, and only the attributes the request asks
+        for (`attributes`, `excludedAttributes`: RFC 7644 §3.4.2.5)."""
         endpoint = "Users" if stored.resource_type == "User" else "Groups"
         meta = {**stored.body.get("meta", {}), "location": f"{self._base(request)}/{endpoint}/{stored.id}"}
-        return {**stored.body, "meta": meta}
+        wanted, excluded = (
+            names(request.query.get("attributes")),
+            names(request.query.get("excludedAttributes")),
+        )
+        return project({**stored.body, "meta": meta}, wanted, excluded)
 
     def _base(self, request: web.Request) -> str:
         return f"{request.scheme}://{request.host}{self.service.settings.base_path}"

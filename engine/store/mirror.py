@@ -37,6 +37,10 @@ UNIQUE_NAMES = frozenset({"User"})
 SERVER_SET = ("id", "meta")
 """Attributes the service sets: never taken from a request, left out when contents are compared."""
 
+NOT_STORED = ("password",)
+"""Secrets a client may send that the mirror does not keep (nor any job provision, for now): a state
+store is not a password vault."""
+
 _PAGE = 1_000
 
 
@@ -230,8 +234,8 @@ async def _holder(conn: Any, resource_type: str, name: str, other_than: str | No
 
 
 def _content(resource: Mapping[str, Any]) -> dict[str, Any]:
-    """What the client gave: everything but what the service sets."""
-    return {k: v for k, v in resource.items() if k not in SERVER_SET}
+    """What the client gave: everything but what the service sets and the secrets it does not keep."""
+    return {k: v for k, v in resource.items() if k not in SERVER_SET and k.lower() not in NOT_STORED}
 
 
 def _name(resource_type: str, body: Mapping[str, Any]) -> str | None:

@@ -148,6 +148,20 @@ async def test_pushed_users_reach_the_target_at_once_and_read_back(tmp_path: Pat
         assert await Mirror(p.state).count("User") == 4
 
 
+async def test_a_read_returns_what_it_asks_for_and_never_a_password(tmp_path: Path) -> None:
+    async with served(tmp_path, config(tmp_path)) as (p, client, _session):
+        status, created = await client.call("POST", "/Users", user(1, password="Sup3r-secret!"))
+        assert status == 201 and "password" not in created
+        _, only = await client.call("GET", f"/Users/{created['id']}?attributes=userName")
+        assert set(only) == {"schemas", "id", "userName"}
+        _, without = await client.call("GET", f"/Users/{created['id']}?excludedAttributes=emails,name")
+        assert "emails" not in without and "name" not in without and without["userName"]
+        stored = await Mirror(p.state).get("User", created["id"])
+        assert stored is not None and "password" not in stored.body
+        for stored_file in tmp_path.glob("state.db*"):  # the WAL too
+            assert b"Sup3r-secret!" not in stored_file.read_bytes(), stored_file
+
+
 async def test_a_retried_post_is_the_same_user_and_a_second_name_is_a_conflict(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'target.db'}"
     async with served(tmp_path, config(tmp_path)) as (p, client, _session):
