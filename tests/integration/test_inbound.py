@@ -16,11 +16,15 @@ import orjson
 import pytest
 
 from common.errors import ConfigError
-from common.peers.scim_schemas import ENTERPRISE_SCHEMA, PATCH_SCHEMA, USER_SCHEMA
+from common.peers.scim_schemas import ENTERPRISE_SCHEMA, GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA
 from engine.config import parse_engine_config
 from engine.inbound.server import InboundServer
 from engine.store.mirror import Mirror
 from tests.integration.pipeline import pipeline, sql_target, target_rows
+from tests.integration.test_ldap_cycle import groups_by_cn
+from tests.integration.test_ldap_cycle import people as ldap_people
+from tests.integration.test_ldap_cycle import target as ldap_target
+from tests.slapd import Slapd
 
 TOKEN = "t0ken-for-the-inbound-tests-0123456789"
 READER = "r3ader-token-of-another-job-0123456789"
@@ -218,7 +222,7 @@ async def test_a_token_that_does_not_name_the_job_may_read_but_not_write(tmp_pat
 
 async def test_the_stored_answer_comes_first_and_the_target_follows(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'target.db'}"
-    async with served(tmp_path, config(tmp_path, respond="stored")) as (p, client, _session):
+    async with served(tmp_path, config(tmp_path, respond="stored")) as (_p, client, _session):
         statuses = [(await client.call("POST", "/Users", user(i)))[0] for i in range(20)]
         assert statuses == [201] * 20
         for _ in range(200):
@@ -247,3 +251,72 @@ def test_a_job_over_the_inbound_service_needs_its_section_and_a_real_token(tmp_p
     with pytest.raises(ConfigError) as unknown:
         parse_engine_config(stranger, base_dir=tmp_path)
     assert unknown.value.path == "inbound.tokens[0].jobs[0]"
+
+
+def directory_config(server: Slapd) -> dict[str, Any]:
+    """Users and Groups pushed to the inbound service, provisioned into a private slapd."""
+    return {
+        "engine": {"batch_size": 100, "linger_ms": 2},
+        "inbound": {
+            "listen": "127.0.0.1:0",
+            "respond": "applied",
+            "apply_timeout_s": 10,
+            "tokens": [{"name": "idp", "token": TOKEN, "jobs": ["people", "teams"]}],
+        },
+        "jobs": [
+            {
+                "name": "people",
+                "source": {"type": "scim_inbound"},
+                "target": "directory",
+                "mappings": [
+                    {"target": "employeeNumber", "source": "externalId", "match": True},
+                    {"target": "userName", "source": "userName"},
+                    {"target": "givenName", "source": "name.givenName"},
+                    {"target": "familyName", "source": "name.familyName"},
+                    {"target": "displayName", "expression": 'Join(" ", [name.givenName], [name.familyName])'},
+                    {"target": "email", "source": 'emails[type eq "work"].value'},
+                ],
+            },
+            {
+                "name": "teams",
+                "object_type": "group",
+                "source": {"type": "scim_inbound"},
+                "target": "directory",
+                "members": {"source": "members", "job": "people"},
+                "mappings": [{"target": "displayName", "source": "displayName", "match": True}],
+            },
+        ],
+        "targets": [ldap_target(server)],
+    }
+
+
+async def test_users_groups_and_memberships_pushed_land_in_the_directory(
+    tmp_path: Path, slapd: Slapd
+) -> None:
+    async with served(tmp_path, directory_config(slapd)) as (_p, client, _session):
+        ids = [(await client.call("POST", "/Users", user(i)))[1]["id"] for i in range(4)]
+        group = {"schemas": [GROUP_SCHEMA], "displayName": "App Helix", "members": [{"value": ids[0]}]}
+        status, created = await client.call("POST", "/Groups", group)
+        assert status == 201
+        add = {
+            "schemas": [PATCH_SCHEMA],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": ids[1]}, {"value": ids[2]}]}],
+        }
+        assert (await client.call("PATCH", f"/Groups/{created['id']}", add))[0] == 200
+        # Entra's removal: the member's value in a value list rather than a filter path
+        remove = {
+            "schemas": [PATCH_SCHEMA],
+            "Operations": [{"op": "Remove", "path": "members", "value": [{"value": ids[0]}]}],
+        }
+        assert (await client.call("PATCH", f"/Groups/{created['id']}", remove))[0] == 200
+        # Okta's deactivation: a replace without a path
+        deactivate = {
+            "schemas": [PATCH_SCHEMA],
+            "Operations": [{"op": "replace", "value": {"active": False}}],
+        }
+        assert (await client.call("PATCH", f"/Users/{ids[3]}", deactivate))[0] == 200
+
+    held = ldap_people(slapd)
+    assert sorted(held) == [f"E{i:05d}" for i in range(4)]
+    assert held["E00002"]["uid"] == ["user2@example.org"] and held["E00002"]["sn"] == ["Müller 2"]
+    assert groups_by_cn(slapd, "employeeNumber") == {"App Helix": ["E00001", "E00002"]}
