@@ -337,7 +337,7 @@ async def _serve(
         ):
             if inbound is not None:
                 say(f"inbound SCIM service: {inbound.url}")
-            await scheduler.run()
+            await scheduler.run(until_stopped=inbound is not None)
     finally:
         await server.aclose()
 

@@ -163,7 +163,10 @@ async def _active(
             await take_over(runner.state, runner.broker, runner.metrics, [j.target for j in jobs])
         async with observed(runner, jobs):
             watch = asyncio.create_task(lock.watch())
-            work = asyncio.create_task(_run_once(runner, jobs) if once else scheduler.run())
+            serving = runner.config.inbound is not None  # pushes come whether or not a cycle is due
+            work = asyncio.create_task(
+                _run_once(runner, jobs) if once else scheduler.run(until_stopped=serving)
+            )
             stop = asyncio.create_task(stopped.wait())
             try:
                 retention_days = runner.config.log_retention_days
