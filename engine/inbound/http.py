@@ -10,7 +10,8 @@ valid token too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
 
@@ -32,6 +33,7 @@ log = logging.getLogger("roster.engine.inbound.http")
 
 SCIM_JSON: Final = "application/scim+json"
 LIST_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+SEARCH_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 ENDPOINTS: Final = {"Users": "User", "Groups": "Group"}
 CORE: Final = {"User": USER_SCHEMA, "Group": GROUP_SCHEMA}
 ALLOWED_SCHEMAS: Final = {"User": {USER_SCHEMA, ENTERPRISE_SCHEMA}, "Group": {GROUP_SCHEMA}}
@@ -57,9 +59,11 @@ def inbound_app(service: InboundService, *, gate: Callable[[], str | None] | Non
     app.router.add_get(f"{base}/ResourceTypes/{{name}}", api.resource_type)
     app.router.add_get(f"{base}/Schemas", api.schemas)
     app.router.add_get(f"{base}/Schemas/{{urn}}", api.schema)
+    app.router.add_post(f"{base}/.search", api.search_all)
     for endpoint, resource_type in ENDPOINTS.items():
         app.router.add_post(f"{base}/{endpoint}", partial(api.create, resource_type))
         app.router.add_get(f"{base}/{endpoint}", partial(api.listing, resource_type))
+        app.router.add_post(f"{base}/{endpoint}/.search", partial(api.search, resource_type))
         app.router.add_get(f"{base}/{endpoint}/{{id}}", partial(api.get, resource_type))
         app.router.add_put(f"{base}/{endpoint}/{{id}}", partial(api.replace, resource_type))
         app.router.add_patch(f"{base}/{endpoint}/{{id}}", partial(api.patch, resource_type))
@@ -198,16 +202,28 @@ class _Api:
         return web.Response(status=204)
 
     async def listing(self, resource_type: str, request: web.Request) -> web.Response:
-        start = _integer(request, "startIndex", 1, minimum=1)
-        count = min(_integer(request, "count", DEFAULT_COUNT, minimum=0), MAX_COUNT)
-        text = request.query.get("filter")
-        found = await self._filtered(resource_type, text) if text else None
-        if found is None:  # every resource: counted, then one page read
-            total = await self.mirror.count(resource_type)
-            page = await self._page(resource_type, start, count)
-        else:
-            total, page = len(found), found[start - 1 : start - 1 + count]
-        return scim_response(_listed([self._shown(request, s) for s in page], start, total))
+        return await self._answer_query(request, resource_type, _url_query(request))
+
+    async def search(self, resource_type: str, request: web.Request) -> web.Response:
+        """POST `/.search` (RFC 7644 §3.4.3): the query in the body, where a URL would be too long."""
+        return await self._answer_query(request, resource_type, _body_query(await _json(request)))
+
+    async def search_all(self, request: web.Request) -> web.Response:
+        """POST `/.search` at the root: Users, then Groups."""
+        return await self._answer_query(request, None, _body_query(await _json(request)))
+
+    async def _answer_query(
+        self, request: web.Request, resource_type: str | None, query: Query
+    ) -> web.Response:
+        types = [resource_type] if resource_type is not None else list(ENDPOINTS.values())
+        if query.filter:
+            found = [s for t in types for s in await self._filtered(t, query.filter)]
+            total, page = len(found), found[query.start - 1 : query.start - 1 + query.count]
+        else:  # every resource: counted, then one page read
+            total = sum([await self.mirror.count(t) for t in types])
+            page = await self._page(types, query.start, query.count)
+        shown = [self._shown(request, s, query.attributes, query.excluded) for s in page]
+        return scim_response(_listed(shown, query.start, total))
 
     # -- Helpers --------------------------------------------------------------------------------------
 
@@ -253,16 +269,18 @@ class _Api:
             return [s for s in found if matches(s.body, node)]  # the index is wider than the filter
         return [s async for page in self.mirror.pages(resource_type) for s in page if matches(s.body, node)]
 
-    async def _page(self, resource_type: str, start: int, count: int) -> list[Stored]:
+    async def _page(self, types: Sequence[str], start: int, count: int) -> list[Stored]:
+        """`count` resources from the `start`th (1-based) of the types' in turn, each in id order."""
         page: list[Stored] = []
         skipped = 0
-        async for stored in _each(self.mirror.pages(resource_type)):
-            if len(page) >= count:
-                break
-            if skipped < start - 1:
-                skipped += 1
-                continue
-            page.append(stored)
+        for resource_type in types:
+            async for stored in _each(self.mirror.pages(resource_type)):
+                if len(page) >= count:
+                    return page
+                if skipped < start - 1:
+                    skipped += 1
+                    continue
+                page.append(stored)
         return page
 
     def _writable(self, request: web.Request, resource_type: str) -> None:
@@ -277,16 +295,22 @@ class _Api:
             headers["Location"] = f"{self._base(request)}/{endpoint}/{stored.id}"
         return scim_response(self._shown(request, stored), status, headers)
 
-    def _shown(self, request: web.Request, stored: Stored) -> dict[str, Any]:
-        """The resource as answered: with its location, and only the attributes the request asks
-        for (`attributes`, `excludedAttributes`: RFC 7644 §3.4.2.5)."""
+    def _shown(
+        self,
+        request: web.Request,
+        stored: Stored,
+        attributes: Sequence[str] | None = None,
+        excluded: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """The resource as answered: with its location, and only the attributes asked for (RFC 7644
+        §3.4.2.5; by default those of the request's URL)."""
         endpoint = "Users" if stored.resource_type == "User" else "Groups"
         meta = {**stored.body.get("meta", {}), "location": f"{self._base(request)}/{endpoint}/{stored.id}"}
-        wanted, excluded = (
-            names(request.query.get("attributes")),
-            names(request.query.get("excludedAttributes")),
-        )
-        return project({**stored.body, "meta": meta}, wanted, excluded)
+        if attributes is None:
+            attributes = names(request.query.get("attributes"))
+        if excluded is None:
+            excluded = names(request.query.get("excludedAttributes"))
+        return project({**stored.body, "meta": meta}, attributes, excluded)
 
     def _base(self, request: web.Request) -> str:
         return f"{request.scheme}://{request.host}{self.service.settings.base_path}"
@@ -351,15 +375,64 @@ def _if_match(request: web.Request) -> int | None:
     return int(tag)
 
 
-def _integer(request: web.Request, name: str, default: int, *, minimum: int) -> int:
-    raw = request.query.get(name)
+def _integer(raw: Any, name: str, default: int, *, minimum: int) -> int:
+    """A paging number from a URL or a search body: below `minimum` counts as `minimum` (RFC 7644
+    §3.4.2.4), anything but an integer is refused."""
     if raw is None:
         return default
+    if isinstance(raw, bool):
+        raise ScimProblem(400, "invalidValue", f"{name} must be an integer, got {raw!r}")
     try:
         value = int(raw)
-    except ValueError:
+    except (TypeError, ValueError):
         raise ScimProblem(400, "invalidValue", f"{name} must be an integer, got {raw!r}") from None
     return max(value, minimum)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What a list or a search asks for."""
+
+    start: int = 1
+    count: int = DEFAULT_COUNT
+    filter: str | None = None
+    attributes: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+
+def _url_query(request: web.Request) -> Query:
+    return Query(
+        start=_integer(request.query.get("startIndex"), "startIndex", 1, minimum=1),
+        count=min(_integer(request.query.get("count"), "count", DEFAULT_COUNT, minimum=0), MAX_COUNT),
+        filter=request.query.get("filter") or None,
+        attributes=tuple(names(request.query.get("attributes"))),
+        excluded=tuple(names(request.query.get("excludedAttributes"))),
+    )
+
+
+def _body_query(body: Any) -> Query:
+    """A SearchRequest's query; its `attributes` and `excludedAttributes` are lists of names."""
+    if not isinstance(body, dict) or SEARCH_SCHEMA not in (body.get("schemas") or []):
+        raise ScimProblem(
+            400, "invalidValue", f"a search is a SearchRequest: schemas must list {SEARCH_SCHEMA}"
+        )
+
+    def listed(key: str) -> tuple[str, ...]:
+        value = body.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ScimProblem(400, "invalidValue", f"{key} must be a list of attribute names")
+        return tuple(value)
+
+    text = body.get("filter")
+    if text is not None and not isinstance(text, str):
+        raise ScimProblem(400, "invalidFilter", "filter must be a string")
+    return Query(
+        start=_integer(body.get("startIndex"), "startIndex", 1, minimum=1),
+        count=min(_integer(body.get("count"), "count", DEFAULT_COUNT, minimum=0), MAX_COUNT),
+        filter=text or None,
+        attributes=listed("attributes"),
+        excluded=listed("excludedAttributes"),
+    )
 
 
 def _listed(resources: list[dict[str, Any]], start: int, total: int) -> dict[str, Any]:
