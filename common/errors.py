@@ -11,6 +11,8 @@
     │                          (common/peers/scim_transport.py)
     ├── LinkError              an LDAP connection could not be opened, and at which stage
     │                          (common/peers/ldap_connect.py)
+    ├── ScimProblem            a request to the inbound SCIM service that it refuses, with the status
+    │                          and scimType it answers (engine/inbound/errors.py)
     └── ConnectorError         a target refused an operation (workers/connectors/)
         ├── TransientError     worth a retry: timeouts, refused connections, 5xx, 429, locks
         └── PermanentError     not worth a retry: schema and constraint violations, 400, 409

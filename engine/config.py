@@ -43,6 +43,7 @@ from engine.core.reconcile_policy import ReconcileSettings, parse_reconcile
 from engine.core.references import ReferenceMapping
 from engine.core.schedule import Schedule, parse_schedule
 from engine.core.scoping import ScopingFilter, parse_scoping
+from engine.inbound.settings import InboundSettings, parse_inbound
 from engine.mapping.base import ApplyOn, ConstantMapping, DirectMapping, Mapper
 from engine.mapping.base import Mapping as AttributeMapping
 from engine.mapping.expression_mapping import ExpressionMapping, parse_expression_mapping
@@ -52,7 +53,7 @@ from engine.pipeline.publisher import PublishSettings
 from engine.sources.registry import SourceSettings, parse_source
 
 DEPROVISION = ("disable", "delete", "none")
-ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers", "broker")
+ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers", "broker", "inbound")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +113,8 @@ class EngineConfig:
     """How long the provisioning log keeps a record (`engine.store.history.prune_forever`)."""
     deadline: DeadlineSettings = field(default_factory=DeadlineSettings)
     """How long a cycle waits for results before it gives up on the unanswered operations."""
+    inbound: InboundSettings | None = None
+    """The inbound SCIM service (`engine.inbound`), when the file has an `inbound:` section."""
 
     def job(self, name: str) -> JobConfig:
         for job in self.jobs:
@@ -148,13 +151,30 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
     }
     _check_members(parsed, parts, unread)
     _check_references(parsed, parts, unread)
+    inbound = parts(lambda: _inbound_section(raw.get("inbound"), parsed, base_dir))
     # Outside `collecting()` the first error went up already; inside, the jobs that could be read.
     return EngineConfig(
         jobs=tuple(job for job in parsed if job is not None),
         base_dir=base_dir,
         broker=raw.get("broker"),
+        inbound=inbound,
         **(engine or _engine_section(None)),
     )
+
+
+def _inbound_section(raw: Any, jobs: Sequence[JobConfig | None], base_dir: Path) -> InboundSettings | None:
+    """The `inbound:` section, which the jobs over the inbound service need (and only they)."""
+    readers = [job.name for job in jobs if job is not None and job.source.type == "scim_inbound"]
+    if raw is None:
+        if readers:
+            i = next(i for i, job in enumerate(jobs) if job is not None and job.name == readers[0])
+            raise ConfigError(
+                join(join(join("jobs", i), "source"), "type"),
+                "is scim_inbound, but the file has no inbound: section",
+                "add inbound: with listen: and tokens: (see docs/configuration.md)",
+            )
+        return None
+    return parse_inbound(raw, base_dir=base_dir, jobs=readers)
 
 
 def _engine_section(raw: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -59,13 +60,20 @@ class StatusServer:
 
 
 async def serve(
-    runner: web.AppRunner, host: str, port: int, *, what: str, setting: str
+    runner: web.AppRunner,
+    host: str,
+    port: int,
+    *,
+    what: str,
+    setting: str,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[web.AppRunner, int]:
-    """Set `runner` up and listen on `host:port` (0: a free port); returns the runner and the port.
-    An address that is taken or not this machine's is a `ConfigError` naming `setting`."""
+    """Set `runner` up and listen on `host:port` (0: a free port), over TLS with `ssl_context`;
+    returns the runner and the port. An address that is taken or not this machine's is a
+    `ConfigError` naming `setting`."""
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     except OSError as exc:
         await runner.cleanup()
         reason = os.strerror(exc.errno) if exc.errno else str(exc)

@@ -72,6 +72,18 @@ jobs:
     source: {type: scim, url: https://idp.example.org/scim/v2, auth: {type: bearer, token: t}}
     target: app
     mappings: [{target: userName, source: userName, match: true}]
+  - name: pushed-people
+    source: {type: scim_inbound, resource_type: User}
+    target: app
+    mappings: [{target: userName, source: userName, match: true}]
+inbound:
+  listen: 0.0.0.0:8444
+  base_path: /scim/v2
+  tokens: [{name: entra, token: 0123456789abcdef0123, jobs: [pushed-people]}]
+  respond: stored
+  apply_timeout_s: 30
+  max_body_bytes: 1000000
+  tls: {cert_file: inbound.pem, key_file: inbound-key.pem}
 targets:
   - name: app
     type: scim
@@ -137,6 +149,12 @@ KEYS: dict[str, dict[str, _Key]] = {
         ),
         "engine": ("mapping", "{state: .roster/state.db}", "The engine's settings: see `engine`.", "none"),
         "jobs": ("list", "[{name: people, ...}]", "What to provision: see `jobs[]`.", "none"),
+        "inbound": (
+            "mapping",
+            "{listen: 0.0.0.0:8444, tokens: [...]}",
+            "The inbound SCIM service that identity providers push to: see `inbound`.",
+            "none",
+        ),
         "targets": ("list", "[{name: app, type: scim, ...}]", "Where to provision: see `targets[]`.", "none"),
         "workers": (
             "mapping",
@@ -280,6 +298,59 @@ KEYS: dict[str, dict[str, _Key]] = {
         "page_size": ("integer", "1000", "Resources asked for per page."),
         "retries": ("integer", "4", "Per request, after the first try."),
         "max_passes": ("integer", "3", "Passes over a listing that moves under the read before it fails."),
+    },
+    "jobs[].source (type: scim_inbound)": {
+        "type": ("string", "scim_inbound", "What is pushed to the inbound SCIM service (see `inbound`)."),
+        "resource_type": (
+            "string",
+            "User",
+            "User or Group; by default the job's object_type's.",
+            "the job's",
+        ),
+    },
+    "inbound": {
+        "listen": (
+            "HOST:PORT",
+            "0.0.0.0:8444",
+            "Where the inbound SCIM service listens; no default port.",
+            "none",
+        ),
+        "base_path": ("string", "/scim/v2", "The path the SCIM endpoints are under.", "/scim/v2"),
+        "tokens": (
+            "list",
+            "[{name: entra, ...}]",
+            "One bearer token per client: see `inbound.tokens[]`.",
+            "none",
+        ),
+        "respond": (
+            "string",
+            "applied",
+            "stored: answer once the push is durable; applied: once the targets confirmed it.",
+            "stored",
+        ),
+        "apply_timeout_s": (
+            "seconds",
+            "30",
+            "With respond: applied, how long to wait for the targets.",
+            "30",
+        ),
+        "max_body_bytes": ("integer", "1000000", "Larger request bodies are refused (413).", "1000000"),
+        "tls": ("mapping", "{cert_file: c.pem, key_file: k.pem}", "Serve HTTPS: see `inbound.tls`.", "none"),
+    },
+    "inbound.tokens[]": {
+        "name": ("string", "entra", "The client's name, for the logs.", "none"),
+        "token": ("string", "${ENTRA_SCIM_TOKEN}", "The bearer token (16 characters at least).", "none"),
+        "token_file": ("path", "/run/secrets/entra", "Or: a file whose first line is the token.", "none"),
+        "jobs": (
+            "list",
+            "[people, teams]",
+            "The jobs it may write: every job over a type it writes.",
+            "none",
+        ),
+    },
+    "inbound.tls": {
+        "cert_file": ("path", "/etc/roster/inbound.pem", "The certificate chain (PEM).", "none"),
+        "key_file": ("path", "/etc/roster/inbound-key.pem", "Its private key (PEM).", "none"),
     },
     "jobs[].source.auth (type: bearer)": {
         "type": _AUTH_TYPE,

@@ -44,6 +44,7 @@ from engine.cli.settings import (
     state_location,
 )
 from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
+from engine.inbound.server import served
 from engine.metrics import EngineMetrics
 from engine.model import CycleSummary
 from engine.pipeline.cycles import CycleRunner
@@ -332,8 +333,11 @@ async def _serve(
                 retention_days=runner.config.log_retention_days,
                 on_listening=announcer(console),
             ),
+            served(runner, jobs) as inbound,
         ):
-            await scheduler.run()
+            if inbound is not None:
+                say(f"inbound SCIM service: {inbound.url}")
+            await scheduler.run(until_stopped=inbound is not None)
     finally:
         await server.aclose()
 

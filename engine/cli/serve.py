@@ -32,6 +32,7 @@ from engine.cli.report import cycle_line, exit_code, line_printer, print_summary
 from engine.cli.settings import announcer, api_from, exposure_warnings, print_warnings, state_location
 from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
 from engine.core.schedule import Schedule
+from engine.inbound.server import served
 from engine.metrics import EngineMetrics
 from engine.model import CycleSummary
 from engine.pipeline.cycles import CycleRunner
@@ -162,11 +163,18 @@ async def _active(
             await take_over(runner.state, runner.broker, runner.metrics, [j.target for j in jobs])
         async with observed(runner, jobs):
             watch = asyncio.create_task(lock.watch())
-            work = asyncio.create_task(_run_once(runner, jobs) if once else scheduler.run())
+            serving = runner.config.inbound is not None  # pushes come whether or not a cycle is due
+            work = asyncio.create_task(
+                _run_once(runner, jobs) if once else scheduler.run(until_stopped=serving)
+            )
             stop = asyncio.create_task(stopped.wait())
             try:
                 retention_days = runner.config.log_retention_days
-                async with operated(admin, None, retention_days=retention_days), gate.opened():
+                async with (
+                    operated(admin, None, retention_days=retention_days),
+                    gate.opened(),
+                    served(runner, jobs),
+                ):
                     await asyncio.wait({work, watch, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if not work.done() and watch.done():
                     watch.result()  # raises StateError: the lock is lost, stop working at once

@@ -101,7 +101,7 @@ class CycleRunner:
         await self.aclose()
 
     def source_for(self, job: JobConfig, since: str | None = None) -> Source:
-        return job.source.open(since)
+        return job.source.open(since, state=self.state)
 
     async def run_cycle(
         self,

@@ -96,7 +96,7 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
     control = JobControl(state)
     await control.load()  # reads the switches: the watermark and the last complete read
     since = control.since(job.name, job.source.full_import_every_s) if job.source.incremental else None
-    source = job.source.open(since)
+    source = job.source.open(since, state=state)
     references = references_of(job)
     _latest, moved = await state.moves(references.jobs if references else (), control.moves_seen(job.name))
     planner = await job_planner(state, job, PLAN_CYCLE_ID, await state.fingerprints(job.name), moved=moved)

@@ -171,7 +171,7 @@ def _deprovision_action(job: JobConfig, entry: StateEntry) -> str | None:
 
 
 async def preview_from_state(job: JobConfig, source_id: str, state: StateStore | None) -> Preview:
-    source = job.source.open()
+    source = job.source.open(state=state)
     obj, _read = await find_object(source, source_id)
     if state is None:
         return preview(job, obj, source_id, None)

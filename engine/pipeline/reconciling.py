@@ -169,7 +169,7 @@ async def _reconcile(
 
         # The target lists while the source is read and mapped: the slower of the two sets the pace.
         listing_task = asyncio.ensure_future(listed())
-        source = job.source.open(None)
+        source = job.source.open(None, state=runner.state)
         try:
             expected, source_read = await _read_expected(state, job, source, names, membership)
         except RosterError as exc:

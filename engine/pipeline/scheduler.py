@@ -49,12 +49,16 @@ class Scheduler:
     def stop(self) -> None:
         self._stop.set()
 
-    async def run(self) -> None:
-        """Run until `stop()`; a cycle in progress is let finish, then no new one starts."""
+    async def run(self, *, until_stopped: bool = False) -> None:
+        """Run until `stop()`; a cycle in progress is let finish, then no new one starts. Without
+        `until_stopped` it also ends when no job has a schedule left to run (an engine that also
+        serves pushes keeps running)."""
         await asyncio.gather(
             *(self._job_loop(job) for job in self._jobs),
             *(self._reconcile_loop(job) for job in self._jobs if job.reconcile.schedule is not None),
         )
+        if until_stopped:
+            await self._stop.wait()
 
     async def _job_loop(self, job: JobConfig) -> None:
         control = self._runner.control

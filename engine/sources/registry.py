@@ -14,8 +14,10 @@ from typing import Any
 from common.config.validation import choice, join
 from engine.sources.base import Source
 from engine.sources.file import FileSource, parse_file_source
+from engine.sources.inbound import InboundSource, parse_inbound_source
 from engine.sources.ldap import LdapSource, parse_ldap_source
 from engine.sources.scim import ScimSource, parse_scim_source
+from engine.store.state import StateStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,15 +26,16 @@ class SourceKind:
 
     parse: Callable[[str, Mapping[str, Any], Path, str], Any]
     """Validates the settings at a path, with the file's folder and the job's object_type (user, group)."""
-    open: Callable[[Any, str | None], Source]
-    """Opens a source on its settings; the second argument is a watermark to read changes since."""
+    open: Callable[[Any, str | None, StateStore | None], Source]
+    """Opens a source on its settings; the second argument is a watermark to read changes since, the
+    third the state store where the caller has one (the inbound source reads its mirror there)."""
     incremental: Callable[[Any], tuple[bool, float]] = lambda _settings: (False, 0.0)
     """Whether the settings ask for incremental reads, and how often a full import still comes (s)."""
 
 
 _FILE = SourceKind(
     parse=lambda path, raw, base_dir, _object_type: parse_file_source(path, raw, base_dir=base_dir),
-    open=lambda settings, _since: FileSource(settings),
+    open=lambda settings, _since, _state: FileSource(settings),
 )
 
 SOURCE_KINDS: dict[str, SourceKind] = {
@@ -40,14 +43,20 @@ SOURCE_KINDS: dict[str, SourceKind] = {
     "jsonl": _FILE,
     "ldap": SourceKind(
         parse=lambda path, raw, base_dir, _object_type: parse_ldap_source(path, raw, base_dir=base_dir),
-        open=lambda settings, since: LdapSource(settings, since=since),
+        open=lambda settings, since, _state: LdapSource(settings, since=since),
         incremental=lambda settings: (settings.incremental, settings.full_import_every_s),
     ),
     "scim": SourceKind(
         parse=lambda path, raw, base_dir, object_type: parse_scim_source(
             path, raw, base_dir=base_dir, object_type=object_type
         ),
-        open=lambda settings, _since: ScimSource(settings),
+        open=lambda settings, _since, _state: ScimSource(settings),
+    ),
+    "scim_inbound": SourceKind(
+        parse=lambda path, raw, _base_dir, object_type: parse_inbound_source(
+            path, raw, object_type=object_type
+        ),
+        open=lambda settings, _since, state: InboundSource(settings, state),
     ),
 }
 
@@ -59,9 +68,10 @@ class SourceSettings:
     type: str
     settings: Any
 
-    def open(self, since: str | None = None) -> Source:
-        """A fresh source; `since` (a watermark an incremental read left) reads only what changed."""
-        return SOURCE_KINDS[self.type].open(self.settings, since)
+    def open(self, since: str | None = None, *, state: StateStore | None = None) -> Source:
+        """A fresh source; `since` (a watermark an incremental read left) reads only what changed;
+        `state`: the state store, where the caller has one (an inbound source needs it)."""
+        return SOURCE_KINDS[self.type].open(self.settings, since, state)
 
     @property
     def incremental(self) -> bool:

@@ -225,6 +225,10 @@ def _v10_moves(conn: sa.Connection, tables: sa.MetaData) -> None:
         conn.exec_driver_sql(statement)
 
 
+def _v11_mirror(conn: sa.Connection, tables: sa.MetaData) -> None:
+    tables.create_all(conn, tables=[tables.tables["mirror"]], checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -242,6 +246,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "log compact: names as keys, op ids as numbers, attributes compressed", _v8_compact_log),
     Migration(9, "objects keep the fingerprint a cycle compares", _v9_object_fingerprints),
     Migration(10, "the objects whose target id changed or went, for references to them", _v10_moves),
+    Migration(11, "the inbound SCIM service's resources as pushed", _v11_mirror),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -60,6 +60,32 @@ moves = sa.Table(
     sqlite_autoincrement=True,
 )
 
+# The inbound SCIM service's resources as pushed to it (issue 19): what its GET and list answer from,
+# and what the jobs over it read as their source. `name_key` is the userName (Users) or displayName
+# (Groups) casefolded, which must be unique per type among Users (RFC 7643 §4.1: userName is unique).
+mirror = sa.Table(
+    "mirror",
+    metadata,
+    sa.Column("resource_type", sa.String, primary_key=True),
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("external_id", sa.String),
+    sa.Column("name_key", sa.String),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("mirror_name", "resource_type", "name_key"),
+    sa.Index("mirror_external_id", "resource_type", "external_id"),
+)
+# Two pushes of one userName at once: the second fails here rather than both being stored.
+sa.Index(
+    "mirror_user_name",
+    mirror.c.name_key,
+    unique=True,
+    sqlite_where=mirror.c.resource_type == "User",
+    postgresql_where=mirror.c.resource_type == "User",
+)
+
 staged = sa.Table(
     "staged",
     metadata,

@@ -1,0 +1,445 @@
+"""The inbound SCIM service over HTTP (RFC 7644): `/Users`, `/Groups` and the discovery endpoints.
+
+Every answer that is not a success is SCIM's error shape with its `scimType` (`ScimProblem`), never an
+HTML page or a traceback: a bad token, a body that is not JSON or too large, a filter that does not
+parse, a PATCH path that does not exist, a name another User holds. Nothing is stored for a request
+that is refused. A token names the jobs it may write (`engine.inbound.settings`); reading needs a
+valid token too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Final
+
+import orjson
+from aiohttp import web
+
+from common.peers.scim_schemas import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
+from engine.inbound.discovery import resource_types, schemas, service_provider_config
+from engine.inbound.errors import ScimProblem
+from engine.inbound.filter import indexed_equality, parse_filter
+from engine.inbound.match import matches
+from engine.inbound.patch import apply_patch
+from engine.inbound.projection import names, project
+from engine.inbound.service import Applied, InboundService
+from engine.inbound.settings import InboundToken
+from engine.store.mirror import MirrorConflict, Stored
+
+log = logging.getLogger("roster.engine.inbound.http")
+
+SCIM_JSON: Final = "application/scim+json"
+LIST_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+SEARCH_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+ENDPOINTS: Final = {"Users": "User", "Groups": "Group"}
+CORE: Final = {"User": USER_SCHEMA, "Group": GROUP_SCHEMA}
+ALLOWED_SCHEMAS: Final = {"User": {USER_SCHEMA, ENTERPRISE_SCHEMA}, "Group": {GROUP_SCHEMA}}
+NAME: Final = {"User": "userName", "Group": "displayName"}
+DEFAULT_COUNT: Final = 100
+MAX_COUNT: Final = 1_000
+_TOKEN: Final = web.RequestKey("token", InboundToken)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def inbound_app(service: InboundService, *, gate: Callable[[], str | None] | None = None) -> web.Application:
+    """The application; `gate` says why the service is closed (a standby engine), if it is."""
+    settings = service.settings
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[_errors(settings.max_body_bytes), _authenticated(service, gate)],
+    )
+    base = settings.base_path
+    api = _Api(service)
+    app.router.add_get(f"{base}/ServiceProviderConfig", api.service_provider_config)
+    app.router.add_get(f"{base}/ResourceTypes", api.resource_types)
+    app.router.add_get(f"{base}/ResourceTypes/{{name}}", api.resource_type)
+    app.router.add_get(f"{base}/Schemas", api.schemas)
+    app.router.add_get(f"{base}/Schemas/{{urn}}", api.schema)
+    app.router.add_post(f"{base}/.search", api.search_all)
+    for endpoint, resource_type in ENDPOINTS.items():
+        app.router.add_post(f"{base}/{endpoint}", partial(api.create, resource_type))
+        app.router.add_get(f"{base}/{endpoint}", partial(api.listing, resource_type))
+        app.router.add_post(f"{base}/{endpoint}/.search", partial(api.search, resource_type))
+        app.router.add_get(f"{base}/{endpoint}/{{id}}", partial(api.get, resource_type))
+        app.router.add_put(f"{base}/{endpoint}/{{id}}", partial(api.replace, resource_type))
+        app.router.add_patch(f"{base}/{endpoint}/{{id}}", partial(api.patch, resource_type))
+        app.router.add_delete(f"{base}/{endpoint}/{{id}}", partial(api.delete, resource_type))
+    return app
+
+
+def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=SCIM_JSON, headers=headers)
+
+
+def _errors(max_body_bytes: int) -> Any:
+    @web.middleware
+    async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every refusal in SCIM's error shape."""
+        try:
+            return await handler(request)
+        except ScimProblem as problem:
+            return _refused(problem)
+        except web.HTTPRequestEntityTooLarge:
+            detail = f"the body is larger than the {max_body_bytes:,} bytes this service takes"
+            return _refused(ScimProblem(413, None, detail))
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            return _refused(ScimProblem(exc.status, None, exc.reason or "refused"), allow)
+        except Exception:
+            log.exception("event=inbound_error method=%s path=%s", request.method, request.path)
+            detail = "the service failed on this request; the engine's log has the cause"
+            return _refused(ScimProblem(500, None, detail))
+
+    return answer
+
+
+def _refused(problem: ScimProblem, headers: dict[str, str] | None = None) -> web.Response:
+    return scim_response(
+        problem.body(), problem.status, {**(_problem_headers(problem) or {}), **(headers or {})}
+    )
+
+
+def _problem_headers(problem: ScimProblem) -> dict[str, str] | None:
+    if problem.status == 401:
+        return {"WWW-Authenticate": 'Bearer realm="roster"'}
+    if problem.status == 503:
+        return {"Retry-After": "5"}
+    return None
+
+
+def _authenticated(service: InboundService, gate: Callable[[], str | None] | None) -> Any:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        closed = gate() if gate is not None else None
+        if closed is not None:
+            raise ScimProblem(503, None, closed)
+        header = request.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise ScimProblem(401, None, "send a bearer token: Authorization: Bearer <token>")
+        token = service.settings.token(presented.strip())
+        if token is None:
+            raise ScimProblem(401, None, "the bearer token is not one of this service's")
+        request[_TOKEN] = token
+        return await handler(request)
+
+    return check
+
+
+class _Api:
+    def __init__(self, service: InboundService) -> None:
+        self.service = service
+        self.mirror = service.mirror
+
+    # -- Discovery ------------------------------------------------------------------------------------
+
+    async def service_provider_config(self, request: web.Request) -> web.Response:
+        return scim_response(
+            service_provider_config(self._base(request), MAX_COUNT, self.service.settings.max_body_bytes)
+        )
+
+    async def resource_types(self, request: web.Request) -> web.Response:
+        found = resource_types(self._base(request))
+        return scim_response(_listed(found, 1, len(found)))
+
+    async def resource_type(self, request: web.Request) -> web.Response:
+        for found in resource_types(self._base(request)):
+            if found["id"] == request.match_info["name"]:
+                return scim_response(found)
+        raise ScimProblem(404, None, f"no resource type {request.match_info['name']!r}: User or Group")
+
+    async def schemas(self, request: web.Request) -> web.Response:
+        found = schemas(self._base(request))
+        return scim_response(_listed(found, 1, len(found)))
+
+    async def schema(self, request: web.Request) -> web.Response:
+        for found in schemas(self._base(request)):
+            if found["id"] == request.match_info["urn"]:
+                return scim_response(found)
+        raise ScimProblem(404, None, f"no schema {request.match_info['urn']!r}")
+
+    # -- Resources ------------------------------------------------------------------------------------
+
+    async def create(self, resource_type: str, request: web.Request) -> web.Response:
+        self._writable(request, resource_type)
+        body = _checked(resource_type, await _json(request))
+        try:
+            stored, _created = await self.mirror.create(resource_type, body)
+        except MirrorConflict as conflict:
+            raise ScimProblem(409, "uniqueness", conflict.detail) from None
+        await self._pushed(stored.resource_type, stored.id)
+        return self._answer(request, stored, 201)
+
+    async def get(self, resource_type: str, request: web.Request) -> web.Response:
+        return self._answer(request, await self._stored(request, resource_type))
+
+    async def replace(self, resource_type: str, request: web.Request) -> web.Response:
+        self._writable(request, resource_type)
+        current = await self._stored(request, resource_type)
+        body = _checked(resource_type, await _json(request))
+        _same_id(body, current.id)
+        return await self._write(request, current, body)
+
+    async def patch(self, resource_type: str, request: web.Request) -> web.Response:
+        self._writable(request, resource_type)
+        current = await self._stored(request, resource_type)
+        patched = apply_patch(current.body, await _json(request))
+        _checked(current.resource_type, patched)
+        return await self._write(request, current, patched)
+
+    async def delete(self, resource_type: str, request: web.Request) -> web.Response:
+        self._writable(request, resource_type)
+        resource_id = request.match_info["id"]
+        if not await self.mirror.delete(resource_type, resource_id):
+            raise ScimProblem(404, None, f"no {resource_type} {resource_id!r}")
+        await self._pushed(resource_type, resource_id)
+        return web.Response(status=204)
+
+    async def listing(self, resource_type: str, request: web.Request) -> web.Response:
+        return await self._answer_query(request, resource_type, _url_query(request))
+
+    async def search(self, resource_type: str, request: web.Request) -> web.Response:
+        """POST `/.search` (RFC 7644 §3.4.3): the query in the body, where a URL would be too long."""
+        return await self._answer_query(request, resource_type, _body_query(await _json(request)))
+
+    async def search_all(self, request: web.Request) -> web.Response:
+        """POST `/.search` at the root: Users, then Groups."""
+        return await self._answer_query(request, None, _body_query(await _json(request)))
+
+    async def _answer_query(
+        self, request: web.Request, resource_type: str | None, query: Query
+    ) -> web.Response:
+        types = [resource_type] if resource_type is not None else list(ENDPOINTS.values())
+        if query.filter:
+            found = [s for t in types for s in await self._filtered(t, query.filter)]
+            total, page = len(found), found[query.start - 1 : query.start - 1 + query.count]
+        else:  # every resource: counted, then one page read
+            total = sum([await self.mirror.count(t) for t in types])
+            page = await self._page(types, query.start, query.count)
+        shown = [self._shown(request, s, query.attributes, query.excluded) for s in page]
+        return scim_response(_listed(shown, query.start, total))
+
+    # -- Helpers --------------------------------------------------------------------------------------
+
+    async def _write(self, request: web.Request, current: Stored, body: dict[str, Any]) -> web.Response:
+        try:
+            stored = await self.mirror.replace(
+                current.resource_type, current.id, body, if_version=_if_match(request)
+            )
+        except MirrorConflict as conflict:
+            if conflict.kind == "version":
+                raise ScimProblem(412, None, conflict.detail) from None
+            raise ScimProblem(409, "uniqueness", conflict.detail) from None
+        if stored is None:  # deleted meanwhile
+            raise ScimProblem(404, None, f"no {current.resource_type} {current.id!r}")
+        await self._pushed(stored.resource_type, stored.id)
+        return self._answer(request, stored)
+
+    async def _pushed(self, resource_type: str, resource_id: str) -> None:
+        applied = await self.service.pushed(resource_type, resource_id)
+        _raise_for(applied)
+
+    async def _stored(self, request: web.Request, resource_type: str) -> Stored:
+        resource_id = request.match_info["id"]
+        stored = await self.mirror.get(resource_type, resource_id)
+        if stored is None:
+            raise ScimProblem(404, None, f"no {resource_type} {resource_id!r}")
+        return stored
+
+    async def _filtered(self, resource_type: str, text: str) -> list[Stored]:
+        node = parse_filter(text)
+        equality = indexed_equality(node)
+        if equality is not None and equality[0] in ("id", "externalId", NAME[resource_type]):
+            attribute, value = equality
+            if attribute == "id":
+                one = await self.mirror.get(resource_type, value)
+                return [one] if one is not None else []
+            ids = await self.mirror.find(
+                resource_type,
+                name=value if attribute != "externalId" else None,
+                external_id=value if attribute == "externalId" else None,
+            )
+            found = [s for i in ids if (s := await self.mirror.get(resource_type, i)) is not None]
+            return [s for s in found if matches(s.body, node)]  # the index is wider than the filter
+        return [s async for page in self.mirror.pages(resource_type) for s in page if matches(s.body, node)]
+
+    async def _page(self, types: Sequence[str], start: int, count: int) -> list[Stored]:
+        """`count` resources from the `start`th (1-based) of the types' in turn, each in id order."""
+        page: list[Stored] = []
+        skipped = 0
+        for resource_type in types:
+            async for stored in _each(self.mirror.pages(resource_type)):
+                if len(page) >= count:
+                    return page
+                if skipped < start - 1:
+                    skipped += 1
+                    continue
+                page.append(stored)
+        return page
+
+    def _writable(self, request: web.Request, resource_type: str) -> None:
+        refused = self.service.may_write(request[_TOKEN].jobs, resource_type)
+        if refused is not None:
+            raise ScimProblem(403, None, refused)
+
+    def _answer(self, request: web.Request, stored: Stored, status: int = 200) -> web.Response:
+        headers = {"ETag": stored.etag}
+        if status == 201:
+            endpoint = "Users" if stored.resource_type == "User" else "Groups"
+            headers["Location"] = f"{self._base(request)}/{endpoint}/{stored.id}"
+        return scim_response(self._shown(request, stored), status, headers)
+
+    def _shown(
+        self,
+        request: web.Request,
+        stored: Stored,
+        attributes: Sequence[str] | None = None,
+        excluded: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """The resource as answered: with its location, and only the attributes asked for (RFC 7644
+        §3.4.2.5; by default those of the request's URL)."""
+        endpoint = "Users" if stored.resource_type == "User" else "Groups"
+        meta = {**stored.body.get("meta", {}), "location": f"{self._base(request)}/{endpoint}/{stored.id}"}
+        if attributes is None:
+            attributes = names(request.query.get("attributes"))
+        if excluded is None:
+            excluded = names(request.query.get("excludedAttributes"))
+        return project({**stored.body, "meta": meta}, attributes, excluded)
+
+    def _base(self, request: web.Request) -> str:
+        return f"{request.scheme}://{request.host}{self.service.settings.base_path}"
+
+
+async def _each(pages: Any) -> Any:
+    async for page in pages:
+        for stored in page:
+            yield stored
+
+
+def _raise_for(applied: Applied) -> None:
+    """With `respond: applied`: the target's refusal as the answer, or 503 when it did not answer."""
+    if applied.failures:
+        job, error = applied.failures[0]
+        raise ScimProblem(400, None, f"stored, but job {job} could not apply it to its target: {error}")
+    if applied.timed_out:
+        jobs = ", ".join(applied.timed_out)
+        raise ScimProblem(
+            503, None, f"stored, but the target of job(s) {jobs} did not answer in time; retry later"
+        )
+
+
+async def _json(request: web.Request) -> Any:
+    raw = await request.read()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ScimProblem(400, "invalidSyntax", f"the body is not JSON: {exc}") from None
+
+
+def _checked(resource_type: str, body: Any) -> dict[str, Any]:
+    """A User or Group as the client writes it: an object with its core schema and the name it needs."""
+    if not isinstance(body, dict):
+        raise ScimProblem(400, "invalidSyntax", f"the body is a {type(body).__name__}, not a {resource_type}")
+    listed = body.get("schemas")
+    if not isinstance(listed, list) or CORE[resource_type] not in listed:
+        raise ScimProblem(400, "invalidValue", f"schemas must list {CORE[resource_type]}")
+    unknown = [s for s in listed if s not in ALLOWED_SCHEMAS[resource_type]]
+    if unknown:
+        raise ScimProblem(
+            400, "invalidValue", f"unknown schema(s) for a {resource_type}: {', '.join(map(str, unknown))}"
+        )
+    name = body.get(NAME[resource_type])
+    if not isinstance(name, str) or not name.strip():
+        raise ScimProblem(400, "invalidValue", f"a {resource_type} needs {NAME[resource_type]}")
+    return body
+
+
+def _same_id(body: dict[str, Any], resource_id: str) -> None:
+    if "id" in body and body["id"] != resource_id:
+        raise ScimProblem(400, "mutability", f"id is {resource_id!r} and cannot change")
+
+
+def _if_match(request: web.Request) -> int | None:
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    tag = header.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise ScimProblem(412, None, f"If-Match {header!r} is no version of this service's")
+    return int(tag)
+
+
+def _integer(raw: Any, name: str, default: int, *, minimum: int) -> int:
+    """A paging number from a URL or a search body: below `minimum` counts as `minimum` (RFC 7644
+    §3.4.2.4), anything but an integer is refused."""
+    if raw is None:
+        return default
+    if isinstance(raw, bool):
+        raise ScimProblem(400, "invalidValue", f"{name} must be an integer, got {raw!r}")
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ScimProblem(400, "invalidValue", f"{name} must be an integer, got {raw!r}") from None
+    return max(value, minimum)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What a list or a search asks for."""
+
+    start: int = 1
+    count: int = DEFAULT_COUNT
+    filter: str | None = None
+    attributes: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+
+def _url_query(request: web.Request) -> Query:
+    return Query(
+        start=_integer(request.query.get("startIndex"), "startIndex", 1, minimum=1),
+        count=min(_integer(request.query.get("count"), "count", DEFAULT_COUNT, minimum=0), MAX_COUNT),
+        filter=request.query.get("filter") or None,
+        attributes=tuple(names(request.query.get("attributes"))),
+        excluded=tuple(names(request.query.get("excludedAttributes"))),
+    )
+
+
+def _body_query(body: Any) -> Query:
+    """A SearchRequest's query; its `attributes` and `excludedAttributes` are lists of names."""
+    if not isinstance(body, dict) or SEARCH_SCHEMA not in (body.get("schemas") or []):
+        raise ScimProblem(
+            400, "invalidValue", f"a search is a SearchRequest: schemas must list {SEARCH_SCHEMA}"
+        )
+
+    def listed(key: str) -> tuple[str, ...]:
+        value = body.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ScimProblem(400, "invalidValue", f"{key} must be a list of attribute names")
+        return tuple(value)
+
+    text = body.get("filter")
+    if text is not None and not isinstance(text, str):
+        raise ScimProblem(400, "invalidFilter", "filter must be a string")
+    return Query(
+        start=_integer(body.get("startIndex"), "startIndex", 1, minimum=1),
+        count=min(_integer(body.get("count"), "count", DEFAULT_COUNT, minimum=0), MAX_COUNT),
+        filter=text or None,
+        attributes=listed("attributes"),
+        excluded=listed("excludedAttributes"),
+    )
+
+
+def _listed(resources: list[dict[str, Any]], start: int, total: int) -> dict[str, Any]:
+    return {
+        "schemas": [LIST_SCHEMA],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": len(resources),
+        "Resources": resources,
+    }
