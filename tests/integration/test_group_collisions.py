@@ -1,0 +1,105 @@
+"""Groups whose names collide are never merged into one entry: against a private slapd (groups named by
+`cn`, which compares without case and with leading, trailing and repeated spaces ignored) and a real
+scim2-server whose groups the job matches by displayName only. Every group entry of the target is read
+back: each holds the members of one source group, and a group that cannot have an entry of its own fails
+with a message naming both groups, or (`on_collision: {next: ...}`) gets the next name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.model import CycleSummary
+from tests.integration.pipeline import pipeline
+from tests.integration.test_ldap_cycle import GROUPS, PEOPLE, files_config, person, write_sources
+from tests.integration.test_scim_groups import config as scim_config
+from tests.integration.test_scim_groups import group as scim_group
+from tests.integration.test_scim_groups import person as scim_person
+from tests.integration.test_scim_groups import read_all
+from tests.integration.test_scim_groups import write_sources as scim_sources
+from tests.scim_server import ScimServer
+from tests.slapd import Slapd
+
+ALIKE = ["App Helix", "App Helix", "app HELIX", "  App   Helix ", "Other"]
+"""Names of groups T001 to T005: the four first are one name to the directory."""
+
+
+def team(t: int, name: str, members: list[str]) -> dict[str, Any]:
+    return {"team_id": f"T{t:03d}", "name": name, "members": members}
+
+
+def alike_teams() -> list[dict[str, Any]]:
+    return [team(t, name, [f"E{2 * t:05d}", f"E{2 * t + 1:05d}"]) for t, name in enumerate(ALIKE, 1)]
+
+
+def group_entries(server: Slapd) -> dict[str, list[str]]:
+    """Every group entry: its cn to the employee numbers of its members (a DN without one stays a DN)."""
+    numbers = {
+        dn.lower(): e["employeenumber"][0] for dn, e in server.entries(PEOPLE, "(employeeNumber=*)").items()
+    }
+    held: dict[str, list[str]] = {}
+    for entry in server.entries(GROUPS, "(objectClass=groupOfNames)", ["cn", "member"]).values():
+        assert len(entry["cn"]) == 1, entry
+        held[entry["cn"][0]] = sorted(numbers.get(m.lower(), m) for m in entry.get("member", []))
+    return held
+
+
+async def ldap_cycles(
+    tmp_path: Path, slapd: Slapd, teams: list[dict[str, Any]], *, mapping: dict[str, Any] | None = None
+) -> tuple[dict[str, CycleSummary], list[dict[str, Any]]]:
+    rows = [person(i) for i in range(12)]
+    write_sources(tmp_path, rows, teams)
+    raw = files_config(tmp_path, slapd)
+    if mapping is not None:
+        raw["jobs"][1]["mappings"] = [mapping]
+    async with pipeline(tmp_path, raw) as p:
+        people, groups = p.runner.config.jobs
+        summaries = {"people": await p.runner.run_cycle(people), "teams": await p.runner.run_cycle(groups)}
+        summaries["again"] = await p.runner.run_cycle(groups)
+        failed = [r for r in await p.state.log_records(job="teams") if r["status"] == "failed"]
+    return summaries, failed
+
+
+async def test_groups_named_alike_in_a_directory_never_share_an_entry(tmp_path: Path, slapd: Slapd) -> None:
+    summaries, failed = await ldap_cycles(tmp_path, slapd, alike_teams())
+
+    # The first of the names alike has the entry; the others fail, each naming it, and no entry is shared.
+    assert group_entries(slapd) == {"App Helix": ["E00002", "E00003"], "Other": ["E00010", "E00011"]}
+    teams = summaries["teams"]
+    assert (teams.created, teams.failed) == (2, 3)
+    assert sorted({r["source_id"] for r in failed}) == ["T002", "T003", "T004"]
+    for record in failed:
+        message = record["error_message"]
+        assert "T001" in message and "displayName" in message and "on_collision" in message, message
+    assert (summaries["again"].created, summaries["again"].updated) == (0, 0)
+
+
+async def test_groups_named_alike_in_a_scim_app_matched_by_name_never_share_a_group(
+    tmp_path: Path, scim: ScimServer
+) -> None:
+    people = [scim_person(i) for i in range(10)]
+    groups = [
+        scim_group(t, [f"E{2 * (t - 1):05d}", f"E{2 * (t - 1) + 1:05d}"], name=name)
+        for t, name in enumerate(ALIKE, 1)
+    ]
+    scim_sources(tmp_path, people, groups[:1])  # the first is in the app before the others come
+    raw = scim_config(tmp_path, scim.url)
+    raw["jobs"][1]["mappings"] = [{"target": "displayName", "source": "name", "match": True}]
+    async with pipeline(tmp_path, raw) as p:
+        users, teams = p.runner.config.jobs
+        await p.runner.run_cycle(users)
+        first = await p.runner.run_cycle(teams)
+        scim_sources(tmp_path, people, groups)
+        second = await p.runner.run_cycle(teams)
+        again = await p.runner.run_cycle(teams)
+        failed = [r for r in await p.state.log_records(job="teams") if r["status"] == "failed"]
+
+    ids = {u["id"]: u["externalId"] for u in await read_all(scim, "Users")}
+    stored = {g["id"]: g for g in await read_all(scim, "Groups")}
+    held = sorted(
+        (g["displayName"], sorted(ids[m["value"]] for m in g.get("members") or [])) for g in stored.values()
+    )
+    assert held == [("App Helix", ["E00000", "E00001"]), ("Other", ["E00008", "E00009"])]
+    assert (first.created, second.created, second.failed, again.created, again.updated) == (1, 1, 3, 0, 0)
+    assert sorted({r["source_id"] for r in failed}) == ["G002", "G003", "G004"]
+    assert all("G001" in r["error_message"] for r in failed)
