@@ -157,5 +157,5 @@ def _collision(source_id: str, holder: str, name: str, value: Any) -> CollisionE
         f"names: without case, with runs of spaces as one): {source_id!r} would share its entry, so it "
         f"is not sent; rename one of them in the source, or give the mapping of {name} "
         f"`on_collision: {{next: [...]}}` with further candidates, such as "
-        f'Concat([name], " (", [id], ")")'
+        f'Join("", [name], " (", [id], ")")'
     )

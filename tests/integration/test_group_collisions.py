@@ -74,6 +74,27 @@ async def test_groups_named_alike_in_a_directory_never_share_an_entry(tmp_path: 
     assert (summaries["again"].created, summaries["again"].updated) == (0, 0)
 
 
+async def test_groups_named_alike_get_the_next_name_with_on_collision(tmp_path: Path, slapd: Slapd) -> None:
+    mapping = {
+        "target": "displayName",
+        "source": "name",
+        "match": True,
+        "on_collision": {"next": ['Join("", [name], " (", [team_id], ")")']},
+    }
+    summaries, failed = await ldap_cycles(tmp_path, slapd, alike_teams(), mapping=mapping)
+
+    # Spaces as the directory compares them (the fourth name keeps its own, which it ignores).
+    assert {" ".join(cn.split()): members for cn, members in group_entries(slapd).items()} == {
+        "App Helix": ["E00002", "E00003"],
+        "App Helix (T002)": ["E00004", "E00005"],
+        "app HELIX (T003)": ["E00006", "E00007"],
+        "App Helix (T004)": ["E00008", "E00009"],
+        "Other": ["E00010", "E00011"],
+    }
+    assert (summaries["teams"].created, summaries["teams"].failed, failed) == (5, 0, [])
+    assert (summaries["again"].created, summaries["again"].updated, summaries["again"].failed) == (0, 0, 0)
+
+
 async def test_groups_named_alike_in_a_scim_app_matched_by_name_never_share_a_group(
     tmp_path: Path, scim: ScimServer
 ) -> None:
@@ -103,3 +124,69 @@ async def test_groups_named_alike_in_a_scim_app_matched_by_name_never_share_a_gr
     assert (first.created, second.created, second.failed, again.created, again.updated) == (1, 1, 3, 0, 0)
     assert sorted({r["source_id"] for r in failed}) == ["G002", "G003", "G004"]
     assert all("G001" in r["error_message"] for r in failed)
+
+
+async def test_the_next_name_is_kept_by_each_group_through_later_cycles_and_deletions(
+    tmp_path: Path, slapd: Slapd
+) -> None:
+    """Group A has `cn=App Helix` before B of that name arrives: B gets its own entry and A keeps its
+    own (the name is the matching attribute too, so B must never take A's entry for its own); neither
+    flips on the cycles after, when their members change, nor when the other one is deleted."""
+    rows = [person(i) for i in range(8)]
+    a = team(1, "App Helix", ["E00000", "E00001"])
+    b = team(2, "app helix", ["E00002", "E00003"])
+    raw = files_config(tmp_path, slapd)
+    raw["jobs"][1]["mappings"] = [
+        {
+            "target": "displayName",
+            "source": "name",
+            "match": True,
+            "on_collision": {"next": ['Join("", [name], " (", [team_id], ")")']},
+        }
+    ]
+    raw["jobs"][1].update(deletion_guard=False, source_max_drop_percent=100)  # deletes on purpose
+    write_sources(tmp_path, rows, [a])
+    steps: list[tuple[CycleSummary, dict[str, list[str]]]] = []
+    async with pipeline(tmp_path, raw) as p:
+        people, teams = p.runner.config.jobs
+        await p.runner.run_cycle(people)
+
+        async def step(*groups: dict[str, Any]) -> None:
+            write_sources(tmp_path, rows, list(groups))
+            steps.append((await p.runner.run_cycle(teams), group_entries(slapd)))
+
+        await step(a)
+        await step(a, b)  # B arrives: its own entry
+        await step(a, b)  # nothing changes
+        a["members"], b["members"] = ["E00004"], ["E00005", "E00006"]
+        await step(a, b)  # both updated: each keeps its name
+        await step(a)  # B deleted: A keeps its entry and members
+        await step(a, b)  # B again: the next name again
+        await step(b)  # A deleted: B keeps the name it has
+        b["members"] = ["E00007"]
+        await step(b)
+        failed = [r for r in await p.state.log_records(job="teams") if r["status"] == "failed"]
+
+    counts = [(s.created, s.updated, s.deleted, s.failed) for s, _ in steps]
+    # (created, updated, deleted, failed) of each step
+    assert counts == [
+        (1, 0, 0, 0),
+        (1, 0, 0, 0),
+        (0, 0, 0, 0),
+        (0, 2, 0, 0),
+        (0, 0, 1, 0),
+        (1, 0, 0, 0),
+        (0, 0, 1, 0),
+        (0, 1, 0, 0),
+    ]
+    assert [entries for _, entries in steps] == [
+        {"App Helix": ["E00000", "E00001"]},
+        {"App Helix": ["E00000", "E00001"], "app helix (T002)": ["E00002", "E00003"]},
+        {"App Helix": ["E00000", "E00001"], "app helix (T002)": ["E00002", "E00003"]},
+        {"App Helix": ["E00004"], "app helix (T002)": ["E00005", "E00006"]},
+        {"App Helix": ["E00004"]},
+        {"App Helix": ["E00004"], "app helix (T002)": ["E00005", "E00006"]},
+        {"app helix (T002)": ["E00005", "E00006"]},
+        {"app helix (T002)": ["E00007"]},
+    ]
+    assert failed == []
