@@ -9,18 +9,23 @@ state); else the first in the source. The other is not sent: it fails with `Coll
 both objects, the attribute and the value, and the fixes.
 
 What a cycle can see: linked objects are registered as a batch is prepared (before any of the batch is
-sent), creates as they are planned. A create sent in an earlier batch than a linked object it collides
-with was sent already; the result consumer refuses to link it to the entry that other object holds
-(`engine.pipeline.results`). A value that is a SelectUniqueValue's candidates (`on_collision: {next:}`)
+sent), creates as they are planned. While linked objects of the state are still unread, a cycle holds
+its creates back until the read is whole, then sends those that still hold their values
+(`taken_from`): a linked object read after a create keeps its value. What a cycle cannot see (an
+incremental read does not read the unchanged objects; the target may match on what the job does not)
+the result consumer catches: it never links a create to an entry another object of the job holds
+(`refuse_shared`). A value that is a SelectUniqueValue's candidates (`on_collision: {next:}`)
 is no matching value here: the worker picks one that no other entry holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.mapping.functions.errors import MappingError
+from queues.contracts import Result
 
 
 class CollisionError(MappingError):
@@ -122,6 +127,23 @@ class Collisions:
         if create:
             self._creates.add(source_id)
 
+    def taken_from(self, source_id: str, attributes: Mapping[str, Any]) -> CollisionError | None:
+        """For a create checked before (`check`): the error naming the linked object that took its
+        value since, read after it (the create waited for the whole read), or None if it still holds it."""
+        names = self._names
+        if len(names) == 1:
+            key = normalized(value := attributes.get(names[0]))
+            holder = self._held[0].get(key) if key is not None else None
+            if holder is None or holder == source_id:
+                return None
+            return _collision(source_id, holder, names[0], value)
+        keys = self._normalized(attributes)
+        for name, held, key in zip(names, self._held, keys, strict=True):
+            holder = held.get(key) if key is not None else None
+            if holder is not None and holder != source_id and holder not in self._creates:
+                return _collision(source_id, holder, name, attributes.get(name))
+        return None
+
     def _normalized(self, attributes: Mapping[str, Any]) -> tuple[str | None, ...]:
         return tuple(normalized(attributes.get(name)) for name in self._names)
 
@@ -159,3 +181,51 @@ def _collision(source_id: str, holder: str, name: str, value: Any) -> CollisionE
         f"`on_collision: {{next: [...]}}` with further candidates, such as "
         f'Join("", [name], " (", [id], ")")'
     )
+
+
+def linking(results: Sequence[Result]) -> dict[str, set[str]]:
+    """The target ids that `results` would link to a new object (a create that succeeded), by job."""
+    wanted: dict[str, set[str]] = {}
+    for r in results:
+        if r.action == "create" and r.status == "succeeded" and r.target_id:
+            wanted.setdefault(r.job, set()).add(r.target_id)
+    return wanted
+
+
+def refuse_shared(results: Sequence[Result], holders: Mapping[str, Mapping[str, str]]) -> list[Result]:
+    """`results` with each create that would link its object to an entry another object of its job holds
+    (`holders`: job -> target id -> source id, as the state has them) failed instead, naming the other:
+    the last defence when the planner could not see the collision (the other was sent in an earlier
+    batch, read by an earlier cycle, or the target matches on something the job does not). In order: a
+    delete that succeeded before frees its entry, a create that links before holds it."""
+    held = {job: dict(by_id) for job, by_id in holders.items()}
+    out: list[Result] = []
+    for r in results:
+        if r.status != "succeeded" or not r.target_id:
+            out.append(r)
+            continue
+        mine = held.setdefault(r.job, {})
+        if r.action == "delete":
+            if mine.get(r.target_id) == r.source_id:
+                del mine[r.target_id]
+        elif r.action == "create":
+            holder = mine.setdefault(r.target_id, r.source_id)
+            if holder != r.source_id:
+                r = dataclasses.replace(
+                    r,
+                    status="failed",
+                    target_id=None,
+                    applied_hash=None,
+                    members=None,
+                    error_class="CollisionError",
+                    error_code="shared",
+                    error_message=(
+                        f"the target matched {r.source_id!r} to {r.target_id}, the entry of {holder!r} of "
+                        "this job: two objects never share an entry, so it is not linked (what the create "
+                        "sent may have been written to that entry: a reconciliation finds it "
+                        "drifted and sets it right); rename one of them in the source, or give the "
+                        "matching attribute's mapping `on_collision: {next: [...]}`"
+                    ),
+                )
+        out.append(r)
+    return out

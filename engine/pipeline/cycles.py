@@ -181,6 +181,8 @@ class CycleRunner:
         latest_move, moved = await self.moves_since(job)
         planner = await self.planner_for(job, cycle_id, await self.state.fingerprints(job.name), moved=moved)
         gate = UpdateGate(self.state, job, len(planner.snapshot), approved)
+        if not len(planner.snapshot):
+            self.results.linking_from_empty(job.name)
         try:
             read, error, quarantined = await self._plan_and_publish(
                 job, cycle_id, planner, source, progress, gate
@@ -206,6 +208,7 @@ class CycleRunner:
             raise
         finally:
             self.tracker.end_cycle(cycle_id)
+            self.results.linking_done(job.name)
         quarantined = quarantined or self.control.verdict(job.name)
         summary = _summary(
             job, cycle_id, progress, planner, source, read, error, time.perf_counter() - started
@@ -279,8 +282,13 @@ class CycleRunner:
             send=self._publish,
         )
 
+        waiting: list[Operation] = []
+
         async def send(op: Operation) -> None:
-            if not gate.keep(op):
+            # While linked objects are not read yet (their fingerprints are left), a create waits.
+            if op.action == "create" and planner.collisions is not None and planner.snapshot.fingerprints:
+                waiting.append(op)  # until every linked object was read (`engine.core.collisions`)
+            elif not gate.keep(op):
                 await links.add(op)
 
         nested = NestedGroups() if job.members is not None and job.name in job.members.groups else None
@@ -313,6 +321,7 @@ class CycleRunner:
             return read, str(exc), None
         for op in gate.finish():
             await links.add(op)
+        await self._send_waiting(planner, cycle_id, waiting, links.add)
         await links.finish()
         return read, None, None
 
@@ -401,6 +410,28 @@ class CycleRunner:
                 )
                 return
             await asyncio.sleep(0.02)
+
+    async def _send_waiting(
+        self,
+        planner: Planner,
+        cycle_id: str,
+        waiting: list[Operation],
+        send: Callable[[Operation], Awaitable[None]],
+    ) -> None:
+        """After a whole read: send the creates held back, but those whose value a linked object read
+        after them holds (they fail, naming it). A read cut short sends none: the next cycle plans them."""
+        if planner.collisions is None or not waiting:
+            return
+        failures: list[Result] = []
+        for planned, op in enumerate(waiting, 1):
+            error = planner.collisions.taken_from(op.source_id, op.attributes)
+            if error is not None:
+                failures.append(planner.failure(SourceObject(op.source_id, {}), error))
+            else:
+                await send(op)
+            if planned % PLAN_SLICE == 0:
+                await asyncio.sleep(0)
+        await self._record_failures(cycle_id, failures)
 
     async def _hold_or_stop(self, job: str, cycle_id: str, read: int) -> str | None:
         """Wait while the job is paused; the reason to stop planning if it is to be quarantined."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine.core.collisions import CollisionError
+from engine.core.collisions import CollisionError, linking, refuse_shared
 from engine.core.planner import Planner
 from engine.core.snapshot import Snapshot, encode_hash, fingerprint
 from engine.mapping.base import DirectMapping, Mapper
 from engine.model import ACTIVE, SourceObject, StateEntry
-from queues.contracts import Operation
+from queues.contracts import Operation, Result
 
 NAMES = Mapper([DirectMapping(target="displayName", source="name")], matching=("displayName",))
 BOTH = Mapper(
@@ -97,3 +97,47 @@ def test_names_alike_told_apart_by_another_matching_attribute_are_two_objects() 
 def test_a_value_that_is_no_name_never_collides(name: object) -> None:
     ops, failed = run(planner(NAMES), [group("G1", name), group("G2", name)])
     assert [op.source_id for op in ops] == ["G1", "G2"] and failed == {}
+
+
+def result(source_id: str, action: str, target_id: str | None, status: str = "succeeded") -> Result:
+    return Result(
+        op_id=f"c-{source_id}-{action}",
+        job="teams",
+        target="t",
+        cycle_id="c",
+        source_id=source_id,
+        action=action,  # type: ignore[arg-type]
+        status=status,  # type: ignore[arg-type]
+        attempts=1,
+        emitted_at=0.0,
+        completed_at=0.0,
+        target_id=target_id,
+    )
+
+
+def test_a_create_linked_to_an_entry_another_object_holds_fails_naming_it() -> None:
+    results = [
+        result("G2", "create", "cn=App Helix"),  # G1 holds it (the state says)
+        result("G1", "create", "cn=App Helix"),  # a replay of G1's own: its own entry
+        result("G3", "create", "cn=Other"),
+        result("G4", "create", "cn=Other"),  # the entry G3 got a moment ago
+        result("G5", "delete", "cn=Gone"),  # frees it for G6
+        result("G6", "create", "cn=Gone"),
+        result("G7", "update", "cn=App Helix"),  # not a link: the planner's check covers updates
+    ]
+    holders = {"teams": {"cn=App Helix": "G1", "cn=Gone": "G5"}}
+    assert linking(results) == {"teams": {"cn=App Helix", "cn=Other", "cn=Gone"}}
+
+    out = refuse_shared(results, holders)
+
+    assert [(r.source_id, r.status) for r in out] == [
+        ("G2", "failed"),
+        ("G1", "succeeded"),
+        ("G3", "succeeded"),
+        ("G4", "failed"),
+        ("G5", "succeeded"),
+        ("G6", "succeeded"),
+        ("G7", "succeeded"),
+    ]
+    assert out[0].target_id is None and "the entry of 'G1'" in (out[0].error_message or "")
+    assert "the entry of 'G3'" in (out[3].error_message or "")

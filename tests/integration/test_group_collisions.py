@@ -9,7 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.model import CycleSummary
+from engine.pipeline import cycles
 from tests.integration.pipeline import pipeline
 from tests.integration.test_ldap_cycle import GROUPS, PEOPLE, files_config, person, write_sources
 from tests.integration.test_scim_groups import config as scim_config
@@ -190,3 +193,64 @@ async def test_the_next_name_is_kept_by_each_group_through_later_cycles_and_dele
         {"app helix (T002)": ["E00007"]},
     ]
     assert failed == []
+
+
+async def test_a_linked_group_read_after_a_new_one_of_its_name_keeps_its_entry(
+    tmp_path: Path, slapd: Slapd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source lists the new group first, in a batch of its own: the cycle has not read the linked
+    one yet when it plans the new one, and holds its create back until it has."""
+    monkeypatch.setattr(cycles, "SOURCE_BATCH", 1)
+    rows = [person(i) for i in range(4)]
+    a, b = team(1, "App Helix", ["E00000", "E00001"]), team(2, "APP HELIX", ["E00002", "E00003"])
+    raw = files_config(tmp_path, slapd)
+    write_sources(tmp_path, rows, [a])
+    async with pipeline(tmp_path, raw) as p:
+        people, teams = p.runner.config.jobs
+        await p.runner.run_cycle(people)
+        first = await p.runner.run_cycle(teams)
+        write_sources(tmp_path, rows, [b, a])
+        second = await p.runner.run_cycle(teams)
+        third = await p.runner.run_cycle(teams)
+        failed = [r for r in await p.state.log_records(job="teams") if r["status"] == "failed"]
+        linked = await p.state.target_ids("teams")
+
+    assert (first.created, second.created, second.failed, third.created, third.failed) == (1, 0, 1, 0, 1)
+    assert group_entries(slapd) == {"App Helix": ["E00000", "E00001"]}
+    assert list(linked) == ["T001"]
+    assert [r["source_id"] for r in failed] == ["T002", "T002"]
+    assert "'T001'" in failed[0]["error_message"] and "on_collision" in failed[0]["error_message"]
+
+
+@pytest.mark.parametrize("together", [False, True])
+async def test_a_create_the_directory_matches_to_another_groups_entry_is_never_linked_to_it(
+    tmp_path: Path, slapd: Slapd, together: bool
+) -> None:
+    """The job matches its groups on their id (description), the directory on cn: the engine sees two
+    groups, the directory one entry. The second create is not linked to the first one's entry, whether
+    the first was linked by an earlier cycle or by this one (the first cycle of the job)."""
+    rows = [person(i) for i in range(4)]
+    a, b = team(1, "App Helix", ["E00000", "E00001"]), team(2, "App Helix", ["E00002", "E00003"])
+    raw = files_config(tmp_path, slapd)
+    raw["jobs"][1]["mappings"] = [
+        {"target": "description", "source": "team_id", "match": True},
+        {"target": "displayName", "source": "name"},
+    ]
+    write_sources(tmp_path, rows, [a, b] if together else [a])
+    async with pipeline(tmp_path, raw) as p:
+        people, teams = p.runner.config.jobs
+        await p.runner.run_cycle(people)
+        first = await p.runner.run_cycle(teams)
+        write_sources(tmp_path, rows, [a, b])
+        second = await p.runner.run_cycle(teams)
+        failed = [r for r in await p.state.log_records(job="teams") if r["status"] == "failed"]
+        linked = await p.state.target_ids("teams")
+
+    if together:
+        assert (first.created, first.failed, second.created, second.failed) == (1, 1, 0, 1)
+        assert [r["source_id"] for r in failed] == ["T002", "T002"]
+    else:
+        assert (first.created, second.created, second.failed) == (1, 0, 1)
+        assert [r["source_id"] for r in failed] == ["T002"]
+    assert list(linked) == ["T001"]
+    assert "the entry of 'T001'" in failed[0]["error_message"]
