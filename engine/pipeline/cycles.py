@@ -13,6 +13,7 @@ import logging
 import secrets
 import statistics
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from datetime import UTC, datetime
 
@@ -48,6 +49,9 @@ SOURCE_BATCH = 1_000
 # every call to the state store's thread returns through the loop) wait for it: a batch planned in
 # one stretch held them back for tens of milliseconds at a time, and results piled up behind it.
 PLAN_SLICE = 100
+CREATES_WAITING = 20_000
+"""Creates a cycle holds back while linked objects are still unread (their operations' memory): the
+first ones go on past it, checked by the result consumer only (see `_plan_and_publish`)."""
 
 
 class CycleRunner:
@@ -282,13 +286,18 @@ class CycleRunner:
             send=self._publish,
         )
 
-        waiting: list[Operation] = []
+        waiting: deque[Operation] = deque()
 
         async def send(op: Operation) -> None:
-            # While linked objects are not read yet (their fingerprints are left), a create waits.
+            # While linked objects are not read yet (their fingerprints are left), a create waits
+            # until every one was read (`engine.core.collisions`); past `CREATES_WAITING`, the first
+            # that waited goes on (the result consumer still never links it to another's entry).
             if op.action == "create" and planner.collisions is not None and planner.snapshot.fingerprints:
-                waiting.append(op)  # until every linked object was read (`engine.core.collisions`)
-            elif not gate.keep(op):
+                waiting.append(op)
+                if len(waiting) <= CREATES_WAITING:
+                    return
+                op = waiting.popleft()
+            if not gate.keep(op):
                 await links.add(op)
 
         nested = NestedGroups() if job.members is not None and job.name in job.members.groups else None
@@ -415,7 +424,7 @@ class CycleRunner:
         self,
         planner: Planner,
         cycle_id: str,
-        waiting: list[Operation],
+        waiting: deque[Operation],
         send: Callable[[Operation], Awaitable[None]],
     ) -> None:
         """After a whole read: send the creates held back, but those whose value a linked object read
