@@ -145,7 +145,9 @@ class Planner:
                     # Most: one matching attribute, a text value, nothing planned yet: put as it is.
                     raw = collisions.raw
                     value = ready[0].attributes.get(single) if raw is not None else None
-                    if raw is not None and type(value) is str:
+                    if value is source_id:
+                        pass  # its own source id, unique in the source (see `engine.core.collisions`)
+                    elif raw is not None and type(value) is str:
                         raw.setdefault(value, source_id)  # an exact twin, unchanged too: nothing is sent
                     else:
                         collisions.linked(source_id, ready[0].attributes, changed=False)
