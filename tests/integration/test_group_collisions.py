@@ -260,3 +260,46 @@ async def test_a_create_the_directory_matches_to_another_groups_entry_is_never_l
         assert [r["source_id"] for r in failed] == ["T002"]
     assert list(linked) == ["T001"]
     assert "the entry of 'T001'" in failed[0]["error_message"]
+
+
+async def test_groups_named_alike_in_a_scim_app_get_the_next_name_with_on_collision(
+    tmp_path: Path, scim: ScimServer
+) -> None:
+    people = [scim_person(i) for i in range(6)]
+    names = ["App Helix", "App Helix", "app HELIX"]
+    groups = [
+        scim_group(t, [f"E{2 * (t - 1):05d}", f"E{2 * (t - 1) + 1:05d}"], name=n)
+        for t, n in enumerate(names, 1)
+    ]
+    scim_sources(tmp_path, people, groups[:1])
+    raw = scim_config(tmp_path, scim.url)
+    raw["jobs"][1]["mappings"] = [
+        {
+            "target": "displayName",
+            "source": "name",
+            "match": True,
+            "on_collision": {"next": ['Join("", [name], " (", [group_id], ")")']},
+        }
+    ]
+    async with pipeline(tmp_path, raw) as p:
+        users, teams = p.runner.config.jobs
+        await p.runner.run_cycle(users)
+        first = await p.runner.run_cycle(teams)
+        scim_sources(tmp_path, people, groups)
+        second = await p.runner.run_cycle(teams)
+        groups[0]["members"] = ["E00005"]
+        scim_sources(tmp_path, people, groups)
+        third = await p.runner.run_cycle(teams)
+
+    ids = {u["id"]: u["externalId"] for u in await read_all(scim, "Users")}
+    held = sorted(
+        (g["displayName"], sorted(ids[m["value"]] for m in g.get("members") or []))
+        for g in await read_all(scim, "Groups")
+    )
+    assert held == [
+        ("App Helix", ["E00005"]),
+        ("App Helix (G002)", ["E00002", "E00003"]),
+        ("app HELIX (G003)", ["E00004", "E00005"]),
+    ]
+    counts = [(s.created, s.updated, s.failed) for s in (first, second, third)]
+    assert counts == [(1, 0, 0), (2, 0, 0), (0, 1, 0)]
