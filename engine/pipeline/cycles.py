@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from datetime import UTC, datetime
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 
@@ -318,7 +319,11 @@ class CycleRunner:
                 read += len(batch)
                 progress.read = read
             if nested is not None and len(nested):
-                reason = await self._plan_nested(job, cycle_id, planner, nested, progress, read, send, links)
+                # A level's groups are members of the next: its creates go before the next is planned.
+                waited = partial(self._send_waiting, planner, cycle_id, waiting, links.add)
+                reason = await self._plan_nested(
+                    job, cycle_id, planner, nested, progress, read, send, links, waited
+                )
                 if reason is not None:
                     await links.finish()
                     return read, None, reason
@@ -374,9 +379,11 @@ class CycleRunner:
         read: int,
         send: Callable[[Operation], Awaitable[None]],
         links: CycleLinks,
+        waited: Callable[[], Awaitable[None]],
     ) -> str | None:
         """Plan the groups held back for their nested members (see `engine.core.nesting`), a level
-        at a time, after the results of what was sent before; refuse those in a nesting loop."""
+        at a time, after the results of what was sent before (`waited` sends the creates that wait
+        for the linked objects still unread); refuse those in a nesting loop."""
         levels, loops = nested.order()
         busy = [obj for obj, _ in loops if obj.source_id in planner.in_flight]
         for obj in busy:  # refused once its operation's result is in, like any change meanwhile
@@ -390,6 +397,7 @@ class CycleRunner:
             await self._record_failures(cycle_id, refused)
             log.warning("event=nesting_loop job=%s cycle=%s groups=%s", job.name, cycle_id, sorted(ids))
         for level in levels:
+            await waited()
             await links.finish()
             await self.publisher.flush()
             await self._settled(job.name, cycle_id, progress)
@@ -427,12 +435,16 @@ class CycleRunner:
         waiting: deque[Operation],
         send: Callable[[Operation], Awaitable[None]],
     ) -> None:
-        """After a whole read: send the creates held back, but those whose value a linked object read
-        after them holds (they fail, naming it). A read cut short sends none: the next cycle plans them."""
+        """After a whole read (or before a level of nested groups): send the creates held back, but
+        those whose value a linked object read after them holds (they fail, naming it). A read cut
+        short sends none: the next cycle plans them."""
         if planner.collisions is None or not waiting:
             return
         failures: list[Result] = []
-        for planned, op in enumerate(waiting, 1):
+        planned = 0
+        while waiting:
+            op = waiting.popleft()
+            planned += 1
             error = planner.collisions.taken_from(op.source_id, op.attributes)
             if error is not None:
                 failures.append(planner.failure(SourceObject(op.source_id, {}), error))

@@ -246,7 +246,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "log compact: names as keys, op ids as numbers, attributes compressed", _v8_compact_log),
     Migration(9, "objects keep the fingerprint a cycle compares", _v9_object_fingerprints),
     Migration(10, "the objects whose target id changed or went, for references to them", _v10_moves),
-
     Migration(11, "objects by target id: an entry is linked to one object of a job", _v11_objects_by_target),
 )
 LATEST = MIGRATIONS[-1].version
