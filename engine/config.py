@@ -46,6 +46,7 @@ from engine.core.scoping import ScopingFilter, parse_scoping
 from engine.inbound.settings import InboundSettings, parse_inbound
 from engine.mapping.base import ApplyOn, ConstantMapping, DirectMapping, Mapper
 from engine.mapping.base import Mapping as AttributeMapping
+from engine.mapping.collision import NextOnCollision, parse_on_collision
 from engine.mapping.expression_mapping import ExpressionMapping, parse_expression_mapping
 from engine.model import Deprovision
 from engine.pipeline.deadline import DeadlineSettings, parse_deadline
@@ -91,8 +92,9 @@ class JobConfig:
     @property
     def redacted(self) -> frozenset[str]:
         """Target attributes whose values never reach a log or a preview (their expression uses Redact)."""
+        inner = [m.mapping if isinstance(m, NextOnCollision) else m for m in self.mappings]
         return frozenset(
-            m.target for m in self.mappings if isinstance(m, ExpressionMapping) and m.expression.redacted
+            m.target for m in inner if isinstance(m, ExpressionMapping) and m.expression.redacted
         )
 
     def mapper(self) -> Mapper:
@@ -458,15 +460,26 @@ def in_dependency_order(jobs: Sequence[JobConfig]) -> list[JobConfig]:
     return users + ordered
 
 
+MAPPING_KEYS = ("target", "source", "constant", "expression", "reference", "apply", "default", "match")
+
+
 def parse_mapping(path: str, raw: Any) -> tuple[AttributeMapping, int | None]:
-    """One mapping (direct, constant or expression) and its matching precedence (None: not matched on)."""
+    """One mapping (direct, constant, expression or reference) and its matching precedence (None: not
+    matched on), its value given way to further candidates if `on_collision` says so."""
     raw = as_mapping(path, raw)
-    check_keys(
-        path,
-        raw,
-        ("target", "source", "constant", "expression", "reference", "apply", "default", "match"),
-        required=("target",),
-    )
+    check_keys(path, raw, (*MAPPING_KEYS, "on_collision"), required=("target",))
+    mapping, match = _parse_mapping(path, raw)
+    on_collision = raw.get("on_collision", "fail")
+    if on_collision != "fail" and isinstance(mapping, ReferenceMapping):
+        raise ConfigError(
+            join(path, "on_collision"),
+            "applies to names, not to a reference (the target id of another object)",
+            "remove it",
+        )
+    return parse_on_collision(join(path, "on_collision"), on_collision, mapping), match
+
+
+def _parse_mapping(path: str, raw: Mapping[str, Any]) -> tuple[AttributeMapping, int | None]:
     target = string(join(path, "target"), raw["target"])
     apply_on: ApplyOn = (
         "create"

@@ -58,7 +58,11 @@ jobs:
     target: app
     object_type: group
     members: {source: members, job: people}
-    mappings: [{target: displayName, source: name, match: true}]
+    mappings:
+      - target: displayName
+        source: name
+        match: true
+        on_collision: {next: ['Join("", [name], " (", [id], ")")']}
   - name: directory-people
     source:
       type: ldap
@@ -431,6 +435,21 @@ KEYS: dict[str, dict[str, _Key]] = {
         "apply": ("string", "on_create", "always, or on_create only.", "always"),
         "default": ("any", "Unassigned", "Sent when the source value is null.", "none"),
         "match": ("boolean or integer", "true", "Match target objects on it (1 first, then 2...).", "false"),
+        "on_collision": (
+            "string or mapping",
+            "{next: [...]}",
+            "When another object holds the value (two groups named alike): fail (that object is not "
+            "sent, and says why), or try the further candidates of `next`.",
+            "fail",
+        ),
+    },
+    "jobs[].mappings[].on_collision": {
+        "next": (
+            "list of expressions",
+            """['Join("", [name], " (", [group_id], ")")']""",
+            "Further values, tried in turn: the worker writes the first that no other object holds, "
+            "and an object keeps the one it has (SelectUniqueValue's candidates).",
+        ),
     },
     "targets[] (every type)": {
         "name": ("string", "app", "The target's name, which jobs refer to."),

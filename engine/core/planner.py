@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import Any
 
+from engine.core.collisions import Collisions
 from engine.core.membership import PENDING_PREFIX, MemberPlan, Membership
 from engine.core.reconcile import ORPHAN_PREFIX
 from engine.core.references import References
@@ -81,6 +82,8 @@ class Planner:
         self.scope = scope if scope is not None and scope.groups else None
         self.membership = membership
         self.references = references
+        self.collisions = Collisions(mapper.matching) if mapper.matching else None
+        """Which object holds each matching value: a second one is not sent (`engine.core.collisions`)."""
         self.pending_references = 0
         """References sent empty because the object they name has no target id (yet)."""
         self.moved = {job: ids for job, ids in (moved or {}).items() if ids} if references else {}
@@ -115,6 +118,8 @@ class Planner:
         prepared = self._prepared
         fingerprints = self.snapshot.fingerprints
         scope = self.scope
+        collisions = self.collisions
+        single = (collisions.single or "") if collisions is not None else ""
         unchanged = 0
         for obj in batch:
             source_id = obj.source_id
@@ -136,12 +141,24 @@ class Planner:
                 unchanged += 1
                 if ready[1] is not None and ready[1].pending:
                     self._pending(ready[1])
+                if collisions is not None:
+                    # Most: one matching attribute, a text value, nothing planned yet: put as it is.
+                    raw = collisions.raw
+                    value = ready[0].attributes.get(single) if raw is not None else None
+                    if value is source_id:
+                        pass  # its own source id, unique in the source (see `engine.core.collisions`)
+                    elif raw is not None and type(value) is str:
+                        raw.setdefault(value, source_id)  # an exact twin, unchanged too: nothing is sent
+                    else:
+                        collisions.linked(source_id, ready[0].attributes, changed=False)
                 continue
             prepared[source_id] = ready
             to_plan.append(obj)
             if held is not None:
                 fingerprints[source_id] = held
                 wanted.append(source_id)
+                if collisions is not None:
+                    collisions.linked(source_id, ready[0].attributes, changed=True)
         self.seen += unchanged
         self.unchanged += unchanged
         return to_plan, wanted
@@ -172,8 +189,9 @@ class Planner:
         """The operation for one source object, or None when the target already holds it.
 
         An object out of scope is not planned here: unseen, it is deprovisioned by `plan_missing` if
-        it was provisioned before. Raises `MappingError` when a mapping fails on this object. Its
-        entry must be loaded if `prepare` named it (an object not prepared is mapped here).
+        it was provisioned before. Raises `MappingError` when a mapping fails on this object, and
+        `CollisionError` (one) when another object of the job holds its matching values. Its entry
+        must be loaded if `prepare` named it (an object not prepared is mapped here).
         """
         source_id = obj.source_id
         ready = self._prepared.pop(source_id, None)  # prepared: in scope, or its scoping failed
@@ -214,6 +232,8 @@ class Planner:
         attributes = mapped.attributes
         if action == "create" and mapped.create_only:
             attributes = {**attributes, **mapped.create_only}
+        if self.collisions is not None:
+            self.collisions.check(source_id, attributes, create=action == "create")
         entry = self._entry(source_id, action)
         return self._operation(action, source_id, entry, attributes, desired_hash, members)
 

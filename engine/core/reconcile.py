@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Final, Literal
 
+from common.unique import unique_candidates
 from engine.core.changes import REDACTED
 from engine.core.links import Found, TargetIndex
 from engine.model import DISABLED, StateEntry
@@ -245,6 +246,9 @@ class Reconciliation:
                 continue
             if expected == found and type(expected) is type(found):
                 continue  # most values: the same text
+            candidates = unique_candidates(expected)  # `on_collision: {next:}`: any one is in step
+            if candidates is not None and comparable(found) in {comparable(c) for c in candidates}:
+                continue
             if comparable(expected) != comparable(found):
                 if name in self._hidden:  # a secret: that it differs is said, never its values
                     expected, found = REDACTED, REDACTED

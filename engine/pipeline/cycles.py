@@ -13,8 +13,10 @@ import logging
 import secrets
 import statistics
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from datetime import UTC, datetime
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 
@@ -48,6 +50,9 @@ SOURCE_BATCH = 1_000
 # every call to the state store's thread returns through the loop) wait for it: a batch planned in
 # one stretch held them back for tens of milliseconds at a time, and results piled up behind it.
 PLAN_SLICE = 100
+CREATES_WAITING = 20_000
+"""Creates a cycle holds back while linked objects are still unread (their operations' memory): the
+first ones go on past it, checked by the result consumer only (see `_plan_and_publish`)."""
 
 
 class CycleRunner:
@@ -181,6 +186,8 @@ class CycleRunner:
         latest_move, moved = await self.moves_since(job)
         planner = await self.planner_for(job, cycle_id, await self.state.fingerprints(job.name), moved=moved)
         gate = UpdateGate(self.state, job, len(planner.snapshot), approved)
+        if not len(planner.snapshot):
+            self.results.linking_from_empty(job.name)
         try:
             read, error, quarantined = await self._plan_and_publish(
                 job, cycle_id, planner, source, progress, gate
@@ -206,6 +213,7 @@ class CycleRunner:
             raise
         finally:
             self.tracker.end_cycle(cycle_id)
+            self.results.linking_done(job.name)
         quarantined = quarantined or self.control.verdict(job.name)
         summary = _summary(
             job, cycle_id, progress, planner, source, read, error, time.perf_counter() - started
@@ -279,7 +287,17 @@ class CycleRunner:
             send=self._publish,
         )
 
+        waiting: deque[Operation] = deque()
+
         async def send(op: Operation) -> None:
+            # While linked objects are not read yet (their fingerprints are left), a create waits
+            # until every one was read (`engine.core.collisions`); past `CREATES_WAITING`, the first
+            # that waited goes on (the result consumer still never links it to another's entry).
+            if op.action == "create" and planner.collisions is not None and planner.snapshot.fingerprints:
+                waiting.append(op)
+                if len(waiting) <= CREATES_WAITING:
+                    return
+                op = waiting.popleft()
             if not gate.keep(op):
                 await links.add(op)
 
@@ -301,7 +319,11 @@ class CycleRunner:
                 read += len(batch)
                 progress.read = read
             if nested is not None and len(nested):
-                reason = await self._plan_nested(job, cycle_id, planner, nested, progress, read, send, links)
+                # A level's groups are members of the next: its creates go before the next is planned.
+                waited = partial(self._send_waiting, planner, cycle_id, waiting, links.add)
+                reason = await self._plan_nested(
+                    job, cycle_id, planner, nested, progress, read, send, links, waited
+                )
                 if reason is not None:
                     await links.finish()
                     return read, None, reason
@@ -313,6 +335,7 @@ class CycleRunner:
             return read, str(exc), None
         for op in gate.finish():
             await links.add(op)
+        await self._send_waiting(planner, cycle_id, waiting, links.add)
         await links.finish()
         return read, None, None
 
@@ -356,9 +379,11 @@ class CycleRunner:
         read: int,
         send: Callable[[Operation], Awaitable[None]],
         links: CycleLinks,
+        waited: Callable[[], Awaitable[None]],
     ) -> str | None:
         """Plan the groups held back for their nested members (see `engine.core.nesting`), a level
-        at a time, after the results of what was sent before; refuse those in a nesting loop."""
+        at a time, after the results of what was sent before (`waited` sends the creates that wait
+        for the linked objects still unread); refuse those in a nesting loop."""
         levels, loops = nested.order()
         busy = [obj for obj, _ in loops if obj.source_id in planner.in_flight]
         for obj in busy:  # refused once its operation's result is in, like any change meanwhile
@@ -372,6 +397,7 @@ class CycleRunner:
             await self._record_failures(cycle_id, refused)
             log.warning("event=nesting_loop job=%s cycle=%s groups=%s", job.name, cycle_id, sorted(ids))
         for level in levels:
+            await waited()
             await links.finish()
             await self.publisher.flush()
             await self._settled(job.name, cycle_id, progress)
@@ -401,6 +427,32 @@ class CycleRunner:
                 )
                 return
             await asyncio.sleep(0.02)
+
+    async def _send_waiting(
+        self,
+        planner: Planner,
+        cycle_id: str,
+        waiting: deque[Operation],
+        send: Callable[[Operation], Awaitable[None]],
+    ) -> None:
+        """After a whole read (or before a level of nested groups): send the creates held back, but
+        those whose value a linked object read after them holds (they fail, naming it). A read cut
+        short sends none: the next cycle plans them."""
+        if planner.collisions is None or not waiting:
+            return
+        failures: list[Result] = []
+        planned = 0
+        while waiting:
+            op = waiting.popleft()
+            planned += 1
+            error = planner.collisions.taken_from(op.source_id, op.attributes)
+            if error is not None:
+                failures.append(planner.failure(SourceObject(op.source_id, {}), error))
+            else:
+                await send(op)
+            if planned % PLAN_SLICE == 0:
+                await asyncio.sleep(0)
+        await self._record_failures(cycle_id, failures)
 
     async def _hold_or_stop(self, job: str, cycle_id: str, read: int) -> str | None:
         """Wait while the job is paused; the reason to stop planning if it is to be quarantined."""

@@ -18,11 +18,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from common.errors import BrokerError, DecodeError, StateError
+from engine.core.collisions import linking, refuse_shared
 from engine.metrics import EngineMetrics
 from engine.pipeline.listing import Listings
 from engine.pipeline.tracker import CycleProgress, Tracker
@@ -72,6 +74,7 @@ class ResultConsumer:
         self._observers = tuple(observers)
         self.listings = listings
         """Where the pages of listings go (see `engine.pipeline.listing`); without, they are dropped."""
+        self._links_from_empty: dict[str, dict[str, str]] = {}
         self._task: asyncio.Task[None] | None = None
         self._received: asyncio.Queue[_Received | _Expiry | None] = asyncio.Queue()
 
@@ -136,6 +139,7 @@ class ResultConsumer:
             results.extend(decoded)
             written.append(delivery)
         if results:
+            results = await self._refuse_shared(results)
             await self._write(results)
             self._tracker.settle(results)
             for observe in self._observers:
@@ -161,6 +165,36 @@ class ResultConsumer:
             )
         if not expiry.answer.done():
             expiry.answer.set_result(len(lost))
+
+    def linking_from_empty(self, job: str) -> None:
+        """A cycle of `job` starts with no object of it in the state: until `linking_done`, the entries
+        its creates are linked to are known here, and no result write asks the state who holds them
+        (`_refuse_shared`; an initial load's writes would each pay a query that finds nothing)."""
+        self._links_from_empty[job] = {}
+
+    def linking_done(self, job: str) -> None:
+        self._links_from_empty.pop(job, None)
+
+    async def _refuse_shared(self, results: list[Result]) -> list[Result]:
+        """`results` with a create linked to an entry another object of its job holds failed instead
+        (`engine.core.collisions.refuse_shared`): one query per job, only for results with creates."""
+        wanted = linking(results)
+        if not wanted:
+            return results
+        known = self._links_from_empty
+        holders: dict[str, dict[str, str]] = {job: known[job] for job in wanted if job in known}
+
+        async def read(job: str, ids: set[str]) -> None:
+            holders[job] = await self._state.holders(job, ids)
+
+        for job, ids in wanted.items():
+            if job not in holders:
+                await self._retrying(partial(read, job, ids), len(ids))
+        checked = refuse_shared(results, holders)
+        for r in checked:
+            if r.job in known and r.action == "create" and r.status == "succeeded" and r.target_id:
+                known[r.job][r.target_id] = r.source_id
+        return checked
 
     async def _write(self, results: list[Result]) -> None:
         """Write until it works: a state store that is down holds the results back, never drops them.

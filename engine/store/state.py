@@ -43,6 +43,10 @@ RECONCILE = "reconcile"
 _STATE_AFTER = {"create": ACTIVE, "update": ACTIVE, "disable": DISABLED}
 _PAGE = 10_000  # rows fetched at a time when reading a whole job's objects
 _IDS_PER_QUERY = 500  # source ids bound in one query (well below every driver's limit)
+# Built once: a result write asks it for every batch of results with creates (`holders`).
+_HOLDERS = sa.select(objects.c.target_id, objects.c.source_id).where(
+    objects.c.job == sa.bindparam("job"), objects.c.target_id.in_(sa.bindparam("ids", expanding=True))
+)
 
 _TARGET_IDS_OF = sa.select(objects.c.source_id, objects.c.target_id).where(
     objects.c.job == sa.bindparam("job"),
@@ -206,6 +210,16 @@ class StateStore:
         """Forget the moves up to `upto`, which every job whose references could name them has seen."""
         async with self.engine.begin() as conn:
             await conn.execute(moves.delete().where(moves.c.seq <= upto))
+
+    async def holders(self, job: str, target_ids: Iterable[str]) -> dict[str, str]:
+        """The objects of `job` that hold these target ids: target id -> source id (one of them)."""
+        ids = list(target_ids)
+        found: dict[str, str] = {}
+        async with self.engine.connect() as conn:
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = {"job": job, "ids": ids[start : start + _IDS_PER_QUERY]}
+                found.update((row[0], row[1]) for row in await conn.execute(_HOLDERS, chunk))
+        return found
 
     async def count(self, job: str) -> int:
         """How many objects the state holds for `job` (what the deletion guard weighs deprovisions by)."""

@@ -15,6 +15,8 @@ from common.config.validation import join
 from common.errors import ConfigError
 from engine.config import JobConfig
 from engine.mapping.base import DirectMapping
+from engine.mapping.base import Mapping as AttributeMapping
+from engine.mapping.collision import NextOnCollision
 from engine.mapping.expression_mapping import ExpressionMapping
 
 
@@ -36,14 +38,7 @@ def column_uses(job: JobConfig, *, id_column: str | None = None) -> list[ColumnU
     if id_column is not None:
         uses.append(ColumnUse(join(path, "source.id_column"), id_column, f"column {id_column!r}"))
     for i, mapping in enumerate(job.mappings):
-        where = mapping_path(job, i)
-        if isinstance(mapping, DirectMapping):
-            uses.append(ColumnUse(join(where, "source"), mapping.source, f"column {mapping.source!r}"))
-        elif isinstance(mapping, ExpressionMapping):
-            uses += [
-                ColumnUse(join(where, "expression"), name, f"[{name}]")
-                for name in sorted(mapping.expression.references)
-            ]
+        uses += _mapping_uses(mapping_path(job, i), mapping)
     for group in job.scoping.groups:
         for clause in group:
             where = join(clause.path, "attribute") if clause.path else join(path, "scoping")
@@ -52,6 +47,24 @@ def column_uses(job: JobConfig, *, id_column: str | None = None) -> list[ColumnU
         source = job.members.source
         uses.append(ColumnUse(join(path, "members.source"), source, f"column {source!r}"))
     return uses
+
+
+def _mapping_uses(where: str, mapping: AttributeMapping) -> list[ColumnUse]:
+    if isinstance(mapping, NextOnCollision):
+        further = [
+            ColumnUse(join(join(where, "on_collision.next"), i), name, f"[{name}]")
+            for i, candidate in enumerate(mapping.next)
+            for name in sorted(candidate.expression.references)
+        ]
+        return _mapping_uses(where, mapping.mapping) + further
+    if isinstance(mapping, DirectMapping):
+        return [ColumnUse(join(where, "source"), mapping.source, f"column {mapping.source!r}")]
+    if isinstance(mapping, ExpressionMapping):
+        return [
+            ColumnUse(join(where, "expression"), name, f"[{name}]")
+            for name in sorted(mapping.expression.references)
+        ]
+    return []
 
 
 def mapping_path(job: JobConfig, i: int) -> str:

@@ -312,3 +312,29 @@ def test_what_a_target_cannot_do_with_what_its_jobs_send_is_said_without_connect
         "error targets[1].users.dn: {userName} is no attribute the user jobs of this target send",
     ]
     assert "secret" not in "".join(lines)
+
+
+def test_on_collision_is_accepted_with_further_candidates_and_refused_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def named(on_collision: object) -> list[dict[str, object]]:
+        return [{"target": "id", "source": "employee_id", "match": True, "on_collision": on_collision}]
+
+    good = [named("fail"), named({"next": ['Join("", [title], " (", [employee_id], ")")']})]
+    for mappings in good:
+        assert validate(write(tmp_path, job(mappings=mappings)), capsys)[0] == 0
+    bad = job(mappings=named({"next": ["Jion([title])", "[titel]"]}))
+    code, lines = validate(write(tmp_path, bad, job(name="others", mappings=named("next"))), capsys)
+    assert code == 2
+    assert lines[:2] == [
+        "error jobs[0].mappings[0].on_collision.next[0]: unknown function 'Jion' at column 1 (did you mean"
+        " 'Join'?)",
+        "error jobs[1].mappings[0].on_collision: 'next' is neither `fail` nor `{next: [...]}` (say `fail`,"
+        """ or give further candidates: `{next: ['Join("", [name], " (", [id], ")")']}`)""",
+    ]
+    code, lines = validate(write(tmp_path, job(mappings=named({"next": ["[titel]"]}))), capsys)
+    assert (code, lines[0]) == (
+        2,
+        f"error jobs[0].mappings[0].on_collision.next[0]: [titel] is not in the header of "
+        f"{tmp_path / 'people.csv'} (did you mean 'title'?)",
+    )

@@ -4,10 +4,16 @@ such as uid and cn match without case), before the operation is planned, so that
 builds from it is one no entry has; never the marker itself.
 
 An entry that the operation's matching value already finds keeps the value it holds: a second cycle,
-or a create linked to an account that exists, never renames it. The connector resolves under one lock
-and claims each value it hands out, so two operations of one worker never pick the same; another
-writer that takes the value meanwhile makes the add fail with entryAlreadyExists, after which the
-connector resolves again.
+or a create linked to an account that exists, never renames it. When the unique attribute is the one
+entries are matched on (a group's cn with `on_collision: {next: ...}`), there is no matching value
+before the choice: an update finds its own entry by its DN instead, and keeps the value that entry
+holds while it is one of the candidates (a source that renames the group renames the entry); an entry
+that holds a candidate otherwise is another object's, and that candidate is taken. Values compare as
+the directory compares names: without case, runs of spaces as one.
+
+The connector resolves under one lock and claims each value it hands out, so two operations of one
+worker never pick the same; another writer that takes the value meanwhile makes the add fail with
+entryAlreadyExists, after which the connector resolves again.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import dataclasses
 from collections.abc import Callable
 
 from common.errors import PermanentError
-from common.peers.ldap_names import escape_filter_value
+from common.peers.ldap_names import escape_filter_value, same_dn
 from common.unique import unique_candidates
 from queues.contracts import Operation
 from workers.connectors.ldap.plan import match_filter
@@ -42,14 +48,14 @@ def resolve_unique(
         if candidates is None:
             continue
         attribute = kind.ldap_name(name)
-        held = _held_by_own_entry(op, kind, attribute, search)
+        held = _held_by_own_entry(op, kind, attribute, search, candidates)
         chosen = held or _first_free(candidates, kind, attribute, search, claimed, _match_value(op, kind))
         if chosen is None:
             raise PermanentError(
                 f"all unique candidates for {name!r} are taken in the directory: {', '.join(candidates)}",
                 code="unique",
             )
-        claimed.add((attribute.lower(), chosen.casefold()))
+        claimed.add((attribute.lower(), _folded(chosen)))
         resolved[name] = chosen
     return dataclasses.replace(op, attributes=resolved)
 
@@ -65,10 +71,19 @@ def _match_value(op: Operation, kind: KindSettings) -> str | None:
     return None
 
 
-def _held_by_own_entry(op: Operation, kind: KindSettings, attribute: str, search: Search) -> str | None:
-    """The value the operation's own entry (found by its matching value) holds, if it exists."""
+def _held_by_own_entry(
+    op: Operation, kind: KindSettings, attribute: str, search: Search, candidates: list[str]
+) -> str | None:
+    """The value the operation's own entry (found by its matching value) holds, if it exists; without
+    a matching value, the value of the entry at the operation's DN if it is one of the candidates."""
     match = _match_value(op, kind)
     if match is None:
+        if not op.target_id:
+            return None
+        wanted = {_folded(c) for c in candidates}
+        for dn, attributes in search(op.target_id, "(objectClass=*)", [attribute]):
+            if same_dn(dn, op.target_id):
+                return next((v for v in attributes.get(attribute.lower(), []) if _folded(v) in wanted), None)
         return None
     for _dn, attributes in search(kind.base, match_filter(kind, [match]), [attribute]):
         values = attributes.get(attribute.lower()) or []
@@ -94,9 +109,14 @@ def _first_free(
             v.casefold() for v in attributes.get(kind.match.lower(), [])
         }
         if not mine:
-            taken.update(v.casefold() for v in attributes.get(attribute.lower(), []))
+            taken.update(_folded(v) for v in attributes.get(attribute.lower(), []))
     for candidate in candidates:
-        key = candidate.casefold()
+        key = _folded(candidate)
         if key not in taken and (attribute.lower(), key) not in claimed:
             return candidate
     return None
+
+
+def _folded(value: str) -> str:
+    """A value as a directory's naming attributes compare it: without case, runs of spaces as one."""
+    return " ".join(value.split()).casefold()
