@@ -82,8 +82,8 @@ class Planner:
         self.scope = scope if scope is not None and scope.groups else None
         self.membership = membership
         self.references = references
-        self.collisions = Collisions(mapper.matching) if mapper.matching else None
-        """Which object holds each matching value: a second one is not sent (`engine.core.collisions`)."""
+        self.collisions = Collisions(mapper.matching) if mapper.matching and object_type == "group" else None
+        """Which group holds each matching value: a second one is not sent (`engine.core.collisions`)."""
         self.pending_references = 0
         """References sent empty because the object they name has no target id (yet)."""
         self.moved = {job: ids for job, ids in (moved or {}).items() if ids} if references else {}

@@ -82,6 +82,7 @@ class CycleRunner:
             observers=(self.control.observe,),
             listings=self.listings,
         )
+        self.results.group_jobs = frozenset(j.name for j in config.jobs if j.object_type == "group")
         self._job_locks: dict[str, asyncio.Lock] = {}
         self.leases = CycleLeases(state)
         self.cycle_observers: list[Callable[[CycleSummary], None]] = []

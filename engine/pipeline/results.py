@@ -75,6 +75,10 @@ class ResultConsumer:
         self.listings = listings
         """Where the pages of listings go (see `engine.pipeline.listing`); without, they are dropped."""
         self._links_from_empty: dict[str, dict[str, str]] = {}
+        self.group_jobs: frozenset[str] = frozenset()
+        """The jobs whose creates are checked (`_refuse_shared`): group jobs, whose names are not
+        unique; a user job matches on identifiers, and checking each of its creates would cost a
+        query per result batch (and, in a first cycle, memory per object)."""
         self._task: asyncio.Task[None] | None = None
         self._received: asyncio.Queue[_Received | _Expiry | None] = asyncio.Queue()
 
@@ -170,7 +174,8 @@ class ResultConsumer:
         """A cycle of `job` starts with no object of it in the state: until `linking_done`, the entries
         its creates are linked to are known here, and no result write asks the state who holds them
         (`_refuse_shared`; an initial load's writes would each pay a query that finds nothing)."""
-        self._links_from_empty[job] = {}
+        if job in self.group_jobs:
+            self._links_from_empty[job] = {}
 
     def linking_done(self, job: str) -> None:
         self._links_from_empty.pop(job, None)
@@ -178,7 +183,7 @@ class ResultConsumer:
     async def _refuse_shared(self, results: list[Result]) -> list[Result]:
         """`results` with a create linked to an entry another object of its job holds failed instead
         (`engine.core.collisions.refuse_shared`): one query per job, only for results with creates."""
-        wanted = linking(results)
+        wanted = {job: ids for job, ids in linking(results).items() if job in self.group_jobs}
         if not wanted:
             return results
         known = self._links_from_empty

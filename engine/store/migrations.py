@@ -229,10 +229,6 @@ def _v11_mirror(conn: sa.Connection, tables: sa.MetaData) -> None:
     tables.create_all(conn, tables=[tables.tables["mirror"]], checkfirst=True)
 
 
-def _v12_objects_by_target(conn: sa.Connection, _tables: sa.MetaData) -> None:
-    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS objects_target ON objects (target_id, job)")
-
-
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -251,7 +247,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "objects keep the fingerprint a cycle compares", _v9_object_fingerprints),
     Migration(10, "the objects whose target id changed or went, for references to them", _v10_moves),
     Migration(11, "the inbound SCIM service's resources as pushed", _v11_mirror),
-    Migration(12, "objects by target id: an entry is linked to one object of a job", _v12_objects_by_target),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -22,8 +22,6 @@ objects = sa.Table(
     # `engine.core.snapshot.fingerprint` of applied_hash and state, what a cycle loads of each object:
     # read as it is, a million take half the time they took to compute from the hash (null: compute).
     sa.Column("fingerprint", sa.BigInteger),
-    # Which object holds an entry: a create is never linked to one another object of its job holds.
-    sa.Index("objects_target", "target_id", "job"),
     sqlite_with_rowid=False,
 )
 

@@ -212,7 +212,9 @@ class StateStore:
             await conn.execute(moves.delete().where(moves.c.seq <= upto))
 
     async def holders(self, job: str, target_ids: Iterable[str]) -> dict[str, str]:
-        """The objects of `job` that hold these target ids: target id -> source id (one of them)."""
+        """The objects of `job` that hold these target ids: target id -> source id (one of them).
+        Read through the job's rows (the key's first column): asked of group jobs only, which are small,
+        so no index on target ids costs every object of every job its bytes."""
         ids = list(target_ids)
         found: dict[str, str] = {}
         async with self.engine.connect() as conn:
