@@ -177,12 +177,19 @@ class Mirror:
             )
         return Stored(resource_type, resource_id, body, version)
 
-    async def delete(self, resource_type: str, resource_id: str) -> bool:
-        """Remove a resource; whether there was one."""
+    async def delete(self, resource_type: str, resource_id: str, *, if_version: int | None = None) -> bool:
+        """Remove a resource; whether there was one. `if_version`: only if that is still its version."""
+        where = (mirror.c.resource_type == resource_type, mirror.c.id == resource_id)
         async with self._state.engine.begin() as conn:
-            done = await conn.execute(
-                mirror.delete().where(mirror.c.resource_type == resource_type, mirror.c.id == resource_id)
-            )
+            if if_version is not None:
+                row = (
+                    await conn.execute(sa.select(mirror.c.version).where(*where).with_for_update())
+                ).first()
+                if row is not None and row[0] != if_version:
+                    raise MirrorConflict(
+                        "version", f"{resource_type} {resource_id} is at version {row[0]}, not {if_version}"
+                    )
+            done = await conn.execute(mirror.delete().where(*where))
         return bool(done.rowcount)
 
     async def count(self, resource_type: str) -> int:
