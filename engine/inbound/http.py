@@ -31,7 +31,7 @@ from engine.inbound.patch import apply_patch
 from engine.inbound.projection import names, project
 from engine.inbound.service import Applied, InboundService
 from engine.inbound.settings import InboundToken
-from engine.store.mirror import Mirror, MirrorConflict, Stored
+from engine.store.mirror import MirrorConflict, Stored
 
 log = logging.getLogger("roster.engine.inbound.http")
 
@@ -208,109 +208,84 @@ class _Api:
         return web.Response(status=204)
 
     async def bulk(self, request: web.Request) -> web.Response:
-        """POST `/Bulk` (RFC 7644 §3.7): each operation through the same writes as a single request,
-        all in one transaction of the mirror, committed before anything is planned or answered. Then
-        each stored resource is pushed; with `respond: applied` the answer waits for all of them
-        together, and a target's refusal becomes that operation's status."""
+        """POST `/Bulk` (RFC 7644 §3.7): each operation through the same writes as a single request.
+        With `respond: applied` the answer waits for every operation's targets (all at once, not one
+        after another); with `respond: stored` each is planned in the background as it is stored."""
         token = self._writer(request)
         parsed = parse_bulk(await _json(request), max_operations=MAX_OPERATIONS_BULK)
-        pushes: dict[int, tuple[str, str]] = {}
+        applying: dict[int, asyncio.Future[Applied]] = {}
+
+        async def perform(op: BulkOperation) -> Done:
+            done, pushed = await self._bulk_write(token, op)
+            if pushed is not None:
+                applying[op.index] = asyncio.ensure_future(self.service.pushed(*pushed))
+            return done
+
         base = self._base(request)
-        async with self.mirror.batch() as mirror:
-
-            async def perform(op: BulkOperation) -> Done:
-                done, pushes[op.index] = await self._bulk_write(mirror, token, op)
-                return done
-
-            answers = await run_bulk(parsed, perform, lambda endpoint, i: f"{base}/{endpoint}/{i}")
-        applied = await asyncio.gather(*(self.service.pushed(*key) for key in pushes.values()))
-        for index, outcome in zip(pushes, applied, strict=True):
+        answers = await run_bulk(parsed, perform, lambda endpoint, i: f"{base}/{endpoint}/{i}")
+        if applying:
+            await asyncio.gather(*applying.values())
+        for index, work in applying.items():
             try:
-                _raise_for(outcome)
+                _raise_for(work.result())
             except ScimProblem as problem:
                 answers[index]["status"], answers[index]["response"] = str(problem.status), problem.body()
         return scim_response(bulk_response(list(answers.values())))
 
     async def _bulk_write(
-        self, mirror: Mirror, token: InboundToken, op: BulkOperation
-    ) -> tuple[Done, tuple[str, str]]:
+        self, token: InboundToken, op: BulkOperation
+    ) -> tuple[Done, tuple[str, str] | None]:
         """One bulk operation, stored; what it answers and what to push."""
         if_version = _version(op.version)
         if op.method == "DELETE":
             assert op.resource_id is not None  # parse_bulk: only a POST has none
-            await self.write_delete(token, op.resource_type, op.resource_id, if_version, mirror=mirror)
+            await self.write_delete(token, op.resource_type, op.resource_id, if_version)
             return Done(status=204), (op.resource_type, op.resource_id)
         if op.method == "POST":
-            stored = await self.write_create(token, op.resource_type, op.data, mirror=mirror)
+            stored = await self.write_create(token, op.resource_type, op.data)
             status = 201
         else:
             assert op.resource_id is not None
             write = self.write_replace if op.method == "PUT" else self.write_patch
-            stored = await write(token, op.resource_type, op.resource_id, op.data, if_version, mirror=mirror)
+            stored = await write(token, op.resource_type, op.resource_id, op.data, if_version)
             status = 200
         done = Done(status=status, resource_id=stored.id, version=stored.etag)
         return done, (stored.resource_type, stored.id)
 
     # -- Writes: one per method, shared by the single requests and /Bulk --------------------------------
 
-    async def write_create(
-        self, token: InboundToken, resource_type: str, body: Any, *, mirror: Mirror | None = None
-    ) -> Stored:
+    async def write_create(self, token: InboundToken, resource_type: str, body: Any) -> Stored:
         self._writable(token, resource_type)
         try:
-            stored, _created = await (mirror or self.mirror).create(
-                resource_type, _checked(resource_type, body)
-            )
+            stored, _created = await self.mirror.create(resource_type, _checked(resource_type, body))
         except MirrorConflict as conflict:
             raise ScimProblem(409, "uniqueness", conflict.detail) from None
         return stored
 
     async def write_replace(
-        self,
-        token: InboundToken,
-        resource_type: str,
-        resource_id: str,
-        body: Any,
-        if_version: int | None,
-        *,
-        mirror: Mirror | None = None,
+        self, token: InboundToken, resource_type: str, resource_id: str, body: Any, if_version: int | None
     ) -> Stored:
         self._writable(token, resource_type)
-        mirror = mirror or self.mirror
-        current = await self._stored(resource_type, resource_id, mirror)
+        current = await self._stored(resource_type, resource_id)
         checked = _checked(resource_type, body)
         _same_id(checked, current.id)
-        return await self._write(mirror, current, checked, if_version)
+        return await self._write(current, checked, if_version)
 
     async def write_patch(
-        self,
-        token: InboundToken,
-        resource_type: str,
-        resource_id: str,
-        body: Any,
-        if_version: int | None,
-        *,
-        mirror: Mirror | None = None,
+        self, token: InboundToken, resource_type: str, resource_id: str, body: Any, if_version: int | None
     ) -> Stored:
         self._writable(token, resource_type)
-        mirror = mirror or self.mirror
-        current = await self._stored(resource_type, resource_id, mirror)
+        current = await self._stored(resource_type, resource_id)
         patched = apply_patch(current.body, body)
         _checked(current.resource_type, patched)
-        return await self._write(mirror, current, patched, if_version)
+        return await self._write(current, patched, if_version)
 
     async def write_delete(
-        self,
-        token: InboundToken,
-        resource_type: str,
-        resource_id: str,
-        if_version: int | None,
-        *,
-        mirror: Mirror | None = None,
+        self, token: InboundToken, resource_type: str, resource_id: str, if_version: int | None
     ) -> None:
         self._writable(token, resource_type)
         try:
-            deleted = await (mirror or self.mirror).delete(resource_type, resource_id, if_version=if_version)
+            deleted = await self.mirror.delete(resource_type, resource_id, if_version=if_version)
         except MirrorConflict as conflict:
             raise ScimProblem(412, None, conflict.detail) from None
         if not deleted:
@@ -342,11 +317,9 @@ class _Api:
 
     # -- Helpers --------------------------------------------------------------------------------------
 
-    async def _write(
-        self, mirror: Mirror, current: Stored, body: dict[str, Any], if_version: int | None
-    ) -> Stored:
+    async def _write(self, current: Stored, body: dict[str, Any], if_version: int | None) -> Stored:
         try:
-            stored = await mirror.replace(current.resource_type, current.id, body, if_version=if_version)
+            stored = await self.mirror.replace(current.resource_type, current.id, body, if_version=if_version)
         except MirrorConflict as conflict:
             if conflict.kind == "version":
                 raise ScimProblem(412, None, conflict.detail) from None
@@ -359,8 +332,8 @@ class _Api:
         applied = await self.service.pushed(resource_type, resource_id)
         _raise_for(applied)
 
-    async def _stored(self, resource_type: str, resource_id: str, mirror: Mirror | None = None) -> Stored:
-        stored = await (mirror or self.mirror).get(resource_type, resource_id)
+    async def _stored(self, resource_type: str, resource_id: str) -> Stored:
+        stored = await self.mirror.get(resource_type, resource_id)
         if stored is None:
             raise ScimProblem(404, None, f"no {resource_type} {resource_id!r}")
         return stored

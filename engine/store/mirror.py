@@ -19,14 +19,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.store.schema import mirror
 from engine.store.state import StateStore
@@ -73,40 +71,21 @@ class Stored:
 class Mirror:
     """The mirror's reads and writes, on the state store's database."""
 
-    def __init__(self, state: StateStore, conn: AsyncConnection | None = None) -> None:
+    def __init__(self, state: StateStore) -> None:
         self._state = state
-        self._conn = conn
-
-    @asynccontextmanager
-    async def batch(self) -> AsyncIterator[Mirror]:
-        """A mirror whose reads and writes are one transaction, committed when the block ends (a bulk
-        request's operations: one commit for all). Each write checks what it needs before it writes
-        (a name held, a version), so one that is refused leaves the others; the reads see the
-        block's own writes."""
-        if self._conn is not None:
-            yield self
-            return
-        async with self._state.engine.begin() as conn:
-            yield Mirror(self._state, conn)
-
-    def _connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return nullcontext(self._conn) if self._conn is not None else self._state.engine.connect()
-
-    def _begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return nullcontext(self._conn) if self._conn is not None else self._state.engine.begin()
 
     async def get(self, resource_type: str, resource_id: str) -> Stored | None:
         query = sa.select(mirror.c.body, mirror.c.version).where(
             mirror.c.resource_type == resource_type, mirror.c.id == resource_id
         )
-        async with self._connect() as conn:
+        async with self._state.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else Stored(resource_type, resource_id, orjson.loads(row[0]), row[1])
 
     async def get_many(self, resource_type: str, resource_ids: Sequence[str]) -> dict[str, Stored]:
         """The resources of these ids that the mirror holds, by id."""
         found: dict[str, Stored] = {}
-        async with self._connect() as conn:
+        async with self._state.engine.connect() as conn:
             for start in range(0, len(resource_ids), _PAGE):
                 query = sa.select(mirror.c.id, mirror.c.body, mirror.c.version).where(
                     mirror.c.resource_type == resource_type,
@@ -125,7 +104,7 @@ class Mirror:
             query = query.where(mirror.c.name_key == _key(name))
         if external_id is not None:
             query = query.where(mirror.c.external_id == external_id)
-        async with self._connect() as conn:
+        async with self._state.engine.connect() as conn:
             return [row[0] for row in await conn.execute(query.order_by(mirror.c.id))]
 
     async def create(self, resource_type: str, resource: Mapping[str, Any]) -> tuple[Stored, bool]:
@@ -134,7 +113,7 @@ class Mirror:
         now = time.time()
         body = _content(resource)
         name = _name(resource_type, body)
-        async with self._begin() as conn:
+        async with self._state.engine.begin() as conn:
             if name is not None and resource_type in UNIQUE_NAMES:
                 held = await _holder(conn, resource_type, name, None)
                 if held is not None:
@@ -173,7 +152,7 @@ class Mirror:
         now = time.time()
         body = _content(resource)
         name = _name(resource_type, body)
-        async with self._begin() as conn:
+        async with self._state.engine.begin() as conn:
             row = (
                 await conn.execute(
                     sa.select(mirror.c.body, mirror.c.version, mirror.c.created_at)
@@ -214,7 +193,7 @@ class Mirror:
     async def delete(self, resource_type: str, resource_id: str, *, if_version: int | None = None) -> bool:
         """Remove a resource; whether there was one. `if_version`: only if that is still its version."""
         where = (mirror.c.resource_type == resource_type, mirror.c.id == resource_id)
-        async with self._begin() as conn:
+        async with self._state.engine.begin() as conn:
             if if_version is not None:
                 row = (
                     await conn.execute(sa.select(mirror.c.version).where(*where).with_for_update())
@@ -228,7 +207,7 @@ class Mirror:
 
     async def count(self, resource_type: str) -> int:
         query = sa.select(sa.func.count()).select_from(mirror).where(mirror.c.resource_type == resource_type)
-        async with self._connect() as conn:
+        async with self._state.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
     async def pages(self, resource_type: str, size: int = _PAGE) -> AsyncIterator[list[Stored]]:
@@ -242,7 +221,7 @@ class Mirror:
                 .order_by(mirror.c.id)
                 .limit(size)
             )
-            async with self._connect() as conn:
+            async with self._state.engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
             if not rows:
                 return

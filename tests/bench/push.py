@@ -95,6 +95,7 @@ def config(workdir: Path, target: str, scim_url: str | None) -> dict[str, Any]:
                 "table": "accounts",
                 "key_column": "employee_id",
                 "create_table": True,
+                "on_disable": "delete",
                 "columns": {c: c for c in columns},
             }
         mappings = [
