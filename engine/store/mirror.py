@@ -169,7 +169,8 @@ class Mirror:
                 )
             if _content(old) == body:
                 return Stored(resource_type, resource_id, old, row[1])  # nothing changed: no new version
-            if name is not None and resource_type in UNIQUE_NAMES:
+            kept = name is not None and name == _name(resource_type, old)  # held already: unique
+            if name is not None and resource_type in UNIQUE_NAMES and not kept:
                 held = await _holder(conn, resource_type, name, resource_id)
                 if held is not None:
                     raise _taken(resource_type, name, held[0])
