@@ -1,10 +1,10 @@
 """What the inbound service says about itself (RFC 7644 §4, RFC 7643 §5-7): `/ServiceProviderConfig`,
 `/ResourceTypes` and `/Schemas`, so a client (or scim2-tester) learns what it may send.
 
-Only what the service does is advertised: PATCH and filters yes; bulk, sorting and password changes
-no; ETags yes (each resource's version). The schemas list the core User and Group attributes and the
-enterprise extension, with the mutability and uniqueness the service keeps (`id` read-only, `userName`
-unique).
+Only what the service does is advertised: PATCH, filters and bulk (with its limits) yes; sorting and
+password changes no; ETags yes (each resource's version). The schemas list the core User and Group
+attributes and the enterprise extension, with the mutability and uniqueness the service keeps (`id`
+read-only, `userName` unique).
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ _TYPE_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
 _SCHEMA_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 
 
-def service_provider_config(base: str, max_results: int, max_payload: int) -> dict[str, Any]:
+def service_provider_config(
+    base: str, max_results: int, max_payload: int, *, max_operations: int
+) -> dict[str, Any]:
     return {
         "schemas": [_CONFIG_SCHEMA],
         "patch": {"supported": True},
-        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": max_payload},
+        "bulk": {"supported": True, "maxOperations": max_operations, "maxPayloadSize": max_payload},
         "filter": {"supported": True, "maxResults": max_results},
         "changePassword": {"supported": False},
         "sort": {"supported": False},

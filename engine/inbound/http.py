@@ -1,4 +1,5 @@
-"""The inbound SCIM service over HTTP (RFC 7644): `/Users`, `/Groups` and the discovery endpoints.
+"""The inbound SCIM service over HTTP (RFC 7644): `/Users`, `/Groups`, `/Bulk` and the discovery
+endpoints. A bulk operation goes through the same write (one function per method) as a single request.
 
 Every answer that is not a success is SCIM's error shape with its `scimType` (`ScimProblem`), never an
 HTML page or a traceback: a bad token, a body that is not JSON or too large, a filter that does not
@@ -9,6 +10,7 @@ valid token too.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +21,8 @@ import orjson
 from aiohttp import web
 
 from common.peers.scim_schemas import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
+from engine.inbound.bulk import MAX_OPERATIONS as MAX_OPERATIONS_BULK
+from engine.inbound.bulk import BulkOperation, Done, bulk_response, parse_bulk, run_bulk
 from engine.inbound.discovery import resource_types, schemas, service_provider_config
 from engine.inbound.errors import ScimProblem
 from engine.inbound.filter import indexed_equality, parse_filter
@@ -60,6 +64,7 @@ def inbound_app(service: InboundService, *, gate: Callable[[], str | None] | Non
     app.router.add_get(f"{base}/Schemas", api.schemas)
     app.router.add_get(f"{base}/Schemas/{{urn}}", api.schema)
     app.router.add_post(f"{base}/.search", api.search_all)
+    app.router.add_post(f"{base}/Bulk", api.bulk)
     for endpoint, resource_type in ENDPOINTS.items():
         app.router.add_post(f"{base}/{endpoint}", partial(api.create, resource_type))
         app.router.add_get(f"{base}/{endpoint}", partial(api.listing, resource_type))
@@ -141,7 +146,12 @@ class _Api:
 
     async def service_provider_config(self, request: web.Request) -> web.Response:
         return scim_response(
-            service_provider_config(self._base(request), MAX_COUNT, self.service.settings.max_body_bytes)
+            service_provider_config(
+                self._base(request),
+                MAX_COUNT,
+                self.service.settings.max_body_bytes,
+                max_operations=MAX_OPERATIONS_BULK,
+            )
         )
 
     async def resource_types(self, request: web.Request) -> web.Response:
@@ -167,39 +177,119 @@ class _Api:
     # -- Resources ------------------------------------------------------------------------------------
 
     async def create(self, resource_type: str, request: web.Request) -> web.Response:
-        self._writable(request, resource_type)
-        body = _checked(resource_type, await _json(request))
-        try:
-            stored, _created = await self.mirror.create(resource_type, body)
-        except MirrorConflict as conflict:
-            raise ScimProblem(409, "uniqueness", conflict.detail) from None
+        token = self._writer(request)
+        stored = await self.write_create(token, resource_type, await _json(request))
         await self._pushed(stored.resource_type, stored.id)
         return self._answer(request, stored, 201)
 
     async def get(self, resource_type: str, request: web.Request) -> web.Response:
-        return self._answer(request, await self._stored(request, resource_type))
+        return self._answer(request, await self._stored(resource_type, request.match_info["id"]))
 
     async def replace(self, resource_type: str, request: web.Request) -> web.Response:
-        self._writable(request, resource_type)
-        current = await self._stored(request, resource_type)
-        body = _checked(resource_type, await _json(request))
-        _same_id(body, current.id)
-        return await self._write(request, current, body)
+        token = self._writer(request)
+        stored = await self.write_replace(
+            token, resource_type, request.match_info["id"], await _json(request), _if_match(request)
+        )
+        await self._pushed(stored.resource_type, stored.id)
+        return self._answer(request, stored)
 
     async def patch(self, resource_type: str, request: web.Request) -> web.Response:
-        self._writable(request, resource_type)
-        current = await self._stored(request, resource_type)
-        patched = apply_patch(current.body, await _json(request))
-        _checked(current.resource_type, patched)
-        return await self._write(request, current, patched)
+        token = self._writer(request)
+        stored = await self.write_patch(
+            token, resource_type, request.match_info["id"], await _json(request), _if_match(request)
+        )
+        await self._pushed(stored.resource_type, stored.id)
+        return self._answer(request, stored)
 
     async def delete(self, resource_type: str, request: web.Request) -> web.Response:
-        self._writable(request, resource_type)
         resource_id = request.match_info["id"]
-        if not await self.mirror.delete(resource_type, resource_id):
-            raise ScimProblem(404, None, f"no {resource_type} {resource_id!r}")
+        await self.write_delete(self._writer(request), resource_type, resource_id, _if_match(request))
         await self._pushed(resource_type, resource_id)
         return web.Response(status=204)
+
+    async def bulk(self, request: web.Request) -> web.Response:
+        """POST `/Bulk` (RFC 7644 §3.7): each operation through the same writes as a single request.
+        With `respond: applied` the answer waits for every operation's targets (all at once, not one
+        after another); with `respond: stored` each is planned in the background as it is stored."""
+        token = self._writer(request)
+        parsed = parse_bulk(await _json(request), max_operations=MAX_OPERATIONS_BULK)
+        applying: dict[int, asyncio.Future[Applied]] = {}
+
+        async def perform(op: BulkOperation) -> Done:
+            done, pushed = await self._bulk_write(token, op)
+            if pushed is not None:
+                applying[op.index] = asyncio.ensure_future(self.service.pushed(*pushed))
+            return done
+
+        base = self._base(request)
+        answers = await run_bulk(parsed, perform, lambda endpoint, i: f"{base}/{endpoint}/{i}")
+        if applying:
+            await asyncio.gather(*applying.values())
+        for index, work in applying.items():
+            try:
+                _raise_for(work.result())
+            except ScimProblem as problem:
+                answers[index]["status"], answers[index]["response"] = str(problem.status), problem.body()
+        return scim_response(bulk_response(list(answers.values())))
+
+    async def _bulk_write(
+        self, token: InboundToken, op: BulkOperation
+    ) -> tuple[Done, tuple[str, str] | None]:
+        """One bulk operation, stored; what it answers and what to push."""
+        if_version = _version(op.version)
+        if op.method == "DELETE":
+            assert op.resource_id is not None  # parse_bulk: only a POST has none
+            await self.write_delete(token, op.resource_type, op.resource_id, if_version)
+            return Done(status=204), (op.resource_type, op.resource_id)
+        if op.method == "POST":
+            stored = await self.write_create(token, op.resource_type, op.data)
+            status = 201
+        else:
+            assert op.resource_id is not None
+            write = self.write_replace if op.method == "PUT" else self.write_patch
+            stored = await write(token, op.resource_type, op.resource_id, op.data, if_version)
+            status = 200
+        done = Done(status=status, resource_id=stored.id, version=stored.etag)
+        return done, (stored.resource_type, stored.id)
+
+    # -- Writes: one per method, shared by the single requests and /Bulk --------------------------------
+
+    async def write_create(self, token: InboundToken, resource_type: str, body: Any) -> Stored:
+        self._writable(token, resource_type)
+        try:
+            stored, _created = await self.mirror.create(resource_type, _checked(resource_type, body))
+        except MirrorConflict as conflict:
+            raise ScimProblem(409, "uniqueness", conflict.detail) from None
+        return stored
+
+    async def write_replace(
+        self, token: InboundToken, resource_type: str, resource_id: str, body: Any, if_version: int | None
+    ) -> Stored:
+        self._writable(token, resource_type)
+        current = await self._stored(resource_type, resource_id)
+        checked = _checked(resource_type, body)
+        _same_id(checked, current.id)
+        return await self._write(current, checked, if_version)
+
+    async def write_patch(
+        self, token: InboundToken, resource_type: str, resource_id: str, body: Any, if_version: int | None
+    ) -> Stored:
+        self._writable(token, resource_type)
+        current = await self._stored(resource_type, resource_id)
+        patched = apply_patch(current.body, body)
+        _checked(current.resource_type, patched)
+        return await self._write(current, patched, if_version)
+
+    async def write_delete(
+        self, token: InboundToken, resource_type: str, resource_id: str, if_version: int | None
+    ) -> None:
+        self._writable(token, resource_type)
+        try:
+            deleted = await self.mirror.delete(resource_type, resource_id, if_version=if_version)
+        except MirrorConflict as conflict:
+            raise ScimProblem(412, None, conflict.detail) from None
+        if not deleted:
+            raise ScimProblem(404, None, f"no {resource_type} {resource_id!r}")
 
     async def listing(self, resource_type: str, request: web.Request) -> web.Response:
         return await self._answer_query(request, resource_type, _url_query(request))
@@ -227,26 +317,22 @@ class _Api:
 
     # -- Helpers --------------------------------------------------------------------------------------
 
-    async def _write(self, request: web.Request, current: Stored, body: dict[str, Any]) -> web.Response:
+    async def _write(self, current: Stored, body: dict[str, Any], if_version: int | None) -> Stored:
         try:
-            stored = await self.mirror.replace(
-                current.resource_type, current.id, body, if_version=_if_match(request)
-            )
+            stored = await self.mirror.replace(current.resource_type, current.id, body, if_version=if_version)
         except MirrorConflict as conflict:
             if conflict.kind == "version":
                 raise ScimProblem(412, None, conflict.detail) from None
             raise ScimProblem(409, "uniqueness", conflict.detail) from None
         if stored is None:  # deleted meanwhile
             raise ScimProblem(404, None, f"no {current.resource_type} {current.id!r}")
-        await self._pushed(stored.resource_type, stored.id)
-        return self._answer(request, stored)
+        return stored
 
     async def _pushed(self, resource_type: str, resource_id: str) -> None:
         applied = await self.service.pushed(resource_type, resource_id)
         _raise_for(applied)
 
-    async def _stored(self, request: web.Request, resource_type: str) -> Stored:
-        resource_id = request.match_info["id"]
+    async def _stored(self, resource_type: str, resource_id: str) -> Stored:
         stored = await self.mirror.get(resource_type, resource_id)
         if stored is None:
             raise ScimProblem(404, None, f"no {resource_type} {resource_id!r}")
@@ -283,10 +369,14 @@ class _Api:
                 page.append(stored)
         return page
 
-    def _writable(self, request: web.Request, resource_type: str) -> None:
-        refused = self.service.may_write(request[_TOKEN].jobs, resource_type)
+    def _writable(self, token: InboundToken, resource_type: str) -> None:
+        refused = self.service.may_write(token.jobs, resource_type)
         if refused is not None:
             raise ScimProblem(403, None, refused)
+
+    @staticmethod
+    def _writer(request: web.Request) -> InboundToken:
+        return request[_TOKEN]
 
     def _answer(self, request: web.Request, stored: Stored, status: int = 200) -> web.Response:
         headers = {"ETag": stored.etag}
@@ -366,7 +456,11 @@ def _same_id(body: dict[str, Any], resource_id: str) -> None:
 
 
 def _if_match(request: web.Request) -> int | None:
-    header = request.headers.get("If-Match")
+    return _version(request.headers.get("If-Match"))
+
+
+def _version(header: str | None) -> int | None:
+    """The version an If-Match header (or a bulk operation's `version`) names; None for any."""
     if header is None or header.strip() == "*":
         return None
     tag = header.strip().removeprefix("W/").strip('"')

@@ -2,14 +2,18 @@
 
 A write is stored in the mirror (`engine.store.mirror`) in one transaction before it is answered, so
 what the client was told is durable. Then every job whose source is the inbound service's resources of
-that type plans that one object, as `roster provision` does (`CycleRunner.run_one`): the same mappings,
-scoping, references, guards, queue and provisioning log as a cycle, without waiting for one.
+that type plans that object, as `roster provision` does: the same mappings, scoping, references,
+guards, queue and provisioning log as a cycle, without waiting for one.
 
-Pushes of one object are applied one at a time and coalesced: a push that comes while the object's
-previous one is still in flight marks it to be planned again when that one ends, from what the mirror
-holds then. Planning never sends an older state after a newer one, and a burst of PATCHes to one user
-costs one operation after the one in flight, not one each. If the engine stops in between, the next
-cycle over the mirror finds the difference, as it finds any source change.
+Pushes are planned in batches: what was pushed while the batches in flight (at most `MAX_BATCHES`)
+were planned forms the next one, up to `MAX_BATCH` objects, each job plans a batch in one on-demand
+cycle (`CycleRunner.run_some`; a group job's groups one by one, `run_one`). A push that arrives alone
+is planned at once, alone; under load, one cycle carries many, so its fixed cost (the cycle's records,
+the state store's transactions) is shared. An object is never in two batches at once: pushed again
+while in flight, it waits for that batch to end and is then planned from what the mirror holds, so
+planning never sends an older state after a newer one, and a burst of PATCHes to one user costs one
+operation after the one in flight. If the engine stops in between, the next cycle over the mirror
+finds the difference, as it finds any source change.
 
 `respond: stored` (the default) answers as soon as the write is durable; `respond: applied` answers
 after the target confirmed, with the target's error as the answer's (`Applied`).
@@ -21,6 +25,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from engine.config import JobConfig
 from engine.inbound.settings import InboundSettings
@@ -42,6 +47,15 @@ class Applied:
     """Jobs whose target did not answer within `apply_timeout_s`."""
 
 
+MAX_BATCH = 500
+"""Objects planned in one on-demand cycle, at most."""
+MAX_BATCHES = 4
+"""Batches planned at once, at most: the concurrency of the pushes' planning is bounded."""
+
+Key = tuple[str, str]
+"""(resource type, id) of a pushed object."""
+
+
 class InboundService:
     """The inbound service's work: the mirror, and the jobs a push is planned in."""
 
@@ -57,9 +71,12 @@ class InboundService:
             )
             for resource_type in RESOURCE_TYPES.values()
         }
-        self._running: dict[tuple[str, str], asyncio.Task[Applied]] = {}
-        self._again: set[tuple[str, str]] = set()
-        self._background: set[asyncio.Task[Applied]] = set()
+        # pushed, not yet taken into a batch (in push order), with who waits for each (respond: applied)
+        self._pending: dict[Key, list[asyncio.Future[Applied]]] = {}
+        self._in_flight: set[Key] = set()
+        self._batches: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._drainer: asyncio.Task[None] | None = None
 
     def may_write(self, allowed: frozenset[str], resource_type: str) -> str | None:
         """Why a token allowed to write `allowed` jobs may not write this type, if it may not."""
@@ -71,55 +88,99 @@ class InboundService:
     async def pushed(self, resource_type: str, resource_id: str) -> Applied:
         """Plan the object in every job that reads its type; with `respond: applied`, wait for the
         targets' results, else return at once (the work goes on in the background)."""
-        work = asyncio.ensure_future(self._apply(resource_type, resource_id))
+        waiters = self._pending.setdefault((resource_type, resource_id), [])
+        waiter: asyncio.Future[Applied] | None = None
         if self.settings.respond == "applied":
-            return await work
-        self._background.add(work)
-        work.add_done_callback(self._background.discard)
-        return Applied()
+            waiter = asyncio.get_running_loop().create_future()
+            waiters.append(waiter)
+        self._wake.set()
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.ensure_future(self._drain())
+        return Applied() if waiter is None else await asyncio.shield(waiter)
 
     async def aclose(self) -> None:
         """Stop what is in the background: an object not planned yet is planned by the next cycle."""
-        for task in list(self._background):
+        tasks = [*self._batches, *([self._drainer] if self._drainer is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for waiters in self._pending.values():
+            for waiter in waiters:
+                waiter.cancel()
 
-    async def _apply(self, resource_type: str, resource_id: str) -> Applied:
-        key = (resource_type, resource_id)
-        running = self._running.get(key)
-        if running is not None:  # planned again, from the mirror, once the one in flight ends
-            self._again.add(key)
-            return await asyncio.shield(running)
-        task = asyncio.ensure_future(self._apply_until_settled(key))
-        self._running[key] = task
+    async def _drain(self) -> None:
+        """Take what was pushed into batches, as long as fewer than MAX_BATCHES are in flight."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while ready := [k for k in self._pending if k not in self._in_flight][:MAX_BATCH]:
+                if len(self._batches) >= MAX_BATCHES:
+                    await asyncio.wait(self._batches, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                taken = {key: self._pending.pop(key) for key in ready}
+                self._in_flight.update(taken)
+                task = asyncio.ensure_future(self._run_batch(taken))
+                self._batches.add(task)
+                task.add_done_callback(partial(self._batch_done, keys=tuple(taken)))
+
+    def _batch_done(self, task: asyncio.Task[None], *, keys: tuple[Key, ...]) -> None:
+        self._batches.discard(task)
+        self._in_flight.difference_update(keys)
+        self._wake.set()  # what was pushed again meanwhile may go now
+
+    async def _run_batch(self, taken: dict[Key, list[asyncio.Future[Applied]]]) -> None:
+        outcomes: dict[Key, Applied] = {}
         try:
-            return await asyncio.shield(task)
-        finally:
-            if task.done():
-                self._running.pop(key, None)
+            for resource_type in sorted({t for t, _ in taken}):
+                ids = [i for t, i in taken if t == resource_type]
+                outcomes.update(await self._apply_batch(resource_type, ids))
+        except asyncio.CancelledError:
+            for waiters in taken.values():
+                for waiter in waiters:
+                    waiter.cancel()
+            raise
+        except Exception:
+            log.exception("event=push_batch_failed objects=%d", len(taken))
+            failed = Applied(failures=(("", "planning failed; the engine's log has the cause"),))
+            outcomes = {key: outcomes.get(key, failed) for key in taken}
+        for key, waiters in taken.items():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(outcomes.get(key, Applied()))
 
-    async def _apply_until_settled(self, key: tuple[str, str]) -> Applied:
-        try:
-            while True:
-                self._again.discard(key)
-                applied = await self._apply_once(*key)
-                if key not in self._again:
-                    return applied
-        finally:
-            self._running.pop(key, None)
-
-    async def _apply_once(self, resource_type: str, resource_id: str) -> Applied:
-        stored = await self.mirror.get(resource_type, resource_id)
-        read = None if stored is not None else await self.mirror.count(resource_type)
-        failures: list[tuple[str, str]] = []
-        timed_out: list[str] = []
+    async def _apply_batch(self, resource_type: str, ids: list[str]) -> dict[Key, Applied]:
+        stored = await self.mirror.get_many(resource_type, ids)
+        read = None if len(stored) == len(ids) else await self.mirror.count(resource_type)
+        failures: dict[str, list[tuple[str, str]]] = {i: [] for i in ids}
+        timed_out: dict[str, list[str]] = {i: [] for i in ids}
         for job in self.readers[resource_type]:
-            outcome = await self._plan(job, resource_id, stored, read)
-            if outcome == "timed_out":
-                timed_out.append(job.name)
-            elif outcome is not None:
-                failures.append((job.name, outcome))
-        return Applied(tuple(failures), tuple(timed_out))
+            if job.members is not None:  # a group's members are loaded for it alone
+                for resource_id in ids:
+                    outcome = await self._plan(job, resource_id, stored.get(resource_id), read)
+                    if outcome == "timed_out":
+                        timed_out[resource_id].append(job.name)
+                    elif outcome is not None:
+                        failures[resource_id].append((job.name, outcome))
+                continue
+            objects = {i: as_source_object(stored[i]) if i in stored else None for i in ids}
+            cycle_id, counts = await self.runner.run_some(
+                job, objects, timeout_s=self.settings.apply_timeout_s, read=read
+            )
+            if not counts.get("failed") and not counts.get(LOST):
+                continue
+            for record in await self.runner.state.log_records(job.name, cycle_id=cycle_id):
+                resource_id = record["source_id"]
+                if resource_id not in failures:
+                    continue
+                if record["status"] == LOST:  # no result within apply_timeout_s: given up on
+                    timed_out[resource_id].append(job.name)
+                elif record["status"] == "failed":
+                    log.warning(
+                        "event=push_failed job=%s source_id=%s cycle=%s", job.name, resource_id, cycle_id
+                    )
+                    error = record.get("error_message") or "the operation failed (see the provisioning log)"
+                    failures[resource_id].append((job.name, error))
+        return {(resource_type, i): Applied(tuple(failures[i]), tuple(timed_out[i])) for i in ids}
 
     async def _plan(
         self, job: JobConfig, resource_id: str, stored: Stored | None, read: int | None

@@ -562,6 +562,52 @@ class CycleRunner:
         await self.state.finish_cycle(cycle_id, status, {**counts, **({"staged": held} if held else {})})
         return cycle_id, counts
 
+    async def run_some(
+        self,
+        job: JobConfig,
+        objects: Mapping[str, SourceObject | None],
+        *,
+        timeout_s: float,
+        read: int | None = None,
+    ) -> tuple[str, dict[str, int]]:
+        """`run_one` for several objects of a job without group members, in one on-demand cycle: each
+        planned (None: it left the source, deprovisioned only when `read` is given, as in `run_one`),
+        published together, their results waited for; returns the cycle id and its counts. The
+        holds of a cycle apply to the deprovisions as in `run_one`."""
+        if job.members is not None:
+            raise ValueError(f"job {job.name} has group members: plan its groups with run_one")
+        cycle_id = _new_cycle_id("-some")
+        await self.state.start_cycle(cycle_id, job.name, "on_demand", **self.leases.claim())
+        progress = self.tracker.start_cycle(cycle_id, job.name)
+        wanted = [s for s, obj in objects.items() if obj is not None or read is not None]
+        snapshot = Snapshot.of(await self.state.entries(job.name, wanted))
+        _latest, moved = await self.moves_since(job)
+        planner = await self.planner_for(job, cycle_id, snapshot, moved=moved)
+        present = [obj for obj in objects.values() if obj is not None]
+        held = 0
+        try:
+            failures: list[Result] = []
+            await resolve_references(self.state, planner.references, present)
+            for obj in present:
+                await self._plan_object(planner, obj, failures)
+            missing = list(planner.plan_missing())  # out of scope, or gone (only with `read`)
+            holds = await self._one_holds(job, len(missing), read, 0) if missing else ()
+            if holds:
+                await self.state.log_staged(missing, f"({'; '.join(str(hold) for hold in holds)})")
+                held = len(missing)
+            for op in missing if not holds else ():
+                await self._publish(op)
+            await self._record_failures(cycle_id, failures)
+            await self.publisher.flush()
+            self.tracker.planning_done(cycle_id, timeout_s)
+            await self.results.wait_or_expire(progress)
+        finally:
+            self.tracker.end_cycle(cycle_id)
+        counts = dict(progress.counts)
+        status = "failed" if counts.get("failed") else "held" if held else "succeeded"
+        await self.state.finish_cycle(cycle_id, status, {**counts, **({"staged": held} if held else {})})
+        return cycle_id, counts
+
     async def _one_holds(
         self, job: JobConfig, deprovisions: int, read: int | None, skipped: int
     ) -> tuple[Hold, ...]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +81,19 @@ class Mirror:
         async with self._state.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else Stored(resource_type, resource_id, orjson.loads(row[0]), row[1])
+
+    async def get_many(self, resource_type: str, resource_ids: Sequence[str]) -> dict[str, Stored]:
+        """The resources of these ids that the mirror holds, by id."""
+        found: dict[str, Stored] = {}
+        async with self._state.engine.connect() as conn:
+            for start in range(0, len(resource_ids), _PAGE):
+                query = sa.select(mirror.c.id, mirror.c.body, mirror.c.version).where(
+                    mirror.c.resource_type == resource_type,
+                    mirror.c.id.in_(resource_ids[start : start + _PAGE]),
+                )
+                for row in await conn.execute(query):
+                    found[row[0]] = Stored(resource_type, row[0], orjson.loads(row[1]), row[2])
+        return found
 
     async def find(
         self, resource_type: str, *, name: str | None = None, external_id: str | None = None
@@ -156,7 +169,8 @@ class Mirror:
                 )
             if _content(old) == body:
                 return Stored(resource_type, resource_id, old, row[1])  # nothing changed: no new version
-            if name is not None and resource_type in UNIQUE_NAMES:
+            kept = name is not None and name == _name(resource_type, old)  # held already: unique
+            if name is not None and resource_type in UNIQUE_NAMES and not kept:
                 held = await _holder(conn, resource_type, name, resource_id)
                 if held is not None:
                     raise _taken(resource_type, name, held[0])
@@ -177,12 +191,19 @@ class Mirror:
             )
         return Stored(resource_type, resource_id, body, version)
 
-    async def delete(self, resource_type: str, resource_id: str) -> bool:
-        """Remove a resource; whether there was one."""
+    async def delete(self, resource_type: str, resource_id: str, *, if_version: int | None = None) -> bool:
+        """Remove a resource; whether there was one. `if_version`: only if that is still its version."""
+        where = (mirror.c.resource_type == resource_type, mirror.c.id == resource_id)
         async with self._state.engine.begin() as conn:
-            done = await conn.execute(
-                mirror.delete().where(mirror.c.resource_type == resource_type, mirror.c.id == resource_id)
-            )
+            if if_version is not None:
+                row = (
+                    await conn.execute(sa.select(mirror.c.version).where(*where).with_for_update())
+                ).first()
+                if row is not None and row[0] != if_version:
+                    raise MirrorConflict(
+                        "version", f"{resource_type} {resource_id} is at version {row[0]}, not {if_version}"
+                    )
+            done = await conn.execute(mirror.delete().where(*where))
         return bool(done.rowcount)
 
     async def count(self, resource_type: str) -> int:
