@@ -32,7 +32,7 @@ from engine.cli.report import cycle_line, exit_code, line_printer, print_summary
 from engine.cli.settings import announcer, api_from, exposure_warnings, print_warnings, state_location
 from engine.config import EngineConfig, JobConfig, in_dependency_order, load_engine_config
 from engine.core.schedule import Schedule
-from engine.inbound.server import served
+from engine.inbound.server import InboundServer
 from engine.metrics import EngineMetrics
 from engine.model import CycleSummary
 from engine.pipeline.cycles import CycleRunner
@@ -110,7 +110,12 @@ async def run_engine(
         admin = Admin(runner, scheduler, warnings=warnings)
         gate = ApiGate("standby", lambda: f"standby: the active engine is {lock.holder or 'not known yet'}")
         stopped = asyncio.Event()
-        main = asyncio.create_task(_active(lock, admin, jobs, once=once, gate=gate, stopped=stopped))
+        inbound = (
+            InboundServer(config.inbound, runner, jobs, gate=gate) if config.inbound is not None else None
+        )
+        main = asyncio.create_task(
+            _active(lock, admin, jobs, once=once, gate=gate, stopped=stopped, inbound=inbound)
+        )
 
         def stop() -> None:
             # All three: the cancel stops a standby waiting for the lock; the event stops the working
@@ -127,6 +132,8 @@ async def run_engine(
         api_server = ApiServer(admin, api, health=health, gate=gate) if api is not None else None
         try:
             await server.start()
+            if inbound is not None:
+                await inbound.start()
             if api_server is not None:
                 await api_server.start()
                 if on_listening is not None:
@@ -141,6 +148,8 @@ async def run_engine(
                 await asyncio.gather(main, return_exceptions=True)
             if api_server is not None:
                 await api_server.aclose()
+            if inbound is not None:
+                await inbound.aclose()
             await server.aclose()
     return (exit_code(summaries) if once else 0), list(summaries)
 
@@ -153,8 +162,11 @@ async def _active(
     once: bool,
     gate: ApiGate,
     stopped: asyncio.Event,
+    inbound: InboundServer | None = None,
 ) -> list[CycleSummary]:
-    """Wait for the lock, take over from the engine before, then work until done or the lock is lost."""
+    """Wait for the lock, take over from the engine before, then work until done or the lock is lost.
+    The pushes `inbound` still plans when the work ends are stopped with it (the mirror holds them:
+    the next cycle plans them)."""
     await lock.acquire()
     runner, scheduler = admin.runner, admin.scheduler
     assert scheduler is not None
@@ -170,11 +182,7 @@ async def _active(
             stop = asyncio.create_task(stopped.wait())
             try:
                 retention_days = runner.config.log_retention_days
-                async with (
-                    operated(admin, None, retention_days=retention_days),
-                    gate.opened(),
-                    served(runner, jobs),
-                ):
+                async with operated(admin, None, retention_days=retention_days), gate.opened():
                     await asyncio.wait({work, watch, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if not work.done() and watch.done():
                     watch.result()  # raises StateError: the lock is lost, stop working at once
@@ -183,6 +191,8 @@ async def _active(
                 for task in (work, watch, stop):
                     task.cancel()
                 await asyncio.gather(work, watch, stop, return_exceptions=True)
+                if inbound is not None:
+                    await inbound.service.aclose()
 
 
 def export_watched(runner: CycleRunner) -> None:

@@ -1,7 +1,9 @@
 """The inbound SCIM service's own listener, beside a working engine (never on the admin API's port).
 
-It runs while the engine is the active one: `served` starts it with the engine's work and stops it
-first on the way out, so no push starts work that would be cut off. TLS is served from a certificate
+Embedded (`roster run --serve`), `served` runs it with the engine's work. `roster engine` listens
+from its start, standby or not, behind the admin API's gate: a standby answers 503 with Retry-After
+(so a client or its load balancer moves on) until it takes over, and an engine that stops closes the
+gate before its work ends, so no push starts work that would be cut off. TLS is served from a certificate
 file when `inbound.tls` gives one; otherwise put a TLS-terminating proxy in front of it.
 """
 
@@ -16,6 +18,7 @@ from aiohttp import web
 
 from common.errors import ConfigError
 from common.process.status_server import serve
+from engine.api.app import ApiGate
 from engine.config import JobConfig
 from engine.inbound.http import inbound_app
 from engine.inbound.service import InboundService
@@ -28,9 +31,19 @@ log = logging.getLogger("roster.engine.inbound.server")
 class InboundServer:
     """The inbound application on `settings.host:settings.port`; port 0 picks a free one."""
 
-    def __init__(self, settings: InboundSettings, runner: CycleRunner, jobs: Sequence[JobConfig]) -> None:
+    def __init__(
+        self,
+        settings: InboundSettings,
+        runner: CycleRunner,
+        jobs: Sequence[JobConfig],
+        *,
+        gate: ApiGate | None = None,
+    ) -> None:
         self.settings = settings
         self.service = InboundService(settings, runner, jobs)
+        self.gate = gate
+        """Closed (a standby engine, one stopping): every request is answered 503 with Retry-After, so
+        the client or its load balancer tries again or moves on; nothing is stored."""
         self.port = settings.port
         self._runner: web.AppRunner | None = None
 
@@ -41,7 +54,9 @@ class InboundServer:
 
     async def start(self) -> None:
         self._runner, self.port = await serve(
-            web.AppRunner(inbound_app(self.service), access_log=None, shutdown_timeout=5.0),
+            web.AppRunner(
+                inbound_app(self.service, gate=self._closed), access_log=None, shutdown_timeout=5.0
+            ),
             self.settings.host,
             self.settings.port,
             what="the inbound SCIM service",
@@ -49,6 +64,10 @@ class InboundServer:
             ssl_context=self._tls(),
         )
         log.info("event=inbound_listening url=%s tokens=%d", self.url, len(self.settings.tokens))
+
+    def _closed(self) -> str | None:
+        gate = self.gate
+        return None if gate is None or gate.error is None else gate.reason()
 
     async def aclose(self) -> None:
         if self._runner is not None:

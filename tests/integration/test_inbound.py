@@ -17,6 +17,7 @@ import pytest
 
 from common.errors import ConfigError
 from common.peers.scim_schemas import ENTERPRISE_SCHEMA, GROUP_SCHEMA, PATCH_SCHEMA, USER_SCHEMA
+from engine.api.app import ApiGate
 from engine.config import parse_engine_config
 from engine.inbound.server import InboundServer
 from engine.store.mirror import Mirror
@@ -320,3 +321,34 @@ async def test_users_groups_and_memberships_pushed_land_in_the_directory(
     assert sorted(held) == [f"E{i:05d}" for i in range(4)]
     assert held["E00002"]["uid"] == ["user2@example.org"] and held["E00002"]["sn"] == ["Müller 2"]
     assert groups_by_cn(slapd, "employeeNumber") == {"App Helix": ["E00001", "E00002"]}
+
+
+async def test_a_standby_answers_503_with_retry_after_and_stores_nothing_until_it_is_active(
+    tmp_path: Path,
+) -> None:
+    async with pipeline(tmp_path, config(tmp_path)) as p, aiohttp.ClientSession() as session:
+        settings = p.runner.config.inbound
+        assert settings is not None
+        gate = ApiGate("standby", lambda: "standby: the active engine is engine-a")
+        server = InboundServer(settings, p.runner, p.runner.config.jobs, gate=gate)
+        await server.start()
+        try:
+            headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/scim+json"}
+            async with session.post(
+                f"{server.url}/Users", data=orjson.dumps(user(1)), headers=headers
+            ) as answer:
+                refused = (
+                    answer.status,
+                    answer.headers.get("Retry-After"),
+                    await answer.json(content_type=None),
+                )
+            assert refused[:2] == (503, "5") and "engine-a" in refused[2]["detail"]
+            assert await Mirror(p.state).count("User") == 0
+            async with gate.opened():  # taken over: the same listener now serves
+                async with session.post(
+                    f"{server.url}/Users", data=orjson.dumps(user(1)), headers=headers
+                ) as answer:
+                    assert answer.status == 201
+        finally:
+            await server.aclose()
+        assert await Mirror(p.state).count("User") == 1
