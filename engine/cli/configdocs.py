@@ -84,6 +84,8 @@ inbound:
   listen: 0.0.0.0:8444
   base_path: /scim/v2
   tokens: [{name: entra, token: 0123456789abcdef0123, jobs: [pushed-people]}]
+  clients: [{client_id: okta, client_secret: 0123456789abcdef0123, jobs: [pushed-people]}]
+  token_lifetime_s: 3600
   respond: stored
   apply_timeout_s: 30
   max_body_bytes: 1000000
@@ -323,9 +325,16 @@ KEYS: dict[str, dict[str, _Key]] = {
         "tokens": (
             "list",
             "[{name: entra, ...}]",
-            "One bearer token per client: see `inbound.tokens[]`.",
+            "One bearer token per client: see `inbound.tokens[]` (this, or clients).",
             "none",
         ),
+        "clients": (
+            "list",
+            "[{client_id: okta, ...}]",
+            "OAuth 2.0 clients that get tokens at {base_path}/oauth/token: see `inbound.clients[]`.",
+            "none",
+        ),
+        "token_lifetime_s": ("seconds", "3600", "How long a token issued to a client is good for.", "3600"),
         "respond": (
             "string",
             "applied",
@@ -340,6 +349,17 @@ KEYS: dict[str, dict[str, _Key]] = {
         ),
         "max_body_bytes": ("integer", "1000000", "Larger request bodies are refused (413).", "1000000"),
         "tls": ("mapping", "{cert_file: c.pem, key_file: k.pem}", "Serve HTTPS: see `inbound.tls`.", "none"),
+    },
+    "inbound.clients[]": {
+        "client_id": ("string", "okta", "The OAuth client's id (client credentials grant).", "none"),
+        "client_secret": ("string", "${OKTA_SCIM_SECRET}", "Its secret (16 characters at least).", "none"),
+        "client_secret_file": (
+            "path",
+            "/run/secrets/okta",
+            "Or: a file whose first line is the secret.",
+            "none",
+        ),
+        "jobs": ("list", "[people]", "The jobs the tokens issued to it may write.", "none"),
     },
     "inbound.tokens[]": {
         "name": ("string", "entra", "The client's name, for the logs.", "none"),

@@ -11,11 +11,14 @@ valid token too.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
+from urllib.parse import unquote_plus
 
 import orjson
 from aiohttp import web
@@ -36,6 +39,7 @@ from engine.store.mirror import MirrorConflict, Stored
 log = logging.getLogger("roster.engine.inbound.http")
 
 SCIM_JSON: Final = "application/scim+json"
+TOKEN_PATH: Final = "/oauth/token"
 LIST_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 SEARCH_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 ENDPOINTS: Final = {"Users": "User", "Groups": "Group"}
@@ -64,6 +68,8 @@ def inbound_app(service: InboundService, *, gate: Callable[[], str | None] | Non
     app.router.add_get(f"{base}/Schemas", api.schemas)
     app.router.add_get(f"{base}/Schemas/{{urn}}", api.schema)
     app.router.add_post(f"{base}/.search", api.search_all)
+    if settings.clients:
+        app.router.add_post(f"{base}{TOKEN_PATH}", partial(issue_token, service))
     app.router.add_post(f"{base}/Bulk", api.bulk)
     for endpoint, resource_type in ENDPOINTS.items():
         app.router.add_post(f"{base}/{endpoint}", partial(api.create, resource_type))
@@ -124,17 +130,60 @@ def _authenticated(service: InboundService, gate: Callable[[], str | None] | Non
         closed = gate() if gate is not None else None
         if closed is not None:
             raise ScimProblem(503, None, closed)
+        if request.path == f"{service.settings.base_path}{TOKEN_PATH}":
+            return await handler(request)  # the client authenticates with its credentials there
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise ScimProblem(401, None, "send a bearer token: Authorization: Bearer <token>")
-        token = service.settings.token(presented.strip())
+        token = service.token(presented.strip())
         if token is None:
             raise ScimProblem(401, None, "the bearer token is not one of this service's")
         request[_TOKEN] = token
         return await handler(request)
 
     return check
+
+
+async def issue_token(service: InboundService, request: web.Request) -> web.Response:
+    """The token endpoint of the client credentials grant (RFC 6749 §4.4): the client's id and secret
+    in HTTP Basic or in the form, `grant_type=client_credentials`; errors in OAuth's shape (§5.2)."""
+    form = await request.post()
+    client_id, secret = _basic(request.headers.get("Authorization", ""))
+    if client_id is None:
+        client_id, secret = str(form.get("client_id") or ""), str(form.get("client_secret") or "")
+    if form.get("grant_type") != "client_credentials":
+        return _oauth_error(400, "unsupported_grant_type", "only grant_type=client_credentials is served")
+    client = service.settings.client(client_id, secret or "") if client_id else None
+    if client is None:
+        log.warning("event=inbound_client_refused client_id=%r", client_id[:64])
+        return _oauth_error(401, "invalid_client", "unknown client_id, or a wrong client_secret")
+    body = {
+        "access_token": service.issued.issue(client),
+        "token_type": "Bearer",
+        "expires_in": int(service.issued.lifetime_s),
+    }
+    return web.json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _basic(header: str) -> tuple[str | None, str | None]:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
+    try:
+        client_id, _, secret = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    return unquote_plus(client_id), unquote_plus(secret)  # RFC 6749 §2.3.1: form-encoded, then Basic
+
+
+def _oauth_error(status: int, error: str, description: str) -> web.Response:
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="roster"'
+    return web.json_response(
+        {"error": error, "error_description": description}, status=status, headers=headers
+    )
 
 
 class _Api:

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from functools import partial
 
 from engine.config import JobConfig
-from engine.inbound.settings import InboundSettings
+from engine.inbound.oauth import IssuedTokens
+from engine.inbound.settings import InboundSettings, InboundToken
 from engine.model import LOST
 from engine.pipeline.cycles import CycleRunner
 from engine.sources.inbound import RESOURCE_TYPES, as_source_object
@@ -77,6 +78,12 @@ class InboundService:
         self._batches: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
+        self.issued = IssuedTokens(settings.token_lifetime_s)
+        """The tokens issued to OAuth clients (`engine.inbound.oauth`)."""
+
+    def token(self, presented: str) -> InboundToken | None:
+        """The configured token, or the token issued to a client, that `presented` is, if any."""
+        return self.settings.token(presented) or self.issued.find(presented)
 
     def may_write(self, allowed: frozenset[str], resource_type: str) -> str | None:
         """Why a token allowed to write `allowed` jobs may not write this type, if it may not."""

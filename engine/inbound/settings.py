@@ -27,7 +27,18 @@ from common.errors import ConfigError
 from common.process.exposure import MIN_TOKEN_CHARS, WEAK_TOKENS
 from common.process.status_server import parse_listen
 
-_KEYS = ("listen", "base_path", "tokens", "respond", "apply_timeout_s", "max_body_bytes", "tls")
+_KEYS = (
+    "listen",
+    "base_path",
+    "tokens",
+    "clients",
+    "token_lifetime_s",
+    "respond",
+    "apply_timeout_s",
+    "max_body_bytes",
+    "tls",
+)
+_CLIENT_KEYS = ("client_id", "client_secret", "client_secret_file", "jobs")
 _TOKEN_KEYS = ("name", "token", "token_file", "jobs")
 
 Respond = Literal["stored", "applied"]
@@ -50,6 +61,10 @@ class InboundSettings:
     host: str
     port: int
     tokens: tuple[InboundToken, ...]
+    clients: tuple[InboundToken, ...] = ()
+    """OAuth 2.0 clients (client credentials): `name` is the client_id, `token` its secret."""
+    token_lifetime_s: float = 3600.0
+    """How long a token issued to a client is good for."""
     base_path: str = "/scim/v2"
     respond: Respond = "stored"
     apply_timeout_s: float = 30.0
@@ -65,12 +80,21 @@ class InboundSettings:
                 found = token
         return found
 
+    def client(self, client_id: str, secret: str) -> InboundToken | None:
+        """The OAuth client with these credentials, if one has them (every one compared)."""
+        found = None
+        for client in self.clients:
+            same_id = hmac.compare_digest(client.name.encode(), client_id.encode())
+            if client.matches(secret) and same_id:
+                found = client
+        return found
+
 
 def parse_inbound(raw: Any, *, base_dir: Path, jobs: Sequence[str]) -> InboundSettings:
     """Validate the `inbound:` section; `jobs` are the names of the jobs that read from it."""
     path = "inbound"
     section = as_mapping(path, raw)
-    check_keys(path, section, _KEYS, required=("listen", "tokens"))
+    check_keys(path, section, _KEYS, required=("listen",))
     listen = string(join(path, "listen"), section["listen"])
     try:
         host, port = parse_listen(listen)
@@ -81,13 +105,21 @@ def parse_inbound(raw: Any, *, base_dir: Path, jobs: Sequence[str]) -> InboundSe
     base_path = "/" + string(join(path, "base_path"), section.get("base_path", "/scim/v2")).strip("/")
     tokens = tuple(
         _token(join(join(path, "tokens"), i), item, base_dir, jobs)
-        for i, item in enumerate(as_list(join(path, "tokens"), section["tokens"]))
+        for i, item in enumerate(as_list(join(path, "tokens"), section.get("tokens") or []))
     )
-    if not tokens:
-        raise ConfigError(join(path, "tokens"), "is empty", "give each client that pushes a token of its own")
-    names = [t.name for t in tokens]
-    if len(set(names)) != len(names):
-        raise ConfigError(join(path, "tokens"), "names a token twice", "give each token its own name")
+    clients = tuple(
+        _client(join(join(path, "clients"), i), item, base_dir, jobs)
+        for i, item in enumerate(as_list(join(path, "clients"), section.get("clients") or []))
+    )
+    if not tokens and not clients:
+        raise ConfigError(
+            join(path, "tokens"),
+            "is missing, and so is clients",
+            "give each client that pushes a token of its own (tokens:), or OAuth credentials (clients:)",
+        )
+    for key, named in (("tokens", [t.name for t in tokens]), ("clients", [c.name for c in clients])):
+        if len(set(named)) != len(named):
+            raise ConfigError(join(path, key), "names one twice", "give each its own name or client_id")
     cert_file = key_file = None
     if section.get("tls") is not None:
         tls = as_mapping(join(path, "tls"), section["tls"])
@@ -98,6 +130,8 @@ def parse_inbound(raw: Any, *, base_dir: Path, jobs: Sequence[str]) -> InboundSe
         host=host,
         port=port,
         tokens=tokens,
+        clients=clients,
+        token_lifetime_s=positive(join(path, "token_lifetime_s"), section.get("token_lifetime_s", 3600)),
         base_path="" if base_path == "/" else base_path,
         respond=choice(join(path, "respond"), section.get("respond", "stored"), ("stored", "applied")),  # type: ignore[arg-type]
         apply_timeout_s=positive(join(path, "apply_timeout_s"), section.get("apply_timeout_s", 30)),
@@ -112,20 +146,39 @@ def parse_inbound(raw: Any, *, base_dir: Path, jobs: Sequence[str]) -> InboundSe
 def _token(path: str, raw: Any, base_dir: Path, jobs: Sequence[str]) -> InboundToken:
     item = as_mapping(path, raw)
     check_keys(path, item, _TOKEN_KEYS, required=("name", "jobs"))
-    if ("token" in item) == ("token_file" in item):
+    token = _secret(path, item, "token", base_dir)
+    return InboundToken(string(join(path, "name"), item["name"]), token, _jobs(path, item, jobs))
+
+
+def _client(path: str, raw: Any, base_dir: Path, jobs: Sequence[str]) -> InboundToken:
+    item = as_mapping(path, raw)
+    check_keys(path, item, _CLIENT_KEYS, required=("client_id", "jobs"))
+    secret = _secret(path, item, "client_secret", base_dir)
+    return InboundToken(string(join(path, "client_id"), item["client_id"]), secret, _jobs(path, item, jobs))
+
+
+def _secret(path: str, item: Any, key: str, base_dir: Path) -> str:
+    """A secret given as `key` or in the file `key`_file, long enough and no placeholder."""
+    file_key = f"{key}_file"
+    if (key in item) == (file_key in item):
         raise ConfigError(
-            path, "needs token or token_file (one of them)", "token: ${ENV_VAR}, or token_file: PATH"
+            path, f"needs {key} or {file_key} (one of them)", f"{key}: ${{ENV_VAR}}, or {file_key}: PATH"
         )
-    if "token" in item:
-        token = string(join(path, "token"), item["token"]).strip()
+    if key in item:
+        secret = string(join(path, key), item[key]).strip()
     else:
-        token = _read(join(path, "token_file"), item["token_file"], base_dir)
-    if token.lower() in WEAK_TOKENS or len(token) < MIN_TOKEN_CHARS:
+        secret = _read(join(path, file_key), item[file_key], base_dir)
+    if secret.lower() in WEAK_TOKENS or len(secret) < MIN_TOKEN_CHARS:
         raise ConfigError(
-            join(path, "token"),
+            join(path, key),
             f"is a placeholder or shorter than {MIN_TOKEN_CHARS} characters",
-            "set a long random token (openssl rand -hex 32)",
+            "set a long random one (openssl rand -hex 32)",
         )
+    return secret
+
+
+def _jobs(path: str, item: Any, jobs: Sequence[str]) -> frozenset[str]:
+    """The jobs a token or client may write, each a job that reads the inbound service."""
     allowed = [
         string(join(join(path, "jobs"), i), j)
         for i, j in enumerate(as_list(join(path, "jobs"), item["jobs"]))
@@ -138,7 +191,7 @@ def _token(path: str, raw: Any, base_dir: Path, jobs: Sequence[str]) -> InboundT
                 f"is not a job that reads the inbound service: {name!r}",
                 f"jobs over it: {known}",
             )
-    return InboundToken(string(join(path, "name"), item["name"]), token, frozenset(allowed))
+    return frozenset(allowed)
 
 
 def _read(path: str, raw: Any, base_dir: Path) -> str:

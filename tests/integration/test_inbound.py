@@ -5,6 +5,7 @@ the mirror. Refusals come in SCIM's error shape and store nothing."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -352,3 +353,59 @@ async def test_a_standby_answers_503_with_retry_after_and_stores_nothing_until_i
         finally:
             await server.aclose()
         assert await Mirror(p.state).count("User") == 1
+
+
+SECRET = "0kta-client-secret-0123456789abcdef"
+
+
+async def test_an_oauth_client_gets_a_token_that_writes_what_the_client_may_until_it_expires(
+    tmp_path: Path,
+) -> None:
+    raw = config(tmp_path)
+    raw["inbound"]["clients"] = [{"client_id": "okta", "client_secret": SECRET, "jobs": ["people"]}]
+    raw["inbound"]["token_lifetime_s"] = 1
+    async with served(tmp_path, raw) as (p, client, session):
+        token_url = f"{client.url}/oauth/token"
+        form = {"grant_type": "client_credentials"}
+        basic = {"Authorization": "Basic " + base64.b64encode(f"okta:{SECRET}".encode()).decode()}
+        async with session.post(token_url, data=form, headers=basic) as answer:
+            issued = await answer.json()
+            assert answer.status == 200 and answer.headers["Cache-Control"] == "no-store"
+        assert issued["token_type"] == "Bearer" and issued["expires_in"] == 1
+        with_token = Client(session, client.url, issued["access_token"])
+        assert (await with_token.call("POST", "/Users", user(1)))[0] == 201
+        # the form may carry the credentials instead; a wrong secret or grant is refused in OAuth's words
+        wrong = {**form, "client_id": "okta", "client_secret": SECRET + "x"}
+        async with session.post(token_url, data=wrong) as answer:
+            assert (answer.status, (await answer.json())["error"]) == (401, "invalid_client")
+        password = {"grant_type": "password", "client_id": "okta", "client_secret": SECRET}
+        async with session.post(token_url, data=password) as answer:
+            assert (answer.status, (await answer.json())["error"]) == (400, "unsupported_grant_type")
+        await asyncio.sleep(1.1)
+        expired = await with_token.call("POST", "/Users", user(2))
+        assert expired[0] == 401 and expired[1]["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert await Mirror(p.state).count("User") == 1
+
+
+def test_a_service_needs_tokens_or_clients_and_a_client_a_real_secret(tmp_path: Path) -> None:
+    raw = config(tmp_path)
+    only_clients = raw | {
+        "inbound": {
+            **{k: v for k, v in raw["inbound"].items() if k != "tokens"},
+            "clients": [{"client_id": "okta", "client_secret": SECRET, "jobs": ["people"]}],
+        }
+    }
+    assert parse_engine_config(only_clients, base_dir=tmp_path).inbound is not None
+    neither = raw | {"inbound": {k: v for k, v in raw["inbound"].items() if k != "tokens"}}
+    with pytest.raises(ConfigError) as missing:
+        parse_engine_config(neither, base_dir=tmp_path)
+    assert missing.value.path == "inbound.tokens" and "clients" in str(missing.value)
+    weak = raw | {
+        "inbound": {
+            **raw["inbound"],
+            "clients": [{"client_id": "x", "client_secret": "password", "jobs": []}],
+        }
+    }
+    with pytest.raises(ConfigError) as placeholder:
+        parse_engine_config(weak, base_dir=tmp_path)
+    assert placeholder.value.path == "inbound.clients[0].client_secret"
