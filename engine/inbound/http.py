@@ -30,6 +30,7 @@ from engine.inbound.discovery import resource_types, schemas, service_provider_c
 from engine.inbound.errors import ScimProblem
 from engine.inbound.filter import indexed_equality, parse_filter
 from engine.inbound.match import matches
+from engine.inbound.openapi import inbound_openapi
 from engine.inbound.patch import apply_patch
 from engine.inbound.projection import names, project
 from engine.inbound.service import Applied, InboundService
@@ -68,6 +69,8 @@ def inbound_app(service: InboundService, *, gate: Callable[[], str | None] | Non
     app.router.add_get(f"{base}/Schemas", api.schemas)
     app.router.add_get(f"{base}/Schemas/{{urn}}", api.schema)
     app.router.add_post(f"{base}/.search", api.search_all)
+    document = inbound_openapi(base, oauth=bool(settings.clients))
+    app.router.add_get(f"{base}/openapi.json", partial(_document, document))
     if settings.clients:
         app.router.add_post(f"{base}{TOKEN_PATH}", partial(issue_token, service))
     app.router.add_post(f"{base}/Bulk", api.bulk)
@@ -145,10 +148,19 @@ def _authenticated(service: InboundService, gate: Callable[[], str | None] | Non
     return check
 
 
+async def _document(document: dict[str, Any], _request: web.Request) -> web.Response:
+    return web.json_response(document)
+
+
 async def issue_token(service: InboundService, request: web.Request) -> web.Response:
     """The token endpoint of the client credentials grant (RFC 6749 §4.4): the client's id and secret
     in HTTP Basic or in the form, `grant_type=client_credentials`; errors in OAuth's shape (§5.2)."""
-    form = await request.post()
+    if request.content_type != "application/x-www-form-urlencoded":  # RFC 6749 §4.4.2
+        return _oauth_error(400, "invalid_request", "send the form as application/x-www-form-urlencoded")
+    try:
+        form = await request.post()
+    except ValueError:
+        return _oauth_error(400, "invalid_request", "the form could not be read")
     client_id, secret = _basic(request.headers.get("Authorization", ""))
     if client_id is None:
         client_id, secret = str(form.get("client_id") or ""), str(form.get("client_secret") or "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -409,3 +410,35 @@ def test_a_service_needs_tokens_or_clients_and_a_client_a_real_secret(tmp_path: 
     with pytest.raises(ConfigError) as placeholder:
         parse_engine_config(weak, base_dir=tmp_path)
     assert placeholder.value.path == "inbound.clients[0].client_secret"
+
+
+async def test_schemathesis_over_the_services_own_document_finds_no_server_error(tmp_path: Path) -> None:
+    raw = config(tmp_path, respond="stored")
+    raw["inbound"]["clients"] = [{"client_id": "okta", "client_secret": SECRET, "jobs": ["people"]}]
+    async with served(tmp_path, raw) as (_p, client, _session):
+        status, document = await client.call("GET", "/openapi.json")
+        assert status == 200 and "/Users/{id}" in document["paths"] and "/oauth/token" in document["paths"]
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            f"{client.url}/openapi.json",
+            "--url",
+            client.url,
+            "--header",
+            f"Authorization: Bearer {TOKEN}",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "10",
+            "--seed",
+            "20261207",
+            "--no-color",
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 240)
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, text[-6000:]
+    assert "Tested: 22" in text, text[-2000:]  # every route of the document, the token endpoint too
+    assert TOKEN not in text and SECRET not in text
