@@ -542,25 +542,11 @@ class CycleRunner:
                 await resolve_references(self.state, planner.references, [obj])
                 await self._plan_object(planner, obj, failures)
             if (obj is not None and not planner.seen) or (obj is None and read is not None):
-                missing = list(planner.plan_missing())
-                holds = await self._one_holds(job, len(missing), read, skipped) if missing else ()
-                if holds:
-                    await self.state.log_staged(missing, f"({'; '.join(str(hold) for hold in holds)})")
-                    held = len(missing)
-                for op in missing if not holds else ():
-                    await self._publish(op)
-            await self._record_failures(cycle_id, failures)
-            await self.publisher.flush()
-            # Past `timeout_s` the operation is given up like any other whose result never came: it
-            # gets its final log record and is not left in flight, where it would block its object.
-            self.tracker.planning_done(cycle_id, timeout_s)
-            await self.results.wait_or_expire(progress)
+                held = await self._deprovision_one(job, planner, read, skipped)
+            await self._settle_one(cycle_id, progress, failures, timeout_s)
         finally:
             self.tracker.end_cycle(cycle_id)
-        counts = dict(progress.counts)
-        status = "failed" if counts.get("failed") else "held" if held else "succeeded"
-        await self.state.finish_cycle(cycle_id, status, {**counts, **({"staged": held} if held else {})})
-        return cycle_id, counts
+        return cycle_id, await self._finish_one(cycle_id, progress, held)
 
     async def run_some(
         self,
@@ -590,23 +576,41 @@ class CycleRunner:
             await resolve_references(self.state, planner.references, present)
             for obj in present:
                 await self._plan_object(planner, obj, failures)
-            missing = list(planner.plan_missing())  # out of scope, or gone (only with `read`)
-            holds = await self._one_holds(job, len(missing), read, 0) if missing else ()
-            if holds:
-                await self.state.log_staged(missing, f"({'; '.join(str(hold) for hold in holds)})")
-                held = len(missing)
-            for op in missing if not holds else ():
-                await self._publish(op)
-            await self._record_failures(cycle_id, failures)
-            await self.publisher.flush()
-            self.tracker.planning_done(cycle_id, timeout_s)
-            await self.results.wait_or_expire(progress)
+            held = await self._deprovision_one(job, planner, read, 0)  # out of scope, or gone (with `read`)
+            await self._settle_one(cycle_id, progress, failures, timeout_s)
         finally:
             self.tracker.end_cycle(cycle_id)
+        return cycle_id, await self._finish_one(cycle_id, progress, held)
+
+    async def _deprovision_one(self, job: JobConfig, planner: Planner, read: int | None, skipped: int) -> int:
+        """Publish what an on-demand cycle leaves to deprovision, unless a cycle's hold applies: then
+        log it as held with the reason. Returns how many were held."""
+        missing = list(planner.plan_missing())
+        holds = await self._one_holds(job, len(missing), read, skipped) if missing else ()
+        if holds:
+            await self.state.log_staged(missing, f"({'; '.join(str(hold) for hold in holds)})")
+            return len(missing)
+        for op in missing:
+            await self._publish(op)
+        return 0
+
+    async def _settle_one(
+        self, cycle_id: str, progress: CycleProgress, failures: list[Result], timeout_s: float
+    ) -> None:
+        """Send what an on-demand cycle planned and wait for its results. Past `timeout_s` an operation
+        is given up like any other whose result never came: it gets its final log record and is not
+        left in flight, where it would block its object."""
+        await self._record_failures(cycle_id, failures)
+        await self.publisher.flush()
+        self.tracker.planning_done(cycle_id, timeout_s)
+        await self.results.wait_or_expire(progress)
+
+    async def _finish_one(self, cycle_id: str, progress: CycleProgress, held: int) -> dict[str, int]:
+        """Record how an on-demand cycle ended; its counts."""
         counts = dict(progress.counts)
         status = "failed" if counts.get("failed") else "held" if held else "succeeded"
         await self.state.finish_cycle(cycle_id, status, {**counts, **({"staged": held} if held else {})})
-        return cycle_id, counts
+        return counts
 
     async def _one_holds(
         self, job: JobConfig, deprovisions: int, read: int | None, skipped: int

@@ -175,21 +175,32 @@ async def preview_from_state(job: JobConfig, source_id: str, state: StateStore |
     obj, _read = await find_object(source, source_id)
     if state is None:
         return preview(job, obj, source_id, None)
-    membership = await load_membership(state, job, source_id)
     entry = await state.entry(job.name, source_id)
-    applied = await _applied(state, job, source_id, entry)
+    return await _preview_in(state, job, obj, source_id, entry, skipped=source.skipped)
+
+
+async def _preview_in(
+    state: StateStore,
+    job: JobConfig,
+    obj: SourceObject | None,
+    source_id: str,
+    entry: StateEntry | None,
+    *,
+    skipped: int,
+) -> Preview:
+    """`preview` with what the state knows of the object: its group's members, the attributes last
+    applied, its references resolved and what they name that moved."""
     references = await _references(state, job, obj)
-    moved = await _moved(state, job, references)
     return preview(
         job,
         obj,
         source_id,
         entry,
-        membership,
-        skipped=source.skipped,
-        applied=applied,
+        await load_membership(state, job, source_id),
+        skipped=skipped,
+        applied=await _applied(state, job, source_id, entry),
         references=references,
-        moved=moved,
+        moved=await _moved(state, job, references),
     )
 
 
@@ -239,20 +250,7 @@ async def provision(
     entry = await runner.state.entry(job.name, source_id)
     if obj is None and not source.problems and entry is None:
         raise UnknownObject(f"{source_id!r} is neither in the source of job {job.name!r} nor in its state")
-    membership = await load_membership(runner.state, job, source_id)
-    applied = await _applied(runner.state, job, source_id, entry)
-    references = await _references(runner.state, job, obj)
-    shown = preview(
-        job,
-        obj,
-        source_id,
-        entry,
-        membership,
-        skipped=source.skipped,
-        applied=applied,
-        references=references,
-        moved=await _moved(runner.state, job, references),
-    )
+    shown = await _preview_in(runner.state, job, obj, source_id, entry, skipped=source.skipped)
     # A deprovision goes through the holds of a cycle's: `read` is a whole read only when the object
     # was not found (then the source-shrink check applies), and rows it could not read hold it.
     cycle_id, _counts = await runner.run_one(

@@ -183,6 +183,8 @@ class ResultConsumer:
     async def _refuse_shared(self, results: list[Result]) -> list[Result]:
         """`results` with a create linked to an entry another object of its job holds failed instead
         (`engine.core.collisions.refuse_shared`): one query per job, only for results with creates."""
+        if not self.group_jobs:  # most engines: no result is looked at twice
+            return results
         wanted = {job: ids for job, ids in linking(results).items() if job in self.group_jobs}
         if not wanted:
             return results
