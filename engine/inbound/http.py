@@ -35,7 +35,7 @@ from engine.inbound.patch import apply_patch
 from engine.inbound.projection import names, project
 from engine.inbound.service import Applied, InboundService
 from engine.inbound.settings import InboundToken
-from engine.store.mirror import MirrorConflict, Stored
+from engine.store.mirror import MirrorConflict, MirrorTx, Stored
 
 log = logging.getLogger("roster.engine.inbound.http")
 
@@ -238,8 +238,10 @@ class _Api:
     # -- Resources ------------------------------------------------------------------------------------
 
     async def create(self, resource_type: str, request: web.Request) -> web.Response:
-        token = self._writer(request)
-        stored = await self.write_create(token, resource_type, await _json(request))
+        token, body = self._writer(request), await _json(request)
+        stored = await self.mirror.write(
+            lambda tx: self.create_in(tx, token, resource_type, body), names=_user_names(resource_type, body)
+        )
         await self._pushed(stored.resource_type, stored.id)
         return self._answer(request, stored, 201)
 
@@ -247,43 +249,71 @@ class _Api:
         return self._answer(request, await self._stored(resource_type, request.match_info["id"]))
 
     async def replace(self, resource_type: str, request: web.Request) -> web.Response:
-        token = self._writer(request)
-        stored = await self.write_replace(
-            token, resource_type, request.match_info["id"], await _json(request), _if_match(request)
+        token, body, if_version = self._writer(request), await _json(request), _if_match(request)
+        resource_id = request.match_info["id"]
+        stored = await self.mirror.write(
+            lambda tx: self.update_in(tx, token, "PUT", resource_type, resource_id, body, if_version),
+            keys=[(resource_type, resource_id)],
+            names=_user_names(resource_type, body),
         )
         await self._pushed(stored.resource_type, stored.id)
         return self._answer(request, stored)
 
     async def patch(self, resource_type: str, request: web.Request) -> web.Response:
-        token = self._writer(request)
-        stored = await self.write_patch(
-            token, resource_type, request.match_info["id"], await _json(request), _if_match(request)
+        token, body, if_version = self._writer(request), await _json(request), _if_match(request)
+        resource_id = request.match_info["id"]
+        stored = await self.mirror.write(
+            lambda tx: self.update_in(tx, token, "PATCH", resource_type, resource_id, body, if_version),
+            keys=[(resource_type, resource_id)],
         )
         await self._pushed(stored.resource_type, stored.id)
         return self._answer(request, stored)
 
     async def delete(self, resource_type: str, request: web.Request) -> web.Response:
+        token, if_version = self._writer(request), _if_match(request)
         resource_id = request.match_info["id"]
-        await self.write_delete(self._writer(request), resource_type, resource_id, _if_match(request))
+        await self.mirror.write(
+            lambda tx: self.delete_in(tx, token, resource_type, resource_id, if_version),
+            keys=[(resource_type, resource_id)],
+        )
         await self._pushed(resource_type, resource_id)
         return web.Response(status=204)
 
     async def bulk(self, request: web.Request) -> web.Response:
-        """POST `/Bulk` (RFC 7644 §3.7): each operation through the same writes as a single request.
-        With `respond: applied` the answer waits for every operation's targets (all at once, not one
-        after another); with `respond: stored` each is planned in the background as it is stored."""
+        """POST `/Bulk` (RFC 7644 §3.7): each operation through the same writes as a single request,
+        all of them in one transaction of the mirror (and answered once it committed). With `respond:
+        applied` the answer waits for every operation's targets (all at once, not one after another);
+        with `respond: stored` they are planned in the background."""
         token = self._writer(request)
         parsed = parse_bulk(await _json(request), max_operations=MAX_OPERATIONS_BULK)
-        applying: dict[int, asyncio.Future[Applied]] = {}
-
-        async def perform(op: BulkOperation) -> Done:
-            done, pushed = await self._bulk_write(token, op)
-            if pushed is not None:
-                applying[op.index] = asyncio.ensure_future(self.service.pushed(*pushed))
-            return done
-
         base = self._base(request)
-        answers = await run_bulk(parsed, perform, lambda endpoint, i: f"{base}/{endpoint}/{i}")
+        pushed: dict[int, tuple[str, str]] = {}
+
+        async def program(tx: MirrorTx) -> dict[int, dict[str, Any]]:
+            pushed.clear()  # what a failed run noted is not pushed
+
+            async def perform(op: BulkOperation) -> Done:
+                done, key = await self._bulk_write(tx, token, op)
+                pushed[op.index] = key
+                return done
+
+            return await run_bulk(parsed, perform, lambda endpoint, i: f"{base}/{endpoint}/{i}")
+
+        answers = await self.mirror.write(
+            program,
+            keys=[
+                (op.resource_type, op.resource_id)
+                for op in parsed.operations
+                if op.resource_id is not None and not op.references
+            ],
+            names=[
+                n
+                for op in parsed.operations
+                if op.method != "PATCH"
+                for n in _user_names(op.resource_type, op.data)
+            ],
+        )
+        applying = {index: asyncio.ensure_future(self.service.pushed(*key)) for index, key in pushed.items()}
         if applying:
             await asyncio.gather(*applying.values())
         for index, work in applying.items():
@@ -294,59 +324,65 @@ class _Api:
         return scim_response(bulk_response(list(answers.values())))
 
     async def _bulk_write(
-        self, token: InboundToken, op: BulkOperation
-    ) -> tuple[Done, tuple[str, str] | None]:
-        """One bulk operation, stored; what it answers and what to push."""
+        self, tx: MirrorTx, token: InboundToken, op: BulkOperation
+    ) -> tuple[Done, tuple[str, str]]:
+        """One bulk operation, written; what it answers and what to push."""
         if_version = _version(op.version)
         if op.method == "DELETE":
             assert op.resource_id is not None  # parse_bulk: only a POST has none
-            await self.write_delete(token, op.resource_type, op.resource_id, if_version)
+            await self.delete_in(tx, token, op.resource_type, op.resource_id, if_version)
             return Done(status=204), (op.resource_type, op.resource_id)
         if op.method == "POST":
-            stored = await self.write_create(token, op.resource_type, op.data)
+            stored = await self.create_in(tx, token, op.resource_type, op.data)
             status = 201
         else:
             assert op.resource_id is not None
-            write = self.write_replace if op.method == "PUT" else self.write_patch
-            stored = await write(token, op.resource_type, op.resource_id, op.data, if_version)
+            stored = await self.update_in(
+                tx, token, op.method, op.resource_type, op.resource_id, op.data, if_version
+            )
             status = 200
         done = Done(status=status, resource_id=stored.id, version=stored.etag)
         return done, (stored.resource_type, stored.id)
 
-    # -- Writes: one per method, shared by the single requests and /Bulk --------------------------------
+    # -- Writes: one per method, shared by the single requests and /Bulk, each in a mirror transaction --
 
-    async def write_create(self, token: InboundToken, resource_type: str, body: Any) -> Stored:
+    async def create_in(self, tx: MirrorTx, token: InboundToken, resource_type: str, body: Any) -> Stored:
         self._writable(token, resource_type)
         try:
-            stored, _created = await self.mirror.create(resource_type, _checked(resource_type, body))
+            stored, _created = await tx.create(resource_type, _checked(resource_type, body))
         except MirrorConflict as conflict:
             raise ScimProblem(409, "uniqueness", conflict.detail) from None
         return stored
 
-    async def write_replace(
-        self, token: InboundToken, resource_type: str, resource_id: str, body: Any, if_version: int | None
+    async def update_in(
+        self,
+        tx: MirrorTx,
+        token: InboundToken,
+        method: str,
+        resource_type: str,
+        resource_id: str,
+        body: Any,
+        if_version: int | None,
     ) -> Stored:
+        """A PUT (`method`) or a PATCH of the resource, from what it holds in the transaction."""
         self._writable(token, resource_type)
-        current = await self._stored(resource_type, resource_id)
-        checked = _checked(resource_type, body)
-        _same_id(checked, current.id)
-        return await self._write(current, checked, if_version)
+        change = partial(_CHANGES[method], resource_type, body)
+        try:
+            stored = await tx.update(resource_type, resource_id, change, if_version=if_version)
+        except MirrorConflict as conflict:
+            if conflict.kind == "version":
+                raise ScimProblem(412, None, conflict.detail) from None
+            raise ScimProblem(409, "uniqueness", conflict.detail) from None
+        if stored is None:
+            raise ScimProblem(404, None, f"no {resource_type} {resource_id!r}")
+        return stored
 
-    async def write_patch(
-        self, token: InboundToken, resource_type: str, resource_id: str, body: Any, if_version: int | None
-    ) -> Stored:
-        self._writable(token, resource_type)
-        current = await self._stored(resource_type, resource_id)
-        patched = apply_patch(current.body, body)
-        _checked(current.resource_type, patched)
-        return await self._write(current, patched, if_version)
-
-    async def write_delete(
-        self, token: InboundToken, resource_type: str, resource_id: str, if_version: int | None
+    async def delete_in(
+        self, tx: MirrorTx, token: InboundToken, resource_type: str, resource_id: str, if_version: int | None
     ) -> None:
         self._writable(token, resource_type)
         try:
-            deleted = await self.mirror.delete(resource_type, resource_id, if_version=if_version)
+            deleted = await tx.delete(resource_type, resource_id, if_version=if_version)
         except MirrorConflict as conflict:
             raise ScimProblem(412, None, conflict.detail) from None
         if not deleted:
@@ -377,17 +413,6 @@ class _Api:
         return scim_response(_listed(shown, query.start, total))
 
     # -- Helpers --------------------------------------------------------------------------------------
-
-    async def _write(self, current: Stored, body: dict[str, Any], if_version: int | None) -> Stored:
-        try:
-            stored = await self.mirror.replace(current.resource_type, current.id, body, if_version=if_version)
-        except MirrorConflict as conflict:
-            if conflict.kind == "version":
-                raise ScimProblem(412, None, conflict.detail) from None
-            raise ScimProblem(409, "uniqueness", conflict.detail) from None
-        if stored is None:  # deleted meanwhile
-            raise ScimProblem(404, None, f"no {current.resource_type} {current.id!r}")
-        return stored
 
     async def _pushed(self, resource_type: str, resource_id: str) -> None:
         applied = await self.service.pushed(resource_type, resource_id)
@@ -509,6 +534,26 @@ def _checked(resource_type: str, body: Any) -> dict[str, Any]:
     if not isinstance(name, str) or not name.strip():
         raise ScimProblem(400, "invalidValue", f"a {resource_type} needs {NAME[resource_type]}")
     return body
+
+
+def _replaced(resource_type: str, body: Any, current: Stored) -> dict[str, Any]:
+    checked = _checked(resource_type, body)
+    _same_id(checked, current.id)
+    return checked
+
+
+def _patched(resource_type: str, body: Any, current: Stored) -> dict[str, Any]:
+    return _checked(resource_type, apply_patch(current.body, body))
+
+
+_CHANGES: Final = {"PUT": _replaced, "PATCH": _patched}
+"""What a PUT and a PATCH make of a resource's content."""
+
+
+def _user_names(resource_type: str, body: Any) -> list[str]:
+    """The userName a write names, to be read ahead with the others of its transaction."""
+    name = body.get("userName") if resource_type == "User" and isinstance(body, dict) else None
+    return [name] if isinstance(name, str) else []
 
 
 def _same_id(body: dict[str, Any], resource_id: str) -> None:

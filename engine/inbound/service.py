@@ -107,6 +107,7 @@ class InboundService:
 
     async def aclose(self) -> None:
         """Stop what is in the background: an object not planned yet is planned by the next cycle."""
+        await self.mirror.aclose()  # the writes under way were promised an answer
         tasks = [*self._batches, *([self._drainer] if self._drainer is not None else [])]
         for task in tasks:
             task.cancel()

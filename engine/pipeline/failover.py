@@ -134,7 +134,7 @@ async def take_over(
     Call it with the result consumer running. The results are settled once none arrived for
     `settle_s` and the targets' queues and the results queue are empty; after `max_wait_s` the first
     cycle starts anyway (a worker stuck on a slow target must not keep the engine idle)."""
-    async with state.engine.begin() as conn:
+    async with state.writing() as conn:
         left = await conn.execute(
             cycles.update()
             .where(cycles.c.status == "running")

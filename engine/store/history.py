@@ -179,7 +179,7 @@ async def prune_log(state: StateStore, older_than_s: float, *, batch: int = 5_00
     removed = 0
     while True:
         oldest = sa.select(log.c.id).where(log.c.at < cutoff).order_by(log.c.id).limit(batch)
-        async with state.engine.begin() as conn:
+        async with state.writing() as conn:
             gone = (await conn.execute(log.delete().where(log.c.id.in_(oldest.scalar_subquery())))).rowcount
         removed += gone
         if gone < batch:
@@ -241,7 +241,7 @@ def _zombie(pid: int) -> bool:
 
 async def renew_leases(state: StateStore, owner: str, *, lease_s: float = LEASE_S) -> None:
     """Extend the lease of every cycle `owner` is running."""
-    async with state.engine.begin() as conn:
+    async with state.writing() as conn:
         await conn.execute(
             cycles.update()
             .where(cycles.c.owner == owner, cycles.c.status == "running")
@@ -256,7 +256,7 @@ async def interrupt_abandoned(state: StateStore, *, me: str) -> list[str]:
     query = sa.select(cycles.c.cycle_id, cycles.c.owner, cycles.c.lease_until).where(
         cycles.c.status == "running", sa.or_(cycles.c.owner.is_(None), cycles.c.owner != me)
     )
-    async with state.engine.begin() as conn:
+    async with state.writing() as conn:
         rows = (await conn.execute(query)).all()
         gone = [
             cycle_id

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.store.schema import log, log_dictionaries, log_names
+
+Writing = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+"""Opens a write transaction (`StateStore.writing`)."""
 
 _PER_QUERY = 500  # names bound in one query (well below every driver's limit)
 
@@ -200,25 +204,25 @@ class LogCodec:
         self._zdicts: dict[int, bytes] = {}
         self._job_zdicts: dict[str, tuple[int, bytes]] = {}
 
-    async def rows(self, engine: AsyncEngine, plains: Sequence[Plain]) -> list[Plain]:
+    async def rows(self, writing: Writing, plains: Sequence[Plain]) -> list[Plain]:
         """The records as stored (values of `STORED`)."""
         if not plains:
             return []
         parts, names = parts_and_names(plains)
-        keys = await self.keys(engine, names)
+        keys = await self.keys(writing, names)
         for job, texts in samples(plains, self._job_zdicts).items():
-            await self._job_zdict(engine, job, texts)
+            await self._job_zdict(writing, job, texts)
         zdicts = self._job_zdicts
         return [
             encode(plain, op, keys, zdicts.get(plain[3])) for plain, op in zip(plains, parts, strict=True)
         ]
 
-    async def keys(self, engine: AsyncEngine, names: set[str]) -> dict[str | None, int | None]:
+    async def keys(self, writing: Writing, names: set[str]) -> dict[str | None, int | None]:
         """The keys of `names` (and of None: None) in `log_names`, added where missing."""
         missing = sorted(names - self._keys.keys())
         if missing:
             made: dict[str, int] = {}
-            async with engine.begin() as conn:
+            async with writing() as conn:
                 insert = insert_names(conn.dialect.name)
                 for start in range(0, len(missing), _PER_QUERY):
                     chunk = missing[start : start + _PER_QUERY]
@@ -227,9 +231,9 @@ class LogCodec:
             self._keys.update(made)  # committed now
         return self._keys
 
-    async def _job_zdict(self, engine: AsyncEngine, job: str, samples: list[str]) -> None:
+    async def _job_zdict(self, writing: Writing, job: str, samples: list[str]) -> None:
         """Know the job's dictionary: the store's latest, or a new one made from `samples`."""
-        async with engine.begin() as conn:
+        async with writing() as conn:
             found = (await conn.execute(latest_zdict(job))).first()
             if found is None:
                 zdict = make_zdict(samples)

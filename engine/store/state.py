@@ -7,11 +7,13 @@ once its worker said so, which is what makes a crash anywhere harmless.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import stat
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,7 @@ class StateStore:
         self._engine: AsyncEngine | None = None
         self._compiled: tuple[BulkStatement, ...] | None = None
         self._log = logrows.LogCodec()
+        self._one_writer: asyncio.Lock | None = None
 
     async def open(self) -> StateStore:
         url = sa.make_url(self.url)
@@ -89,6 +92,7 @@ class StateStore:
             self._engine = create_async_engine(url, hide_parameters=True)
             if url.get_backend_name() == "sqlite":
                 sa.event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
+                self._one_writer = asyncio.Lock()
             async with self._engine.begin() as conn:
                 await migrate(conn, metadata)
         except (OSError, sa.exc.SQLAlchemyError) as exc:
@@ -109,6 +113,19 @@ class StateStore:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, committed when the block ends. On SQLite, one at a time in this
+        process: SQLite takes one writer, and a second one waits in its busy handler, which polls in
+        sleeps of up to 100 ms (a push's answer would wait for them); this process's writers queue on
+        a lock instead, and each takes the database the moment the one before lets it go."""
+        if self._one_writer is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._one_writer, self.engine.begin() as conn:
+            yield conn
 
     @property
     def engine(self) -> AsyncEngine:
@@ -208,7 +225,7 @@ class StateStore:
 
     async def prune_moves(self, upto: int) -> None:
         """Forget the moves up to `upto`, which every job whose references could name them has seen."""
-        async with self.engine.begin() as conn:
+        async with self.writing() as conn:
             await conn.execute(moves.delete().where(moves.c.seq <= upto))
 
     async def holders(self, job: str, target_ids: Iterable[str]) -> dict[str, str]:
@@ -265,11 +282,11 @@ class StateStore:
         now = time.time()
         sent = sent or {}
         parts = [_object_rows(part, now) for part in _each_object_once(results)]
-        log_rows = await self._log.rows(self.engine, [_log_row(r, now, sent.get(r.op_id)) for r in results])
+        log_rows = await self._log.rows(self.writing, [_log_row(r, now, sent.get(r.op_id)) for r in results])
         given_up = [logrows.split_op_id(op_id) for op_id in late]
         names = {LOST, *(prefix for prefix, _seq in given_up if prefix)}
-        keys = await self._log.keys(self.engine, names) if late else {}
-        async with self.engine.begin() as conn:
+        keys = await self._log.keys(self.writing, names) if late else {}
+        async with self.writing() as conn:
             for start in range(0, len(given_up), _IDS_PER_QUERY):
                 chunk = [(keys[prefix], seq) for prefix, seq in given_up[start : start + _IDS_PER_QUERY]]
                 await conn.execute(
@@ -374,7 +391,7 @@ class StateStore:
         lease_until: float | None = None,
     ) -> None:
         """Record a running cycle; `owner` keeps renewing `lease_until` (see `engine.store.history`)."""
-        async with self.engine.begin() as conn:
+        async with self.writing() as conn:
             await conn.execute(
                 cycles.insert().values(
                     cycle_id=cycle_id,
@@ -388,7 +405,7 @@ class StateStore:
             )
 
     async def finish_cycle(self, cycle_id: str, status: str, counts: dict[str, Any]) -> None:
-        async with self.engine.begin() as conn:
+        async with self.writing() as conn:
             await conn.execute(
                 cycles.update()
                 .where(cycles.c.cycle_id == cycle_id)
@@ -469,7 +486,7 @@ class StateStore:
         changed and sends every mapped attribute again, which corrects what drifted in the target."""
         for start in range(0, len(source_ids), _IDS_PER_QUERY):
             chunk = list(source_ids[start : start + _IDS_PER_QUERY])
-            async with self.engine.begin() as conn:
+            async with self.writing() as conn:
                 for state in (ACTIVE, DISABLED):
                     await conn.execute(
                         objects.update()
@@ -481,7 +498,7 @@ class StateStore:
         """Record what groups hold (member source id -> target id), as read from the target."""
         rows = [(job, source_id, orjson.dumps(dict(members)).decode()) for source_id, members in held.items()]
         if rows:
-            async with self.engine.begin() as conn:
+            async with self.writing() as conn:
                 await self._statements(conn.dialect)[3].execute(conn, rows)
 
     async def unlink(self, job: str, source_ids: Sequence[str]) -> None:
@@ -489,7 +506,7 @@ class StateStore:
         cycle creates each again, searching the target first."""
         for start in range(0, len(source_ids), _IDS_PER_QUERY):
             chunk = list(source_ids[start : start + _IDS_PER_QUERY])
-            async with self.engine.begin() as conn:
+            async with self.writing() as conn:
                 await conn.execute(
                     objects.delete().where(objects.c.job == job, objects.c.source_id.in_(chunk))
                 )
@@ -518,9 +535,9 @@ class StateStore:
         )
 
     async def _write_log(self, plains: Sequence[logrows.Plain]) -> None:
-        rows = await self._log.rows(self.engine, plains)
+        rows = await self._log.rows(self.writing, plains)
         if rows:
-            async with self.engine.begin() as conn:
+            async with self.writing() as conn:
                 _upsert, _delete, insert_log, _members, _no_members = self._statements(conn.dialect)
                 await insert_log.execute(conn, rows)
 
@@ -531,7 +548,7 @@ class StateStore:
             return {row.job: {k: v for k, v in row._mapping.items() if k != "job"} for row in rows}
 
     async def save_job_switches(self, job: str, switches: dict[str, Any]) -> None:
-        async with self.engine.begin() as conn:
+        async with self.writing() as conn:
             update = job_control.update().where(job_control.c.job == job).values(switches)
             updated = await conn.execute(update)
             if updated.rowcount == 0:
@@ -539,7 +556,7 @@ class StateStore:
 
     async def stage(self, job: str, cycle_id: str | None, entries: Sequence[tuple[str, str]]) -> None:
         """Replace the job's deprovisions held for approval with `entries` (source id, action)."""
-        async with self.engine.begin() as conn:
+        async with self.writing() as conn:
             await conn.execute(staged.delete().where(staged.c.job == job))
             if entries:
                 rows = [{"job": job, "source_id": s, "action": a, "cycle_id": cycle_id} for s, a in entries]
@@ -552,7 +569,7 @@ class StateStore:
 
     async def forget(self, job: str) -> None:
         """Forget every link between the job's source objects and the target (a full reset)."""
-        async with self.engine.begin() as conn:
+        async with self.writing() as conn:
             await conn.execute(objects.delete().where(objects.c.job == job))
             await conn.execute(group_members.delete().where(group_members.c.job == job))
 
