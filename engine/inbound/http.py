@@ -242,7 +242,7 @@ class _Api:
         stored = await self.mirror.write(
             lambda tx: self.create_in(tx, token, resource_type, body), names=_user_names(resource_type, body)
         )
-        await self._pushed(stored.resource_type, stored.id)
+        await self._pushed(stored.resource_type, stored.id, stored)
         return self._answer(request, stored, 201)
 
     async def get(self, resource_type: str, request: web.Request) -> web.Response:
@@ -256,7 +256,7 @@ class _Api:
             keys=[(resource_type, resource_id)],
             names=_user_names(resource_type, body),
         )
-        await self._pushed(stored.resource_type, stored.id)
+        await self._pushed(stored.resource_type, stored.id, stored)
         return self._answer(request, stored)
 
     async def patch(self, resource_type: str, request: web.Request) -> web.Response:
@@ -266,7 +266,7 @@ class _Api:
             lambda tx: self.update_in(tx, token, "PATCH", resource_type, resource_id, body, if_version),
             keys=[(resource_type, resource_id)],
         )
-        await self._pushed(stored.resource_type, stored.id)
+        await self._pushed(stored.resource_type, stored.id, stored)
         return self._answer(request, stored)
 
     async def delete(self, resource_type: str, request: web.Request) -> web.Response:
@@ -276,7 +276,7 @@ class _Api:
             lambda tx: self.delete_in(tx, token, resource_type, resource_id, if_version),
             keys=[(resource_type, resource_id)],
         )
-        await self._pushed(resource_type, resource_id)
+        await self._pushed(resource_type, resource_id, None)
         return web.Response(status=204)
 
     async def bulk(self, request: web.Request) -> web.Response:
@@ -287,7 +287,7 @@ class _Api:
         token = self._writer(request)
         parsed = parse_bulk(await _json(request), max_operations=MAX_OPERATIONS_BULK)
         base = self._base(request)
-        pushed: dict[int, tuple[str, str]] = {}
+        pushed: dict[int, tuple[str, str, Stored | None]] = {}
 
         async def program(tx: MirrorTx) -> dict[int, dict[str, Any]]:
             pushed.clear()  # what a failed run noted is not pushed
@@ -313,9 +313,9 @@ class _Api:
                 for n in _user_names(op.resource_type, op.data)
             ],
         )
-        applying = {index: asyncio.ensure_future(self.service.pushed(*key)) for index, key in pushed.items()}
+        applying = {index: w for index, push in pushed.items() if (w := self.service.push(*push)) is not None}
         if applying:
-            await asyncio.gather(*applying.values())
+            await asyncio.gather(*map(asyncio.shield, applying.values()))
         for index, work in applying.items():
             try:
                 _raise_for(work.result())
@@ -325,13 +325,13 @@ class _Api:
 
     async def _bulk_write(
         self, tx: MirrorTx, token: InboundToken, op: BulkOperation
-    ) -> tuple[Done, tuple[str, str]]:
+    ) -> tuple[Done, tuple[str, str, Stored | None]]:
         """One bulk operation, written; what it answers and what to push."""
         if_version = _version(op.version)
         if op.method == "DELETE":
             assert op.resource_id is not None  # parse_bulk: only a POST has none
             await self.delete_in(tx, token, op.resource_type, op.resource_id, if_version)
-            return Done(status=204), (op.resource_type, op.resource_id)
+            return Done(status=204), (op.resource_type, op.resource_id, None)
         if op.method == "POST":
             stored = await self.create_in(tx, token, op.resource_type, op.data)
             status = 201
@@ -342,7 +342,7 @@ class _Api:
             )
             status = 200
         done = Done(status=status, resource_id=stored.id, version=stored.etag)
-        return done, (stored.resource_type, stored.id)
+        return done, (stored.resource_type, stored.id, stored)
 
     # -- Writes: one per method, shared by the single requests and /Bulk, each in a mirror transaction --
 
@@ -414,8 +414,8 @@ class _Api:
 
     # -- Helpers --------------------------------------------------------------------------------------
 
-    async def _pushed(self, resource_type: str, resource_id: str) -> None:
-        applied = await self.service.pushed(resource_type, resource_id)
+    async def _pushed(self, resource_type: str, resource_id: str, stored: Stored | None) -> None:
+        applied = await self.service.pushed(resource_type, resource_id, stored)
         _raise_for(applied)
 
     async def _stored(self, resource_type: str, resource_id: str) -> Stored:

@@ -10,7 +10,7 @@ were planned forms the next one, up to `MAX_BATCH` objects, each job plans a bat
 cycle (`CycleRunner.run_some`; a group job's groups one by one, `run_one`). A push that arrives alone
 is planned at once, alone; under load, one cycle carries many, so its fixed cost (the cycle's records,
 the state store's transactions) is shared. An object is never in two batches at once: pushed again
-while in flight, it waits for that batch to end and is then planned from what the mirror holds, so
+while in flight, it waits for that batch to end and is then planned from its latest write, so
 planning never sends an older state after a newer one, and a burst of PATCHes to one user costs one
 operation after the one in flight. If the engine stops in between, the next cycle over the mirror
 finds the difference, as it finds any source change.
@@ -74,6 +74,8 @@ class InboundService:
         }
         # pushed, not yet taken into a batch (in push order), with who waits for each (respond: applied)
         self._pending: dict[Key, list[asyncio.Future[Applied]]] = {}
+        self._latest: dict[Key, Stored | None] = {}
+        """What the mirror holds of each pending object, as its latest write left it (None: deleted)."""
         self._in_flight: set[Key] = set()
         self._batches: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -92,10 +94,21 @@ class InboundService:
             return f"this token may not write job(s) {', '.join(missing)}, which read {resource_type}s"
         return None
 
-    async def pushed(self, resource_type: str, resource_id: str) -> Applied:
+    async def pushed(self, resource_type: str, resource_id: str, stored: Stored | None) -> Applied:
         """Plan the object in every job that reads its type; with `respond: applied`, wait for the
         targets' results, else return at once (the work goes on in the background)."""
-        waiters = self._pending.setdefault((resource_type, resource_id), [])
+        waiter = self.push(resource_type, resource_id, stored)
+        return Applied() if waiter is None else await asyncio.shield(waiter)
+
+    def push(
+        self, resource_type: str, resource_id: str, stored: Stored | None
+    ) -> asyncio.Future[Applied] | None:
+        """Have the object planned, as `stored` (what a committed write left; None: it was deleted);
+        with `respond: applied`, the future of what the jobs made of it."""
+        key = (resource_type, resource_id)
+        if key not in self._latest or _later(stored, self._latest[key]):
+            self._latest[key] = stored
+        waiters = self._pending.setdefault(key, [])
         waiter: asyncio.Future[Applied] | None = None
         if self.settings.respond == "applied":
             waiter = asyncio.get_running_loop().create_future()
@@ -103,7 +116,7 @@ class InboundService:
         self._wake.set()
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.ensure_future(self._drain())
-        return Applied() if waiter is None else await asyncio.shield(waiter)
+        return waiter
 
     async def aclose(self) -> None:
         """Stop what is in the background: an object not planned yet is planned by the next cycle."""
@@ -126,8 +139,9 @@ class InboundService:
                     await asyncio.wait(self._batches, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 taken = {key: self._pending.pop(key) for key in ready}
+                latest = {key: self._latest.pop(key) for key in ready}
                 self._in_flight.update(taken)
-                task = asyncio.ensure_future(self._run_batch(taken))
+                task = asyncio.ensure_future(self._run_batch(taken, latest))
                 self._batches.add(task)
                 task.add_done_callback(partial(self._batch_done, keys=tuple(taken)))
 
@@ -136,12 +150,14 @@ class InboundService:
         self._in_flight.difference_update(keys)
         self._wake.set()  # what was pushed again meanwhile may go now
 
-    async def _run_batch(self, taken: dict[Key, list[asyncio.Future[Applied]]]) -> None:
+    async def _run_batch(
+        self, taken: dict[Key, list[asyncio.Future[Applied]]], latest: dict[Key, Stored | None]
+    ) -> None:
         outcomes: dict[Key, Applied] = {}
         try:
             for resource_type in sorted({t for t, _ in taken}):
-                ids = [i for t, i in taken if t == resource_type]
-                outcomes.update(await self._apply_batch(resource_type, ids))
+                of_type = {i: stored for (t, i), stored in latest.items() if t == resource_type}
+                outcomes.update(await self._apply_batch(resource_type, of_type))
         except asyncio.CancelledError:
             for waiters in taken.values():
                 for waiter in waiters:
@@ -156,8 +172,9 @@ class InboundService:
                 if not waiter.done():
                     waiter.set_result(outcomes.get(key, Applied()))
 
-    async def _apply_batch(self, resource_type: str, ids: list[str]) -> dict[Key, Applied]:
-        stored = await self.mirror.get_many(resource_type, ids)
+    async def _apply_batch(self, resource_type: str, latest: dict[str, Stored | None]) -> dict[Key, Applied]:
+        ids = list(latest)
+        stored = {i: s for i, s in latest.items() if s is not None}
         read = None if len(stored) == len(ids) else await self.mirror.count(resource_type)
         failures: dict[str, list[tuple[str, str]]] = {i: [] for i in ids}
         timed_out: dict[str, list[str]] = {i: [] for i in ids}
@@ -208,3 +225,13 @@ class InboundService:
         errors = [r["error_message"] for r in records if r.get("error_message")]
         log.warning("event=push_failed job=%s source_id=%s cycle=%s", job.name, resource_id, cycle_id)
         return errors[-1] if errors else "the operation failed (see the provisioning log)"
+
+
+def _later(stored: Stored | None, known: Stored | None) -> bool:
+    """Whether `stored` is a later state of an object than `known`. Writes are pushed in the order
+    they committed (the mirror has one writer, whose callers resume in that order), so this only
+    keeps a write pushed twice, or two of one bulk, from going back; a deletion is an id's last state
+    (ids are never given again)."""
+    if known is None:
+        return False
+    return stored is None or stored.version > known.version

@@ -17,6 +17,7 @@ whose answer it lost gets the resource it created, not a conflict.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -58,7 +59,7 @@ class Mirror:
 
     def __init__(self, state: StateStore) -> None:
         self._state = state
-        self._writer = MirrorWriter(state.writing)
+        self._writer = MirrorWriter(partial(state.writing, urgent=True))
 
     async def write(self, program: Program[T], *, keys: Iterable[Key] = (), names: Iterable[str] = ()) -> T:
         """Run `program` on a `MirrorTx`; its result once the transaction that holds it committed.

@@ -7,7 +7,6 @@ once its worker said so, which is what makes a crash anywhere harmless.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import stat
@@ -31,6 +30,7 @@ from engine.model import ACTIVE, DISABLED, LOST, Lost, StateEntry, Unapplied
 from engine.store import logrows
 from engine.store.migrations import migrate
 from engine.store.schema import cycles, group_members, job_control, log, metadata, moves, objects, staged
+from engine.store.writers import WriterTurns
 from queues.contracts import Operation, Result
 
 _log = logging.getLogger("roster.engine.state")
@@ -80,7 +80,7 @@ class StateStore:
         self._engine: AsyncEngine | None = None
         self._compiled: tuple[BulkStatement, ...] | None = None
         self._log = logrows.LogCodec()
-        self._one_writer: asyncio.Lock | None = None
+        self._turns: WriterTurns | None = None
 
     async def open(self) -> StateStore:
         url = sa.make_url(self.url)
@@ -92,7 +92,7 @@ class StateStore:
             self._engine = create_async_engine(url, hide_parameters=True)
             if url.get_backend_name() == "sqlite":
                 sa.event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
-                self._one_writer = asyncio.Lock()
+                self._turns = WriterTurns()
             async with self._engine.begin() as conn:
                 await migrate(conn, metadata)
         except (OSError, sa.exc.SQLAlchemyError) as exc:
@@ -115,16 +115,14 @@ class StateStore:
         await self.aclose()
 
     @asynccontextmanager
-    async def writing(self) -> AsyncIterator[AsyncConnection]:
+    async def writing(self, *, urgent: bool = False) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed when the block ends. On SQLite, one at a time in this
-        process: SQLite takes one writer, and a second one waits in its busy handler, which polls in
-        sleeps of up to 100 ms (a push's answer would wait for them); this process's writers queue on
-        a lock instead, and each takes the database the moment the one before lets it go."""
-        if self._one_writer is None:
+        process, `urgent` ones (a client waits for them) first (`engine.store.writers`)."""
+        if self._turns is None:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        async with self._one_writer, self.engine.begin() as conn:
+        async with self._turns.turn(urgent=urgent), self.engine.begin() as conn:
             yield conn
 
     @property
