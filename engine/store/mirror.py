@@ -59,7 +59,7 @@ class Mirror:
 
     def __init__(self, state: StateStore) -> None:
         self._state = state
-        self._writer = MirrorWriter(partial(state.writing, urgent=True))
+        self._writer = MirrorWriter(lambda: state.engine.connect(), partial(state.writing, urgent=True))
 
     async def write(self, program: Program[T], *, keys: Iterable[Key] = (), names: Iterable[str] = ()) -> T:
         """Run `program` on a `MirrorTx`; its result once the transaction that holds it committed.

@@ -100,6 +100,7 @@ class MirrorTx:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        """Where the transaction reads (not the write transaction: see `MirrorWriter`)."""
         self._rows: dict[Key, _Row | None] = {}
         """Every resource read or written, as it is now (None: there is none)."""
         self._read: dict[Key, _Row | None] = {}
@@ -212,8 +213,9 @@ class MirrorTx:
             else:
                 mapping.pop(key, None)
 
-    async def flush(self) -> None:
-        """Send what the programs wrote: deletes, then updates, then inserts. A User renamed lets its
+    async def flush(self, conn: AsyncConnection) -> None:
+        """Send what the programs wrote, in the write transaction `conn`: deletes, then updates, then
+        inserts. A User renamed lets its
         old name go (NULL) before any name is taken, so no order of renames trips the unique index."""
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -243,16 +245,16 @@ class MirrorTx:
                     renamed.append(where)
         same = (mirror.c.resource_type == sa.bindparam("t"), mirror.c.id == sa.bindparam("i"))
         if deletes:
-            await self._conn.execute(mirror.delete().where(*same), deletes)
+            await conn.execute(mirror.delete().where(*same), deletes)
         if renamed:
-            await self._conn.execute(mirror.update().where(*same).values(name_key=None), renamed)
+            await conn.execute(mirror.update().where(*same).values(name_key=None), renamed)
         if updates:
             columns = ("external_id", "name_key", "body", "version", "created_at", "updated_at")
             statement = mirror.update().where(*same).values({c: sa.bindparam(f"v_{c}") for c in columns})
-            await self._conn.execute(statement, [_prefixed(v, columns) for v in updates])
+            await conn.execute(statement, [_prefixed(v, columns) for v in updates])
         if inserts:
             rows = [{"resource_type": v.pop("t"), "id": v.pop("i"), **v} for v in inserts]
-            await self._conn.execute(mirror.insert(), rows)
+            await conn.execute(mirror.insert(), rows)
         self._read.clear()
 
     # -- Inside ------------------------------------------------------------------------------------------
@@ -325,9 +327,17 @@ class MirrorTx:
 
 class MirrorWriter:
     """Runs programs on the mirror, those that arrive while a transaction is under way together as
-    the next one; each program's result is given once its transaction has committed."""
+    the next one; each program's result is given once its transaction has committed.
 
-    def __init__(self, writing: Callable[[], Any]) -> None:
+    The programs read and run before the write transaction begins, and only the flush and the commit
+    take the state store's writer turn: on SQLite every writer of the process waits for that turn,
+    and a transaction that held it while its programs ran held up every other writer (a cycle's
+    records, the results) for as long. That is sound because the writer is the mirror's only one:
+    the inbound service has one, in the active engine, and it runs one transaction at a time, so
+    nothing changes the mirror between its reads and its writes."""
+
+    def __init__(self, reading: Callable[[], Any], writing: Callable[[], Any]) -> None:
+        self._reading = reading
         self._writing = writing
         self._queue: list[tuple[Program[Any], asyncio.Future[Any], tuple[Key, ...], tuple[str, ...]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -378,7 +388,7 @@ class MirrorWriter:
         self, batch: list[tuple[Program[Any], asyncio.Future[Any], tuple[Key, ...], tuple[str, ...]]]
     ) -> list[tuple[asyncio.Future[Any], BaseException | None, Any]]:
         outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any]] = []
-        async with self._writing() as conn:
+        async with self._reading() as conn:
             tx = MirrorTx(conn)
             await tx.prefetch(
                 [k for *_, keys, _ in batch for k in keys], [n for *_, names in batch for n in names]
@@ -390,7 +400,8 @@ class MirrorWriter:
                 except Exception as exc:  # the program's answer, as raised: nothing of it stays
                     tx.undo(mark)
                     outcomes.append((future, exc, None))
-            await tx.flush()
+        async with self._writing() as conn:
+            await tx.flush(conn)
         return outcomes
 
 
