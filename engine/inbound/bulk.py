@@ -16,7 +16,7 @@ after that many failed operations; those not run are left out of the response (Â
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -203,7 +203,7 @@ def _operation(index: int, item: Any) -> BulkOperation:
     version = item.get("version")
     if version is not None and not isinstance(version, str):
         raise ScimProblem(400, "invalidValue", f"{where}: version must be an ETag string")
-    references = set(_named(data))
+    references = _named(data)
     if resource_id.startswith(_PREFIX):
         references.add(resource_id.removeprefix(_PREFIX))
     return BulkOperation(
@@ -219,17 +219,18 @@ def _operation(index: int, item: Any) -> BulkOperation:
     )
 
 
-def _named(value: Any) -> Iterator[str]:
-    """The bulkIds a value names (`"bulkId:qwerty"` anywhere in it)."""
-    if isinstance(value, str):
-        if value.startswith(_PREFIX):
-            yield value.removeprefix(_PREFIX)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _named(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _named(item)
+def _named(value: Any, found: set[str] | None = None) -> set[str]:
+    """The bulkIds a value names (`"bulkId:qwerty"` anywhere in it). A plain walk, not generators:
+    it looks at every value of every operation of a bulk."""
+    found = set() if found is None else found
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else (value,)
+    for item in items:
+        if isinstance(item, str):
+            if item.startswith(_PREFIX):
+                found.add(item.removeprefix(_PREFIX))
+        elif isinstance(item, dict | list):
+            _named(item, found)
+    return found
 
 
 def _resolved(op: BulkOperation, created: Mapping[str, str]) -> BulkOperation:

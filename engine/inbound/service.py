@@ -52,6 +52,10 @@ MAX_BATCH = 500
 """Objects planned in one on-demand cycle, at most."""
 MAX_BATCHES = 4
 """Batches planned at once, at most: the concurrency of the pushes' planning is bounded."""
+FULL_BATCH = 250
+"""While a batch is planned, another starts beside it only with this many objects; fewer wait for
+a batch to end and go with what came meanwhile. A push alone is planned at once, and under load a
+cycle's fixed cost (its records, its queries) is shared by many."""
 
 Key = tuple[str, str]
 """(resource type, id) of a pushed object."""
@@ -135,7 +139,7 @@ class InboundService:
             await self._wake.wait()
             self._wake.clear()
             while ready := [k for k in self._pending if k not in self._in_flight][:MAX_BATCH]:
-                if len(self._batches) >= MAX_BATCHES:
+                if len(self._batches) >= MAX_BATCHES or (self._batches and len(ready) < FULL_BATCH):
                     await asyncio.wait(self._batches, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 taken = {key: self._pending.pop(key) for key in ready}

@@ -28,7 +28,7 @@ def flatten(resource: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in resource.items():
         if name == "schemas":
             continue
-        if name[:4].lower() == "urn:" and isinstance(value, Mapping):
+        if name[:4].lower() == "urn:" and isinstance(value, dict):
             short = "enterprise." if name == ENTERPRISE_SCHEMA else None
             for attribute, attribute_value in value.items():
                 _flatten_into(flat, f"{name}:{attribute}", attribute_value)
@@ -40,11 +40,12 @@ def flatten(resource: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _flatten_into(flat: dict[str, Any], name: str, value: Any) -> None:
+    # dict, not Mapping: resources come from JSON, and the ABC's check is most of this function's time
     flat[name] = value
-    if isinstance(value, Mapping):  # SCIM complex attributes hold no complex attributes (RFC 7643 §2.3.8)
+    if isinstance(value, dict):  # SCIM complex attributes hold no complex attributes (RFC 7643 §2.3.8)
         for sub, sub_value in value.items():
             flat[f"{name}.{sub}"] = sub_value
-    elif isinstance(value, list) and value and all(isinstance(entry, Mapping) for entry in value):
+    elif isinstance(value, list) and value and all(isinstance(entry, dict) for entry in value):
         primary = next((entry for entry in value if entry.get("primary") is True), value[0])
         for sub, sub_value in primary.items():
             flat[f"{name}.{sub}"] = sub_value
