@@ -16,7 +16,7 @@ after that many failed operations; those not run are left out of the response (Â
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -62,7 +62,7 @@ class BulkRequest:
     fail_on_errors: int | None
 
 
-Perform = Callable[[BulkOperation], Awaitable[Done]]
+Perform = Callable[[BulkOperation], Done]
 """Runs one operation whose references are resolved; raises ScimProblem when it is refused."""
 
 
@@ -112,7 +112,7 @@ def parse_bulk(body: Any, *, max_operations: int = MAX_OPERATIONS) -> BulkReques
     return BulkRequest(operations, fail_on_errors)
 
 
-async def run_bulk(
+def run_bulk(
     request: BulkRequest, perform: Perform, location: Callable[[str, str], str]
 ) -> dict[int, dict[str, Any]]:
     """Run the operations and answer each run, by its index in the request, in the request's order
@@ -142,7 +142,7 @@ async def run_bulk(
             ran = True
             resolved = _resolved(op, created)
             try:
-                done = await perform(resolved)
+                done = perform(resolved)
             except ScimProblem as problem:
                 answers[op.index] = _refused(resolved, problem, location)
                 errors += 1

@@ -289,15 +289,15 @@ class _Api:
         base = self._base(request)
         pushed: dict[int, tuple[str, str, Stored | None]] = {}
 
-        async def program(tx: MirrorTx) -> dict[int, dict[str, Any]]:
+        def program(tx: MirrorTx) -> dict[int, dict[str, Any]]:
             pushed.clear()  # what a failed run noted is not pushed
 
-            async def perform(op: BulkOperation) -> Done:
-                done, key = await self._bulk_write(tx, token, op)
+            def perform(op: BulkOperation) -> Done:
+                done, key = self._bulk_write(tx, token, op)
                 pushed[op.index] = key
                 return done
 
-            return await run_bulk(parsed, perform, lambda endpoint, i: f"{base}/{endpoint}/{i}")
+            return run_bulk(parsed, perform, lambda endpoint, i: f"{base}/{endpoint}/{i}")
 
         answers = await self.mirror.write(
             program,
@@ -323,21 +323,21 @@ class _Api:
                 answers[index]["status"], answers[index]["response"] = str(problem.status), problem.body()
         return scim_response(bulk_response(list(answers.values())))
 
-    async def _bulk_write(
+    def _bulk_write(
         self, tx: MirrorTx, token: InboundToken, op: BulkOperation
     ) -> tuple[Done, tuple[str, str, Stored | None]]:
         """One bulk operation, written; what it answers and what to push."""
         if_version = _version(op.version)
         if op.method == "DELETE":
             assert op.resource_id is not None  # parse_bulk: only a POST has none
-            await self.delete_in(tx, token, op.resource_type, op.resource_id, if_version)
+            self.delete_in(tx, token, op.resource_type, op.resource_id, if_version)
             return Done(status=204), (op.resource_type, op.resource_id, None)
         if op.method == "POST":
-            stored = await self.create_in(tx, token, op.resource_type, op.data)
+            stored = self.create_in(tx, token, op.resource_type, op.data)
             status = 201
         else:
             assert op.resource_id is not None
-            stored = await self.update_in(
+            stored = self.update_in(
                 tx, token, op.method, op.resource_type, op.resource_id, op.data, if_version
             )
             status = 200
@@ -346,15 +346,15 @@ class _Api:
 
     # -- Writes: one per method, shared by the single requests and /Bulk, each in a mirror transaction --
 
-    async def create_in(self, tx: MirrorTx, token: InboundToken, resource_type: str, body: Any) -> Stored:
+    def create_in(self, tx: MirrorTx, token: InboundToken, resource_type: str, body: Any) -> Stored:
         self._writable(token, resource_type)
         try:
-            stored, _created = await tx.create(resource_type, _checked(resource_type, body))
+            stored, _created = tx.create(resource_type, _checked(resource_type, body))
         except MirrorConflict as conflict:
             raise ScimProblem(409, "uniqueness", conflict.detail) from None
         return stored
 
-    async def update_in(
+    def update_in(
         self,
         tx: MirrorTx,
         token: InboundToken,
@@ -368,7 +368,7 @@ class _Api:
         self._writable(token, resource_type)
         change = partial(_CHANGES[method], resource_type, body)
         try:
-            stored = await tx.update(resource_type, resource_id, change, if_version=if_version)
+            stored = tx.update(resource_type, resource_id, change, if_version=if_version)
         except MirrorConflict as conflict:
             if conflict.kind == "version":
                 raise ScimProblem(412, None, conflict.detail) from None
@@ -377,12 +377,12 @@ class _Api:
             raise ScimProblem(404, None, f"no {resource_type} {resource_id!r}")
         return stored
 
-    async def delete_in(
+    def delete_in(
         self, tx: MirrorTx, token: InboundToken, resource_type: str, resource_id: str, if_version: int | None
     ) -> None:
         self._writable(token, resource_type)
         try:
-            deleted = await tx.delete(resource_type, resource_id, if_version=if_version)
+            deleted = tx.delete(resource_type, resource_id, if_version=if_version)
         except MirrorConflict as conflict:
             raise ScimProblem(412, None, conflict.detail) from None
         if not deleted:

@@ -17,7 +17,6 @@ whose answer it lost gets the resource it created, not a conflict.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
-from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -59,7 +58,7 @@ class Mirror:
 
     def __init__(self, state: StateStore) -> None:
         self._state = state
-        self._writer = MirrorWriter(lambda: state.engine.connect(), partial(state.writing, urgent=True))
+        self._writer = MirrorWriter(state)
 
     async def write(self, program: Program[T], *, keys: Iterable[Key] = (), names: Iterable[str] = ()) -> T:
         """Run `program` on a `MirrorTx`; its result once the transaction that holds it committed.

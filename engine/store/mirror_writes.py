@@ -21,17 +21,19 @@ import asyncio
 import functools
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import StateError
+from engine.store.blocking import BlockingWork
 from engine.store.schema import mirror
+from engine.store.state import StateStore
 
 NAME_ATTRIBUTES = {"User": "userName", "Group": "displayName"}
 """The attribute whose casefolded value a resource is found by (and, for Users, unique by)."""
@@ -91,14 +93,14 @@ class _Row:
         return Stored(resource_type, resource_id, self.body, self.version)
 
 
-Program = Callable[["MirrorTx"], Awaitable[T]]
+Program = Callable[["MirrorTx"], T]
 
 
 class MirrorTx:
     """The writes of one transaction: checked one after another against what the mirror holds and
     what the writes before them did, sent to the database by `flush`."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
         """Where the transaction reads (not the write transaction: see `MirrorWriter`)."""
         self._rows: dict[Key, _Row | None] = {}
@@ -111,34 +113,34 @@ class MirrorTx:
 
     # -- Reads ------------------------------------------------------------------------------------------
 
-    async def prefetch(self, keys: Iterable[Key] = (), names: Iterable[str] = ()) -> None:
+    def prefetch(self, keys: Iterable[Key] = (), names: Iterable[str] = ()) -> None:
         """Read these resources and these User names' holders in a few queries, not one each."""
         by_type: dict[str, list[str]] = {}
         for resource_type, resource_id in keys:
             if (resource_type, resource_id) not in self._rows:
                 by_type.setdefault(resource_type, []).append(resource_id)
         for resource_type, ids in by_type.items():
-            await self._load(resource_type, mirror.c.id, sorted(set(ids)))
+            self._load(resource_type, mirror.c.id, sorted(set(ids)))
         wanted = sorted({name_key(n) for n in names} - self._holders.keys())
-        found = await self._load("User", mirror.c.name_key, wanted)
+        found = self._load("User", mirror.c.name_key, wanted)
         for key in wanted:
             self._holders.setdefault(key, found.get(key))
 
-    async def get(self, resource_type: str, resource_id: str) -> Stored | None:
-        row = await self._row(resource_type, resource_id)
+    def get(self, resource_type: str, resource_id: str) -> Stored | None:
+        row = self._row(resource_type, resource_id)
         return None if row is None else row.stored(resource_type, resource_id)
 
     # -- Writes -----------------------------------------------------------------------------------------
 
-    async def create(self, resource_type: str, resource: Mapping[str, Any]) -> tuple[Stored, bool]:
+    def create(self, resource_type: str, resource: Mapping[str, Any]) -> tuple[Stored, bool]:
         """Store a new resource under a new id; returns it and whether it was created (False: the same
         content was stored before under its name, and that one is returned)."""
         body = content(resource)
         name = resource_name(resource_type, body)
         if name is not None and resource_type in UNIQUE_NAMES:
-            holder = await self._holder(name_key(name))
+            holder = self._holder(name_key(name))
             if holder is not None:
-                held = await self._row(resource_type, holder)
+                held = self._row(resource_type, holder)
                 assert held is not None  # a holder's row is known
                 if content(held.body) == body:
                     return held.stored(resource_type, holder), False
@@ -156,7 +158,7 @@ class MirrorTx:
         self._put(resource_type, resource_id, row)
         return row.stored(resource_type, resource_id), True
 
-    async def update(
+    def update(
         self,
         resource_type: str,
         resource_id: str,
@@ -167,7 +169,7 @@ class MirrorTx:
         """Replace a resource's content with what `change` makes of it (PUT: the request's body; PATCH:
         the body patched), keeping its id and creation time; None when there is none. `if_version`:
         only if that is still its version (If-Match). What `change` raises is the write's answer."""
-        row = await self._current(resource_type, resource_id, if_version)
+        row = self._current(resource_type, resource_id, if_version)
         if row is None:
             return None
         body = content(change(row.stored(resource_type, resource_id)))
@@ -176,7 +178,7 @@ class MirrorTx:
         name = resource_name(resource_type, body)
         key = None if name is None else name_key(name)
         if name is not None and key is not None and resource_type in UNIQUE_NAMES and key != row.name_key:
-            holder = await self._holder(key)
+            holder = self._holder(key)
             if holder is not None and holder != resource_id:
                 raise _taken(resource_type, name, holder)
         now = time.time()
@@ -192,9 +194,9 @@ class MirrorTx:
         self._put(resource_type, resource_id, new)
         return new.stored(resource_type, resource_id)
 
-    async def delete(self, resource_type: str, resource_id: str, *, if_version: int | None = None) -> bool:
+    def delete(self, resource_type: str, resource_id: str, *, if_version: int | None = None) -> bool:
         """Remove a resource; whether there was one. `if_version`: only if that is still its version."""
-        if await self._current(resource_type, resource_id, if_version) is None:
+        if self._current(resource_type, resource_id, if_version) is None:
             return False
         self._put(resource_type, resource_id, None)
         return True
@@ -213,7 +215,7 @@ class MirrorTx:
             else:
                 mapping.pop(key, None)
 
-    async def flush(self, conn: AsyncConnection) -> None:
+    def flush(self, conn: sa.Connection) -> None:
         """Send what the programs wrote, in the write transaction `conn`: deletes, then updates, then
         inserts. A User renamed lets its
         old name go (NULL) before any name is taken, so no order of renames trips the unique index."""
@@ -245,43 +247,43 @@ class MirrorTx:
                     renamed.append(where)
         same = (mirror.c.resource_type == sa.bindparam("t"), mirror.c.id == sa.bindparam("i"))
         if deletes:
-            await conn.execute(mirror.delete().where(*same), deletes)
+            conn.execute(mirror.delete().where(*same), deletes)
         if renamed:
-            await conn.execute(mirror.update().where(*same).values(name_key=None), renamed)
+            conn.execute(mirror.update().where(*same).values(name_key=None), renamed)
         if updates:
             columns = ("external_id", "name_key", "body", "version", "created_at", "updated_at")
             statement = mirror.update().where(*same).values({c: sa.bindparam(f"v_{c}") for c in columns})
-            await conn.execute(statement, [_prefixed(v, columns) for v in updates])
+            conn.execute(statement, [_prefixed(v, columns) for v in updates])
         if inserts:
             rows = [{"resource_type": v.pop("t"), "id": v.pop("i"), **v} for v in inserts]
-            await conn.execute(mirror.insert(), rows)
+            conn.execute(mirror.insert(), rows)
         self._read.clear()
 
     # -- Inside ------------------------------------------------------------------------------------------
 
-    async def _row(self, resource_type: str, resource_id: str) -> _Row | None:
+    def _row(self, resource_type: str, resource_id: str) -> _Row | None:
         key = (resource_type, resource_id)
         if key not in self._rows:
-            await self._load(resource_type, mirror.c.id, [resource_id])
+            self._load(resource_type, mirror.c.id, [resource_id])
             self._rows.setdefault(key, None)
         return self._rows[key]
 
-    async def _current(self, resource_type: str, resource_id: str, if_version: int | None) -> _Row | None:
+    def _current(self, resource_type: str, resource_id: str, if_version: int | None) -> _Row | None:
         """The resource as it is now, if it is at `if_version` (or any version when None)."""
-        row = await self._row(resource_type, resource_id)
+        row = self._row(resource_type, resource_id)
         if row is not None and if_version is not None and row.version != if_version:
             raise MirrorConflict(
                 "version", f"{resource_type} {resource_id} is at version {row.version}, not {if_version}"
             )
         return row
 
-    async def _holder(self, key: str) -> str | None:
+    def _holder(self, key: str) -> str | None:
         if key not in self._holders:
-            found = await self._load("User", mirror.c.name_key, [key])
+            found = self._load("User", mirror.c.name_key, [key])
             self._holders[key] = found.get(key)
         return self._holders[key]
 
-    async def _load(self, resource_type: str, column: Any, values: list[str]) -> dict[str, str]:
+    def _load(self, resource_type: str, column: Any, values: list[str]) -> dict[str, str]:
         """Read the resources whose `column` is one of `values`, into what the transaction knows
         (what it wrote already stays as written); by value, the id that has it."""
         found: dict[str, str] = {}
@@ -294,7 +296,7 @@ class MirrorTx:
                 mirror.c.updated_at,
                 mirror.c.name_key,
             ).where(mirror.c.resource_type == resource_type, column.in_(values[start : start + _PER_QUERY]))
-            for resource_id, body, version, created_at, updated_at, key in await self._conn.execute(query):
+            for resource_id, body, version, created_at, updated_at, key in self._conn.execute(query):
                 row = _Row(orjson.loads(body), version, created_at, updated_at, key)
                 self._rows.setdefault((resource_type, resource_id), row)
                 if key is not None and resource_type in UNIQUE_NAMES:
@@ -329,16 +331,12 @@ class MirrorWriter:
     """Runs programs on the mirror, those that arrive while a transaction is under way together as
     the next one; each program's result is given once its transaction has committed.
 
-    The programs read and run before the write transaction begins, and only the flush and the commit
-    take the state store's writer turn: on SQLite every writer of the process waits for that turn,
-    and a transaction that held it while its programs ran held up every other writer (a cycle's
-    records, the results) for as long. That is sound because the writer is the mirror's only one:
-    the inbound service has one, in the active engine, and it runs one transaction at a time, so
-    nothing changes the mirror between its reads and its writes."""
+    A transaction runs whole as blocking code in one hop (`engine.store.blocking`): its reads, its
+    programs, its writes and the commit. It holds the state store's writer turn meanwhile, and goes
+    before the other writers that wait (its clients wait for it)."""
 
-    def __init__(self, reading: Callable[[], Any], writing: Callable[[], Any]) -> None:
-        self._reading = reading
-        self._writing = writing
+    def __init__(self, state: StateStore) -> None:
+        self._work = BlockingWork(state)
         self._queue: list[tuple[Program[Any], asyncio.Future[Any], tuple[Key, ...], tuple[str, ...]]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -355,6 +353,7 @@ class MirrorWriter:
         """Let the transaction under way and those queued finish: they were promised an answer."""
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+        await self._work.aclose()
 
     async def _drain(self) -> None:
         try:
@@ -368,15 +367,15 @@ class MirrorWriter:
         while self._queue:
             batch, self._queue = self._queue[:MAX_PROGRAMS], self._queue[MAX_PROGRAMS:]
             try:
-                outcomes = await self._transaction(batch)
+                outcomes = await self._work.write(partial(_run_programs, batch), urgent=True)
             except (sa.exc.SQLAlchemyError, OSError) as exc:
                 error = StateError(f"the mirror could not be written: {exc}")
-                outcomes = [(future, error, None) for _, future, _, _ in batch]
+                outcomes = [(error, None)] * len(batch)
             except BaseException:
                 for _, future, _, _ in batch:
                     future.cancel()
                 raise
-            for future, raised, value in outcomes:
+            for (_, future, _, _), (raised, value) in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue
                 if raised is not None:
@@ -384,25 +383,25 @@ class MirrorWriter:
                 else:
                     future.set_result(value)
 
-    async def _transaction(
-        self, batch: list[tuple[Program[Any], asyncio.Future[Any], tuple[Key, ...], tuple[str, ...]]]
-    ) -> list[tuple[asyncio.Future[Any], BaseException | None, Any]]:
-        outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any]] = []
-        async with self._reading() as conn:
-            tx = MirrorTx(conn)
-            await tx.prefetch(
-                [k for *_, keys, _ in batch for k in keys], [n for *_, names in batch for n in names]
-            )
-            for program, future, _, _ in batch:
-                mark = tx.mark()
-                try:
-                    outcomes.append((future, None, await program(tx)))
-                except Exception as exc:  # the program's answer, as raised: nothing of it stays
-                    tx.undo(mark)
-                    outcomes.append((future, exc, None))
-        async with self._writing() as conn:
-            await tx.flush(conn)
-        return outcomes
+
+Queued = tuple[Program[Any], "asyncio.Future[Any]", tuple[Key, ...], tuple[str, ...]]
+
+
+def _run_programs(batch: list[Queued], conn: sa.Connection) -> list[tuple[BaseException | None, Any]]:
+    """Read what the programs named, run them one after another, and write what they wrote: what
+    each returned or raised."""
+    tx = MirrorTx(conn)
+    tx.prefetch([k for *_, keys, _ in batch for k in keys], [n for *_, names in batch for n in names])
+    outcomes: list[tuple[BaseException | None, Any]] = []
+    for program, *_ in batch:
+        mark = tx.mark()
+        try:
+            outcomes.append((None, program(tx)))
+        except Exception as exc:  # the program's answer, as raised: nothing of it stays
+            tx.undo(mark)
+            outcomes.append((exc, None))
+    tx.flush(conn)
+    return outcomes
 
 
 def _prefixed(values: dict[str, Any], columns: Iterable[str]) -> dict[str, Any]:

@@ -91,7 +91,7 @@ class StateStore:
             # included) into the error and the log.
             self._engine = create_async_engine(url, hide_parameters=True)
             if url.get_backend_name() == "sqlite":
-                sa.event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
+                sa.event.listen(self._engine.sync_engine, "connect", sqlite_pragmas)
                 self._turns = WriterTurns()
             async with self._engine.begin() as conn:
                 await migrate(conn, metadata)
@@ -118,12 +118,17 @@ class StateStore:
     async def writing(self, *, urgent: bool = False) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed when the block ends. On SQLite, one at a time in this
         process, `urgent` ones (a client waits for them) first (`engine.store.writers`)."""
-        if self._turns is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._turns.turn(urgent=urgent), self.engine.begin() as conn:
+        async with self.turn(urgent=urgent), self.engine.begin() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def turn(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        """This process's turn to write (SQLite); at once where the database has no single writer."""
+        if self._turns is None:
+            yield
+            return
+        async with self._turns.turn(urgent=urgent):
+            yield
 
     @property
     def engine(self) -> AsyncEngine:
@@ -736,7 +741,7 @@ def _owner_only(path: Path) -> None:
             _log.warning("event=state_mode_fixed path=%s mode=0600", file)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers (the CLI, a second cycle's snapshot) run beside the result writer.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

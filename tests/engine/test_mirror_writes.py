@@ -65,13 +65,13 @@ async def test_concurrent_writes_share_transactions_and_each_is_checked_as_if_al
 async def test_a_failing_program_leaves_nothing_and_its_neighbours_land(mirror: Mirror) -> None:
     first, _ = await mirror.create("User", user("kept"))
 
-    async def fails_half_way(tx: MirrorTx) -> None:
-        await tx.create("User", user("ghost"))
-        await tx.update("User", first.id, lambda s: {**s.body, "title": "changed"})
+    def fails_half_way(tx: MirrorTx) -> None:
+        tx.create("User", user("ghost"))
+        tx.update("User", first.id, lambda s: {**s.body, "title": "changed"})
         raise RuntimeError("refused")
 
-    async def lands(tx: MirrorTx) -> str:
-        stored, _ = await tx.create("User", user("ghost"))  # the name the failed one had taken
+    def lands(tx: MirrorTx) -> str:
+        stored, _ = tx.create("User", user("ghost"))  # the name the failed one had taken
         return stored.id
 
     failing = asyncio.ensure_future(mirror.write(fails_half_way))
@@ -94,17 +94,17 @@ async def test_renames_in_any_order_and_deletes_in_one_transaction_never_trip_th
     def named(name: str) -> Any:
         return lambda s: {**s.body, "userName": name}
 
-    async def swap(tx: MirrorTx) -> None:
+    def swap(tx: MirrorTx) -> None:
         # a and b trade names through a free one; c's name goes to a new user after c is deleted
-        await tx.update("User", a.id, named("tmp"))
-        await tx.update("User", b.id, named("a"))
-        await tx.update("User", a.id, named("b"))
+        tx.update("User", a.id, named("tmp"))
+        tx.update("User", b.id, named("a"))
+        tx.update("User", a.id, named("b"))
         with pytest.raises(MirrorConflict):
-            await tx.create("User", user("C"))  # c still holds it
-        await tx.delete("User", c.id)
-        await tx.create("User", user("C"))
+            tx.create("User", user("C"))  # c still holds it
+        tx.delete("User", c.id)
+        tx.create("User", user("C"))
         with pytest.raises(MirrorConflict):
-            await tx.update("User", b.id, named("b"))  # a holds it now
+            tx.update("User", b.id, named("b"))  # a holds it now
 
     await mirror.write(swap)
     held = await names(mirror)
@@ -118,8 +118,8 @@ async def test_an_if_match_on_a_version_another_write_made_in_the_same_transacti
 ) -> None:
     a, _ = await mirror.create("User", user("a"))
 
-    async def title(tx: MirrorTx, value: str) -> int:
-        stored = await tx.update("User", a.id, lambda s: {**s.body, "title": value}, if_version=1)
+    def title(tx: MirrorTx, value: str) -> int:
+        stored = tx.update("User", a.id, lambda s: {**s.body, "title": value}, if_version=1)
         assert stored is not None
         return stored.version
 

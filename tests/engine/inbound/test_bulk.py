@@ -26,7 +26,7 @@ class Recorder:
         self.ran: list[BulkOperation] = []
         self.refuse = refuse
 
-    async def __call__(self, op: BulkOperation) -> Done:
+    def __call__(self, op: BulkOperation) -> Done:
         self.ran.append(op)
         if op.bulk_id in self.refuse:
             raise ScimProblem(409, "uniqueness", f"{op.bulk_id} taken")
@@ -39,7 +39,7 @@ def location(endpoint: str, resource_id: str) -> str:
     return f"https://x/{endpoint}/{resource_id}"
 
 
-async def test_an_operation_naming_a_later_post_runs_after_it_with_the_id_put_in() -> None:
+def test_an_operation_naming_a_later_post_runs_after_it_with_the_id_put_in() -> None:
     parsed = parse_bulk(
         request(
             post("g", "Groups", displayName="G", members=[{"value": "bulkId:a"}, {"value": "bulkId:b"}]),
@@ -49,7 +49,7 @@ async def test_an_operation_naming_a_later_post_runs_after_it_with_the_id_put_in
         )
     )
     perform = Recorder()
-    answers = await run_bulk(parsed, perform, location)
+    answers = run_bulk(parsed, perform, location)
     assert [op.index for op in perform.ran] == [2, 3, 0, 1]
     assert perform.ran[2].data["members"] == [{"value": "id-a"}, {"value": "id-b"}]
     assert perform.ran[3].resource_id == "id-b"
@@ -64,7 +64,7 @@ async def test_an_operation_naming_a_later_post_runs_after_it_with_the_id_put_in
     assert answers[1] == {"method": "DELETE", "location": "https://x/Users/id-b", "status": "204"}
 
 
-async def test_a_cycle_and_a_reference_to_a_failed_post_are_409() -> None:
+def test_a_cycle_and_a_reference_to_a_failed_post_are_409() -> None:
     parsed = parse_bulk(
         request(
             post("x", "Groups", displayName="X", members=[{"value": "bulkId:y"}]),
@@ -74,16 +74,16 @@ async def test_a_cycle_and_a_reference_to_a_failed_post_are_409() -> None:
         )
     )
     perform = Recorder(refuse=("taken",))
-    answers = await run_bulk(parsed, perform, location)
+    answers = run_bulk(parsed, perform, location)
     assert {i: a["status"] for i, a in answers.items()} == {0: "409", 1: "409", 2: "409", 3: "409"}
     assert "cycle" in answers[0]["response"]["detail"] and "taken" in answers[3]["response"]["detail"]
     assert [op.index for op in perform.ran] == [2]
 
 
-async def test_fail_on_errors_stops_and_leaves_the_rest_out() -> None:
+def test_fail_on_errors_stops_and_leaves_the_rest_out() -> None:
     parsed = parse_bulk(request(post("a"), post("b"), post("c"), post("d"), failOnErrors=2))
     perform = Recorder(refuse=("a", "c"))
-    answers = await run_bulk(parsed, perform, location)
+    answers = run_bulk(parsed, perform, location)
     assert [a["status"] for a in answers.values()] == ["409", "201", "409"]
     assert answers[0]["response"]["scimType"] == "uniqueness"
 
