@@ -87,22 +87,35 @@ class BulkStatement:
 
     async def execute(self, conn: AsyncConnection, rows: Sequence[Row]) -> None:
         """Write `rows`, in order: one `executemany` of full statements and one statement of the rest."""
+        for sql, parameters in self.calls(rows):
+            await conn.exec_driver_sql(sql, parameters)
+
+    def execute_blocking(self, conn: sa.Connection, rows: Sequence[Row]) -> None:
+        """`execute` on a blocking connection (`engine.store.blocking`)."""
+        for sql, parameters in self.calls(rows):
+            conn.exec_driver_sql(sql, parameters)
+
+    def calls(self, rows: Sequence[Row]) -> list[tuple[str, Any]]:
+        """The driver calls that write `rows`: (SQL, its parameters, or a list of them for an
+        `executemany`)."""
         if self.processors is not None:
             rows = [self._process(row) for row in rows]
+        if not rows:
+            return []
         if self.rows == 1:
-            if rows:
-                await conn.exec_driver_sql(self.one_row, list(rows))
-            return
+            return [(self.one_row, list(rows))]
         size = self.rows
         whole = len(rows) - len(rows) % size
+        calls: list[tuple[str, Any]] = []
         if whole:
             chunks = (rows[i : i + size] for i in range(0, whole, size))
-            await conn.exec_driver_sql(self._for(size), [tuple(chain.from_iterable(c)) for c in chunks])
+            calls.append((self._for(size), [tuple(chain.from_iterable(c)) for c in chunks]))
         rest = len(rows) - whole
         if rest == 1:
-            await conn.exec_driver_sql(self.one_row, rows[whole])
+            calls.append((self.one_row, rows[whole]))
         elif rest:
-            await conn.exec_driver_sql(self._for(rest), tuple(chain.from_iterable(rows[whole:])))
+            calls.append((self._for(rest), tuple(chain.from_iterable(rows[whole:]))))
+        return calls
 
     def _process(self, row: Row) -> Row:
         assert self.processors is not None

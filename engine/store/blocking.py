@@ -14,20 +14,31 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
-
-from engine.store.state import StateStore, sqlite_pragmas
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 T = TypeVar("T")
 Work = Callable[[sa.Connection], T]
 
 
+class Store(Protocol):
+    """What of the state store the blocking work needs (`engine.store.state.StateStore`)."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+    def turn(self, *, urgent: bool = False) -> AbstractAsyncContextManager[None]: ...
+
+    def writing(self, *, urgent: bool = False) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+
 class BlockingWork:
     """Runs blocking functions of a connection against the state store's database."""
 
-    def __init__(self, state: StateStore) -> None:
+    def __init__(self, state: Store) -> None:
         self._state = state
         self._engine: sa.Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
@@ -79,3 +90,11 @@ class BlockingWork:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers (the CLI, a second cycle's snapshot) run beside the result writer."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

@@ -31,7 +31,6 @@ import orjson
 import sqlalchemy as sa
 
 from common.errors import StateError
-from engine.store.blocking import BlockingWork
 from engine.store.schema import mirror
 from engine.store.state import StateStore
 
@@ -336,7 +335,7 @@ class MirrorWriter:
     before the other writers that wait (its clients wait for it)."""
 
     def __init__(self, state: StateStore) -> None:
-        self._work = BlockingWork(state)
+        self._state = state
         self._queue: list[tuple[Program[Any], asyncio.Future[Any], tuple[Key, ...], tuple[str, ...]]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -353,7 +352,6 @@ class MirrorWriter:
         """Let the transaction under way and those queued finish: they were promised an answer."""
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._work.aclose()
 
     async def _drain(self) -> None:
         try:
@@ -367,7 +365,7 @@ class MirrorWriter:
         while self._queue:
             batch, self._queue = self._queue[:MAX_PROGRAMS], self._queue[MAX_PROGRAMS:]
             try:
-                outcomes = await self._work.write(partial(_run_programs, batch), urgent=True)
+                outcomes = await self._state.run_writing(partial(_run_programs, batch), urgent=True)
             except (sa.exc.SQLAlchemyError, OSError) as exc:
                 error = StateError(f"the mirror could not be written: {exc}")
                 outcomes = [(error, None)] * len(batch)

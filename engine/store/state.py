@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import orjson
@@ -28,11 +28,13 @@ from engine.core.reconcile import Finding
 from engine.core.snapshot import Snapshot, decode_hash, encode_hash, fingerprint
 from engine.model import ACTIVE, DISABLED, LOST, Lost, StateEntry, Unapplied
 from engine.store import logrows
+from engine.store.blocking import BlockingWork, Work, sqlite_pragmas
 from engine.store.migrations import migrate
 from engine.store.schema import cycles, group_members, job_control, log, metadata, moves, objects, staged
 from engine.store.writers import WriterTurns
 from queues.contracts import Operation, Result
 
+T = TypeVar("T")
 _log = logging.getLogger("roster.engine.state")
 
 STAGED_DELETE = "staged_delete"
@@ -81,6 +83,7 @@ class StateStore:
         self._compiled: tuple[BulkStatement, ...] | None = None
         self._log = logrows.LogCodec()
         self._turns: WriterTurns | None = None
+        self._blocking = BlockingWork(self)
 
     async def open(self) -> StateStore:
         url = sa.make_url(self.url)
@@ -104,6 +107,7 @@ class StateStore:
         return self
 
     async def aclose(self) -> None:
+        await self._blocking.aclose()
         if self._engine is not None:
             engine, self._engine = self._engine, None
             await engine.dispose()
@@ -120,6 +124,11 @@ class StateStore:
         process, `urgent` ones (a client waits for them) first (`engine.store.writers`)."""
         async with self.turn(urgent=urgent), self.engine.begin() as conn:
             yield conn
+
+    async def run_writing(self, work: Work[T], *, urgent: bool = False) -> T:
+        """`work`, a blocking function of a connection, in a write transaction run in one hop
+        (`engine.store.blocking`), committed when it returns."""
+        return await self._blocking.write(work, urgent=urgent)
 
     @asynccontextmanager
     async def turn(self, *, urgent: bool = False) -> AsyncIterator[None]:
@@ -289,21 +298,24 @@ class StateStore:
         given_up = [logrows.split_op_id(op_id) for op_id in late]
         names = {LOST, *(prefix for prefix, _seq in given_up if prefix)}
         keys = await self._log.keys(self.writing, names) if late else {}
-        async with self.writing() as conn:
+
+        def write(conn: sa.Connection) -> None:
             for start in range(0, len(given_up), _IDS_PER_QUERY):
                 chunk = [(keys[prefix], seq) for prefix, seq in given_up[start : start + _IDS_PER_QUERY]]
-                await conn.execute(
+                conn.execute(
                     log.delete().where(
                         log.c.status == keys[LOST], sa.tuple_(log.c.op_prefix, log.c.op_seq).in_(chunk)
                     )
                 )
             upsert, delete, insert_log, upsert_members, delete_members = self._statements(conn.dialect)
             for upserts, deletes, members in parts:
-                await upsert.execute(conn, upserts)
-                await delete.execute(conn, deletes)
-                await delete_members.execute(conn, deletes)
-                await upsert_members.execute(conn, members)
-            await insert_log.execute(conn, log_rows)
+                upsert.execute_blocking(conn, upserts)
+                delete.execute_blocking(conn, deletes)
+                delete_members.execute_blocking(conn, deletes)
+                upsert_members.execute_blocking(conn, members)
+            insert_log.execute_blocking(conn, log_rows)
+
+        await self.run_writing(write)
 
     def _statements(self, dialect: sa.Dialect) -> tuple[BulkStatement, ...]:
         """The statements of `apply_results` as driver SQL with positional parameters.
@@ -394,26 +406,24 @@ class StateStore:
         lease_until: float | None = None,
     ) -> None:
         """Record a running cycle; `owner` keeps renewing `lease_until` (see `engine.store.history`)."""
-        async with self.writing() as conn:
-            await conn.execute(
-                cycles.insert().values(
-                    cycle_id=cycle_id,
-                    job=job,
-                    trigger=trigger,
-                    status="running",
-                    started_at=time.time(),
-                    owner=owner,
-                    lease_until=lease_until,
-                )
-            )
+        statement = cycles.insert().values(
+            cycle_id=cycle_id,
+            job=job,
+            trigger=trigger,
+            status="running",
+            started_at=time.time(),
+            owner=owner,
+            lease_until=lease_until,
+        )
+        await self.run_writing(lambda conn: conn.execute(statement))
 
     async def finish_cycle(self, cycle_id: str, status: str, counts: dict[str, Any]) -> None:
-        async with self.writing() as conn:
-            await conn.execute(
-                cycles.update()
-                .where(cycles.c.cycle_id == cycle_id)
-                .values(status=status, finished_at=time.time(), counts=orjson.dumps(counts).decode())
-            )
+        statement = (
+            cycles.update()
+            .where(cycles.c.cycle_id == cycle_id)
+            .values(status=status, finished_at=time.time(), counts=orjson.dumps(counts).decode())
+        )
+        await self.run_writing(lambda conn: conn.execute(statement))
 
     async def log_staged(
         self, ops: Sequence[Operation | Unapplied], why: str = "by the deletion guard"
@@ -540,9 +550,9 @@ class StateStore:
     async def _write_log(self, plains: Sequence[logrows.Plain]) -> None:
         rows = await self._log.rows(self.writing, plains)
         if rows:
-            async with self.writing() as conn:
-                _upsert, _delete, insert_log, _members, _no_members = self._statements(conn.dialect)
-                await insert_log.execute(conn, rows)
+            await self.run_writing(
+                lambda conn: self._statements(conn.dialect)[2].execute_blocking(conn, rows)
+            )
 
     async def job_switches(self) -> dict[str, dict[str, Any]]:
         """Every job's control switches (see `engine.pipeline.control`), by job."""
@@ -739,14 +749,6 @@ def _owner_only(path: Path) -> None:
         if file.exists() and file.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             file.chmod(0o600)
             _log.warning("event=state_mode_fixed path=%s mode=0600", file)
-
-
-def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers (the CLI, a second cycle's snapshot) run beside the result writer.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
 
 
 def _unapplied(
