@@ -10,6 +10,10 @@ The grammar is Figure 1 of the RFC, with its errata 4690/7322 for value filters:
     attrPath  = [URI ":"] ATTRNAME *1subAttr
     PATH      = attrPath / valuePath [subAttr]      ; a PATCH path
 
+and one form outside it, which Microsoft Entra ID's SCIM tutorial requires of a filter on the
+attributes that identify a user: `valuePath subAttr SP compareOp SP compValue` (and `... SP "pr"`),
+`emails[type eq "work"].value eq "a@b.c"`, read as `emails[type eq "work" and value eq "a@b.c"]`.
+
 Operators and keywords are case-insensitive; any run of whitespace stands for SP. Errors are
 `ScimProblem`s (invalidFilter, or invalidPath for a PATCH path) that name the column and what was
 expected there. Filters are limited in length and nesting, so a request cannot make the parser work
@@ -219,6 +223,11 @@ class _Parser:
             node = self.filter(inside=True)
             self.expect("]")
             self.depth -= 1
+            after: _Token = self.token
+            if after.kind == "sub":  # Entra's `emails[type eq "work"].value eq "..."`
+                sub = AttrPath(None, after.text[1:])
+                self.at += 1
+                node = And(node, self.attr_expression(sub))
             return ValuePath(path, node)
         return self.attr_expression(path)
 

@@ -33,6 +33,7 @@ from engine.inbound.match import matches
 from engine.inbound.openapi import inbound_openapi
 from engine.inbound.patch import apply_patch
 from engine.inbound.projection import names, project
+from engine.inbound.quirks import ENTRA_GROUP_SCHEMA
 from engine.inbound.service import Applied, InboundService
 from engine.inbound.settings import InboundToken
 from engine.store.mirror import MirrorConflict, MirrorTx, Stored
@@ -45,7 +46,10 @@ LIST_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 SEARCH_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 ENDPOINTS: Final = {"Users": "User", "Groups": "Group"}
 CORE: Final = {"User": USER_SCHEMA, "Group": GROUP_SCHEMA}
-ALLOWED_SCHEMAS: Final = {"User": {USER_SCHEMA, ENTERPRISE_SCHEMA}, "Group": {GROUP_SCHEMA}}
+ALLOWED_SCHEMAS: Final = {
+    "User": {USER_SCHEMA, ENTERPRISE_SCHEMA},
+    "Group": {GROUP_SCHEMA, ENTRA_GROUP_SCHEMA},
+}
 NAME: Final = {"User": "userName", "Group": "displayName"}
 DEFAULT_COUNT: Final = 100
 MAX_COUNT: Final = 1_000
@@ -267,6 +271,9 @@ class _Api:
             keys=[(resource_type, resource_id)],
         )
         await self._pushed(stored.resource_type, stored.id, stored)
+        if resource_type == "Group" and not {"attributes", "excludedAttributes"} & set(request.query):
+            # Entra asks 204 for a Group PATCH, not every member again; Okta takes it (RFC 7644 §3.5.2)
+            return web.Response(status=204, headers={"ETag": stored.etag})
         return self._answer(request, stored)
 
     async def delete(self, resource_type: str, request: web.Request) -> web.Response:

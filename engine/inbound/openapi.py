@@ -72,7 +72,7 @@ def inbound_openapi(base_path: str, *, oauth: bool) -> dict[str, Any]:
                 "summary": f"Change a {kind} (RFC 7644 §3.5.2)",
                 "parameters": one,
                 "requestBody": _body("PatchOp"),
-                "responses": {"200": _answer("Object"), **_REFUSALS},
+                "responses": {"200": _answer("Object"), **_patched_group(kind), **_REFUSALS},
             },
             "delete": {
                 "summary": f"Delete a {kind}",
@@ -150,6 +150,11 @@ def _body(schema: str) -> dict[str, Any]:
 
 def _answer(schema: str) -> dict[str, Any]:
     return {"description": "OK", "content": {_SCIM: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def _patched_group(kind: str) -> dict[str, Any]:
+    """A Group PATCH that asks for no attributes is answered 204, without the members (see `http`)."""
+    return {"204": {"description": "Changed"}} if kind == "Group" else {}
 
 
 def _query(name: str, kind: str) -> dict[str, Any]:

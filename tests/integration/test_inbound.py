@@ -305,13 +305,13 @@ async def test_users_groups_and_memberships_pushed_land_in_the_directory(
             "schemas": [PATCH_SCHEMA],
             "Operations": [{"op": "add", "path": "members", "value": [{"value": ids[1]}, {"value": ids[2]}]}],
         }
-        assert (await client.call("PATCH", f"/Groups/{created['id']}", add))[0] == 200
+        assert (await client.call("PATCH", f"/Groups/{created['id']}", add))[0] == 204
         # Entra's removal: the member's value in a value list rather than a filter path
         remove = {
             "schemas": [PATCH_SCHEMA],
             "Operations": [{"op": "Remove", "path": "members", "value": [{"value": ids[0]}]}],
         }
-        assert (await client.call("PATCH", f"/Groups/{created['id']}", remove))[0] == 200
+        assert (await client.call("PATCH", f"/Groups/{created['id']}", remove))[0] == 204
         # Okta's deactivation: a replace without a path
         deactivate = {
             "schemas": [PATCH_SCHEMA],

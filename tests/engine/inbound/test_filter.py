@@ -193,6 +193,20 @@ def test_string_values_decode_json_escapes() -> None:
     assert node == Compare(AttrPath(None, "displayName"), "eq", 'a "quoted" \\ name é\n')
 
 
+def test_a_sub_attribute_compared_after_a_value_filter_is_compared_inside_it() -> None:
+    # Microsoft, "Tutorial: Develop and plan provisioning for a SCIM endpoint in Microsoft Entra ID"
+    # (learn.microsoft.com/entra/identity/app-provisioning/use-scim-to-provision-users-and-groups),
+    # section "/Users": a GET to /Users must allow `emails[type eq "work"].value eq "user@contoso.com"`
+    node = parse_filter('emails[type eq "work"].value eq "user@contoso.com"')
+    assert node == parse_filter('emails[type eq "work" and value eq "user@contoso.com"]')
+    work = {"emails": [{"type": "home", "value": "x@y.z"}, {"type": "work", "value": "USER@contoso.com"}]}
+    home = {"emails": [{"type": "home", "value": "user@contoso.com"}, {"type": "work", "value": "x@y.z"}]}
+    assert matches(work, node) and not matches(home, node)
+    assert matches(work, 'emails[type eq "work"].value pr')
+    with pytest.raises(ScimProblem, match="column 29: expected an operator"):
+        parse_filter('emails[type eq "work"].value')
+
+
 @pytest.mark.parametrize(
     ("text", "column", "expected"),
     [
