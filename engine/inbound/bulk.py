@@ -66,8 +66,9 @@ Perform = Callable[[BulkOperation], Done]
 """Runs one operation whose references are resolved; raises ScimProblem when it is refused."""
 
 
-def parse_bulk(body: Any, *, max_operations: int = MAX_OPERATIONS) -> BulkRequest:
-    """A BulkRequest's operations, each checked; any malformed one refuses the whole request."""
+def parse_bulk(body: Any, *, max_operations: int = MAX_OPERATIONS, references: bool = True) -> BulkRequest:
+    """A BulkRequest's operations, each checked; any malformed one refuses the whole request.
+    `references=False`: the request's text holds no `bulkId:`, so no value is looked through for one."""
     if not isinstance(body, dict):
         raise ScimProblem(400, "invalidSyntax", f"the body is a {type(body).__name__}, not a BulkRequest")
     if BULK_REQUEST not in (body.get("schemas") or []):
@@ -89,7 +90,7 @@ def parse_bulk(body: Any, *, max_operations: int = MAX_OPERATIONS) -> BulkReques
         raise ScimProblem(
             400, "invalidValue", f"failOnErrors must be an integer of 1 or more, not {fail_on_errors!r}"
         )
-    operations = tuple(_operation(i, item) for i, item in enumerate(raw))
+    operations = tuple(_operation(i, item, references) for i, item in enumerate(raw))
     declared: dict[str, int] = {}
     for op in operations:
         if op.bulk_id is not None:
@@ -168,7 +169,7 @@ def bulk_response(operations: list[dict[str, Any]]) -> dict[str, Any]:
     return {"schemas": [BULK_RESPONSE], "Operations": operations}
 
 
-def _operation(index: int, item: Any) -> BulkOperation:
+def _operation(index: int, item: Any, may_name: bool) -> BulkOperation:
     where = f"Operations[{index}]"
     if not isinstance(item, dict):
         raise ScimProblem(400, "invalidSyntax", f"{where} is a {type(item).__name__}, not an operation")
@@ -203,7 +204,7 @@ def _operation(index: int, item: Any) -> BulkOperation:
     version = item.get("version")
     if version is not None and not isinstance(version, str):
         raise ScimProblem(400, "invalidValue", f"{where}: version must be an ETag string")
-    references = _named(data)
+    references = _named(data) if may_name else set()
     if resource_id.startswith(_PREFIX):
         references.add(resource_id.removeprefix(_PREFIX))
     return BulkOperation(

@@ -54,6 +54,8 @@ NAME: Final = {"User": "userName", "Group": "displayName"}
 DEFAULT_COUNT: Final = 100
 MAX_COUNT: Final = 1_000
 _TOKEN: Final = web.RequestKey("token", InboundToken)
+_BULK_ID: Final = b"bulkId:"
+"""What a bulk request holds when an operation names another's resource (RFC 7644 §3.7.2)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -292,7 +294,8 @@ class _Api:
         applied` the answer waits for every operation's targets (all at once, not one after another);
         with `respond: stored` they are planned in the background."""
         token = self._writer(request)
-        parsed = parse_bulk(await _json(request), max_operations=MAX_OPERATIONS_BULK)
+        raw = await request.read()
+        parsed = parse_bulk(_decoded(raw), max_operations=MAX_OPERATIONS_BULK, references=_BULK_ID in raw)
         base = self._base(request)
         pushed: dict[int, tuple[str, str, Stored | None]] = {}
 
@@ -518,7 +521,10 @@ def _raise_for(applied: Applied) -> None:
 
 
 async def _json(request: web.Request) -> Any:
-    raw = await request.read()
+    return _decoded(await request.read())
+
+
+def _decoded(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

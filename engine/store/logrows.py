@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -23,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.store.schema import log, log_dictionaries, log_names
 
-Writing = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
-"""Opens a write transaction (`StateStore.writing`)."""
+Writing = Callable[[Callable[[sa.Connection], Any]], Awaitable[Any]]
+"""Runs blocking work in a write transaction (`StateStore.run_writing`)."""
 
 _PER_QUERY = 500  # names bound in one query (well below every driver's limit)
 
@@ -221,24 +220,30 @@ class LogCodec:
         """The keys of `names` (and of None: None) in `log_names`, added where missing."""
         missing = sorted(names - self._keys.keys())
         if missing:
-            made: dict[str, int] = {}
-            async with writing() as conn:
+
+            def add(conn: sa.Connection) -> dict[str, int]:
+                made: dict[str, int] = {}
                 insert = insert_names(conn.dialect.name)
                 for start in range(0, len(missing), _PER_QUERY):
                     chunk = missing[start : start + _PER_QUERY]
-                    await conn.execute(insert, [{"name": name} for name in chunk])
-                    made.update((await conn.execute(select_keys(chunk))).all())
-            self._keys.update(made)  # committed now
+                    conn.execute(insert, [{"name": name} for name in chunk])
+                    made.update((key, value) for key, value in conn.execute(select_keys(chunk)))
+                return made
+
+            self._keys.update(await writing(add))  # committed now
         return self._keys
 
     async def _job_zdict(self, writing: Writing, job: str, samples: list[str]) -> None:
         """Know the job's dictionary: the store's latest, or a new one made from `samples`."""
-        async with writing() as conn:
-            found = (await conn.execute(latest_zdict(job))).first()
-            if found is None:
-                zdict = make_zdict(samples)
-                found = ((await conn.execute(insert_zdict(job, zdict))).scalar_one(), zdict)
-        key, zdict = found
+
+        def find_or_add(conn: sa.Connection) -> tuple[int, bytes]:
+            found = conn.execute(latest_zdict(job)).first()
+            if found is not None:
+                return found[0], found[1]
+            zdict = make_zdict(samples)
+            return conn.execute(insert_zdict(job, zdict)).scalar_one(), zdict
+
+        key, zdict = await writing(find_or_add)
         self._job_zdicts[job] = (key, bytes(zdict))
         self._zdicts[key] = bytes(zdict)
 

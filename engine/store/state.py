@@ -294,10 +294,12 @@ class StateStore:
         now = time.time()
         sent = sent or {}
         parts = [_object_rows(part, now) for part in _each_object_once(results)]
-        log_rows = await self._log.rows(self.writing, [_log_row(r, now, sent.get(r.op_id)) for r in results])
+        log_rows = await self._log.rows(
+            self.run_writing, [_log_row(r, now, sent.get(r.op_id)) for r in results]
+        )
         given_up = [logrows.split_op_id(op_id) for op_id in late]
         names = {LOST, *(prefix for prefix, _seq in given_up if prefix)}
-        keys = await self._log.keys(self.writing, names) if late else {}
+        keys = await self._log.keys(self.run_writing, names) if late else {}
 
         def write(conn: sa.Connection) -> None:
             for start in range(0, len(given_up), _IDS_PER_QUERY):
@@ -548,7 +550,7 @@ class StateStore:
         )
 
     async def _write_log(self, plains: Sequence[logrows.Plain]) -> None:
-        rows = await self._log.rows(self.writing, plains)
+        rows = await self._log.rows(self.run_writing, plains)
         if rows:
             await self.run_writing(
                 lambda conn: self._statements(conn.dialect)[2].execute_blocking(conn, rows)
