@@ -12,6 +12,7 @@ engine's `run_sync`, statement by statement as before. Writes take the state sto
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
@@ -42,13 +43,19 @@ class BlockingWork:
         self._state = state
         self._engine: sa.Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._making = threading.Lock()
+        """Reads have a thread of their own: a read does not wait for the writes queued before it
+        (WAL gives it the database as the last commit left it)."""
 
     async def read(self, work: Work[T]) -> T:
         """`work` on a connection, outside any write transaction."""
         if not self._local:
             async with self._state.engine.connect() as conn:
                 return await conn.run_sync(work)
-        return await self._in_thread(work, commit=False)
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roster-state-read")
+        return await asyncio.get_running_loop().run_in_executor(self._reader, self._run, work, False)
 
     async def write(self, work: Work[T], *, urgent: bool = False) -> T:
         """`work` in a write transaction, committed when it returns (rolled back if it raises)."""
@@ -59,6 +66,9 @@ class BlockingWork:
             return await self._in_thread(work, commit=True)
 
     async def aclose(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.shutdown(wait=False)
         thread, self._thread = self._thread, None
         if thread is not None:
             await asyncio.get_running_loop().run_in_executor(thread, self._dispose)
@@ -76,10 +86,14 @@ class BlockingWork:
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._run, work, commit)
 
     def _run(self, work: Work[T], commit: bool) -> T:
-        if self._engine is None:
-            url = self._state.engine.url.set(drivername="sqlite")
-            self._engine = sa.create_engine(url, hide_parameters=True)
-            sa.event.listen(self._engine, "connect", sqlite_pragmas)
+        with self._making:  # once, by whichever thread comes first; the pool serves both
+            if self._engine is None:
+                url = self._state.engine.url.set(drivername="sqlite")
+                engine = sa.create_engine(
+                    url, hide_parameters=True, connect_args={"check_same_thread": False}
+                )
+                sa.event.listen(engine, "connect", sqlite_pragmas)
+                self._engine = engine
         with self._engine.connect() as conn:
             result = work(conn)
             if commit:

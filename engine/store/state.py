@@ -193,13 +193,16 @@ class StateStore:
         if not ids:
             return found
         columns = (objects.c.source_id, objects.c.target_id, objects.c.applied_hash, objects.c.state)
-        async with self.engine.connect() as conn:
+
+        def read(conn: sa.Connection) -> dict[str, StateEntry]:
             for start in range(0, len(ids), _IDS_PER_QUERY):
                 chunk = ids[start : start + _IDS_PER_QUERY]
                 query = sa.select(*columns).where(objects.c.job == job, objects.c.source_id.in_(chunk))
-                for row in await conn.execute(query):
+                for row in conn.execute(query):
                     found[row[0]] = StateEntry(row[1], decode_hash(row[2]), row[3])
-        return found
+            return found
+
+        return await self._blocking.read(read)
 
     async def target_ids(self, job: str, source_ids: Iterable[str] | None = None) -> dict[str, str]:
         """The target ids of the job's objects (all of them, or those of `source_ids`) that have one."""
@@ -223,17 +226,20 @@ class StateStore:
         ids of `jobs` that moved since move `after` (None: nothing seen before, so nothing is new)."""
         wanted = list(jobs)
         found: dict[str, set[str]] = {job: set() for job in wanted}
-        async with self.engine.connect() as conn:
+
+        def read(conn: sa.Connection) -> tuple[int, dict[str, set[str]]]:
             # Pruned to nothing, the table has no latest: it is then the one seen (numbers never repeat).
-            latest = max((await conn.execute(sa.select(sa.func.max(moves.c.seq)))).scalar() or 0, after or 0)
+            latest = max(conn.execute(sa.select(sa.func.max(moves.c.seq))).scalar() or 0, after or 0)
             if after is None or latest <= after or not wanted:
                 return latest, found
             query = sa.select(moves.c.job, moves.c.source_id).where(
                 moves.c.seq > after, moves.c.seq <= latest, moves.c.job.in_(wanted)
             )
-            for job, source_id in await conn.execute(query):  # few: renames and deletions
+            for job, source_id in conn.execute(query):  # few: renames and deletions
                 found[job].add(source_id)
-        return latest, found
+            return latest, found
+
+        return await self._blocking.read(read)
 
     async def prune_moves(self, upto: int) -> None:
         """Forget the moves up to `upto`, which every job whose references could name them has seen."""
