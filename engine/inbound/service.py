@@ -12,8 +12,10 @@ is planned at once, alone; under load, one cycle carries many, so its fixed cost
 the state store's transactions) is shared. An object is never in two batches at once: pushed again
 while in flight, it waits for that batch to end and is then planned from its latest write, so
 planning never sends an older state after a newer one, and a burst of PATCHes to one user costs one
-operation after the one in flight. If the engine stops in between, the next cycle over the mirror
-finds the difference, as it finds any source change.
+operation after the one in flight. An object that names others (a group its members, a user its
+manager) waits for those pushed before it to be planned and applied: planned beside them, it would find
+no target id for them and leave them pending until a cycle. If the engine stops in between, the next
+cycle over the mirror finds the difference, as it finds any source change.
 
 `respond: stored` (the default) answers as soon as the write is durable; `respond: applied` answers
 after the target confirmed, with the target's error as the answer's (`Applied`).
@@ -22,11 +24,13 @@ after the target confirmed, with the target's error as the answer's (`Applied`).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from common.peers.scim_schemas import ENTERPRISE_SCHEMA
 from engine.config import JobConfig
 from engine.inbound.oauth import IssuedTokens
 from engine.inbound.settings import InboundSettings, InboundToken
@@ -80,7 +84,13 @@ class InboundService:
         self._pending: dict[Key, list[asyncio.Future[Applied]]] = {}
         self._latest: dict[Key, Stored | None] = {}
         """What the mirror holds of each pending object, as its latest write left it (None: deleted)."""
+        self._names: dict[Key, frozenset[str]] = {}
+        """The ids each pending object's latest write names (`named`), if it names any."""
+        self._order: dict[str, int] = {}
+        """When each pending object was pushed (first, since it is pending), by id."""
+        self._pushes = itertools.count()
         self._in_flight: set[Key] = set()
+        self._in_flight_ids: set[str] = set()
         self._batches: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
@@ -112,6 +122,12 @@ class InboundService:
         key = (resource_type, resource_id)
         if key not in self._latest or _later(stored, self._latest[key]):
             self._latest[key] = stored
+            if names := named(stored):
+                self._names[key] = names
+            else:
+                self._names.pop(key, None)
+        if key not in self._pending:
+            self._order[resource_id] = next(self._pushes)
         waiters = self._pending.setdefault(key, [])
         waiter: asyncio.Future[Applied] | None = None
         if self.settings.respond == "applied":
@@ -138,20 +154,44 @@ class InboundService:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while ready := [k for k in self._pending if k not in self._in_flight][:MAX_BATCH]:
+            while ready := self._ready():
                 if len(self._batches) >= MAX_BATCHES or (self._batches and len(ready) < FULL_BATCH):
                     await asyncio.wait(self._batches, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 taken = {key: self._pending.pop(key) for key in ready}
                 latest = {key: self._latest.pop(key) for key in ready}
+                for key in ready:
+                    self._names.pop(key, None)
+                    del self._order[key[1]]
                 self._in_flight.update(taken)
+                self._in_flight_ids.update(resource_id for _, resource_id in taken)
                 task = asyncio.ensure_future(self._run_batch(taken, latest))
                 self._batches.add(task)
                 task.add_done_callback(partial(self._batch_done, keys=tuple(taken)))
 
+    def _ready(self) -> list[Key]:
+        """The pending objects to plan next, in push order, at most MAX_BATCH: not in flight, and not
+        waiting for others (`_waits`)."""
+        ready: list[Key] = []
+        for key in self._pending:
+            if key in self._in_flight or ((names := self._names.get(key)) and self._waits(key, names)):
+                continue
+            ready.append(key)
+            if len(ready) == MAX_BATCH:
+                break
+        return ready
+
+    def _waits(self, key: Key, names: frozenset[str]) -> bool:
+        """Whether the object names one in flight, or one pushed before it and not planned yet (taken
+        with it into a batch, that one would have no target id when this is planned). Waiting only for
+        objects ahead of it, the first pending object is ready once nothing is in flight."""
+        mine = self._order[key[1]]
+        return any(n in self._in_flight_ids or self._order.get(n, mine) < mine for n in names)
+
     def _batch_done(self, task: asyncio.Task[None], *, keys: tuple[Key, ...]) -> None:
         self._batches.discard(task)
         self._in_flight.difference_update(keys)
+        self._in_flight_ids.difference_update(resource_id for _, resource_id in keys)
         self._wake.set()  # what was pushed again meanwhile may go now
 
     async def _run_batch(
@@ -229,6 +269,21 @@ class InboundService:
         errors = [r["error_message"] for r in records if r.get("error_message")]
         log.warning("event=push_failed job=%s source_id=%s cycle=%s", job.name, resource_id, cycle_id)
         return errors[-1] if errors else "the operation failed (see the provisioning log)"
+
+
+def named(stored: Stored | None) -> frozenset[str]:
+    """The ids of the other resources a resource names, as the jobs read them (`as_source_object`): a
+    group's members and a user's manager."""
+    if stored is None:
+        return frozenset()
+    body = stored.body
+    members = body.get("members")
+    ids = [m.get("value") for m in members if isinstance(m, dict)] if isinstance(members, list) else []
+    enterprise = body.get(ENTERPRISE_SCHEMA)
+    manager = enterprise.get("manager") if isinstance(enterprise, dict) else None
+    if isinstance(manager, dict):
+        ids.append(manager.get("value"))
+    return frozenset(i for i in ids if isinstance(i, str) and i != stored.id)
 
 
 def _later(stored: Stored | None, known: Stored | None) -> bool:

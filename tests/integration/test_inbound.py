@@ -325,6 +325,40 @@ async def test_users_groups_and_memberships_pushed_land_in_the_directory(
     assert groups_by_cn(slapd, "employeeNumber") == {"App Helix": ["E00001", "E00002"]}
 
 
+async def test_a_group_and_reports_pushed_right_after_their_users_get_them_without_waiting_for_a_cycle(
+    tmp_path: Path, slapd: Slapd
+) -> None:
+    """Answered once stored, a provider sends the next request at once: a group naming users whose own
+    pushes are still being applied, a report naming a manager who is. Each is planned after them, so
+    the directory holds every member and manager with no cycle to resolve them later."""
+    raw = directory_config(slapd) | {"inbound": {**directory_config(slapd)["inbound"], "respond": "stored"}}
+    manager = {"target": "manager", "reference": {"source": "enterprise.manager.value", "job": "people"}}
+    raw["jobs"][0]["mappings"].append(manager)
+    async with served(tmp_path, raw) as (_p, client, _session):
+        ids: list[str] = []
+        for i in range(40):
+            extra = {ENTERPRISE_SCHEMA: {"manager": {"value": ids[i - 1]}}} if i else {}
+            status, created = await client.call("POST", "/Users", user(i, **extra))
+            assert status == 201
+            ids.append(created["id"])
+        group = {
+            "schemas": [GROUP_SCHEMA],
+            "displayName": "App Helix",
+            "members": [{"value": i} for i in ids],
+        }
+        assert (await client.call("POST", "/Groups", group))[0] == 201
+        numbers = [f"E{i:05d}" for i in range(40)]
+        deadline = asyncio.get_running_loop().time() + 20
+        while (held_members := groups_by_cn(slapd, "employeeNumber").get("App Helix", [])) != numbers:
+            missing = sorted(set(numbers) - set(held_members))
+            assert asyncio.get_running_loop().time() < deadline, f"never added: {missing}"
+            await asyncio.sleep(0.1)
+        held = ldap_people(slapd)
+        dn_of = {number: entry["dn"][0] for number, entry in held.items()}
+        managers = {number: entry.get("manager", [None])[0] for number, entry in held.items()}
+        assert managers == {n: dn_of[numbers[i - 1]] if i else None for i, n in enumerate(numbers)}
+
+
 async def test_a_standby_answers_503_with_retry_after_and_stores_nothing_until_it_is_active(
     tmp_path: Path,
 ) -> None:
