@@ -31,6 +31,7 @@ import orjson
 import sqlalchemy as sa
 
 from common.errors import StateError
+from common.peers.sql_bulk import BulkStatement
 from engine.store.schema import mirror
 from engine.store.state import StateStore
 
@@ -254,8 +255,9 @@ class MirrorTx:
             statement = mirror.update().where(*same).values({c: sa.bindparam(f"v_{c}") for c in columns})
             conn.execute(statement, [_prefixed(v, columns) for v in updates])
         if inserts:
+            insert = _insert_statement(conn.dialect)
             rows = [{"resource_type": v.pop("t"), "id": v.pop("i"), **v} for v in inserts]
-            conn.execute(mirror.insert(), rows)
+            insert.execute_blocking(conn, [tuple(row[key] for key in insert.keys) for row in rows])
         self._read.clear()
 
     # -- Inside ------------------------------------------------------------------------------------------
@@ -400,6 +402,25 @@ def _run_programs(batch: list[Queued], conn: sa.Connection) -> list[tuple[BaseEx
             outcomes.append((exc, None))
     tx.flush(conn)
     return outcomes
+
+
+_INSERT_KEYS = (
+    "resource_type",
+    "id",
+    "external_id",
+    "name_key",
+    "body",
+    "version",
+    "created_at",
+    "updated_at",
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _insert_statement(dialect: sa.Dialect) -> BulkStatement:
+    """The mirror's INSERT as driver SQL, many rows to a statement on SQLite (`common.peers.sql_bulk`):
+    SQLAlchemy's processing of each row's parameters cost more than SQLite's insert."""
+    return BulkStatement.compile(mirror.insert(), dialect, _INSERT_KEYS)
 
 
 def _prefixed(values: dict[str, Any], columns: Iterable[str]) -> dict[str, Any]:
