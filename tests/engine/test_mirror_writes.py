@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from common.errors import StateError
 from common.peers.scim_schemas import USER_SCHEMA
 from engine.store.mirror import Mirror, MirrorConflict, MirrorTx
-from engine.store.state import StateStore
+from engine.store.state import StateStore, state_url
 from tests.databases import state_store_url
 
 
@@ -131,3 +132,26 @@ async def test_an_if_match_on_a_version_another_write_made_in_the_same_transacti
     assert refused.value.kind == "version"
     stored = await mirror.get("User", a.id)
     assert stored is not None and stored.body["title"] == "one" and stored.version == 2
+
+
+async def test_a_transaction_the_database_refuses_fails_every_write_in_it_and_stores_none(
+    tmp_path: Path,
+) -> None:
+    # SQLite itself refuses the insert of one user (a trigger), as a full disk or a lost connection
+    # would refuse the commit: the writes that shared its transaction are told, and none is stored.
+    async with StateStore(state_url(str(tmp_path / "state.db"))) as state:
+        async with state.writing() as conn:
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON mirror WHEN NEW.name_key = 'boom' "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"
+            )
+        mirror = Mirror(state)
+        kept, _ = await mirror.create("User", user("kept"))
+        outcomes = await asyncio.gather(
+            *(mirror.create("User", user(name)) for name in ("a", "boom", "b")), return_exceptions=True
+        )
+        assert all(isinstance(o, StateError) and "refused by the database" in str(o) for o in outcomes)
+        assert await names(mirror) == {kept.id: "kept"}
+        again, created = await mirror.create("User", user("a"))  # the store works on
+        assert created and await names(mirror) == {kept.id: "kept", again.id: "a"}
+        await mirror.aclose()
