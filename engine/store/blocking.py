@@ -70,9 +70,11 @@ class BlockingWork:
         if reader is not None:
             reader.shutdown(wait=False)
         thread, self._thread = self._thread, None
-        if thread is not None:
-            await asyncio.get_running_loop().run_in_executor(thread, self._dispose)
-            thread.shutdown(wait=False)
+        if thread is None:
+            self._dispose()  # made by a read alone, or never
+            return
+        await asyncio.get_running_loop().run_in_executor(thread, self._dispose)
+        thread.shutdown(wait=False)
 
     @property
     def _local(self) -> bool:
