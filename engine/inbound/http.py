@@ -300,8 +300,6 @@ class _Api:
         pushed: dict[int, tuple[str, str, Stored | None]] = {}
 
         def program(tx: MirrorTx) -> dict[int, dict[str, Any]]:
-            pushed.clear()  # what a failed run noted is not pushed
-
             def perform(op: BulkOperation) -> Done:
                 done, key = self._bulk_write(tx, token, op)
                 pushed[op.index] = key

@@ -16,7 +16,7 @@ whose answer it lost gets the resource it created, not a conflict.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, TypeVar
 
 import orjson
@@ -80,19 +80,6 @@ class Mirror:
         async with self._state.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else Stored(resource_type, resource_id, orjson.loads(row[0]), row[1])
-
-    async def get_many(self, resource_type: str, resource_ids: Sequence[str]) -> dict[str, Stored]:
-        """The resources of these ids that the mirror holds, by id."""
-        found: dict[str, Stored] = {}
-        async with self._state.engine.connect() as conn:
-            for start in range(0, len(resource_ids), _PAGE):
-                query = sa.select(mirror.c.id, mirror.c.body, mirror.c.version).where(
-                    mirror.c.resource_type == resource_type,
-                    mirror.c.id.in_(resource_ids[start : start + _PAGE]),
-                )
-                for row in await conn.execute(query):
-                    found[row[0]] = Stored(resource_type, row[0], orjson.loads(row[1]), row[2])
-        return found
 
     async def find(
         self, resource_type: str, *, name: str | None = None, external_id: str | None = None

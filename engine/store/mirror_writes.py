@@ -217,8 +217,8 @@ class MirrorTx:
 
     def flush(self, conn: sa.Connection) -> None:
         """Send what the programs wrote, in the write transaction `conn`: deletes, then updates, then
-        inserts. A User renamed lets its
-        old name go (NULL) before any name is taken, so no order of renames trips the unique index."""
+        inserts. A User renamed lets its old name go (NULL) before any name is taken, so no order of
+        renames trips the unique index."""
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         renamed: list[dict[str, Any]] = []
@@ -230,8 +230,9 @@ class MirrorTx:
                 if was is not None:
                     deletes.append(where)
                 continue
-            values = {
-                **where,
+            row = {
+                "resource_type": resource_type,
+                "id": resource_id,
                 "external_id": external_id(now.body),
                 "name_key": now.name_key,
                 "body": orjson.dumps(now.body).decode(),
@@ -240,9 +241,10 @@ class MirrorTx:
                 "updated_at": now.updated_at,
             }
             if was is None:
-                inserts.append(values)
+                inserts.append(row)
             elif now is not was:
-                updates.append(values)
+                # bind names other than the columns' own, which SQLAlchemy keeps for itself
+                updates.append({**where, **{f"v_{c}": row[c] for c in _UPDATED}})
                 if was.name_key != now.name_key and was.name_key is not None:
                     renamed.append(where)
         same = (mirror.c.resource_type == sa.bindparam("t"), mirror.c.id == sa.bindparam("i"))
@@ -251,13 +253,11 @@ class MirrorTx:
         if renamed:
             conn.execute(mirror.update().where(*same).values(name_key=None), renamed)
         if updates:
-            columns = ("external_id", "name_key", "body", "version", "created_at", "updated_at")
-            statement = mirror.update().where(*same).values({c: sa.bindparam(f"v_{c}") for c in columns})
-            conn.execute(statement, [_prefixed(v, columns) for v in updates])
+            statement = mirror.update().where(*same).values({c: sa.bindparam(f"v_{c}") for c in _UPDATED})
+            conn.execute(statement, updates)
         if inserts:
             insert = _insert_statement(conn.dialect)
-            rows = [{"resource_type": v.pop("t"), "id": v.pop("i"), **v} for v in inserts]
-            insert.execute_blocking(conn, [tuple(row[key] for key in insert.keys) for row in rows])
+            insert.execute_blocking(conn, [tuple(row[key] for key in insert.keys) for row in inserts])
         self._read.clear()
 
     # -- Inside ------------------------------------------------------------------------------------------
@@ -328,6 +328,9 @@ class MirrorTx:
         mapping[key] = value
 
 
+Queued = tuple[Program[Any], asyncio.Future[Any], tuple[Key, ...], tuple[str, ...]]
+
+
 class MirrorWriter:
     """Runs programs on the mirror, those that arrive while a transaction is under way together as
     the next one; each program's result is given once its transaction has committed.
@@ -338,7 +341,7 @@ class MirrorWriter:
 
     def __init__(self, state: StateStore) -> None:
         self._state = state
-        self._queue: list[tuple[Program[Any], asyncio.Future[Any], tuple[Key, ...], tuple[str, ...]]] = []
+        self._queue: list[Queued] = []
         self._task: asyncio.Task[None] | None = None
 
     async def run(self, program: Program[T], *, keys: Iterable[Key] = (), names: Iterable[str] = ()) -> T:
@@ -384,9 +387,6 @@ class MirrorWriter:
                     future.set_result(value)
 
 
-Queued = tuple[Program[Any], "asyncio.Future[Any]", tuple[Key, ...], tuple[str, ...]]
-
-
 def _run_programs(batch: list[Queued], conn: sa.Connection) -> list[tuple[BaseException | None, Any]]:
     """Read what the programs named, run them one after another, and write what they wrote: what
     each returned or raised."""
@@ -404,16 +404,9 @@ def _run_programs(batch: list[Queued], conn: sa.Connection) -> list[tuple[BaseEx
     return outcomes
 
 
-_INSERT_KEYS = (
-    "resource_type",
-    "id",
-    "external_id",
-    "name_key",
-    "body",
-    "version",
-    "created_at",
-    "updated_at",
-)
+_UPDATED = ("external_id", "name_key", "body", "version", "created_at", "updated_at")
+"""The columns a write sets; an insert sets the key's too."""
+_INSERT_KEYS = ("resource_type", "id", *_UPDATED)
 
 
 @functools.lru_cache(maxsize=4)
@@ -421,11 +414,6 @@ def _insert_statement(dialect: sa.Dialect) -> BulkStatement:
     """The mirror's INSERT as driver SQL, many rows to a statement on SQLite (`common.peers.sql_bulk`):
     SQLAlchemy's processing of each row's parameters cost more than SQLite's insert."""
     return BulkStatement.compile(mirror.insert(), dialect, _INSERT_KEYS)
-
-
-def _prefixed(values: dict[str, Any], columns: Iterable[str]) -> dict[str, Any]:
-    """An update's values under bind names that are not its columns' (SQLAlchemy keeps those)."""
-    return {"t": values["t"], "i": values["i"], **{f"v_{c}": values[c] for c in columns}}
 
 
 def _taken(resource_type: str, name: str, holder: str) -> MirrorConflict:
