@@ -25,7 +25,10 @@ what the provisioning log's times are on. Two phases:
    `unconfirmed`: those with no update record within 60 s after the last was sent.
 
 Also printed: `target`, `rate`, `seconds`, `bulk_records`, `load_before` / `load_after` (the 1-minute
-load average: the machine is shared) and `cpus`. Prints one JSON object.
+load average: the machine is shared), `cpus`, and `cpu_ref_s`: the seconds one core takes for a fixed
+piece of pure Python before the run (`sum(i*i for i in range(10**7))`), since this machine's speed
+varies by about two between hours and figures of different hours compare only beside it. Prints one
+JSON object.
 """
 
 from __future__ import annotations
@@ -289,6 +292,13 @@ async def measure(workdir: Path, args: argparse.Namespace, scim_url: str | None)
     }
 
 
+def cpu_reference_seconds() -> float:
+    """Seconds for a fixed piece of pure Python: how fast this hour's core is, to set figures beside."""
+    started = time.perf_counter()
+    sum(i * i for i in range(10**7))
+    return round(time.perf_counter() - started, 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", choices=("sqlite", "scim", "null"), default="sqlite")
@@ -306,6 +316,7 @@ def main() -> None:
     if args.rate * args.seconds > args.bulk_records:
         parser.error("--bulk-records must be at least --rate times --seconds (a PATCH per user)")
     tune_process()
+    cpu_ref_s = cpu_reference_seconds()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="roster-bench-") as tmp:
         workdir = Path(tmp)
@@ -327,6 +338,7 @@ def main() -> None:
         "load_before": round(load_before, 2),
         "load_after": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
+        "cpu_ref_s": cpu_ref_s,
     }
     print(json.dumps(result))
 
