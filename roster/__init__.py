@@ -9,5 +9,6 @@ refuses one written for a version it does not speak, by name, rather than failin
 
 from __future__ import annotations
 
-API_VERSION = 1
-"""The version of the connector and source API that this Roster speaks."""
+from common.plugins import API_VERSION
+
+__all__ = ["API_VERSION"]

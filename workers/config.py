@@ -1,12 +1,13 @@
 """The workers' configuration: targets, their connector settings (with credentials), limits and retries.
 
-Each connector validates its own settings; this module knows only the keys every target has and which
-connector type builds which connector. The engine never reads this section.
+Each connector validates its own settings; this module knows only the keys every target has, and finds
+each target's connector type among those installed (`workers.connectors.plugin`). The engine never
+reads this section.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,6 @@ from common.config.validation import (
     as_list,
     as_mapping,
     check_keys,
-    choice,
     integer,
     join,
     number,
@@ -25,49 +25,13 @@ from common.config.validation import (
 )
 from common.config.yamlfile import load_yaml
 from common.errors import ConfigError
-from workers.connectors.base import Connector
-from workers.connectors.ldap.connector import LdapConnector
-from workers.connectors.ldap.settings import parse_ldap_settings
-from workers.connectors.null import NullConnector
-from workers.connectors.scim.connector import ScimConnector
-from workers.connectors.scim.settings import parse_scim_settings
-from workers.connectors.sql.connector import SqlConnector
-from workers.connectors.sql.settings import parse_sql_settings
+from workers.connectors.plugin import ConnectorPlugin, connector_types
 from workers.retry import RetryPolicy
 from workers.worker import TargetRuntime
 
 COMMON_KEYS = ("name", "type", "max_inflight", "retry")
 RETRY_KEYS = ("tiers", "first_delay_ms", "multiplier", "jitter")
 WORKER_SECTIONS = ("targets", "workers", "jobs", "engine", "broker", "inbound")
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectorKind:
-    """How one connector type reads its settings and builds a connector from them."""
-
-    parse: Callable[[str, Mapping[str, Any], Path], Any]
-    build: Callable[[str, Any], Connector]
-
-
-def _parse_null(path: str, raw: Mapping[str, Any], base_dir: Path) -> None:
-    check_keys(path, raw, ())
-
-
-CONNECTOR_KINDS: dict[str, ConnectorKind] = {
-    "sql": ConnectorKind(
-        parse=lambda path, raw, base_dir: parse_sql_settings(path, raw, base_dir=base_dir),
-        build=SqlConnector,
-    ),
-    "scim": ConnectorKind(
-        parse=lambda path, raw, base_dir: parse_scim_settings(path, raw, base_dir=base_dir),
-        build=ScimConnector,
-    ),
-    "ldap": ConnectorKind(
-        parse=lambda path, raw, base_dir: parse_ldap_settings(path, raw, base_dir=base_dir),
-        build=LdapConnector,
-    ),
-    "noop": ConnectorKind(parse=_parse_null, build=lambda name, _settings: NullConnector()),
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,8 +44,13 @@ class TargetConfig:
     path: str = field(default="", compare=False)
     """Where the target was read from (`targets[0]`), to name it in errors found later."""
 
+    @property
+    def plugin(self) -> ConnectorPlugin:
+        """The connector type's plugin (see `workers.connectors.plugin`)."""
+        return connector_types().loaded[self.type].plugin
+
     def runtime(self) -> TargetRuntime:
-        connector = CONNECTOR_KINDS[self.type].build(self.name, self.settings)
+        connector = self.plugin.build(self.name, self.settings)
         return TargetRuntime(
             name=self.name, connector=connector, max_inflight=self.max_inflight, retry=self.retry
         )
@@ -111,12 +80,13 @@ def parse_target(path: str, raw: Any, base_dir: Path) -> TargetConfig:
     for key in ("name", "type"):
         if raw.get(key) is None:
             raise ConfigError(join(path, key), "is required", f"add `{key}:` to the target")
-    kind = choice(join(path, "type"), raw["type"], CONNECTOR_KINDS)
+    kind = raw["type"]
+    plugin = connector_types().get(join(path, "type"), kind)
     own = {k: v for k, v in raw.items() if k not in COMMON_KEYS}
     return TargetConfig(
         name=string(join(path, "name"), raw["name"]),
         type=kind,
-        settings=CONNECTOR_KINDS[kind].parse(path, own, base_dir),
+        settings=plugin.parse(path, own, base_dir),
         max_inflight=integer(join(path, "max_inflight"), raw.get("max_inflight", 4), minimum=1),
         retry=parse_retry(join(path, "retry"), raw.get("retry") or {}),
         path=path,

@@ -159,6 +159,11 @@ def _parser() -> argparse.ArgumentParser:
         help="also connect to each source and target (reads, never writes) and check what it finds",
     )
     validate.set_defaults(func=_validate)
+    plugins = commands.add_parser(
+        "plugins", help="list the connector and source types installed, with their versions and errors"
+    )
+    plugins.add_argument("--json", action="store_true", help="print them as one JSON object")
+    plugins.set_defaults(func=_plugins)
     add_operating_commands(commands)
     return parser
 
@@ -191,6 +196,12 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
     from engine.cli.inspect import plan_command
 
     return plan_command(args, console)
+
+
+def _plugins(args: argparse.Namespace, console: Console) -> int:
+    from engine.cli.plugins import plugins_command
+
+    return plugins_command(args, console)
 
 
 def _count(text: str) -> int:

@@ -1,0 +1,18 @@
+"""The `ldap` connector type: entries and groups in an LDAP directory."""
+
+from __future__ import annotations
+
+from common.plugins import API_VERSION
+from workers.connectors.ldap.check import check_ldap_target, ldap_target_problems
+from workers.connectors.ldap.connector import LdapConnector
+from workers.connectors.ldap.settings import parse_ldap_settings
+from workers.connectors.plugin import ConnectorPlugin
+
+PLUGIN = ConnectorPlugin(
+    api_version=API_VERSION,
+    parse=lambda path, raw, base_dir: parse_ldap_settings(path, raw, base_dir=base_dir),
+    build=LdapConnector,
+    problems=lambda path, settings, use: ldap_target_problems(path, settings, use.sent),
+    probe=lambda path, settings, use: check_ldap_target(path, settings, use.sent),
+    summary="entries and groups of an LDAP directory (OpenLDAP tested)",
+)
