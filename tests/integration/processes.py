@@ -120,8 +120,8 @@ class Fleet:
         args = ["engine", str(config), "--broker", self.broker_url, "--api-listen", "127.0.0.1:0", *extra]
         return self._start("engine", args, env)
 
-    def worker(self, config: Path, *extra: str) -> Process:
-        return self._start("worker", ["worker", str(config), "--broker", self.broker_url, *extra])
+    def worker(self, config: Path, *extra: str, env: dict[str, str] | None = None) -> Process:
+        return self._start("worker", ["worker", str(config), "--broker", self.broker_url, *extra], env)
 
     def _start(self, kind: str, args: list[str], env: dict[str, str] | None = None) -> Process:
         name = f"{kind}-{len(self.processes)}"
