@@ -164,6 +164,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     plugins.add_argument("--json", action="store_true", help="print them as one JSON object")
     plugins.set_defaults(func=_plugins)
+    new_connector = commands.add_parser(
+        "new-connector", help="write a ready package for a new connector type NAME (docs/connectors.md)"
+    )
+    new_connector.add_argument("name", help="the connector type: lower-case letters, digits and _")
+    new_connector.add_argument(
+        "--into", type=Path, help="the folder to write it into (default: roster-NAME-connector here)"
+    )
+    new_connector.set_defaults(func=_new_connector)
     add_operating_commands(commands)
     return parser
 
@@ -202,6 +210,12 @@ def _plugins(args: argparse.Namespace, console: Console) -> int:
     from engine.cli.plugins import plugins_command
 
     return plugins_command(args, console)
+
+
+def _new_connector(args: argparse.Namespace, console: Console) -> int:
+    from engine.cli.new_connector import new_connector_command
+
+    return new_connector_command(args, console)
 
 
 def _count(text: str) -> int:

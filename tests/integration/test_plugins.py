@@ -146,7 +146,7 @@ def _config(tmp_path: Path, url: str, people: list[dict[str, str]]) -> Path:
                 "deprovision": "delete",
                 "mappings": [
                     {"target": "employee_no", "source": "employee_id", "match": True},
-                    {"target": "holder", "source": "name"},
+                    {"target": "display_name", "source": "name"},
                     {"target": "email", "source": "email"},
                 ],
             }
@@ -167,7 +167,8 @@ def _assert_badges_are(url: str, people: list[dict[str, str]]) -> None:
     assert sorted(by_number) == sorted(p["employee_id"] for p in people)
     for person in people:
         badge = by_number[person["employee_id"]]
-        assert (badge["holder"], badge["email"], badge["active"]) == (person["name"], person["email"], True)
+        held = (badge["display_name"], badge["email"], badge["active"])
+        assert held == (person["name"], person["email"], True)
 
 
 def test_roster_plugins_lists_an_installed_connector_and_reports_broken_ones_by_name(site: Path) -> None:

@@ -1,4 +1,4 @@
-"""A Roster connector for the badge system, the in-house REST service that issues door badges.
+"""A Roster connector for the badge system, an in-house REST service.
 
 Written only against Roster's public API (`roster.connector`), as any connector outside Roster is; Roster
 finds it by the `roster.connectors` entry point in pyproject.toml, as `type: badge`.
@@ -15,5 +15,5 @@ PLUGIN = ConnectorPlugin(
     api_version=API_VERSION,
     parse=parse_settings,
     build=BadgeConnector,
-    summary="door badges in the badge system's REST API",
+    summary="people in the badge system's REST API",
 )

@@ -1,4 +1,4 @@
-"""`BadgeConnector`: door badges in the badge system, one per employee number.
+"""`BadgeConnector`: people in the badge system, one badge per employee number.
 
 Every operation finds its badge first (by the id Roster linked, else by `employee_no`), so a redelivered
 create updates the badge it made the first time, and a delete of a badge that is gone is done. An update
@@ -25,7 +25,7 @@ from roster.connector import (
 
 from badge_connector.settings import BadgeSettings
 
-FIELDS = ("employee_no", "holder", "email", "active")
+FIELDS = ("employee_no", "display_name", "email", "active")
 CONCURRENCY = 4
 
 

@@ -1,13 +1,13 @@
 """A stand-in for the badge system's REST API, in memory, for tests: `python -m badge_connector.service`.
 
-    POST   /badges                    {"employee_no", "holder", "email", "active"} -> 201 the badge
+    POST   /badges                    {"employee_no", "display_name", "email", "active"} -> 201 the badge
     GET    /badges/{id}               -> 200 the badge, 404
     GET    /badges?employee_no=N      -> 200 {"badges": [...]}
     PATCH  /badges/{id}               {fields} -> 200 the badge
     DELETE /badges/{id}               -> 204, 404
 
 Every request needs `Authorization: Bearer <token>`. An employee number holds one badge (409 on a second);
-`holder` is required and `email` must hold an `@` (400), as the real service checks. Errors are
+`display_name` is required and `email` must hold an `@` (400), as the real service checks. Errors are
 `{"error": "..."}`.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-FIELDS = ("employee_no", "holder", "email", "active")
+FIELDS = ("employee_no", "display_name", "email", "active")
 
 
 class BadgeService:
@@ -51,7 +51,7 @@ class BadgeService:
         for badge in self.badges.values():
             if badge["employee_no"] == body["employee_no"]:
                 return _error(409, f"employee_no {body['employee_no']} already has badge {badge['id']}")
-        badge = {"id": f"B{next(self._ids):05d}", "active": True, **body}
+        badge = {"id": f"badge-{next(self._ids):05d}", "active": True, **body}
         self.badges[badge["id"]] = badge
         return web.json_response(badge, status=201)
 
@@ -89,8 +89,8 @@ def _invalid(body: Any, *, creating: bool) -> str | None:
         return f"unknown field {unknown[0]}"
     if creating and not body.get("employee_no"):
         return "employee_no: required"
-    if (creating or "holder" in body) and not body.get("holder"):
-        return "holder: required"
+    if (creating or "display_name" in body) and not body.get("display_name"):
+        return "display_name: required"
     email = body.get("email")
     if email is not None and "@" not in str(email):
         return f"email: {email!r} is not an e-mail address"
