@@ -36,4 +36,3 @@ def new_connector_command(args: argparse.Namespace, console: Console) -> int:
         soft_wrap=True,
     )
     return 0
-
