@@ -32,6 +32,57 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "badge-connector"
 TOKEN = "badge-token-for-the-tests-0123456789"
 
+HR_SOURCE = '''
+"""A source of people from the HR system's JSON export, written on roster.source alone."""
+import asyncio
+import orjson
+from pathlib import Path
+from roster.source import (
+    API_VERSION, ProblemLog, SourceError, SourceObject, SourcePlugin, check_keys, join, string,
+)
+
+class HrSource(ProblemLog):
+    full = True
+    watermark = None
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    async def batches(self, size):
+        self._forget_problems()
+        try:
+            people = orjson.loads(await asyncio.to_thread(Path(self.path).read_bytes))
+        except (OSError, ValueError) as error:
+            raise SourceError(f"cannot read the HR export {self.path}: {error}") from None
+        batch, seen = [], set()
+        for line, person in enumerate(people, start=1):
+            number = person.get("personnel_number")
+            if not number or number in seen:
+                self._problem(line, f"personnel_number {number!r} missing or repeated")
+                continue
+            seen.add(number)
+            batch.append(SourceObject(str(number), {k: v for k, v in person.items()}, line))
+            if len(batch) == size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+def parse(path, raw, base_dir, object_type):
+    check_keys(path, raw, ("type", "export"), required=("export",))
+    return str(base_dir / string(join(path, "export"), raw["export"]))
+
+PLUGIN = SourcePlugin(
+    api_version=API_VERSION,
+    parse=parse,
+    open=lambda settings, since, state: HrSource(settings),
+    summary="people from the HR system's JSON export",
+)
+'''
+
+WORKING_PACKAGES = {"roster-hr-source": ("hr_source", HR_SOURCE, "hr", "roster.sources")}
+
 BROKEN_PACKAGES = {
     # An entry point whose module cannot be imported.
     "roster-broken-plugin": ("broken_plugin", "from nowhere_at_all import Connector\n", "broken"),
@@ -52,14 +103,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("plugins")
     sources = [root / "badge-connector"]
     shutil.copytree(EXAMPLE, sources[0], ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    for distribution, (module, code, name) in BROKEN_PACKAGES.items():
+    packages = {**WORKING_PACKAGES, **{d: (*p, "roster.connectors") for d, p in BROKEN_PACKAGES.items()}}
+    for distribution, (module, code, name, group) in packages.items():
         folder = root / distribution
         (folder / module).mkdir(parents=True)
         (folder / module / "__init__.py").write_text(code)
         (folder / "pyproject.toml").write_text(
             '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
             f'[project]\nname = "{distribution}"\nversion = "0.3.0"\n'
-            f'[project.entry-points."roster.connectors"]\n{name} = "{module}:PLUGIN"\n'
+            f'[project.entry-points."{group}"]\n{name} = "{module}:PLUGIN"\n'
             f'[tool.setuptools]\npackages = ["{module}"]\n'
         )
         sources.append(folder)
@@ -243,4 +295,28 @@ def test_an_installed_connector_provisions_through_a_scaled_worker(
             assert engine.wait(120) == 0, fleet.logs()
         finally:
             fleet.stop_all()
+    _assert_badges_are(badges, people)
+
+
+def test_a_source_from_another_package_feeds_a_job_and_a_row_it_cannot_read_deprovisions_nobody(
+    site: Path, badges: str, tmp_path: Path
+) -> None:
+    people = _people(12)
+    export = [{"personnel_number": p["employee_id"], "name": p["name"], "email": p["email"]} for p in people]
+    (tmp_path / "hr.json").write_bytes(orjson.dumps(export))
+    config = _config(tmp_path, badges, people)
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    raw["jobs"][0]["source"] = {"type": "hr", "export": "hr.json"}
+    raw["jobs"][0]["mappings"][0]["source"] = "personnel_number"
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+
+    first = _roster(site, "run", str(config), "--no-progress")
+    assert first.returncode == 0, first.stdout + first.stderr
+    _assert_badges_are(badges, people)
+
+    export[5]["personnel_number"] = None  # a row the source cannot read: not a person who left
+    (tmp_path / "hr.json").write_bytes(orjson.dumps(export))
+    second = _roster(site, "run", str(config), "--no-progress")
+    assert second.returncode == 3, second.stdout + second.stderr
+    assert "line 6: personnel_number None missing or repeated" in second.stdout
     _assert_badges_are(badges, people)
