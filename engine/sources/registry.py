@@ -17,6 +17,7 @@ from engine.sources.file import FileSource, parse_file_source
 from engine.sources.inbound import InboundSource, parse_inbound_source
 from engine.sources.ldap import LdapSource, parse_ldap_source
 from engine.sources.scim import ScimSource, parse_scim_source
+from engine.sources.sql import SqlSource, parse_sql_source
 from engine.store.state import StateStore
 
 
@@ -51,6 +52,11 @@ SOURCE_KINDS: dict[str, SourceKind] = {
             path, raw, base_dir=base_dir, object_type=object_type
         ),
         open=lambda settings, _since, _state: ScimSource(settings),
+    ),
+    "sql": SourceKind(
+        parse=lambda path, raw, base_dir, _object_type: parse_sql_source(path, raw, base_dir=base_dir),
+        open=lambda settings, since, _state: SqlSource(settings, since=since),
+        incremental=lambda settings: (settings.incremental, settings.full_import_every_s),
     ),
     "scim_inbound": SourceKind(
         parse=lambda path, raw, _base_dir, object_type: parse_inbound_source(
