@@ -216,7 +216,8 @@ class SqlSource(ProblemLog):
             statement, names = self._statement(shape)
             id_index = names.index(s.id_column)
             mark_index = names.index(s.watermark_column) if s.watermark_column else None
-            keep = [i for i, name in enumerate(names) if not s.columns or name in s.columns]
+            kept = {*s.columns, s.id_column}  # the id is an attribute too, as a file's id column is
+            keep = [i for i, name in enumerate(names) if not s.columns or name in kept]
             keys = [names[i] for i in keep]
             trim = len(keep) != len(names)
             seen: set[str] | None = None if shape.unique_id else set()

@@ -132,6 +132,10 @@ class Link:
         self._thread: ThreadPoolExecutor | None = None
 
     async def __aenter__(self) -> Link:
+        database = self.url.database or ""
+        if self.url.get_backend_name() == "sqlite" and not database.startswith("file:"):
+            if not Path(database).is_file():  # SQLite would make an empty one, which reads as no table
+                raise SourceError(f"{database}: no such SQLite file (check the source's `url:`)")
         try:
             await asyncio.wait_for(self._connect(), self.connect_timeout_s)
         except FAILURES as exc:
