@@ -24,7 +24,7 @@ quickstart: $(STAMP) env
 	$(BIN)/roster run examples/quickstart.yaml
 
 test: $(STAMP)
-	bash tests/services.sh postgresql rabbitmq
+	bash tests/services.sh postgresql mariadb rabbitmq
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -34,6 +34,7 @@ HOW = {
 }
 START = {
     "PostgreSQL": "start it with `bash tests/services.sh postgresql` (Debian: apt-get install postgresql)",
+    "MariaDB": "start it with `bash tests/services.sh mariadb` (Debian: apt-get install mariadb-server)",
     "RabbitMQ": "start it with `bash tests/services.sh rabbitmq` (Debian: apt-get install rabbitmq-server)",
 }
 
@@ -67,6 +68,10 @@ def service(name: str, port: int) -> None:
 
 def postgres() -> None:
     service("PostgreSQL", 5432)
+
+
+def mariadb() -> None:
+    service("MariaDB", 3306)
 
 
 def rabbitmq() -> str:

@@ -27,6 +27,8 @@ for service in "$@"; do
   case "$service" in
     postgresql)
       ensure PostgreSQL 5432 'command -v pg_ctlcluster && pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | head -n 1) main start' || status=1 ;;
+    mariadb)
+      ensure MariaDB 3306 'command -v start-stop-daemon && start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd' || status=1 ;;
     rabbitmq)
       ensure RabbitMQ 5672 'command -v rabbitmq-server && rabbitmq-server -detached' || status=1 ;;
     *) echo "services: unknown service $service" >&2; exit 2 ;;

@@ -30,6 +30,7 @@ from engine.pipeline.publisher import PublishSettings
 from engine.sources.file import FileSourceSettings
 from engine.sources.ldap import LdapSourceSettings
 from engine.sources.scim import ScimSourceSettings
+from engine.sources.sql import SqlSourceSettings
 from workers.config import COMMON_KEYS, parse_targets
 from workers.connectors.scim.settings import ScimSettings
 from workers.connectors.sql.settings import SqlSettings
@@ -76,6 +77,11 @@ jobs:
     source: {type: scim, url: https://idp.example.org/scim/v2, auth: {type: bearer, token: t}}
     target: app
     mappings: [{target: userName, source: userName, match: true}]
+  - name: hr-people
+    source: {type: sql, url: sqlite:///hr.db, table: people, id_column: employee_id,
+             watermark_column: updated_at}
+    target: app
+    mappings: [{target: userName, source: email, match: true}]
   - name: pushed-people
     source: {type: scim_inbound, resource_type: User}
     target: app
@@ -304,6 +310,41 @@ KEYS: dict[str, dict[str, _Key]] = {
         "page_size": ("integer", "1000", "Resources asked for per page."),
         "retries": ("integer", "4", "Per request, after the first try."),
         "max_passes": ("integer", "3", "Passes over a listing that moves under the read before it fails."),
+    },
+    "jobs[].source (type: sql)": {
+        "type": ("string", "sql", "A table, view or query of a SQL database."),
+        "url": (
+            "URL",
+            "postgresql://reader@db.example.org/hr",
+            "Any SQLAlchemy URL: postgresql://, mysql:// or mariadb:// (the `mysql` extra), "
+            "sqlite:///file.db, or one naming its driver (a sync driver runs on a thread of its own).",
+        ),
+        "password": ("secret", "${HR_DB_PASSWORD}", "The database password, if not in the URL.", "none"),
+        "table": ("string", "people", "The table or view read (or `query:`).", "none"),
+        "schema": ("string", "hr", "The table's schema.", "the database's default"),
+        "query": (
+            "SQL",
+            "SELECT * FROM people WHERE kind = 'staff'",
+            "A SELECT read instead of a table (a colon before a name is a parameter: write `\\:`).",
+            "none",
+        ),
+        "id_column": ("string", "employee_id", "The column holding each row's source id."),
+        "columns": ("list", "[employee_id, given_name, email]", "Columns read; all of them if empty."),
+        "watermark_column": (
+            "string",
+            "updated_at",
+            "A timestamp or growing number: between full imports, read only rows where it is >= the "
+            "highest value the last read met.",
+        ),
+        "watermark_overlap": (
+            "duration or number",
+            "5m",
+            "Start each incremental read this much earlier (units for a number column), for rows "
+            "committed late.",
+            "0",
+        ),
+        "full_import_every": ("duration", "1d", "How often an incremental job reads in full.", "1d"),
+        "connect_timeout_s": ("seconds", "10", "To open the connection."),
     },
     "jobs[].source (type: scim_inbound)": {
         "type": ("string", "scim_inbound", "What is pushed to the inbound SCIM service (see `inbound`)."),
@@ -591,6 +632,7 @@ DEFAULTS_FROM: dict[str, tuple[type, ...]] = {
     "jobs[].source (type: csv or jsonl)": (FileSourceSettings,),
     "jobs[].source (type: ldap)": (LdapSourceSettings, LinkSettings),
     "jobs[].source (type: scim)": (ScimSourceSettings, HttpSettings),
+    "jobs[].source (type: sql)": (SqlSourceSettings,),
     "targets[] (every type)": (TargetRuntime,),
     "targets[] (type: scim)": (ScimSettings, HttpSettings),
     "targets[].retry": (RetryPolicy,),

@@ -8,6 +8,7 @@ from engine.sources.inbound import InboundSource, parse_inbound_source
 from engine.sources.ldap import LdapSource, parse_ldap_source
 from engine.sources.plugin import SourcePlugin
 from engine.sources.scim import ScimSource, parse_scim_source
+from engine.sources.sql import SqlSource, parse_sql_source
 
 FILE = SourcePlugin(
     api_version=API_VERSION,
@@ -38,4 +39,12 @@ SCIM_INBOUND = SourcePlugin(
     parse=lambda path, raw, _base_dir, object_type: parse_inbound_source(path, raw, object_type=object_type),
     open=lambda settings, _since, state: InboundSource(settings, state),
     summary="what identity providers push into Roster's inbound SCIM service",
+)
+
+SQL = SourcePlugin(
+    api_version=API_VERSION,
+    parse=lambda path, raw, base_dir, _object_type: parse_sql_source(path, raw, base_dir=base_dir),
+    open=lambda settings, since, _state: SqlSource(settings, since=since),
+    incremental=lambda settings: (settings.incremental, settings.full_import_every_s),
+    summary="rows of a table, view or query in any SQLAlchemy database, incrementally by a watermark",
 )
