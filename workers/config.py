@@ -29,6 +29,8 @@ from workers.connectors.base import Connector
 from workers.connectors.ldap.connector import LdapConnector
 from workers.connectors.ldap.settings import parse_ldap_settings
 from workers.connectors.null import NullConnector
+from workers.connectors.rest.connector import RestConnector
+from workers.connectors.rest.settings import parse_rest_settings
 from workers.connectors.scim.connector import ScimConnector
 from workers.connectors.scim.settings import parse_scim_settings
 from workers.connectors.sql.connector import SqlConnector
@@ -65,6 +67,10 @@ CONNECTOR_KINDS: dict[str, ConnectorKind] = {
     "ldap": ConnectorKind(
         parse=lambda path, raw, base_dir: parse_ldap_settings(path, raw, base_dir=base_dir),
         build=LdapConnector,
+    ),
+    "rest": ConnectorKind(
+        parse=lambda path, raw, base_dir: parse_rest_settings(path, raw, base_dir=base_dir),
+        build=RestConnector,
     ),
     "noop": ConnectorKind(parse=_parse_null, build=lambda name, _settings: NullConnector()),
 }

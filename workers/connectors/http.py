@@ -1,5 +1,6 @@
-"""`HttpTarget`: what every connector to an HTTP service shares (SCIM, REST): the transport behind the
-target's gate, and what an answer amounts to in the connector's error vocabulary.
+"""What every connector to an HTTP service shares (SCIM, REST): `HttpTarget`, the transport behind the
+target's gate and what an answer amounts to in the connector's error vocabulary, and `HttpConnector`,
+the lifecycle of a connector around one (open, apply in lanes, close).
 
 **Errors.** 429, and 503 with `Retry-After`, pause the whole target for that long (every call waits,
 at most `max_pause_s`); they, other 5xx, 408, 425, timeouts and network errors are `TransientError`.
@@ -17,6 +18,8 @@ from typing import Any, Final, TypeVar
 from common.errors import AuthError, ConnectorError, PermanentError, TransientError
 from common.peers.http_settings import HttpSettings
 from common.peers.http_transport import JSON, HttpAnswer, HttpTransport, Unanswered
+from queues.contracts import Operation
+from workers.connectors.base import AsyncContextConnector, Outcome
 from workers.limits import Gate
 
 log = logging.getLogger("roster.connectors.http")
@@ -101,6 +104,44 @@ class HttpTarget:
         if seconds > self.gate.pause.remaining_s:
             log.warning("event=http_throttled target=%s status=%d pause_s=%.2f", self.name, status, seconds)
         self.gate.pause.extend(seconds)
+
+
+class HttpConnector(AsyncContextConnector):
+    """A connector over one `HttpTarget`: opened once, its operations applied at most
+    `max_concurrency` at a time, each by the subclass's `_apply_one`, closed once."""
+
+    def __init__(self, name: str, target: HttpTarget) -> None:
+        self.name = name
+        self._target = target
+        self.gate: Gate = target.gate
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {self._target.http.url})"
+
+    @property
+    def requests_sent(self) -> int:
+        return self._target.transport.requests_sent
+
+    async def open(self) -> None:
+        """Build the session and its bounded pool; the first request connects."""
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        await self._target.transport.open()
+
+    async def aclose(self) -> None:
+        """Close the pool; safe to call twice."""
+        self._closed = True
+        await self._target.transport.aclose()
+
+    async def apply(self, ops: Sequence[Operation]) -> list[Outcome]:
+        """Apply `ops` concurrently, at most `max_concurrency` at a time; one outcome each, in order."""
+        if not self._target.transport.is_open:
+            raise RuntimeError(f"{self!r} is not open")
+        return await in_lanes(ops, self._target.gate.max_concurrency, self._apply_one)
+
+    async def _apply_one(self, op: Operation) -> Outcome:
+        raise NotImplementedError
 
 
 async def in_lanes(items: Sequence[_T], lanes: int, apply_one: Callable[[_T], Awaitable[_O]]) -> list[_O]:

@@ -54,8 +54,8 @@ from common.peers.scim_schemas import (
 from common.peers.scim_transport import SCIM_JSON, ScimAnswer, refusal_text
 from common.unique import unique_candidates
 from queues.contracts import Operation
-from workers.connectors.base import Applied, AsyncContextConnector, Outcome
-from workers.connectors.http import HttpTarget, in_lanes
+from workers.connectors.base import Applied, Outcome
+from workers.connectors.http import HttpConnector, HttpTarget
 from workers.connectors.scim.diff import (
     add_members,
     chunks_of,
@@ -68,7 +68,6 @@ from workers.connectors.scim.diff import (
 from workers.connectors.scim.listing import PageReader, listing_query
 from workers.connectors.scim.paths import AttrPath, attr_path, overlay, same_key
 from workers.connectors.scim.settings import ScimSettings
-from workers.limits import Gate
 
 _CORE: Final = {"user": USER_SCHEMA, "group": GROUP_SCHEMA}
 _MATCH_PAGE: Final = 50
@@ -76,47 +75,23 @@ _UNIQUE_RETRIES: Final = 2  # POSTs retried after a 409 because a unique candida
 _DETAIL_MAX: Final = 500
 
 
-class ScimConnector(AsyncContextConnector):
+class ScimConnector(HttpConnector):
     """Applies operations to one SCIM service; see the module docstring for the guarantees."""
 
     def __init__(self, name: str, settings: ScimSettings) -> None:
-        self.name = name
         self.settings = settings
-        self._target = HttpTarget(
+        super().__init__(
             name,
-            settings.http,
-            max_concurrency=settings.max_concurrency,
-            rate_per_s=settings.rate_per_s,
-            refusal=lambda status, body: refusal_text(status, body, detail_max=_DETAIL_MAX),
-            media_type=SCIM_JSON,
+            HttpTarget(
+                name,
+                settings.http,
+                max_concurrency=settings.max_concurrency,
+                rate_per_s=settings.rate_per_s,
+                refusal=lambda status, body: refusal_text(status, body, detail_max=_DETAIL_MAX),
+                media_type=SCIM_JSON,
+            ),
         )
-        self.gate: Gate = self._target.gate
         self._transport = self._target.transport
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"ScimConnector({self.name!r}, {self.settings.url})"
-
-    @property
-    def requests_sent(self) -> int:
-        return self._transport.requests_sent
-
-    async def open(self) -> None:
-        """Build the session and its bounded pool; the first request connects."""
-        if self._closed:
-            raise RuntimeError(f"{self!r} is closed")
-        await self._transport.open()
-
-    async def aclose(self) -> None:
-        """Close the pool; safe to call twice."""
-        self._closed = True
-        await self._transport.aclose()
-
-    async def apply(self, ops: Sequence[Operation]) -> list[Outcome]:
-        """Apply `ops` concurrently, at most `max_concurrency` at a time; one outcome each, in order."""
-        if not self._transport.is_open:
-            raise RuntimeError(f"{self!r} is not open")
-        return await in_lanes(ops, self.settings.max_concurrency, self._apply_one)
 
     async def _apply_one(self, op: Operation) -> Outcome:
         try:
