@@ -3,7 +3,8 @@ against the real peer, writing nothing (`probe_target`).
 
 SQL: the table's definition against the settings and the attributes the jobs send; SCIM: a listing of
 one resource with the credentials, and the attributes sent against the service's `/Schemas`; LDAP: the
-bind, and that the base DN and the users' and groups' search bases exist. Every problem names the
+bind, and that the base DN and the users' and groups' search bases exist; REST: without a connection
+only, the template placeholders against the attributes sent. Every problem names the
 setting at fault and the fix, and holds no secret.
 """
 
@@ -16,6 +17,8 @@ from common.errors import ConfigError
 from workers.config import TargetConfig
 from workers.connectors.ldap.check import check_ldap_target, ldap_target_problems
 from workers.connectors.ldap.settings import LdapSettings
+from workers.connectors.rest.check import rest_template_problems
+from workers.connectors.rest.settings import RestSettings
 from workers.connectors.scim.check import check_scim_target, scim_path_problems
 from workers.connectors.scim.settings import ScimSettings
 from workers.connectors.sql.check import check_sql_target, unmapped_attributes
@@ -52,6 +55,8 @@ def target_problems(target: TargetConfig, use: TargetUse) -> list[ConfigError]:
         return scim_path_problems(use.sent)
     if isinstance(settings, LdapSettings):
         return ldap_target_problems(path, settings, use.sent)
+    if isinstance(settings, RestSettings):
+        return rest_template_problems(path, settings, use.sent)
     return []
 
 

@@ -358,3 +358,17 @@ async def test_settings_errors_name_the_key() -> None:
         parse_rest_settings(
             "targets[0]", {"url": "http://x", "users": {"list": {"url": "/u", "paging": {"style": "pages"}}}}
         )
+
+
+def test_validate_names_a_placeholder_that_no_job_sends() -> None:
+    from workers.connectors.rest.check import rest_template_problems
+
+    target = settings("http://127.0.0.1:1")
+    sent = {"user": {"login": "jobs[0].mappings[0].target", "email": "jobs[0].mappings[1].target"}}
+    problems = [str(p) for p in rest_template_problems("targets[0]", target, sent)]
+    fix = "map that attribute, or take it out"
+    assert f"targets[0].users.create: {{level}} names an attribute no job sends ({fix})" in problems
+    assert not any("target_id" in p or "login" in p for p in problems)
+    assert not any(".groups" in p for p in problems)  # no job sends groups
+    with_groups = rest_template_problems("targets[0]", target, {**sent, "group": {"name": "x"}})
+    assert not any(".groups" in str(p) for p in with_groups)

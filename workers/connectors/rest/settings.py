@@ -204,7 +204,8 @@ def _object(path: str, raw: Any, kind: ObjectType) -> ObjectSettings:
     matches = as_list(at("match"), raw.get("match") or [])
     listing = as_mapping(at("list"), raw["list"]) if raw.get("list") is not None else None
     members = as_mapping(at("members"), raw.get("members") or {})
-    check_keys(at("members"), members, ("add", "remove"))
+    if members:
+        check_keys(at("members"), members, ("add", "remove"))
     settings = ObjectSettings(
         id_path=_json_path(at("id_path"), raw.get("id_path", "id")),
         attributes={
