@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,6 +225,17 @@ def _data(obj: Any, *, status: int = 200) -> web.Response:
 
 def _error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": {"message": message}}, status=status, headers=headers)
+
+
+@asynccontextmanager
+async def serving() -> AsyncIterator[RestService]:
+    """A fresh service, served for the block and stopped after it."""
+    service = RestService()
+    runner = await started(service)
+    try:
+        yield service
+    finally:
+        await runner.cleanup()
 
 
 async def started(service: RestService) -> web.AppRunner:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.integration.pipeline import job_config, person, pipeline, write_csv
-from tests.rest_service import KEY, RestService, started
+from tests.rest_service import KEY, RestService, serving
 
 N = 60
 
@@ -53,12 +53,8 @@ def rest_target(url: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def service() -> AsyncIterator[RestService]:
-    service = RestService()
-    runner = await started(service)
-    try:
+    async with serving() as service:
         yield service
-    finally:
-        await runner.cleanup()
 
 
 def expected(source: dict[str, Any]) -> dict[str, Any]:

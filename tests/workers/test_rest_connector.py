@@ -16,7 +16,7 @@ import yaml
 
 from common.errors import ConfigError, PermanentError, TransientError
 from queues.contracts import Operation
-from tests.rest_service import KEY, RestService, started
+from tests.rest_service import KEY, RestService, serving
 from workers.connectors.base import Applied, Outcome
 from workers.connectors.rest.connector import RestConnector
 from workers.connectors.rest.settings import RestSettings, parse_rest_settings
@@ -83,12 +83,8 @@ def op(action: str, object_type: str = "user", *, source_id: str | None = None, 
 
 @pytest.fixture
 async def service() -> AsyncIterator[RestService]:
-    service = RestService()
-    runner = await started(service)
-    try:
+    async with serving() as service:
         yield service
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
