@@ -7,8 +7,8 @@
     ├── BrokerError            the broker refused or lost a message (queues/)
     │   └── DecodeError        a message body that is not a valid envelope
     ├── AuthError              an OAuth token endpoint refused or was out of reach (common/peers/)
-    ├── Unanswered             a SCIM request got no answer: TLS refused, timeout, network
-    │                          (common/peers/scim_transport.py)
+    ├── Unanswered             an HTTP request got no answer: TLS refused, timeout, network
+    │                          (common/peers/http_transport.py)
     ├── LinkError              an LDAP connection could not be opened, and at which stage
     │                          (common/peers/ldap_connect.py)
     ├── ScimProblem            a request to the inbound SCIM service that it refuses, with the status

@@ -4,8 +4,9 @@ against the real peer, writing nothing (`probe_target`).
 Each connector type's plugin does the checking (its `problems` and `probe`). SQL: the table's definition
 against the settings and the attributes the jobs send; SCIM: a listing of one resource with the
 credentials, and the attributes sent against the service's `/Schemas`; LDAP: the bind, and that the base
-DN and the users' and groups' search bases exist. Every problem names the setting at fault and the fix,
-and holds no secret.
+DN and the users' and groups' search bases exist; REST: without a connection only, the template
+placeholders against the attributes sent. Every problem names the setting at fault and the fix, and
+holds no secret.
 """
 
 from __future__ import annotations

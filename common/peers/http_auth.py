@@ -1,9 +1,11 @@
-"""How an HTTP client proves who it is: a bearer token, HTTP basic, or OAuth 2.0 client credentials.
+"""How an HTTP client proves who it is: a bearer token, HTTP basic, OAuth 2.0 client credentials, or
+an API key in a header of the service's choosing.
 
-The SCIM target and the SCIM source read `auth:` this way. Settings (under their `auth:`)::
+The SCIM and REST targets and the SCIM source read `auth:` this way. Settings (under their `auth:`)::
 
     auth: {type: bearer, token: ${APP_TOKEN}}
     auth: {type: basic, username: roster, password: ${APP_PASSWORD}}
+    auth: {type: api_key, header: X-Api-Key, key: ${APP_KEY}}
     auth: {type: oauth2, token_url: https://idp/oauth2/token, client_id: roster,
            client_secret: ${SECRET}, scope: scim, client_auth: basic}   # or client_auth: post
 
@@ -30,11 +32,12 @@ import orjson
 from common.config.validation import as_mapping, check_keys, choice, join, string
 from common.errors import AuthError, ConfigError
 
-AUTH_TYPES: Final = ("none", "bearer", "basic", "oauth2")
+AUTH_TYPES: Final = ("none", "bearer", "basic", "oauth2", "api_key")
 _REQUIRED: Final = {
     "none": (),
     "bearer": ("token",),
     "basic": ("username", "password"),
+    "api_key": ("header", "key"),
     "oauth2": ("token_url", "client_id", "client_secret"),
 }
 _OPTIONAL: Final = {"oauth2": ("scope", "client_auth")}
@@ -58,6 +61,14 @@ class BasicAuth:
     password: str = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKeyAuth:
+    """A static key sent in `header` (such as `X-Api-Key`) with every request."""
+
+    header: str
+    key: str = field(repr=False)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OAuth2Auth:
     token_url: str
@@ -68,7 +79,7 @@ class OAuth2Auth:
     """`basic`: client id and secret in an Authorization header (RFC 6749 §2.3.1); `post`: in the form."""
 
 
-AuthSettings = NoAuth | BearerAuth | BasicAuth | OAuth2Auth
+AuthSettings = NoAuth | BearerAuth | BasicAuth | OAuth2Auth | ApiKeyAuth
 
 
 def parse_auth(path: str, raw: Any) -> AuthSettings:
@@ -87,6 +98,11 @@ def parse_auth(path: str, raw: Any) -> AuthSettings:
         return BearerAuth(text("token"))
     if kind == "basic":
         return BasicAuth(text("username"), text("password"))
+    if kind == "api_key":
+        header = text("header")
+        if not header.isascii() or not all(c.isalnum() or c == "-" for c in header):
+            raise ConfigError(join(path, "header"), f"{header!r} is not a header name", "e.g. X-Api-Key")
+        return ApiKeyAuth(header, text("key"))
     if kind == "oauth2":
         token_url = text("token_url")
         if not token_url.startswith(("https://", "http://")):
@@ -106,7 +122,8 @@ def parse_auth(path: str, raw: Any) -> AuthSettings:
 
 
 class Credentials:
-    """The Authorization header for each call, with the OAuth token cached and refreshed."""
+    """The credentials header for each call (`header_name`: Authorization unless an API key names
+    another), with the OAuth token cached and refreshed."""
 
     def __init__(
         self,
@@ -123,6 +140,9 @@ class Credentials:
             self._static = f"Bearer {settings.token}"
         elif isinstance(settings, BasicAuth):
             self._static = _basic(settings.username, settings.password)
+        elif isinstance(settings, ApiKeyAuth):
+            self._static = settings.key
+        self.header_name = settings.header if isinstance(settings, ApiKeyAuth) else "Authorization"
         self._token: str | None = None
         self._refresh_at = 0.0
         self._lock = asyncio.Lock()
@@ -141,6 +161,8 @@ class Credentials:
             values.append(s.token)
         elif isinstance(s, BasicAuth):
             values.append(s.password)
+        elif isinstance(s, ApiKeyAuth):
+            values.append(s.key)
         elif isinstance(s, OAuth2Auth):
             values.append(s.client_secret)
         return tuple(v for v in values if v)

@@ -1,66 +1,27 @@
-"""The HTTP transport to one SCIM service: its session, its credentials, one request at a time.
+"""The HTTP transport to one SCIM service: `HttpTransport` speaking `application/scim+json`, and
+`refusal_text`, the words of a SCIM error document (RFC 7644 §3.12).
 
-`ScimTransport.send` signs a request with the `Authorization` header of `http_auth.Credentials`, sends
-it, and answers a `ScimAnswer`: the status, the JSON body and the `Retry-After` header. Under OAuth, a
-401 drops the token and the request is sent once more with a fresh one. A request that gets no answer
-raises `Unanswered` (the TLS certificate refused, a timeout, a network error); a token endpoint that
-fails raises `AuthError`. The transport judges no answer: each caller maps statuses and these two
-errors to its own (a connector's `TransientError`/`PermanentError`, a source's retry/`SourceError`),
-writing the server's words with `refusal_text` and passing every text it shows through `redact`.
+See `http_transport.py` for what a request answers and raises.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
-import aiohttp
-import orjson
-from yarl import URL
+from common.peers.http_settings import HttpSettings
+from common.peers.http_transport import HttpAnswer, HttpTransport, Unanswered
 
-from common.errors import RosterError
-from common.peers.http_auth import Credentials
-from common.peers.http_settings import HttpSettings, parse_retry_after
+__all__ = ["ScimAnswer", "ScimTransport", "Unanswered", "refusal_text"]
 
-_HEADERS: Final = {"Accept": "application/scim+json, application/json"}
+SCIM_JSON: Final = "application/scim+json"
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScimAnswer:
-    """What a SCIM service answered to one request."""
-
-    status: int
-    body: Any  # the JSON document; None when the body is empty or not JSON
-    malformed: bool = False  # a body came that is not JSON
-    retry_after: str | None = None  # the header as sent
-    what: str  # "PATCH /Users/123", to name the call in errors
-
-    @property
-    def retry_after_s(self) -> float | None:
-        """The `Retry-After` header in seconds; None when absent or unreadable."""
-        return parse_retry_after(self.retry_after)
+ScimAnswer = HttpAnswer
 
 
-class Unanswered(RosterError):
-    """A request that got no answer: `detail` says why (pass it through `redact` before showing it),
-    `transient` whether another try may work, `code` which failure it was: tls, timeout or network."""
-
-    def __init__(self, detail: str, *, transient: bool, code: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.transient = transient
-        self.code = code
-
-
-class ScimTransport:
-    """Sends requests to one SCIM service over one aiohttp session, opened and closed by its owner.
-
-    `slot`, when given, is entered around each request sent (not around a token fetch): a caller's
-    concurrency and rate limits. The session's pool holds `max_connections`.
-    """
+class ScimTransport(HttpTransport):
+    """Sends requests to one SCIM service (see `HttpTransport`)."""
 
     def __init__(
         self,
@@ -69,88 +30,7 @@ class ScimTransport:
         max_connections: int,
         slot: Callable[[], AbstractAsyncContextManager[object]] | None = None,
     ) -> None:
-        self.http = http
-        self.credentials = Credentials(http.auth, timeout=http.timeout)
-        self.requests_sent = 0
-        self._max_connections = max_connections
-        self._slot = slot or nullcontext
-        self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self._session is not None
-
-    async def open(self) -> None:
-        """Build the session and its bounded pool (the first request connects); again after `aclose`."""
-        if self._session is None:
-            self._session = self.http.session(limit=self._max_connections, headers=_HEADERS)
-
-    async def aclose(self) -> None:
-        """Close the session; safe to call twice."""
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-
-    async def __aenter__(self) -> ScimTransport:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def send(self, method: str, path: str, *, query: str = "", body: Any = None) -> ScimAnswer:
-        """One request to `path` below the service URL (`query` already encoded), `body` sent as JSON."""
-        session = self._session
-        if session is None:
-            raise RuntimeError(f"the transport to {self.http.url} is not open")
-        what = f"{method} {path}"
-        url = URL(f"{self.http.url}{path}{'?' + query if query else ''}", encoded=True)
-        data = orjson.dumps(body) if body is not None else None
-        headers = {"Content-Type": "application/scim+json"} if data is not None else {}
-        for attempt in (1, 2):
-            authorization = await self.credentials.header(session)
-            if authorization:
-                headers["Authorization"] = authorization
-            async with self._slot():
-                self.requests_sent += 1
-                status, payload, retry_after = await self._exchange(session, method, url, data, headers)
-            if status == 401:
-                self.credentials.invalidate(authorization)
-                if attempt == 1 and self.credentials.refreshable:
-                    continue
-            break
-        document, malformed = _json(payload)
-        return ScimAnswer(
-            status=status, body=document, malformed=malformed, retry_after=retry_after, what=what
-        )
-
-    def redact(self, text: str) -> str:
-        """`text` with every credential and the proxy's password replaced by `***`."""
-        for secret in (*self.credentials.secrets(), self.http.proxy_secret):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
-
-    async def _exchange(
-        self,
-        session: aiohttp.ClientSession,
-        method: str,
-        url: URL,
-        data: bytes | None,
-        headers: dict[str, str],
-    ) -> tuple[int, bytes, str | None]:
-        try:
-            async with session.request(
-                method, url, data=data, headers=headers, proxy=self.http.proxy
-            ) as response:
-                return response.status, await response.read(), response.headers.get("Retry-After")
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise Unanswered(f"TLS certificate refused: {exc}", transient=False, code="tls") from None
-        except TimeoutError:
-            detail = f"no answer within {self.http.timeout_s:g} s"
-            raise Unanswered(detail, transient=True, code="timeout") from None
-        except aiohttp.ClientError as exc:
-            raise Unanswered(f"{type(exc).__name__}: {exc}", transient=True, code="network") from None
+        super().__init__(http, max_connections=max_connections, slot=slot, media_type=SCIM_JSON)
 
 
 def refusal_text(status: int, document: Any, *, detail_max: int) -> str:
@@ -162,21 +42,3 @@ def refusal_text(status: int, document: Any, *, detail_max: int) -> str:
         if document.get("detail"):
             text += f": {str(document['detail'])[:detail_max]}"
     return text
-
-
-def _json(payload: bytes) -> tuple[Any, bool]:
-    """The document in `payload` (None when empty), and whether a body came that is not JSON."""
-    if not payload:
-        return None, False
-    try:
-        return orjson.loads(payload), False
-    except orjson.JSONDecodeError as exc:
-        if "surrogate" not in str(exc):
-            return None, True
-    # orjson refuses a lone surrogate escape ("\ud800") in the whole document; the standard library
-    # reads it, so that one resource's value is refused where it is used (the engine refuses to send
-    # it on, naming the attribute), not the whole page.
-    try:
-        return json.loads(payload), False
-    except ValueError:
-        return None, True

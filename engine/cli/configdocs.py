@@ -114,6 +114,31 @@ targets:
     base_dn: dc=example,dc=org
     users: {dn: "uid={uid},ou=people,dc=example,dc=org", disable: {move_to: "ou=gone,dc=example,dc=org"}}
     groups: {dn: "cn={cn},ou=groups,dc=example,dc=org"}
+  - name: people-api
+    type: rest
+    url: https://people.example.org/api/v2
+    auth: {type: api_key, header: X-Api-Key, key: k}
+    error_path: error.message
+    users:
+      id_path: id
+      attributes: {email: contact.email}
+      read: {url: "/users/{target_id}", path: data}
+      match: [{url: "/users?login={login}", path: items}]
+      create: {method: POST, url: /users, body: {login: "{login}"}, path: data}
+      update: {method: PATCH, url: "/users/{target_id}"}
+      disable: {method: POST, url: "/users/{target_id}/disable"}
+      delete: {method: DELETE, url: "/users/{target_id}"}
+      list:
+        url: /users
+        path: items
+        paging: {style: cursor, size: 100, size_param: limit, offset_param: offset, page_param: page,
+                 first_page: 1, cursor_param: cursor, cursor_path: next_cursor}
+    groups:
+      match: [{url: "/groups?external_id={source_id}", path: items}]
+      create: {url: /groups, body: {name: "{name}"}}
+      members:
+        add: {method: PUT, url: "/groups/{target_id}/members/{member_id}"}
+        remove: {method: DELETE, url: "/groups/{target_id}/members/{member_id}"}
   - {name: nowhere, type: noop}
 """
 """A file that visits every section the parsers know (each source, target and auth type)."""
@@ -142,7 +167,43 @@ _LINK: dict[str, _Key] = {
     "timeout_s": ("seconds", "30", "Per LDAP call."),
     "connect_timeout_s": ("seconds", "10", "To open a connection."),
 }
-_AUTH_TYPE: _Key = ("string", "bearer", "none, bearer, basic or oauth2.")
+_AUTH_TYPE: _Key = ("string", "bearer", "none, bearer, basic, oauth2 or api_key.")
+
+_REST_CALL: dict[str, _Key] = {
+    "method": ("string", "GET", "The HTTP method.", "per call: GET, POST, PATCH, DELETE"),
+    "url": ("URL template", '"/users/{target_id}"', "Below `url`; `{name}` takes a value, percent-encoded."),
+    "path": (
+        "JSON path",
+        "data",
+        "Where the answer holds the object (or the list of objects).",
+        "the answer",
+    ),
+}
+_REST_WRITE: dict[str, _Key] = {
+    **_REST_CALL,
+    "body": (
+        "JSON template",
+        '{login: "{login}"}',
+        'The body; `"{name}"` takes a value with its type.',
+        "none",
+    ),
+}
+_REST_OBJECT: dict[str, _Key] = {
+    "id_path": ("JSON path", "id", "Where an object holds its id."),
+    "attributes": ("mapping", "{email: contact.email}", "Where an object holds an attribute.", "its name"),
+    "read": ("call", '{url: "/users/{target_id}", path: data}', "Reads one object by id.", "none"),
+    "match": ("list of calls", '[{url: "/users?login={login}", path: items}]', "Searches, in order.", "none"),
+    "create": ("call", "{url: /users, body: {...}}", "Creates an object.", "none"),
+    "update": ("call", '{method: PATCH, url: "/users/{target_id}"}', "Updates an object.", "none"),
+    "disable": ("call", '{url: "/users/{target_id}/disable"}', "Disables an object.", "none"),
+    "delete": ("call", '{url: "/users/{target_id}"}', "Deletes an object (404 is done).", "none"),
+    "list": (
+        "call",
+        "{url: /users, path: items}",
+        "Lists every object, for linking and reconciling.",
+        "none",
+    ),
+}
 
 _SCHEDULE: dict[str, _Key] = {
     "interval": ("duration", "1h", "Every so long after the previous cycle ended (s, m, h, d).", "none"),
@@ -514,7 +575,7 @@ KEYS: dict[str, dict[str, _Key]] = {
     },
     "targets[] (every type)": {
         "name": ("string", "app", "The target's name, which jobs refer to."),
-        "type": ("string", "scim", "scim, sql, ldap or noop."),
+        "type": ("string", "scim", "scim, sql, ldap, rest or noop."),
         "max_inflight": ("integer", "4", "Batches a worker applies at once to this target."),
         "retry": ("mapping", "{tiers: 5}", "Retries of transient failures: see `targets[].retry`.", "on"),
     },
@@ -619,6 +680,70 @@ KEYS: dict[str, dict[str, _Key]] = {
         "member_chunk_size": ("integer", "500", "Members per modify of a group.", "500"),
         "empty_member": ("DN", "cn=nobody", "Stand-in member of an empty groupOfNames.", "bind_dn"),
     },
+    "targets[].auth (type: api_key)": {
+        "type": _AUTH_TYPE,
+        "header": ("string", "X-Api-Key", "The header that carries the key."),
+        "key": ("secret", "${APP_KEY}", "The key; write it as an environment variable."),
+    },
+    "targets[] (type: rest)": {
+        **_HTTP,
+        "error_path": (
+            "JSON path",
+            "error.message",
+            "Where an error answer holds the service's message.",
+            "message, error or detail",
+        ),
+        "max_concurrency": ("integer", "8", "Requests in flight at once."),
+        "rate_per_s": ("number", "20", "Requests per second at most; unlimited if absent."),
+        "users": (
+            "mapping",
+            '{read: {url: "/users/{target_id}"}, ...}',
+            "How users are read and written.",
+            "none",
+        ),
+        "groups": ("mapping", "{create: {url: /groups}, ...}", "How groups are read and written.", "none"),
+    },
+    "targets[].users (type: rest)": _REST_OBJECT,
+    "targets[].groups (type: rest)": {
+        **_REST_OBJECT,
+        "members": ("mapping", "{add: ..., remove: ...}", "Calls that add and remove one member.", "none"),
+    },
+    "targets[].users.match[] (type: rest)": _REST_CALL,
+    "targets[].users.read (type: rest)": _REST_CALL,
+    "targets[].users.create (type: rest)": _REST_WRITE,
+    "targets[].users.update (type: rest)": _REST_WRITE,
+    "targets[].users.disable (type: rest)": _REST_WRITE,
+    "targets[].users.delete (type: rest)": _REST_CALL,
+    "targets[].users.list (type: rest)": {
+        **_REST_CALL,
+        "paging": (
+            "mapping",
+            "{style: cursor}",
+            "How pages are asked for: see `targets[].users.list.paging (type: rest)`.",
+        ),
+    },
+    "targets[].users.list.paging (type: rest)": {
+        "style": ("string", "cursor", "none, offset, page, cursor (in the answer) or link (Link: rel=next)."),
+        "size": ("integer", "100", "Objects per page, sent as `size_param`."),
+        "size_param": ("string", "limit", "The query parameter of the page size."),
+        "offset_param": ("string", "offset", "style offset: the parameter of the first object's offset."),
+        "page_param": ("string", "page", "style page: the parameter of the page number."),
+        "first_page": ("integer", "1", "style page: the first page's number."),
+        "cursor_param": ("string", "cursor", "style cursor: the parameter the cursor is sent back in."),
+        "cursor_path": ("JSON path", "next_cursor", "style cursor: where an answer holds the next cursor."),
+    },
+    "targets[].groups.match[] (type: rest)": _REST_CALL,
+    "targets[].groups.create (type: rest)": _REST_WRITE,
+    "targets[].groups.members (type: rest)": {
+        "add": (
+            "mapping",
+            '{method: PUT, url: "/groups/{target_id}/members/{member_id}"}',
+            "Adds one member.",
+        ),
+        "remove": ("mapping", '{url: "/groups/{target_id}/members/{member_id}"}', "Removes one member."),
+    },
+    "targets[].groups.members.add (type: rest)": _REST_WRITE,
+    "targets[].groups.members.remove (type: rest)": _REST_WRITE,
     "targets[] (type: noop)": {},
 }
 
@@ -663,16 +788,25 @@ def sections() -> dict[str, tuple[tuple[str, ...], frozenset[str]]]:
     return found
 
 
+_SCOPED = ("rest",)
+"""Target types whose `users` and `groups` sections (and those within) are named with the type, since
+another type has sections of the same names with other keys."""
+
+
 def _label(path: str, raw: Any) -> str:
     """`targets[2]` -> `targets[] (type: sql)`: a section whose keys depend on its `type` says which."""
     node = raw
+    scope = None
     for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
         node = node[int(index)] if index else node.get(name, {})
+        if isinstance(node, Mapping) and node.get("type") in _SCOPED:
+            scope = node["type"]
     general = re.sub(r"\[\d+\]", "[]", path) or "(top level)"
     if isinstance(node, Mapping) and "type" in node and general != "(top level)":
         kind = "csv or jsonl" if node["type"] in ("csv", "jsonl") else node["type"]  # one file source
         return f"{general} (type: {kind})"
-    return general
+    inner = re.search(r"\.(users|groups)\b", general)  # not the sections every target has (retry)
+    return f"{general} (type: {scope})" if scope and inner else general
 
 
 def render() -> str:

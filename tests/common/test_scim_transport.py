@@ -9,7 +9,8 @@ import pytest
 
 from common.peers.http_auth import BearerAuth, OAuth2Auth
 from common.peers.http_settings import HttpSettings
-from common.peers.scim_transport import ScimTransport, Unanswered, _json, refusal_text
+from common.peers.http_transport import parse_json as _json
+from common.peers.scim_transport import ScimTransport, Unanswered, refusal_text
 from tests.conftest import SCIM_OAUTH_CLIENT, SCIM_TOKEN
 from tests.scim_server import ScimServer
 

@@ -29,22 +29,20 @@ remove with a value list).
 (one filtered GET each; a value the object already holds is kept); all taken is a `PermanentError`.
 Such a value is never a matching key, so map another matching attribute (e.g. `externalId`) beside it.
 
-**Errors.** 429, and 503 with `Retry-After`, pause the whole target for that long (every call waits);
-they, other 5xx, 408, timeouts and network errors are `TransientError`. Other 4xx (400, 401, 403, 404 on
-update, 409 that matching cannot resolve) are `PermanentError` with the server's `detail` and `scimType`,
-the HTTP status as `code`. Credentials are redacted from every message.
+**Errors** as every HTTP connector's (`workers/connectors/http.py`): 429, and 503 with `Retry-After`,
+pause the whole target; they, other 5xx, 408, timeouts and network errors are `TransientError`. Other 4xx
+(400, 401, 403, 404 on update, 409 that matching cannot resolve) are `PermanentError` with the server's
+`detail` and `scimType`, the HTTP status as `code`. Credentials are redacted from every message.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import logging
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote
 
-from common.errors import AuthError, ConnectorError, PermanentError, TransientError
+from common.errors import ConnectorError, PermanentError
 from common.peers.scim_schemas import (
     ENDPOINTS,
     GROUP_SCHEMA,
@@ -53,10 +51,11 @@ from common.peers.scim_schemas import (
     USER_SCHEMA,
     ObjectType,
 )
-from common.peers.scim_transport import ScimAnswer, ScimTransport, Unanswered, refusal_text
+from common.peers.scim_transport import SCIM_JSON, ScimAnswer, refusal_text
 from common.unique import unique_candidates
 from queues.contracts import Operation
-from workers.connectors.base import Applied, AsyncContextConnector, Outcome
+from workers.connectors.base import Applied, Outcome
+from workers.connectors.http import HttpConnector, HttpTarget
 from workers.connectors.scim.diff import (
     add_members,
     chunks_of,
@@ -69,61 +68,30 @@ from workers.connectors.scim.diff import (
 from workers.connectors.scim.listing import PageReader, listing_query
 from workers.connectors.scim.paths import AttrPath, attr_path, overlay, same_key
 from workers.connectors.scim.settings import ScimSettings
-from workers.limits import Gate
-
-log = logging.getLogger("roster.connectors.scim")
 
 _CORE: Final = {"user": USER_SCHEMA, "group": GROUP_SCHEMA}
-_DEFAULT_429_PAUSE_S: Final = 1.0
 _MATCH_PAGE: Final = 50
 _UNIQUE_RETRIES: Final = 2  # POSTs retried after a 409 because a unique candidate was taken meanwhile
 _DETAIL_MAX: Final = 500
 
 
-class ScimConnector(AsyncContextConnector):
+class ScimConnector(HttpConnector):
     """Applies operations to one SCIM service; see the module docstring for the guarantees."""
 
     def __init__(self, name: str, settings: ScimSettings) -> None:
-        self.name = name
         self.settings = settings
-        self.gate: Gate = Gate(max_concurrency=settings.max_concurrency, rate_per_s=settings.rate_per_s)
-        # One spare connection for the OAuth token endpoint, which the gate does not count.
-        self._transport = ScimTransport(
-            settings.http, max_connections=settings.max_concurrency + 1, slot=self.gate.slot
+        super().__init__(
+            name,
+            HttpTarget(
+                name,
+                settings.http,
+                max_concurrency=settings.max_concurrency,
+                rate_per_s=settings.rate_per_s,
+                refusal=lambda status, body: refusal_text(status, body, detail_max=_DETAIL_MAX),
+                media_type=SCIM_JSON,
+            ),
         )
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"ScimConnector({self.name!r}, {self.settings.url})"
-
-    @property
-    def requests_sent(self) -> int:
-        return self._transport.requests_sent
-
-    async def open(self) -> None:
-        """Build the session and its bounded pool; the first request connects."""
-        if self._closed:
-            raise RuntimeError(f"{self!r} is closed")
-        await self._transport.open()
-
-    async def aclose(self) -> None:
-        """Close the pool; safe to call twice."""
-        self._closed = True
-        await self._transport.aclose()
-
-    async def apply(self, ops: Sequence[Operation]) -> list[Outcome]:
-        """Apply `ops` concurrently, at most `max_concurrency` at a time; one outcome each, in order."""
-        if not self._transport.is_open:
-            raise RuntimeError(f"{self!r} is not open")
-        outcomes: list[Outcome | None] = [None] * len(ops)
-        pending: Iterator[tuple[int, Operation]] = iter(enumerate(ops))
-
-        async def drain() -> None:
-            for i, op in pending:  # the lanes share one iterator, so each op is taken once
-                outcomes[i] = await self._apply_one(op)
-
-        await asyncio.gather(*(drain() for _ in range(min(len(ops), self.settings.max_concurrency))))
-        return [outcome for outcome in outcomes if outcome is not None]
+        self._transport = self._target.transport
 
     async def _apply_one(self, op: Operation) -> Outcome:
         try:
@@ -147,10 +115,9 @@ class ScimConnector(AsyncContextConnector):
                 return await self._disable(op, kind, current)
             return await self._update(await self._resolve_unique(op, kind, current), kind, current)
         except ConnectorError as error:
-            return self._redacted(error)
+            return self._target.redacted(error)
         except Exception as exc:
-            log.exception("event=scim_op_crashed target=%s op=%s", self.name, op.op_id)
-            return TransientError(self._transport.redact(f"unexpected {type(exc).__name__}: {exc}"))
+            return self._target.crashed(exc, op.op_id)
 
     # -- Finding -------------------------------------------------------------------------------------
 
@@ -257,7 +224,7 @@ class ScimConnector(AsyncContextConnector):
                     raise self._error(answer)
                 rows = reader.read(answer.body)
             except ConnectorError as error:
-                raise self._redacted(error) from None
+                raise self._target.redacted(error) from None
             if rows:
                 yield rows
 
@@ -376,44 +343,11 @@ class ScimConnector(AsyncContextConnector):
 
     async def _call(self, method: str, path: str, *, query: str = "", body: Any = None) -> ScimAnswer:
         """One request through the gate, its failures as this connector's errors."""
-        if not self._transport.is_open:
-            raise TransientError(f"{self!r} is closed")
-        try:
-            answer = await self._transport.send(method, path, query=query, body=body)
-        except AuthError as exc:  # the token endpoint's own errors, already free of secrets
-            raise (TransientError if exc.transient else PermanentError)(exc.message, code=exc.code) from None
-        except Unanswered as exc:
-            error = TransientError if exc.transient else PermanentError
-            raise error(f"{method} {path}: {exc.detail}", code=exc.code) from None
-        status = answer.status
-        if status == 429 or (status == 503 and answer.retry_after is not None):
-            self._throttled(status, answer.retry_after_s)
-        if answer.malformed and 200 <= status < 300:
-            raise PermanentError(
-                f"{answer.what}: HTTP {status} with a body that is not JSON", code=str(status)
-            )
-        return answer
-
-    def _throttled(self, status: int, seconds: float | None) -> None:
-        if seconds is None:
-            seconds = _DEFAULT_429_PAUSE_S
-        seconds = min(seconds, self.settings.http.max_pause_s)
-        if seconds > self.gate.pause.remaining_s:
-            log.warning("event=scim_throttled target=%s status=%d pause_s=%.2f", self.name, status, seconds)
-        self.gate.pause.extend(seconds)
+        return await self._target.call(method, path, query=query, body=body)
 
     def _error(self, answer: ScimAnswer) -> ConnectorError:
         """The error an unwanted answer amounts to, with the server's own words."""
-        status = answer.status
-        text = f"{answer.what}: {refusal_text(status, answer.body, detail_max=_DETAIL_MAX)}"
-        transient = status >= 500 or status in (408, 425, 429)
-        return (TransientError if transient else PermanentError)(
-            self._transport.redact(text), code=str(status)
-        )
-
-    def _redacted(self, error: ConnectorError) -> ConnectorError:
-        text = self._transport.redact(error.message)
-        return error if text == error.message else type(error)(text, code=error.code)
+        return self._target.error(answer)
 
 
 def _kind(op: Operation) -> ObjectType:
