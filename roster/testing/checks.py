@@ -58,21 +58,23 @@ async def match_planted(s: Session, kind: str) -> str:
 
 
 async def update(s: Session, kind: str) -> str:
-    """An update changes what changed, and the other attributes keep their values."""
+    """An update changes what changed, and the other attributes keep their values (a change of the
+    matching attribute renames the object: it is then found by its new value only)."""
     changes = s.sample(kind).changes
     if not changes:
         raise NotRun(f"the {kind} sample has no `changes` to update")
     obj = s.new_object(kind)
     target_id = await s.applied(s.op("create", obj), obj)
-    wanted = {**obj.attributes, **s.fill(obj, changes)}
-    updated = await s.applied(s.op("update", obj, target_id=target_id, attributes=wanted), obj)
+    new = s.changed(obj)
+    updated = await s.applied(s.op("update", new, target_id=target_id), new)
     if updated != target_id:
-        raise Failed(f"the update reported {updated!r}, the create {target_id!r}")
-    await s.expect_holds(kind, target_id, wanted)
-    await s.expect_one(obj, target_id)
-    return (
-        f"changed {', '.join(changes)}; the other {len(wanted) - len(changes)} attribute(s) kept their values"
-    )
+        if new.key == obj.key:
+            raise Failed(f"the update reported {updated!r}, the create {target_id!r}")
+        await s.expect_gone(kind, target_id)  # renamed, in a target whose ids are names (an LDAP DN)
+    await s.expect_holds(kind, updated, new.attributes)
+    await s.expect_one(new, updated)
+    kept = len(new.attributes) - len(changes)
+    return f"changed {', '.join(changes)}; the other {kept} attribute(s) kept their values"
 
 
 async def update_unmapped(s: Session, kind: str) -> str:
@@ -90,9 +92,9 @@ async def update_unmapped(s: Session, kind: str) -> str:
         await s.expect_holds(kind, target_id, unmapped)
     except Failed as failure:
         raise Failed(f"the probe cannot read back what its set() wrote: {failure}") from None
-    wanted = {**obj.attributes, **s.fill(obj, sample.changes)}
-    await s.applied(s.op("update", obj, target_id=target_id, attributes=wanted), obj)
-    await s.expect_holds(kind, target_id, {**wanted, **unmapped})
+    new = s.changed(obj)
+    updated = await s.applied(s.op("update", new, target_id=target_id), new)
+    await s.expect_holds(kind, updated, {**new.attributes, **unmapped})
     return f"{', '.join(unmapped)} kept the value set outside the connector"
 
 
@@ -149,13 +151,15 @@ async def redelivery(s: Session, kind: str) -> str:
         await s.expect_holds(kind, target_id, obj.attributes)
     changes = s.sample(kind).changes
     if changes:
-        wanted = {**a.attributes, **s.fill(a, changes)}
-        batch = [s.op("update", a, target_id=ids[0], attributes=wanted)]
-        for _ in range(2):
-            (outcome,) = await s.apply(batch, [a])
-            s.target_id_of(batch[0], outcome)
-        await s.expect_holds(kind, ids[0], wanted)
-        await s.expect_one(a, ids[0])
+        new = s.changed(a)
+        batch = [s.op("update", new, target_id=ids[0])]
+        (outcome,) = await s.apply(batch, [new])
+        renamed = s.target_id_of(batch[0], outcome)
+        (outcome,) = await s.apply(batch, [new])
+        if s.target_id_of(batch[0], outcome) != renamed:
+            raise Failed(f"the redelivered update reported {outcome!r}, the first delivery {renamed!r}")
+        await s.expect_holds(kind, renamed, new.attributes)
+        await s.expect_one(new, renamed)
     return "two creates (and an update) delivered twice: one object each, holding what was sent"
 
 

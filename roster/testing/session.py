@@ -83,6 +83,12 @@ class Session:
     def fill(self, obj: KitObject, values: Mapping[str, Any]) -> dict[str, Any]:
         return fill(dict(values), obj.key, obj.token)
 
+    def changed(self, obj: KitObject) -> KitObject:
+        """`obj` with its sample's `changes`; a change of the matching attribute gives it a new key."""
+        attributes = {**obj.attributes, **self.fill(obj, self.sample(obj.object_type).changes)}
+        key = attributes.get(self.sample(obj.object_type).match, obj.key)
+        return KitObject(obj.object_type, str(key), obj.token, attributes)
+
     def op(
         self,
         action: Action,
