@@ -60,6 +60,9 @@ class Session:
     target: str = "conformance"
     made: dict[tuple[str, str], KitObject] = field(default_factory=dict)
     """(object type, target id) -> the object: what the clean-up deletes."""
+    sent: list[KitObject] = field(default_factory=list)
+    """Every object sent in a create or update, found again by its key at the clean-up: an object
+    made without the kit hearing of it (a batch reported failed, a create that did not match) too."""
     _count: int = 0
 
     # -- Objects and operations ----------------------------------------------------------------------
@@ -128,6 +131,7 @@ class Session:
             ) from None
         if len(outcomes) != len(ops):
             raise Failed(f"apply() of {len(ops)} operation(s) returned {len(outcomes)} outcome(s)")
+        self.sent += [obj for op, obj in zip(ops, objects, strict=True) if op.action in ("create", "update")]
         for op, obj, outcome in zip(ops, objects, outcomes, strict=True):
             if not isinstance(outcome, Applied | ConnectorError):
                 raise Failed(
@@ -207,6 +211,13 @@ class Session:
 
     async def clean_up(self) -> list[str]:
         """Delete every object the kit made (groups first); what is still there after, as text."""
+        for obj in self.sent:
+            try:
+                for target_id in await self.find(obj):
+                    self.made.setdefault((obj.object_type, target_id), obj)
+            except (TimeoutError, ConnectorError):
+                continue  # those it knows by id are deleted all the same
+        self.sent.clear()
         made = sorted(self.made.items(), key=lambda item: item[0][0] != "group")
         left: list[str] = []
         for (object_type, target_id), obj in made:
