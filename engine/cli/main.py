@@ -26,6 +26,7 @@ from common.process.cli import (
     exit_code_of,
 )
 from engine.cli.commands import add_operating_commands
+from engine.cli.connector_check import add_connector_check_command
 from engine.cli.options import DEFAULT_STATE, add_api_arguments
 from queues.contracts import VERSION as WIRE_VERSION
 
@@ -172,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
         "--into", type=Path, help="the folder to write it into (default: roster-NAME-connector here)"
     )
     new_connector.set_defaults(func=_new_connector)
+    add_connector_check_command(commands)
     add_operating_commands(commands)
     return parser
 

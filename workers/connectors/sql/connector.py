@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 _KEY_PARAM: Final = "_roster_key"
 _NEW_KEY_PARAM: Final = "_roster_new_key"
 _LIST_PAGE: Final = 5_000  # rows per page of a listing on the wire
+# asyncpg waits 60 s by default for a server that accepts the connection and then says nothing: as long as
+# a worker's batch would hang. 10 s is what the SCIM and LDAP targets allow a connection by default.
+_PG_CONNECT_TIMEOUT_S: Final = 10.0
 
 
 class SqlConnector(AsyncContextConnector):
@@ -74,6 +77,7 @@ class SqlConnector(AsyncContextConnector):
             options["connect_args"] = {"timeout": s.busy_timeout_s}
         else:
             options["pool_pre_ping"] = True
+            options["connect_args"] = {"timeout": _PG_CONNECT_TIMEOUT_S}
         engine = create_async_engine(s.url, **options)
         try:
             async with self._write_lock():
