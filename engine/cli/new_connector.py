@@ -12,6 +12,8 @@ from common.errors import ConfigError
 from roster.scaffold import NAME, default_folder, write_package
 from workers.connectors.plugin import connector_types
 
+INSTALL = escape("pip install -e '.[test]'")
+
 
 def new_connector_command(args: argparse.Namespace, console: Console) -> int:
     name: str = args.name
@@ -25,11 +27,11 @@ def new_connector_command(args: argparse.Namespace, console: Console) -> int:
         written = write_package(name, folder)
     except ValueError as error:
         raise ConfigError("NAME", str(error)) from None
-    console.print(f"wrote {len(written)} files into {escape(str(folder))}/:", highlight=False)
+    console.print(f"wrote {len(written)} files into {escape(str(folder))}/:", highlight=False, soft_wrap=True)
     for path in written:
-        console.print(f"  {escape(str(path.relative_to(folder)))}", highlight=False)
+        console.print(f"  {escape(str(path.relative_to(folder)))}", highlight=False, soft_wrap=True)
     console.print(
-        f"\nnext: cd {escape(str(folder))} && pip install -e . && pytest\n"
+        f"\nnext: cd {escape(str(folder))} && {INSTALL} && pytest\n"
         f"then `roster plugins` lists `{name}`, and a target with `type: {name}` uses it "
         "(docs/connectors.md says what a connector must do).",
         highlight=False,

@@ -1,0 +1,3 @@
+"""The conformance kit of Roster (roster.testing) as a pytest plugin."""
+
+pytest_plugins = ["roster.testing.plugin"]
