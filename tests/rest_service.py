@@ -3,7 +3,8 @@
 It speaks no standard on purpose. Users (`u-00017`) and groups (`g-00003`) live under `/api/users` and
 `/api/groups`; an object comes in an envelope `{"data": {...}}`, a search or a listing as `{"items":
 [...], "next_cursor": ...}` (with a `Link: rel="next"` header too), an error as `{"error": {"message":
-...}}`. A user's `login` is unique whatever its case (409); a group's members are user ids, added with
+...}}`. A user's `login` is unique whatever its case (409), an `email` must hold an `@` (400); a
+group's members are user ids, added with
 PUT and removed with DELETE on `/api/groups/{id}/members/{user_id}`. Listings page by `cursor` and
 `limit`, by `offset` and `limit`, or by `page` and `per_page`, whichever the query names.
 
@@ -204,6 +205,9 @@ class RestService:
                 return _error(400, "login is required")
             if any(u["id"] != own_id for u in self.by_login(login)):
                 return _error(409, f"login {login!r} is taken")
+            email = body.get("email")
+            if email is not None and "@" not in str(email):
+                return _error(400, f"email {email!r} is not an address")
         elif not body.get("name"):
             return _error(400, "name is required")
         return None
