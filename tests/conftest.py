@@ -19,6 +19,10 @@ from tests.needs import pytest_runtest_makereport  # noqa: F401  (a hook: strict
 from tests.scim_server import Credentials, ScimServer, ScimServerError, start_scim_server
 from tests.slapd import Slapd, SlapdError, make_slapd
 
+# The connector conformance kit (roster.testing), for tests/conformance; pytest takes plugins from the
+# top-level conftest only.
+pytest_plugins = ["roster.testing.plugin"]
+
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
