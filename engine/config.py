@@ -54,7 +54,7 @@ from engine.pipeline.publisher import PublishSettings
 from engine.sources.registry import SourceSettings, parse_source
 
 DEPROVISION = ("disable", "delete", "none")
-ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers", "broker", "inbound")
+ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers", "broker", "inbound", "proxy")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

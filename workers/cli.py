@@ -1,4 +1,5 @@
-"""`roster worker FILE`: the worker's command line, which loads the workers' side of Roster only."""
+"""`roster worker FILE` (and `--check`): the worker's command line, which loads the workers' side of
+Roster only."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from common.process.exposure import broker_unverified, unverified_tls
 from common.process.tuning import tune_process
 from queues.connect import broker_from_url
 from queues.contracts import VERSION as WIRE_VERSION
-from workers.config import parse_targets
+from workers.config import TargetConfig, parse_targets
 from workers.process import run_worker
 
 
@@ -35,6 +36,13 @@ def add_worker_arguments(worker: argparse.ArgumentParser) -> None:
     worker.add_argument("--version", action="version", version=version_text(WIRE_VERSION))
     worker.add_argument("file", type=Path, help="a YAML file with targets: (and their credentials)")
     worker.add_argument("--target", action="append", help="serve only this target (repeatable)")
+    worker.add_argument(
+        "--check",
+        action="store_true",
+        help="check the broker (reach, TLS, login, vhost, permissions) and each target (reach, TLS, "
+        "credentials, base DN / table / endpoint, a read), one line each; write nothing, then exit "
+        "(1 if any check failed)",
+    )
     add_broker_arguments(worker)
     add_listen_argument(worker, WORKER_LISTEN)
     worker.add_argument(
@@ -66,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
                     f"targets in {args.file}: {', '.join(sorted(known))}",
                 )
         targets = tuple(t for t in targets if t.name in args.target)
+    if args.check:
+        return _check(url, args.broker_ca_file, targets)
     found = broker_unverified(url)
     peers = [(f"target {t.name!r}", t.settings) for t in targets]
     for warning in ([found] if found else []) + unverified_tls(peers):
@@ -85,6 +95,14 @@ def run(args: argparse.Namespace) -> int:
             record_metrics=not args.no_metrics,
         )
     )
+
+
+def _check(url: str, ca_file: str | None, targets: Sequence[TargetConfig]) -> int:
+    from common.process.checks import report_checks
+    from workers.check import check_worker
+
+    checks = asyncio.run(check_worker(url, ca_file=ca_file, targets=targets))
+    return report_checks(checks, lambda line: print(line, flush=True))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,6 +3,11 @@
 Each connector validates its own settings; this module knows only the keys every target has, and finds
 each target's connector type among those installed (`workers.connectors.plugin`). The engine never
 reads this section.
+
+A top-level `proxy:` is the worker's outbound HTTP proxy: every target of a type that reaches its
+peer over HTTP (`ConnectorPlugin.takes_proxy`: scim, rest) uses it unless the target sets its own
+`proxy:`, or its URL's host is one that `NO_PROXY` lists. Without either, such a target follows
+`HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` from the environment (unless `trust_env: false`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.request import proxy_bypass
+
+from yarl import URL
 
 from common.config.problems import Parts
 from common.config.validation import (
@@ -31,7 +39,7 @@ from workers.worker import TargetRuntime
 
 COMMON_KEYS = ("name", "type", "max_inflight", "retry")
 RETRY_KEYS = ("tiers", "first_delay_ms", "multiplier", "jitter")
-WORKER_SECTIONS = ("targets", "workers", "jobs", "engine", "broker", "inbound")
+WORKER_SECTIONS = ("targets", "workers", "jobs", "engine", "broker", "inbound", "proxy")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,16 +74,32 @@ def parse_targets(raw: Mapping[str, Any], *, base_dir: Path) -> tuple[TargetConf
     parts(lambda: check_keys("", raw, WORKER_SECTIONS, required=("targets",)))
     if raw.get("targets") is None:
         parts.done()
+    read = parts(lambda: parse_proxy(raw.get("proxy")))
+    proxy = read if isinstance(read, str) else None  # when collecting, a wrong one is recorded already
     items = as_list("targets", raw["targets"])
     parsed: list[TargetConfig | None] = [None] * len(items)
-    for i, target in parts.each(items, lambda i, item: (i, parse_target(join("targets", i), item, base_dir))):
+    for i, target in parts.each(
+        items, lambda i, item: (i, parse_target(join("targets", i), item, base_dir, proxy=proxy))
+    ):
         parsed[i] = target
     parts(lambda: unique_names("targets", [t.name if t else None for t in parsed], "target"))
     # Outside `collecting()` the first error went up already; inside, the targets that could be read.
     return tuple(target for target in parsed if target is not None)
 
 
-def parse_target(path: str, raw: Any, base_dir: Path) -> TargetConfig:
+def parse_proxy(raw: Any) -> str | None:
+    """The top-level `proxy:`: an http(s):// URL, or None."""
+    if raw is None:
+        return None
+    proxy = string("proxy", raw)
+    if URL(proxy).scheme not in ("http", "https") or not URL(proxy).host:
+        raise ConfigError("proxy", "must be an http(s) URL", "e.g. http://proxy.example.org:3128")
+    return proxy
+
+
+def parse_target(path: str, raw: Any, base_dir: Path, *, proxy: str | None = None) -> TargetConfig:
+    """One target; `proxy` is the worker's default proxy, given to a type that takes one when the
+    target sets none (see the module docstring)."""
     raw = as_mapping(path, raw)
     for key in ("name", "type"):
         if raw.get(key) is None:
@@ -83,6 +107,8 @@ def parse_target(path: str, raw: Any, base_dir: Path) -> TargetConfig:
     kind = raw["type"]
     plugin = connector_types().get(join(path, "type"), kind)
     own = {k: v for k, v in raw.items() if k not in COMMON_KEYS}
+    if proxy is not None and plugin.takes_proxy and own.get("proxy") is None and _proxied(own.get("url")):
+        own["proxy"] = proxy
     return TargetConfig(
         name=string(join(path, "name"), raw["name"]),
         type=kind,
@@ -91,6 +117,12 @@ def parse_target(path: str, raw: Any, base_dir: Path) -> TargetConfig:
         retry=parse_retry(join(path, "retry"), raw.get("retry") or {}),
         path=path,
     )
+
+
+def _proxied(url: Any) -> bool:
+    """Whether a request to `url` goes through a proxy: not when `NO_PROXY` lists its host."""
+    host = URL(url).host if isinstance(url, str) else None
+    return host is None or not proxy_bypass(host)
 
 
 def parse_retry(path: str, raw: Any) -> RetryPolicy:

@@ -1,11 +1,12 @@
 """A target checked against what its jobs send (`target_problems`) and, with `roster validate --connect`,
 against the real peer, writing nothing (`probe_target`).
 
-Each connector type's plugin does the checking (its `problems` and `probe`). SQL: the table's definition
+Each connector type's plugin does the checking (its `problems` and `check`). SQL: the table's definition
 against the settings and the attributes the jobs send; SCIM: a listing of one resource with the
 credentials, and the attributes sent against the service's `/Schemas`; LDAP: the bind, and that the base
 DN and the users' and groups' search bases exist; REST: without a connection only, the template
-placeholders against the attributes sent. Every problem names the setting at fault and the fix, and
+placeholders against the attributes sent, and with one a GET of each object type's list (or
+read) URL. Every problem names the setting at fault and the fix, and
 holds no secret.
 """
 
@@ -26,7 +27,7 @@ def target_problems(target: TargetConfig, use: TargetUse) -> list[ConfigError]:
 
 async def probe_target(target: TargetConfig, use: TargetUse) -> list[ConfigError]:
     """The problems found on `target`'s peer (none for a type that probes nothing, such as noop)."""
-    probe = target.plugin.probe
+    check = target.plugin.check
     return (
-        [] if probe is None else await probe(target.path or f"target {target.name!r}", target.settings, use)
+        [] if check is None else await check(target.path or f"target {target.name!r}", target.settings, use)
     )

@@ -154,7 +154,12 @@ _HTTP: dict[str, _Key] = {
     "max_pause_s": ("seconds", "300", "The longest wait Roster accepts from a `Retry-After`."),
     "verify_tls": ("boolean", "true", "Verify the server's certificate (never turn off in production)."),
     "ca_file": ("path", "certs/ca.pem", "CA bundle to verify the server with, relative to the file."),
-    "proxy": ("URL", "http://proxy.example.org:3128", "HTTP proxy for this service."),
+    "proxy": (
+        "URL",
+        "http://proxy.example.org:3128",
+        "HTTP proxy for this service; for a target, else the top-level `proxy:`, else HTTPS_PROXY / "
+        "HTTP_PROXY (with NO_PROXY) from the environment when `trust_env`.",
+    ),
     "trust_env": ("boolean", "true", "Read HTTP(S)_PROXY and NO_PROXY from the environment."),
 }
 _LINK: dict[str, _Key] = {
@@ -229,6 +234,14 @@ KEYS: dict[str, dict[str, _Key]] = {
             "none",
         ),
         "targets": ("list", "[{name: app, type: scim, ...}]", "Where to provision: see `targets[]`.", "none"),
+        "proxy": (
+            "URL",
+            "http://proxy.example.org:3128",
+            "The worker's outbound HTTP proxy: every HTTP target (scim, rest) uses it unless it sets its "
+            "own `proxy:` or `NO_PROXY` lists its host; without it, HTTPS_PROXY / HTTP_PROXY / NO_PROXY "
+            "from the environment apply.",
+            "none",
+        ),
         "workers": (
             "mapping",
             "{}",

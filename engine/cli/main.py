@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_listen_argument(engine, ENGINE_LISTEN)
     engine.add_argument("--once", action="store_true", help="run one cycle of each job, then exit")
+    engine.add_argument(
+        "--check",
+        action="store_true",
+        help="check the broker (reach, TLS, login, vhost, permissions), the state store and each job's "
+        "source, one line each; change nothing, then exit (1 if any check failed)",
+    )
     add_metrics_argument(engine)
     add_api_arguments(engine)
     engine.set_defaults(func=_engine)

@@ -51,6 +51,10 @@ def engine_command(args: argparse.Namespace, console: Console) -> int:
     jobs = in_dependency_order([config.job(name) for name in args.job] if args.job else config.jobs)
     state = state_location(args, config)
     url = broker_url(args.broker, config.broker, args.file)
+    if args.check:
+        from engine.cli.check import check_command
+
+        return check_command(args, console, url=url, state=state, jobs=jobs)
     broker = broker_from_url(url, ca_file=args.broker_ca_file)
     host, port = listen_address(args.listen)
     api = api_from(args, state, config)

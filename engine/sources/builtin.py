@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from common.plugins import API_VERSION
+from engine.sources.checks import check_ldap_source, check_scim_source, check_sql_source
 from engine.sources.file import FileSource, parse_file_source
 from engine.sources.inbound import InboundSource, parse_inbound_source
 from engine.sources.ldap import LdapSource, parse_ldap_source
@@ -22,6 +23,7 @@ LDAP = SourcePlugin(
     parse=lambda path, raw, base_dir, _object_type: parse_ldap_source(path, raw, base_dir=base_dir),
     open=lambda settings, since, _state: LdapSource(settings, since=since),
     incremental=lambda settings: (settings.incremental, settings.full_import_every_s),
+    check=check_ldap_source,
     summary="entries of an LDAP directory, incrementally by modifyTimestamp",
 )
 
@@ -31,6 +33,7 @@ SCIM = SourcePlugin(
         path, raw, base_dir=base_dir, object_type=object_type
     ),
     open=lambda settings, _since, _state: ScimSource(settings),
+    check=check_scim_source,
     summary="Users or Groups read from a SCIM 2.0 service",
 )
 
@@ -46,5 +49,6 @@ SQL = SourcePlugin(
     parse=lambda path, raw, base_dir, _object_type: parse_sql_source(path, raw, base_dir=base_dir),
     open=lambda settings, since, _state: SqlSource(settings, since=since),
     incremental=lambda settings: (settings.incremental, settings.full_import_every_s),
+    check=check_sql_source,
     summary="rows of a table, view or query in any SQLAlchemy database, incrementally by a watermark",
 )

@@ -2,18 +2,19 @@
 
 A source type is an entry point in the `roster.sources` group naming a `SourcePlugin`; the built-in
 ones (`engine.sources.builtin`) are declared by Roster's own pyproject.toml the same way (see
-`common.plugins`). The plugin validates a job's `source:` settings (errors name the key) and opens a
-fresh `Source` on them for each cycle.
+`common.plugins`). The plugin validates a job's `source:` settings (errors name the key), opens a
+fresh `Source` on them for each cycle, and may check the live source (`check`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from common.errors import ConfigError
 from common.plugins import PluginSet, discover
 from engine.sources.base import Source
 
@@ -41,6 +42,11 @@ class SourcePlugin:
     incremental: Callable[[Any], tuple[bool, float]] = _never_incremental
     """`(settings)`: whether they ask for incremental reads, and every how many seconds a full read
     still comes (so deletions, which only a full read sees, are found)."""
+    check: Callable[[str, Any], Awaitable[list[ConfigError]]] | None = None
+    """`(path, settings)`: the problems found on the live source, writing nothing: that it can be
+    reached (network, TLS), takes the credentials, has what the settings name (a base DN, a table, an
+    endpoint) and answers a read (`roster validate --connect`, `roster engine --check`). Each problem
+    names the setting at fault (`path.key`) and the fix, and holds no secret."""
     summary: str = ""
     """One line for `roster plugins`."""
 

@@ -124,7 +124,8 @@ class RabbitBroker:
                 f"delivery_limit={self.delivery_limit} ({exc}); use the same settings everywhere"
             ) from exc
         except AMQPError as exc:
-            raise BrokerError(f"cannot declare queue {queue!r}: {exc!r}") from exc
+            doing = f"declare queue {queue!r}"
+            raise BrokerError(self._connection.refusal(exc, doing=doing)) from exc
         self._work_queues.add(queue)
         self._probe.mark_known(queues)
         self._queues.update(queues)
@@ -200,7 +201,8 @@ class RabbitBroker:
                 async with asyncio.timeout(self._connection.reconnect_timeout_s):
                     await declare_retry_queue(control, queue, bucket)
             except (TimeoutError, AMQPError) as exc:
-                raise BrokerError(f"cannot declare retry queue {tier!r}: {exc!r}") from exc
+                doing = f"declare retry queue {tier!r}"
+                raise BrokerError(self._connection.refusal(exc, doing=doing)) from exc
             self._retry_declared[tier] = now
             self._queues.add(tier)
         return tier

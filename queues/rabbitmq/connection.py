@@ -11,29 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from typing import Final
 
 import aio_pika
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from aiormq import Channel
-from aiormq.exceptions import (
-    AMQPError,
-    AuthenticationError,
-    InvalidFrameError,
-    ProbableAuthenticationError,
-)
+from aiormq.exceptions import AMQPError
 from yarl import URL
 
 from common.errors import BrokerError
 from queues.rabbitmq.channels import CLOSE_TIMEOUT_S
+from queues.rabbitmq.errors import BROKER_SETTING, channel_refusal, connect_refusal, masked, tls_context
 
 log = logging.getLogger("roster.queues.rabbitmq")
 
 _RECONNECT_INTERVAL_S: Final = 1
 _CHANNEL_OPEN_TIMEOUT_S: Final = 5.0
-BROKER_SETTING: Final = "--broker / ROSTER_BROKER"
-"""Where a process's broker URL comes from, named in the errors of a failed connect."""
+__all__ = ["BROKER_SETTING", "RabbitConnection"]
 
 
 class RabbitConnection:
@@ -42,7 +36,7 @@ class RabbitConnection:
 
     def __init__(self, url: str, *, ssl_ca_file: str | None, name: str, reconnect_timeout_s: float) -> None:
         parsed = URL(url)
-        self.safe_url = str(parsed.with_password("******") if parsed.password else parsed)
+        self.safe_url = masked(url)
         """The URL with its password masked, for messages and logs."""
         if parsed.scheme not in ("amqp", "amqps"):
             raise ValueError(f"broker URL must be amqp:// or amqps://, got {self.safe_url}")
@@ -51,8 +45,7 @@ class RabbitConnection:
         self.name = name
         self.reconnect_timeout_s = reconnect_timeout_s
         self._url = url
-        self._password = parsed.password or ""
-        self._ssl_context = ssl.create_default_context(cafile=ssl_ca_file) if ssl_ca_file else None
+        self._ssl_context = tls_context(ssl_ca_file)
         self._connection: AbstractRobustConnection | None = None
         self._control: AbstractRobustChannel | None = None
         self._connect_lock = asyncio.Lock()
@@ -87,7 +80,9 @@ class RabbitConnection:
                     timeout=self.reconnect_timeout_s,
                 )
             except (TimeoutError, OSError, AMQPError) as exc:
-                raise BrokerError(self._refusal(exc)) from None
+                raise BrokerError(
+                    connect_refusal(exc, self._url, timeout_s=self.reconnect_timeout_s)
+                ) from None
             try:
                 control = connection.channel(publisher_confirms=False)
                 await control.initialize()
@@ -100,33 +95,9 @@ class RabbitConnection:
             self._connection, self._control = connection, control
             log.info("event=broker_connected url=%s name=%s", self.safe_url, self.name)
 
-    def _refusal(self, exc: BaseException) -> str:
-        """One line for a failed connect: what the broker said, the setting it came from, the fix;
-        never the password."""
-        url = URL(self._url)
-        user, vhost = url.user or "guest", url.path[1:] or "/"
-        where = f"{url.host}:{url.port} ({BROKER_SETTING})"
-        if isinstance(exc, AuthenticationError | ProbableAuthenticationError):
-            return (
-                f"broker at {where} refused the login for user {user!r} on vhost {vhost!r}: "
-                "check the user, password and vhost"
-            )
-        if isinstance(exc, InvalidFrameError) and "Connection.OpenOk" in str(exc):
-            return (
-                f"broker at {where} refused vhost {vhost!r} to user {user!r}: create the vhost "
-                f"(rabbitmqctl add_vhost {vhost}) and grant the user access (rabbitmqctl set_permissions "
-                f"-p {vhost} {user} '.*' '.*' '.*'), or fix the URL's path"
-            )
-        if isinstance(exc, TimeoutError):
-            wait = f"{self.reconnect_timeout_s:g} s"
-            return f"no answer from the broker at {where} within {wait}: is it reachable?"
-        if isinstance(exc, ssl.SSLError | ssl.CertificateError):
-            fix = "give the broker's CA with --broker-ca-file (env ROSTER_BROKER_CA_FILE)"
-            return f"TLS with the broker at {where} failed ({exc.__class__.__name__}): {fix}"
-        if isinstance(exc, OSError) and len(exc.args) == 2 and isinstance(exc.args[0], int):
-            return f"cannot reach the broker at {where}: {exc.args[1]}; is RabbitMQ running there?"
-        reason = repr(exc).replace(self._password, "******") if self._password else repr(exc)
-        return f"cannot connect to the broker at {where}: {reason}"
+    def refusal(self, exc: BaseException, *, doing: str) -> str:
+        """One line for a channel the broker closed while `doing`, with its fix (`errors.py`)."""
+        return channel_refusal(exc, self._url, doing=doing)
 
     async def control_channel(self) -> AbstractRobustChannel:
         """The robust channel that declares the topology (again after a reconnection)."""

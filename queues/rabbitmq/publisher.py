@@ -22,6 +22,7 @@ from common.errors import BrokerError
 from queues.broker import Message
 from queues.rabbitmq.channels import LOST_ATTEMPTS, ChannelSlot, GuardedChannel, close_quietly
 from queues.rabbitmq.connection import RabbitConnection
+from queues.rabbitmq.errors import refused_by_server
 from queues.rabbitmq.probe import QueueProbe
 
 log = logging.getLogger("roster.queues.rabbitmq")
@@ -120,6 +121,10 @@ class Publisher:
                     self._connection.check_open()
                     if not channel.is_closed:
                         raise
+                    refused = refused_by_server(channel.channel)
+                    if refused is not None:
+                        doing = f"publish to queue {queue!r} (exchange {exchange or '(default)'!r})"
+                        raise BrokerError(self._connection.refusal(refused, doing=doing)) from exc
                     lost += 1
                     if lost >= LOST_ATTEMPTS:
                         raise BrokerError(f"publish to queue {queue!r} failed {lost} times: {exc!r}") from exc

@@ -4,7 +4,7 @@ A connector type is an entry point in the `roster.connectors` group naming a `Co
 built-in ones are declared by Roster's own pyproject.toml the same way (see `common.plugins`). The
 plugin parses the target's settings (errors name the key), builds a connector from them, and may
 check a target against what its jobs send, without a connection (`problems`) and against the live
-peer, writing nothing (`probe`, for `roster validate --connect`).
+peer, writing nothing (`check`, for `roster worker --check` and `roster validate --connect`).
 """
 
 from __future__ import annotations
@@ -55,10 +55,21 @@ class ConnectorPlugin:
     """`(target name, parsed settings)`: a connector, not yet opened."""
     problems: Callable[[str, Any, TargetUse], list[ConfigError]] | None = None
     """`(path, settings, use)`: what the settings cannot do with what the jobs send; no connection."""
+    check: Callable[[str, Any, TargetUse], Awaitable[list[ConfigError]]] | None = None
+    """`(path, settings, use)`: the problems found on the live target, writing nothing: that it can be
+    reached (network, TLS), takes the credentials, has what the settings name (base DN, table,
+    endpoint), and answers a read. Each problem names the setting at fault and the fix, no secret."""
     probe: Callable[[str, Any, TargetUse], Awaitable[list[ConfigError]]] | None = None
-    """`(path, settings, use)`: the problems found on the live target, writing nothing."""
+    """The former name of `check` (API version 1 plugins): taken as `check` when that is not given."""
     summary: str = ""
     """One line for `roster plugins`."""
+    takes_proxy: bool = False
+    """The type reaches its target over HTTP and reads a `proxy:` key (as `common.peers.http_settings`
+    does): a target that sets none gets the worker's top-level `proxy:`."""
+
+    def __post_init__(self) -> None:
+        if self.check is None and self.probe is not None:
+            object.__setattr__(self, "check", self.probe)
 
 
 @cache

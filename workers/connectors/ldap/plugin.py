@@ -13,6 +13,6 @@ PLUGIN = ConnectorPlugin(
     parse=lambda path, raw, base_dir: parse_ldap_settings(path, raw, base_dir=base_dir),
     build=LdapConnector,
     problems=lambda path, settings, use: ldap_target_problems(path, settings, use.sent),
-    probe=lambda path, settings, use: check_ldap_target(path, settings, use.sent),
+    check=lambda path, settings, use: check_ldap_target(path, settings, use.sent),
     summary="entries and groups of an LDAP directory (OpenLDAP tested)",
 )

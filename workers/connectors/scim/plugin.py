@@ -13,6 +13,7 @@ PLUGIN = ConnectorPlugin(
     parse=lambda path, raw, base_dir: parse_scim_settings(path, raw, base_dir=base_dir),
     build=ScimConnector,
     problems=lambda _path, _settings, use: scim_path_problems(use.sent),
-    probe=lambda path, settings, use: check_scim_target(path, settings, use.sent or {"user": {}}),
+    check=lambda path, settings, use: check_scim_target(path, settings, use.sent or {"user": {}}),
+    takes_proxy=True,
     summary="Users and Groups of a SCIM 2.0 service (RFC 7643, RFC 7644)",
 )

@@ -13,6 +13,6 @@ PLUGIN = ConnectorPlugin(
     parse=lambda path, raw, base_dir: parse_sql_settings(path, raw, base_dir=base_dir),
     build=SqlConnector,
     problems=lambda _path, settings, use: unmapped_attributes(settings, use.attributes, use.matched),
-    probe=lambda _path, settings, use: check_sql_target(settings, use.attributes),
+    check=lambda _path, settings, use: check_sql_target(settings, use.attributes),
     summary="rows of one table in SQLite or PostgreSQL",
 )
