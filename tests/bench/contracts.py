@@ -6,8 +6,8 @@ Encodes a batch of operations and one of results, then times `decode_operations`
 `decode_results` (orjson, the envelope's checks, one dataclass per row) against the same decode into
 a frozen twin of `Operation` / `Result` (same fields, defaults and checks, `frozen=True`). Best of
 seven runs of timeit each, per batch. Prints one JSON object: per kind, public_us (what a consumer
-calls: `decode_work` / `decode_reports`, the version's dispatch included), plain_us, frozen_us and
-frozen_extra (the frozen decode's extra time, as a fraction of the plain one).
+calls: `queues.wire`'s `decode_work` / `decode_reports`, the version's dispatch included), plain_us,
+frozen_us and frozen_extra (the frozen decode's extra time, as a fraction of the plain one).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from queues import contracts
+from queues import contracts, wire
 from queues.contracts import Operation, Result
 
 
@@ -101,8 +101,8 @@ def main() -> None:
     ops_body = contracts.encode_operations("ldap", operations(args.batch))
     results_body = contracts.encode_results(results(args.batch))
     cases = (
-        ("ops", Operation, contracts.OPERATION_FIELDS, ops_body, contracts.decode_work),
-        ("results", Result, contracts.RESULT_FIELDS, results_body, contracts.decode_reports),
+        ("ops", Operation, contracts.OPERATION_FIELDS, ops_body, wire.decode_work),
+        ("results", Result, contracts.RESULT_FIELDS, results_body, wire.decode_reports),
     )
     report: dict[str, Any] = {"batch": args.batch}
     for kind, cls, fields, body, public in cases:
