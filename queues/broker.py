@@ -10,6 +10,7 @@ semantics, and one test suite (`tests/queues/test_broker.py`) holds both to it:
 * `publish(..., delay_ms=N)` makes the messages appear in the queue N ms later (the retry tiers).
 * `dead_letter` moves a delivery to the queue's dead-letter queue with a reason header.
 * `depth` counts messages ready in a queue; `wait_depth_below` is how the engine honours a high-water mark.
+* `consumers` counts those consuming a queue (the engine compares it with the workers it knows of).
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ class Broker(Protocol):
 
     async def wait_depth_below(self, queue: str, limit: int) -> None:
         """Return once `queue` holds fewer than `limit` ready messages."""
+        ...
+
+    async def consumers(self, queue: str) -> int:
+        """How many consumers `queue` has now."""
         ...
 
     async def aclose(self) -> None: ...

@@ -313,6 +313,14 @@ def decode_reports(body: bytes) -> list[Result] | ListPage:
     return _build(Result, RESULT_FIELDS, _rows(envelope, "results", RESULT_FIELDS))
 
 
+class VersionError(DecodeError):
+    """An envelope of another version than this module's: `queues.wire` reads the older one it speaks."""
+
+    def __init__(self, message: str, version: object) -> None:
+        super().__init__(message)
+        self.version = version
+
+
 class PageError(DecodeError):
     """A listing page that cannot be decoded; `request_id` names its request when the page said it,
     so that the engine gives that listing up at once rather than at its timeout."""
@@ -357,7 +365,7 @@ def _envelope(body: bytes) -> dict[str, Any]:
         raise DecodeError("body is not a JSON object envelope")
     version = envelope.get("v")
     if version != VERSION:
-        raise DecodeError(f"unknown envelope version {version!r}, this build speaks {VERSION}")
+        raise VersionError(f"unknown envelope version {version!r}, this build speaks {VERSION}", version)
     return envelope
 
 

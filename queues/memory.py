@@ -162,6 +162,10 @@ class MemoryBroker:
     async def depth(self, queue: str) -> int:
         return len(self._queue(queue).ready)
 
+    async def consumers(self, queue: str) -> int:
+        self._check_open()
+        return sum(1 for c in self._consumers if c.queue_name == queue)
+
     async def wait_depth_below(self, queue: str, limit: int) -> None:
         self._check_open()
         if limit < 1:
@@ -264,6 +268,10 @@ class MemoryConsumer:
             finally:
                 self._waiter = None
         raise StopAsyncIteration
+
+    @property
+    def queue_name(self) -> str:
+        return self._queue.name
 
     async def aclose(self) -> None:
         self.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from common.process.exposure import broker_unverified, unverified_tls
 from common.process.tuning import tune_process
 from queues.connect import broker_from_url
 from queues.contracts import VERSION as WIRE_VERSION
+from queues.versions import VERSIONS_VARIABLE, spoken_from
 from workers.config import TargetConfig, parse_targets
 from workers.process import run_worker
 
@@ -61,6 +63,7 @@ def add_worker_arguments(worker: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve the targets of `args.file` until SIGTERM or SIGINT; returns the exit code."""
+    wire_versions = spoken_from(os.environ.get(VERSIONS_VARIABLE))  # tests and emergencies only
     raw = load_yaml(args.file)
     targets = parse_targets(raw, base_dir=args.file.absolute().parent)
     url = broker_url(args.broker, raw.get("broker"), args.file)
@@ -93,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             prefetch=args.prefetch,
             grace_s=args.grace_s,
             record_metrics=not args.no_metrics,
+            wire_versions=wire_versions,
         )
     )
 

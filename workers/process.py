@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from common.process.signals import install_stop_handlers
 from common.process.status_server import StatusServer
 from queues.broker import Broker
+from queues.versions import SPOKEN
 from workers.config import TargetConfig
 from workers.metrics import WorkerMetrics
 from workers.worker import Worker
@@ -33,8 +34,10 @@ async def run_worker(
     prefetch: int | None = None,
     grace_s: float = 30.0,
     record_metrics: bool = True,
+    wire_versions: Sequence[int] = SPOKEN,
 ) -> int:
-    """Run until SIGTERM or SIGINT, then stop gracefully; returns the exit code."""
+    """Run until SIGTERM or SIGINT, then stop gracefully; returns the exit code. The worker decodes
+    the `wire_versions` (fewer than this build speaks only by `ROSTER_WIRE_VERSIONS`)."""
     stop = asyncio.Event()
     install_stop_handlers(stop.set)
     registry = CollectorRegistry()
@@ -52,12 +55,16 @@ async def run_worker(
         if runtime.connector.gate is not None:
             metrics.watch_pause(runtime.name, runtime.connector.gate.pause)
     async with broker:
-        worker = Worker(broker, runtimes, metrics=metrics)
+        worker = Worker(broker, runtimes, metrics=metrics, spoken=wire_versions)
         server = StatusServer(registry, lambda: _health(worker, stop), host=host, port=port)
         await server.start()
         try:
             await worker.start()
-            log.info("event=worker_started targets=%s", ",".join(t.name for t in targets))
+            log.info(
+                "event=worker_started targets=%s wire_versions=%s",
+                ",".join(t.name for t in targets),
+                ",".join(map(str, wire_versions)),
+            )
             await stop.wait()
             await worker.stop(grace_s=grace_s)
         finally:

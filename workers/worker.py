@@ -1,5 +1,10 @@
 """The worker loop: drains each target's queue through its connector and reports the results.
 
+Each delivery is answered in the wire version it came in (results, listing pages, and retries put
+back on the queue), so a message of either version a build speaks is answered in one that its sender
+reads; the results and pages say in their headers who this worker is and which versions it speaks,
+which is how the engine learns when it may write the newer one (see `engine.pipeline.wire`).
+
 A delivery may instead be a list request (see `engine.pipeline.listing`): the connector's listing of
 the target goes back as pages on the results queue, then the request is acked.
 
@@ -16,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import secrets
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,17 +33,10 @@ from prometheus_client import CollectorRegistry
 
 from common.errors import BrokerError, ConnectorError, DecodeError, PermanentError, TransientError
 from queues.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, Delivery, Message
-from queues.contracts import (
-    ListPage,
-    ListRequest,
-    Operation,
-    Result,
-    decode_work,
-    encode_operations,
-    encode_page,
-    encode_results,
-)
+from queues.contracts import ListPage, ListRequest, Operation, Result
 from queues.topology import RESULTS_QUEUE, dead_letter_queue, ops_queue
+from queues.versions import SPOKEN, speaker_headers
+from queues.wire import decode_work, encode_operations, encode_page, encode_results
 from workers.connectors.base import Applied, Connector, Lister, Outcome
 from workers.metrics import WorkerMetrics
 from workers.retry import RetryPolicy
@@ -69,8 +69,15 @@ class Worker:
         *,
         rng: random.Random | None = None,
         metrics: WorkerMetrics | None = None,
+        spoken: Sequence[int] = SPOKEN,
+        peer_id: str | None = None,
     ) -> None:
+        """`spoken`: the wire versions this worker decodes (fewer than `SPOKEN` only to play the
+        previous build, in tests and emergencies); `peer_id` names it to the engine."""
         self._broker = broker
+        self._spoken = tuple(spoken)
+        self.peer_id = peer_id or f"worker-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._speaker = speaker_headers(self.peer_id, self._spoken)
         self.metrics = metrics or WorkerMetrics(CollectorRegistry())
         self._targets = {t.name: t for t in targets}
         self._rng = rng or random.Random()
@@ -145,7 +152,7 @@ class Worker:
         """Settle the delivery on every path: acked with its results, dead-lettered with the reason,
         or, when the link to the broker failed, left to come back once its channel closes."""
         try:
-            work = decode_work(delivery.body)
+            version, work = decode_work(delivery.body, self._spoken)
         except DecodeError as exc:
             log.error("event=dead_lettered target=%s reason=%r", target.name, str(exc))
             await self._dead_letter(target, delivery, str(exc), "undecodable")
@@ -153,14 +160,14 @@ class Worker:
         if isinstance(work, ListRequest):
             self._listings_in_flight += 1
             try:
-                await self._answer_listing(target, delivery, work)
+                await self._answer_listing(target, delivery, work, version)
             finally:
                 self._listings_in_flight -= 1
             return
         ops = work
         self._ops_in_flight += len(ops)
         try:
-            await self._handle_batch(target, delivery, ops)
+            await self._handle_batch(target, delivery, ops, version)
         except asyncio.CancelledError:
             raise
         except BrokerError as exc:
@@ -168,11 +175,13 @@ class Worker:
             log.warning("event=batch_unsettled target=%s ops=%d error=%r", target.name, len(ops), str(exc))
         except Exception as exc:
             log.exception("event=batch_failed target=%s ops=%d", target.name, len(ops))
-            await self._report_crash(target, delivery, ops, exc)
+            await self._report_crash(target, delivery, ops, exc, version)
         finally:
             self._ops_in_flight -= len(ops)
 
-    async def _answer_listing(self, target: TargetRuntime, delivery: Delivery, request: ListRequest) -> None:
+    async def _answer_listing(
+        self, target: TargetRuntime, delivery: Delivery, request: ListRequest, version: int
+    ) -> None:
         """Answer a list request with pages on the results queue, then ack it. A listing that fails
         ends with a page saying why; a broken link to the broker leaves the request to come back, and
         its next answer starts again from page 0 under another answer id."""
@@ -197,7 +206,7 @@ class Worker:
                 objects=rows,
                 error=error,
             )
-            return Message(encode_page(body))
+            return Message(encode_page(body, version), self._speaker)
 
         connector = target.connector
         try:
@@ -239,7 +248,7 @@ class Worker:
             log.warning("event=listing_unsettled target=%s error=%r", target.name, str(exc))
 
     async def _report_crash(
-        self, target: TargetRuntime, delivery: Delivery, ops: list[Operation], exc: Exception
+        self, target: TargetRuntime, delivery: Delivery, ops: list[Operation], exc: Exception, version: int
     ) -> None:
         """A batch the worker itself failed on: each operation is reported failed with the reason, so
         the engine logs it and plans it again; if even that cannot be sent, the batch is dead-lettered."""
@@ -249,7 +258,9 @@ class Worker:
             _result(op, "failed", now, 0.0, error_class="WorkerError", error_message=reason) for op in ops
         ]
         try:
-            await self._broker.publish(RESULTS_QUEUE, [Message(encode_results(results))])
+            await self._broker.publish(
+                RESULTS_QUEUE, [Message(encode_results(results, version), self._speaker)]
+            )
             await delivery.ack()
         except asyncio.CancelledError:
             raise
@@ -267,7 +278,9 @@ class Worker:
             return
         self.metrics.dead_letters.labels(target.name, kind).inc()
 
-    async def _handle_batch(self, target: TargetRuntime, delivery: Delivery, ops: list[Operation]) -> None:
+    async def _handle_batch(
+        self, target: TargetRuntime, delivery: Delivery, ops: list[Operation], version: int
+    ) -> None:
         in_flight = self.metrics.in_flight.labels(target.name)
         in_flight.inc(len(ops))
         started = time.perf_counter()
@@ -286,13 +299,13 @@ class Worker:
             # The operations of one delivery share their attempt number, so one tier serves them all.
             attempt = retries[0].attempt - 1
             delay_ms = target.retry.delay_ms(attempt, self._rng) or 0
-            body = encode_operations(target.name, retries)
+            body = encode_operations(target.name, retries, version)
             sends.append((queue, Message(body, {ATTEMPT_HEADER: attempt + 1}), delay_ms))
         if exhausted:
             reason = f"escrow exhausted: still failing after {exhausted[0].attempt} attempts"
-            body = encode_operations(target.name, exhausted)
+            body = encode_operations(target.name, exhausted, version)
             sends.append((dead_letter_queue(queue), Message(body, {REASON_HEADER: reason}), 0))
-        sends.append((RESULTS_QUEUE, Message(encode_results(results)), 0))
+        sends.append((RESULTS_QUEUE, Message(encode_results(results, version), self._speaker), 0))
         for destination, message, delay_ms in sends:
             await self._broker.publish(destination, [message], delay_ms=delay_ms)
         if exhausted:

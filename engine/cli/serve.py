@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -41,6 +42,7 @@ from engine.pipeline.scheduler import Scheduler
 from engine.store.state import StateStore
 from queues.broker import Broker
 from queues.connect import broker_from_url
+from queues.versions import SPOKEN, VERSIONS_VARIABLE, PeerVersions, spoken_from
 
 log = logging.getLogger("roster.engine.process")
 
@@ -50,6 +52,7 @@ def engine_command(args: argparse.Namespace, console: Console) -> int:
     config = load_engine_config(args.file)
     jobs = in_dependency_order([config.job(name) for name in args.job] if args.job else config.jobs)
     state = state_location(args, config)
+    wire_versions = spoken_from(os.environ.get(VERSIONS_VARIABLE))
     url = broker_url(args.broker, config.broker, args.file)
     if args.check:
         from engine.cli.check import check_command
@@ -71,6 +74,7 @@ def engine_command(args: argparse.Namespace, console: Console) -> int:
             port=port,
             once=args.once,
             record_metrics=not args.no_metrics,
+            wire_versions=wire_versions,
             api=api,
             warnings=warnings,
             on_listening=announcer(console),
@@ -96,17 +100,20 @@ async def run_engine(
     warnings: Sequence[str] = (),
     on_listening: Callable[[ApiServer], None] | None = None,
     say: Callable[[str], None] | None = None,
+    wire_versions: Sequence[int] = SPOKEN,
 ) -> tuple[int, list[CycleSummary]]:
     """Run the scheduler until a signal (or, with `once`, one cycle of each job); returns the exit
-    code and the summaries of the cycles that ended. On a PostgreSQL store the engine first waits
-    for the engine lock, serving `/metrics` and `/healthz` as a standby meanwhile, and its admin API
-    (`api`) answers 503 naming the active engine; the API works and the log pruner runs only while
-    this engine is the active one. `say` gets a line per cycle that ends."""
+        code and the summaries of the cycles that ended. On a PostgreSQL store the engine first waits
+        for the engine lock, serving `/metrics` and `/healthz` as a standby meanwhile, and its admin API
+        (`api`) answers 503 naming the active engine; the API works and the log pruner runs only while
+        this engine is the active one. `say` gets a line per cycle that ends. The engine writes each target's
+    messages in the newest of `wire_versions` that its workers all speak (`engine.pipeline.wire`)."""
     registry = CollectorRegistry()
     metrics = EngineMetrics(registry, recording=record_metrics)
     metrics.active.set(0)
     async with broker, StateStore(state_location) as state, EngineLock(state) as lock:
-        runner = CycleRunner(config, broker, state, metrics=metrics)
+        peers = PeerVersions(spoken=wire_versions)
+        runner = CycleRunner(config, broker, state, metrics=metrics, peers=peers)
         export_watched(runner)
         if say is not None:
             runner.cycle_observers.append(lambda summary: say(cycle_line(summary)))

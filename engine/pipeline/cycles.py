@@ -38,10 +38,12 @@ from engine.pipeline.massgate import UpdateGate
 from engine.pipeline.publisher import Publisher
 from engine.pipeline.results import ResultConsumer
 from engine.pipeline.tracker import CycleProgress, Tracker
+from engine.pipeline.wire import WireVersions
 from engine.sources.base import Source
 from engine.store.state import StateStore
 from queues.broker import Broker
 from queues.contracts import Operation, Result
+from queues.versions import PeerVersions
 
 log = logging.getLogger("roster.engine.cycle")
 
@@ -65,15 +67,19 @@ class CycleRunner:
         state: StateStore,
         *,
         metrics: EngineMetrics | None = None,
+        peers: PeerVersions | None = None,
     ) -> None:
+        """`peers`: the wire versions of the workers, when they may be of another build than this
+        one (a scaled engine); without, every message is in this build's version (embedded)."""
         self.config = config
         self.broker = broker
         self.state = state
         self.metrics = metrics or EngineMetrics(CollectorRegistry())
         self.tracker = Tracker(redacted={job.name: job.redacted for job in config.jobs})
-        self.publisher = Publisher(broker, config.publish, self.metrics)
+        self.wire = WireVersions(broker, peers)
+        self.publisher = Publisher(broker, config.publish, self.metrics, versions=self.wire)
         self.control = JobControl(state, config.quarantine)
-        self.listings = Listings(broker)
+        self.listings = Listings(broker, versions=self.wire)
         self.results = ResultConsumer(
             broker,
             state,
@@ -81,6 +87,7 @@ class CycleRunner:
             metrics=self.metrics,
             observers=(self.control.observe,),
             listings=self.listings,
+            versions=self.wire,
         )
         self.results.group_jobs = frozenset(j.name for j in config.jobs if j.object_type == "group")
         self._job_locks: dict[str, asyncio.Lock] = {}

@@ -33,9 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from engine.core.links import Absent, Found, TargetIndex
+from engine.pipeline.wire import WireVersions
 from queues.broker import Broker, Message
-from queues.contracts import ListPage, ListRequest, Operation, encode_list_request
+from queues.contracts import VERSION, ListPage, ListRequest, Operation
 from queues.topology import ops_queue
+from queues.wire import encode_list_request
 
 log = logging.getLogger("roster.engine.listing")
 
@@ -73,8 +75,9 @@ class Listings:
     """The listings the engine awaits, by request id. `receive` takes each page the result consumer
     reads; a page of a request nobody awaits (timed out, or from before a restart) is dropped."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, *, versions: WireVersions | None = None) -> None:
         self._broker = broker
+        self._versions = versions
         self._waiting: dict[str, _Gathering] = {}
 
     async def fetch(
@@ -104,7 +107,8 @@ class Listings:
         try:
             queue = ops_queue(target)
             await self._broker.declare(queue)
-            await self._broker.publish(queue, [Message(encode_list_request(request))])
+            version = VERSION if self._versions is None else await self._versions.for_target(target)
+            await self._broker.publish(queue, [Message(encode_list_request(request, version))])
             try:
                 await asyncio.wait_for(gathering.answered.wait(), min(first_page_s, timeout_s))
             except TimeoutError:

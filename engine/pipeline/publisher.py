@@ -3,7 +3,8 @@
 One message carries up to `batch_size` operations; a partial batch leaves after `linger_ms`, so a light
 load pays no latency for batching. Before each publish the publisher waits until the target's queue is
 below `high_water` messages: when workers fall behind, the wait reaches back to the source reader and
-memory stays flat.
+memory stays flat. Each message is in the wire version `WireVersions` picks for its target (see
+`engine.pipeline.wire`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import asyncio
 from dataclasses import dataclass
 
 from engine.metrics import EngineMetrics
+from engine.pipeline.wire import WireVersions, expressible
 from queues.broker import Broker, Message
-from queues.contracts import Operation, encode_operations
+from queues.contracts import VERSION, Operation
 from queues.topology import ops_queue
+from queues.wire import encode_operations
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,9 +35,15 @@ class Publisher:
     """Per-target buffers of operations, flushed when full, after the linger, or on `flush()`."""
 
     def __init__(
-        self, broker: Broker, settings: PublishSettings | None = None, metrics: EngineMetrics | None = None
+        self,
+        broker: Broker,
+        settings: PublishSettings | None = None,
+        metrics: EngineMetrics | None = None,
+        *,
+        versions: WireVersions | None = None,
     ) -> None:
         self._broker = broker
+        self._versions = versions
         self._metrics = metrics
         self._settings = settings or PublishSettings()
         self._buffers: dict[str, list[Operation]] = {}
@@ -86,7 +95,10 @@ class Publisher:
         ops = self._buffers.pop(target, None)
         if not ops:
             return  # a flush that waited beside this one took them
-        await self._broker.publish(queue, [Message(encode_operations(target, ops))])
+        version = VERSION if self._versions is None else await self._versions.for_target(target)
+        if version != VERSION:
+            ops = [expressible(op, version) for op in ops]
+        await self._broker.publish(queue, [Message(encode_operations(target, ops, version))])
         if self._metrics is not None:
             self._metrics.record_published(ops)
         self.published_ops += len(ops)

@@ -28,10 +28,12 @@ from engine.core.collisions import linking, refuse_shared
 from engine.metrics import EngineMetrics
 from engine.pipeline.listing import Listings
 from engine.pipeline.tracker import CycleProgress, Tracker
+from engine.pipeline.wire import WireVersions
 from engine.store.state import StateStore
 from queues.broker import Broker, Consumer, Delivery
-from queues.contracts import FINAL_STATUSES, ListPage, PageError, Result, decode_reports
+from queues.contracts import FINAL_STATUSES, ListPage, PageError, Result
 from queues.topology import RESULTS_QUEUE
+from queues.wire import decode_reports
 
 log = logging.getLogger("roster.engine.results")
 
@@ -65,8 +67,10 @@ class ResultConsumer:
         metrics: EngineMetrics | None = None,
         observers: Sequence[Callable[[list[Result]], None]] = (),
         listings: Listings | None = None,
+        versions: WireVersions | None = None,
     ) -> None:
         self._broker = broker
+        self._versions = versions
         self._metrics = metrics
         self._state = state
         self._tracker = tracker
@@ -94,7 +98,9 @@ class ResultConsumer:
     async def _run(self) -> None:
         consumer = self._broker.consume(RESULTS_QUEUE, prefetch=self._prefetch)
         received = self._received
-        receiving = asyncio.create_task(_receive(consumer, received), name="roster-results-receive")
+        receiving = asyncio.create_task(
+            _receive(consumer, received, self._versions), name="roster-results-receive"
+        )
         try:
             while True:
                 batch = [await received.get()]
@@ -284,14 +290,23 @@ class ResultConsumer:
             pass
 
 
-async def _receive(consumer: Consumer, received: asyncio.Queue[_Received | _Expiry | None]) -> None:
-    """Decode deliveries as they come, while the write before them commits; None ends them."""
+async def _receive(
+    consumer: Consumer,
+    received: asyncio.Queue[_Received | _Expiry | None],
+    versions: WireVersions | None,
+) -> None:
+    """Decode deliveries as they come, while the write before them commits; None ends them. Each
+    tells `versions` which wire versions its worker speaks."""
     try:
         async for delivery in consumer:
+            decoded: list[Result] | ListPage | DecodeError
             try:
-                decoded: list[Result] | ListPage | DecodeError = decode_reports(delivery.body)
+                version, decoded = decode_reports(delivery.body)
             except DecodeError as exc:
                 decoded = exc
+            else:
+                if versions is not None:
+                    versions.heard(delivery.headers, version, decoded)
             received.put_nowait((delivery, decoded))
     finally:
         received.put_nowait(None)

@@ -174,6 +174,10 @@ class RabbitBroker:
         """Messages ready in `queue` (not those delivered and unsettled, nor those in a retry tier)."""
         return await self._probe.depth(queue)
 
+    async def consumers(self, queue: str) -> int:
+        self._connection.check_open()
+        return await self._probe.consumers(queue)
+
     async def wait_depth_below(self, queue: str, limit: int) -> None:
         """Poll the depth, every 20 ms growing to 250 ms while the queue stays full, and at once
         whenever a consumer of this broker takes a message from `queue`."""

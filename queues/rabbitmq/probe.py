@@ -43,6 +43,11 @@ class QueueProbe:
         ok = await self._passive_declare(queue)
         return ok.message_count or 0
 
+    async def consumers(self, queue: str) -> int:
+        """Consumers of `queue`, on any connection."""
+        ok = await self._passive_declare(queue)
+        return ok.consumer_count or 0
+
     async def wait_depth_below(self, queue: str, limit: int) -> None:
         """Poll the depth, every 20 ms growing to 250 ms while the queue stays full, and at once
         whenever `message_taken(queue)` says a consumer took a message from it."""

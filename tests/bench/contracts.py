@@ -5,8 +5,9 @@
 Encodes a batch of operations and one of results, then times `decode_operations` /
 `decode_results` (orjson, the envelope's checks, one dataclass per row) against the same decode into
 a frozen twin of `Operation` / `Result` (same fields, defaults and checks, `frozen=True`). Best of
-seven runs of timeit each, per batch. Prints one JSON object: per kind, plain_us, frozen_us and
-frozen_extra (the frozen decode's extra time, as a fraction of the plain one).
+seven runs of timeit each, per batch. Prints one JSON object: per kind, public_us (what a consumer
+calls: `queues.wire`'s `decode_work` / `decode_reports`, the version's dispatch included), plain_us,
+frozen_us and frozen_extra (the frozen decode's extra time, as a fraction of the plain one).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from queues import contracts
+from queues import contracts, wire
 from queues.contracts import Operation, Result
 
 
@@ -81,8 +82,13 @@ def decode_us(cls: type[Any], kind: str, fields: tuple[str, ...], body: bytes, n
     """Microseconds to decode `body` into `cls`, the best of seven timeit runs."""
 
     def decode() -> list[Any]:
-        return contracts._build(cls, fields, contracts._rows(body, kind, fields))
+        return contracts._build(cls, fields, contracts._rows(contracts._envelope(body), kind, fields))
 
+    return best_us(decode, number)
+
+
+def best_us(decode: Any, number: int) -> float:
+    """Microseconds per call of `decode`, the best of seven timeit runs."""
     assert len(decode()) > 0
     return min(timeit.repeat(decode, number=number, repeat=7)) / number * 1e6
 
@@ -92,20 +98,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--number", type=int, default=50, help="decodes per timing")
     args = parser.parse_args()
+    ops_body = contracts.encode_operations("ldap", operations(args.batch))
+    results_body = contracts.encode_results(results(args.batch))
     cases = (
-        (
-            "ops",
-            Operation,
-            contracts.OPERATION_FIELDS,
-            contracts.encode_operations("ldap", operations(args.batch)),
-        ),
-        ("results", Result, contracts.RESULT_FIELDS, contracts.encode_results(results(args.batch))),
+        ("ops", Operation, contracts.OPERATION_FIELDS, ops_body, wire.decode_work),
+        ("results", Result, contracts.RESULT_FIELDS, results_body, wire.decode_reports),
     )
     report: dict[str, Any] = {"batch": args.batch}
-    for kind, cls, fields, body in cases:
+    for kind, cls, fields, body, public in cases:
         plain_us = decode_us(cls, kind, fields, body, args.number)
         frozen_us = decode_us(frozen_twin(cls), kind, fields, body, args.number)
         report[kind] = {
+            "public_us": round(best_us(lambda public=public, body=body: public(body), args.number)),
             "plain_us": round(plain_us),
             "frozen_us": round(frozen_us),
             "frozen_extra": round(frozen_us / plain_us - 1, 2),
