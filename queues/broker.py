@@ -10,6 +10,8 @@ semantics, and one test suite (`tests/queues/test_broker.py`) holds both to it:
 * `publish(..., delay_ms=N)` makes the messages appear in the queue N ms later (the retry tiers).
 * `dead_letter` moves a delivery to the queue's dead-letter queue with a reason header.
 * `depth` counts messages ready in a queue; `wait_depth_below` is how the engine honours a high-water mark.
+* `broadcast` sends a body to every current `subscribe`r of an exchange (presence heartbeats): no
+  confirm, no queue that outlives its subscriber, nothing to settle; a slow subscriber loses the oldest.
 """
 
 from __future__ import annotations
@@ -59,6 +61,18 @@ class Consumer(Protocol):
     async def aclose(self) -> None: ...
 
 
+class Subscription(Protocol):
+    """The bodies broadcast on one exchange since it started. `aclose` stops it."""
+
+    async def start(self) -> None:
+        """Listen from now on (the first iteration starts it too); a second call does nothing."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class Broker(Protocol):
     """A message broker with confirms, prefetch, delayed redelivery, dead letters and depth.
 
@@ -88,6 +102,14 @@ class Broker(Protocol):
 
     async def wait_depth_below(self, queue: str, limit: int) -> None:
         """Return once `queue` holds fewer than `limit` ready messages."""
+        ...
+
+    async def broadcast(self, exchange: str, body: bytes) -> None:
+        """Send `body` to every subscriber of `exchange` now (fire and forget: nobody may listen)."""
+        ...
+
+    def subscribe(self, exchange: str) -> Subscription:
+        """Every body broadcast on `exchange` from now on, until `aclose`."""
         ...
 
     async def aclose(self) -> None: ...

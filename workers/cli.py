@@ -27,6 +27,7 @@ from common.process.tuning import tune_process
 from queues.connect import broker_from_url
 from queues.contracts import VERSION as WIRE_VERSION
 from workers.config import parse_targets
+from workers.presence import parse_presence
 from workers.process import run_worker
 
 
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     raw = load_yaml(args.file)
     targets = parse_targets(raw, base_dir=args.file.absolute().parent)
     url = broker_url(args.broker, raw.get("broker"), args.file)
+    presence = parse_presence(raw.get("workers"))
     if args.target:
         known = {t.name for t in targets}
         for name in args.target:
@@ -83,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             prefetch=args.prefetch,
             grace_s=args.grace_s,
             record_metrics=not args.no_metrics,
+            presence=presence,
         )
     )
 

@@ -1,8 +1,9 @@
 """`roster worker`: a worker process that drains the queues of the targets it holds credentials for.
 
 It needs only outbound connections: to the broker and to its targets. Shutdown follows the house
-order: stop consuming, let in-flight batches finish within the grace period (their results are
-published and they are acked), close the connectors, the HTTP server, then the broker.
+order: say it is draining (`workers.presence`), stop consuming, let in-flight batches finish within
+the grace period (their results are published and they are acked), close the connectors, say it is
+leaving, close the HTTP server, then the broker.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from common.process.status_server import StatusServer
 from queues.broker import Broker
 from workers.config import TargetConfig
 from workers.metrics import WorkerMetrics
+from workers.presence import PresenceSettings, WorkerPresence
 from workers.worker import Worker
 
 log = logging.getLogger("roster.worker.process")
@@ -33,6 +35,7 @@ async def run_worker(
     prefetch: int | None = None,
     grace_s: float = 30.0,
     record_metrics: bool = True,
+    presence: PresenceSettings | None = None,
 ) -> int:
     """Run until SIGTERM or SIGINT, then stop gracefully; returns the exit code."""
     stop = asyncio.Event()
@@ -54,13 +57,17 @@ async def run_worker(
     async with broker:
         worker = Worker(broker, runtimes, metrics=metrics)
         server = StatusServer(registry, lambda: _health(worker, stop), host=host, port=port)
+        heartbeat = WorkerPresence(broker, worker, presence)
         await server.start()
         try:
             await worker.start()
-            log.info("event=worker_started targets=%s", ",".join(t.name for t in targets))
+            await heartbeat.start()
+            log.info("event=worker_started id=%s targets=%s", heartbeat.id, ",".join(t.name for t in targets))
             await stop.wait()
+            await heartbeat.draining()
             await worker.stop(grace_s=grace_s)
         finally:
+            await heartbeat.aclose()
             await server.aclose()
     log.info("event=worker_stopped batches=%d", worker.batches_handled)
     return 0
