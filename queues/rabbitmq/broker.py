@@ -89,7 +89,7 @@ class RabbitBroker:
 
     @property
     def declared_exchanges(self) -> frozenset[str]:
-        return frozenset(self._exchanges)
+        return frozenset(self._exchanges) | self._fanout.declared
 
     async def __aenter__(self) -> RabbitBroker:
         await self.connect()

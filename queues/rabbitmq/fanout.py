@@ -49,6 +49,10 @@ class Fanout:
             self._exchanges[name] = found
         return found
 
+    @property
+    def declared(self) -> frozenset[str]:
+        return frozenset(self._exchanges)
+
     async def broadcast(self, name: str, body: bytes) -> None:
         self.connection.check_open()
         exchange = await self.exchange(name)
