@@ -50,6 +50,7 @@ from engine.mapping.collision import NextOnCollision, parse_on_collision
 from engine.mapping.expression_mapping import ExpressionMapping, parse_expression_mapping
 from engine.model import Deprovision
 from engine.pipeline.deadline import DeadlineSettings, parse_deadline
+from engine.pipeline.fleet import FleetSettings, parse_presence
 from engine.pipeline.publisher import PublishSettings
 from engine.sources.registry import SourceSettings, parse_source
 
@@ -115,6 +116,8 @@ class EngineConfig:
     """How long the provisioning log keeps a record (`engine.store.history.prune_forever`)."""
     deadline: DeadlineSettings = field(default_factory=DeadlineSettings)
     """How long a cycle waits for results before it gives up on the unanswered operations."""
+    presence: FleetSettings = field(default_factory=FleetSettings)
+    """How often the engine announces itself, and when a silent worker counts as gone."""
     inbound: InboundSettings | None = None
     """The inbound SCIM service (`engine.inbound`), when the file has an `inbound:` section."""
 
@@ -185,7 +188,16 @@ def _engine_section(raw: Any) -> dict[str, Any]:
     check_keys(
         "engine",
         engine,
-        ("state", "batch_size", "linger_ms", "high_water", "quarantine", "log_retention_days", "deadline"),
+        (
+            "state",
+            "batch_size",
+            "linger_ms",
+            "high_water",
+            "quarantine",
+            "log_retention_days",
+            "deadline",
+            "presence",
+        ),
     )
     state = engine.get("state")
     return {
@@ -198,6 +210,7 @@ def _engine_section(raw: Any) -> dict[str, Any]:
         "quarantine": parse_quarantine("engine.quarantine", engine.get("quarantine")),
         "log_retention_days": _retention_days(engine.get("log_retention_days", 30)),
         "deadline": parse_deadline("engine.deadline", engine.get("deadline")),
+        "presence": parse_presence("engine.presence", engine.get("presence")),
     }
 
 

@@ -145,6 +145,14 @@ class EngineMetrics:
         0/1 series per state; `states` is read at scrape time, so cycles pay nothing for it."""
         self.registry.register(_JobStates(states))
 
+    def watch_fleet(
+        self, counts: Callable[[], Mapping[tuple[str, str, str], int]], target_jobs: Mapping[str, int]
+    ) -> None:
+        """Export `roster_agents{target,version,state}` (workers per target, Roster version and state,
+        read from `counts` at scrape time) and `roster_target_jobs{target}` (the jobs of each target),
+        so that an alert sees a target with jobs and no worker."""
+        self.registry.register(_Fleet(counts, dict(target_jobs)))
+
     async def poll_queue_depths(
         self, broker: Broker, targets: Iterable[str], *, interval_s: float = 5.0
     ) -> None:
@@ -217,3 +225,32 @@ class _JobStates(Collector):
             for state in JOB_STATES:
                 family.add_metric([job, state], 1.0 if state == current else 0.0)
         yield family
+
+
+class _Fleet(Collector):
+    def __init__(
+        self, counts: Callable[[], Mapping[tuple[str, str, str], int]], target_jobs: Mapping[str, int]
+    ) -> None:
+        self._counts = counts
+        self._target_jobs = target_jobs
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        agents = GaugeMetricFamily(
+            "roster_agents",
+            "Workers the engine has heard, per target they serve, Roster version and state (running, "
+            "draining, gone).",
+            labels=["target", "version", "state"],
+        )
+        counts = self._counts()
+        for (target, version, state), n in sorted(counts.items()):
+            agents.add_metric([target, version, state], n)
+        for target in sorted(self._target_jobs):  # a target nobody serves still has a series: 0
+            if not any(key[0] == target and key[2] == "running" for key in counts):
+                agents.add_metric([target, "", "running"], 0)
+        yield agents
+        jobs = GaugeMetricFamily(
+            "roster_target_jobs", "Jobs of this engine that provision each target.", labels=["target"]
+        )
+        for target, n in sorted(self._target_jobs.items()):
+            jobs.add_metric([target], n)
+        yield jobs

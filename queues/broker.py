@@ -11,6 +11,8 @@ semantics, and one test suite (`tests/queues/test_broker.py`) holds both to it:
 * `dead_letter` moves a delivery to the queue's dead-letter queue with a reason header.
 * `depth` counts messages ready in a queue; `wait_depth_below` is how the engine honours a high-water mark.
 * `consumers` counts those consuming a queue (the engine compares it with the workers it knows of).
+* `broadcast` sends a body to every current `subscribe`r of an exchange (presence heartbeats): no
+  confirm, no queue that outlives its subscriber, nothing to settle; a slow subscriber loses the oldest.
 """
 
 from __future__ import annotations
@@ -60,6 +62,18 @@ class Consumer(Protocol):
     async def aclose(self) -> None: ...
 
 
+class Subscription(Protocol):
+    """The bodies broadcast on one exchange since it started. `aclose` stops it."""
+
+    async def start(self) -> None:
+        """Listen from now on (the first iteration starts it too); a second call does nothing."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class Broker(Protocol):
     """A message broker with confirms, prefetch, delayed redelivery, dead letters and depth.
 
@@ -93,6 +107,13 @@ class Broker(Protocol):
 
     async def consumers(self, queue: str) -> int:
         """How many consumers `queue` has now."""
+
+    async def broadcast(self, exchange: str, body: bytes) -> None:
+        """Send `body` to every subscriber of `exchange` now (fire and forget: nobody may listen)."""
+        ...
+
+    def subscribe(self, exchange: str) -> Subscription:
+        """Every body broadcast on `exchange` from now on, until `aclose`."""
         ...
 
     async def aclose(self) -> None: ...

@@ -26,6 +26,8 @@ from queues.broker import REASON_HEADER, Message
 from queues.topology import dead_letter_queue
 
 DELIVERY_LIMIT_REASON: Final = "delivery_limit"
+SUBSCRIPTION_BACKLOG: Final = 256
+"""Broadcast bodies a subscriber may have unread; past it the oldest go, as heartbeats date quickly."""
 
 _Entry = tuple[Message, int]
 """A queued message and how many times it has come back unsettled."""
@@ -105,6 +107,7 @@ class MemoryBroker:
         self._publish_chunk = max(1, max_length // 16)
         self._queues: dict[str, _Queue] = {}
         self._consumers: set[MemoryConsumer] = set()
+        self._subscriptions: dict[str, set[MemorySubscription]] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._timer_ids = itertools.count()
         self._closed = False
@@ -172,10 +175,25 @@ class MemoryBroker:
             raise ValueError(f"limit must be >= 1, got {limit}")  # a depth is never below 0
         await self._wait_below(self._queue(queue), limit)
 
+    async def broadcast(self, exchange: str, body: bytes) -> None:
+        self._check_open()
+        for subscription in self._subscriptions.get(exchange, ()):
+            subscription.put(body)
+
+    def subscribe(self, exchange: str) -> MemorySubscription:
+        self._check_open()
+        subscribers = self._subscriptions.setdefault(exchange, set())
+        subscription = MemorySubscription(subscribers.discard)
+        subscribers.add(subscription)
+        return subscription
+
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
+        for subscribers in self._subscriptions.values():
+            for subscription in list(subscribers):
+                subscription.close()
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
@@ -312,6 +330,50 @@ class MemoryConsumer:
         waiter = self._waiter
         if was_full and waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+class MemorySubscription:
+    """The bodies broadcast on one exchange, at most `SUBSCRIPTION_BACKLOG` of them unread."""
+
+    def __init__(self, on_close: Callable[[MemorySubscription], None]) -> None:
+        self._bodies: deque[bytes] = deque(maxlen=SUBSCRIPTION_BACKLOG)
+        self._waiter: asyncio.Future[None] | None = None
+        self._on_close = on_close
+        self._closed = False
+
+    async def start(self) -> None:
+        """Nothing to do: a memory subscription listens from when it is made."""
+
+    def put(self, body: bytes) -> None:
+        self._bodies.append(body)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def __aiter__(self) -> MemorySubscription:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._bodies:
+            if self._closed:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._bodies.popleft()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._bodies.clear()
+        self._on_close(self)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 class MemoryDelivery:

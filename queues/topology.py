@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Final
 
 RESULTS_QUEUE: Final = "roster.results"
+AGENTS_EXCHANGE: Final = "roster.agents"
+"""Where engines and workers announce themselves (a fanout: every subscriber gets every message)."""
 _OPS_PREFIX: Final = "roster.ops."
 _DEAD_PREFIX: Final = "roster.dead."
 

@@ -30,6 +30,7 @@ from queues.connect import broker_from_url
 from queues.contracts import VERSION as WIRE_VERSION
 from queues.versions import VERSIONS_VARIABLE, spoken_from
 from workers.config import TargetConfig, parse_targets
+from workers.presence import parse_presence
 from workers.process import run_worker
 
 
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     raw = load_yaml(args.file)
     targets = parse_targets(raw, base_dir=args.file.absolute().parent)
     url = broker_url(args.broker, raw.get("broker"), args.file)
+    presence = parse_presence(raw.get("workers"))
     if args.target:
         known = {t.name for t in targets}
         for name in args.target:
@@ -97,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
             grace_s=args.grace_s,
             record_metrics=not args.no_metrics,
             wire_versions=wire_versions,
+            presence=presence,
         )
     )
 

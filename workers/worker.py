@@ -76,6 +76,8 @@ class Worker:
         previous build, in tests and emergencies); `peer_id` names it to the engine."""
         self._broker = broker
         self._spoken = tuple(spoken)
+        self.spoken = self._spoken
+        """The wire versions this worker decodes, as it announces them."""
         self.peer_id = peer_id or f"worker-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._speaker = speaker_headers(self.peer_id, self._spoken)
         self.metrics = metrics or WorkerMetrics(CollectorRegistry())
@@ -90,6 +92,9 @@ class Worker:
         self.batches_handled = 0
         self._ops_in_flight = 0
         self._listings_in_flight = 0
+        self.ops_in_flight_by_target: dict[str, int] = dict.fromkeys(self._targets, 0)
+        self.last_errors: dict[str, tuple[float, str]] = {}
+        """Per target, when its last operation failed and why (unredacted: presence redacts it)."""
 
     async def start(self) -> None:
         await self._broker.declare(RESULTS_QUEUE)
@@ -121,6 +126,10 @@ class Worker:
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
             task.add_done_callback(lambda _task: slots.release())
+
+    @property
+    def targets(self) -> tuple[TargetRuntime, ...]:
+        return tuple(self._targets.values())
 
     def in_flight(self) -> tuple[int, int, int]:
         """The batches being applied now, their operations, and the listings being answered (what a
@@ -166,6 +175,7 @@ class Worker:
             return
         ops = work
         self._ops_in_flight += len(ops)
+        self.ops_in_flight_by_target[target.name] += len(ops)
         try:
             await self._handle_batch(target, delivery, ops, version)
         except asyncio.CancelledError:
@@ -178,6 +188,7 @@ class Worker:
             await self._report_crash(target, delivery, ops, exc, version)
         finally:
             self._ops_in_flight -= len(ops)
+            self.ops_in_flight_by_target[target.name] -= len(ops)
 
     async def _answer_listing(
         self, target: TargetRuntime, delivery: Delivery, request: ListRequest, version: int
@@ -254,6 +265,7 @@ class Worker:
         the engine logs it and plans it again; if even that cannot be sent, the batch is dead-lettered."""
         reason = f"the worker failed on this batch: {type(exc).__name__}: {exc}"
         now = time.time()
+        self.last_errors[target.name] = (now, reason)
         results = [
             _result(op, "failed", now, 0.0, error_class="WorkerError", error_message=reason) for op in ops
         ]
@@ -342,6 +354,7 @@ class Worker:
             error: ConnectorError = outcome
             status = "failed"
             message = error.message
+            self.last_errors[target.name] = (now, f"{type(error).__name__}: {message}")
             if not isinstance(error, PermanentError):
                 if op.attempt <= target.retry.tiers:
                     retries.append(op.next_attempt())

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Literal, cast, get_args
 
 from common.errors import RosterError
+from engine.api.agents import AgentList, agent_list
 from engine.api.answers import (
     Approval,
     Approved,
@@ -36,6 +37,7 @@ from engine.config import JobConfig
 from engine.core.reconcile import SITUATIONS
 from engine.model import CycleSummary
 from engine.pipeline.cycles import CycleRunner
+from engine.pipeline.fleet import Fleet
 from engine.pipeline.ondemand import Preview, preview_from_state, provision
 from engine.pipeline.reconciling import reconcile
 from engine.pipeline.scheduler import Scheduler
@@ -60,9 +62,16 @@ class Admin:
     """The engine's jobs, their cycles, their logs and their switches, for the API."""
 
     def __init__(
-        self, runner: CycleRunner, scheduler: Scheduler | None = None, *, warnings: Sequence[str] = ()
+        self,
+        runner: CycleRunner,
+        scheduler: Scheduler | None = None,
+        *,
+        warnings: Sequence[str] = (),
+        fleet: Fleet | None = None,
     ) -> None:
         self.runner = runner
+        self.fleet = fleet if fleet is not None else Fleet()
+        """The engines and workers heard on the presence exchange (an empty one if none listens)."""
         self.scheduler = scheduler
         self.warnings = tuple(warnings)
         """What this engine exposes without protection (`common.process.exposure`), for `/jobs`."""
@@ -79,6 +88,10 @@ class Admin:
 
     async def jobs(self) -> list[JobStatus]:
         return [await self.status(job.name) for job in self.runner.config.jobs]
+
+    async def agents(self) -> AgentList:
+        """The engines and workers heard, and how many workers serve each target of a job."""
+        return agent_list(self.fleet, [(job.name, job.target) for job in self.runner.config.jobs])
 
     async def status(self, name: str) -> JobStatus:
         """State (active, paused, quarantined, waiting_for_approval) and why, the running cycle's

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from common.process.status_server import HealthCheck
 from engine.api.admin import Admin
+from engine.api.agents import AgentList
 from engine.api.answers import (
     LOG_ACTIONS,
     LOG_STATUSES,
@@ -265,6 +266,15 @@ class Api:
             ),
             Route(
                 method="GET",
+                path="/agents",
+                handler=self.agents,
+                operation_id="listAgents",
+                summary="The engines and workers heard on the broker (version, targets, health), and how "
+                "many workers serve each target of a job",
+                answer=AgentList,
+            ),
+            Route(
+                method="GET",
                 path="/logs",
                 handler=self.logs,
                 operation_id="logs",
@@ -296,6 +306,9 @@ class Api:
 
     async def jobs(self, _request: web.Request, _query: Query) -> web.Response:
         return answer(JobList(await self.admin.jobs(), list(self.admin.warnings)))
+
+    async def agents(self, _request: web.Request, _query: Query) -> web.Response:
+        return answer(await self.admin.agents())
 
     async def cycles(self, request: web.Request, query: Query) -> web.Response:
         limit = CYCLE_LIMIT.read(query)

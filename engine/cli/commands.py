@@ -1,5 +1,6 @@
 """The commands that operate a running engine through its admin API: `roster status`, `logs`
-(`engine/cli/logs.py`), `trigger`, `pause`, `resume`, `restart`, `reset`, `approve` and `reject`.
+(`engine/cli/logs.py`), `agents` (`engine/cli/agents.py`), `trigger`, `pause`, `resume`, `restart`,
+`reset`, `approve` and `reject`.
 
 They never open the state store themselves: the engine may run elsewhere, and it alone writes. Each
 prints rich tables, or with `--json` the API's answer as it came.
@@ -22,6 +23,7 @@ from rich.prompt import Confirm
 from rich.table import Table
 
 from common.errors import RosterError
+from engine.cli.agents import add_agents_command, print_targets
 from engine.cli.client import DEFAULT_URL, ApiClient
 from engine.cli.logs import add_logs_command
 
@@ -60,6 +62,7 @@ def add_operating_commands(commands: Any) -> None:
     status.set_defaults(func=_status)
 
     add_logs_command(commands, common, client)
+    add_agents_command(commands, common, client)
 
     trigger = commands.add_parser("trigger", parents=[common], help="start a cycle of a job now")
     trigger.add_argument("job")
@@ -133,6 +136,7 @@ def _status(args: argparse.Namespace, console: Console) -> int:
             (job["next_run"] or "")[:19].replace("T", " "),
         )
     console.print(table)
+    print_targets(console, api.get("/agents"), only={job["target"] for job in jobs})
     for job in jobs:
         _explain(console, job)
     if args.job:

@@ -26,6 +26,7 @@ from engine.core.policies import DeletionGuard, MassChangeGuard, QuarantineSetti
 from engine.core.reconcile_policy import ReconcileSettings
 from engine.core.scoping import OPERATORS
 from engine.pipeline.deadline import DeadlineSettings
+from engine.pipeline.fleet import FleetSettings
 from engine.pipeline.publisher import PublishSettings
 from engine.sources.file import FileSourceSettings
 from engine.sources.ldap import LdapSourceSettings
@@ -34,6 +35,7 @@ from engine.sources.sql import SqlSourceSettings
 from workers.config import COMMON_KEYS, parse_targets
 from workers.connectors.scim.settings import ScimSettings
 from workers.connectors.sql.settings import SqlSettings
+from workers.presence import PresenceSettings, parse_presence
 from workers.retry import RetryPolicy
 from workers.worker import TargetRuntime
 
@@ -244,8 +246,8 @@ KEYS: dict[str, dict[str, _Key]] = {
         ),
         "workers": (
             "mapping",
-            "{}",
-            "Reserved for the workers' own settings; read by neither side yet.",
+            "{presence: {interval_s: 5}}",
+            "The workers' own settings (not per target): see `workers`.",
             "none",
         ),
     },
@@ -262,6 +264,31 @@ KEYS: dict[str, dict[str, _Key]] = {
         "quarantine": ("mapping", "{failure_share: 0.4}", "When a job is quarantined: see below.", "on"),
         "log_retention_days": ("number", "30", "How long the provisioning log keeps a record."),
         "deadline": ("mapping", "{base_s: 360}", "How long a cycle waits for results: see below.", "on"),
+        "presence": (
+            "mapping",
+            "{missed: 3}",
+            "The engine's heartbeat, and when a silent worker counts as gone: see below.",
+            "on",
+        ),
+    },
+    "engine.presence": {
+        "interval_s": ("seconds", "5", "How often the engine announces itself to the workers."),
+        "missed": (
+            "integer",
+            "3",
+            "Heartbeats a worker may miss (by its own interval) before `roster agents` shows it gone.",
+        ),
+        "forget_after_s": ("seconds", "3600", "How long a gone worker stays listed."),
+    },
+    "workers": {
+        "presence": ("mapping", "{interval_s: 5}", "The workers' heartbeat: see below.", "on"),
+    },
+    "workers.presence": {
+        "interval_s": (
+            "seconds",
+            "5",
+            "How often each worker announces itself (id, versions, targets, in-flight counts, last error).",
+        ),
     },
     "engine.quarantine": {
         "failure_share": ("number", "0.4", "Share of failed operations in the window that quarantines."),
@@ -764,6 +791,8 @@ DEFAULTS_FROM: dict[str, tuple[type, ...]] = {
     "engine": (PublishSettings, EngineConfig),
     "engine.quarantine": (QuarantineSettings,),
     "engine.deadline": (DeadlineSettings,),
+    "engine.presence": (FleetSettings,),
+    "workers.presence": (PresenceSettings,),
     "jobs[].deletion_guard": (DeletionGuard,),
     "jobs[].mass_change_guard": (MassChangeGuard,),
     "jobs[].reconcile": (ReconcileSettings,),
@@ -789,6 +818,7 @@ def sections() -> dict[str, tuple[tuple[str, ...], frozenset[str]]]:
         (base / "teams.jsonl").write_text("", encoding="utf-8")
         parse_engine_config(raw, base_dir=base)
         parse_targets(raw, base_dir=base)
+        parse_presence(raw.get("workers"))
     found: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
         "targets[] (every type)": (COMMON_KEYS, frozenset({"name", "type"}))
     }

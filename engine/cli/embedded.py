@@ -48,7 +48,9 @@ from engine.inbound.server import served
 from engine.metrics import EngineMetrics
 from engine.model import CycleSummary
 from engine.pipeline.cycles import CycleRunner
+from engine.pipeline.fleet import Fleet
 from engine.pipeline.ondemand import Provisioned, provision
+from engine.pipeline.presence import EnginePresence, export_fleet
 from engine.pipeline.reconciling import ReconcileSummary
 from engine.pipeline.scheduler import Scheduler
 from engine.pipeline.tracker import CycleProgress
@@ -57,6 +59,7 @@ from queues.memory import MemoryBroker
 from queues.topology import RESULTS_QUEUE
 from workers.config import TargetConfig, load_targets
 from workers.metrics import WorkerMetrics
+from workers.presence import PresenceSettings, WorkerPresence
 from workers.worker import Worker
 
 WORKER_GRACE_S = 10.0
@@ -72,6 +75,8 @@ class Embedded:
     worker: Worker
     runner: CycleRunner
     targets: Sequence[TargetConfig]
+    fleet: Fleet
+    """What the engine hears on the presence exchange: the in-process worker."""
 
 
 @asynccontextmanager
@@ -90,8 +95,14 @@ async def embedded(
     async with MemoryBroker() as broker, StateStore(state_location) as state:
         worker = Worker(broker, [t.runtime() for t in targets], metrics=WorkerMetrics(registry))
         metrics = EngineMetrics(registry)
-        async with worker, CycleRunner(config, broker, state, metrics=metrics) as runner:
-            yield Embedded(broker, state, worker, runner, targets)
+        heartbeat = PresenceSettings(interval_s=config.presence.interval_s)
+        async with (
+            worker,
+            CycleRunner(config, broker, state, metrics=metrics) as runner,
+            EnginePresence(broker, Fleet(config.presence)) as presence,
+            WorkerPresence(broker, worker, heartbeat),
+        ):
+            yield Embedded(broker, state, worker, runner, targets, presence.fleet)
 
 
 def load_both(path: Path) -> tuple[EngineConfig, tuple[TargetConfig, ...]]:
@@ -315,6 +326,7 @@ async def _serve(
     runner, worker = pipeline.runner, pipeline.worker
     scheduler = Scheduler(runner, jobs)
     export_watched(runner)
+    export_fleet(runner.metrics, pipeline.fleet, [job.target for job in runner.config.jobs])
     say = line_printer(console)
     runner.cycle_observers.append(lambda summary: say(cycle_line(summary)))
     install_stop_handlers(
@@ -328,7 +340,7 @@ async def _serve(
         async with (
             observed(runner, jobs),
             operated(
-                Admin(runner, scheduler, warnings=warnings),
+                Admin(runner, scheduler, warnings=warnings, fleet=pipeline.fleet),
                 api,
                 retention_days=runner.config.log_retention_days,
                 on_listening=announcer(console),

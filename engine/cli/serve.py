@@ -38,6 +38,8 @@ from engine.metrics import EngineMetrics
 from engine.model import CycleSummary
 from engine.pipeline.cycles import CycleRunner
 from engine.pipeline.failover import EngineLock, take_over
+from engine.pipeline.fleet import Fleet
+from engine.pipeline.presence import EnginePresence, export_fleet
 from engine.pipeline.scheduler import Scheduler
 from engine.store.state import StateStore
 from queues.broker import Broker
@@ -111,14 +113,20 @@ async def run_engine(
     registry = CollectorRegistry()
     metrics = EngineMetrics(registry, recording=record_metrics)
     metrics.active.set(0)
-    async with broker, StateStore(state_location) as state, EngineLock(state) as lock:
-        peers = PeerVersions(spoken=wire_versions)
+    peers = PeerVersions(spoken=wire_versions)  # fed by presence and by the workers' own messages
+    async with (
+        broker,
+        StateStore(state_location) as state,
+        EngineLock(state) as lock,
+        EnginePresence(broker, Fleet(config.presence, versions=peers), spoken=wire_versions) as presence,
+    ):
         runner = CycleRunner(config, broker, state, metrics=metrics, peers=peers)
         export_watched(runner)
+        export_fleet(metrics, presence.fleet, [job.target for job in config.jobs])
         if say is not None:
             runner.cycle_observers.append(lambda summary: say(cycle_line(summary)))
         scheduler = Scheduler(runner, jobs)
-        admin = Admin(runner, scheduler, warnings=warnings)
+        admin = Admin(runner, scheduler, warnings=warnings, fleet=presence.fleet)
         gate = ApiGate("standby", lambda: f"standby: the active engine is {lock.holder or 'not known yet'}")
         stopped = asyncio.Event()
         inbound = (

@@ -9,6 +9,7 @@ depths in `connection.py`, `publisher.py`, `consumer.py` and `probe.py`. How the
 * `consume` subscribes on a channel of its own with `basic.qos(prefetch)`; unsettled deliveries go
   back when the consumer closes (see `consumer.py`).
 * `depth` is a passive declare's count of ready messages; `wait_depth_below` polls it.
+* `broadcast` and `subscribe` use a fanout exchange and a private queue per subscriber (`fanout.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from common.errors import BrokerError
 from queues.broker import Message
 from queues.rabbitmq.connection import RabbitConnection
 from queues.rabbitmq.consumer import RabbitConsumer
+from queues.rabbitmq.fanout import Fanout, RabbitSubscription
 from queues.rabbitmq.probe import QueueProbe
 from queues.rabbitmq.publisher import Publisher
 from queues.rabbitmq.topology import (
@@ -78,6 +80,7 @@ class RabbitBroker:
         self._queues: set[str] = set()
         self._exchanges: set[str] = set()
         self._consumers: set[RabbitConsumer] = set()
+        self._fanout = Fanout(self._connection)
 
     @property
     def declared_queues(self) -> frozenset[str]:
@@ -86,7 +89,7 @@ class RabbitBroker:
 
     @property
     def declared_exchanges(self) -> frozenset[str]:
-        return frozenset(self._exchanges)
+        return frozenset(self._exchanges) | self._fanout.declared
 
     async def __aenter__(self) -> RabbitBroker:
         await self.connect()
@@ -183,10 +186,18 @@ class RabbitBroker:
         whenever a consumer of this broker takes a message from `queue`."""
         await self._probe.wait_depth_below(queue, limit)
 
+    async def broadcast(self, exchange: str, body: bytes) -> None:
+        """Publish `body` on the fanout `exchange` (see `fanout.py`)."""
+        await self._fanout.broadcast(exchange, body)
+
+    def subscribe(self, exchange: str) -> RabbitSubscription:
+        return self._fanout.subscribe(exchange)
+
     async def aclose(self) -> None:
         """Stop the consumers (their unsettled deliveries go back), then close channels and connection."""
         if not self._connection.stop():
             return
+        await self._fanout.aclose()
         for consumer in list(self._consumers):
             await consumer.aclose()
         await self._publisher.aclose()

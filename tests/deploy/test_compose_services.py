@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests import needs
 from tests.databases import private_database
-from tests.deploy.files import CONFIG_DIR, compose_config, dashboard_queries, metric_names
+from tests.deploy.files import CONFIG_DIR, REPO, compose_config, dashboard_queries, metric_names
 from tests.integration.processes import Process, free_port, wait_until
 from tests.rabbit import vhost
 
@@ -51,7 +51,13 @@ class Command(Process):
                 cwd=self.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **self.env},
+                # PYTHONPATH: the `roster` script runs this checkout's code, wherever the package is installed
+                env={
+                    **os.environ,
+                    "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+                    "PYTHONPATH": str(REPO),
+                    **self.env,
+                },
             )
         return self
 

@@ -80,7 +80,8 @@ def test_the_document_describes_every_field_of_the_answers_and_every_route() -> 
         "enum": ["active", "paused", "quarantined", "waiting_for_approval"]
     }
     operations = {(m, p) for p, item in document["paths"].items() for m in item}
-    assert len(operations) == 17 and ("post", "/jobs/{job}/approve") in operations
+    assert len(operations) == 18 and ("post", "/jobs/{job}/approve") in operations
+    assert ("get", "/agents") in operations
     assert ("post", "/jobs/{job}/reconcile") in operations
     job = document["paths"]["/jobs/{job}/cycles"]["get"]["parameters"]
     assert [(p["name"], p["in"]) for p in job] == [("job", "path"), ("limit", "query")]
