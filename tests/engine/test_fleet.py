@@ -3,6 +3,8 @@ when it leaves), forgotten later; PeerVersions follows every change; settings ar
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
 import pytest
 
 from common.errors import ConfigError
@@ -24,10 +26,14 @@ class Recorded(PeerVersions):
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[tuple[str, str]] = []
+        self.targets: dict[str, Collection[str] | None] = {}
 
-    def seen(self, peer: str, kind: PeerKind, spoken: object) -> None:  # type: ignore[override]
+    def seen(
+        self, peer: str, kind: PeerKind, spoken: Sequence[int], *, targets: Collection[str] | None = None
+    ) -> None:
         self.calls.append(("seen", peer))
-        super().seen(peer, kind, spoken)  # type: ignore[arg-type]
+        self.targets[peer] = targets
+        super().seen(peer, kind, spoken, targets=targets)
 
     def gone(self, peer: str) -> None:
         self.calls.append(("gone", peer))
@@ -66,6 +72,7 @@ def test_a_worker_that_misses_its_heartbeats_is_gone_then_forgotten() -> None:
     [gone] = fleet.sweep()
     assert (gone.state, gone.gone_reason) == ("gone", "missed 3 heartbeats")
     assert versions.calls == [("seen", "w1"), ("gone", "w1")]
+    assert versions.targets == {"w1": ["app"]}  # a worker's targets count it as a reader of their queues
     clock.now += 59.0
     assert fleet.state_of("w1") == "gone"
     clock.now += 2.0
