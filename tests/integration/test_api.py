@@ -87,6 +87,8 @@ async def test_every_route_does_what_it_says(served: Served) -> None:
     assert status == 200 and len(cycles["cycles"]) == 1
     status, shown = await call("GET", "/jobs/people/preview/E00001")
     assert (status, shown["found"], shown["action"]) == (200, True, "nothing")
+    status, fleet = await call("GET", "/agents")
+    assert status == 200 and [(t["target"], t["jobs"]) for t in fleet["targets"]] == [("db", ["people"])]
 
     write_csv(served.source, [person(0, department="Legal")])
     status, done = await call("POST", "/jobs/people/provision", json={"source_id": "E00000"})
@@ -156,7 +158,10 @@ async def test_every_route_does_what_it_says(served: Served) -> None:
     assert (await call("POST", "/jobs/people/reset"))[1]["state"] == "active"
     assert await served.pipeline.state.entry("people", "E00000") is None  # the links are forgotten
     assert sorted(_operations(served.document)) == sorted(
-        [("GET", p) for p in ("/healthz", "/openapi.json", "/jobs", "/jobs/{job}", "/jobs/{job}/cycles")]
+        [
+            ("GET", p)
+            for p in ("/healthz", "/openapi.json", "/agents", "/jobs", "/jobs/{job}", "/jobs/{job}/cycles")
+        ]
         + [("GET", p) for p in ("/jobs/{job}/preview/{source_id}", "/logs", "/logs/export")]
         + [("POST", f"/jobs/{{job}}/{verb}") for verb in ("cycles", "provision", "pause", "resume")]
         + [
@@ -168,7 +173,7 @@ async def test_every_route_does_what_it_says(served: Served) -> None:
 
 async def test_every_route_but_healthz_answers_401_without_the_right_token(served: Served) -> None:
     operations = _operations(served.document)
-    assert len(operations) == 17
+    assert len(operations) == 18
     for method, path in operations:
         for token in (None, "wrong", TOKEN[:-1], TOKEN + "x", ""):
             status, body = await served.call(method, _filled(path), token=token)
@@ -274,5 +279,5 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_docu
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-6000:]
     # Every operation but GET /openapi.json, which schemathesis leaves out as the schema itself.
-    assert re.search(r"\b16 selected / 16 total\b", text), text[-2000:]
+    assert re.search(r"\b17 selected / 17 total\b", text), text[-2000:]
     assert TOKEN not in text

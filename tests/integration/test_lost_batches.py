@@ -20,9 +20,9 @@ from engine.api.admin import Admin
 from engine.pipeline.cycles import CycleRunner
 from engine.store.state import StateStore, state_url
 from queues.broker import REASON_HEADER, Message
-from queues.contracts import VERSION
 from queues.memory import MemoryBroker
 from queues.topology import dead_letter_queue, ops_queue
+from queues.versions import SPOKEN
 from tests.integration.pipeline import (
     Interposer,
     configs,
@@ -184,7 +184,7 @@ async def test_a_dead_lettered_batch_ends_its_cycle_at_the_deadline_lost_in_tran
         assert all("no result within the cycle's deadline" in r["error_message"] for r in lost)
         assert not runner.tracker.in_flight("people")  # nothing is left "in flight" forever
         assert await _dead_reasons(runner.broker, "db") == [
-            f"unknown envelope version 99, this build speaks {VERSION}"
+            f"unknown envelope version 99, this build speaks {', '.join(map(str, SPOKEN))}"
         ]
 
         second = await asyncio.wait_for(runner.run_cycle(job), 60)
