@@ -29,6 +29,13 @@ each member DN into the id (`member_id_attribute`, default `id_attribute`) of th
 the base, not there any more, or a stand-in such as the rootdn a refint overlay leaves in an empty
 group) is left out and reported as a problem on its group, which is still provisioned.
 
+**Active Directory** (`flavor: active_directory`; the protocol in `engine.sources.ad`, the values in
+`engine.sources.ad_values`): ids are `objectGUID` by default; GUIDs, SIDs, FILETIME and generalized times
+read as text, `userAccountControl` adds `enabled`; member attributes are asked for `range_size` values
+at a time and each range read; an incremental read asks for `uSNChanged` above a watermark that names
+the DC (`usn:<invocationId>:<USN>`, its `highestCommittedUSN` taken before the search; another DC's
+means a full read), and reports the ids of the tombstones in its scope in `deleted`.
+
 Settings (beside `type: ldap`); `url` to `connect_timeout_s` say how to reach the server, read as the LDAP
 target reads them (common/peers/ldap_link.py)::
 
@@ -51,6 +58,8 @@ target reads them (common/peers/ldap_link.py)::
     multi_valued: [member, uniqueMember, objectClass, memberOf]
     member_base: ou=people,dc=example,dc=org   # groups: member DNs under it become member ids
     member_id_attribute: entryUUID       # default: id_attribute (the user job's id_attribute)
+    flavor: ldap                         # or active_directory
+    range_size: 1500                     # active_directory: values per range of a member attribute
 """
 
 from __future__ import annotations

@@ -1,0 +1,48 @@
+"""Adds users to a stopped Samba DC's database in one transaction, through Samba's own Python bindings
+(its SamDB, so SIDs, GUIDs and USNs are made as by an LDAP add): ~10x faster than adding over LDAP.
+
+    /usr/bin/python3 tests/bench/samba_bulk.py SMB_CONF BASE_DN OU_NAME COUNT
+
+Run by tests/bench/ad_source.py with the system Python, which has Samba's bindings (the venv has not).
+"""
+
+import sys
+import time
+
+import samba.param
+from samba.auth import system_session
+from samba.samdb import SamDB
+
+
+def main() -> None:
+    conf, base, ou, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    lp = samba.param.LoadParm()
+    lp.load(conf)
+    db = SamDB(url=lp.samdb_url(), session_info=system_session(), lp=lp)
+    started = time.perf_counter()
+    db.transaction_start()
+    try:
+        db.add({"dn": f"OU={ou},{base}", "objectClass": "organizationalUnit"})
+        for i in range(count):
+            name = f"user{i:06d}"
+            db.add(
+                {
+                    "dn": f"CN={name},OU={ou},{base}",
+                    "objectClass": "user",
+                    "sAMAccountName": name,
+                    "givenName": f"Given{i}",
+                    "sn": f"Family{i}",
+                    "mail": f"{name}@roster.test",
+                    "department": "d0",
+                    "userAccountControl": "544",
+                }
+            )
+    except BaseException:
+        db.transaction_cancel()
+        raise
+    db.transaction_commit()
+    print(f"{time.perf_counter() - started:.3f}")
+
+
+if __name__ == "__main__":
+    main()
