@@ -13,6 +13,15 @@ import samba.param
 from samba.auth import system_session
 from samba.samdb import SamDB
 
+CHUNK = 2000
+PER_OU = 1000
+"""Users per OU: Samba's one-level index of an OU is one record rewritten on each add below it."""
+
+
+def bucket(number: int, ou: str, base: str) -> str:
+    """The OU (under `OU=ou,base`) that user `number` goes to."""
+    return f"OU=b{number // PER_OU:03d},OU={ou},{base}"
+
 
 def main() -> None:
     conf, base, ou, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -20,27 +29,31 @@ def main() -> None:
     lp.load(conf)
     db = SamDB(url=lp.samdb_url(), session_info=system_session(), lp=lp)
     started = time.perf_counter()
-    db.transaction_start()
-    try:
-        db.add({"dn": f"OU={ou},{base}", "objectClass": "organizationalUnit"})
-        for i in range(count):
-            name = f"user{i:06d}"
-            db.add(
-                {
-                    "dn": f"CN={name},OU={ou},{base}",
-                    "objectClass": "user",
-                    "sAMAccountName": name,
-                    "givenName": f"Given{i}",
-                    "sn": f"Family{i}",
-                    "mail": f"{name}@roster.test",
-                    "department": "d0",
-                    "userAccountControl": "544",
-                }
-            )
-    except BaseException:
-        db.transaction_cancel()
-        raise
-    db.transaction_commit()
+    db.add({"dn": f"OU={ou},{base}", "objectClass": "organizationalUnit"})
+    for b in range(0, count, PER_OU):
+        db.add({"dn": bucket(b, ou, base), "objectClass": "organizationalUnit"})
+    for first in range(0, count, CHUNK):  # one transaction of 100,000 adds slows down as it grows
+        db.transaction_start()
+        try:
+            for i in range(first, min(first + CHUNK, count)):
+                name = f"user{i:06d}"
+                db.add(
+                    {
+                        "dn": f"CN={name},{bucket(i, ou, base)}",
+                        "objectClass": "user",
+                        "sAMAccountName": name,
+                        "givenName": f"Given{i}",
+                        "sn": f"Family{i}",
+                        "mail": f"{name}@roster.test",
+                        "department": "d0",
+                        "userAccountControl": "544",
+                    }
+                )
+        except BaseException:
+            db.transaction_cancel()
+            raise
+        db.transaction_commit()
+        print(f"{min(first + CHUNK, count)} {time.perf_counter() - started:.1f}", file=sys.stderr, flush=True)
     print(f"{time.perf_counter() - started:.3f}")
 
 
