@@ -400,6 +400,17 @@ KEYS: dict[str, dict[str, _Key]] = {
             "Groups: member DNs under it become member ids.",
         ),
         "member_id_attribute": ("string", "entryUUID", "Groups: the attribute read as a member's id."),
+        "flavor": (
+            "string",
+            "active_directory",
+            "ldap, or active_directory: objectGUID ids, AD values as text, `enabled`, ranged members, "
+            "incremental by uSNChanged, deletions seen through tombstones.",
+        ),
+        "range_size": (
+            "integer",
+            "1500",
+            "Active Directory: values of a multi-valued attribute (member) asked for per range.",
+        ),
     },
     "jobs[].source (type: scim)": {
         **_HTTP,

@@ -296,6 +296,21 @@ class Planner:
             if action is not None:
                 yield self._operation(action, source_id, entry, {}, entry.applied_hash or "")
 
+    def plan_gone(self, source_ids: Iterable[str]) -> Iterator[Operation]:
+        """Deprovision the objects an incremental read saw deleted from the source (their entries
+        loaded), unless this cycle read them, has them in flight, or the state does not hold them."""
+        for source_id in source_ids:
+            if source_id in self.in_flight or source_id.startswith(ORPHAN_PREFIX):
+                continue
+            if self.snapshot.take(source_id) is None:  # not held, or read in this cycle
+                continue
+            entry = self.snapshot.entry(source_id)
+            if entry is None:
+                raise LookupError(f"the entry of {source_id!r} was not loaded before planning it")
+            action = plan_missing(entry, self.deprovision)
+            if action is not None:
+                yield self._operation(action, source_id, entry, {}, entry.applied_hash or "")
+
     def _operation(
         self,
         action: Action,

@@ -39,7 +39,7 @@ from engine.pipeline.publisher import Publisher
 from engine.pipeline.results import ResultConsumer
 from engine.pipeline.tracker import CycleProgress, Tracker
 from engine.pipeline.wire import WireVersions
-from engine.sources.base import Source
+from engine.sources.base import ReportsDeletions, Source
 from engine.store.state import StateStore
 from queues.broker import Broker
 from queues.contracts import Operation, Result
@@ -209,6 +209,10 @@ class CycleRunner:
                 missing, missing_holds = await self._deprovision(job, planner, approved, read, source.skipped)
                 held += missing
                 holds += missing_holds
+            elif error is None and quarantined is None and isinstance(source, ReportsDeletions):
+                gone, gone_holds = await self._deprovision_gone(job, planner, approved, source.deleted)
+                held += gone
+                holds += gone_holds
             staged = await self._stage(job, cycle_id, held, holds, clear=judged)
             await self.publisher.flush()
             deadline_s = self.config.deadline.for_ops(progress.outstanding, self.config.publish.batch_size)
@@ -491,6 +495,26 @@ class CycleRunner:
         if found.holds:
             return found.ops, found.holds
         for planned, op in enumerate(found.ops, 1):
+            await self._publish(op)
+            if planned % PLAN_SLICE == 0:
+                await asyncio.sleep(0)
+        return [], ()
+
+    async def _deprovision_gone(
+        self, job: JobConfig, planner: Planner, approved: frozenset[str], gone: Sequence[str]
+    ) -> tuple[list[Operation], tuple[Hold, ...]]:
+        """After an incremental read that saw `gone` deleted from the source: publish their
+        deprovisions, or, when the deletion guard trips for those `approved` does not name, return
+        them all to be staged."""
+        if not gone:
+            return [], ()
+        planner.snapshot.add_entries(await self.state.entries(job.name, gone))
+        ops = list(planner.plan_gone(gone))
+        unapproved = sum(1 for op in ops if op.source_id not in approved)
+        holds = deprovision_holds(job, unapproved, len(planner.snapshot), 0, None) if unapproved else ()
+        if holds:
+            return ops, holds
+        for planned, op in enumerate(ops, 1):
             await self._publish(op)
             if planned % PLAN_SLICE == 0:
                 await asyncio.sleep(0)

@@ -12,8 +12,8 @@ group member left out, its group still read) is a note: reported, not counted in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, runtime_checkable
 
 from engine.model import SourceObject, SourceProblem
 
@@ -48,6 +48,18 @@ class Source(Protocol):
 
     def batches(self, size: int) -> AsyncIterator[list[SourceObject]]:
         """Yield lists of at most `size` objects; the whole source is one full import."""
+        ...
+
+
+@runtime_checkable
+class ReportsDeletions(Protocol):
+    """A source whose incremental reads also see deletions (Active Directory's tombstones): the cycle
+    deprovisions those objects at once, as a full read would, under the same deletion guard. Optional:
+    a source without it leaves deletions to the next full read (`full_import_every`)."""
+
+    @property
+    def deleted(self) -> Sequence[str]:
+        """After an incremental read: the ids of the objects it saw deleted from the source."""
         ...
 
 

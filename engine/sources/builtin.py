@@ -24,7 +24,7 @@ LDAP = SourcePlugin(
     open=lambda settings, since, _state: LdapSource(settings, since=since),
     incremental=lambda settings: (settings.incremental, settings.full_import_every_s),
     check=check_ldap_source,
-    summary="entries of an LDAP directory, incrementally by modifyTimestamp",
+    summary="entries of an LDAP directory (or Active Directory), incrementally by modifyTimestamp (or USN)",
 )
 
 SCIM = SourcePlugin(

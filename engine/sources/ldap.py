@@ -29,6 +29,13 @@ each member DN into the id (`member_id_attribute`, default `id_attribute`) of th
 the base, not there any more, or a stand-in such as the rootdn a refint overlay leaves in an empty
 group) is left out and reported as a problem on its group, which is still provisioned.
 
+**Active Directory** (`flavor: active_directory`; the protocol in `engine.sources.ad`, the values in
+`engine.sources.ad_values`): ids are `objectGUID` by default; GUIDs, SIDs, FILETIME and generalized times
+read as text, `userAccountControl` adds `enabled`; member attributes are asked for `range_size` values
+at a time and each range read; an incremental read asks for `uSNChanged` above a watermark that names
+the DC (`usn:<invocationId>:<USN>`, its `highestCommittedUSN` taken before the search; another DC's
+means a full read), and reports the ids of the tombstones in its scope in `deleted`.
+
 Settings (beside `type: ldap`); `url` to `connect_timeout_s` say how to reach the server, read as the LDAP
 target reads them (common/peers/ldap_link.py)::
 
@@ -51,6 +58,8 @@ target reads them (common/peers/ldap_link.py)::
     multi_valued: [member, uniqueMember, objectClass, memberOf]
     member_base: ou=people,dc=example,dc=org   # groups: member DNs under it become member ids
     member_id_attribute: entryUUID       # default: id_attribute (the user job's id_attribute)
+    flavor: ldap                         # or active_directory
+    range_size: 1500                     # active_directory: values per range of a member attribute
 """
 
 from __future__ import annotations
@@ -79,6 +88,8 @@ from common.peers.ldap_link import LINK_KEYS, LinkSettings, parse_link
 from common.peers.ldap_names import DnError, canonical_dn
 from engine.core.schedule import parse_duration
 from engine.model import SourceObject
+from engine.sources import ad, ad_values
+from engine.sources.ad_values import ad_text
 from engine.sources.base import ProblemLog
 
 _KEYS: Final = (
@@ -95,11 +106,16 @@ _KEYS: Final = (
     "full_import_every",
     "member_base",
     "member_id_attribute",
+    "flavor",
+    "range_size",
 )
+FLAVORS: Final = ("ldap", "active_directory")
 _SCOPES: Final = {"subtree": ldap3.SUBTREE, "one": ldap3.LEVEL}
 MULTI_VALUED: Final = frozenset({"member", "uniquemember", "objectclass", "memberof"})
 MEMBER_ATTRIBUTES: Final = frozenset({"member", "uniquemember"})
 """The attributes whose DNs `member_base` turns into member ids."""
+AD_FILTER: Final = "(&(objectCategory=person)(objectClass=user))"
+"""Active Directory's people (computers are `user`s too, but not `person`s)."""
 _NAMED_IN_PROBLEM: Final = 3
 _NOT_TEXT: Final = "has a value that is not UTF-8 text (a binary attribute?)"
 
@@ -124,13 +140,29 @@ class LdapSourceSettings:
     """Member DNs under it become the ids of those entries, as the user job of a group job knows them."""
     member_id_attribute: str | None = None
     """The members' id attribute (the user job's `id_attribute`); None: this job's `id_attribute`."""
+    flavor: str = "ldap"
+    """`active_directory`: AD values, ranged attributes, USN watermarks, tombstones (`engine.sources.ad`)."""
+    range_size: int = 1500
+    """Active Directory: values of a multi-valued attribute asked for at a time (AD's MaxValRange)."""
+
+    @property
+    def active_directory(self) -> bool:
+        return self.flavor == "active_directory"
 
 
 def parse_ldap_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> LdapSourceSettings:
     """Validate a job's LDAP `source:`; errors name the key's path, the problem and the fix."""
     check_keys(path, raw, _KEYS, required=("url", "bind_dn", "bind_password", "base_dn"))
     link = parse_link(path, raw, base_dir=base_dir)
-    search_filter = string(join(path, "filter"), raw.get("filter", "(objectClass=inetOrgPerson)"))
+    flavor = choice(join(path, "flavor"), raw.get("flavor", "ldap"), FLAVORS)
+    ad = flavor == "active_directory"
+    if "range_size" in raw and not ad:
+        raise ConfigError(
+            join(path, "range_size"), "applies only with `flavor: active_directory`", "add it, or remove this"
+        )
+    search_filter = string(
+        join(path, "filter"), raw.get("filter", AD_FILTER if ad else "(objectClass=inetOrgPerson)")
+    )
     if not (search_filter.startswith("(") and search_filter.endswith(")")):
         raise ConfigError(
             join(path, "filter"), "must be an LDAP filter in parentheses", "e.g. (objectClass=person)"
@@ -147,7 +179,9 @@ def parse_ldap_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> L
         filter=search_filter,
         scope=choice(join(path, "scope"), raw.get("scope", "subtree"), tuple(_SCOPES)),
         attributes=attributes,
-        id_attribute=string(join(path, "id_attribute"), raw.get("id_attribute", "entryUUID")),
+        id_attribute=string(
+            join(path, "id_attribute"), raw.get("id_attribute", "objectGUID" if ad else "entryUUID")
+        ),
         page_size=integer(join(path, "page_size"), raw.get("page_size", 500), minimum=1),
         multi_valued=(
             MULTI_VALUED
@@ -167,6 +201,8 @@ def parse_ldap_source(path: str, raw: Mapping[str, Any], *, base_dir: Path) -> L
             if "member_id_attribute" in raw
             else None
         ),
+        flavor=flavor,
+        range_size=integer(join(path, "range_size"), raw.get("range_size", 1500), minimum=1),
     )
 
 
@@ -197,6 +233,11 @@ class LdapSource(ProblemLog):
         self.settings = settings
         self.since = since
         self.watermark: str | None = since
+        self._full = since is None
+        self.deleted: list[str] = []
+        """After an incremental read of Active Directory: the ids of the entries deleted since `since`."""
+        self.entries_read = 0
+        """Entries the server returned in the last read (tombstones included)."""
         self._member_ids: dict[str, str] | None = None
         """For a read with `member_base`: canonical member DN -> member id, once the first group came."""
         self._binary_noted: set[str] = set()
@@ -205,7 +246,7 @@ class LdapSource(ProblemLog):
     @property
     def full(self) -> bool:
         """Whether a read is a full import (so objects it does not see have left the source)."""
-        return self.since is None
+        return self._full
 
     async def batches(self, size: int) -> AsyncIterator[list[SourceObject]]:
         """Yield the entries a page at a time (pages of at most `size` and `page_size`)."""
@@ -214,17 +255,18 @@ class LdapSource(ProblemLog):
         self._forget_problems()
         self._member_ids = None
         self._binary_noted = set()
+        self.deleted, self.entries_read = [], 0
         s = self.settings
-        names = list(s.attributes) or ["*"]
-        names += [n for n in ("modifyTimestamp", s.id_attribute) if n.lower() != "dn" and n not in names]
+        names = self._names()
         page = min(size, s.page_size)
         conn = await asyncio.to_thread(self._connect)
         try:
+            search_filter, after_usn, dc = await asyncio.to_thread(self._start, conn)
             cookie: bytes | None = None
             read = 0
             while True:
                 entries, cookie = await asyncio.to_thread(
-                    self._page, conn, s.base_dn, self._search_filter(), _SCOPES[s.scope], names, page, cookie
+                    self._page, conn, s.base_dn, search_filter, _SCOPES[s.scope], names, page, cookie
                 )
                 if entries and s.member_base is not None and self._member_ids is None:
                     # On a connection of its own: a second paged search would end this one's.
@@ -238,14 +280,46 @@ class LdapSource(ProblemLog):
                 if batch:
                     yield batch
                 if not cookie:
-                    return
+                    break
+            if dc is not None and after_usn is not None:
+                self.deleted = await asyncio.to_thread(self._read_deleted, conn, dc, after_usn)
         finally:
             await asyncio.to_thread(close_connection, conn)
 
-    def _search_filter(self) -> str:
-        if self.since is None:
-            return self.settings.filter
-        return f"(&{self.settings.filter}(modifyTimestamp>={self.since}))"
+    def _names(self) -> list[str]:
+        """The attributes to ask for: those named (or all), the watermark's and the id; on Active
+        Directory the member attributes a range at a time."""
+        s = self.settings
+        names = list(s.attributes) or ["*"]
+        stamp = () if s.active_directory else ("modifyTimestamp",)
+        names += [n for n in (*stamp, s.id_attribute) if n.lower() != "dn" and n not in names]
+        if s.active_directory:
+            ranged = [n for n in names if n.lower() in MEMBER_ATTRIBUTES]
+            if names[0] == "*":
+                ranged = ranged or ["member"]
+            names = [n for n in names if n not in ranged] + [ad.ranged_name(n, s.range_size) for n in ranged]
+        return names
+
+    def _start(self, conn: ldap3.Connection) -> tuple[str, int | None, ad.DomainController | None]:
+        """The filter of this read; on Active Directory also the USN it reads changes after (None: a
+        full read) and the DC. The watermark it leaves is the DC's USN *before* the search."""
+        s = self.settings
+        if not s.active_directory:
+            if self.since is None:
+                return s.filter, None, None
+            return f"(&{s.filter}(modifyTimestamp>={self.since}))", None, None
+        conn.auto_range = False  # ranges are read by `ad.read_ranges`, which says when one fails
+        try:
+            dc = ad.domain_controller(conn)
+        except ad.AdError as exc:
+            raise SourceError(f"{s.link.url}: {exc}") from None
+        last = ad.UsnWatermark.parse(self.since)
+        self.watermark = str(ad.UsnWatermark(dc.invocation_id, dc.highest_usn))
+        if last is None or last.dc != dc.invocation_id:  # none yet, or another DC's numbers: read all
+            self._full = True
+            return s.filter, None, dc
+        self._full = False
+        return f"(&{s.filter}(uSNChanged>={last.usn + 1}))", last.usn, dc
 
     def _connect(self) -> ldap3.Connection:
         link = self.settings.link
@@ -263,6 +337,7 @@ class LdapSource(ProblemLog):
         names: list[str],
         size: int,
         cookie: bytes | None,
+        controls: list[tuple[str, bool, Any]] | None = None,
     ) -> tuple[list[Any], bytes | None]:
         link = self.settings.link
         try:
@@ -273,6 +348,7 @@ class LdapSource(ProblemLog):
                 attributes=names,
                 paged_size=size,
                 paged_cookie=cookie,
+                controls=controls,
             )
         except (ldap_errors.LDAPException, OSError) as exc:
             raise SourceError(
@@ -280,8 +356,42 @@ class LdapSource(ProblemLog):
             ) from None
         if conn.result.get("result") != 0:
             raise SourceError(f"{link.url}: the search under {base} failed: {server_said(conn.result)}")
+        cookie = next_cookie(conn)
         entries = found_entries(conn)
-        return entries, next_cookie(conn)
+        self.entries_read += len(entries)
+        if self.settings.active_directory:
+            try:
+                entries = [
+                    (dn, ad.read_ranges(conn, dn, raw, self.settings.range_size)) for dn, raw in entries
+                ]
+            except ad.AdError as exc:
+                raise SourceError(f"{link.url}: {exc}") from None
+        return entries, cookie
+
+    def _read_deleted(self, conn: ldap3.Connection, dc: ad.DomainController, after_usn: int) -> list[str]:
+        """The ids of the entries deleted from the search's scope after `after_usn` (their tombstones'
+        ids; a tombstone keeps `objectGUID`, `objectSid` and `sAMAccountName`, not its DN)."""
+        s = self.settings
+        ids: list[str] = []
+        cookie: bytes | None = None
+        while True:
+            entries, cookie = self._page(
+                conn,
+                dc.naming_context,
+                ad.tombstone_filter(after_usn),
+                ldap3.SUBTREE,
+                [s.id_attribute, "lastKnownParent"],
+                s.page_size,
+                cookie,
+                [(ad.SHOW_DELETED, True, None)],
+            )
+            for _dn, raw in entries:
+                parent = _first(raw, "lastKnownParent")
+                source_id = self._first_text(raw, s.id_attribute)
+                if parent and source_id and ad.in_scope(parent, s.base_dn, one_level=s.scope == "one"):
+                    ids.append(source_id)
+            if not cookie:
+                return ids
 
     def _read_member_ids(self, base: str) -> dict[str, str]:
         """Every entry under `base` (a subtree, paged): its canonical DN -> its member id."""
@@ -302,13 +412,25 @@ class LdapSource(ProblemLog):
                     cookie,
                 )
                 for dn, raw in entries:
-                    value = dn if by_dn else _first(raw, attribute)
+                    value = dn if by_dn else self._first_text(raw, attribute)
                     if value:
                         ids[canonical_dn(dn)] = value
                 if not cookie:
                     return ids
         finally:
             close_connection(conn)
+
+    def _first_text(self, raw: Mapping[str, list[bytes]], name: str) -> str | None:
+        """The first value of attribute `name` as text (an AD GUID or SID as such), None if none."""
+        if self.settings.active_directory:
+            values = next((v for k, v in raw.items() if k.lower() == name.lower()), [])
+            try:
+                texts = ad_text(name.lower(), values[:1])
+            except ValueError:
+                return None
+            if texts is not None:
+                return texts[0] if texts else None
+        return _first(raw, name)
 
     def _object(self, number: int, dn: str, raw: Mapping[str, list[bytes]]) -> SourceObject | None:
         s = self.settings
@@ -317,15 +439,23 @@ class LdapSource(ProblemLog):
         stamp = None
         for name, values in raw.items():
             lower = name.lower()
-            texts = _texts(values)
+            try:
+                texts = ad_text(lower, values) if s.active_directory else None
+            except ValueError as exc:
+                self._problem(number, f"{dn}: {name}: {exc}; entry skipped")
+                return None
+            if texts is None:
+                texts = _texts(values)
             if texts is None:  # bytes that are not UTF-8: a binary attribute (jpegPhoto, objectGUID...)
                 if wanted or lower == s.id_attribute.lower() or lower in MEMBER_ATTRIBUTES:
                     self._problem(number, f"{dn}: {name} {_NOT_TEXT}; entry skipped")
                     return None
                 self._binary_left_out(number, dn, name)
                 continue
-            if lower == "modifytimestamp" and texts:
+            if lower == "modifytimestamp" and texts and not s.active_directory:
                 stamp = texts[0]
+            if lower == ad_values.USER_ACCOUNT_CONTROL and texts and s.active_directory:
+                attributes["enabled"] = ad_values.enabled(texts[0])
             if not texts or (wanted and lower not in wanted):
                 continue
             if self._member_ids is not None and lower in MEMBER_ATTRIBUTES:
@@ -334,7 +464,7 @@ class LdapSource(ProblemLog):
             attributes[key] = texts if lower in s.multi_valued or len(texts) != 1 else texts[0]
         if stamp is not None and (self.watermark is None or stamp > self.watermark):
             self.watermark = stamp
-        source_id = dn if s.id_attribute.lower() == "dn" else _first(raw, s.id_attribute)
+        source_id = dn if s.id_attribute.lower() == "dn" else self._first_text(raw, s.id_attribute)
         if not source_id:
             self._problem(number, f"{dn} has no {s.id_attribute}; entry skipped")
             return None
