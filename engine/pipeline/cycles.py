@@ -209,7 +209,12 @@ class CycleRunner:
                 missing, missing_holds = await self._deprovision(job, planner, approved, read, source.skipped)
                 held += missing
                 holds += missing_holds
-            elif error is None and quarantined is None and isinstance(source, ReportsDeletions):
+            elif (
+                error is None
+                and quarantined is None
+                and not source.skipped
+                and isinstance(source, ReportsDeletions)
+            ):  # a read that met errors deprovisions nobody; its deletions wait for the next full read
                 gone, gone_holds = await self._deprovision_gone(job, planner, approved, source.deleted)
                 held += gone
                 holds += gone_holds
