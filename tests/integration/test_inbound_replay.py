@@ -351,14 +351,24 @@ async def push(
 ) -> None:
     """Send what `pushed` does not have acknowledged, each object's requests in order and the objects
     side by side, `parallel` requests at a time; with `kill_after`, call `kill` once that many more were
-    answered and `IN_FLIGHT_AT_KILL` others wait for theirs, and send nothing more. A create sent before
+    answered and `IN_FLIGHT_AT_KILL` others wait for theirs (or, where the script lets fewer run at once,
+    as the next one goes out), and send nothing more. A create sent before
     and not answered is looked up first: found, it was stored, and its id is taken."""
     resend, pushed.unanswered = set(pushed.unanswered), set()
     events = {s.n: asyncio.Event() for s in steps}
-    stop, gate, answered = asyncio.Event(), asyncio.Semaphore(parallel), 0
+    stop, gate, answered, due = asyncio.Event(), asyncio.Semaphore(parallel), 0, False
+
+    def killed() -> None:
+        assert kill is not None
+        kill()
+        stop.set()
+
+    def kill_if_sent() -> None:
+        if due and not stop.is_set() and pushed.unanswered:
+            killed()
 
     def ack(step: Step, resource: Any) -> None:
-        nonlocal answered
+        nonlocal answered, due
         pushed.acked.add(step.n)
         pushed.unanswered.discard(step.n)
         if step.method == "POST":
@@ -367,8 +377,9 @@ async def push(
         answered += 1
         if kill is not None and kill_after is not None and answered >= kill_after and not stop.is_set():
             if len(pushed.unanswered) >= IN_FLIGHT_AT_KILL:
-                kill()
-                stop.set()
+                killed()
+            else:  # too few in flight now (a narrow stretch of the script): kill with the next one sent
+                due = True
 
     async def waited(step: Step) -> bool:
         for dep in step.after:
@@ -399,6 +410,8 @@ async def push(
                         ack(step, found["Resources"][0])
                         continue
                 pushed.unanswered.add(step.n)
+                if due:  # runs once this request is on its way, before its answer can be read
+                    asyncio.get_running_loop().call_soon(kill_if_sent)
                 try:
                     status, answer = await send(session, url, step, ids)
                 except (TimeoutError, aiohttp.ClientError):
