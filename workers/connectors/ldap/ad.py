@@ -32,8 +32,9 @@ from common.config.validation import as_mapping, boolean, check_keys, integer, j
 from common.errors import ConfigError, PermanentError
 from common.peers.ldap_link import LinkSettings
 
-USER_CLASSES: Final = ("top", "person", "organizationalPerson", "user")
-GROUP_CLASSES: Final = ("top", "group")
+# The first class is the one matching searches and listings filter on: the most specific.
+USER_CLASSES: Final = ("user", "organizationalPerson", "person", "top")
+GROUP_CLASSES: Final = ("group", "top")
 NORMAL_ACCOUNT: Final = 512
 ACCOUNT_DISABLE: Final = 2
 UAC: Final = "userAccountControl"

@@ -187,7 +187,10 @@ class ActiveDirectoryConnector(LdapConnector):
         names = list(dict.fromkeys([ad.GUID, *(listed_name(kind, name) for name in fields)]))
 
         def page(session: Session) -> list[list[tuple[str, dict[str, list[Any]]]]]:
-            pages = session.search_paged(kind.base, listing_filter(kind), names, size=_LIST_PAGE)
+            query = listing_filter(kind)
+            if kind.kind == "user":  # not computers, which are users too
+                query = f"(&(objectCategory=person){query})"
+            pages = session.search_paged(kind.base, query, names, size=_LIST_PAGE)
             return [[self._listed(session, kind, dn, raw) for dn, raw in entries] for entries in pages]
 
         try:

@@ -2,10 +2,12 @@
 and read back whole through ranged reads.
 
 AD returns at most 1,500 values of `member` per read (`member;range=0-1499`) and the client asks for the
-next range until one ends in `*`. Members are read with the extended DN control, so each value carries
-its entry's GUID beside its DN (`<GUID=hex>;<SID=hex>;CN=...`): a member is then known whichever way it
-was written. AD keeps `member` right by itself when an entry moves or is deleted, so nothing is relinked;
-and a group may be empty, so no stand-in member is needed.
+next range until one ends in `*`; the reads here ask for ranges of 1,500 themselves (Samba would send all
+values at once), with ldap3's own range-following turned off so that one code path reads both. Members
+are read with the extended DN control, so each value carries its entry's GUID beside its DN
+(`<GUID=hex>;<SID=hex>;CN=...`): a member is then known whichever way it was written. AD keeps `member`
+right by itself when an entry moves or is deleted, so nothing is relinked; and a group may be empty, so no
+stand-in member is needed.
 
 As in members.py, a chunk is sent without reading the group first; only when AD refuses it because a
 value is already there (entryAlreadyExists, 68, for a link) or already gone are the members read, once,
@@ -36,6 +38,7 @@ from workers.connectors.ldap.settings import KindSettings
 EXTENDED_DN: Final = "1.2.840.113556.1.4.529"
 """LDAP_SERVER_EXTENDED_DN_OID: DN values come as `<GUID=...>;<SID=...>;DN`."""
 _RANGE: Final = re.compile(r";range=(\d+)-(\d+|\*)$", re.IGNORECASE)
+RANGE_SIZE: Final = 1500
 _UNWILLING: Final = 53  # what AD answers to the removal of a value that is not there, at times
 
 
@@ -55,27 +58,42 @@ def ranged_values(session: Session, dn: str, attribute: str, *, extended: bool =
     values: list[str] = []
     start = 0
     conn = session.conn
-    while True:
-        wanted = f"{attribute};range={start}-*"
-        conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=[wanted], controls=controls)
-        code = conn.result.get("result", 80)
-        if code == NO_SUCH_OBJECT:
-            return None
-        if code != 0:
-            raise LdapFailure(f"read of {dn}'s {attribute}", conn.result)
-        found = [item for item in conn.response or () if item.get("type") == "searchResEntry"]
-        if not found:
-            return None
-        raw: dict[str, list[Any]] = found[0].get("raw_attributes", {})
-        ranged = [(name, vals) for name, vals in raw.items() if name.lower().startswith(attribute.lower())]
-        if not ranged:
-            return values
-        name, chunk = ranged[0]
-        values += [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v) for v in chunk]
-        bounds = _RANGE.search(name)
-        if bounds is None or bounds[2] == "*":
-            return values
-        start = int(bounds[2]) + 1
+    following, conn.auto_range = conn.auto_range, False
+    try:
+        while True:
+            wanted = f"{attribute};range={start}-{start + RANGE_SIZE - 1}"
+            conn.search(
+                dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=[wanted], controls=controls
+            )
+            chunk, last = _one_range(conn, dn, attribute)
+            if chunk is None:
+                return None
+            values += chunk
+            if last is None:
+                return values
+            start = last + 1
+    finally:
+        conn.auto_range = following
+
+
+def _one_range(conn: ldap3.Connection, dn: str, attribute: str) -> tuple[list[str] | None, int | None]:
+    """The values of the last ranged read, and the last index it covered (None after the last range)."""
+    code = conn.result.get("result", 80)
+    if code == NO_SUCH_OBJECT:
+        return None, None
+    if code != 0:
+        raise LdapFailure(f"read of {dn}'s {attribute}", conn.result)
+    found = [item for item in conn.response or () if item.get("type") == "searchResEntry"]
+    if not found:
+        return None, None
+    raw: dict[str, list[Any]] = found[0].get("raw_attributes", {})
+    ranged = [(name, vals) for name, vals in raw.items() if name.lower().startswith(attribute.lower())]
+    if not ranged:
+        return [], None
+    name, chunk = ranged[0]
+    values = [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v) for v in chunk]
+    bounds = _RANGE.search(name)
+    return values, None if bounds is None or bounds[2] == "*" else int(bounds[2])
 
 
 def read_member_keys(session: Session, dn: str) -> set[str]:
