@@ -431,8 +431,8 @@ def test_passwords_over_plain_ldap_are_refused_naming_the_key(samba_dc: SambaDC)
         ("flavor", "ad", "targets[0].flavor"),
         (
             "groups",
-            {"dn": "CN={displayName},DC=roster,DC=test", "scope": "planet"},
-            "targets[0].groups.scope",
+            {"dn": "CN={displayName},DC=roster,DC=test", "group_scope": "planet"},
+            "targets[0].groups.group_scope",
         ),
         (
             "groups",

@@ -13,8 +13,8 @@ of the quoted password, and AD takes it only over an encrypted connection. An en
       password: {generate: true, length: 20}     # or {attribute: initialPassword}; default: none
       must_change_password: true                 # pwdLastSet 0: the user sets their own at first logon
     groups:
-      type: security                             # or distribution
-      scope: global                              # or universal, domain_local
+      group_type: security                       # or distribution
+      group_scope: global                        # or universal, domain_local
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ UAC: Final = "userAccountControl"
 GUID: Final = "objectGUID"
 MEMBER_CHUNK_MAX: Final = 1000  # AD's own limit on values per modify is higher; 1,000 stays well under
 USER_KEYS: Final = ("password", "must_change_password")
-GROUP_KEYS: Final = ("type", "scope")
+GROUP_KEYS: Final = ("group_type", "group_scope")
 _PASSWORD_KEYS: Final = ("generate", "length", "attribute")
 _SECURITY: Final = -0x80000000  # groupType's security bit, as AD writes the signed 32-bit value
 _SCOPES: Final = {"global": 0x2, "domain_local": 0x4, "universal": 0x8}
@@ -105,13 +105,17 @@ def parse_ad(
         )
     group_type = _SECURITY | _SCOPES["global"]
     if groups is not None:
-        kind = string(join(join(path, "groups"), "type"), groups.get("type", "security"))
-        scope = string(join(join(path, "groups"), "scope"), groups.get("scope", "global"))
+        kind = string(join(join(path, "groups"), "group_type"), groups.get("group_type", "security"))
+        scope = string(join(join(path, "groups"), "group_scope"), groups.get("group_scope", "global"))
         if kind not in ("security", "distribution"):
-            raise ConfigError(join(join(path, "groups"), "type"), f"is {kind!r}", "security or distribution")
+            raise ConfigError(
+                join(join(path, "groups"), "group_type"), f"is {kind!r}", "security or distribution"
+            )
         if scope not in _SCOPES:
             raise ConfigError(
-                join(join(path, "groups"), "scope"), f"is {scope!r}", "global, universal or domain_local"
+                join(join(path, "groups"), "group_scope"),
+                f"is {scope!r}",
+                "global, universal or domain_local",
             )
         group_type = (_SECURITY if kind == "security" else 0) | _SCOPES[scope]
     return AdSettings(passwords=passwords, group_type=group_type)

@@ -17,13 +17,14 @@ no relinking: AD drops the links to a deleted entry. **Errors** are worded by `a
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import ldap3
 
 from common.errors import ConnectorError, PermanentError
-from common.peers.ldap_names import first_rdn, parent_dn, same_dn
+from common.peers.ldap_names import canonical_dn, escape_filter_value, first_rdn, parent_dn, same_dn
 from queues.contracts import MEMBERS, Operation
 from workers.connectors.base import Applied, Outcome
 from workers.connectors.ldap import ad
@@ -39,11 +40,13 @@ from workers.connectors.ldap.plan import (
     plan_operation,
     to_entry,
 )
-from workers.connectors.ldap.pool import LdapFailure, Session
+from workers.connectors.ldap.pool import BROKEN_LINK, LdapFailure, Session
 from workers.connectors.ldap.settings import KindSettings, LdapSettings
 
+log = logging.getLogger("roster.connectors.ldap")
 _WRITTEN_BY_US = frozenset({"unicodepwd", "userpassword", "useraccountcontrol", "pwdlastset", "objectguid"})
 _LIST_PAGE = 500
+_GUID_CHUNK = 100  # new entries whose GUIDs one search reads
 
 
 class ActiveDirectoryConnector(LdapConnector):
@@ -108,8 +111,37 @@ class ActiveDirectoryConnector(LdapConnector):
             self._set_first_password(session, plan, dn)
         else:
             add_ad_members(session, plan.kind, dn, additions)
-        found = session.read(dn, [ad.GUID])
-        return self._target_id(to_entry(*found)) if found else dn
+        return dn  # its GUID is read with the chunk's other new entries (`_apply_planned`)
+
+    def _apply_planned(
+        self, session: Session, plans: list[Plan | None], outcomes: list[Outcome | None]
+    ) -> list[Outcome]:
+        """The chunk applied; the entries it added (whose outcome holds a DN) then get their GUIDs in
+        one search, not one read each."""
+        done = super()._apply_planned(session, plans, outcomes)
+        added = [
+            o.target_id
+            for o in done
+            if isinstance(o, Applied) and o.target_id and not ad.is_guid_id(o.target_id)
+        ]
+        if not added:
+            return done
+        guids: dict[str, str] = {}
+        try:
+            for start in range(0, len(added), _GUID_CHUNK):
+                chunk = added[start : start + _GUID_CHUNK]
+                terms = "".join(f"(distinguishedName={escape_filter_value(dn)})" for dn in chunk)
+                for dn, raw in session.search(self.settings.base_dn, f"(|{terms})", [ad.GUID]):
+                    guids[canonical_dn(dn)] = self._target_id(to_entry(dn, raw))
+        except (LdapFailure, *BROKEN_LINK) as exc:  # the DN names the entry too, until it moves
+            session.broken = not isinstance(exc, LdapFailure)
+            log.warning("event=ad_guids_unread target=%s error=%s", self.name, type(exc).__name__)
+        return [
+            Applied(guids.get(canonical_dn(o.target_id), o.target_id))
+            if isinstance(o, Applied) and o.target_id and not ad.is_guid_id(o.target_id)
+            else o
+            for o in done
+        ]
 
     def _set_first_password(self, session: Session, plan: Plan, dn: str) -> None:
         """Password, then enable, in one modify (its changes apply in order); undo the add if refused."""

@@ -28,11 +28,11 @@ and `groups` say how to reach the server, read as the LDAP source reads them (co
       empty_member: cn=roster,ou=services,dc=example,dc=org   # default: bind_dn
 
 `flavor: active_directory` writes to Active Directory (workers/connectors/ldap/ad.py says what it adds:
-`users.password`, `users.must_change_password`, `groups.type`, `groups.scope`). Its defaults differ: users
-are `[user, organizationalPerson, person, top]`, enabled and disabled through `userAccountControl` (no
-`disable:` needed; `disable: {move_to: ...}` moves leavers too), groups are `[group, top]` (that may be
-empty: no `empty_member`), members go in modifies of at most 1,000, SelectUniqueValue searches the whole
-domain (`base_dn`), and an entry's target id is its `objectGUID`.
+`users.password`, `users.must_change_password`, `groups.group_type`, `groups.group_scope`). Its defaults
+differ: users are `[user, organizationalPerson, person, top]`, enabled and disabled through
+`userAccountControl` (no `disable:` needed; `disable: {move_to: ...}` moves leavers too), groups are
+`[group, top]` (that may be empty: no `empty_member`), members go in modifies of at most 1,000,
+SelectUniqueValue searches the whole domain (`base_dn`), and an entry's target id is its `objectGUID`.
 """
 
 from __future__ import annotations
