@@ -5,7 +5,9 @@ errors in words. Everything is read back from AD with a connection of our own.""
 
 from __future__ import annotations
 
+import csv
 import itertools
+import json
 import logging
 import ssl
 import time
@@ -18,6 +20,7 @@ import pytest
 
 from common.errors import ConfigError, PermanentError
 from queues.contracts import Operation
+from tests.integration.pipeline import pipeline
 from tests.samba import SambaDC
 from workers.connectors.base import Applied
 from workers.connectors.ldap import ad_members
@@ -461,3 +464,134 @@ async def test_the_check_binds_and_finds_the_bases_and_words_a_refused_bind(
     )
     [refused] = await check_ldap_target("targets[0]", wrong, sent)
     assert "invalid credentials" in str(refused) and "Nope-123" not in str(refused)
+
+
+# -- A cycle through the engine ---------------------------------------------------------------------
+
+CYCLE_PEOPLE = 200
+DEPARTMENTS = {"10": "Sales", "20": "Support"}
+
+
+def source_row(i: int, **overrides: Any) -> dict[str, Any]:
+    row = {
+        "employee_id": f"E{i:05d}",
+        "given_name": "John" if i % 10 == 0 else f"Given{i}",
+        "family_name": "Smith" if i % 10 == 0 else f"Family{i}",
+        "dept": "10" if i % 2 == 0 else "20",
+        "password": password_of(i),
+    }
+    row.update(overrides)
+    return row
+
+
+def cycle_config(tmp_path: Path, dc: SambaDC) -> dict[str, Any]:
+    login = 'ToLower(Join("", Left([given_name], 1), [family_name]))'
+    candidates = ", ".join([login, *(f'Join("", {login}, "{n}")' for n in range(1, 30))])
+    return {
+        "engine": {"batch_size": 100, "linger_ms": 2},
+        "jobs": [
+            {
+                "name": "people",
+                "source": {"type": "csv", "path": str(tmp_path / "people.csv"), "id_column": "employee_id"},
+                "target": "ad",
+                "deletion_guard": False,
+                "source_max_drop_percent": 100,
+                "mappings": [
+                    {"target": "employeeID", "source": "employee_id", "match": True},
+                    {"target": "givenName", "source": "given_name"},
+                    {"target": "familyName", "source": "family_name"},
+                    {
+                        "target": "displayName",
+                        "expression": 'Join(" ", [given_name], [family_name], [employee_id])',
+                    },
+                    {
+                        "target": "department",
+                        "expression": 'Switch([dept], "Staff", "10", "Sales", "20", "Support")',
+                    },
+                    {
+                        "target": "userName",
+                        "expression": f"SelectUniqueValue({candidates})",
+                        "apply": "on_create",
+                    },
+                    {"target": "initialPassword", "source": "password", "apply": "on_create"},
+                ],
+            },
+            {
+                "name": "teams",
+                "object_type": "group",
+                "source": {"type": "jsonl", "path": str(tmp_path / "teams.jsonl"), "id_column": "team_id"},
+                "target": "ad",
+                "members": {"source": "members", "job": "people"},
+                "mappings": [{"target": "displayName", "source": "name", "match": True}],
+            },
+        ],
+        "targets": [
+            {
+                "name": "ad",
+                "type": "ldap",
+                **settings(dc, users={"attributes": {"userName": "sAMAccountName", "familyName": "sn"}}),
+                "retry": {"first_delay_ms": 200, "multiplier": 2, "tiers": 4},
+            }
+        ],
+    }
+
+
+def write_cycle_sources(tmp_path: Path, rows: list[dict[str, Any]], teams: dict[str, list[str]]) -> None:
+    with (tmp_path / "people.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(source_row(0)))
+        writer.writeheader()
+        writer.writerows(rows)
+    with (tmp_path / "teams.jsonl").open("w", encoding="utf-8") as f:
+        for name, members in teams.items():
+            f.write(json.dumps({"team_id": name, "name": name, "members": members}) + "\n")
+
+
+def ad_people(conn: ldap3.Connection, dc: SambaDC) -> dict[str, dict[str, Any]]:
+    """Users by employeeID, with their DN, sAMAccountName and userAccountControl."""
+    found = read(conn, dc.base_dn, "(employeeID=*)", ["employeeID", "sAMAccountName", "userAccountControl"])
+    return {
+        e["employeeid"][0]: {"dn": dn, "sam": e["samaccountname"][0], "uac": int(e["useraccountcontrol"][0])}
+        for dn, e in found.items()
+    }
+
+
+def ad_teams(conn: ldap3.Connection, dc: SambaDC) -> dict[str, list[str]]:
+    """Each group's members by employeeID, as AD holds them."""
+    by_dn = {p["dn"].lower(): eid for eid, p in ad_people(conn, dc).items()}
+    found = read(conn, ous(dc)["groups"], "(objectClass=group)", ["cn", "member"])
+    return {e["cn"][0]: sorted(by_dn[m.lower()] for m in e.get("member", [])) for e in found.values()}
+
+
+async def test_a_cycle_through_the_engine_provisions_moves_and_disables_in_ad(
+    tmp_path: Path, samba_dc: SambaDC, directory: ldap3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    rows = [source_row(i) for i in range(CYCLE_PEOPLE)]
+    teams = {"Everyone": [r["employee_id"] for r in rows], "Smiths": [r["employee_id"] for r in rows[::10]]}
+    write_cycle_sources(tmp_path, rows, teams)
+    async with pipeline(tmp_path, cycle_config(tmp_path, samba_dc)) as p:
+        jobs = {job.name: job for job in p.runner.config.jobs}
+        first = {name: await p.runner.run_cycle(jobs[name]) for name in ("people", "teams")}
+        assert (first["people"].created, first["people"].failed) == (CYCLE_PEOPLE, 0)
+        assert (first["teams"].created, first["teams"].failed, first["teams"].pending_members) == (2, 0, 0)
+        held = ad_people(directory, samba_dc)
+        assert set(held) == {r["employee_id"] for r in rows}
+        assert {p["uac"] for p in held.values()} == {UAC_ENABLED}
+        smiths = sorted(p["sam"] for eid, p in held.items() if eid in teams["Smiths"])
+        assert smiths == sorted(["jsmith", *(f"jsmith{n}" for n in range(1, CYCLE_PEOPLE // 10))])
+        assert ad_teams(directory, samba_dc) == {name: sorted(m) for name, m in teams.items()}
+        assert binds(samba_dc, f"{held['E00003']['sam']}@roster.test", password_of(3))
+
+        rows[4] = source_row(4, dept="20")  # Sales -> Support: moved
+        leaver = rows.pop(7)["employee_id"]  # out of the source: disabled
+        write_cycle_sources(tmp_path, rows, teams)
+        second = await p.runner.run_cycle(jobs["people"])
+        assert (second.updated, second.disabled, second.failed) == (1, 1, 0)
+        held = ad_people(directory, samba_dc)
+        assert held["E00004"]["dn"].endswith(ous(samba_dc)["support"])
+        assert held[leaver]["uac"] == UAC_DISABLED
+        assert "E00004" in ad_teams(directory, samba_dc)["Everyone"]  # its group membership holds
+
+        third = {name: await p.runner.run_cycle(jobs[name]) for name in ("people", "teams")}
+        assert [s.changed for s in third.values()] == [0, 0]
+    no_password_in([caplog.text], [r["password"] for r in rows])
