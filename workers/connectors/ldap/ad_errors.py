@@ -37,6 +37,8 @@ _CODES: Final = {
     "00002098": "the service account lacks the right to do this in that OU: delegate it",
     "0000001F": "AD refused the value (e.g. a password over a connection that is not encrypted)",
     "00002083": "AD refused the value: check its syntax and the attribute's range",
+    "0000200B": "AD refused a value: too long for its attribute (AD limits many, e.g. employeeID to 16), "
+    "or not of its syntax",
 }
 _LEADING_CODE: Final = re.compile(r"\b(0000[0-9A-F]{4}):")
 
