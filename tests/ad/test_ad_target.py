@@ -373,8 +373,12 @@ async def test_a_leaver_is_disabled_by_user_account_control_keeping_its_other_bi
     samba_dc: SambaDC, directory: ldap3.Connection, connect: Callable[..., Any]
 ) -> None:
     connector = await connect(samba_dc, users={"disable": {"move_to": ous(samba_dc)["leavers"]}})
-    ada = person(0)
+    ada = person(0, accountExpires="2030-01-31")
     [uid] = applied(await connector.apply([op("create", ada)]))
+    [entry] = read(
+        directory, samba_dc.base_dn, f"(employeeID={ada['employeeID']})", ["accountExpires"]
+    ).values()
+    assert entry["accountexpires"] == [str((1_896_048_000 + 11_644_473_600) * 10_000_000)]  # 2030-01-31 UTC
     dont_expire = 0x10000
     dn = next(iter(read(directory, samba_dc.base_dn, f"(employeeID={ada['employeeID']})", ["cn"])))
     assert directory.modify(
