@@ -191,6 +191,7 @@ def no_password_in(texts: list[str], passwords: list[str]) -> None:
     assert leaked == [], f"{len(leaked)} passwords appear in logs or results"
 
 
+@pytest.mark.timeout(300)  # ~50 s alone: Samba hashes each password (~25 ms of one core); more under load
 async def test_2000_people_are_created_enabled_with_initial_passwords_they_bind_with(
     samba_dc: SambaDC,
     directory: ldap3.Connection,
