@@ -36,7 +36,7 @@ INSTALL_HINT = (
 )
 _SEARCH_PATH = ("/usr/sbin", "/usr/local/sbin", "/usr/bin")
 _PROVISION_HOST = "127.0.0.2"  # the address the template is provisioned for; each copy gets its own
-_addresses = itertools.count(3)
+_addresses = itertools.count(3 + os.getpid() % 200)  # another process's DCs start elsewhere
 
 
 class SambaError(RuntimeError):
@@ -110,8 +110,8 @@ class SambaDC:
 
     @property
     def ca_file(self) -> Path:
-        """The CA Samba made for its self-signed LDAPS certificate (at its first start)."""
-        return self.root / "dc" / "private" / "tls" / "ca.pem"
+        """The CA of this DC's LDAPS certificate, which names its address (`tls_for`)."""
+        return self.root / "tls" / "ca.pem"
 
     @property
     def log_path(self) -> Path:
@@ -151,13 +151,63 @@ class SambaDC:
 
 def copy_of(template: Path, directory: Path, password: str) -> SambaDC:
     """A DC from the provisioned `template` (a directory holding `dc/`), moved to an address of its own."""
-    address = f"127.0.0.{next(_addresses)}"
+    address = _free_address()
     shutil.copytree(template / "dc", directory / "dc", symlinks=True)
     conf = directory / "dc" / "etc" / "smb.conf"
     text = conf.read_text().replace(str(template / "dc"), str(directory / "dc"))
     text = re.sub(r"interfaces = \S+", f"interfaces = {address}/8", text)
+    # Samba's pid file is /run/samba/samba.pid unless told otherwise: a second DC would refuse to start.
+    tls = tls_for(directory / "tls", address)
+    own = [
+        f"pid directory = {directory / 'dc'}",
+        f"tls certfile = {tls / 'server.pem'}",
+        f"tls keyfile = {tls / 'server.key'}",
+        f"tls cafile = {tls / 'ca.pem'}",
+        "ldb:nosync = true",  # a throwaway domain needs no fsync per write (Samba's own selftest does so)
+    ]
+    text = text.replace("[global]\n", "[global]\n" + "".join(f"\t{line}\n" for line in own), 1)
     conf.write_text(text)
     return SambaDC(root=directory, address=address, password=password)
+
+
+def tls_for(root: Path, address: str) -> Path:
+    """A throwaway CA (`ca.pem`) and a server certificate for `address` in `root`: Samba's own
+    certificate names its host, not the loopback address clients dial."""
+    root.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        done = subprocess.run([tool("openssl"), *args], cwd=root, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SambaError(f"openssl {args[0]} failed: {done.stderr[-1000:]}")
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    run(
+        "req",
+        "-x509",
+        *ec,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=roster AD test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    )
+    run("req", *ec, "-subj", f"/CN={address}", "-keyout", "server.key", "-out", "server.csr")
+    (root / "san.ext").write_text(f"subjectAltName=IP:{address},DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "san.ext", "-out", "server.pem")  # fmt: skip
+    (root / "server.key").chmod(0o600)
+    return root
+
+
+def _free_address() -> str:
+    """The next loopback address on which nothing answers LDAP (another test process's DC may)."""
+    while True:
+        address = f"127.0.0.{3 + (next(_addresses) - 3) % 250}"
+        if not _answers(address, 389) and not _answers(address, 636):
+            return address
 
 
 def new_password() -> str:

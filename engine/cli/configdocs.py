@@ -116,6 +116,15 @@ targets:
     base_dn: dc=example,dc=org
     users: {dn: "uid={uid},ou=people,dc=example,dc=org", disable: {move_to: "ou=gone,dc=example,dc=org"}}
     groups: {dn: "cn={cn},ou=groups,dc=example,dc=org"}
+  - name: ad
+    type: ldap
+    flavor: active_directory
+    url: ldaps://dc1.example.org
+    bind_dn: CN=svc-roster,OU=Service Accounts,DC=example,DC=org
+    bind_password: secret
+    base_dn: DC=example,DC=org
+    users: {dn: "CN={cn},OU=People,DC=example,DC=org", password: {generate: true}, must_change_password: true}
+    groups: {dn: "CN={cn},OU=Groups,DC=example,DC=org", group_type: security, group_scope: global}
   - name: people-api
     type: rest
     url: https://people.example.org/api/v2
@@ -674,7 +683,13 @@ KEYS: dict[str, dict[str, _Key]] = {
     },
     "targets[] (type: ldap)": {
         **_LINK,
-        "base_dn": ("DN", "dc=example,dc=org", "The directory's base."),
+        "flavor": (
+            "string",
+            "active_directory",
+            "openldap, or active_directory: AD's accounts, passwords, GUIDs and groups (README).",
+            "openldap",
+        ),
+        "base_dn": ("DN", "dc=example,dc=org", "The directory's base (AD: where uniqueness is checked)."),
         "pool_size": ("integer", "4", "Connections to the server.", "4"),
         "users": (
             "mapping",
@@ -707,7 +722,29 @@ KEYS: dict[str, dict[str, _Key]] = {
         "disable": (
             "mapping",
             "{attribute: employeeType, value: disabled}",
-            "How a disabled user looks.",
+            "How a disabled user looks (AD: userAccountControl, and `move_to` if set).",
+            "none",
+        ),
+        "password": (
+            "mapping",
+            "{generate: true}",
+            "AD only: initial passwords (over LDAPS or StartTLS).",
+            "none: created disabled",
+        ),
+        "must_change_password": (
+            "boolean",
+            "true",
+            "AD only: the user sets a new password at first logon (pwdLastSet 0).",
+            "false",
+        ),
+    },
+    "targets[].users.password": {
+        "generate": ("boolean", "true", "Generate a strong random password (AD's complexity rule).", "false"),
+        "length": ("integer", "20", "Length of a generated password.", "20"),
+        "attribute": (
+            "string",
+            "initialPassword",
+            "Or take it from this mapped attribute (never written as one).",
             "none",
         ),
     },
@@ -728,8 +765,15 @@ KEYS: dict[str, dict[str, _Key]] = {
         ),
         "match": ("string", "cn", "The LDAP attribute a group is matched on.", "the DN's RDN attribute"),
         "base": ("DN", "ou=groups,dc=example,dc=org", "Where matching searches.", "base_dn"),
-        "member_chunk_size": ("integer", "500", "Members per modify of a group.", "500"),
+        "member_chunk_size": (
+            "integer",
+            "500",
+            "Members per modify of a group (AD: at most 1000).",
+            "500; AD 1000",
+        ),
         "empty_member": ("DN", "cn=nobody", "Stand-in member of an empty groupOfNames.", "bind_dn"),
+        "group_type": ("string", "security", "AD only: security or distribution (groupType).", "security"),
+        "group_scope": ("string", "global", "AD only: global, universal or domain_local.", "global"),
     },
     "targets[].auth (type: api_key)": {
         "type": _AUTH_TYPE,

@@ -4,7 +4,9 @@ writing nothing (`roster validate`).
 Without a connection: a DN template's `{fields}` must be attributes the jobs of that kind send (a
 create without one fails), and a kind the jobs send (users, groups) must be configured. With one: the
 bind, the base DN and the users' and groups' bases; and when the server's schema can be read, each
-attribute sent (by its LDAP name), the object classes and the disable attribute must be in it.
+attribute sent (by its LDAP name), the object classes and the disable attribute must be in it. With
+`flavor: active_directory`, a refused bind says AD's reason in words (`ad_errors`: wrong password, expired,
+locked out, ...); the bind itself runs over the LDAPS or StartTLS link that initial passwords need.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 from common.config.validation import join
 from common.errors import ConfigError
 from common.peers.ldap_probe import LdapSchema, check_ldap, read_schema
+from workers.connectors.ldap.ad_errors import explain
 from workers.connectors.ldap.settings import KindSettings, LdapSettings
 
 
@@ -54,6 +57,8 @@ async def check_ldap_target(
         if configured is not None and configured.base not in bases.values():
             bases[join(path, f"{configured.kind}s.base")] = configured.base
     problems = await check_ldap(path, settings.link, bases)
+    if settings.active_directory is not None:
+        problems = [_worded(problem) for problem in problems]
     if any(problem.path == join(path, "url") for problem in problems):
         return problems
     schema = await asyncio.to_thread(read_schema, settings.link)
@@ -62,16 +67,24 @@ async def check_ldap_target(
     for kind, attributes in sorted(sent.items()):
         settings_of = _kind(settings, kind)
         if settings_of is not None:
-            problems += _unknown_to_schema(path, settings_of, attributes, schema)
+            problems += _unknown_to_schema(path, settings, settings_of, attributes, schema)
     return problems
 
 
+def _not_written(settings: LdapSettings, kind: KindSettings) -> set[str]:
+    """Attributes the jobs send that are never written as attributes (AD's initial password)."""
+    passwords = settings.active_directory.passwords if settings.active_directory else None
+    return {passwords.attribute} if passwords and passwords.attribute and kind.kind == "user" else set()
+
+
 def _unknown_to_schema(
-    path: str, kind: KindSettings, attributes: Mapping[str, str], schema: LdapSchema
+    path: str, settings: LdapSettings, kind: KindSettings, attributes: Mapping[str, str], schema: LdapSchema
 ) -> list[ConfigError]:
     section = join(path, f"{kind.kind}s")
     problems = []
     for attribute, where in attributes.items():
+        if attribute in _not_written(settings, kind):
+            continue
         name = kind.ldap_name(attribute)
         if name.lower() not in schema.attribute_types:
             via = (
@@ -98,6 +111,13 @@ def _unknown_to_schema(
                 _missing(where, f"the directory's schema has no attribute type {name!r}", name, schema)
             )
     return problems
+
+
+def _worded(problem: ConfigError) -> ConfigError:
+    reason = explain(problem.problem)
+    if reason is None:
+        return problem
+    return ConfigError(problem.path, f"{reason} ({problem.problem})", problem.fix)
 
 
 def _missing(where: str, problem: str, name: str, schema: LdapSchema) -> ConfigError:

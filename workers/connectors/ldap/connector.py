@@ -27,6 +27,7 @@ The bind password appears in no message and no repr.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -182,7 +183,7 @@ class LdapConnector(AsyncContextConnector):
                 try:
                     if has_unique(op):
                         op = self._resolve_unique(session, op, claims)
-                    plans[i] = plan_operation(op, self.settings)
+                    plans[i] = self._plan(op)
                 except LdapFailure as failure:
                     outcomes[i] = self._redacted(failure.error())
                 except ConnectorError as error:
@@ -198,6 +199,7 @@ class LdapConnector(AsyncContextConnector):
         """`op` with its SelectUniqueValue attributes resolved (`workers.connectors.ldap.unique`), under
         the lock that keeps this worker's chunks from handing out one value twice."""
         kind = kind_settings(op.object_type, self.settings)
+        kind = dataclasses.replace(kind, base=kind.unique_base or kind.base)
 
         def search(base: str, query: str, names: list[str]) -> list[Entry]:
             return [to_entry(dn, raw) for dn, raw in session.search(base, query, names)]
@@ -250,7 +252,7 @@ class LdapConnector(AsyncContextConnector):
         for group in by_kind.values():
             kind = group[0].kind
             values = list(dict.fromkeys(p.match_value for p in group if p.match_value is not None))
-            names = read_names(kind, group)
+            names = self._read_names(kind, group)
             for start in range(0, len(values), _MATCH_CHUNK):
                 chunk = values[start : start + _MATCH_CHUNK]
                 for entry in self._search(session, kind, chunk, names):
@@ -298,15 +300,23 @@ class LdapConnector(AsyncContextConnector):
             if hits:
                 return hits[0]
         if plan.op.target_id:
-            entry = session.read(plan.op.target_id, read_names(kind, [plan]))
+            entry = session.read(plan.op.target_id, self._read_names(kind, [plan]))
             if entry is not None:
                 return to_entry(*entry)
         return None
 
-    def _create(self, session: Session, plan: Plan) -> Outcome:
-        kind, dn = plan.kind, plan.dn
-        assert dn is not None
-        attributes: dict[str, list[str]] = {"objectClass": list(kind.object_classes)}
+    # -- Hooks a flavor (workers/connectors/ldap/ad_connector.py) overrides --------------------------
+
+    def _plan(self, op: Operation) -> Plan:
+        return plan_operation(op, self.settings)
+
+    def _read_names(self, kind: KindSettings, plans: Sequence[Plan]) -> list[str]:
+        return read_names(kind, plans)
+
+    def _new_entry(self, plan: Plan) -> tuple[dict[str, list[Any]], list[str]]:
+        """The attributes of the entry a create adds, and the members left for modifies after it."""
+        kind = plan.kind
+        attributes: dict[str, list[Any]] = {"objectClass": list(kind.object_classes)}
         attributes.update({name: values for name, values in plan.desired.items() if values})
         if kind.disable and kind.disable.attribute and kind.disable.enabled_value is not None:
             attributes.setdefault(kind.disable.attribute, [kind.disable.enabled_value])
@@ -314,14 +324,40 @@ class LdapConnector(AsyncContextConnector):
         if kind.member_attribute:
             additions = list(dict.fromkeys(plan.op.members_add))
             first = additions[: kind.member_chunk_size]
-            attributes[kind.member_attribute] = first or [kind.empty_member]
+            if first or kind.empty_member:
+                attributes[kind.member_attribute] = first or [kind.empty_member]
             additions = additions[len(first) :]
+        return attributes, additions
+
+    def _added(self, session: Session, plan: Plan, dn: str, additions: list[str]) -> str:
+        """What follows the add of a new entry at `dn`; its target id."""
+        add_members(session, plan.kind, dn, additions)
+        return dn
+
+    def _target_id(self, entry: Entry) -> str:
+        return entry[0]
+
+    def _enable(self, kind: KindSettings, current: Entry, desired: dict[str, list[str]]) -> None:
+        """Add to `desired` what makes the `current` user enabled (an update re-enables)."""
+        disable = kind.disable
+        if disable and disable.attribute and not any(k.lower() == disable.attribute.lower() for k in desired):
+            desired[disable.attribute] = [disable.enabled_value] if disable.enabled_value is not None else []
+
+    def _update_members(self, session: Session, kind: KindSettings, dn: str, op: Operation) -> None:
+        update_members(session, kind, dn, op, self._moves)
+
+    # -- Writes --------------------------------------------------------------------------------------
+
+    def _create(self, session: Session, plan: Plan) -> Outcome:
+        kind, dn = plan.kind, plan.dn
+        assert dn is not None
+        attributes, additions = self._new_entry(plan)
         try:
             session.add(dn, attributes)
         except LdapFailure as failure:
             if failure.code != ALREADY_EXISTS:
                 raise
-            existing = session.read(dn, read_names(kind, [plan]))
+            existing = session.read(dn, self._read_names(kind, [plan]))
             if existing is None:
                 raise
             entry = to_entry(*existing)
@@ -334,16 +370,14 @@ class LdapConnector(AsyncContextConnector):
                     code=str(ALREADY_EXISTS),
                 ) from None
             return self._update(session, plan, entry)
-        add_members(session, kind, dn, additions)
-        return Applied(dn)
+        return Applied(self._added(session, plan, dn, additions))
 
     def _update(self, session: Session, plan: Plan, current: Entry) -> Outcome:
         kind = plan.kind
         dn, attributes = current
         desired = dict(plan.desired)
-        disable = kind.disable
-        if disable and disable.attribute and not any(k.lower() == disable.attribute.lower() for k in desired):
-            desired[disable.attribute] = [disable.enabled_value] if disable.enabled_value is not None else []
+        if kind.kind == "user":
+            self._enable(kind, current, desired)
         if plan.dn is not None and not same_dn(dn, plan.dn):
             dn = self._rename(session, kind, dn, plan.dn, attributes)
         elif kind.kind == "user" and plan.op.target_id and not same_dn(plan.op.target_id, dn):
@@ -352,8 +386,8 @@ class LdapConnector(AsyncContextConnector):
         if changes:
             session.modify(dn, changes)
         if kind.member_attribute and (plan.op.members_add or plan.op.members_remove):
-            update_members(session, kind, dn, plan.op, self._moves)
-        return Applied(dn)
+            self._update_members(session, kind, dn, plan.op)
+        return Applied(self._target_id((dn, attributes)))
 
     def _moved_before(self, session: Session, old: str, new: str) -> None:
         """The entry the engine knows at `old` is at `new` already: an earlier try renamed it and failed

@@ -8,8 +8,9 @@ for a diff, and the modify changes that bring an entry to the desired values.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ldap3
@@ -33,6 +34,7 @@ class Plan:
     desired: dict[str, list[str]]  # by LDAP name as configured; [] removes
     dn: str | None  # the rendered DN, when the attributes allow it
     match_value: str | None
+    password: str | None = field(default=None, repr=False)  # an initial password, never written out
 
 
 def plan_operation(op: Operation, settings: LdapSettings) -> Plan:
@@ -161,10 +163,20 @@ def to_entry(dn: str, raw: Mapping[str, list[Any]]) -> Entry:
     """An entry as the server returned it (raw values), with lowercased names and text values."""
     attributes = {}
     for name, values in raw.items():
+        if name.lower() == "objectguid":  # AD's binary GUID, as the text `<GUID=...>` names it by
+            attributes["objectguid"] = [
+                str(uuid.UUID(bytes_le=v)) if isinstance(v, bytes) and len(v) == 16 else str(v)
+                for v in values
+            ]
+            continue
         attributes[name.lower()] = [
             v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v) for v in values
         ]
     return dn, attributes
+
+
+def _guid_text(value: Any) -> str:
+    return str(uuid.UUID(bytes_le=value)) if isinstance(value, bytes) and len(value) == 16 else str(value)
 
 
 def match_filter(kind: KindSettings, values: list[str]) -> str:
