@@ -14,33 +14,18 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from queues.versions import SPOKEN
-from tests import needs
 from tests.integration.pipeline import job_config, person, write_csv
 from tests.integration.processes import REPO, Fleet, Process, free_port, wait_until
-from tests.rabbit import vhost
 
 INTERVAL_S = 0.5
 MISSED = 3
 TOKEN = "t-" + secrets.token_hex(16)
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    needs.rabbitmq()
-    with vhost() as url:
-        fleet = Fleet(tmp_path, url)
-        try:
-            yield fleet
-        finally:
-            fleet.stop_all()
 
 
 def _config(tmp_path: Path) -> Path:

@@ -26,7 +26,6 @@ from tests import needs
 from tests.databases import private_database
 from tests.integration.pipeline import expected_row, job_config, person, sql_target, target_rows, write_csv
 from tests.integration.processes import Fleet, Process, free_port, wait_until
-from tests.rabbit import vhost
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -38,17 +37,6 @@ def database() -> Iterator[str]:
     needs.postgres()
     with private_database("roster_failover") as url:
         yield url
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    needs.rabbitmq()
-    with vhost() as url:
-        fleet = Fleet(tmp_path, url)
-        try:
-            yield fleet
-        finally:
-            fleet.stop_all()
 
 
 def _config(tmp_path: Path, database: str, rows: list[dict]) -> Path:

@@ -9,38 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import aio_pika
 import pytest
 from aiormq.exceptions import ChannelNotFoundEntity
 
-from tests import needs
 from tests.integration.pipeline import person
 from tests.integration.processes import Fleet, Process, wait_until
 from tests.integration.test_scaled import TARGET, _assert_exactly, _config, table  # noqa: F401
-from tests.rabbit import vhost
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
 PREVIOUS = {"ROSTER_WIRE_VERSIONS": "3"}
-
-
-@pytest.fixture
-def broker_url() -> Iterator[str]:
-    needs.rabbitmq()
-    with vhost() as url:
-        yield url
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, broker_url: str) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path, broker_url)
-    try:
-        yield fleet
-    finally:
-        fleet.stop_all()
 
 
 async def _dead_letters(url: str) -> dict[str, int]:

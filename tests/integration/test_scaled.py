@@ -22,30 +22,13 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests import needs
 from tests.integration.pipeline import expected_row, job_config, person, sql_target, target_rows, write_csv
 from tests.integration.processes import Fleet, Process, free_port, wait_until
-from tests.rabbit import rabbitmqctl, vhost
+from tests.rabbit import rabbitmqctl
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
 TARGET = "db"
-
-
-@pytest.fixture
-def broker_url() -> Iterator[str]:
-    needs.rabbitmq()
-    with vhost() as url:
-        yield url
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, broker_url: str) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path, broker_url)
-    try:
-        yield fleet
-    finally:
-        fleet.stop_all()
 
 
 @pytest.fixture
