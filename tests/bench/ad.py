@@ -1,6 +1,9 @@
-"""Benchmark of creating Active Directory accounts through the LDAP connector against a bare ldap3 loop.
+"""Benchmark of Active Directory as a target (creating accounts, against a bare ldap3 loop) and as a
+source (a full read of a large domain, then an incremental read by USN of 50 changes).
 
-    python tests/bench/ad.py --users 2000 --concurrency 4
+    python tests/bench/ad.py --users 2000 --concurrency 4 --objects 100000
+
+Creating:
 
 Provisions a private Samba AD DC (tests/samba.py) and creates `--users` accounts through the connector
 (`flavor: active_directory`, over LDAPS, batches of 200 as a worker gets them, a pool of `--concurrency`
@@ -8,8 +11,18 @@ connections): each one added disabled, given its initial password and enabled, i
 Then, on a fresh copy of the same domain, the same accounts from a bare ldap3 loop on as many threads (one
 connection each): the add and the password-and-enable modify, nothing else. With `--rounds 2` (the
 default) the two run in the order connector, ldap3, ldap3, connector, each on a fresh DC, and the best
-time of each counts: a machine shared with other work then favours neither. Prints one JSON object:
-users, cpus, entries_per_s, ldap3_entries_per_s and ratio (the connector's share of the bare loop's rate).
+time of each counts: a machine shared with other work then favours neither.
+
+Reading (skipped with `--objects 0`): on another copy of the domain, `--objects` users are added offline
+(tests/bench/samba_bulk.py, through Samba's own bindings while the DC is stopped, 1,000 per OU: over LDAP
+they go in at ~150/s; either way Samba slows down as the domain grows, so 100,000 take over an hour: see
+docs/benchmarks.md), the DC is started, every user is read with the LDAP source (`flavor:
+active_directory`, over LDAPS), 50 users' departments are changed over LDAP and the source reads again
+from the first read's watermark.
+
+Prints one JSON object: users, cpus, concurrency, rounds, entries_per_s, ldap3_entries_per_s, ratio (the
+connector's share of the bare loop's rate); then objects, populate_s, full_read_s, read_entries_per_s,
+changed, incremental_read_s and incremental_entries (what the server sent for the incremental read).
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ import asyncio
 import json
 import os
 import ssl
+import subprocess
 import sys
 import tempfile
 import threading
@@ -30,7 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import ldap3
 
+from engine.sources.ldap import LdapSource, parse_ldap_source
 from queues.contracts import Operation
+from tests.ad.directory import connect, source
 from tests.samba import SambaDC, copy_of, new_password, provision
 from workers.connectors.base import Applied
 from workers.connectors.ldap.ad import password_value
@@ -38,6 +54,8 @@ from workers.connectors.ldap.ad_connector import ActiveDirectoryConnector
 from workers.connectors.ldap.settings import parse_ldap_settings
 
 BATCH = 200
+CHANGED = 50
+BULK = Path(__file__).with_name("samba_bulk.py")
 
 
 def person(i: int) -> dict[str, Any]:
@@ -153,12 +171,61 @@ def through_ldap3(dc: SambaDC, users: int, concurrency: int) -> float:
     return time.perf_counter() - started
 
 
+async def read(settings: dict[str, Any], since: str | None = None) -> tuple[LdapSource, int, float]:
+    src = LdapSource(parse_ldap_source("source", settings, base_dir=Path(".")), since=since)
+    started = time.perf_counter()
+    count = 0
+    async for batch in src.batches(1000):
+        count += len(batch)
+    return src, count, time.perf_counter() - started
+
+
+async def read_domain(template: Path, password: str, objects: int, workdir: Path) -> dict[str, Any]:
+    (workdir / "source").mkdir()
+    dc = copy_of(template, workdir / "source", password)
+    started = time.perf_counter()
+    subprocess.run(
+        ["/usr/bin/python3", str(BULK), str(dc.conf), dc.base_dn, "people", str(objects)],
+        check=True,
+        stdout=subprocess.PIPE,
+    )
+    populate_s = time.perf_counter() - started
+    dc.start()
+    try:
+        base = f"OU=people,{dc.base_dn}"
+        settings = source(
+            dc, base, attributes=["sAMAccountName", "givenName", "sn", "mail", "department"], incremental=True
+        )
+        full, count, full_s = await read(settings)
+        assert full.full and count == objects and not full.problems, (count, full.problems[:3])
+        conn = connect(dc)
+        step = max(1, objects // CHANGED)
+        for i in range(0, step * CHANGED, step):
+            dn = f"CN=user{i:06d},OU=b{i // 1000:03d},{base}"  # samba_bulk.bucket
+            assert conn.modify(dn, {"department": [(ldap3.MODIFY_REPLACE, ["d1"])]}), conn.result
+        conn.unbind()
+        incremental, changed, incremental_s = await read(settings, since=full.watermark)
+        assert not incremental.full and changed == min(CHANGED, objects), changed
+    finally:
+        dc.stop()
+    return {
+        "objects": objects,
+        "populate_s": round(populate_s, 1),
+        "full_read_s": round(full_s, 2),
+        "read_entries_per_s": round(objects / full_s),
+        "changed": changed,
+        "incremental_read_s": round(incremental_s, 3),
+        "incremental_entries": incremental.entries_read,
+    }
+
+
 def main() -> None:
     raw_help = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw_help)
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--objects", type=int, default=100_000, help="users in the source domain; 0 skips")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="roster-ad-bench-") as folder:
         root, password = Path(folder), new_password()
@@ -177,6 +244,9 @@ def main() -> None:
                     times[name].append(through_ldap3(dc, args.users, args.concurrency))
             finally:
                 dc.stop()
+        reading = {}
+        if args.objects:
+            reading = asyncio.run(read_domain(root / "template", password, args.objects, root))
     ours, bare = args.users / min(times["connector"]), args.users / min(times["ldap3"])
     print(
         json.dumps(
@@ -188,6 +258,7 @@ def main() -> None:
                 "entries_per_s": round(ours, 1),
                 "ldap3_entries_per_s": round(bare, 1),
                 "ratio": round(ours / bare, 3),
+                **reading,
             }
         )
     )

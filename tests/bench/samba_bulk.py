@@ -3,7 +3,7 @@
 
     /usr/bin/python3 tests/bench/samba_bulk.py SMB_CONF BASE_DN OU_NAME COUNT
 
-Run by tests/bench/ad_source.py with the system Python, which has Samba's bindings (the venv has not).
+Run by tests/bench/ad.py with the system Python, which has Samba's bindings (the venv has not).
 """
 
 import sys
