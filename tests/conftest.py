@@ -16,7 +16,16 @@ import pytest
 from tests import needs, rabbit
 from tests.fault_proxy import FaultProxy, Faults
 from tests.needs import pytest_runtest_makereport  # noqa: F401  (a hook: strict mode)
-from tests.samba import SambaDC, SambaError, copy_of, new_password, provision
+from tests.samba import (
+    BULK_OU,
+    SYSTEM_PYTHON,
+    SambaDC,
+    SambaError,
+    copy_of,
+    new_password,
+    provision,
+    with_users,
+)
 from tests.scim_server import Credentials, ScimServer, ScimServerError, start_scim_server
 from tests.slapd import Slapd, SlapdError, make_slapd
 
@@ -144,10 +153,32 @@ def samba_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
     return directory, password
 
 
+@pytest.fixture(scope="session")
+def samba_user_templates(
+    samba_template: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[int], Path]:
+    """Copies of the session's domain with N users added offline under OU=bulk, made once per N."""
+    made: dict[int, Path] = {}
+
+    def template(count: int) -> Path:
+        if count not in made:
+            needs.program(SYSTEM_PYTHON)
+            directory = tmp_path_factory.mktemp("samba-users")
+            made[count] = with_users(samba_template[0], directory, BULK_OU, count)
+        return made[count]
+
+    return template
+
+
 @pytest.fixture
-def samba_dc(samba_template: tuple[Path, str], tmp_path: Path) -> Iterator[SambaDC]:
-    """A private Samba AD DC of this test's own, on a loopback address of its own, stopped after it."""
+def samba_dc(
+    samba_template: tuple[Path, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[SambaDC]:
+    """A private Samba AD DC of this test's own, on a loopback address of its own, stopped after it.
+    A test marked `samba_users(N)` gets one whose domain holds N users already (`bulk_user_dn`)."""
     template, password = samba_template
+    if marker := request.node.get_closest_marker("samba_users"):
+        template = request.getfixturevalue("samba_user_templates")(marker.args[0])
     directory = tmp_path / "samba"
     directory.mkdir()
     dc = copy_of(template, directory, password).start()

@@ -11,6 +11,7 @@ import json
 import logging
 import ssl
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 from common.errors import ConfigError, PermanentError
 from queues.contracts import Operation
 from tests.integration.pipeline import pipeline
-from tests.samba import SambaDC
+from tests.samba import BASE_DN, BULK_OU, SambaDC
 from workers.connectors.base import Applied
 from workers.connectors.ldap import ad_members
 from workers.connectors.ldap.ad_connector import ActiveDirectoryConnector
@@ -293,27 +294,21 @@ async def test_an_invalid_sam_account_name_is_refused_permanently_and_says_why(
     assert read(directory, ous(samba_dc)["people"], "(objectClass=user)", ["cn"]) == {}
 
 
-def plain_users(conn: ldap3.Connection, dc: SambaDC, count: int) -> list[str]:
-    """`count` users added with a client of our own; their `<GUID=...>` ids."""
-    ids = []
-    for i in range(count):
-        dn = f"CN=Member {i},{ous(dc)['people']}"
-        assert conn.add(dn, ["user"], {"sAMAccountName": f"m{i}"}), conn.result
-    for dn, entry in read(conn, ous(dc)["people"], "(sAMAccountName=m*)", ["objectGUID"]).items():
-        assert dn
-        ids.append(
-            ad_members.member_key(f"<GUID={__import__('uuid').UUID(bytes_le=entry['objectguid'][0])}>")
-        )
-    return ids
+def plain_users(conn: ldap3.Connection, count: int) -> list[str]:
+    """The `<GUID=...>` ids of the `count` users the DC started with (`samba_users`), made by Samba."""
+    found = read(conn, f"OU={BULK_OU},{BASE_DN}", "(objectClass=user)", ["objectGUID"])
+    assert len(found) == count
+    return [ad_members.member_key(f"<GUID={uuid.UUID(bytes_le=e['objectguid'][0])}>") for e in found.values()]
 
 
+@pytest.mark.samba_users(3000)
 async def test_a_group_of_3000_is_written_in_chunks_of_at_most_1000_and_read_back_through_ranges(
     samba_dc: SambaDC,
     directory: ldap3.Connection,
     connect: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ids = plain_users(directory, samba_dc, 3000)
+    ids = plain_users(directory, 3000)
     sizes: list[int] = []
     modify = Session.modify
 

@@ -14,7 +14,7 @@ default) the two run in the order connector, ldap3, ldap3, connector, each on a 
 time of each counts: a machine shared with other work then favours neither.
 
 Reading (skipped with `--objects 0`): on another copy of the domain, `--objects` users are added offline
-(tests/bench/samba_bulk.py, through Samba's own bindings while the DC is stopped, 1,000 per OU: over LDAP
+(tests/samba_bulk.py, through Samba's own bindings while the DC is stopped, 1,000 per OU: over LDAP
 they go in at ~150/s; either way Samba slows down as the domain grows, so 100,000 take over an hour: see
 docs/benchmarks.md), the DC is started, every user is read with the LDAP source (`flavor:
 active_directory`, over LDAPS), 50 users' departments are changed over LDAP and the source reads again
@@ -47,7 +47,7 @@ import ldap3
 from engine.sources.ldap import LdapSource, parse_ldap_source
 from queues.contracts import Operation
 from tests.ad.directory import connect, source
-from tests.samba import SambaDC, copy_of, new_password, provision
+from tests.samba import SambaDC, bulk_command, bulk_user_dn, copy_of, new_password, provision
 from workers.connectors.base import Applied
 from workers.connectors.ldap.ad import password_value
 from workers.connectors.ldap.ad_connector import ActiveDirectoryConnector
@@ -55,7 +55,6 @@ from workers.connectors.ldap.settings import parse_ldap_settings
 
 BATCH = 200
 CHANGED = 50
-BULK = Path(__file__).with_name("samba_bulk.py")
 
 
 def person(i: int) -> dict[str, Any]:
@@ -185,7 +184,7 @@ async def read_domain(template: Path, password: str, objects: int, workdir: Path
     dc = copy_of(template, workdir / "source", password)
     started = time.perf_counter()
     subprocess.run(
-        ["/usr/bin/python3", str(BULK), str(dc.conf), dc.base_dn, "people", str(objects)],
+        bulk_command(dc.conf, "people", objects),
         check=True,
         stdout=subprocess.PIPE,
     )
@@ -201,7 +200,7 @@ async def read_domain(template: Path, password: str, objects: int, workdir: Path
         conn = connect(dc)
         step = max(1, objects // CHANGED)
         for i in range(0, step * CHANGED, step):
-            dn = f"CN=user{i:06d},OU=b{i // 1000:03d},{base}"  # samba_bulk.bucket
+            dn = bulk_user_dn(i, "people")
             assert conn.modify(dn, {"department": [(ldap3.MODIFY_REPLACE, ["d1"])]}), conn.result
         conn.unbind()
         incremental, changed, incremental_s = await read(settings, since=full.watermark)

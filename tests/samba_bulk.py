@@ -1,9 +1,10 @@
 """Adds users to a stopped Samba DC's database in one transaction, through Samba's own Python bindings
 (its SamDB, so SIDs, GUIDs and USNs are made as by an LDAP add): ~10x faster than adding over LDAP.
 
-    /usr/bin/python3 tests/bench/samba_bulk.py SMB_CONF BASE_DN OU_NAME COUNT
+    /usr/bin/python3 tests/samba_bulk.py SMB_CONF BASE_DN OU_NAME COUNT
 
-Run by tests/bench/ad.py with the system Python, which has Samba's bindings (the venv has not).
+Run by tests/samba.py's `with_users` (for the tests' large groups and tests/bench/ad.py's large domain)
+with the system Python, which has Samba's bindings (the venv has not).
 """
 
 import sys
@@ -15,7 +16,8 @@ from samba.samdb import SamDB
 
 CHUNK = 2000
 PER_OU = 1000
-"""Users per OU: Samba's one-level index of an OU is one record rewritten on each add below it."""
+"""Users per OU (tests/samba.py's BULK_PER_OU): Samba's one-level index of an OU is one record rewritten
+on each add below it."""
 
 
 def bucket(number: int, ou: str, base: str) -> str:
