@@ -239,6 +239,11 @@ class Admin:
         await self.runner.control.reset(name)
         return await self.status(name)
 
+    async def held(self, name: str) -> list[tuple[str, str]]:
+        """The operations held for approval, as (source id, held action), by source id."""
+        self.job(name)
+        return await self.runner.control.staged(name)
+
     async def approve(self, name: str) -> Approved:
         """Run a cycle now in which the staged deprovisions pass the guards (those still missing), and
         the staged updates the mass-change guard (those the source still asks for)."""

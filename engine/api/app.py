@@ -17,6 +17,9 @@ from aiohttp import web
 from common.errors import RosterError, SourceError, StateError
 from common.process.status_server import HealthCheck
 from engine.api.admin import Admin, NotNow, UnknownJob
+from engine.api.console.app import console_app
+from engine.api.console.sessions import ROLES, Person
+from engine.api.console.signin import Authenticate, TokenSignIn
 from engine.api.route import ApiProblem, Query, Route
 from engine.api.routes import Api, problem
 from engine.pipeline.ondemand import UnknownObject
@@ -24,6 +27,8 @@ from engine.pipeline.ondemand import UnknownObject
 log = logging.getLogger("roster.engine.api")
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="roster"'}
+CONSOLE = "/ui/"
+"""Where the console's pages are; it signs people in itself (engine.api.console)."""
 RETRY_AFTER_S = 5
 """What a closed gate asks clients to wait: about the time a standby takes to become active."""
 
@@ -53,9 +58,15 @@ class ApiGate:
 
 
 def api_app(
-    admin: Admin, token: str, *, health: HealthCheck | None = None, gate: ApiGate | None = None
+    admin: Admin,
+    token: str,
+    *,
+    health: HealthCheck | None = None,
+    gate: ApiGate | None = None,
+    console: bool = True,
 ) -> web.Application:
-    """The admin API for `admin`, guarded by the bearer `token` (and by `gate`, when given)."""
+    """The admin API for `admin`, guarded by the bearer `token` (and by `gate`, when given), with the
+    console at `/ui/` (which has sessions of its own instead of the bearer token)."""
     if not token:
         raise ValueError("the API needs a token")
     if health is None:
@@ -71,7 +82,23 @@ def api_app(
     for route in api.routes:
         pattern = route.path.replace("{source_id}", "{source_id:.+}")
         app.router.add_route(route.method, pattern, _checked(route))
+    if console:
+        app.add_subapp(CONSOLE.rstrip("/"), console_app(admin, TokenSignIn(_service_account(token))))
     return app
+
+
+def _service_account(token: str) -> Authenticate:
+    """Until accounts of their own: the API's one token signs in as `admin`, with every role."""
+    admin = Person(name="admin", kind="service_account", roles=frozenset(ROLES))
+
+    def authenticate(given: str) -> Person | None:
+        return admin if hmac.compare_digest(given.encode("utf-8", "replace"), token.encode()) else None
+
+    return authenticate
+
+
+def _console(path: str) -> bool:
+    return path.startswith(CONSOLE) or path == CONSOLE.rstrip("/")
 
 
 def _checked(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -95,7 +122,7 @@ def _guard(token: bytes, public: frozenset[str], gate: ApiGate, health_path: str
         try:
             if gate.error is not None and request.path != health_path:
                 raise ApiProblem(503, gate.error, gate.reason(), {"Retry-After": str(RETRY_AFTER_S)})
-            if request.path not in public:
+            if request.path not in public and not _console(request.path):
                 _authorize(request, token)
             response = await handler(request)
         except ApiProblem as exc:

@@ -1,0 +1,239 @@
+"""The console's pages and the actions behind their buttons, each a thin view of `Admin`.
+
+Every action checks the person's role here, whether or not the page showed the button, and is
+recorded through `audit` with who, from where and the comment, whether it was done or refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from common.errors import RosterError
+from engine.api.admin import Admin, NotNow
+from engine.api.console.render import message, page
+from engine.api.console.sessions import APPROVER, OPERATOR, SESSION, Session
+
+log = logging.getLogger("roster.engine.console")
+
+HELD_PAGE = 100
+MIN_COMMENT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    label: str
+    explanation: str
+    role: str
+
+
+CONTROLS = {
+    "trigger": Control(
+        "Run a cycle of {job} now", "A cycle of {job} starts now (or after the running one).", OPERATOR
+    ),
+    "pause": Control("Pause {job}", "No new work of {job} is published until it is resumed.", OPERATOR),
+    "resume": Control("Resume {job}", "{job} publishes work again from its next cycle.", OPERATOR),
+    "restart": Control(
+        "Restart {job}",
+        "{job} leaves quarantine and its held deprovisions are dropped; links to target objects stay.",
+        OPERATOR,
+    ),
+}
+
+DONE = {"pause": "Paused", "resume": "Resumed", "restart": "Restarted"}
+
+Audit = Callable[..., Awaitable[None]]
+"""Records one action: person, action, job, address, comment, outcome (`done` or `refused`), detail."""
+
+
+async def log_only(**record: Any) -> None:
+    person = record["person"]
+    log.info(
+        "event=console_action who=%s action=%s job=%s outcome=%s",
+        person.name,
+        record["action"],
+        record.get("job"),
+        record["outcome"],
+    )
+
+
+class Pages:
+    def __init__(self, admin: Admin, audit: Audit = log_only) -> None:
+        self.admin, self.audit = admin, audit
+
+    def _common(self, request: web.Request, section: str) -> dict[str, Any]:
+        session: Session = request[SESSION]
+        notices, session.notices = session.notices, []
+        return {"person": session.person, "csrf": session.csrf, "section": section, "notices": notices}
+
+    async def overview(self, request: web.Request) -> web.Response:
+        jobs = await self.admin.jobs()
+        return page(
+            "overview.html", jobs=jobs, warnings=self.admin.warnings, **self._common(request, "overview")
+        )
+
+    async def job(self, request: web.Request) -> web.Response:
+        name = request.match_info["job"]
+        status = await self.admin.status(name)
+        person = request[SESSION].person
+        controls = [
+            (action, control.label.format(job=name))
+            for action, control in CONTROLS.items()
+            if person.may(control.role) and _applies(action, status.state, status.paused)
+        ]
+        return page(
+            "job.html",
+            job=status,
+            cycles=await self.admin.cycles(name, 20),
+            controls=controls,
+            **self._common(request, "overview"),
+        )
+
+    async def running(self, request: web.Request) -> web.Response:
+        status = await self.admin.status(request.match_info["job"])
+        return page("running.html", job=status)
+
+    async def confirm(self, request: web.Request) -> web.Response:
+        name, action = request.match_info["job"], request.match_info["action"]
+        self.admin.job(name)
+        control = CONTROLS[action]
+        if not request[SESSION].person.may(control.role):
+            return self._refused_page(request, control.role, name)
+        return page(
+            "confirm.html",
+            job=name,
+            action=action,
+            label=control.label.format(job=name),
+            explanation=control.explanation.format(job=name),
+            **self._common(request, "overview"),
+        )
+
+    async def act(self, request: web.Request) -> web.Response:
+        name, action = request.match_info["job"], request.match_info["action"]
+        self.admin.job(name)
+        control, session = CONTROLS[action], request[SESSION]
+        if not session.person.may(control.role):
+            await self._record(request, action, name, None, "refused", f"needs the {control.role} role")
+            return self._refused_page(request, control.role, name)
+        try:
+            notice = await self._run(action, name)
+        except NotNow as exc:
+            await self._record(request, action, name, None, "refused", str(exc))
+            session.notices.append(f"{action.capitalize()} {name}: {exc}")
+        else:
+            await self._record(request, action, name, None, "done", notice)
+            session.notices.append(notice)
+        raise web.HTTPSeeOther(f"/ui/jobs/{name}")
+
+    async def _run(self, action: str, name: str) -> str:
+        if action == "trigger":
+            triggered = await self.admin.trigger(name)
+            return triggered.message or f"A cycle of {name} started."
+        await getattr(self.admin, action)(name)
+        return {"pause": "Paused {}.", "resume": "Resumed {}.", "restart": "Restarted {}."}[action].format(
+            name
+        )
+
+    async def approvals(self, request: web.Request) -> web.Response:
+        waiting = [job for job in await self.admin.jobs() if job.approval is not None]
+        return page("approvals.html", waiting=waiting, **self._common(request, "approvals"))
+
+    async def approval(self, request: web.Request) -> web.Response:
+        name = request.match_info["job"]
+        status = await self.admin.status(name)
+        held = await self.admin.held(name)
+        offset = _offset(request.query.get("offset"), len(held))
+        shown = held[offset : offset + HELD_PAGE]
+        return page(
+            "approval.html",
+            job=status,
+            held=shown,
+            total=len(held),
+            first=offset + 1 if shown else 0,
+            last=offset + len(shown),
+            previous=max(0, offset - HELD_PAGE) if offset else None,
+            following=offset + HELD_PAGE if offset + HELD_PAGE < len(held) else None,
+            may_approve=request[SESSION].person.may(APPROVER),
+            **self._common(request, "approvals"),
+        )
+
+    async def decide(self, request: web.Request) -> web.Response:
+        name = request.match_info["job"]
+        self.admin.job(name)
+        form = await request.post()
+        decision, comment = str(form.get("decision", "")), str(form.get("comment", "")).strip()
+        if decision not in ("approve", "reject"):
+            return message(400, "Nothing decided", "Choose approve or reject.", **self._common(request, ""))
+        session = request[SESSION]
+        if not session.person.may(APPROVER):
+            await self._record(request, decision, name, comment or None, "refused", "needs the approver role")
+            return self._refused_page(request, APPROVER, name)
+        if len(comment) < MIN_COMMENT:
+            back = f"/ui/jobs/{name}/approval"
+            text = "A comment is required to approve or reject: say why, for the audit trail."
+            return message(400, "A comment is required", text, back=back, **self._common(request, ""))
+        try:
+            if decision == "approve":
+                approved = await self.admin.approve(name)
+                cycle_id = approved.cycle.cycle_id
+                notice = f"Approved {approved.approved} held operations of {name}; cycle {cycle_id} ran."
+            else:
+                rejected = await self.admin.reject(name)
+                notice = f"Rejected {rejected.rejected} held operations of {name}."
+        except NotNow as exc:
+            await self._record(request, decision, name, comment, "refused", str(exc))
+            session.notices.append(str(exc))
+        else:
+            await self._record(request, decision, name, comment, "done", notice)
+            session.notices.append(notice)
+        raise web.HTTPSeeOther(f"/ui/jobs/{name}")
+
+    async def _record(
+        self,
+        request: web.Request,
+        action: str,
+        job: str | None,
+        comment: str | None,
+        outcome: str,
+        detail: str,
+    ) -> None:
+        try:
+            await self.audit(
+                person=request[SESSION].person,
+                action=action,
+                job=job,
+                address=request.remote or "unknown",
+                comment=comment,
+                outcome=outcome,
+                detail=detail,
+            )
+        except RosterError:
+            log.exception("event=audit_failed action=%s job=%s", action, job)
+            raise
+
+    def _refused_page(self, request: web.Request, role: str, job: str) -> web.Response:
+        person = request[SESSION].person
+        text = f"This needs the {role} role; {person.name} has {', '.join(sorted(person.roles)) or 'none'}."
+        return message(403, "Not allowed", text, back=f"/ui/jobs/{job}", **self._common(request, ""))
+
+
+def _applies(action: str, state: str, paused: bool) -> bool:
+    if action == "pause":
+        return not paused
+    if action == "resume":
+        return paused
+    if action == "restart":
+        return state == "quarantined"
+    return True
+
+
+def _offset(value: str | None, total: int) -> int:
+    try:
+        offset = int(value or 0)
+    except ValueError:
+        return 0
+    return min(max(0, offset), max(0, total - 1))
