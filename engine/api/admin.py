@@ -25,6 +25,7 @@ from engine.api.answers import (
     LastReconciled,
     LogRecord,
     ObjectType,
+    PersonInJob,
     Provisioned,
     Quarantine,
     Reconciled,
@@ -165,6 +166,42 @@ class Admin:
         if first and form == "csv":
             yield csv_rows([], header=True).encode()
 
+    async def person(self, source_id: str, *, history: int = 20) -> list[PersonInJob]:
+        """What every job knows of the source object `source_id` (the jobs that know nothing of it
+        left out), for the help desk's question "why has this person no account in Y?"."""
+        state, jobs = self.runner.state, self.runner.config.jobs
+        holders: dict[str, list[str]] = {}
+        for group_job in (job for job in jobs if job.object_type == "group"):
+            for group, members in (await state.applied_members(group_job.name)).items():
+                if source_id in members:
+                    holders.setdefault(group_job.name, []).append(group)
+        found = []
+        for job in jobs:
+            entry = await state.entry(job.name, source_id)
+            where = LogFilter(job=job.name, source_id=source_id, limit=history, newest_first=True)
+            records = [LogRecord(**row) for row in await query_log(state, where)]
+            if entry is None and not records:
+                continue
+            applied = (await state.applied_attributes(job.name, [source_id])).get(source_id)
+            found.append(
+                PersonInJob(
+                    job=job.name,
+                    target=job.target,
+                    object_type=_object_type(job.object_type),
+                    target_id=entry.target_id if entry is not None else None,
+                    state=entry.state if entry is not None else None,
+                    applied=applied,
+                    groups=[
+                        f"{group_job}: {group}"
+                        for group_job, groups in holders.items()
+                        if _feeds(jobs, group_job, job.name)
+                        for group in sorted(groups)
+                    ],
+                    history=records,
+                )
+            )
+        return found
+
     async def preview(self, name: str, source_id: str) -> Preview:
         return await preview_from_state(self.job(name), source_id, self.runner.state)
 
@@ -294,3 +331,9 @@ def _object_type(kind: str) -> ObjectType:
     if kind not in get_args(ObjectType):
         raise ValueError(f"{kind!r} is not an object type the API document knows")
     return cast(ObjectType, kind)
+
+
+def _feeds(jobs: Sequence[JobConfig], group_job: str, member_job: str) -> bool:
+    """Whether the groups of `group_job` take the objects of `member_job` as members."""
+    groups = next(job for job in jobs if job.name == group_job)
+    return groups.members is not None and groups.members.job == member_job

@@ -236,6 +236,24 @@ class LogPage:
 
 
 @dataclass(frozen=True, slots=True)
+class PersonInJob:
+    """One source object as one job knows it: its link to the target, what was last applied to it,
+    the groups that hold it, and its latest log records (newest first)."""
+
+    job: str
+    target: str
+    object_type: ObjectType
+    target_id: str | None
+    """None when the object is not linked to a target object (never provisioned, or deleted)."""
+    state: str | None
+    applied: dict[str, Any] | None
+    """The attributes its last successful create or update sent (None when the log no longer says)."""
+    groups: list[str]
+    """The groups (`job: group source id`) whose applied members include it."""
+    history: list[LogRecord]
+
+
+@dataclass(frozen=True, slots=True)
 class ProvisionRequest:
     source_id: NonEmpty
 

@@ -4,6 +4,7 @@ browser tests drive the same pages in Chromium.)"""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -236,3 +237,31 @@ def test_a_session_ends_when_idle_or_old_whatever_its_cookie_says() -> None:
 )
 def test_a_sign_in_only_ever_sends_people_to_a_console_page(given: str | None, kept: str) -> None:
     assert local_path(given) == kept
+
+
+async def test_a_persons_page_answers_the_help_desk_and_provisions_on_demand_after_the_diff(
+    console: Console, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="roster.engine.console")
+    rows = [person(i, **({"department": "Legal"} if i == 3 else {})) for i in range(PEOPLE)]
+    write_csv(console.tmp_path / "people.csv", rows)
+    target = f"sqlite:///{console.tmp_path / 'target.db'}"
+    async with console.client() as client:
+        await console.signed_in(client)
+        async with client.get(f"{console.url}/ui/people", params={"id": "E00003"}) as answer:
+            assert answer.status == 200 and str(answer.url).endswith("/ui/people/E00003")
+            html = await answer.text()
+        assert "In job" in html and "<td>create</td>" in html and "status-succeeded" in html
+        status, html = await console.page(client, "/ui/people/NOBODY")
+        assert status == 200 and "No job has linked or logged" in html
+
+        status, html = await console.page(client, "/ui/jobs/people/provision/E00003")
+        assert status == 200 and "update" in html and "Legal" in html and "Provision now" in html
+        assert (await target_rows(target))["E00003"]["department"] != "Legal"  # a preview changes nothing
+
+        assert (await console.post(client, "/ui/jobs/people/provision/E00003"))[0] == 403
+        csrf = CSRF.search(html).group(1)  # type: ignore[union-attr]
+        status, _, html = await console.post(client, "/ui/jobs/people/provision/E00003", csrf=csrf)
+        assert status == 200 and "succeeded" in html
+    assert (await target_rows(target))["E00003"]["department"] == "Legal"
+    assert "who=admin action=provision job=people outcome=done" in caplog.text

@@ -62,6 +62,10 @@ def console_app(
     app.router.add_post("/jobs/{job}/decide", pages.decide)
     app.router.add_get(f"/jobs/{{job}}/{actions}", pages.confirm)
     app.router.add_post(f"/jobs/{{job}}/{actions}", pages.act)
+    app.router.add_get("/people", pages.find)
+    app.router.add_get("/people/{source_id:.+}", pages.person)
+    app.router.add_get("/jobs/{job}/provision/{source_id:.+}", pages.preview)
+    app.router.add_post("/jobs/{job}/provision/{source_id:.+}", pages.provision)
     app.router.add_get("/static/{name}", _static)
     return app
 

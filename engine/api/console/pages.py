@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -47,7 +48,8 @@ CONTROLS = {
 DONE = {"pause": "Paused", "resume": "Resumed", "restart": "Restarted"}
 
 Audit = Callable[..., Awaitable[None]]
-"""Records one action: person, action, job, address, comment, outcome (`done` or `refused`), detail."""
+"""Records one action: person, action, job, source_id, address, comment, outcome (`done` or `refused`),
+detail."""
 
 
 async def log_only(**record: Any) -> None:
@@ -138,6 +140,46 @@ class Pages:
             name
         )
 
+    async def find(self, request: web.Request) -> web.Response:
+        wanted = request.query.get("id", "").strip()
+        if not wanted:
+            raise web.HTTPSeeOther("/ui/")
+        raise web.HTTPSeeOther(f"/ui/people/{quote(wanted, safe='')}")
+
+    async def person(self, request: web.Request) -> web.Response:
+        source_id = request.match_info["source_id"]
+        return page(
+            "person.html",
+            source_id=source_id,
+            jobs=await self.admin.person(source_id),
+            job_names=[job.name for job in self.admin.runner.config.jobs],
+            **self._common(request, "people"),
+        )
+
+    async def preview(self, request: web.Request) -> web.Response:
+        name, source_id = request.match_info["job"], request.match_info["source_id"]
+        return page(
+            "preview.html",
+            preview=await self.admin.preview(name, source_id),
+            may_provision=request[SESSION].person.may(OPERATOR),
+            **self._common(request, "people"),
+        )
+
+    async def provision(self, request: web.Request) -> web.Response:
+        name, source_id = request.match_info["job"], request.match_info["source_id"]
+        self.admin.job(name)
+        if not request[SESSION].person.may(OPERATOR):
+            await self._record(
+                request, "provision", name, None, "refused", "needs the operator role", source_id
+            )
+            return self._refused_page(request, OPERATOR, name)
+        done = await self.admin.provision(name, source_id)
+        outcome = ", ".join(f"{r.action} {r.status}" for r in done.records) or "nothing to send"
+        await self._record(request, "provision", name, None, "done", outcome, source_id)
+        return page(
+            "provisioned.html", job=name, source_id=source_id, done=done, **self._common(request, "people")
+        )
+
     async def approvals(self, request: web.Request) -> web.Response:
         waiting = [job for job in await self.admin.jobs() if job.approval is not None]
         return page("approvals.html", waiting=waiting, **self._common(request, "approvals"))
@@ -196,16 +238,18 @@ class Pages:
         self,
         request: web.Request,
         action: str,
-        job: str | None,
+        job: str,
         comment: str | None,
         outcome: str,
         detail: str,
+        source_id: str | None = None,
     ) -> None:
         try:
             await self.audit(
                 person=request[SESSION].person,
                 action=action,
                 job=job,
+                source_id=source_id,
                 address=request.remote or "unknown",
                 comment=comment,
                 outcome=outcome,
