@@ -20,6 +20,7 @@ from engine.api.answers import (
     Approval,
     Approved,
     Cycle,
+    FailureGroup,
     JobState,
     JobStatus,
     LastReconciled,
@@ -39,12 +40,15 @@ from engine.core.reconcile import SITUATIONS
 from engine.model import CycleSummary
 from engine.pipeline.cycles import CycleRunner
 from engine.pipeline.fleet import Fleet
-from engine.pipeline.ondemand import Preview, preview_from_state, provision
+from engine.pipeline.ondemand import Preview, UnknownObject, preview_from_state, provision
 from engine.pipeline.reconciling import reconcile
 from engine.pipeline.scheduler import Scheduler
 from engine.store.history import LogFilter, csv_rows, cycle_history, iter_log, jsonl, query_log
 
 log = logging.getLogger("roster.engine.admin")
+
+FAILURES_READ = 100_000
+"""The most failed records of one cycle grouped for a page (a cycle's operations, in practice)."""
 
 
 class UnknownJob(RosterError):
@@ -149,6 +153,24 @@ class Admin:
     async def cycles(self, name: str, limit: int = 20) -> list[Cycle]:
         self.job(name)
         return await self._cycles(name, limit)
+
+    async def cycle(self, name: str, cycle_id: str) -> Cycle:
+        self.job(name)
+        found = await cycle_history(self.runner.state, name, 1, cycle_id=cycle_id)
+        if not found:
+            raise UnknownObject(f"job {name!r} has no cycle {cycle_id!r} (its log may have been pruned)")
+        return Cycle(**found[0])
+
+    async def failures(self, name: str, cycle_id: str, *, examples: int = 5) -> list[FailureGroup]:
+        """The cycle's failed operations grouped by how they failed, the largest group first."""
+        groups: dict[str, list[str]] = {}
+        where = LogFilter(job=name, cycle_id=cycle_id, status="failed", limit=FAILURES_READ)
+        for record in await self.logs(where):
+            kind = " ".join(filter(None, (record.error_class, record.error_code)))
+            error = f"{kind}: {record.error_message}" if kind else record.error_message or "no message"
+            groups.setdefault(error, []).append(record.source_id or record.target_id or "?")
+        ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+        return [FailureGroup(error, len(ids), ids[:examples]) for error, ids in ordered]
 
     async def logs(self, where: LogFilter) -> list[LogRecord]:
         if where.job is not None:

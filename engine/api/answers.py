@@ -236,6 +236,17 @@ class LogPage:
 
 
 @dataclass(frozen=True, slots=True)
+class FailureGroup:
+    """The failed operations of a cycle that failed the same way."""
+
+    error: str
+    """The error's class and code and its message, as the log records them."""
+    count: Count
+    source_ids: list[str]
+    """The first few objects that failed so."""
+
+
+@dataclass(frozen=True, slots=True)
 class PersonInJob:
     """One source object as one job knows it: its link to the target, what was last applied to it,
     the groups that hold it, and its latest log records (newest first)."""

@@ -161,9 +161,13 @@ def csv_rows(records: Iterable[dict[str, Any]], *, header: bool) -> str:
 _HISTORY = [c for c in cycles.columns if c.name not in ("owner", "lease_until")]
 
 
-async def cycle_history(state: StateStore, job: str, limit: int = 20) -> list[dict[str, Any]]:
-    """The job's last cycles, newest first, with their counts."""
+async def cycle_history(
+    state: StateStore, job: str, limit: int = 20, *, cycle_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The job's last cycles (or only `cycle_id`), newest first, with their counts."""
     query = sa.select(*_HISTORY).where(cycles.c.job == job).order_by(cycles.c.started_at.desc()).limit(limit)
+    if cycle_id is not None:
+        query = query.where(cycles.c.cycle_id == cycle_id)
     async with state.engine.connect() as conn:
         rows = [dict(row._mapping) for row in await conn.execute(query)]
     for row in rows:

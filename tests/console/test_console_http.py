@@ -7,20 +7,31 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from common.errors import PermanentError
 from engine.api.admin import Admin
 from engine.api.console.app import console_app
 from engine.api.console.sessions import COOKIE, VIEWER, Person, Sessions
 from engine.api.console.signin import TokenSignIn, local_path
 from engine.api.server import ApiServer, ApiSettings, operated
 from engine.cli.embedded import Embedded
-from tests.integration.pipeline import job_config, person, pipeline, sql_target, target_rows, write_csv
+from tests.integration.pipeline import (
+    FaultInjector,
+    job_config,
+    person,
+    pipeline,
+    sql_target,
+    target_rows,
+    write_csv,
+)
 
 TOKEN = "console-test-token-0123456789"
 PEOPLE = 30
@@ -174,18 +185,11 @@ async def test_held_deletions_are_listed_and_approved_with_a_comment(console: Co
 
 async def test_a_viewer_sees_no_buttons_and_is_refused_when_posting_anyway(console: Console) -> None:
     viewer = Person(name="helpdesk", kind="service_account", roles=frozenset({VIEWER}))
-    app = console_app(console.admin, TokenSignIn(lambda token: viewer if token == "view" else None))
-    root = web.Application()
-    root.add_subapp("/ui", app)
-    runner = web.AppRunner(root)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = "http://{}:{}".format(*runner.addresses[0][:2])
-    try:
+    sign_in = TokenSignIn(lambda token: viewer if token == "view" else None)
+    write_csv(console.tmp_path / "people.csv", [person(i) for i in range(10)])
+    await console.pipeline.runner.run_cycle(console.pipeline.runner.config.job("people"))
+    async with served_console(console.admin, sign_in) as url:
         as_viewer = Console(url, console.pipeline, console.admin, console.tmp_path)
-        write_csv(console.tmp_path / "people.csv", [person(i) for i in range(10)])
-        await console.pipeline.runner.run_cycle(console.pipeline.runner.config.job("people"))
         async with as_viewer.client() as client:
             await as_viewer.signed_in(client, "view")
             status, html = await as_viewer.page(client, "/ui/jobs/people")
@@ -197,10 +201,50 @@ async def test_a_viewer_sees_no_buttons_and_is_refused_when_posting_anyway(conso
             assert (await as_viewer.post(client, "/ui/jobs/people/decide", **form))[0] == 403
             assert (await as_viewer.post(client, "/ui/jobs/people/pause", csrf=csrf))[0] == 403
             assert (await as_viewer.page(client, "/ui/jobs/people/pause"))[0] == 403
-    finally:
-        await runner.cleanup()
+            status, html = await as_viewer.page(client, "/ui/jobs/people/provision/E00001")
+            assert status == 200 and "Provision now" not in html
+            assert (await as_viewer.post(client, "/ui/jobs/people/provision/E00001", csrf=csrf))[0] == 403
     status = await console.admin.status("people")
     assert status.state == "waiting_for_approval" and not status.paused
+
+
+async def test_a_cycles_page_groups_its_failures_by_error(tmp_path: Path) -> None:
+    write_csv(tmp_path / "people.csv", [person(i) for i in range(PEOPLE)])
+    raw = {**job_config(tmp_path, batch_size=10), **sql_target(f"sqlite:///{tmp_path / 'target.db'}")}
+    refusal = PermanentError("the target refused the row: email is not unique", code="23505")
+
+    def failing(connector: Any) -> FaultInjector:
+        return FaultInjector(connector, failures=1, error=refusal)
+
+    admin_person = Person(name="admin", kind="service_account", roles=frozenset({VIEWER}))
+    async with pipeline(tmp_path, raw, wrap=failing) as p:
+        summary = await p.runner.run_cycle(p.runner.config.job("people"))
+        assert 0 < summary.failed < PEOPLE
+        async with served_console(Admin(p.runner), TokenSignIn(lambda _: admin_person)) as url:
+            console = Console(url, p, Admin(p.runner), tmp_path)
+            async with console.client() as client:
+                await console.signed_in(client, "any")
+                status, html = await console.page(client, "/ui/jobs/people")
+                assert f"/ui/jobs/people/cycles/{summary.cycle_id}" in html
+                status, html = await console.page(client, f"/ui/jobs/people/cycles/{summary.cycle_id}")
+                assert status == 200 and "email is not unique" in html and "23505" in html
+                assert f"<td>{summary.failed}</td>" in html
+                assert (await console.page(client, "/ui/jobs/people/cycles/no-such-cycle"))[0] == 404
+
+
+@asynccontextmanager
+async def served_console(admin: Admin, sign_in: TokenSignIn) -> AsyncIterator[str]:
+    """The console alone on a free port of 127.0.0.1, with a sign-in of the test's choosing."""
+    root = web.Application()
+    root.add_subapp("/ui", console_app(admin, sign_in))
+    runner = web.AppRunner(root)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield "http://{}:{}".format(*runner.addresses[0][:2])
+    finally:
+        await runner.cleanup()
 
 
 def test_a_session_ends_when_idle_or_old_whatever_its_cookie_says() -> None:

@@ -15,6 +15,7 @@ from engine.api.console.pages import CONTROLS, Audit, Pages, log_only
 from engine.api.console.render import message, static_file
 from engine.api.console.sessions import COOKIE, SESSION, Sessions
 from engine.api.console.signin import TokenSignIn, signin_url
+from engine.pipeline.ondemand import UnknownObject
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -58,6 +59,7 @@ def console_app(
     app.router.add_get("/approvals", pages.approvals)
     app.router.add_get("/jobs/{job}", pages.job)
     app.router.add_get("/jobs/{job}/running", pages.running)
+    app.router.add_get("/jobs/{job}/cycles/{cycle_id}", pages.cycle)
     app.router.add_get("/jobs/{job}/approval", pages.approval)
     app.router.add_post("/jobs/{job}/decide", pages.decide)
     app.router.add_get(f"/jobs/{{job}}/{actions}", pages.confirm)
@@ -90,6 +92,8 @@ async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse
         response = exc
     except UnknownJob as exc:
         response = message(404, "No such job", str(exc))
+    except UnknownObject as exc:
+        response = message(404, "Not found", str(exc))
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     if isinstance(response, web.HTTPException):

@@ -95,6 +95,19 @@ class Pages:
             **self._common(request, "overview"),
         )
 
+    async def cycle(self, request: web.Request) -> web.Response:
+        name, cycle_id = request.match_info["job"], request.match_info["cycle_id"]
+        cycle = await self.admin.cycle(name, cycle_id)
+        status = await self.admin.status(name)
+        return page(
+            "cycle.html",
+            job=status,
+            cycle=cycle,
+            running=[run for run in status.running if run.cycle_id == cycle_id],
+            failures=await self.admin.failures(name, cycle_id),
+            **self._common(request, "overview"),
+        )
+
     async def running(self, request: web.Request) -> web.Response:
         status = await self.admin.status(request.match_info["job"])
         return page("running.html", job=status)
