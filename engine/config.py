@@ -27,6 +27,7 @@ from common.config.validation import (
 )
 from common.config.yamlfile import load_yaml
 from common.errors import ConfigError
+from engine.api.accounts import ApiAccount, parse_api_accounts
 from engine.core.membership import MembersSettings, parse_members
 from engine.core.policies import (
     SHRINK_KEYS,
@@ -120,6 +121,9 @@ class EngineConfig:
     """How often the engine announces itself, and when a silent worker counts as gone."""
     inbound: InboundSettings | None = None
     """The inbound SCIM service (`engine.inbound`), when the file has an `inbound:` section."""
+    api_accounts: tuple[ApiAccount, ...] = ()
+    """The admin API's named service accounts and their roles (`engine.api.accounts`), besides the
+    engine's own token."""
 
     def job(self, name: str) -> JobConfig:
         for job in self.jobs:
@@ -141,7 +145,7 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
     parts(lambda: check_keys("", raw, ENGINE_SECTIONS, required=("jobs",)))
     if raw.get("jobs") is None:
         parts.done()
-    engine = parts(lambda: _engine_section(raw.get("engine")))
+    engine = parts(lambda: _engine_section(raw.get("engine"), base_dir))
     items = as_list("jobs", raw["jobs"])
     if not items:
         raise ConfigError("jobs", "is empty", "add at least one job with a source, a target and mappings")
@@ -163,7 +167,7 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
         base_dir=base_dir,
         broker=raw.get("broker"),
         inbound=inbound,
-        **(engine or _engine_section(None)),
+        **(engine or _engine_section(None, base_dir)),
     )
 
 
@@ -182,7 +186,7 @@ def _inbound_section(raw: Any, jobs: Sequence[JobConfig | None], base_dir: Path)
     return parse_inbound(raw, base_dir=base_dir, jobs=readers)
 
 
-def _engine_section(raw: Any) -> dict[str, Any]:
+def _engine_section(raw: Any, base_dir: Path) -> dict[str, Any]:
     """The `engine:` section, as keyword arguments of `EngineConfig`."""
     engine = as_mapping("engine", raw or {})
     check_keys(
@@ -197,6 +201,7 @@ def _engine_section(raw: Any) -> dict[str, Any]:
             "log_retention_days",
             "deadline",
             "presence",
+            "api_accounts",
         ),
     )
     state = engine.get("state")
@@ -211,6 +216,7 @@ def _engine_section(raw: Any) -> dict[str, Any]:
         "log_retention_days": _retention_days(engine.get("log_retention_days", 30)),
         "deadline": parse_deadline("engine.deadline", engine.get("deadline")),
         "presence": parse_presence("engine.presence", engine.get("presence")),
+        "api_accounts": parse_api_accounts(engine.get("api_accounts"), base_dir=base_dir),
     }
 
 

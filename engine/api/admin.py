@@ -19,6 +19,7 @@ from engine.api.agents import AgentList, agent_list
 from engine.api.answers import (
     Approval,
     Approved,
+    AuditRecord,
     Cycle,
     FailureGroup,
     JobState,
@@ -43,6 +44,8 @@ from engine.pipeline.fleet import Fleet
 from engine.pipeline.ondemand import Preview, UnknownObject, preview_from_state, provision
 from engine.pipeline.reconciling import reconcile
 from engine.pipeline.scheduler import Scheduler
+from engine.store import audit
+from engine.store.audit import AuditFilter, Entry
 from engine.store.history import LogFilter, csv_rows, cycle_history, iter_log, jsonl, query_log
 
 log = logging.getLogger("roster.engine.admin")
@@ -223,6 +226,14 @@ class Admin:
                 )
             )
         return found
+
+    async def audit(self, where: AuditFilter) -> list[AuditRecord]:
+        """The audit trail's entries matching `where`, newest first."""
+        return [AuditRecord(**row) for row in await audit.read(self.runner.state, where)]
+
+    async def record(self, entry: Entry) -> None:
+        """Add `entry` to the audit trail."""
+        await audit.record(self.runner.state, entry)
 
     async def preview(self, name: str, source_id: str) -> Preview:
         return await preview_from_state(self.job(name), source_id, self.runner.state)

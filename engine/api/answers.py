@@ -26,6 +26,8 @@ ObjectType = Literal["user", "group"]
 Counts = dict[str, int | float | None]
 Count = Annotated[int, {"minimum": 0}]
 NonEmpty = Annotated[str, {"minLength": 1}]
+Comment = Annotated[str | None, {"minLength": 1, "maxLength": 2_000, "pattern": "\\S"}]
+"""A comment for the audit trail, or none (null); a string has a character other than spaces."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,19 @@ class Error:
 
     error: str
     detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Forbidden:
+    """The token is good, but its account lacks the role the route needs."""
+
+    error: Literal["forbidden"] = "forbidden"
+    detail: str
+    role: str
+    """The role the route needs"""
+    account: str
+    roles: list[str]
+    """The roles the account holds"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +282,16 @@ class PersonInJob:
 @dataclass(frozen=True, slots=True)
 class ProvisionRequest:
     source_id: NonEmpty
+    comment: Comment = None
+    """Why, for the audit trail"""
+
+
+@dataclass(frozen=True, slots=True)
+class CommentRequest:
+    """The body a route that changes something may take (none is fine)."""
+
+    comment: Comment = None
+    """Why, for the audit trail"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,3 +301,37 @@ class Provisioned:
     cycle_id: str
     preview: Preview
     records: list[StoredRecord]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecord:
+    """One entry of the audit trail: who did what, when, from where, and how it ended."""
+
+    id: int
+    at: float
+    """Unix seconds (UTC)"""
+    actor_kind: Literal["service_account", "oidc_user", "local_user"]
+    actor_name: str
+    """The API account, the OIDC user's name, or the local login"""
+    actor_issuer: str | None
+    """An OIDC user's issuer"""
+    actor_subject: str | None
+    """An OIDC user's subject"""
+    address: str
+    """The client's address, or `local` for the command line without the API"""
+    action: str
+    """trigger, pause, resume, restart, reset, approve, reject, reconcile or provision"""
+    job: str | None
+    object: str | None
+    """What the action was on besides the job: a source id (provision), a cycle id (approve, reconcile)"""
+    outcome: Literal["done", "refused"]
+    reason: str | None
+    """Why it was refused"""
+    comment: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """Audit trail entries, newest first."""
+
+    records: list[AuditRecord]

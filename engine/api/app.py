@@ -1,14 +1,16 @@
 """The admin API as an aiohttp application: the routes of `engine.api.routes.Api` behind a middleware
-that wants the bearer token on every route but the public ones and answers every failure as JSON
-(`{"error": code, "detail": sentence}`), logging the route's pattern, never its values.
+that wants the bearer token of a service account (`engine.api.accounts`) on every route but the public
+ones and answers every failure as JSON (`{"error": code, "detail": sentence}`), logging the route's
+pattern, never its values. Each route wants its role of the account (403 without it); each route that
+changes something adds an entry to the audit trail, done or refused, with the account and the client's
+address.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,17 +18,22 @@ from aiohttp import web
 
 from common.errors import RosterError, SourceError, StateError
 from common.process.status_server import HealthCheck
+from engine.api.accounts import Accounts, ApiAccount, admin_account
 from engine.api.admin import Admin, NotNow, UnknownJob
+from engine.api.answers import Forbidden
 from engine.api.console.app import console_app
-from engine.api.console.sessions import ROLES, Person
+from engine.api.console.sessions import Person
 from engine.api.console.signin import Authenticate, TokenSignIn
-from engine.api.route import ApiProblem, Query, Route
-from engine.api.routes import Api, problem
+from engine.api.route import ApiProblem, Query, Route, audit_note
+from engine.api.routes import Api, answer, problem
 from engine.pipeline.ondemand import UnknownObject
+from engine.store.audit import Actor, Entry, Outcome
 
 log = logging.getLogger("roster.engine.api")
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="roster"'}
+ACCOUNT = web.RequestKey("roster.account", ApiAccount)
+"""The account whose token a request carried (none on the public routes)."""
 CONSOLE = "/ui/"
 """Where the console's pages are; it signs people in itself (engine.api.console)."""
 RETRY_AFTER_S = 5
@@ -61,14 +68,17 @@ def api_app(
     admin: Admin,
     token: str,
     *,
+    accounts: Sequence[ApiAccount] = (),
     health: HealthCheck | None = None,
     gate: ApiGate | None = None,
     console: bool = True,
 ) -> web.Application:
-    """The admin API for `admin`, guarded by the bearer `token` (and by `gate`, when given), with the
-    console at `/ui/` (which has sessions of its own instead of the bearer token)."""
+    """The admin API for `admin`, guarded by the bearer `token` (the account `admin`, with every
+    role) and those of `accounts` (and by `gate`, when given), with the console at `/ui/` (which has
+    sessions of its own instead of the bearer token)."""
     if not token:
         raise ValueError("the API needs a token")
+    known = Accounts([admin_account(token), *accounts])
     if health is None:
         runner = getattr(admin, "runner", None)  # a stand-in admin of a test may have none
         health = runner.tracker.health if runner is not None else (lambda: (True, {}))
@@ -76,23 +86,25 @@ def api_app(
     public = frozenset(route.path for route in api.routes if route.public)
     health_path = next(route.path for route in api.routes if route.operation_id == "health")
     app = web.Application(
-        middlewares=[_guard(token.encode(), public, gate or ApiGate(), health_path)],
+        middlewares=[_guard(known, public, gate or ApiGate(), health_path)],
         handler_args={"max_field_size": 16_384},
     )
     for route in api.routes:
         pattern = route.path.replace("{source_id}", "{source_id:.+}")
-        app.router.add_route(route.method, pattern, _checked(route))
+        app.router.add_route(route.method, pattern, _checked(route, admin))
     if console:
-        app.add_subapp(CONSOLE.rstrip("/"), console_app(admin, TokenSignIn(_service_account(token))))
+        app.add_subapp(CONSOLE.rstrip("/"), console_app(admin, TokenSignIn(_signs_in(known))))
     return app
 
 
-def _service_account(token: str) -> Authenticate:
-    """Until accounts of their own: the API's one token signs in as `admin`, with every role."""
-    admin = Person(name="admin", kind="service_account", roles=frozenset(ROLES))
+def _signs_in(accounts: Accounts) -> Authenticate:
+    """Without OpenID Connect: an API token signs in to the console as its service account."""
 
     def authenticate(given: str) -> Person | None:
-        return admin if hmac.compare_digest(given.encode("utf-8", "replace"), token.encode()) else None
+        account = accounts.find(given)
+        if account is None:
+            return None
+        return Person(name=account.name, kind="service_account", roles=frozenset(account.roles))
 
     return authenticate
 
@@ -101,16 +113,64 @@ def _console(path: str) -> bool:
     return path.startswith(CONSOLE) or path == CONSOLE.rstrip("/")
 
 
-def _checked(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The route's handler, after its query string is checked against the parameters it takes."""
+def _checked(route: Route, admin: Admin) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The route's handler, once the account holds the route's role and the query string is checked
+    against the parameters it takes; a route that changes something is recorded in the audit trail,
+    done (a 2xx) or refused (a 403 for want of the role, a 409 for the job's state)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await route.handler(request, Query(request, route.query))
+        account = request.get(ACCOUNT)
+        if not isinstance(account, ApiAccount):  # a public route
+            return await route.handler(request, Query(request, route.query))
+        if not account.holds(route.role):
+            refusal = Forbidden(
+                detail=f"{route.method} {route.path} needs the role {route.role}; the account "
+                f"{account.name!r} has: {', '.join(account.role_names)}",
+                role=route.role,
+                account=account.name,
+                roles=account.role_names,
+            )
+            await _record(admin, request, route, account, "refused", refusal.detail)
+            return answer(refusal, 403)
+        if route.audited is None:
+            return await route.handler(request, Query(request, route.query))
+        try:
+            response = await route.handler(request, Query(request, route.query))
+        except NotNow as exc:
+            await _record(admin, request, route, account, "refused", str(exc))
+            raise
+        if response.status < 300:
+            await _record(admin, request, route, account, "done", None)
+        return response
 
     return handle
 
 
-def _guard(token: bytes, public: frozenset[str], gate: ApiGate, health_path: str) -> Any:
+async def _record(
+    admin: Admin,
+    request: web.Request,
+    route: Route,
+    account: ApiAccount,
+    outcome: Outcome,
+    reason: str | None,
+) -> None:
+    if route.audited is None:
+        return
+    note = audit_note(request)
+    entry = Entry(
+        actor=Actor(kind="service_account", name=account.name),
+        address=request.remote or "unknown",
+        action=route.audited,
+        job=request.match_info.get("job"),
+        object=note.object,
+        outcome=outcome,
+        reason=reason,
+        comment=note.comment,
+    )
+    await admin.record(entry)
+
+
+def _guard(accounts: Accounts, public: frozenset[str], gate: ApiGate, health_path: str) -> Any:
     """Middleware: the gate, then the bearer token on every route but the public ones, and every
     failure as JSON."""
 
@@ -123,7 +183,7 @@ def _guard(token: bytes, public: frozenset[str], gate: ApiGate, health_path: str
             if gate.error is not None and request.path != health_path:
                 raise ApiProblem(503, gate.error, gate.reason(), {"Retry-After": str(RETRY_AFTER_S)})
             if request.path not in public and not _console(request.path):
-                _authorize(request, token)
+                request[ACCOUNT] = _authorize(request, accounts)
             response = await handler(request)
         except ApiProblem as exc:
             response = problem(exc.status, exc.error, exc.detail, exc.headers)
@@ -157,14 +217,19 @@ def _guard(token: bytes, public: frozenset[str], gate: ApiGate, health_path: str
     return guard
 
 
-def _authorize(request: web.Request, token: bytes) -> None:
+def _authorize(request: web.Request, accounts: Accounts) -> ApiAccount:
+    """The account whose bearer token the request carries."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         raise ApiProblem(
             401, "unauthorized", "send the API token as `Authorization: Bearer <token>`", CHALLENGE
         )
-    if not hmac.compare_digest(given.strip().encode("utf-8", "replace"), token):
-        raise ApiProblem(401, "unauthorized", "the bearer token is not this engine's API token", CHALLENGE)
+    account = accounts.find(given.strip())
+    if account is None:
+        raise ApiProblem(
+            401, "unauthorized", "the bearer token is not one of this engine's API tokens", CHALLENGE
+        )
+    return account
 
 
 def _route(request: web.Request) -> str:

@@ -19,17 +19,21 @@ from dataclasses import MISSING, fields, is_dataclass
 from functools import cache
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from engine.api.answers import Error
+from engine.api.answers import Error, Forbidden
 from engine.api.route import Route, Schema
 
 TITLE = "Roster admin API"
 DESCRIPTION = (
     "See and steer a Roster engine's jobs: status, cycles, the provisioning log, "
-    "and the switches (pause, resume, restart, reset, approve, reject)."
+    "and the switches (pause, resume, restart, reset, approve, reject). Each operation needs its role "
+    "(`x-roster-role`: viewer, operator or approver) of the service account whose token is sent; "
+    "each that changes something is recorded in the audit trail (GET /audit), with the comment "
+    "its body may carry."
 )
 ERRORS = {
     400: "A query value, a path value or the body is wrong; `detail` says which",
     401: "No bearer token, or not this engine's",
+    403: "The token's account lacks the role the route needs (`x-roster-role`); `roles` says which it has",
     404: "No such job (`detail` names the jobs there are), object or route",
     409: "The job is not in a state that allows this now",
     503: "Unavailable now: the source or the state store cannot be read (or, for /healthz, the engine is"
@@ -169,7 +173,7 @@ def _operation(route: Route, schemas: Schemas) -> Schema:
         operation["parameters"] = parameters
     if route.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": route.body_required,
             "content": {"application/json": {"schema": schemas.ref(route.body, closed=True)}},
         }
     responses = {str(route.status): success}
@@ -178,6 +182,8 @@ def _operation(route: Route, schemas: Schemas) -> Schema:
     else:
         challenge = {"WWW-Authenticate": {"schema": {"type": "string"}}}
         responses["401"] = {**_json(schemas.ref(Error), ERRORS[401]), "headers": challenge}
+        responses["403"] = _json(schemas.ref(Forbidden), ERRORS[403])
+        operation["x-roster-role"] = route.role
     for status in route.errors:
         responses[str(status)] = _json(error, ERRORS[status])
     operation["responses"] = responses

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from engine.api.accounts import Role
 from engine.api.answers import Error
 
 Schema = dict[str, Any]
@@ -153,6 +154,50 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
+MAX_COMMENT_CHARS = 2_000
+
+
+async def comment_of(request: web.Request, body: dict[str, Any] | None = None) -> str | None:
+    """The `comment` of the request's JSON body (`body`, when read already); none without a body."""
+    if body is None:
+        if not (await request.read()).strip():
+            return None
+        body = await json_object(request)
+        extra = sorted(set(body) - {"comment"})
+        if extra:
+            raise ApiProblem(
+                400, "invalid_body", f'{extra[0]}: unknown field (the body is {{"comment": ...}})'
+            )
+    comment = body.get("comment")
+    if comment is None:
+        return None
+    if not isinstance(comment, str) or not comment.strip():
+        raise ApiProblem(400, "invalid_body", "comment: a non-empty string when given")
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise ApiProblem(400, "invalid_body", f"comment: at most {MAX_COMMENT_CHARS} characters")
+    return comment.strip()
+
+
+@dataclass(slots=True)
+class AuditNote:
+    """What a state-changing handler tells the audit trail of its request, besides who and where:
+    the object acted on (a source id, a cycle id) and the comment the request carried."""
+
+    object: str | None = None
+    comment: str | None = None
+
+
+def audit_note(request: web.Request) -> AuditNote:
+    """The request's note for the audit trail, made on first use."""
+    note = request.get(_NOTE)
+    if note is None:
+        note = request[_NOTE] = AuditNote()
+    return note
+
+
+_NOTE = web.RequestKey("roster.audit_note", AuditNote)
+
+
 # -- Routes ------------------------------------------------------------------------------------------
 
 
@@ -179,4 +224,11 @@ class Route:
     """The dataclass of its error answers."""
     public: bool = False
     """Served without the bearer token."""
+    role: Role = "viewer"
+    """The role the token's account must hold (every route but the public ones); 403 without it."""
+    audited: str | None = None
+    """The action the audit trail records each call as, done or refused (the routes that change
+    something); None: not recorded."""
+    body_required: bool = True
+    """Whether `body`, when the route takes one, must be sent."""
     media: tuple[str, ...] = ("application/json",)

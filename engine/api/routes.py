@@ -18,12 +18,15 @@ import orjson
 from aiohttp import web
 
 from common.process.status_server import HealthCheck
+from engine.api.accounts import Role
 from engine.api.admin import Admin
 from engine.api.agents import AgentList
 from engine.api.answers import (
     LOG_ACTIONS,
     LOG_STATUSES,
     Approved,
+    AuditPage,
+    CommentRequest,
     CycleList,
     Error,
     Health,
@@ -37,8 +40,20 @@ from engine.api.answers import (
     Triggered,
 )
 from engine.api.openapi import document
-from engine.api.route import ApiProblem, Handler, Query, Route, Seconds, Text, Whole, json_object
+from engine.api.route import (
+    ApiProblem,
+    Handler,
+    Query,
+    Route,
+    Seconds,
+    Text,
+    Whole,
+    audit_note,
+    comment_of,
+    json_object,
+)
 from engine.pipeline.ondemand import Preview
+from engine.store.audit import AuditFilter
 from engine.store.history import LogFilter
 
 log = logging.getLogger("roster.engine.api")
@@ -74,6 +89,14 @@ LOG_FILTERS = (
 LOG_LIMIT = Whole(name="limit", description="At most", default=1_000, minimum=1, maximum=MAX_LOG_LIMIT)
 CYCLE_LIMIT = Whole(name="limit", description="At most", default=20, minimum=1, maximum=1_000)
 FORMAT = Text("format", "JSON Lines or CSV", frozenset(EXPORT_TYPES), default="jsonl")
+AUDIT_FILTERS = (
+    Text("actor", "Only entries of this actor (an API account, a login)"),
+    Text("job", "Only this job"),
+    Text("action", "Only this action (trigger, pause, approve, ...)"),
+    Seconds("since", "From this moment (Unix seconds)"),
+    Seconds("until", "Before this moment (Unix seconds)"),
+    Whole(name="limit", description="At most", default=100, minimum=1, maximum=MAX_LOG_LIMIT),
+)
 
 
 def _plain(value: Any) -> Any:
@@ -134,6 +157,33 @@ def _per_job(action: Callable[[str], Awaitable[object]], status: int = 200) -> H
         return answer(await action(request.match_info["job"]), status)
 
     return handle
+
+
+def _acting(
+    admin: Admin,
+    action: Callable[[str], Awaitable[Any]],
+    status: int = 200,
+    object_of: Callable[[Any], str | None] | None = None,
+) -> Handler:
+    """A handler that does `action` to the job named in the path and answers what it returns; the
+    body's comment, and what `object_of` finds in the answer, go to the audit trail."""
+
+    async def handle(request: web.Request, _query: Query) -> web.Response:
+        admin.job(request.match_info["job"])  # an unknown job is a 404 whatever the body
+        note = audit_note(request)
+        note.comment = await comment_of(request)
+        done = await action(request.match_info["job"])
+        if object_of is not None:
+            note.object = object_of(done)
+        return answer(done, status)
+
+    return handle
+
+
+def _acts(action: str, role: Role) -> dict[str, Any]:
+    """The settings of a route that changes something: the role it needs, its audit action, and its
+    body, an optional comment."""
+    return {"role": role, "audited": action, "body": CommentRequest, "body_required": False}
 
 
 class Api:
@@ -199,21 +249,23 @@ class Api:
             Route(
                 method="POST",
                 path="/jobs/{job}/cycles",
-                handler=_per_job(admin.trigger, 202),
+                handler=_acting(admin, admin.trigger, 202),
                 operation_id="triggerCycle",
                 summary="Start a cycle now, in the background",
                 answer=Triggered,
                 status=202,
                 errors=(*JOB_ERRORS, 409),
+                **_acts("trigger", "operator"),
             ),
             Route(
                 method="POST",
                 path="/jobs/{job}/reconcile",
-                handler=_per_job(admin.reconcile),
+                handler=_acting(admin, admin.reconcile, object_of=lambda done: done.cycle_id),
                 operation_id="reconcile",
                 summary="Read the target back, classify each object, and act per the job's reconcile policy",
                 answer=Reconciled,
                 errors=(*JOB_ERRORS, 409),
+                **_acts("reconcile", "operator"),
             ),
             Route(
                 method="GET",
@@ -233,36 +285,41 @@ class Api:
                 answer=Provisioned,
                 body=ProvisionRequest,
                 errors=(*JOB_ERRORS, 503),
+                role="operator",
+                audited="provision",
             ),
             *(
                 Route(
                     method="POST",
                     path=f"/jobs/{{job}}/{name}",
-                    handler=_per_job(switches[name]),
+                    handler=_acting(admin, switches[name]),
                     operation_id=name,
                     summary=summary,
                     answer=JobStatus,
                     errors=JOB_ERRORS,
+                    **_acts(name, "operator"),
                 )
                 for name, summary in SWITCHES.items()
             ),
             Route(
                 method="POST",
                 path="/jobs/{job}/approve",
-                handler=_per_job(admin.approve),
+                handler=_acting(admin, admin.approve, object_of=lambda done: done.cycle.cycle_id),
                 operation_id="approve",
                 summary="Run a cycle in which the deprovisions held for approval go ahead",
                 answer=Approved,
                 errors=(*JOB_ERRORS, 409),
+                **_acts("approve", "approver"),
             ),
             Route(
                 method="POST",
                 path="/jobs/{job}/reject",
-                handler=_per_job(admin.reject),
+                handler=_acting(admin, admin.reject),
                 operation_id="reject",
                 summary="Drop the deprovisions held for approval",
                 answer=Rejected,
                 errors=JOB_ERRORS,
+                **_acts("reject", "approver"),
             ),
             Route(
                 method="GET",
@@ -294,6 +351,15 @@ class Api:
                 query=(*LOG_FILTERS, FORMAT),
                 errors=JOB_ERRORS,
             ),
+            Route(
+                method="GET",
+                path="/audit",
+                handler=self.audit,
+                operation_id="audit",
+                summary="Who did what: the audit trail's entries, newest first",
+                answer=AuditPage,
+                query=AUDIT_FILTERS,
+            ),
         )
         self.document = document(self.routes)
 
@@ -321,7 +387,7 @@ class Api:
     async def provision(self, request: web.Request, _query: Query) -> web.Response:
         self.admin.job(request.match_info["job"])  # an unknown job is a 404 whatever the body
         body = await json_object(request)
-        extra = sorted(set(body) - {"source_id"})
+        extra = sorted(set(body) - {"source_id", "comment"})
         if extra:
             raise ApiProblem(
                 400, "invalid_body", f'{extra[0]}: unknown field (the body is {{"source_id": ...}})'
@@ -329,6 +395,8 @@ class Api:
         source_id = body.get("source_id")
         if not isinstance(source_id, str) or not source_id:
             raise ApiProblem(400, "invalid_body", "source_id: required, a non-empty string")
+        note = audit_note(request)
+        note.object, note.comment = source_id, await comment_of(request, body)
         return answer(await self.admin.provision(request.match_info["job"], source_id))
 
     async def logs(self, _request: web.Request, query: Query) -> web.Response:
@@ -338,6 +406,18 @@ class Api:
         if where.newest_first:
             return answer(LogPage(records, None, last))
         return answer(LogPage(records, last))
+
+    async def audit(self, _request: web.Request, query: Query) -> web.Response:
+        actor, job, action, since, until, limit = AUDIT_FILTERS
+        where = AuditFilter(
+            actor=actor.read(query),
+            job=job.read(query),
+            action=action.read(query),
+            since=since.read(query),
+            until=until.read(query),
+            limit=limit.read(query),
+        )
+        return answer(AuditPage(await self.admin.audit(where)))
 
     async def export(self, request: web.Request, query: Query) -> web.StreamResponse:
         form: Literal["jsonl", "csv"] = "csv" if FORMAT.read(query) == "csv" else "jsonl"

@@ -15,7 +15,7 @@ import secrets
 import stat
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aiohttp import web
@@ -23,6 +23,7 @@ from aiohttp import web
 from common.errors import ConfigError
 from common.process.exposure import MIN_TOKEN_CHARS, WEAK_TOKENS, is_loopback
 from common.process.status_server import HealthCheck, parse_listen, serve
+from engine.api.accounts import ApiAccount
 from engine.api.admin import Admin
 from engine.api.app import ApiGate, api_app
 from engine.store.history import prune_forever
@@ -41,13 +42,32 @@ class ApiSettings:
     token: str = field(repr=False)
     token_file: Path | None = None
     """Where the token was read from or written to; None when it came from the environment."""
+    accounts: tuple[ApiAccount, ...] = ()
+    """The named service accounts besides the token's own (`admin`), from `engine.api_accounts`."""
 
 
 def api_settings(
-    listen: str, *, token: str | None, token_file: Path | None, state_location: str, base_dir: Path
+    listen: str,
+    *,
+    token: str | None,
+    token_file: Path | None,
+    state_location: str,
+    base_dir: Path,
+    accounts: tuple[ApiAccount, ...] = (),
 ) -> ApiSettings:
     """Read at the entry point: the token from `token` (ROSTER_API_TOKEN), else `token_file`, else
-    the generated file beside the state."""
+    the generated file beside the state; `accounts` besides it."""
+    return replace(
+        _token_settings(
+            listen, token=token, token_file=token_file, state_location=state_location, base_dir=base_dir
+        ),
+        accounts=accounts,
+    )
+
+
+def _token_settings(
+    listen: str, *, token: str | None, token_file: Path | None, state_location: str, base_dir: Path
+) -> ApiSettings:
     try:
         host, port = parse_listen(listen)
     except ValueError:
@@ -128,7 +148,7 @@ class ApiServer:
     ) -> None:
         self.settings = settings
         self.port = settings.port
-        self.app = api_app(admin, settings.token, health=health, gate=gate)
+        self.app = api_app(admin, settings.token, accounts=settings.accounts, health=health, gate=gate)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -144,7 +164,8 @@ class ApiServer:
             setting="--api-listen / ROSTER_API_LISTEN",
         )
         where = self.settings.token_file or "env:ROSTER_API_TOKEN"
-        log.info("event=api_listening url=%s token_from=%s", self.url, where)
+        names = ",".join(a.name for a in self.settings.accounts) or "none"
+        log.info("event=api_listening url=%s token_from=%s accounts=%s", self.url, where, names)
 
     async def aclose(self) -> None:
         if self._runner is not None:

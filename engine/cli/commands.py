@@ -1,6 +1,7 @@
 """The commands that operate a running engine through its admin API: `roster status`, `logs`
-(`engine/cli/logs.py`), `agents` (`engine/cli/agents.py`), `trigger`, `pause`, `resume`, `restart`,
-`reset`, `approve` and `reject`.
+(`engine/cli/logs.py`), `audit` (`engine/cli/audit.py`), `agents` (`engine/cli/agents.py`), `trigger`,
+`pause`, `resume`, `restart`, `reset`, `approve` and `reject`. Those that act take `--comment`, which
+the audit trail records beside the API account of the token.
 
 They never open the state store themselves: the engine may run elsewhere, and it alone writes. Each
 prints rich tables, or with `--json` the API's answer as it came.
@@ -24,6 +25,7 @@ from rich.table import Table
 
 from common.errors import RosterError
 from engine.cli.agents import add_agents_command, print_targets
+from engine.cli.audit import add_audit_command
 from engine.cli.client import DEFAULT_URL, ApiClient
 from engine.cli.logs import add_logs_command
 
@@ -62,14 +64,17 @@ def add_operating_commands(commands: Any) -> None:
     status.set_defaults(func=_status)
 
     add_logs_command(commands, common, client)
+    add_audit_command(commands, common, client)
     add_agents_command(commands, common, client)
 
-    trigger = commands.add_parser("trigger", parents=[common], help="start a cycle of a job now")
+    acting = argparse.ArgumentParser(add_help=False)
+    acting.add_argument("--comment", help="why: the audit trail records it with who did it")
+    trigger = commands.add_parser("trigger", parents=[common, acting], help="start a cycle of a job now")
     trigger.add_argument("job")
     trigger.set_defaults(func=_trigger)
 
     for name, text in SWITCH_HELP.items():
-        switch = commands.add_parser(name, parents=[common], help=text)
+        switch = commands.add_parser(name, parents=[common, acting], help=text)
         switch.add_argument("job")
         if name == "reset":
             switch.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -243,7 +248,7 @@ def _when(at: float | None) -> str:
 
 
 def _trigger(args: argparse.Namespace, console: Console) -> int:
-    started = client(args).post(f"/jobs/{args.job}/cycles")
+    started = client(args).post(f"/jobs/{args.job}/cycles", _comment(args))
     if args.json:
         _json(console, started)
     else:
@@ -267,7 +272,9 @@ def _switch(args: argparse.Namespace, console: Console) -> int:
                 said = ALREADY[name] if name == "pause" else f"{ALREADY[name]} ({_state(now['state'])})"
                 console.print(f"{job}: {said}", highlight=False)
             return 0
-    done = api.post(f"/jobs/{job}/{name}", timeout_s=APPROVE_TIMEOUT_S if name == "approve" else None)
+    done = api.post(
+        f"/jobs/{job}/{name}", _comment(args), timeout_s=APPROVE_TIMEOUT_S if name == "approve" else None
+    )
     if args.json:
         _json(console, done)
     elif name == "approve":
@@ -283,6 +290,11 @@ def _switch(args: argparse.Namespace, console: Console) -> int:
     else:
         console.print(f"{job}: {DONE[name]}{_now(done['state'], DONE[name])}", highlight=False)
     return 0
+
+
+def _comment(args: argparse.Namespace) -> dict[str, str] | None:
+    """The body of an acting request: the comment, when one was given (no body otherwise)."""
+    return {"comment": args.comment} if args.comment else None
 
 
 def _confirmed(job: str) -> bool:

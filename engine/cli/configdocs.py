@@ -44,6 +44,7 @@ engine:
   state: .roster/state.db
   quarantine: {failure_share: 0.5}
   deadline: {base_s: 360}
+  api_accounts: [{name: oncall, token: 0123456789abcdef0123, roles: [viewer, operator]}]
 jobs:
   - name: people
     source: {type: csv, path: people.csv, id_column: employee_id}
@@ -278,6 +279,26 @@ KEYS: dict[str, dict[str, _Key]] = {
             "{missed: 3}",
             "The engine's heartbeat, and when a silent worker counts as gone: see below.",
             "on",
+        ),
+        "api_accounts": (
+            "list",
+            "[{name: oncall, ...}]",
+            "Named service accounts of the admin API, each with its own token and roles: see "
+            "`engine.api_accounts[]`. The engine's own token (ROSTER_API_TOKEN) is the account `admin`, "
+            "with every role.",
+            "none",
+        ),
+    },
+    "engine.api_accounts[]": {
+        "name": ("string", "oncall", "The account's name, as the audit trail records it.", "none"),
+        "token": ("string", "${ONCALL_ROSTER_TOKEN}", "Its bearer token (16 characters at least).", "none"),
+        "token_file": ("path", "/run/secrets/oncall", "Or: a file whose first line is the token.", "none"),
+        "roles": (
+            "list",
+            "[viewer, operator]",
+            "viewer: read; operator: trigger, pause, resume, restart, reset, reconcile, provision; "
+            "approver: approve, reject.",
+            "none",
         ),
     },
     "engine.presence": {

@@ -1,7 +1,8 @@
 """Embedded mode: the engine and the workers in one process, joined by the in-memory broker.
 
 The one module that composes `engine` and `workers`; each side gets only its own section of the file.
-`roster run` and `roster provision` run here.
+`roster run` and `roster provision` run here. What they do to the jobs is recorded in the audit trail
+under the login of who ran them, from the address `local` (the API records its own callers).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ from engine.pipeline.presence import EnginePresence, export_fleet
 from engine.pipeline.reconciling import ReconcileSummary
 from engine.pipeline.scheduler import Scheduler
 from engine.pipeline.tracker import CycleProgress
+from engine.store import audit
+from engine.store.audit import LOCAL, Entry, local_user
 from engine.store.state import StateStore
 from queues.memory import MemoryBroker
 from queues.topology import RESULTS_QUEUE
@@ -157,7 +160,9 @@ def provision_command(args: argparse.Namespace, console: Console) -> int:
 
     async def run() -> Provisioned:
         async with embedded(config, targets, location) as pipeline:
-            return await provision(pipeline.runner, job, args.source_id)
+            done = await provision(pipeline.runner, job, args.source_id)
+            await _record(pipeline.state, "provision", job.name, args.source_id)
+            return done
 
     done = asyncio.run(run())
     print_provisioned(console, done)
@@ -176,13 +181,17 @@ def reconcile_command(args: argparse.Namespace, console: Console) -> int:
 
     async def run() -> ReconcileSummary:
         async with embedded(config, targets, location) as pipeline:
-            return await reconcile(
+            done = await reconcile(
                 pipeline.runner,
                 job,
                 trigger="cli",
                 act=not args.report_only,
                 approve_orphans=args.approve_orphans,
             )
+            if not args.report_only:  # a report changes nothing
+                action = "approve_orphans" if args.approve_orphans else "reconcile"
+                await _record(pipeline.state, action, job.name, done.cycle_id)
+            return done
 
     summary = asyncio.run(run())
     print_reconciliation(console, summary)
@@ -259,7 +268,14 @@ async def _cycles(
     for job in jobs:
         with ProgressView(console, job.name, enabled=not args.no_progress, sent=sent) as view:
             summaries.append(await runner.run_cycle(job, trigger="cli", on_start=view.follow))
+        await _record(runner.state, "trigger", job.name, summaries[-1].cycle_id)
     return summaries
+
+
+async def _record(state: StateStore, action: str, job: str, acted_on: str | None) -> None:
+    """Add to the audit trail what the person at this command line did."""
+    entry = Entry(actor=local_user(), address=LOCAL, action=action, job=job, object=acted_on)
+    await audit.record(state, entry)
 
 
 class Stopping:

@@ -34,6 +34,7 @@ def api_from(args: argparse.Namespace, state: str, config: EngineConfig) -> ApiS
         token_file=args.api_token_file,
         state_location=state,
         base_dir=config.base_dir,
+        accounts=config.api_accounts,
     )
 
 

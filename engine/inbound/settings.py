@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from common.config.secrets import secret, settings_file
 from common.config.validation import as_list, as_mapping, check_keys, choice, integer, join, positive, string
 from common.errors import ConfigError
-from common.process.exposure import MIN_TOKEN_CHARS, WEAK_TOKENS
 from common.process.status_server import parse_listen
 
 _KEYS = (
@@ -124,8 +124,8 @@ def parse_inbound(raw: Any, *, base_dir: Path, jobs: Sequence[str]) -> InboundSe
     if section.get("tls") is not None:
         tls = as_mapping(join(path, "tls"), section["tls"])
         check_keys(join(path, "tls"), tls, ("cert_file", "key_file"), required=("cert_file", "key_file"))
-        cert_file = _file(join(join(path, "tls"), "cert_file"), tls["cert_file"], base_dir)
-        key_file = _file(join(join(path, "tls"), "key_file"), tls["key_file"], base_dir)
+        cert_file = settings_file(join(join(path, "tls"), "cert_file"), tls["cert_file"], base_dir)
+        key_file = settings_file(join(join(path, "tls"), "key_file"), tls["key_file"], base_dir)
     return InboundSettings(
         host=host,
         port=port,
@@ -146,35 +146,16 @@ def parse_inbound(raw: Any, *, base_dir: Path, jobs: Sequence[str]) -> InboundSe
 def _token(path: str, raw: Any, base_dir: Path, jobs: Sequence[str]) -> InboundToken:
     item = as_mapping(path, raw)
     check_keys(path, item, _TOKEN_KEYS, required=("name", "jobs"))
-    token = _secret(path, item, "token", base_dir)
+    token = secret(path, item, "token", base_dir)
     return InboundToken(string(join(path, "name"), item["name"]), token, _jobs(path, item, jobs))
 
 
 def _client(path: str, raw: Any, base_dir: Path, jobs: Sequence[str]) -> InboundToken:
     item = as_mapping(path, raw)
     check_keys(path, item, _CLIENT_KEYS, required=("client_id", "jobs"))
-    secret = _secret(path, item, "client_secret", base_dir)
-    return InboundToken(string(join(path, "client_id"), item["client_id"]), secret, _jobs(path, item, jobs))
-
-
-def _secret(path: str, item: Any, key: str, base_dir: Path) -> str:
-    """A secret given as `key` or in the file `key`_file, long enough and no placeholder."""
-    file_key = f"{key}_file"
-    if (key in item) == (file_key in item):
-        raise ConfigError(
-            path, f"needs {key} or {file_key} (one of them)", f"{key}: ${{ENV_VAR}}, or {file_key}: PATH"
-        )
-    if key in item:
-        secret = string(join(path, key), item[key]).strip()
-    else:
-        secret = _read(join(path, file_key), item[file_key], base_dir)
-    if secret.lower() in WEAK_TOKENS or len(secret) < MIN_TOKEN_CHARS:
-        raise ConfigError(
-            join(path, key),
-            f"is a placeholder or shorter than {MIN_TOKEN_CHARS} characters",
-            "set a long random one (openssl rand -hex 32)",
-        )
-    return secret
+    client_secret = secret(path, item, "client_secret", base_dir)
+    name = string(join(path, "client_id"), item["client_id"])
+    return InboundToken(name, client_secret, _jobs(path, item, jobs))
 
 
 def _jobs(path: str, item: Any, jobs: Sequence[str]) -> frozenset[str]:
@@ -192,19 +173,3 @@ def _jobs(path: str, item: Any, jobs: Sequence[str]) -> frozenset[str]:
                 f"jobs over it: {known}",
             )
     return frozenset(allowed)
-
-
-def _read(path: str, raw: Any, base_dir: Path) -> str:
-    file = _file(path, raw, base_dir)
-    try:
-        token = file.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(path, f"cannot read {file}: {exc.strerror}") from None
-    if not token:
-        raise ConfigError(path, f"{file} is empty", "put the token on its first line")
-    return token
-
-
-def _file(path: str, raw: Any, base_dir: Path) -> Path:
-    file = Path(string(path, raw)).expanduser()
-    return file if file.is_absolute() else base_dir / file

@@ -229,6 +229,31 @@ def _v11_mirror(conn: sa.Connection, tables: sa.MetaData) -> None:
     tables.create_all(conn, tables=[tables.tables["mirror"]], checkfirst=True)
 
 
+_SQLITE_APPEND_ONLY = (
+    """CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: UPDATE refused'); END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: DELETE refused'); END""",
+)
+_POSTGRESQL_APPEND_ONLY = (
+    """CREATE OR REPLACE FUNCTION roster_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'the audit trail is append-only: % refused', TG_OP; END $$""",
+    "DROP TRIGGER IF EXISTS audit_append_only ON audit",
+    """CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit FOR EACH ROW
+    EXECUTE PROCEDURE roster_audit_append_only()""",
+    "DROP TRIGGER IF EXISTS audit_no_truncate ON audit",
+    """CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT
+    EXECUTE PROCEDURE roster_audit_append_only()""",
+)
+
+
+def _v12_audit(conn: sa.Connection, tables: sa.MetaData) -> None:
+    # Who did what (`engine.store.audit`); the database itself refuses to change or delete a row.
+    tables.create_all(conn, tables=[tables.tables["audit"]], checkfirst=True)
+    for statement in _POSTGRESQL_APPEND_ONLY if conn.dialect.name == "postgresql" else _SQLITE_APPEND_ONLY:
+        conn.exec_driver_sql(statement)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -247,6 +272,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "objects keep the fingerprint a cycle compares", _v9_object_fingerprints),
     Migration(10, "the objects whose target id changed or went, for references to them", _v10_moves),
     Migration(11, "the inbound SCIM service's resources as pushed", _v11_mirror),
+    Migration(12, "the audit trail: who did what, append-only", _v12_audit),
 )
 LATEST = MIGRATIONS[-1].version
 

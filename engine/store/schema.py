@@ -1,6 +1,6 @@
 """The state store's tables: objects and their applied state, group memberships as applied, job
-control, staged deprovisions, cycles and the provisioning log. Migrations (`migrations.py`) bring an
-older store to this schema."""
+control, staged deprovisions, cycles, the provisioning log and the audit trail. Migrations
+(`migrations.py`) bring an older store to this schema."""
 
 from __future__ import annotations
 
@@ -156,4 +156,30 @@ log = sa.Table(
     # One record per result: a result message written again (its ack lost, or the engine stopped
     # between the commit and the ack) adds nothing to the log.
     sa.Index("log_result", "op_prefix", "op_seq", "status", "attempts", unique=True),
+)
+
+# Who did what through the API or the command line (`engine.store.audit`): one row per state-changing
+# request, done or refused. Append-only: the store has no path that changes or deletes a row, and
+# triggers (migration 12) make the database refuse one. An actor is a kind (service_account,
+# oidc_user, local_user) and a name; an OIDC user also has its issuer and subject.
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),  # Unix seconds (UTC)
+    sa.Column("actor_kind", sa.String, nullable=False),
+    sa.Column("actor_name", sa.String, nullable=False),
+    sa.Column("actor_issuer", sa.String),
+    sa.Column("actor_subject", sa.String),
+    sa.Column("address", sa.String, nullable=False),  # the client's address, or "local"
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("job", sa.String),
+    sa.Column("object", sa.String),  # what the action was on besides the job: a source id, a cycle id
+    sa.Column("outcome", sa.String, nullable=False),  # done or refused
+    sa.Column("reason", sa.Text),  # why it was refused
+    sa.Column("comment", sa.Text),
+    sa.Index("audit_at", "at"),
+    sa.Index("audit_job_at", "job", "at"),
+    sa.Index("audit_actor_at", "actor_name", "at"),
+    sqlite_autoincrement=True,
 )

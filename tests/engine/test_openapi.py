@@ -80,7 +80,8 @@ def test_the_document_describes_every_field_of_the_answers_and_every_route() -> 
         "enum": ["active", "paused", "quarantined", "waiting_for_approval"]
     }
     operations = {(m, p) for p, item in document["paths"].items() for m in item}
-    assert len(operations) == 18 and ("post", "/jobs/{job}/approve") in operations
+    assert len(operations) == 19 and ("post", "/jobs/{job}/approve") in operations
+    assert ("get", "/audit") in operations
     assert ("get", "/agents") in operations
     assert ("post", "/jobs/{job}/reconcile") in operations
     job = document["paths"]["/jobs/{job}/cycles"]["get"]["parameters"]
@@ -113,3 +114,22 @@ def test_an_answer_is_serialized_with_its_public_fields_in_order() -> None:
             "extra": {},
         }
     )
+
+
+def test_each_operation_names_the_role_it_needs_and_its_403() -> None:
+    paths = _document()["paths"]
+    roles = {(m, p): op.get("x-roster-role") for p, item in paths.items() for m, op in item.items()}
+    assert roles.pop(("get", "/healthz")) is None  # public
+    operator = {("post", f"/jobs/{{job}}/{verb}") for verb in ("cycles", "provision", "pause", "resume")}
+    operator |= {("post", f"/jobs/{{job}}/{verb}") for verb in ("restart", "reset", "reconcile")}
+    approver = {("post", "/jobs/{job}/approve"), ("post", "/jobs/{job}/reject")}
+    assert {k for k, role in roles.items() if role == "operator"} == operator
+    assert {k for k, role in roles.items() if role == "approver"} == approver
+    assert {role for k, role in roles.items() if k not in operator | approver} == {"viewer"}
+    for method, path in roles:
+        forbidden = paths[path][method]["responses"]["403"]
+        assert forbidden["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Forbidden"
+        }
+    approve = paths["/jobs/{job}/approve"]["post"]["requestBody"]
+    assert approve["required"] is False  # a comment is welcome, not needed: clients without one go on

@@ -21,6 +21,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from engine.api.accounts import ApiAccount
 from engine.api.admin import Admin
 from engine.api.server import ApiServer, ApiSettings, operated
 from engine.cli.embedded import Embedded
@@ -30,6 +31,11 @@ from tests.integration.pipeline import job_config, person, pipeline, sql_target,
 
 TOKEN = "test-token-0123456789"
 PEOPLE = 40
+ACCOUNTS = (
+    ApiAccount("grafana", "viewer-token-0123456789", frozenset({"viewer"})),
+    ApiAccount("oncall", "operator-token-0123456789", frozenset({"viewer", "operator"})),
+    ApiAccount("cab", "approver-token-0123456789", frozenset({"approver"})),
+)
 
 
 @dataclass
@@ -54,7 +60,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     raw = {**job_config(tmp_path), **sql_target(f"sqlite:///{tmp_path / 'target.db'}")}
     async with pipeline(tmp_path, raw) as p:
         await p.runner.run_cycle(p.runner.config.job("people"))
-        settings = ApiSettings(port=0, token=TOKEN)
+        settings = ApiSettings(port=0, token=TOKEN, accounts=ACCOUNTS)
         async with operated(Admin(p.runner), settings, retention_days=30) as server:
             assert isinstance(server, ApiServer)
             async with aiohttp.ClientSession() as session:
@@ -120,9 +126,12 @@ async def test_every_route_does_what_it_says(served: Served) -> None:
     assert cycles["cycles"][0]["trigger"] == "api" and cycles["cycles"][0]["counts"]["disabled"] == PEOPLE - 1
 
     assert (await call("POST", "/jobs/people/restart"))[1]["state"] == "active"
-    status, nothing = await call("POST", "/jobs/people/approve")
+    status, nothing = await call("POST", "/jobs/people/approve", json={"comment": "CHG-1 signed off"})
     assert (status, nothing["error"]) == (409, "nothing_to_approve")
-    assert await call("POST", "/jobs/people/reject") == (200, {"job": "people", "rejected": 0})
+    assert await call("POST", "/jobs/people/reject", json={"comment": "not now"}) == (
+        200,
+        {"job": "people", "rejected": 0},
+    )
 
     status, page = await call("GET", "/logs?job=people&action=disable&limit=10")
     assert status == 200 and len(page["records"]) == 10 and page["next_after_id"] == page["records"][-1]["id"]
@@ -157,12 +166,39 @@ async def test_every_route_does_what_it_says(served: Served) -> None:
 
     assert (await call("POST", "/jobs/people/reset"))[1]["state"] == "active"
     assert await served.pipeline.state.entry("people", "E00000") is None  # the links are forgotten
+
+    status, trail = await call("GET", "/audit")
+    assert status == 200
+    assert [(e["action"], e["outcome"], e["object"], e["comment"]) for e in trail["records"]] == [
+        ("reset", "done", None, None),
+        ("reconcile", "done", reconciled["cycle_id"], None),
+        ("reject", "done", None, "not now"),
+        ("approve", "refused", None, "CHG-1 signed off"),
+        ("restart", "done", None, None),
+        ("trigger", "done", None, None),
+        ("resume", "done", None, None),
+        ("trigger", "refused", None, None),
+        ("pause", "done", None, None),
+        ("provision", "done", "E00000", None),
+    ]
+    assert {(e["actor_kind"], e["actor_name"], e["address"], e["job"]) for e in trail["records"]} == {
+        ("service_account", "admin", "127.0.0.1", "people")
+    }
+    assert trail["records"][3]["reason"] == "nothing is waiting for approval"
+    assert trail["records"][7]["reason"] == "the job is paused: resume it first"
+    assert all(trail["records"][i]["at"] >= trail["records"][i + 1]["at"] for i in range(9))
+    status, narrowed = await call("GET", "/audit?action=trigger&limit=1")
+    assert [(e["action"], e["outcome"]) for e in narrowed["records"]] == [("trigger", "done")]
+    first = trail["records"][-1]["at"]
+    status, early = await call("GET", f"/audit?until={first + 1e-6}&actor=admin&job=people")
+    assert [e["action"] for e in early["records"]] == ["provision"]
+    assert (await call("GET", "/audit?actor=nobody"))[1] == {"records": []}
     assert sorted(_operations(served.document)) == sorted(
         [
             ("GET", p)
             for p in ("/healthz", "/openapi.json", "/agents", "/jobs", "/jobs/{job}", "/jobs/{job}/cycles")
         ]
-        + [("GET", p) for p in ("/jobs/{job}/preview/{source_id}", "/logs", "/logs/export")]
+        + [("GET", p) for p in ("/jobs/{job}/preview/{source_id}", "/logs", "/logs/export", "/audit")]
         + [("POST", f"/jobs/{{job}}/{verb}") for verb in ("cycles", "provision", "pause", "resume")]
         + [
             ("POST", f"/jobs/{{job}}/{verb}")
@@ -173,7 +209,7 @@ async def test_every_route_does_what_it_says(served: Served) -> None:
 
 async def test_every_route_but_healthz_answers_401_without_the_right_token(served: Served) -> None:
     operations = _operations(served.document)
-    assert len(operations) == 18
+    assert len(operations) == 19
     for method, path in operations:
         for token in (None, "wrong", TOKEN[:-1], TOKEN + "x", ""):
             status, body = await served.call(method, _filled(path), token=token)
@@ -189,6 +225,82 @@ async def test_every_route_but_healthz_answers_401_without_the_right_token(serve
             assert answer.status == (200 if path == "/healthz" else 401)
             if answer.status == 401:
                 assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_each_account_may_do_what_its_roles_allow_and_a_refusal_is_recorded(served: Served) -> None:
+    may = {
+        "grafana": lambda method, path: method == "GET",
+        "oncall": lambda method, path: method == "GET" or not path.endswith(("/approve", "/reject")),
+        "cab": lambda method, path: path.endswith(("/approve", "/reject")),
+    }
+    refused = []
+    for account in ACCOUNTS:
+        for method, path in _operations(served.document):
+            if path == "/healthz" or (method, path) == ("POST", "/jobs/{job}/provision"):
+                continue  # public; provision is checked with a body below
+            if method == "POST" and may[account.name](method, path):
+                continue  # allowed, and done by the test above: here only the refusals act
+            status, body = await served.call(method, _filled(path), token=account.token)
+            if may[account.name](method, path):
+                assert status != 403, (account.name, method, path, body)
+                continue
+            assert status == 403, (account.name, method, path, status, body)
+            needed = (
+                "viewer"
+                if method == "GET"
+                else "approver"
+                if "/app" in path or "/rej" in path
+                else "operator"
+            )
+            assert body == {
+                "error": "forbidden",
+                "detail": f"{method} {path} needs the role {needed}; the account {account.name!r} has: "
+                + ", ".join(account.role_names),
+                "role": needed,
+                "account": account.name,
+                "roles": account.role_names,
+            }
+            if method == "POST":
+                refused.append((account.name, path.rsplit("/", 1)[-1]))
+    status, body = await served.call(
+        "POST", "/jobs/people/provision", token=ACCOUNTS[0].token, json={"source_id": "E00001"}
+    )
+    assert (status, body["role"]) == (403, "operator")
+    refused.append(("grafana", "provision"))
+
+    status, trail = await served.call("GET", "/audit?limit=1000", token=ACCOUNTS[0].token)
+    assert status == 200
+    recorded = [(e["actor_name"], e["action"], e["outcome"]) for e in trail["records"]][::-1]
+    actions = {"cycles": "trigger"}
+    assert recorded == [(name, actions.get(verb, verb), "refused") for name, verb in refused]
+    assert all(
+        e["reason"].startswith(("POST", "GET")) and "needs the role" in e["reason"] for e in trail["records"]
+    )
+    assert (await served.call("GET", "/jobs/people"))[1]["state"] == "active"  # nothing refused was done
+    text = str(trail)
+    assert not any(token in text for token in (TOKEN, *(a.token for a in ACCOUNTS)))
+
+    status, done = await served.call("POST", "/jobs/people/pause", token=ACCOUNTS[1].token)
+    assert (status, done["state"]) == (200, "paused")
+    status, latest = await served.call("GET", "/audit?limit=1", token=ACCOUNTS[1].token)
+    assert [(e["actor_name"], e["action"], e["outcome"]) for e in latest["records"]] == [
+        ("oncall", "pause", "done")
+    ]
+
+
+async def test_a_comment_must_be_text_and_the_body_may_hold_nothing_else(served: Served) -> None:
+    for body, named in (
+        (b'{"comment": 7}', "comment: a non-empty string when given"),
+        (b'{"comment": "   "}', "comment: a non-empty string when given"),
+        (b'{"comment": "ok", "why": "x"}', "why: unknown field"),
+        (b'{"comment": "' + b"x" * 2001 + b'"}', "comment: at most 2000 characters"),
+        (b"[1]", "expected a JSON object"),
+    ):
+        status, answer = await served.call("POST", "/jobs/people/pause", data=body)
+        assert (status, answer["error"]) in ((400, "invalid_body"), (400, "invalid_json")), answer
+        assert named in answer["detail"], answer
+    assert (await served.call("GET", "/jobs/people"))[1]["state"] == "active"
+    assert (await served.call("GET", "/audit"))[1] == {"records": []}  # a bad request did nothing
 
 
 async def test_bad_input_gets_a_4xx_that_names_the_problem(served: Served) -> None:
@@ -279,5 +391,5 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_docu
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-6000:]
     # Every operation but GET /openapi.json, which schemathesis leaves out as the schema itself.
-    assert re.search(r"\b17 selected / 17 total\b", text), text[-2000:]
+    assert re.search(r"\b18 selected / 18 total\b", text), text[-2000:]
     assert TOKEN not in text

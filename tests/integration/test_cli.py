@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
@@ -181,3 +182,25 @@ def _contents(db: Path) -> dict[str, list[tuple[object, ...]]]:
     with sqlite3.connect(db) as conn:
         tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return {t: sorted(map(tuple, conn.execute(f'SELECT * FROM "{t}"')), key=repr) for t in tables}
+
+
+def test_what_the_local_commands_do_is_in_the_audit_trail_under_the_login(tmp_path: Path) -> None:
+    write_csv(tmp_path / "people.csv", [person(i) for i in range(5)])
+    file = _write_config(tmp_path)
+    assert _roster("run", str(file)).returncode == 0
+    assert _roster("provision", str(file), "people", "E00001").returncode == 0
+    assert _roster("reconcile", str(file), "people", "--report-only").returncode == 0  # changes nothing
+    assert _roster("reconcile", str(file), "people").returncode == 0
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        trail = conn.execute(
+            "SELECT actor_kind, actor_name, address, action, job, object, outcome FROM audit ORDER BY id"
+        ).fetchall()
+        cycles = [row[0] for row in conn.execute("SELECT cycle_id FROM cycles ORDER BY started_at")]
+    login = getpass.getuser()
+    assert [row[:3] for row in trail] == [("local_user", login, "local")] * 3
+    assert [row[3:] for row in trail] == [
+        ("trigger", "people", cycles[0], "done"),
+        ("provision", "people", "E00001", "done"),
+        ("reconcile", "people", trail[2][5], "done"),
+    ]
+    assert trail[2][5] in cycles and trail[2][5] != cycles[0]

@@ -326,3 +326,45 @@ def test_roster_engine_serves_the_api_with_the_token_from_its_environment(tmp_pa
         finally:
             fleet.stop_all()
     assert "event=api_listening" in engine.log() and "t0k" not in engine.log()
+
+
+def test_what_the_commands_do_is_in_the_audit_trail_with_its_comment(
+    tmp_path: Path, serving: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    api, _process = serving
+    paused = roster(tmp_path, api, "pause", "people", "--comment", "CHG-7: target maintenance")
+    assert paused.returncode == 0, paused.stdout + paused.stderr
+    assert roster(tmp_path, api, "resume", "people").returncode == 0
+    refused = roster(tmp_path, api, "approve", "people", "--comment", "looked at it")
+    assert refused.returncode != 0 and "nothing is waiting for approval" in refused.stdout + refused.stderr
+
+    listed = roster(tmp_path, api, "audit", "--output", "json")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    trail = json.loads(listed.stdout)["records"]
+    assert [(e["action"], e["outcome"], e["comment"]) for e in trail] == [
+        ("approve", "refused", "looked at it"),
+        ("resume", "done", None),
+        ("pause", "done", "CHG-7: target maintenance"),
+    ]
+    assert {(e["actor_kind"], e["actor_name"], e["address"]) for e in trail} == {
+        ("service_account", "admin", "127.0.0.1")
+    }
+    token = (tmp_path / ".roster" / "api-token").read_text().strip()
+    assert token not in listed.stdout
+
+    only = json.loads(roster(tmp_path, api, "audit", "--action", "pause", "--job", "people", "--json").stdout)
+    assert [e["comment"] for e in only["records"]] == ["CHG-7: target maintenance"]
+    assert json.loads(roster(tmp_path, api, "audit", "--actor", "someone", "--json").stdout) == {
+        "records": []
+    }
+    assert len(json.loads(roster(tmp_path, api, "audit", "--limit", "1", "--json").stdout)["records"]) == 1
+    since = json.loads(
+        roster(tmp_path, api, "audit", "--since", "1h", "--until", "2099-01-01", "--json").stdout
+    )
+    assert len(since["records"]) == 3
+
+    table = roster(tmp_path, api, "audit")
+    assert table.returncode == 0, table.stdout + table.stderr
+    assert "Audit trail (newest first)" in table.stdout
+    assert "CHG-7: target maintenance" in table.stdout and "admin (account)" in table.stdout
+    assert "refused: nothing is waiting for approval" in table.stdout

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from engine.api.admin import Admin, NotNow, UnknownJob
-from engine.api.console.pages import CONTROLS, Audit, Pages, log_only
+from engine.api.console.pages import CONTROLS, Pages
 from engine.api.console.render import message, static_file
 from engine.api.console.sessions import COOKIE, SESSION, Sessions
 from engine.api.console.signin import TokenSignIn, signin_url
@@ -34,11 +34,9 @@ OPEN = ("/ui/static/", "/ui/signin")
 SESSIONS = web.AppKey("sessions", Sessions)
 
 
-def console_app(
-    admin: Admin, sign_in: TokenSignIn, *, audit: Audit = log_only, sessions: Sessions | None = None
-) -> web.Application:
+def console_app(admin: Admin, sign_in: TokenSignIn, *, sessions: Sessions | None = None) -> web.Application:
     sessions = sessions if sessions is not None else Sessions()
-    pages = Pages(admin, audit)
+    pages = Pages(admin)
     app = web.Application(middlewares=[_headers, _session_and_csrf(sessions)])
     app[SESSIONS] = sessions
 

@@ -1,23 +1,23 @@
 """The console's pages and the actions behind their buttons, each a thin view of `Admin`.
 
 Every action checks the person's role here, whether or not the page showed the button, and is
-recorded through `audit` with who, from where and the comment, whether it was done or refused.
+recorded in the audit trail with who, from where and the comment, whether it was done or refused
+(under the same action names as the API's).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
-from common.errors import RosterError
 from engine.api.admin import Admin, NotNow
 from engine.api.console.render import message, page
 from engine.api.console.sessions import APPROVER, OPERATOR, SESSION, Session
+from engine.store.audit import Entry, Outcome
 
 log = logging.getLogger("roster.engine.console")
 
@@ -47,25 +47,10 @@ CONTROLS = {
 
 DONE = {"pause": "Paused", "resume": "Resumed", "restart": "Restarted"}
 
-Audit = Callable[..., Awaitable[None]]
-"""Records one action: person, action, job, source_id, address, comment, outcome (`done` or `refused`),
-detail."""
-
-
-async def log_only(**record: Any) -> None:
-    person = record["person"]
-    log.info(
-        "event=console_action who=%s action=%s job=%s outcome=%s",
-        person.name,
-        record["action"],
-        record.get("job"),
-        record["outcome"],
-    )
-
 
 class Pages:
-    def __init__(self, admin: Admin, audit: Audit = log_only) -> None:
-        self.admin, self.audit = admin, audit
+    def __init__(self, admin: Admin) -> None:
+        self.admin = admin
 
     def _common(self, request: web.Request, section: str) -> dict[str, Any]:
         session: Session = request[SESSION]
@@ -231,6 +216,7 @@ class Pages:
             back = f"/ui/jobs/{name}/approval"
             text = "A comment is required to approve or reject: say why, for the audit trail."
             return message(400, "A comment is required", text, back=back, **self._common(request, ""))
+        cycle_id = None
         try:
             if decision == "approve":
                 approved = await self.admin.approve(name)
@@ -243,7 +229,7 @@ class Pages:
             await self._record(request, decision, name, comment, "refused", str(exc))
             session.notices.append(str(exc))
         else:
-            await self._record(request, decision, name, comment, "done", notice)
+            await self._record(request, decision, name, comment, "done", notice, cycle_id)
             session.notices.append(notice)
         raise web.HTTPSeeOther(f"/ui/jobs/{name}")
 
@@ -253,24 +239,23 @@ class Pages:
         action: str,
         job: str,
         comment: str | None,
-        outcome: str,
+        outcome: Outcome,
         detail: str,
-        source_id: str | None = None,
+        target: str | None = None,
     ) -> None:
-        try:
-            await self.audit(
-                person=request[SESSION].person,
+        """One entry in the audit trail; `detail` is kept as the reason of a refusal."""
+        await self.admin.record(
+            Entry(
+                actor=request[SESSION].person.actor(),
+                address=request.remote or "unknown",
                 action=action,
                 job=job,
-                source_id=source_id,
-                address=request.remote or "unknown",
-                comment=comment,
+                object=target,
                 outcome=outcome,
-                detail=detail,
+                reason=detail if outcome == "refused" else None,
+                comment=comment,
             )
-        except RosterError:
-            log.exception("event=audit_failed action=%s job=%s", action, job)
-            raise
+        )
 
     def _refused_page(self, request: web.Request, role: str, job: str) -> web.Response:
         person = request[SESSION].person

@@ -18,27 +18,34 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from engine.api.accounts import ROLES
+from engine.store.audit import Actor, ActorKind
+
 COOKIE = "roster_console"
 IDLE_TIMEOUT_S = 15 * 60
 MAX_AGE_S = 12 * 3600
 """A session ends after this long even when used all along: a stolen cookie does not live forever."""
 
-VIEWER, OPERATOR, APPROVER = "viewer", "operator", "approver"
-ROLES = (VIEWER, OPERATOR, APPROVER)
+VIEWER, OPERATOR, APPROVER = ROLES
 
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """Who a session belongs to: a service account (the admin token) or a person signed in through
-    OpenID Connect (`subject` is then the issuer's `sub`)."""
+    """Who a session belongs to: a service account (an API token) or a person signed in through
+    OpenID Connect (`issuer` and `subject` are then the ID token's `iss` and `sub`)."""
 
     name: str
-    kind: str
+    kind: ActorKind
     roles: frozenset[str]
+    issuer: str | None = None
     subject: str | None = None
 
     def may(self, role: str) -> bool:
         return role in self.roles
+
+    def actor(self) -> Actor:
+        """As the audit trail names who acted."""
+        return Actor(kind=self.kind, name=self.name, issuer=self.issuer, subject=self.subject)
 
 
 @dataclass(slots=True)
