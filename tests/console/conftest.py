@@ -2,6 +2,9 @@
 Chromium (tests/browser.py), each started once for the package and stopped when its last test is done
 (not at the end of the whole run, so neither idles through the rest of the suite). Either one missing
 skips the tests, naming the package (tests/needs.py); one that is there but does not start fails them.
+
+The tests here are synchronous: while Playwright's sync API is up, its loop is the running loop of the
+main thread, so an app under test runs in a thread of its own (relying_party.serving) or a process.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The console's sign-in can be tested for real: a browser signs in through a real OpenID Connect provider
 (glewlwyd) to a relying party that validates the ID token (tests/console/relying_party.py, standing in
 for the console until it exists), and the token carries what a role mapping needs. A wrong password
-signs nobody in; the provider starts and stops within the budget and leaves nothing behind."""
+signs nobody in, nor does a request without PKCE; the provider starts and stops within the budget and
+leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
@@ -106,3 +108,21 @@ def test_a_provider_stops_cleanly_and_leaves_nothing_behind(tmp_path: Path) -> N
         "webapp",
         "glewlwyd.log",
     }
+
+
+def test_the_provider_refuses_an_authorization_request_without_pkce(
+    page: Page, relying_party: tuple[RelyingParty, str], oidc_provider: Provider
+) -> None:
+    rp, url = relying_party
+    request = prepare_grant_uri(
+        f"{oidc_provider.issuer}/auth",
+        oidc_provider.client.client_id,
+        "code",
+        redirect_uri=oidc_provider.client.redirect_uris[0],
+        scope="openid roster",
+        state="no-pkce",
+        nonce="n",
+    )
+    page.goto(request)  # refused before any login page: back at the app's callback with the error
+    page.wait_for_url(f"{url}/auth/callback?**")
+    assert "error=invalid_request" in page.url and rp.failures[-1] == "invalid_request"
