@@ -1,5 +1,5 @@
 """The console's sign-in can be tested for real: a browser signs in through a real OpenID Connect provider
-(glewlwyd) to a relying party that validates the ID token (tests/console/relying_party.py, standing in
+(glewlwyd) to a relying party that validates the ID token (tests/console/browser/relying_party.py, standing in
 for the console until it exists), and the token carries what a role mapping needs. A wrong password
 signs nobody in, nor does a request without PKCE; the provider starts and stops within the budget and
 leaves nothing behind."""
@@ -17,8 +17,8 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
 from tests import needs
-from tests.console.conftest import USERS
-from tests.console.relying_party import RelyingParty, make_app, serving
+from tests.console.browser.conftest import USERS
+from tests.console.browser.relying_party import RelyingParty, make_app, serving
 from tests.oidc import Client, Provider, User, make_provider, open_login, sign_in
 
 START_BUDGET_S = {"provider": 5.0, "browser": 15.0}

@@ -1,6 +1,7 @@
 """The console tests' peers: a private OpenID Connect provider (glewlwyd, tests/oidc.py) and a headless
 Chromium (tests/browser.py), each started once for the package and stopped when its last test is done
-(not at the end of the whole run, so neither idles through the rest of the suite). Either one missing
+(not at the end of the whole run, so neither idles through the rest of the suite; a package of their own,
+so the console's asynchronous tests beside it never run while the browser is up). Either one missing
 skips the tests, naming the package (tests/needs.py); one that is there but does not start fails them.
 
 The tests here are synchronous: while Playwright's sync API is up, its loop is the running loop of the
