@@ -28,6 +28,7 @@ from common.config.validation import (
 from common.config.yamlfile import load_yaml
 from common.errors import ConfigError
 from engine.api.accounts import ApiAccount, parse_api_accounts
+from engine.api.console.settings import ConsoleSettings, parse_console
 from engine.core.membership import MembersSettings, parse_members
 from engine.core.policies import (
     SHRINK_KEYS,
@@ -124,6 +125,8 @@ class EngineConfig:
     api_accounts: tuple[ApiAccount, ...] = ()
     """The admin API's named service accounts and their roles (`engine.api.accounts`), besides the
     engine's own token."""
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    """The console's sign-in (OpenID Connect, or the API's tokens on loopback) and sessions."""
 
     def job(self, name: str) -> JobConfig:
         for job in self.jobs:
@@ -202,6 +205,7 @@ def _engine_section(raw: Any, base_dir: Path) -> dict[str, Any]:
             "deadline",
             "presence",
             "api_accounts",
+            "console",
         ),
     )
     state = engine.get("state")
@@ -217,6 +221,7 @@ def _engine_section(raw: Any, base_dir: Path) -> dict[str, Any]:
         "deadline": parse_deadline("engine.deadline", engine.get("deadline")),
         "presence": parse_presence("engine.presence", engine.get("presence")),
         "api_accounts": parse_api_accounts(engine.get("api_accounts"), base_dir=base_dir),
+        "console": parse_console(engine.get("console"), base_dir=base_dir),
     }
 
 

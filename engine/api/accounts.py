@@ -115,10 +115,10 @@ def _account(path: str, raw: Any, base_dir: Path) -> ApiAccount:
             "give this account another name",
         )
     token = secret(path, item, "token", base_dir)
-    return ApiAccount(name, token, _roles(join(path, "roles"), item["roles"]))
+    return ApiAccount(name, token, parse_roles(join(path, "roles"), item["roles"]))
 
 
-def _roles(path: str, raw: Any) -> frozenset[Role]:
+def parse_roles(path: str, raw: Any) -> frozenset[Role]:
     roles = [string(join(path, i), role) for i, role in enumerate(as_list(path, raw))]
     if not roles:
         raise ConfigError(path, "is empty", f"give one or more of: {', '.join(ROLES)}")

@@ -22,7 +22,9 @@ from engine.api.accounts import Accounts, ApiAccount, admin_account
 from engine.api.admin import Admin, NotNow, UnknownJob
 from engine.api.answers import Forbidden
 from engine.api.console.app import console_app
-from engine.api.console.sessions import Person
+from engine.api.console.oidc import OidcSignIn
+from engine.api.console.sessions import Person, Sessions
+from engine.api.console.settings import ConsoleSettings
 from engine.api.console.signin import Authenticate, TokenSignIn
 from engine.api.route import ApiProblem, Query, Route, audit_note
 from engine.api.routes import Api, answer, problem
@@ -34,6 +36,7 @@ log = logging.getLogger("roster.engine.api")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="roster"'}
 ACCOUNT = web.RequestKey("roster.account", ApiAccount)
 """The account whose token a request carried (none on the public routes)."""
+DEFAULT_CONSOLE = ConsoleSettings()
 CONSOLE = "/ui/"
 """Where the console's pages are; it signs people in itself (engine.api.console)."""
 RETRY_AFTER_S = 5
@@ -71,11 +74,11 @@ def api_app(
     accounts: Sequence[ApiAccount] = (),
     health: HealthCheck | None = None,
     gate: ApiGate | None = None,
-    console: bool = True,
+    console: ConsoleSettings | None = DEFAULT_CONSOLE,
 ) -> web.Application:
     """The admin API for `admin`, guarded by the bearer `token` (the account `admin`, with every
     role) and those of `accounts` (and by `gate`, when given), with the console at `/ui/` (which has
-    sessions of its own instead of the bearer token)."""
+    sessions of its own instead of the bearer token; None leaves it out)."""
     if not token:
         raise ValueError("the API needs a token")
     known = Accounts([admin_account(token), *accounts])
@@ -92,8 +95,10 @@ def api_app(
     for route in api.routes:
         pattern = route.path.replace("{source_id}", "{source_id:.+}")
         app.router.add_route(route.method, pattern, _checked(route, admin))
-    if console:
-        app.add_subapp(CONSOLE.rstrip("/"), console_app(admin, TokenSignIn(_signs_in(known))))
+    if console is not None:
+        sign_in = OidcSignIn(console.oidc) if console.oidc else TokenSignIn(_signs_in(known))
+        sessions = Sessions(idle_timeout_s=console.idle_timeout_minutes * 60)
+        app.add_subapp(CONSOLE.rstrip("/"), console_app(admin, sign_in, sessions=sessions))
     return app
 
 

@@ -26,6 +26,7 @@ from common.process.status_server import HealthCheck, parse_listen, serve
 from engine.api.accounts import ApiAccount
 from engine.api.admin import Admin
 from engine.api.app import ApiGate, api_app
+from engine.api.console.settings import ConsoleSettings
 from engine.store.history import prune_forever
 
 log = logging.getLogger("roster.engine.apiserver")
@@ -44,6 +45,8 @@ class ApiSettings:
     """Where the token was read from or written to; None when it came from the environment."""
     accounts: tuple[ApiAccount, ...] = ()
     """The named service accounts besides the token's own (`admin`), from `engine.api_accounts`."""
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    """The console's sign-in and sessions, from `engine.console`."""
 
 
 def api_settings(
@@ -54,6 +57,7 @@ def api_settings(
     state_location: str,
     base_dir: Path,
     accounts: tuple[ApiAccount, ...] = (),
+    console: ConsoleSettings | None = None,
 ) -> ApiSettings:
     """Read at the entry point: the token from `token` (ROSTER_API_TOKEN), else `token_file`, else
     the generated file beside the state; `accounts` besides it."""
@@ -62,6 +66,7 @@ def api_settings(
             listen, token=token, token_file=token_file, state_location=state_location, base_dir=base_dir
         ),
         accounts=accounts,
+        console=console or ConsoleSettings(),
     )
 
 
@@ -148,7 +153,14 @@ class ApiServer:
     ) -> None:
         self.settings = settings
         self.port = settings.port
-        self.app = api_app(admin, settings.token, accounts=settings.accounts, health=health, gate=gate)
+        self.app = api_app(
+            admin,
+            settings.token,
+            accounts=settings.accounts,
+            console=settings.console,
+            health=health,
+            gate=gate,
+        )
         self._runner: web.AppRunner | None = None
 
     @property

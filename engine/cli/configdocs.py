@@ -45,6 +45,14 @@ engine:
   quarantine: {failure_share: 0.5}
   deadline: {base_s: 360}
   api_accounts: [{name: oncall, token: 0123456789abcdef0123, roles: [viewer, operator]}]
+  console:
+    idle_timeout_minutes: 15
+    oidc:
+      issuer: https://login.example.com
+      client_id: roster-console
+      client_secret: 0123456789abcdef0123
+      redirect_url: https://roster.example.com/ui/auth/callback
+      roles: {identity-team: [viewer, operator, approver]}
 jobs:
   - name: people
     source: {type: csv, path: people.csv, id_column: employee_id}
@@ -280,6 +288,12 @@ KEYS: dict[str, dict[str, _Key]] = {
             "The engine's heartbeat, and when a silent worker counts as gone: see below.",
             "on",
         ),
+        "console": (
+            "mapping",
+            "{oidc: {issuer: ...}}",
+            "The console at /ui/ on the API's listener: its sign-in and sessions, see `engine.console`.",
+            "on, loopback only",
+        ),
         "api_accounts": (
             "list",
             "[{name: oncall, ...}]",
@@ -287,6 +301,61 @@ KEYS: dict[str, dict[str, _Key]] = {
             "`engine.api_accounts[]`. The engine's own token (ROSTER_API_TOKEN) is the account `admin`, "
             "with every role.",
             "none",
+        ),
+    },
+    "engine.console": {
+        "idle_timeout_minutes": (
+            "number",
+            "15",
+            "A console session unused this long ends (and any session twelve hours after sign-in).",
+        ),
+        "oidc": (
+            "mapping",
+            "{issuer: https://login.example.com, ...}",
+            "Sign-in to the console through OpenID Connect: see below. Without it the console answers on "
+            "a loopback address only, to the holder of an API token.",
+            "none",
+        ),
+    },
+    "engine.console.oidc": {
+        "issuer": (
+            "url",
+            "https://login.example.com/realms/staff",
+            "The provider, exactly as its ID tokens name it.",
+            "none",
+        ),
+        "client_id": ("string", "roster-console", "The console's client at the provider.", "none"),
+        "client_secret": ("string", "${ROSTER_OIDC_SECRET}", "Its secret (a confidential client).", "none"),
+        "client_secret_file": (
+            "path",
+            "/run/secrets/oidc",
+            "Or: a file whose first line is the secret.",
+            "none",
+        ),
+        "redirect_url": (
+            "url",
+            "https://roster.example.com/ui/auth/callback",
+            "This engine's /ui/auth/callback as people's browsers reach it, registered at the provider.",
+            "none",
+        ),
+        "scopes": ("list", "[openid, profile, email]", "The scopes asked for; openid is required."),
+        "roles_claim": ("string", "groups", "The ID token claim whose values give roles."),
+        "name_claim": (
+            "string",
+            "name",
+            "The claim that names a person (else preferred_username, else sub).",
+        ),
+        "roles": (
+            "mapping",
+            "{identity-team: [viewer, operator, approver]}",
+            "A value of the roles claim -> the roles it gives; a person with none is not signed in.",
+            "none",
+        ),
+        "ca_file": (
+            "path",
+            "/etc/ssl/private-ca.pem",
+            "The CA that signs a private provider's certificate.",
+            "system CAs",
         ),
     },
     "engine.api_accounts[]": {

@@ -35,6 +35,7 @@ def api_from(args: argparse.Namespace, state: str, config: EngineConfig) -> ApiS
         state_location=state,
         base_dir=config.base_dir,
         accounts=config.api_accounts,
+        console=config.console,
     )
 
 

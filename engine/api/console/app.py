@@ -11,11 +11,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from engine.api.admin import Admin, NotNow, UnknownJob
+from engine.api.console.oidc import OidcSignIn, Record
 from engine.api.console.pages import CONTROLS, Pages
 from engine.api.console.render import message, static_file
-from engine.api.console.sessions import COOKIE, SESSION, Sessions
+from engine.api.console.sessions import COOKIE, SESSION, Person, Sessions
 from engine.api.console.signin import TokenSignIn, signin_url
 from engine.pipeline.ondemand import UnknownObject
+from engine.store.audit import Entry, Outcome
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -30,18 +32,17 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 STALE_FORM = "This form is stale or was not made by the console: reload the page and try again."
-OPEN = ("/ui/static/", "/ui/signin")
+OPEN = ("/ui/static/", "/ui/signin", "/ui/auth/")
 SESSIONS = web.AppKey("sessions", Sessions)
 
 
-def console_app(admin: Admin, sign_in: TokenSignIn, *, sessions: Sessions | None = None) -> web.Application:
+def console_app(
+    admin: Admin, sign_in: TokenSignIn | OidcSignIn, *, sessions: Sessions | None = None
+) -> web.Application:
     sessions = sessions if sessions is not None else Sessions()
     pages = Pages(admin)
     app = web.Application(middlewares=[_headers, _session_and_csrf(sessions)])
     app[SESSIONS] = sessions
-
-    async def signin_submit(request: web.Request) -> web.Response:
-        return await sign_in.submit(request, sessions)
 
     async def signout(request: web.Request) -> web.Response:
         sessions.end(request[SESSION])
@@ -49,11 +50,23 @@ def console_app(admin: Admin, sign_in: TokenSignIn, *, sessions: Sessions | None
         response.del_cookie(COOKIE, path="/ui")
         raise response
 
+    app.router.add_get("/signin", sign_in.form)
+    if isinstance(sign_in, OidcSignIn):
+
+        async def callback(request: web.Request) -> web.StreamResponse:
+            return await sign_in.callback(request, sessions, _recorder(admin, request))
+
+        app.router.add_get("/auth/login", sign_in.login)
+        app.router.add_get("/auth/callback", callback)
+    else:
+
+        async def submit(request: web.Request) -> web.Response:
+            return await sign_in.submit(request, sessions)
+
+        app.router.add_post("/signin", submit)
+    app.router.add_post("/signout", signout)
     actions = "{action:" + "|".join(CONTROLS) + "}"
     app.router.add_get("/", pages.overview)
-    app.router.add_get("/signin", sign_in.form)
-    app.router.add_post("/signin", signin_submit)
-    app.router.add_post("/signout", signout)
     app.router.add_get("/approvals", pages.approvals)
     app.router.add_get("/jobs/{job}", pages.job)
     app.router.add_get("/jobs/{job}/running", pages.running)
@@ -68,6 +81,20 @@ def console_app(admin: Admin, sign_in: TokenSignIn, *, sessions: Sessions | None
     app.router.add_post("/jobs/{job}/provision/{source_id:.+}", pages.provision)
     app.router.add_get("/static/{name}", _static)
     return app
+
+
+def _recorder(admin: Admin, request: web.Request) -> Record:
+    """Records a sign-in through the provider (done, or refused for want of a role)."""
+
+    async def record(person: Person | None, outcome: Outcome, reason: str | None) -> None:
+        if person is not None:
+            address = request.remote or "unknown"
+            entry = Entry(
+                actor=person.actor(), address=address, action="sign_in", outcome=outcome, reason=reason
+            )
+            await admin.record(entry)
+
+    return record
 
 
 async def _static(request: web.Request) -> web.Response:
