@@ -248,6 +248,8 @@ class LogPage:
     """Pass as after_id for the next page (oldest first); null on the last page or newest first"""
     next_before_id: int | None = None
     """Pass as before_id for the next page (newest first); null on the last page or oldest first"""
+    next_cursor: str | None = None
+    """Pass as cursor for the next page, in either order; null on the last page"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ from engine.api.route import (
 )
 from engine.pipeline.ondemand import Preview
 from engine.store.audit import AuditFilter
-from engine.store.history import LogFilter
+from engine.store.history import LogFilter, cursor_of, parse_cursor
 
 log = logging.getLogger("roster.engine.api")
 
@@ -68,6 +68,11 @@ LOG_FILTERS = (
     Text("action", "Only records of this action", LOG_ACTIONS),
     Text("source_id", "Only this source object"),
     Text("cycle_id", "Only this cycle"),
+    Text(
+        "person",
+        "Only the records of people found by this: a source or target id, a name or a mail their records "
+        "sent; case aside, and as a prefix from 3 characters on",
+    ),
     Seconds("since", "From this moment (Unix seconds)"),
     Seconds("until", "Before this moment (Unix seconds)"),
     Whole(
@@ -84,7 +89,13 @@ LOG_FILTERS = (
         minimum=1,
         maximum=MAX_ID,
     ),
-    Text("order", "Oldest first (by id) or newest first", frozenset({"oldest", "newest"}), default="oldest"),
+    Text(
+        "order",
+        "Oldest first (by time, then id) or newest first",
+        frozenset({"oldest", "newest"}),
+        default="oldest",
+    ),
+    Text("cursor", "Where the page before ended: its next_cursor (paging either way)"),
 )
 LOG_LIMIT = Whole(name="limit", description="At most", default=1_000, minimum=1, maximum=MAX_LOG_LIMIT)
 CYCLE_LIMIT = Whole(name="limit", description="At most", default=20, minimum=1, maximum=1_000)
@@ -122,14 +133,23 @@ def problem(status: int, error: str, detail: str, headers: dict[str, str] | None
 
 
 def _log_filter(query: Query, *, limit: int) -> LogFilter:
-    job, status, action, source_id, cycle_id, since, until, after_id, before_id, order = LOG_FILTERS
+    job, status, action, source_id, cycle_id, person, since, until, after_id, before_id, order, cursor = (
+        LOG_FILTERS
+    )
     before = before_id.read(query)
+    after = cursor.read(query)
+    try:
+        at_and_id = parse_cursor(after) if after is not None else None
+    except ValueError as exc:
+        raise ApiProblem(400, "invalid_parameter", f"cursor: {exc}") from None
     return LogFilter(
         job=job.read(query),
         status=status.read(query),
         action=action.read(query),
         source_id=source_id.read(query),
         cycle_id=cycle_id.read(query),
+        person=person.read(query),
+        cursor=at_and_id,
         since=since.read(query),
         until=until.read(query),
         after_id=after_id.read(query),
@@ -335,7 +355,7 @@ class Api:
                 path="/logs",
                 handler=self.logs,
                 operation_id="logs",
-                summary="Provisioning log records, oldest first, a page at a time",
+                summary="Provisioning log records, oldest first (or newest), a page at a time",
                 answer=LogPage,
                 query=(*LOG_FILTERS, LOG_LIMIT),
                 errors=JOB_ERRORS,
@@ -402,10 +422,12 @@ class Api:
     async def logs(self, _request: web.Request, query: Query) -> web.Response:
         where = _log_filter(query, limit=LOG_LIMIT.read(query))
         records = await self.admin.logs(where)
-        last = records[-1].id if len(records) == where.limit else None
+        full = len(records) == where.limit
+        last = records[-1].id if full else None
+        more = cursor_of({"at": records[-1].at, "id": records[-1].id}) if full else None
         if where.newest_first:
-            return answer(LogPage(records, None, last))
-        return answer(LogPage(records, last))
+            return answer(LogPage(records, None, last, more))
+        return answer(LogPage(records, last, None, more))
 
     async def audit(self, _request: web.Request, query: Query) -> web.Response:
         actor, job, action, since, until, limit = AUDIT_FILTERS

@@ -37,6 +37,11 @@ def add_logs_command(commands: Any, common: argparse.ArgumentParser, client: Any
         help="create, update, disable, delete, staged_delete, staged_update or reconcile (its findings)",
     )
     logs.add_argument("--source-id")
+    logs.add_argument(
+        "--person",
+        help="a source or target id, a name or a mail: the records of everyone it gives "
+        "(case aside; from 3 characters on, everyone it begins)",
+    )
     logs.add_argument("--cycle", help="a cycle id")
     logs.add_argument("--since", type=moment, help="from: 2h (ago), 2024-06-01T08:00, or Unix seconds")
     logs.add_argument("--until", type=moment, help="before: same forms as --since")
@@ -45,6 +50,7 @@ def add_logs_command(commands: Any, common: argparse.ArgumentParser, client: Any
     )
     logs.add_argument("--after-id", type=int, help="only records after this id (paging --oldest-first)")
     logs.add_argument("--before-id", type=int, help="only records before this id (paging newest first)")
+    logs.add_argument("--cursor", help="the next page: where the page before ended, as the table says")
     logs.add_argument("--limit", type=int, default=100, help="at most this many records (default 100)")
     logs.add_argument(
         "--export", choices=("jsonl", "csv"), help="stream every match to stdout, times in ISO 8601 UTC"
@@ -123,6 +129,8 @@ def logs_command(args: argparse.Namespace, console: Console, api: ApiClient) -> 
         "action": args.action,
         "source_id": args.source_id,
         "cycle_id": args.cycle,
+        "person": args.person,
+        "cursor": args.cursor,
         "since": args.since,
         "until": args.until,
         "after_id": args.after_id,
@@ -139,10 +147,9 @@ def logs_command(args: argparse.Namespace, console: Console, api: ApiClient) -> 
         console.print_json(orjson.dumps(page).decode())
         return 0
     console.print(_table(page["records"], newest_first=not args.oldest_first))
-    if page.get("next_before_id") is not None:
-        console.print(f"older: add --before-id {page['next_before_id']}", highlight=False)
-    elif page.get("next_after_id") is not None:
-        console.print(f"more: add --after-id {page['next_after_id']}", highlight=False)
+    if page.get("next_cursor") is not None:
+        more = "older" if not args.oldest_first else "more"
+        console.print(f"{more}: add --cursor {page['next_cursor']}", highlight=False)
     return 0
 
 

@@ -18,6 +18,7 @@ import asyncio
 import csv
 import io
 import logging
+import math
 import os
 import secrets
 import socket
@@ -39,51 +40,119 @@ logger = logging.getLogger("roster.engine.history")
 LOG_FIELDS = logrows.FIELDS
 CSV_FIELDS = (*LOG_FIELDS, "steps")
 EXPORT_PAGE = 5_000
+_IDS_PER_QUERY = 500
 DEFAULT_RETENTION_DAYS = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LogFilter:
-    """Which log records to return; every field left None matches everything."""
+    """Which log records to return, and where a page starts; every field left None matches everything.
+
+    Records come in the order of their time, then of their id (newest first with `newest_first`), and
+    `cursor` is where the page before ended (`cursor_of` its last record): a page starts right after
+    it, so paging neither skips nor repeats a record, whatever the records' times, and a late page
+    reads as little as the first. `person` finds the records of every person (job and source id)
+    with a key (source or target id, a name or mail their records sent) that it gives, or begins if
+    it has `logrows.PREFIX_MIN_CHARS` characters or more, case aside.
+    """
 
     job: str | None = None
     status: str | None = None
     action: str | None = None
     source_id: str | None = None
     cycle_id: str | None = None
+    person: str | None = None
     since: float | None = None
     until: float | None = None
     after_id: int = 0
     before_id: int | None = None
+    cursor: tuple[float, int] | None = None
     limit: int = 1_000
     newest_first: bool = False
 
     def where(self) -> list[Any]:
-        clauses: list[Any] = [log.c.id > self.after_id]
+        if self.person is None:
+            return self._clauses(log)
+        return [log.c.id.in_(self._page_of_people())]
+
+    def order(self, table: Any = log) -> tuple[Any, Any]:
+        if self.newest_first:
+            return table.c.at.desc(), table.c.id.desc()
+        return table.c.at, table.c.id
+
+    def _page_of_people(self) -> sa.Select[Any]:
+        """The ids of the page among the records of the people `person` finds: chosen in `log_person`
+        alone, which holds what the filters read, so that only the page's records are read whole. The
+        filters are said as expressions (`+ 0`) that SQLite reads no index for: a person's records
+        (a few) are where this search starts, not a whole job's in time order."""
+        job = logrows.key_of(self.job) if self.job is not None else None
+        people = logrows.people_matching(self.person or "", job).subquery("people")
+        theirs = log.alias("theirs")
+        joined = people.join(
+            theirs, sa.and_(theirs.c.job == people.c.job, theirs.c.source_id == people.c.source_id)
+        )
+        return (
+            sa.select(theirs.c.id)
+            .select_from(joined)
+            .where(*self._clauses(theirs, indexed=False))
+            .order_by(*self.order(theirs))
+            .limit(self.limit)
+        )
+
+    def _clauses(self, table: Any, *, indexed: bool = True) -> list[Any]:
+        def filtered(column: Any) -> Any:
+            return column if indexed else column + 0
+
+        clauses: list[Any] = [table.c.id > self.after_id] if self.after_id else []
         if self.before_id is not None:
-            clauses.append(log.c.id < self.before_id)
+            clauses.append(table.c.id < self.before_id)
         for column, name in (
-            (log.c.job, self.job),
-            (log.c.status, self.status),
-            (log.c.action, self.action),
-            (log.c.cycle, self.cycle_id),
+            (table.c.job, self.job),
+            (table.c.status, self.status),
+            (table.c.action, self.action),
+            (table.c.cycle, self.cycle_id),
         ):
             if name is not None:
-                clauses.append(column == logrows.key_of(name))
+                clauses.append(filtered(column) == logrows.key_of(name))
         if self.source_id is not None:
-            clauses.append(log.c.source_id == self.source_id)
+            clauses.append(table.c.source_id == self.source_id)
+        at = filtered(table.c.at)
         if self.since is not None:
-            clauses.append(log.c.at >= self.since)
+            clauses.append(at >= self.since)
         if self.until is not None:
-            clauses.append(log.c.at < self.until)
+            clauses.append(at < self.until)
+        if self.cursor is not None:
+            moment, last = self.cursor
+            # (at, id) beyond the cursor, said so that `at` bounds the index range on every database
+            if self.newest_first:
+                clauses += [at <= moment, sa.or_(at < moment, table.c.id < last)]
+            else:
+                clauses += [at >= moment, sa.or_(at > moment, table.c.id > last)]
         return clauses
+
+
+def cursor_of(record: Mapping[str, Any]) -> str:
+    """Where a page that ends with `record` ends, as `LogFilter.cursor` takes it (`parse_cursor`)."""
+    return f"{record['at']!r}~{record['id']}"
+
+
+def parse_cursor(text: str) -> tuple[float, int]:
+    """A `cursor_of` back as (at, id); ValueError if it is not one."""
+    wrong = ValueError(f"{text!r} is not a cursor (a page gives one as next_cursor)")
+    at, sep, last = text.partition("~")
+    try:
+        moment, number = float(at), int(last, 10)
+    except ValueError:
+        raise wrong from None
+    if not sep or not math.isfinite(moment) or not 0 <= number < 2**63:
+        raise wrong
+    return moment, number
 
 
 async def query_log(state: StateStore, where: LogFilter) -> list[dict[str, Any]]:
     """Records matching `where`, oldest first (newest first with `where.newest_first`), at most
     `where.limit`."""
-    order = log.c.id.desc() if where.newest_first else log.c.id
-    query = logrows.readable().where(*where.where()).order_by(order).limit(where.limit)
+    query = logrows.readable().where(*where.where()).order_by(*where.order()).limit(where.limit)
     records = await state.read_log(query)
     for record in records:
         record["attributes"] = orjson.loads(record["attributes"]) if record["attributes"] else None
@@ -98,8 +167,8 @@ async def iter_log(state: StateStore, where: LogFilter) -> AsyncIterator[list[di
         if not page:
             return
         yield page
-        last = page[-1]["id"]
-        where = replace(where, before_id=last) if where.newest_first else replace(where, after_id=last)
+        last = page[-1]
+        where = replace(where, cursor=(last["at"], last["id"]))
 
 
 def steps(record: Mapping[str, Any]) -> dict[str, str]:
@@ -182,9 +251,18 @@ async def prune_log(state: StateStore, older_than_s: float, *, batch: int = 5_00
     cutoff = time.time() - older_than_s
     removed = 0
     while True:
-        oldest = sa.select(log.c.id).where(log.c.at < cutoff).order_by(log.c.id).limit(batch)
+        oldest = sa.select(log.c.id, log.c.job, log.c.source_id).where(log.c.at < cutoff).order_by(log.c.id)
         async with state.writing() as conn:
-            gone = (await conn.execute(log.delete().where(log.c.id.in_(oldest.scalar_subquery())))).rowcount
+            found = (await conn.execute(oldest.limit(batch))).all()
+            ids = [row[0] for row in found]
+            gone = 0
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start : start + _IDS_PER_QUERY]
+                gone += (await conn.execute(log.delete().where(log.c.id.in_(chunk)))).rowcount
+            # Who no record names any more is no longer found, by name or mail or anything else.
+            people = {(job, source_id) for _id, job, source_id in found if source_id}
+            if people:
+                await conn.execute(logrows.forget_people(), [{"j": j, "s": s} for j, s in people])
         removed += gone
         if gone < batch:
             return removed

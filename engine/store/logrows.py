@@ -6,10 +6,14 @@ keys of `log_names`; the op id, which the planner makes as `<cycle id>-<number>`
 part before its number and the number; the attributes zlib-compressed with a dictionary of the job's
 (`log_dictionaries`). Reading joins the names back in SQL (`readable`, also the `log_view` view for
 people querying the store by hand) and decompresses the attributes to the very JSON text written.
+
+Beside the records, the keys each person (job and source id) can be searched by go to `log_people`
+(`person_keys`, `people_rows`), in the transaction that writes the records.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
@@ -20,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from engine.store.schema import log, log_dictionaries, log_names
+from engine.store.schema import log, log_dictionaries, log_names, log_people
 
 Writing = Callable[[Callable[[sa.Connection], Any]], Awaitable[Any]]
 """Runs blocking work in a write transaction (`StateStore.run_writing`)."""
@@ -216,6 +220,10 @@ class LogCodec:
             encode(plain, op, keys, zdicts.get(plain[3])) for plain, op in zip(plains, parts, strict=True)
         ]
 
+    def people(self, plains: Sequence[Plain]) -> list[Plain]:
+        """The `log_people` rows of records that `rows` has seen (it knows their jobs' keys)."""
+        return people_rows(plains, self._keys)
+
     async def keys(self, writing: Writing, names: set[str]) -> dict[str | None, int | None]:
         """The keys of `names` (and of None: None) in `log_names`, added where missing."""
         missing = sorted(names - self._keys.keys())
@@ -332,7 +340,7 @@ def latest_applied(
     job: int, succeeded: int, actions: Sequence[int], source_ids: Sequence[str]
 ) -> sa.Select[Any]:
     """The source id, dictionary key and stored attributes of the latest successful create or update
-    (`actions`, as keys) of each of the job's `source_ids`: one look into `log_job_source` per id."""
+    (`actions`, as keys) of each of the job's `source_ids`: one look into `log_person` per id."""
     latest = (
         sa.select(sa.func.max(log.c.id))
         .where(
@@ -366,3 +374,130 @@ def latest_zdict(job: str) -> sa.Select[Any]:
         .order_by(log_dictionaries.c.key.desc())
         .limit(1)
     )
+
+
+WHO = frozenset(
+    {
+        "username",
+        "displayname",
+        "name",
+        "givenname",
+        "familyname",
+        "middlename",
+        "formatted",
+        "nickname",
+        "cn",
+        "sn",
+        "uid",
+        "mail",
+        "email",
+        "emails",
+        "samaccountname",
+        "userprincipalname",
+        "upn",
+        "employeeid",
+        "employeenumber",
+    }
+)
+"""Attribute names (or parts of a path, case aside) whose values tell who a record is about."""
+
+KEY_MAX_CHARS = 200
+"""A search key is cut to this many characters (a prefix search finds it still)."""
+MAX_KEYS = 24
+"""At most this many keys of one record's attributes (ids aside): a group's members are not its names."""
+PREFIX_MIN_CHARS = 3
+"""A person searched by fewer characters is matched exactly, not by prefix: "a" is half the log."""
+
+_PATH_PARTS = re.compile(r"\[[^\]]*\]|[.:]")  # `emails[type eq "work"].value`, `urn:...:User:employeeNumber`
+_REDACTED = "***"
+
+
+def _who(name: str) -> bool:
+    return any(part.lower() in WHO for part in _PATH_PARTS.split(name) if part)
+
+
+def _values(value: Any, who: bool, found: dict[str, None]) -> None:
+    if len(found) >= MAX_KEYS:
+        return
+    if isinstance(value, str):
+        if who:
+            key = value.strip().casefold()[:KEY_MAX_CHARS]
+            if key and key != _REDACTED:
+                found[key] = None
+                words = key.split()
+                if len(words) > 1:  # "ada lovelace" is found by "lovelace" too
+                    found.update((word, None) for word in words[1:] if len(word) >= PREFIX_MIN_CHARS)
+    elif isinstance(value, list):
+        for item in value:
+            _values(item, who, found)
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            _values(item, _who(name) or (who and name == "value"), found)
+
+
+def person_keys(source_id: str | None, target_id: str | None, text: str | None) -> list[str]:
+    """What a record can be found by as a person: its source and target ids and the values of its
+    attributes named in `WHO` (names, mails, account names), casefolded and stripped."""
+    found: dict[str, None] = {}
+    if text:
+        try:
+            attributes = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            attributes = None
+        if isinstance(attributes, dict):
+            _values(attributes, False, found)
+    for given in (source_id, target_id):
+        if given:
+            found[given.strip().casefold()[:KEY_MAX_CHARS]] = None
+    found.pop("", None)
+    return list(found)
+
+
+def people_rows(plains: Iterable[Plain], keys: Mapping[str | None, int | None]) -> list[Plain]:
+    """The `log_people` rows (key, job key, source id) of the records, once each. A record with no
+    source id (an orphan a reconciliation found in the target) names no person."""
+    rows: dict[Plain, None] = {}
+    for plain in plains:
+        source_id = plain[4]
+        if source_id:
+            job = keys[plain[3]]
+            rows.update(((key, job, source_id), None) for key in person_keys(source_id, plain[5], plain[-1]))
+    return list(rows)
+
+
+PEOPLE_COLUMNS = ("key", "job", "source_id")
+
+
+def insert_people(dialect: str) -> Any:
+    """INSERT of `log_people` rows that leaves those already there alone."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(log_people).on_conflict_do_nothing(
+        index_elements=[log_people.c.key, log_people.c.job, log_people.c.source_id]
+    )
+
+
+def person_term(term: str) -> tuple[str, str | None]:
+    """A person searched for as the key to look up, and the end of its prefix range (None: exact)."""
+    key = term.strip().casefold()[:KEY_MAX_CHARS]
+    return key, (key + "\U0010ffff" if len(key) >= PREFIX_MIN_CHARS else None)
+
+
+def people_matching(term: str, job: Any = None) -> sa.Select[Any]:
+    """The people (job key, source id), once each, with a key that `term` gives or begins
+    (`person_term`), of `job` (a key) only if given."""
+    key, end = person_term(term)
+    found = (
+        log_people.c.key == key if end is None else sa.and_(log_people.c.key >= key, log_people.c.key < end)
+    )
+    query = sa.select(log_people.c.job, log_people.c.source_id).where(found).distinct()
+    # `+ 0`: the key's range is the search, not every key of the job (SQLite would take either)
+    return query if job is None else query.where(log_people.c.job + 0 == job)
+
+
+def forget_people() -> Any:
+    """DELETE of the keys of a person (job key `j`, source id `s`) that no log record names any more,
+    run once per person a prune touched."""
+    job: Any = sa.bindparam("j")
+    source_id: Any = sa.bindparam("s")
+    remaining = sa.exists().where(log.c.job == job, log.c.source_id == source_id)
+    return log_people.delete().where(log_people.c.job == job, log_people.c.source_id == source_id, ~remaining)

@@ -254,6 +254,49 @@ def _v12_audit(conn: sa.Connection, tables: sa.MetaData) -> None:
         conn.exec_driver_sql(statement)
 
 
+_SEARCH_INDEXES = (
+    "log_person",
+    "log_at",
+    "log_job_status_at",
+    "log_status_at",
+    "log_action_at",
+    "log_cycle_at",
+)
+
+
+def _v13_log_search(conn: sa.Connection, tables: sa.MetaData) -> None:
+    # The log searched (`engine.store.history.LogFilter`): an index per filter, and the keys each
+    # person is found by, taken from the records already there as the engine takes them from new ones.
+    tables.create_all(conn, tables=[tables.tables["log_people"]], checkfirst=True)
+    conn.exec_driver_sql("DROP INDEX IF EXISTS log_job_source")  # log_person begins with its columns
+    for index in tables.tables["log"].indexes:
+        if index.name in _SEARCH_INDEXES:
+            index.create(conn, checkfirst=True)
+    stored = sa.table(
+        "log", *(sa.column(n) for n in ("id", "job", "source_id", "target_id", "zdict", "attributes"))
+    )
+    dictionaries = tables.tables["log_dictionaries"]
+    found = conn.execute(sa.select(dictionaries.c.key, dictionaries.c.zdict)).all()
+    zdicts = {key: bytes(zdict) for key, zdict in found}
+    insert = logrows.insert_people(conn.dialect.name)
+    after = 0
+    while True:
+        query = sa.select(stored).where(stored.c.id > after).order_by(stored.c.id).limit(_COPY_PAGE)
+        rows = conn.execute(query).all()
+        if not rows:
+            break
+        people: dict[tuple[str, int, str], None] = {}
+        for _id, job, source_id, target_id, zkey, data in rows:
+            if source_id:
+                text = logrows.decompress(data, zdicts.get(zkey) if zkey is not None else None)
+                people.update(
+                    ((key, job, source_id), None) for key in logrows.person_keys(source_id, target_id, text)
+                )
+        if people:
+            conn.execute(insert, [dict(zip(logrows.PEOPLE_COLUMNS, row, strict=True)) for row in people])
+        after = rows[-1][0]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -273,6 +316,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "the objects whose target id changed or went, for references to them", _v10_moves),
     Migration(11, "the inbound SCIM service's resources as pushed", _v11_mirror),
     Migration(12, "the audit trail: who did what, append-only", _v12_audit),
+    Migration(
+        13, "the provisioning log searched: by person, job, cycle, action, status, time", _v13_log_search
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

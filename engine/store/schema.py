@@ -152,7 +152,17 @@ log = sa.Table(
     sa.Column("zdict", sa.Integer),  # log_dictionaries: what `attributes` is compressed with
     sa.Column("attributes", sa.LargeBinary),  # the JSON sent, redacted values as "***", compressed
     sa.Index("log_job_at", "job", "at"),
-    sa.Index("log_job_source", "job", "source_id"),
+    # A person's records (by job and source id) in time order, with what a search filters them by:
+    # a search by person reads nothing else until its page is chosen (migration 13; it replaced
+    # `log_job_source`, of the job and source id alone).
+    sa.Index("log_person", "job", "source_id", "at", "status", "action", "cycle"),
+    # The searches of `engine.store.history.LogFilter`, newest first by (at, id): each an equality on
+    # its leading columns, then the order itself, so a page is read off the index (migration 13).
+    sa.Index("log_at", "at", "id"),
+    sa.Index("log_job_status_at", "job", "status", "at", "id"),
+    sa.Index("log_status_at", "status", "at", "id"),
+    sa.Index("log_action_at", "action", "at", "id"),
+    sa.Index("log_cycle_at", "cycle", "at", "id"),
     # One record per result: a result message written again (its ack lost, or the engine stopped
     # between the commit and the ack) adds nothing to the log.
     sa.Index("log_result", "op_prefix", "op_seq", "status", "attempts", unique=True),
@@ -182,4 +192,19 @@ audit = sa.Table(
     sa.Index("audit_job_at", "job", "at"),
     sa.Index("audit_actor_at", "actor_name", "at"),
     sqlite_autoincrement=True,
+)
+
+
+# Who a log record is about, for searching the log by person: per job and source id, the keys it can
+# be found by (its source and target ids, and the names and mails its records sent, casefolded; see
+# `engine.store.logrows.person_keys`), written with its records and pruned with the last of them.
+# Compared byte by byte ("C" on PostgreSQL, SQLite's own), so that a prefix is a range of the key.
+log_people = sa.Table(
+    "log_people",
+    metadata,
+    sa.Column("key", sa.String().with_variant(sa.String(collation="C"), "postgresql"), primary_key=True),
+    sa.Column("job", sa.Integer, primary_key=True),  # log_names
+    sa.Column("source_id", sa.String, primary_key=True),
+    sa.Index("log_people_person", "job", "source_id"),
+    sqlite_with_rowid=False,
 )

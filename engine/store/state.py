@@ -300,9 +300,9 @@ class StateStore:
         now = time.time()
         sent = sent or {}
         parts = [_object_rows(part, now) for part in _each_object_once(results)]
-        log_rows = await self._log.rows(
-            self.run_writing, [_log_row(r, now, sent.get(r.op_id)) for r in results]
-        )
+        plains = [_log_row(r, now, sent.get(r.op_id)) for r in results]
+        log_rows = await self._log.rows(self.run_writing, plains)
+        people = self._log.people(plains)
         given_up = [logrows.split_op_id(op_id) for op_id in late]
         names = {LOST, *(prefix for prefix, _seq in given_up if prefix)}
         keys = await self._log.keys(self.run_writing, names) if late else {}
@@ -315,13 +315,16 @@ class StateStore:
                         log.c.status == keys[LOST], sa.tuple_(log.c.op_prefix, log.c.op_seq).in_(chunk)
                     )
                 )
-            upsert, delete, insert_log, upsert_members, delete_members = self._statements(conn.dialect)
+            upsert, delete, insert_log, upsert_members, delete_members, insert_people = self._statements(
+                conn.dialect
+            )
             for upserts, deletes, members in parts:
                 upsert.execute_blocking(conn, upserts)
                 delete.execute_blocking(conn, deletes)
                 delete_members.execute_blocking(conn, deletes)
                 upsert_members.execute_blocking(conn, members)
-            insert_log.execute_blocking(conn, log_rows)
+            insert_log.execute_blocking(conn, _written_now(log_rows))
+            insert_people.execute_blocking(conn, people)
 
         await self.run_writing(write)
 
@@ -339,6 +342,7 @@ class StateStore:
                 (_insert_log(dialect.name), logrows.STORED),
                 (_upsert_members(dialect.name), ("job", "source_id", "members")),
                 (_delete_members, ("j", "s")),
+                (logrows.insert_people(dialect.name), logrows.PEOPLE_COLUMNS),
             ):
                 bulk = BulkStatement.compile(statement, dialect, keys)
                 if bulk.keys != keys:  # the rows are built in the order of `keys`
@@ -439,7 +443,7 @@ class StateStore:
         """One log record per operation held for approval (action `staged_delete`, or `staged_update`
         for an update), saying `why`."""
         now = time.time()
-        await self._write_log(
+        await self.write_log(
             [
                 _unapplied(
                     op,
@@ -500,7 +504,7 @@ class StateStore:
                 )
             )
         for start in range(0, len(rows), _IDS_PER_QUERY):
-            await self._write_log(rows[start : start + _IDS_PER_QUERY])
+            await self.write_log(rows[start : start + _IDS_PER_QUERY])
 
     async def mark_drifted(self, job: str, source_ids: Sequence[str]) -> None:
         """Forget what was applied to these objects (their target ids stay): the next cycle sees them
@@ -540,7 +544,7 @@ class StateStore:
     async def log_lost(self, lost: Sequence[Lost], reason: str) -> None:
         """One final log record per operation given up at its cycle's deadline (`lost-in-transit`)."""
         now = time.time()
-        await self._write_log(
+        await self.write_log(
             [
                 _unapplied(
                     op,
@@ -555,12 +559,20 @@ class StateStore:
             ]
         )
 
-    async def _write_log(self, plains: Sequence[logrows.Plain]) -> None:
+    async def write_log(self, plains: Sequence[logrows.Plain], *, keep_times: bool = False) -> None:
+        """Log records (values of `logrows.FIELDS` but the id), and the keys their people are searched
+        by, in one transaction: the path of every record the engine writes but results'. Timed when
+        written (`_written_now`), or with `keep_times` at the times they hold (records of the past)."""
         rows = await self._log.rows(self.run_writing, plains)
+        people = self._log.people(plains)
+
+        def write(conn: sa.Connection) -> None:
+            statements = self._statements(conn.dialect)
+            statements[2].execute_blocking(conn, rows if keep_times else _written_now(rows))
+            statements[5].execute_blocking(conn, people)
+
         if rows:
-            await self.run_writing(
-                lambda conn: self._statements(conn.dialect)[2].execute_blocking(conn, rows)
-            )
+            await self.run_writing(write)
 
     async def job_switches(self) -> dict[str, dict[str, Any]]:
         """Every job's control switches (see `engine.pipeline.control`), by job."""
@@ -720,6 +732,13 @@ def _object_rows(part: list[Result], now: float) -> tuple[list[Row], list[Row], 
             if r.members is not None:
                 members.append((r.job, r.source_id, orjson.dumps(r.members).decode()))
     return upserts, deletes, members
+
+
+def _written_now(rows: list[logrows.Plain]) -> list[logrows.Plain]:
+    """Stored log records timed when their write transaction runs: a process's records then come in
+    the same order by time as by id, so newest first (by time, then id) is the order written."""
+    now = time.time()
+    return [(now, *row[1:]) for row in rows]
 
 
 def _log_row(r: Result, now: float, attributes: str | None) -> logrows.Plain:

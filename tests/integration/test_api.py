@@ -152,6 +152,14 @@ async def test_every_route_does_what_it_says(served: Served) -> None:
     assert [r["id"] for r in older["records"]] == [r["id"] for r in page["records"] + rest["records"]][::-1][
         10:
     ]
+    status, mine = await call("GET", "/logs?person=e00001&order=newest&limit=1")
+    assert status == 200 and [r["source_id"] for r in mine["records"]] == ["E00001"] and mine["next_cursor"]
+    status, earlier = await call(
+        "GET", f"/logs?person=e00001&order=newest&limit=9&cursor={mine['next_cursor']}"
+    )
+    everything = [r for r in page["records"] + rest["records"] if r["source_id"] == "E00001"]
+    assert {r["source_id"] for r in earlier["records"]} == {"E00001"} and earlier["next_cursor"] is None
+    assert everything[-1]["id"] in {r["id"] for r in mine["records"] + earlier["records"]}
     status, text = await call("GET", "/logs/export?format=csv&action=update")
     assert text.decode().splitlines()[0].startswith("id,at,cycle_id") and len(text.splitlines()) == 2
 
@@ -322,6 +330,8 @@ async def test_bad_input_gets_a_4xx_that_names_the_problem(served: Served) -> No
         ("/logs?after_id=1.5", "after_id: expected a whole number"),
         ("/logs?after_id=99999999999999999999999", "after_id: must be at least 0 and at most"),
         ("/logs?since=yesterday", "since: expected Unix seconds"),
+        ("/logs?cursor=abc", "cursor: 'abc' is not a cursor"),
+        ("/logs?cursor=1~99999999999999999999999", "is not a cursor"),
         ("/logs?until=-5", "until: must be a finite number"),
         ("/logs?since=nan", "since: must be a finite number"),
         ("/logs?status=sucess", "status: 'sucess' is not one of deprovisioned, drifted, failed"),

@@ -148,7 +148,7 @@ def test_the_commands_pause_resume_trigger_and_export_a_live_engine(
     )
     assert [r["op_id"] for r in as_csv] == [r["op_id"] for r in records]
     page = roster(tmp_path, api, "logs", "--job", "people", "--limit", "5", "--since", "1h", "--oldest-first")
-    assert "E00004" in page.stdout and "E00005" not in page.stdout and "more: add --after-id" in page.stdout
+    assert "E00004" in page.stdout and "E00005" not in page.stdout and "more: add --cursor" in page.stdout
 
 
 def test_reset_asks_and_errors_say_what_to_do_and_sigterm_stops_the_engine(
@@ -229,7 +229,10 @@ def test_logs_read_newest_first_export_iso_times_and_redact_personal_values(
     older = json.loads(roster(tmp_path, api, "logs", "--before-id", str(ids[-1]), "--json").stdout)
     assert [r["id"] for r in older["records"]] == list(range(ids[-1] - 1, 0, -1))
     table = roster(tmp_path, api, "logs", "--limit", "3").stdout
-    assert "newest first" in table and f"older: add --before-id {ids[2]}" in table
+    assert "newest first" in table and re.search(rf"older: add --cursor \S+~{ids[2]}\b", table)
+    cursor = json.loads(roster(tmp_path, api, "logs", "--limit", "3", "--json").stdout)["next_cursor"]
+    after = json.loads(roster(tmp_path, api, "logs", "--cursor", cursor, "--limit", "2", "--json").stdout)
+    assert [r["id"] for r in after["records"]] == ids[3:5]
 
     exported = [
         json.loads(line) for line in roster(tmp_path, api, "logs", "--export", "jsonl").stdout.splitlines()
