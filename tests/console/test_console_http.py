@@ -321,3 +321,49 @@ async def test_a_persons_page_answers_the_help_desk_and_provisions_on_demand_aft
     [entry] = await console.admin.audit(AuditFilter(action="provision"))
     assert (entry.actor_kind, entry.actor_name, entry.address) == ("service_account", "admin", "127.0.0.1")
     assert (entry.job, entry.object, entry.outcome) == ("people", "E00003", "done")
+
+
+async def test_the_log_page_finds_a_persons_records_pages_them_and_exports_what_matches(
+    console: Console,
+) -> None:
+    async with console.client() as client:
+        await console.signed_in(client)
+        status, html = await console.page(client, "/ui/logs?person=user7%40example.org")
+        assert status == 200 and html.count("<details>") == 1 and "E00007" in html
+        assert "Attributes sent" in html and "user7@example.org" in html  # the record expands to them
+
+        status, html = await console.page(client, "/ui/logs?job=people&action=create&status=succeeded")
+        assert html.count("<details>") == 30 and "Older records" not in html  # all 30 fit a page
+
+        write_csv(console.tmp_path / "people.csv", [person(i, department="Legal") for i in range(PEOPLE)])
+        await console.pipeline.runner.run_cycle(console.pipeline.runner.config.job("people"))  # 30 updates
+        status, html = await console.page(client, "/ui/logs?job=people")
+        assert html.count("<details>") == 50 and "Older records" in html
+        following = re.search(r'href="/ui/logs\?([^"]+)">Older records', html)
+        assert following is not None
+        status, html = await console.page(client, "/ui/logs?" + following.group(1).replace("&amp;", "&"))
+        assert status == 200 and html.count("<details>") == 2 * PEOPLE - 50 and "Older records" not in html
+        assert html.count(">create</strong>") == 2 * PEOPLE - 50  # the oldest: the first cycle's creates
+
+        async with client.get(f"{console.url}/ui/logs/export?person=E00007&format=csv") as answer:
+            assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/csv")
+            lines = (await answer.text()).strip().splitlines()
+        assert lines[0].startswith("id,") and len(lines) > 1 and all("E00007" in line for line in lines[1:])
+
+        status, html = await console.page(client, "/ui/logs?since=yesterday")
+        assert status == 200 and "From: &#39;yesterday&#39; is not a date" in html
+        status, html = await console.page(client, "/ui/logs?status=exploded")
+        assert "Status: &#39;exploded&#39; is not one of" in html
+
+
+async def test_the_audit_page_shows_who_did_what_newest_first(console: Console) -> None:
+    async with console.client() as client:
+        await console.signed_in(client)
+        csrf = await console.csrf(client, "/ui/jobs/people/pause")
+        await console.post(client, "/ui/jobs/people/pause", csrf=csrf)
+        await console.post(client, "/ui/jobs/people/resume", csrf=csrf)
+        status, html = await console.page(client, "/ui/audit")
+        assert status == 200 and html.index("resume") < html.index("pause")  # newest first
+        assert html.count("admin <small>(service account)") == 2 and "127.0.0.1" in html
+        status, html = await console.page(client, "/ui/audit?action=pause")
+        assert html.count("<td>pause</td>") == 1 and "<td>resume</td>" not in html

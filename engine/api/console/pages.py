@@ -8,20 +8,27 @@ recorded in the audit trail with who, from where and the comment, whether it was
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
 from engine.api.admin import Admin, NotNow
+from engine.api.answers import LOG_ACTIONS, LOG_STATUSES
+from engine.api.console.filters import AUDIT_FIELDS, LOG_FIELDS, FormError, audit_filter, log_filter
 from engine.api.console.render import message, page
 from engine.api.console.sessions import APPROVER, OPERATOR, SESSION, Session
 from engine.store.audit import Entry, Outcome
+from engine.store.history import cursor_of
 
 log = logging.getLogger("roster.engine.console")
 
 HELD_PAGE = 100
+AUDIT_PAGE = 100
+MAX_AUDIT = 10_000
+MAX_EXPORT = 10_000_000
+"""An export streams every matching record (the API's export reads the same way)."""
 MIN_COMMENT = 3
 
 
@@ -178,6 +185,67 @@ class Pages:
             "provisioned.html", job=name, source_id=source_id, done=done, **self._common(request, "people")
         )
 
+    async def logs(self, request: web.Request) -> web.Response:
+        jobs = [job.name for job in self.admin.runner.config.jobs]
+        form = {name: request.query.get(name, "") for name in LOG_FIELDS}
+        records, error, following = [], None, None
+        try:
+            where = log_filter(request.query, jobs)
+        except FormError as exc:
+            error = str(exc)
+        else:
+            records = await self.admin.logs(where)
+            if len(records) == where.limit:
+                last = records[-1]
+                following = urlencode({**_filled(form), "cursor": cursor_of({"at": last.at, "id": last.id})})
+        return page(
+            "logs.html",
+            form=form,
+            jobs=jobs,
+            actions=sorted(LOG_ACTIONS),
+            statuses=sorted(LOG_STATUSES),
+            records=records,
+            error=error,
+            next=following,
+            query=urlencode(_filled(form)),
+            **self._common(request, "logs"),
+        )
+
+    async def export(self, request: web.Request) -> web.StreamResponse:
+        jobs = [job.name for job in self.admin.runner.config.jobs]
+        try:
+            where = replace(log_filter(request.query, jobs, limit=MAX_EXPORT), newest_first=False)
+        except FormError as exc:
+            return message(
+                400, "Nothing exported", str(exc), back="/ui/logs", **self._common(request, "logs")
+            )
+        form: Literal["jsonl", "csv"] = "csv" if request.query.get("format") == "csv" else "jsonl"
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8" if form == "csv" else "application/x-ndjson",
+                "Content-Disposition": f'attachment; filename="roster-log.{form}"',
+            }
+        )
+        await response.prepare(request)
+        async for chunk in self.admin.export_logs(where, form):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    async def audit(self, request: web.Request) -> web.Response:
+        form = {name: request.query.get(name, "") for name in AUDIT_FIELDS}
+        limit = _bounded(request.query.get("limit"), AUDIT_PAGE, MAX_AUDIT)
+        entries, error, more = [], None, None
+        try:
+            entries = await self.admin.audit(audit_filter(request.query, limit=limit))
+        except FormError as exc:
+            error = str(exc)
+        if len(entries) == limit and limit < MAX_AUDIT:
+            more = urlencode({**_filled(form), "limit": min(MAX_AUDIT, limit * 2)})
+        return page(
+            "audit.html", form=form, entries=entries, error=error, more=more, **self._common(request, "audit")
+        )
+
     async def approvals(self, request: web.Request) -> web.Response:
         waiting = [job for job in await self.admin.jobs() if job.approval is not None]
         return page("approvals.html", waiting=waiting, **self._common(request, "approvals"))
@@ -271,6 +339,17 @@ def _applies(action: str, state: str, paused: bool) -> bool:
     if action == "restart":
         return state == "quarantined"
     return True
+
+
+def _filled(form: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in form.items() if value.strip()}
+
+
+def _bounded(value: str | None, default: int, most: int) -> int:
+    try:
+        return min(max(1, int(value or default)), most)
+    except ValueError:
+        return default
 
 
 def _offset(value: str | None, total: int) -> int:
