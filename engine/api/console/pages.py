@@ -67,7 +67,11 @@ class Pages:
     async def overview(self, request: web.Request) -> web.Response:
         jobs = await self.admin.jobs()
         return page(
-            "overview.html", jobs=jobs, warnings=self.admin.warnings, **self._common(request, "overview")
+            "overview.html",
+            jobs=jobs,
+            fleet=await self.admin.agents(),
+            warnings=self.admin.warnings,
+            **self._common(request, "overview"),
         )
 
     async def job(self, request: web.Request) -> web.Response:
