@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from engine.api.accounts import Role
 from engine.api.console.settings import OidcSettings
@@ -90,13 +90,17 @@ def source(path: Path, ids: range, **departments: str) -> None:
     write_csv(path, rows)
 
 
-def looked_at(page: Page, a11y: Accessibility, name: str, shots: Path | None = None) -> None:
+def looked_at(
+    page: Page, a11y: Accessibility, name: str, shots: Path | None = None, *, showing: Locator | None = None
+) -> None:
     """axe finds nothing serious on the page as it is (desktop and phone); a screenshot of its viewport
-    at 1280 px when `shots` is given."""
+    at 1280 px when `shots` is given, scrolled to `showing` if given."""
     serious = a11y.check(page, name)
     assert not serious, "\n".join(map(str, serious))
     if shots is not None:
         page.set_viewport_size(DESKTOP)
+        if showing is not None:
+            showing.scroll_into_view_if_needed()
         page.screenshot(path=shots / f"console-{name}.png")
 
 
@@ -266,9 +270,9 @@ def test_held_deletions_are_approved_only_with_a_comment_and_then_disabled(
     looked_at(page, a11y, "approvals")
     page.get_by_role("link", name="people", exact=True).click()
     expect(page.locator("tbody tr")).to_have_count(PEOPLE - kept)
-    looked_at(page, a11y, "approval", shots)
     approve = page.get_by_role("button", name=f"Approve all {PEOPLE - kept}")
     comment = page.get_by_label("Comment")
+    looked_at(page, a11y, "approval", shots, showing=approve)
 
     approve.click()  # no comment: the browser does not send the form
     assert comment.evaluate("e => e.validity.valueMissing") is True
