@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,7 +120,7 @@ def sign_in(page: Page, engine: Engine, user: User, path: str = "/ui/") -> None:
 
 def audit(engine: Engine, **query: str) -> list[dict[str, Any]]:
     """The audit trail's entries, newest first, as `GET /audit` answers with the API token."""
-    url = f"{engine.url}/audit?{'&'.join(f'{k}={v}' for k, v in query.items())}"
+    url = f"{engine.url}/audit?{urllib.parse.urlencode(query)}"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(request, timeout=10) as answer:
@@ -148,7 +149,7 @@ def test_ada_signs_in_at_the_provider_and_lands_on_the_overview(
     expect(page.locator("header")).to_contain_text("Ada Lovelace (approver, operator, viewer)")
     expect(page.get_by_role("row", name=re.compile(r"^people"))).to_contain_text("succeeded")
     looked_at(page, a11y, "overview", shots)
-    [entry] = audit(engine, action="sign_in", actor="Ada%20Lovelace", limit="1")
+    [entry] = audit(engine, action="sign_in", actor="Ada Lovelace", limit="1")
     assert as_oidc_user(entry, oidc_provider, ada) and entry["outcome"] == "done"
 
 
@@ -156,6 +157,7 @@ def test_a_wrong_password_at_the_provider_signs_nobody_in(
     page: Page, engine: Engine, oidc_provider: Provider
 ) -> None:
     ada = oidc_provider.user("ada")
+    signed_in = len(audit(engine, action="sign_in", actor=ada.name))
     page.goto(engine.url + "/ui/signin")
     login = page.get_by_role("link", name="Sign in").get_attribute("href")
     answer = open_login(page, f"{engine.url}{login}", ada.username, ada.password + "-wrong")
@@ -164,6 +166,7 @@ def test_a_wrong_password_at_the_provider_signs_nobody_in(
     page.goto(engine.url + "/ui/")
     assert page.url.startswith(engine.url + "/ui/signin")
     assert not [c for c in page.context.cookies() if c["name"] == "roster_console"]
+    assert len(audit(engine, action="sign_in", actor=ada.name)) == signed_in
 
 
 def test_a_cycle_started_from_the_job_page_shows_its_progress_live_and_finishes(
@@ -349,7 +352,7 @@ def test_a_viewer_sees_no_buttons_and_a_forged_approval_is_refused(
     assert status.state == "waiting_for_approval"
     assert engine.call(engine.admin.held("people")) == waiting
     assert engine.rows() == rows_before
-    refused = audit(engine, actor="Grace%20Hopper")
+    refused = audit(engine, actor="Grace Hopper")
     assert sorted((e["action"], e["outcome"]) for e in refused if e["action"] != "sign_in") == [
         ("approve", "refused"),
         ("provision", "refused"),
