@@ -185,17 +185,18 @@ class OidcSignIn:
             "redirect_uri": self.settings.redirect_url,
             "code_verifier": pending.verifier,
         }
-        auth: aiohttp.BasicAuth | None = aiohttp.BasicAuth(
-            self.settings.client_id, self.settings.client_secret
-        )
+        # aiohttp.BasicAuth is deprecated (3.14): the header made with encode_basic_auth instead.
+        headers = {
+            "Authorization": aiohttp.encode_basic_auth(self.settings.client_id, self.settings.client_secret)
+        }
         methods = metadata.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
         if "client_secret_basic" not in methods:  # the default of the spec, unless the provider says not
             form |= {"client_id": self.settings.client_id, "client_secret": self.settings.client_secret}
-            auth = None
+            headers = {}
         try:
             async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
                 endpoint = metadata["token_endpoint"]
-                async with http.post(endpoint, data=form, auth=auth, ssl=self._ssl) as answer:
+                async with http.post(endpoint, data=form, headers=headers, ssl=self._ssl) as answer:
                     tokens = await answer.json(content_type=None)
                     status = answer.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:

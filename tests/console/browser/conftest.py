@@ -38,7 +38,8 @@ USERS = (
         groups=("roster-viewers",),
     ),
 )
-CALLBACK_PATH = "/auth/callback"
+CALLBACK_PATH = "/auth/callback"  # the stand-in relying party's (relying_party.py)
+CONSOLE_CALLBACK_PATH = "/ui/auth/callback"  # the console's (engine/api/console/settings.py)
 
 
 @pytest.fixture(scope="package")
@@ -57,13 +58,16 @@ def console_port() -> int:
 def oidc_provider(
     tmp_path_factory: pytest.TempPathFactory, console_port: int, startup_s: dict[str, float]
 ) -> Iterator[Provider]:
-    """glewlwyd with USERS and a confidential client `roster-console` whose redirect URI is
-    http://127.0.0.1:`console_port`/auth/callback; its directory is removed after the package."""
+    """glewlwyd with USERS and a confidential client `roster-console` whose redirect URIs are
+    http://127.0.0.1:`console_port`/auth/callback (the stand-in relying party's) and
+    .../ui/auth/callback (the console's); its directory is removed after the package."""
     needs.program("glewlwyd")
     client = Client(
         client_id="roster-console",
         secret="cs-" + secrets.token_hex(12),
-        redirect_uris=(f"http://127.0.0.1:{console_port}{CALLBACK_PATH}",),
+        redirect_uris=tuple(
+            f"http://127.0.0.1:{console_port}{path}" for path in (CALLBACK_PATH, CONSOLE_CALLBACK_PATH)
+        ),
     )
     directory = tmp_path_factory.mktemp("glewlwyd")
     try:
