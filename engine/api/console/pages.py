@@ -143,7 +143,7 @@ class Pages:
     async def _run(self, action: str, name: str) -> str:
         if action == "trigger":
             triggered = await self.admin.trigger(name)
-            return triggered.message or f"A cycle of {name} started."
+            return f"{name}: {triggered.message or 'a cycle started'}."
         await getattr(self.admin, action)(name)
         return {"pause": "Paused {}.", "resume": "Resumed {}.", "restart": "Restarted {}."}[action].format(
             name

@@ -358,3 +358,30 @@ def test_a_viewer_sees_no_buttons_and_a_forged_approval_is_refused(
         ("provision", "refused"),
     ]
     assert all(as_oidc_user(e, oidc_provider, grace) for e in refused)
+
+
+def test_the_log_and_the_audit_trail_answer_who_did_what_in_the_browser(
+    page: Page, engine: Engine, oidc_provider: Provider, a11y: Accessibility, shots: Path
+) -> None:
+    ada = oidc_provider.user("ada")
+    sign_in(page, engine, ada, "/ui/logs")
+    page.get_by_label("Person", exact=True).fill("user3@example.org")
+    page.get_by_role("button", name="Search").click()
+    records = page.locator("ol.records > li")
+    expect(records.first).to_contain_text("E00003")
+    assert all("E00003" in text for text in records.all_inner_texts())
+    records.first.locator("summary").click()
+    expect(records.first.get_by_role("table")).to_contain_text("user3@example.org")  # the attributes sent
+    looked_at(page, a11y, "logs", shots, showing=records.first)
+
+    page.get_by_role("link", name="Audit").click()
+    page.wait_for_url(engine.url + "/ui/audit")
+    rows = page.locator("table tbody tr")
+    texts = rows.all_inner_texts()
+    for action in ("trigger", "provision", "approve", "sign in"):
+        assert any(action in text and "Ada Lovelace" in text and "sub-ada" in text for text in texts), action
+    assert any("approve" in text and "Grace Hopper" in text and "refused" in text for text in texts)
+    page.get_by_label("Who", exact=True).fill("Grace Hopper")
+    page.get_by_role("button", name="Search").click()
+    assert all("Grace Hopper" in text for text in rows.all_inner_texts())
+    looked_at(page, a11y, "audit", shots)
