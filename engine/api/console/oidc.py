@@ -43,6 +43,7 @@ LOGIN_TIMEOUT_S = 600.0
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 MAX_PENDING = 10_000
+OTHER_BROWSER = "This sign-in was started in another browser (or a later one in another tab): start again."
 
 
 class SignInFailed(Exception):
@@ -133,7 +134,7 @@ class OidcSignIn:
             return self._failed("This sign-in is unknown or took too long: start again.", 400)
         cookie = request.cookies.get(LOGIN_COOKIE, "")
         if not hmac.compare_digest(cookie.encode(), _digest(pending.browser).encode()):
-            return self._failed("This sign-in was started in another browser: start again here.", 400)
+            return self._failed(OTHER_BROWSER, 400)
         if "error" in request.query:
             said = request.query.get("error_description") or request.query["error"]
             return self._failed(f"The provider did not sign you in: {said}", 403)
