@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,15 @@ def _agents_api(api: str) -> dict[str, Any]:
     request = urllib.request.Request(f"{api}/agents", headers={"Authorization": f"Bearer {TOKEN}"})
     with urllib.request.urlopen(request, timeout=5) as answer:
         return json.loads(answer.read())
+
+
+def _agents_once_listening(api: str) -> dict[str, Any]:
+    """What `/agents` lists, or nobody while the API does not listen yet (the process reports healthy
+    before its API has bound its port)."""
+    try:
+        return _agents_api(api)
+    except urllib.error.URLError:
+        return {"agents": []}
 
 
 def _workers(listed: dict[str, Any]) -> dict[int, dict[str, Any]]:
@@ -151,7 +161,7 @@ def test_the_embedded_pipeline_lists_its_in_process_worker(tmp_path: Path) -> No
     try:
         served.wait_healthy()
         api = f"http://127.0.0.1:{port}"
-        wait_until(lambda: len(_workers(_agents_api(api))) == 1, 10, "the in-process worker")
+        wait_until(lambda: len(_workers(_agents_once_listening(api))) == 1, 10, "the in-process worker")
         [worker] = _workers(_agents_api(api)).values()
         assert served.popen is not None and worker["pid"] == served.popen.pid
         assert worker["state"] == "running"
