@@ -71,13 +71,15 @@ def _agents_api(api: str) -> dict[str, Any]:
         return json.loads(answer.read())
 
 
-def _agents_once_listening(api: str) -> dict[str, Any]:
-    """What `/agents` lists, or nobody while the API does not listen yet (the process reports healthy
-    before its API has bound its port)."""
+def _listening(api: str) -> bool:
+    """Whether the API answers yet: a process reports healthy before its API has bound its port."""
     try:
-        return _agents_api(api)
+        with urllib.request.urlopen(f"{api}/healthz", timeout=5):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answers, if only to say the engine is not healthy yet
     except urllib.error.URLError:
-        return {"agents": []}
+        return False
 
 
 def _workers(listed: dict[str, Any]) -> dict[int, dict[str, Any]]:
@@ -98,6 +100,7 @@ def test_the_engine_lists_its_workers_and_marks_a_killed_one_gone_and_a_stopped_
     workers = [fleet.worker(config, "--target", "app") for _ in range(2)]
     for process in (engine, *workers):
         process.wait_healthy()
+    wait_until(lambda: _listening(api), 10, "the API to listen", fleet)
     started = time.monotonic()
     pids = {w.popen.pid for w in workers if w.popen is not None}
     wait_until(
@@ -161,7 +164,8 @@ def test_the_embedded_pipeline_lists_its_in_process_worker(tmp_path: Path) -> No
     try:
         served.wait_healthy()
         api = f"http://127.0.0.1:{port}"
-        wait_until(lambda: len(_workers(_agents_once_listening(api))) == 1, 10, "the in-process worker")
+        wait_until(lambda: _listening(api), 10, "the API to listen")
+        wait_until(lambda: len(_workers(_agents_api(api))) == 1, 10, "the in-process worker")
         [worker] = _workers(_agents_api(api)).values()
         assert served.popen is not None and worker["pid"] == served.popen.pid
         assert worker["state"] == "running"
