@@ -15,10 +15,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -30,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from joserfc.jwk import RSAKey
+
+from tests.children import end_group
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Response
@@ -127,14 +127,7 @@ class Provider:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        end_group(process, 10)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -33,7 +33,6 @@ HEADERS = {
 }
 STALE_FORM = "This form is stale or was not made by the console: reload the page and try again."
 OPEN = ("/ui/static/", "/ui/signin", "/ui/auth/")
-SESSIONS = web.AppKey("sessions", Sessions)
 
 
 def console_app(
@@ -42,7 +41,6 @@ def console_app(
     sessions = sessions if sessions is not None else Sessions()
     pages = Pages(admin)
     app = web.Application(middlewares=[_headers, _session_and_csrf(sessions)])
-    app[SESSIONS] = sessions
 
     async def signout(request: web.Request) -> web.Response:
         sessions.end(request[SESSION])

@@ -136,7 +136,7 @@ class Pages:
             await self._record(request, action, name, None, "refused", str(exc))
             session.notices.append(f"{action.capitalize()} {name}: {exc}")
         else:
-            await self._record(request, action, name, None, "done", notice)
+            await self._record(request, action, name, None, "done", None)
             session.notices.append(notice)
         raise web.HTTPSeeOther(f"/ui/jobs/{name}")
 
@@ -183,8 +183,7 @@ class Pages:
             )
             return self._refused_page(request, OPERATOR, name)
         done = await self.admin.provision(name, source_id)
-        outcome = ", ".join(f"{r.action} {r.status}" for r in done.records) or "nothing to send"
-        await self._record(request, "provision", name, None, "done", outcome, source_id)
+        await self._record(request, "provision", name, None, "done", None, source_id)
         return page(
             "provisioned.html", job=name, source_id=source_id, done=done, **self._common(request, "people")
         )
@@ -301,7 +300,7 @@ class Pages:
             await self._record(request, decision, name, comment, "refused", str(exc))
             session.notices.append(str(exc))
         else:
-            await self._record(request, decision, name, comment, "done", notice, cycle_id)
+            await self._record(request, decision, name, comment, "done", None, cycle_id)
             session.notices.append(notice)
         raise web.HTTPSeeOther(f"/ui/jobs/{name}")
 
@@ -312,10 +311,10 @@ class Pages:
         job: str,
         comment: str | None,
         outcome: Outcome,
-        detail: str,
+        reason: str | None,
         target: str | None = None,
     ) -> None:
-        """One entry in the audit trail; `detail` is kept as the reason of a refusal."""
+        """One entry in the audit trail; `reason` says why it was refused."""
         await self.admin.record(
             Entry(
                 actor=request[SESSION].person.actor(),
@@ -324,7 +323,7 @@ class Pages:
                 job=job,
                 object=target,
                 outcome=outcome,
-                reason=detail if outcome == "refused" else None,
+                reason=reason,
                 comment=comment,
             )
         )
