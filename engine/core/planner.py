@@ -19,7 +19,13 @@ from engine.core.membership import PENDING_PREFIX, MemberPlan, Membership
 from engine.core.reconcile import ORPHAN_PREFIX
 from engine.core.references import References
 from engine.core.scoping import ScopingFilter
-from engine.core.snapshot import Snapshot, desired_fingerprint, digest_fingerprint
+from engine.core.snapshot import (
+    Snapshot,
+    desired_fingerprint,
+    digest_fingerprint,
+    encode_hash,
+    fingerprint,
+)
 from engine.mapping.base import Mapper
 from engine.mapping.functions.errors import MappingError
 from engine.model import DISABLED, Deprovision, Mapped, SourceObject, StateEntry
@@ -27,6 +33,8 @@ from queues.contracts import Action, Operation, Result
 
 PENDING_IDS_KEPT = 10_000
 """Pending member ids a cycle keeps to ask about: memory stays bounded however many are pending."""
+DEFERRED_KEPT = 10_000
+"""Objects skipped for an operation in flight that a cycle keeps, to plan them again once it ends."""
 
 
 def plan_action(entry: StateEntry | None, desired_hash: str) -> Action | None:
@@ -103,6 +111,10 @@ class Planner:
         self._prepared: dict[str, tuple[Mapped, MemberPlan | None, str, int] | MappingError] = {}
         self.out_of_scope = 0
         self.deferred: list[str] = []
+        self.deferred_objects: list[SourceObject] = []
+        """The objects deferred (at most `DEFERRED_KEPT`), as this cycle read them: the operation in
+        flight was planned from an older read (a push planned on demand, a cycle before a restart),
+        so the cycle plans them again once it ended (`plan_again`)."""
         self.unchanged = 0
         self._seq = 0
 
@@ -162,6 +174,19 @@ class Planner:
         self.seen += unchanged
         self.unchanged += unchanged
         return to_plan, wanted
+
+    def plan_again(self, entries: Mapping[str, StateEntry], source_ids: Iterable[str]) -> None:
+        """Make deferred objects plannable again, now that their operation in flight ended: their
+        fingerprints are what the state holds now (`entries`; none: not in the target), and they are
+        seen once, as the first time counted them."""
+        fingerprints = self.snapshot.fingerprints
+        again = set(source_ids)
+        for source_id in again:
+            entry = entries.get(source_id)
+            if entry is not None:
+                fingerprints[source_id] = fingerprint(encode_hash(entry.applied_hash), entry.state)
+        self.seen -= len(again)
+        self.deferred = [s for s in self.deferred if s not in again]
 
     def _pending(self, members: MemberPlan) -> None:
         self.pending_members += members.pending
@@ -228,6 +253,8 @@ class Planner:
             return None
         if source_id in self.in_flight:
             self.deferred.append(source_id)
+            if len(self.deferred_objects) < DEFERRED_KEPT:
+                self.deferred_objects.append(obj)
             return None
         attributes = mapped.attributes
         if action == "create" and mapped.create_only:

@@ -350,6 +350,11 @@ class CycleRunner:
             log.error("event=cycle_source_failed job=%s cycle=%s error=%r", job.name, cycle_id, str(exc))
             await links.finish()
             return read, str(exc), None
+        if planner.deferred_objects:
+            reason = await self._plan_deferred(job, cycle_id, planner, read, send)
+            if reason is not None:
+                await links.finish()
+                return read, None, reason
         for op in gate.finish():
             await links.add(op)
         await self._send_waiting(planner, cycle_id, waiting, links.add)
@@ -385,6 +390,44 @@ class CycleRunner:
         planner.snapshot.drop_entries(loaded)
         planner.snapshot.shrink()
         return None
+
+    async def _plan_deferred(
+        self,
+        job: JobConfig,
+        cycle_id: str,
+        planner: Planner,
+        read: int,
+        send: Callable[[Operation], Awaitable[None]],
+    ) -> str | None:
+        """Plan again the objects the read found with an operation in flight, once it ended: that
+        operation was planned from an older read (a push planned on demand, a group whose members were
+        still pending, a cycle's before a restart), and without this the object would stay as it left
+        it until the next cycle, which a job without a schedule never has. One still in flight past
+        the cycle's deadline for them is left to the next cycle. The reason to stop, if any."""
+        objects, planner.deferred_objects = planner.deferred_objects, []
+        deadline_s = self.config.deadline.for_ops(len(objects), self.config.publish.batch_size)
+        busy = await self._until_settled(job.name, cycle_id, [obj.source_id for obj in objects], deadline_s)
+        ready = [obj for obj in objects if obj.source_id not in busy]
+        if not ready:
+            return None
+        ids = [obj.source_id for obj in ready]
+        planner.plan_again(await self.state.entries(job.name, ids), ids)
+        log.info("event=deferred_planned job=%s cycle=%s objects=%d", job.name, cycle_id, len(ready))
+        return await self._plan_batch(job, cycle_id, planner, ready, read, send)
+
+    async def _until_settled(
+        self, job: str, cycle_id: str, source_ids: Sequence[str], timeout_s: float
+    ) -> set[str]:
+        """Wait until no operation of `source_ids` is in flight, at most `timeout_s`; those still in
+        flight then (their own cycle gives them up at its deadline)."""
+        in_flight = self.tracker.in_flight(job)
+        until = time.monotonic() + timeout_s
+        while any(s in in_flight for s in source_ids) and time.monotonic() < until:
+            await asyncio.sleep(0.02)
+        busy = {s for s in source_ids if s in in_flight}
+        if busy:
+            log.warning("event=still_in_flight job=%s cycle=%s objects=%d", job, cycle_id, len(busy))
+        return busy
 
     async def _plan_nested(
         self,
@@ -564,10 +607,15 @@ class CycleRunner:
         object was found, or the read was not whole, and then a missing object is not deprovisioned);
         `skipped` the rows it could not read. A deprovision meets the holds of a cycle's (an incomplete
         read, a shrunk source, the deletion guard): when one applies it is not sent but logged as held,
-        with the reason, and the cycle ends `held`."""
+        with the reason, and the cycle ends `held`. An object with an operation in flight (a cycle's,
+        planned from an older read) is planned once that ended, from what it left: within `timeout_s`,
+        else it is left to the next cycle, and nothing is sent."""
         cycle_id = _new_cycle_id("-one")
         await self.state.start_cycle(cycle_id, job.name, "on_demand", **self.leases.claim())
         progress = self.tracker.start_cycle(cycle_id, job.name)
+        if source_id in self.tracker.in_flight(job.name):  # planned after it, from what it leaves
+            await self._until_settled(job.name, cycle_id, [source_id], timeout_s)
+            entry = await self.state.entry(job.name, source_id)
         snapshot = Snapshot.of({source_id: entry} if entry else {})
         _latest, moved = await self.moves_since(job)  # consumed by the next full cycle, not this one
         planner = await self.planner_for(job, cycle_id, snapshot, only=source_id, moved=moved)
@@ -595,12 +643,14 @@ class CycleRunner:
         """`run_one` for several objects of a job without group members, in one on-demand cycle: each
         planned (None: it left the source, deprovisioned only when `read` is given, as in `run_one`),
         published together, their results waited for; returns the cycle id and its counts. The
-        holds of a cycle apply to the deprovisions as in `run_one`."""
+        holds of a cycle apply to the deprovisions as in `run_one`, and an object with an operation in
+        flight is planned once that ended, as there."""
         if job.members is not None:
             raise ValueError(f"job {job.name} has group members: plan its groups with run_one")
         cycle_id = _new_cycle_id("-some")
         await self.state.start_cycle(cycle_id, job.name, "on_demand", **self.leases.claim())
         progress = self.tracker.start_cycle(cycle_id, job.name)
+        await self._until_settled(job.name, cycle_id, list(objects), timeout_s)
         wanted = [s for s, obj in objects.items() if obj is not None or read is not None]
         snapshot = Snapshot.of(await self.state.entries(job.name, wanted))
         _latest, moved = await self.moves_since(job)
