@@ -8,7 +8,7 @@ wrong and the fix: `jobs[0].mappings[3].source: is required (add `source:` ...)`
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ from engine.pipeline.deadline import DeadlineSettings, parse_deadline
 from engine.pipeline.fleet import FleetSettings, parse_presence
 from engine.pipeline.publisher import PublishSettings
 from engine.sources.registry import SourceSettings, parse_source
+from engine.sources.rules import RuleGroupSettings, refuse_source
 
 DEPROVISION = ("disable", "delete", "none")
 ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers", "broker", "inbound", "proxy")
@@ -162,6 +163,7 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
         if job is None and isinstance(item, Mapping)
     }
     _check_members(parsed, parts, unread)
+    _rule_sources(parsed)
     _check_references(parsed, parts, unread)
     inbound = parts(lambda: _inbound_section(raw.get("inbound"), parsed, base_dir))
     # Outside `collecting()` the first error went up already; inside, the jobs that could be read.
@@ -250,14 +252,20 @@ JOB_KEYS = (
     *SHRINK_KEYS,
 )
 _JOB_REQUIRED = ("name", "source", "target", "mappings")
+RULE_SOURCE = SourceSettings(type="rules", settings=None)
+"""A group job by rule's source until its member job's is known (`_rule_sources`)."""
 
 
 def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
     """One job; when collecting, its parts (source, each mapping, scoping...) are checked each."""
     raw = as_mapping(path, raw)
     parts = Parts()
-    parts(lambda: check_keys(path, raw, JOB_KEYS, required=_JOB_REQUIRED))
-    if any(raw.get(key) is None for key in _JOB_REQUIRED):
+    by_rule = isinstance(raw.get("members"), Mapping) and (
+        "rule" in raw["members"] or "group_per" in raw["members"]
+    )
+    required = tuple(k for k in _JOB_REQUIRED if not (by_rule and k == "source"))
+    parts(lambda: check_keys(path, raw, JOB_KEYS, required=required))
+    if any(raw.get(key) is None for key in required):
         parts.done()
     # Mappings that fail leave the others to be checked further (`roster validate` collects).
     mapping_parts = Parts()
@@ -267,13 +275,19 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
     # A SCIM group has no active flag: a group that leaves the source is deleted unless told otherwise.
     deprovision_default = "delete" if object_type == "group" else "disable"
     source = parts(
-        lambda: parse_source(
-            join(path, "source"),
-            as_mapping(join(path, "source"), raw["source"]),
-            base_dir=base_dir,
-            object_type=object_type,
+        lambda: (
+            RULE_SOURCE
+            if by_rule and "source" not in raw
+            else parse_source(
+                join(path, "source"),
+                as_mapping(join(path, "source"), raw["source"]),
+                base_dir=base_dir,
+                object_type=object_type,
+            )
         )
     )
+    if by_rule and "source" in raw:
+        parts(lambda: refuse_source(join(path, "source"), raw["source"]))
     name = parts(lambda: string(join(path, "name"), raw["name"]))
     target = parts(lambda: string(join(path, "target"), raw["target"]))
     deprovision = parts(
@@ -360,6 +374,26 @@ def _check_members(jobs: Sequence[JobConfig | None], parts: Parts, unread: Colle
         for n, name in enumerate(job.members.groups):
             if name not in unread:
                 parts(partial(_check_member_groups, join(join(path, "groups"), n), job, name, by_name))
+
+
+def _rule_sources(jobs: list[JobConfig | None]) -> None:
+    """Give each group job by rule its source: its member job's, grouped (`engine.sources.rules`)."""
+    by_name = {job.name: job for job in jobs if job is not None}
+    for i, job in enumerate(jobs):
+        if job is None or job.members is None or not job.members.by_rule:
+            continue
+        people = by_name.get(job.members.job)
+        if people is None:
+            continue  # refused by `_check_members`
+        settings = RuleGroupSettings(
+            people=people.source,
+            scoping=people.scoping,
+            rule=job.members.rule,
+            group_per=job.members.group_per,
+            group_id=job.name,
+            member_job=people.name,
+        )
+        jobs[i] = replace(job, source=SourceSettings(type="rules", settings=settings))
 
 
 def _check_member_groups(path: str, job: JobConfig, name: str, by_name: Mapping[str, JobConfig]) -> None:

@@ -75,6 +75,11 @@ jobs:
         source: name
         match: true
         on_collision: {next: ['Join("", [name], " (", [id], ")")']}
+  - name: departments
+    target: app
+    object_type: group
+    members: {job: people, group_per: department, rule: '[country] = "DE"'}
+    mappings: [{target: displayName, expression: 'Join(" ", "Dept", [value])', match: true}]
   - name: directory-people
     source:
       type: ldap
@@ -422,7 +427,7 @@ KEYS: dict[str, dict[str, _Key]] = {
         "members": (
             "mapping",
             "{source: members, job: people}",
-            "Group jobs: where members come from.",
+            "Group jobs: where members come from (a source attribute, or a rule over the people).",
             "none",
         ),
         "deletion_guard": (
@@ -687,6 +692,22 @@ KEYS: dict[str, dict[str, _Key]] = {
             "none",
         ),
         "separator": ("string", ";", "Separates the ids in a text value.", ";"),
+        "rule": (
+            "expression",
+            '[department] = "Sales" and [country] = "DE"',
+            "Groups by rule: the people of `job` (in its scope) it holds true for are the members; "
+            "`and`, `or` and parentheses join comparisons. With `rule` or `group_per` the job has no "
+            "`source:` (it reads `job`'s) and no `source`, `groups` or `separator` here.",
+            "none",
+        ),
+        "group_per": (
+            "string",
+            "department",
+            "Groups by rule: a group per distinct value of this attribute of the people (each value of "
+            "a list), source id and `[value]` the value; without it, one group whose source id and "
+            "`[value]` are the job's name.",
+            "none",
+        ),
     },
     "jobs[].mappings[]": {
         "target": ("string", "userName", "The target attribute (a SCIM path, a column, an LDAP attribute)."),

@@ -71,6 +71,11 @@ def render() -> str:
         "Microsoft Entra's provisioning expressions (names are case-sensitive); `[attribute]` reads a source",
         "attribute. `roster preview FILE JOB ID` shows what an expression gives for one object.",
         "",
+        "Values compare with `=`, `<>`, `<`, `<=`, `>` and `>=`; comparisons (or any values, taken as",
+        "`CBool` takes them) join with `and` and `or` (`and` binds closer; either word in any case) and",
+        'group in parentheses: `[department] = "Sales" and ([country] = "DE" or [country] = "AT")`, as a',
+        "group job's `members.rule` is written. `Not(...)` negates.",
+        "",
         "| function | arguments | what it gives | traits |",
         "| --- | --- | --- | --- |",
     ]

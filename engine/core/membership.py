@@ -33,6 +33,8 @@ from typing import Any
 from common.config.validation import as_mapping, check_keys, join, string
 from common.errors import ConfigError
 from engine.mapping.base import attribute_hash
+from engine.mapping.expression import Expression, parse_expression
+from engine.mapping.syntax import ExpressionSyntaxError
 
 PENDING_PREFIX = "pending:"
 """Starts the applied hash of a group that still waits for members: it never equals a complete plan."""
@@ -52,6 +54,15 @@ class MembersSettings:
     groups: tuple[str, ...] = ()
     separator: str = ";"
     """Splits a string value (a CSV cell such as `E1;E2`); a list value (JSON Lines, SCIM) is used as is."""
+    rule: Expression | None = None
+    """Groups by rule (`engine.sources.rules`): the people of `job` it holds true for are members."""
+    group_per: str | None = None
+    """Groups by rule: a group per distinct value of this attribute of the people of `job`."""
+
+    @property
+    def by_rule(self) -> bool:
+        """Whether the members are computed from `job`'s people (`rule`, `group_per`), not read."""
+        return self.rule is not None or self.group_per is not None
 
     @property
     def jobs(self) -> tuple[str, ...]:
@@ -59,8 +70,14 @@ class MembersSettings:
         return (self.job, *self.groups)
 
 
+RULE_MEMBERS = "members"
+"""The attribute in which a group by rule holds its members' source ids (`engine.sources.rules`)."""
+
+
 def parse_members(path: str, raw: Any) -> MembersSettings:
     raw = as_mapping(path, raw)
+    if "rule" in raw or "group_per" in raw:
+        return _parse_rule_members(path, raw)
     check_keys(path, raw, ("source", "job", "groups", "separator"), required=("source", "job"))
     separator = string(join(path, "separator"), raw.get("separator", ";"))
     groups_path = join(path, "groups")
@@ -203,3 +220,30 @@ def split_record(record: Mapping[str, str]) -> tuple[dict[str, str], dict[str, s
         else:
             held[key] = target_id
     return held, removed
+
+
+def _parse_rule_members(path: str, raw: Mapping[str, Any]) -> MembersSettings:
+    """`members: {job, rule, group_per}`: members computed from the people of `job`, not read."""
+    for key in ("source", "groups", "separator"):
+        if key in raw:
+            raise ConfigError(
+                join(path, key),
+                "does not go with `rule` or `group_per`: the members of a group by rule are computed",
+                f"remove `{key}`, or remove `rule` and `group_per` to read members from the source",
+            )
+    check_keys(path, raw, ("job", "rule", "group_per"), required=("job",))
+    rule = None
+    if "rule" in raw:
+        where = join(path, "rule")
+        try:
+            rule = parse_expression(string(where, raw["rule"]))
+        except ExpressionSyntaxError as exc:
+            raise ConfigError(where, str(exc), 'write a condition such as [department] = "Sales"') from None
+        if rule.volatile or rule.unique:
+            raise ConfigError(
+                where, "gives another answer at every evaluation", "base the rule on the person's attributes"
+            )
+    group_per = string(join(path, "group_per"), raw["group_per"]) if "group_per" in raw else None
+    return MembersSettings(
+        source=RULE_MEMBERS, job=string(join(path, "job"), raw["job"]), rule=rule, group_per=group_per
+    )

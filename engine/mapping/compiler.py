@@ -11,7 +11,7 @@ from typing import Any, Final, NoReturn
 from engine.mapping.dotnet import format_utc
 from engine.mapping.functions.errors import ArgumentError, LimitExceeded, MappingError, OmitFlow
 from engine.mapping.functions.registry import FUNCTIONS
-from engine.mapping.functions.values import DYNAMIC, OMIT, Evaluator, compare
+from engine.mapping.functions.values import DYNAMIC, OMIT, Evaluator, compare, truth
 from engine.mapping.limits import MAX_CHARS, LimitError, check_size, shorten
 from engine.mapping.syntax import (
     Attribute,
@@ -20,6 +20,7 @@ from engine.mapping.syntax import (
     ExpressionLimitError,
     ExpressionSyntaxError,
     Literal,
+    Logical,
     Node,
 )
 
@@ -43,7 +44,25 @@ class Compiler:
             return methodcaller("get", node.name), DYNAMIC, _NO_KINDS
         if isinstance(node, Compare):
             return self._compare(node)
+        if isinstance(node, Logical):
+            return self._logical(node)
         return self._call(node, top)
+
+    def _logical(self, node: Logical) -> tuple[Evaluator, Any, frozenset[str]]:
+        parts = [self.compile(part) for part in node.parts]
+        runs = tuple(p[0] for p in parts)
+        kinds = frozenset().union(*(p[2] for p in parts))
+        if node.op == "and":
+
+            def run(source: Mapping[str, Any]) -> Any:
+                return all(truth(part(source)) for part in runs)
+
+        else:
+
+            def run(source: Mapping[str, Any]) -> Any:
+                return any(truth(part(source)) for part in runs)
+
+        return self._fold(run, tuple(p[1] for p in parts), kinds)
 
     def _compare(self, node: Compare) -> tuple[Evaluator, Any, frozenset[str]]:
         left, left_const, left_kinds = self.compile(node.left)

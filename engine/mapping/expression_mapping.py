@@ -18,7 +18,7 @@ from engine.mapping.base import ApplyOn
 from engine.mapping.compiler import finish
 from engine.mapping.expression import Expression, parse_expression
 from engine.mapping.functions.registry import FUNCTIONS
-from engine.mapping.syntax import Call, Compare, ExpressionSyntaxError, Node
+from engine.mapping.syntax import Call, Compare, ExpressionSyntaxError, Logical, Node
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +69,8 @@ def _volatile_calls(node: Node) -> set[str]:
     """The names of the volatile functions in the tree, for the error message."""
     if isinstance(node, Compare):
         return _volatile_calls(node.left) | _volatile_calls(node.right)
+    if isinstance(node, Logical):
+        return set().union(*(_volatile_calls(p) for p in node.parts))
     if not isinstance(node, Call):
         return set()
     own = {node.name} if FUNCTIONS[node.name].volatile else set()

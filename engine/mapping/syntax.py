@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -105,10 +105,31 @@ class Compare:
     column: int = field(default=0, compare=False, repr=False)
 
     def __str__(self) -> str:
-        return f"{self.left} {self.op} {self.right}"
+        return f"{_grouped(self.left)} {self.op} {_grouped(self.right)}"
 
 
-Node = Attribute | Literal | Call | Compare
+def _grouped(node: Node) -> str:
+    """A comparison's operand as text, in parentheses where it is itself a comparison or a logical."""
+    return f"({node})" if isinstance(node, Compare | Logical) else str(node)
+
+
+@dataclass(frozen=True, slots=True)
+class Logical:
+    """`a and b and ...` or `a or b or ...`, as in a group rule `[department] = "Sales" and [country] =
+    "DE"`: each part taken as CBool takes it, evaluated left to right and no further than needed."""
+
+    op: str  # "and" or "or"
+    parts: tuple[Node, ...]
+    column: int = field(default=0, compare=False, repr=False)
+
+    def __str__(self) -> str:
+        return f" {self.op} ".join(f"({p})" if isinstance(p, Logical) else str(p) for p in self.parts)
+
+
+Node = Attribute | Literal | Call | Compare | Logical
+
+KEYWORDS: Final = ("and", "or")
+"""The infix words, matched without regard to case; `and` binds closer than `or`."""
 
 
 # --- tokens -----------------------------------------------------------------------------------------
@@ -223,9 +244,10 @@ def _suggest(name: str, known: list[str]) -> str | None:
 
 
 class _Parser:
-    """expression := comparison END;  comparison := operand [op operand];
-    operand := call | [attribute] | string | number | constant;  call := Name "(" [arg {"," arg}] ")"
-    where an arg may be empty (an omitted argument)."""
+    """expression := disjunction END;  disjunction := conjunction {"or" conjunction};
+    conjunction := comparison {"and" comparison};  comparison := operand [op operand];
+    operand := "(" disjunction ")" | call | [attribute] | string | number | constant;
+    call := Name "(" [arg {"," arg}] ")" where an arg may be empty (an omitted argument)."""
 
     def __init__(self, text: str) -> None:
         self.tokens = list(_tokens(text))
@@ -242,13 +264,33 @@ class _Parser:
     def parse(self) -> Node:
         if self.peek().kind == "end":
             raise ExpressionSyntaxError("expected an expression", 1, _EXPECTED_VALUE)
-        node = self.comparison(0)
+        node = self.disjunction(0)
         token = self.peek()
         if token.kind != "end":
             raise ExpressionSyntaxError(
                 "expected the end of the expression", token.column, f"got {token.show()}"
             )
         return node
+
+    def disjunction(self, depth: int) -> Node:
+        return self._logical("or", self.conjunction, depth)
+
+    def conjunction(self, depth: int) -> Node:
+        return self._logical("and", self.comparison, depth)
+
+    def _logical(self, word: str, part: Callable[[int], Node], depth: int) -> Node:
+        first = part(depth)
+        parts = [first]
+        while self.peek().kind == "name" and self.peek().value.lower() == word:
+            token = self.take()
+            if self.peek().kind in (",", ")", "end"):
+                raise ExpressionSyntaxError(
+                    f"expected a value after {word!r}", self.peek().column, f"got {self.peek().show()}"
+                )
+            parts.append(part(depth))
+        if len(parts) == 1:
+            return first
+        return Logical(word, tuple(parts), getattr(first, "column", 0) or token.column)
 
     def comparison(self, depth: int) -> Node:
         left = self.operand(depth)
@@ -263,6 +305,18 @@ class _Parser:
 
     def operand(self, depth: int) -> Node:
         token = self.take()
+        if token.kind == "(":  # a group, as in `[a] = "x" and ([b] = "y" or [b] = "z")`
+            if depth >= MAX_DEPTH:
+                raise ExpressionSyntaxError("nested too deeply", token.column, f"at most {MAX_DEPTH} levels")
+            node = self.disjunction(depth + 1)
+            closing = self.take()
+            if closing.kind != ")":
+                raise ExpressionSyntaxError(
+                    "expected ')'",
+                    closing.column,
+                    f"to close '(' at column {token.column}; got {closing.show()}",
+                )
+            return node
         if token.kind == "attr":
             return Attribute(token.value, token.column)
         if token.kind in ("string", "number"):
@@ -270,6 +324,10 @@ class _Parser:
         if token.kind == "name":
             if self.peek().kind == "(":
                 return self.call(token, depth)
+            if token.value.lower() in KEYWORDS:
+                raise ExpressionSyntaxError(
+                    f"expected a value before {token.value!r}", token.column, _EXPECTED_VALUE
+                )
             constant = _CONSTANTS.get(token.value.lower())
             if constant is not None:
                 return Literal(constant, token.column)
@@ -300,7 +358,7 @@ class _Parser:
                 if token.kind in (",", ")"):
                     args.append(Literal(None, token.column))  # an omitted argument
                 else:
-                    args.append(self.comparison(depth + 1))
+                    args.append(self.disjunction(depth + 1))
                 token = self.take()
                 if token.kind == ",":
                     continue

@@ -8,6 +8,7 @@ from engine.sources.file import FileSource, parse_file_source
 from engine.sources.inbound import InboundSource, parse_inbound_source
 from engine.sources.ldap import LdapSource, parse_ldap_source
 from engine.sources.plugin import SourcePlugin
+from engine.sources.rules import RuleGroupSource, refuse_source
 from engine.sources.scim import ScimSource, parse_scim_source
 from engine.sources.sql import SqlSource, parse_sql_source
 
@@ -51,4 +52,11 @@ SQL = SourcePlugin(
     incremental=lambda settings: (settings.incremental, settings.full_import_every_s),
     check=check_sql_source,
     summary="rows of a table, view or query in any SQLAlchemy database, incrementally by a watermark",
+)
+
+RULES = SourcePlugin(
+    api_version=API_VERSION,
+    parse=lambda path, raw, _base_dir, _object_type: refuse_source(path, raw),
+    open=lambda settings, _since, state: RuleGroupSource(settings, state),
+    summary="groups by rule: computed from the people of a group job's member job (`members.rule`)",
 )

@@ -26,6 +26,7 @@ from engine.mapping.syntax import (
     ExpressionLimitError,
     ExpressionSyntaxError,
     Literal,
+    Logical,
     Node,
 )
 
@@ -214,6 +215,7 @@ def test_select_unique_value_is_refused_on_a_mapping_applied_always() -> None:
 TOKENS = [
     *FUNCTIONS, "(", ")", ",", " ", "[a]", "[b c]", "[", "]", '"x"', '"', '\\"', "\\", '""', "1", "-2",
     "3.5", "1e3", "&HF", "True", "false", "vbTextCompare", "=", "<>", "<=", ">", "@", "\n", "Jion",
+    " and ", " OR ", "and", "(",
 ]  # fmt: skip
 ATTRIBUTES = {"a": "x", "b c": ["1", "", None, "2"], "n": "3", "d": "2021-08-24"}
 
@@ -264,7 +266,13 @@ def calls(draw: Any, children: st.SearchStrategy[Node]) -> Node:
     return Call(spec.name, args)
 
 
-trees = st.recursive(leaves, calls, max_leaves=12)
+@st.composite
+def logicals(draw: Any, children: st.SearchStrategy[Node]) -> Node:
+    op = draw(st.sampled_from(["and", "or"]))
+    return Logical(op, tuple(draw(st.lists(children, min_size=2, max_size=3))))
+
+
+trees = st.recursive(leaves, lambda children: st.one_of(calls(children), logicals(children)), max_leaves=12)
 
 
 @PROPERTY
@@ -280,3 +288,46 @@ def test_printing_a_tree_and_parsing_it_again_gives_the_same_tree(left: Node, op
         expression.evaluate(ATTRIBUTES)
     except MappingError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("text", "attributes", "value"),
+    [
+        ('[d] = "Sales" and [c] = "DE"', {"d": "Sales", "c": "DE"}, True),
+        ('[d] = "Sales" and [c] = "DE"', {"d": "Sales", "c": "FR"}, False),
+        ('[d] = "Sales" AND [c] = "DE" or [vip]', {"vip": "True"}, True),  # and binds closer than or
+        ('[d] = "Sales" and ([c] = "DE" or [c] = "AT")', {"d": "Sales", "c": "AT"}, True),
+        ('[d] = "Sales" and ([c] = "DE" or [c] = "AT")', {"d": "Ops", "c": "AT"}, False),
+        ("[a] or [b]", {"a": None, "b": "1"}, True),  # parts taken as CBool takes them
+        ('IIF([a] = "x" and [b] = "y", "both", "not")', {"a": "x", "b": "y"}, "both"),
+        ('Not([d] = "Sales") and [c] = "DE"', {"d": "Ops", "c": "DE"}, True),
+        ("([n]) = 3", {"n": 3}, True),
+    ],
+)
+def test_and_or_and_parentheses_join_comparisons(text: str, attributes: dict[str, Any], value: Any) -> None:
+    expression = parse_expression(text)
+    assert expression.evaluate(attributes) == value
+    assert parse_expression(str(expression)).tree == expression.tree
+
+
+def test_and_stops_at_the_first_false_part_and_or_at_the_first_true_one() -> None:
+    """The part after is not evaluated, so it cannot fail the object."""
+    failing = "CDate([x]) = 1"
+    assert parse_expression(f'[a] = "no" and {failing}').evaluate({"a": "yes", "x": "not a date"}) is False
+    assert parse_expression(f'[a] = "yes" or {failing}').evaluate({"a": "yes", "x": "not a date"}) is True
+    with pytest.raises(MappingError):
+        parse_expression(f'[a] = "yes" and {failing}').evaluate({"a": "yes", "x": "not a date"})
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "words"),
+    [
+        ('[a] = "x" and', 14, "expected a value after 'and'"),
+        ('and [a] = "x"', 1, "expected a value before 'and'"),
+        ('([a] = "x"', 11, "expected ')' at column 11 (to close '(' at column 1"),
+        ('[a] = "x" or or [b]', 14, "expected a value before 'or'"),
+    ],
+)
+def test_a_misplaced_and_or_or_parenthesis_says_where(text: str, column: int, words: str) -> None:
+    error = syntax_error(text)
+    assert error.column == column and words in str(error), str(error)
