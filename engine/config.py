@@ -51,6 +51,7 @@ from engine.mapping.base import Mapping as AttributeMapping
 from engine.mapping.collision import NextOnCollision, parse_on_collision
 from engine.mapping.expression_mapping import ExpressionMapping, parse_expression_mapping
 from engine.model import Deprovision
+from engine.notify.settings import NotificationSettings, parse_notifications
 from engine.pipeline.deadline import DeadlineSettings, parse_deadline
 from engine.pipeline.fleet import FleetSettings, parse_presence
 from engine.pipeline.publisher import PublishSettings
@@ -58,7 +59,7 @@ from engine.sources.registry import SourceSettings, parse_source
 from engine.sources.rules import RuleGroupSettings, refuse_source
 
 DEPROVISION = ("disable", "delete", "none")
-ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers", "broker", "inbound", "proxy")
+ENGINE_SECTIONS = ("jobs", "engine", "targets", "workers", "broker", "inbound", "proxy", "notifications")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,6 +129,8 @@ class EngineConfig:
     engine's own token."""
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     """The console's sign-in (OpenID Connect, or the API's tokens on loopback) and sessions."""
+    notifications: NotificationSettings | None = None
+    """Where the events a person must act on are sent (`engine.notify`), with a `notifications:` section."""
 
     def job(self, name: str) -> JobConfig:
         for job in self.jobs:
@@ -166,12 +169,17 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
     _rule_sources(parsed)
     _check_references(parsed, parts, unread)
     inbound = parts(lambda: _inbound_section(raw.get("inbound"), parsed, base_dir))
+    names = [job.name for job in parsed if job is not None]
+    notifications = parts(
+        lambda: parse_notifications(raw.get("notifications"), base_dir=base_dir, jobs=names)
+    )
     # Outside `collecting()` the first error went up already; inside, the jobs that could be read.
     return EngineConfig(
         jobs=tuple(job for job in parsed if job is not None),
         base_dir=base_dir,
         broker=raw.get("broker"),
         inbound=inbound,
+        notifications=notifications,
         **(engine or _engine_section(None, base_dir)),
     )
 

@@ -39,7 +39,7 @@ from workers.worker import TargetRuntime
 
 COMMON_KEYS = ("name", "type", "max_inflight", "retry")
 RETRY_KEYS = ("tiers", "first_delay_ms", "multiplier", "jitter")
-WORKER_SECTIONS = ("targets", "workers", "jobs", "engine", "broker", "inbound", "proxy")
+WORKER_SECTIONS = ("targets", "workers", "jobs", "engine", "broker", "inbound", "proxy", "notifications")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -112,6 +112,25 @@ inbound:
   apply_timeout_s: 30
   max_body_bytes: 1000000
   tls: {cert_file: inbound.pem, key_file: inbound-key.pem}
+notifications:
+  webhooks:
+    - name: iam-hook
+      url: https://hooks.example.org/roster
+      secret: 0123456789abcdef0123
+      events: [deletions_held, job_quarantined]
+      jobs: [people]
+      timeout_s: 10
+  smtp:
+    host: mail.example.org
+    port: 587
+    from: roster@example.org
+    starttls: true
+    tls: false
+    username: roster
+    password: 0123456789abcdef0123
+    timeout_s: 30
+  mail: [{name: iam, to: [iam@example.org], events: [deletions_held], jobs: [people]}]
+  retry: {attempts: 6, first_delay_s: 5, multiplier: 4}
 targets:
   - name: app
     type: scim
@@ -256,6 +275,12 @@ KEYS: dict[str, dict[str, _Key]] = {
             "mapping",
             "{listen: 0.0.0.0:8444, tokens: [...]}",
             "The inbound SCIM service that identity providers push to: see `inbound`.",
+            "none",
+        ),
+        "notifications": (
+            "mapping",
+            "{webhooks: [...], smtp: {...}, mail: [...]}",
+            "Where the events a person must act on are sent (webhooks, mail): see `notifications`.",
             "none",
         ),
         "targets": ("list", "[{name: app, type: scim, ...}]", "Where to provision: see `targets[]`.", "none"),
@@ -628,6 +653,89 @@ KEYS: dict[str, dict[str, _Key]] = {
             "The jobs it may write: every job over a type it writes.",
             "none",
         ),
+    },
+    "notifications": {
+        "webhooks": (
+            "list",
+            "[{name: iam-hook, url: ..., secret: ..., events: [...]}]",
+            "Webhooks: see `notifications.webhooks[]`.",
+            "none",
+        ),
+        "smtp": (
+            "mapping",
+            "{host: mail.example.org, port: 587, from: roster@example.org}",
+            "The SMTP server mail goes by: see `notifications.smtp`.",
+            "none",
+        ),
+        "mail": (
+            "list",
+            "[{name: iam, to: [iam@example.org], events: [...]}]",
+            "Mail lists: see `notifications.mail[]`.",
+            "none",
+        ),
+        "retry": (
+            "mapping",
+            "{attempts: 6, first_delay_s: 5, multiplier: 4}",
+            "How a delivery that failed is tried again: see `notifications.retry`.",
+            "see there",
+        ),
+    },
+    "notifications.webhooks[]": {
+        "name": (
+            "string",
+            "iam-hook",
+            "The route's name, in the outbox and the logs (the URL never is).",
+            "none",
+        ),
+        "events": (
+            "list",
+            "[deletions_held, job_quarantined, cycle_failed, worker_gone]",
+            "The events it takes: deletions_held (deprovisions held by a guard), job_quarantined, "
+            "cycle_failed (the first failed cycle after one that did not fail), worker_gone.",
+            "none",
+        ),
+        "jobs": (
+            "list",
+            "[people]",
+            "Only these jobs' events (worker_gone is of no job, and always taken).",
+            "every job's",
+        ),
+        "url": ("URL", "https://hooks.example.org/roster", "Where each event is POSTed as JSON.", "none"),
+        "secret": (
+            "secret",
+            "${ROSTER_HOOK_SECRET}",
+            "Keys the HMAC-SHA256 in `Roster-Signature: t=..,v1=..` (over `t.` and the body).",
+            "none",
+        ),
+        "secret_file": ("path", "/run/secrets/hook", "Or: a file whose first line is the secret.", "none"),
+        "timeout_s": ("number", "10", "How long a try waits for the answer.", "10"),
+    },
+    "notifications.mail[]": {
+        "name": ("string", "iam", "The route's name, in the outbox and the logs.", "none"),
+        "events": ("list", "[deletions_held]", "The events it takes, as a webhook's.", "none"),
+        "jobs": ("list", "[people]", "Only these jobs' events.", "every job's"),
+        "to": ("list", "[iam@example.org]", "The addresses each mail goes to.", "none"),
+    },
+    "notifications.smtp": {
+        "host": ("string", "mail.example.org", "The SMTP server.", "none"),
+        "port": ("integer", "587", "Its port.", "none"),
+        "from": ("string", "roster@example.org", "The sender address.", "none"),
+        "starttls": ("boolean", "true", "Upgrade the connection with STARTTLS (port 587).", "false"),
+        "tls": ("boolean", "false", "Implicit TLS (port 465).", "false"),
+        "username": ("string", "roster", "Log in as (with `password`).", "none"),
+        "password": ("secret", "${ROSTER_SMTP_PASSWORD}", "The login's password.", "none"),
+        "password_file": (
+            "path",
+            "/run/secrets/smtp",
+            "Or: a file whose first line is the password.",
+            "none",
+        ),
+        "timeout_s": ("number", "30", "How long a send waits on the server.", "30"),
+    },
+    "notifications.retry": {
+        "attempts": ("integer", "6", "Tries of a delivery before it is given up (recorded as failed).", "6"),
+        "first_delay_s": ("number", "5", "The wait after the first failed try.", "5"),
+        "multiplier": ("number", "4", "Each further wait is this many times the one before.", "4"),
     },
     "inbound.tls": {
         "cert_file": ("path", "/etc/roster/inbound.pem", "The certificate chain (PEM).", "none"),

@@ -48,6 +48,7 @@ from engine.config import EngineConfig, JobConfig, in_dependency_order, load_eng
 from engine.inbound.server import served
 from engine.metrics import EngineMetrics
 from engine.model import CycleSummary
+from engine.notify.notifier import notifying
 from engine.pipeline.cycles import CycleRunner
 from engine.pipeline.fleet import Fleet
 from engine.pipeline.ondemand import Provisioned, provision
@@ -243,18 +244,26 @@ async def _run(
         if api is not None and listen is not None:  # --serve
             await _serve(pipeline, jobs, api, registry, listen, warnings, console)
             return []
-        work = asyncio.create_task(_cycles(pipeline.runner, jobs, args, console))
-        stopping = Stopping(pipeline, console)
-        install_stop_handlers(
-            work.cancel, say=stopping.say, waiting=stopping.waiting, leaving=stopping.leaving
-        )
-        try:
-            return await work
-        except asyncio.CancelledError:
-            if not work.cancelled():
-                raise
-        await stopping.finish()
-        return None
+        async with notifying(pipeline.runner, pipeline.fleet) as notifier:
+            work = asyncio.create_task(_cycles(pipeline.runner, jobs, args, console))
+            stopping = Stopping(pipeline, console)
+            install_stop_handlers(
+                work.cancel, say=stopping.say, waiting=stopping.waiting, leaving=stopping.leaving
+            )
+            try:
+                summaries = await work
+            except asyncio.CancelledError:
+                if not work.cancelled():
+                    raise
+                await stopping.finish()
+                return None
+            if notifier is not None:  # what the run said goes out before it ends (retries: next time)
+                await notifier.tried(timeout_s=NOTIFY_WAIT_S)
+            return summaries
+
+
+NOTIFY_WAIT_S = 30.0
+"""How long `roster run` waits, once its cycles ended, for the first try of each notification it said."""
 
 
 async def _cycles(
@@ -362,6 +371,7 @@ async def _serve(
                 on_listening=announcer(console),
             ),
             served(runner, jobs) as inbound,
+            notifying(runner, pipeline.fleet),
         ):
             if inbound is not None:
                 say(f"inbound SCIM service: {inbound.url}")

@@ -36,6 +36,7 @@ from engine.core.schedule import Schedule
 from engine.inbound.server import InboundServer
 from engine.metrics import EngineMetrics
 from engine.model import CycleSummary
+from engine.notify.notifier import notifying
 from engine.pipeline.cycles import CycleRunner
 from engine.pipeline.failover import EngineLock, take_over
 from engine.pipeline.fleet import Fleet
@@ -192,7 +193,7 @@ async def _active(
     async with runner:
         if lock.shared:
             await take_over(runner.state, runner.broker, runner.metrics, [j.target for j in jobs])
-        async with observed(runner, jobs):
+        async with observed(runner, jobs), notifying(runner, admin.fleet):
             watch = asyncio.create_task(lock.watch())
             serving = runner.config.inbound is not None  # pushes come whether or not a cycle is due
             work = asyncio.create_task(

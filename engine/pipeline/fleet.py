@@ -97,6 +97,8 @@ class Fleet:
         self._clock = clock
         self._members: dict[str, Member] = {}
         self.listening_since = clock()
+        self.gone_observers: list[Callable[[Member], None]] = []
+        """Told of each peer that `sweep` finds gone (it missed its heartbeats; not one that left)."""
 
     def heard(self, announcement: Announcement) -> Member:
         """Record an announcement; returns the member as it now stands."""
@@ -135,6 +137,9 @@ class Fleet:
                 self._members[peer] = gone
                 self.versions.gone(peer)
                 newly_gone.append(gone)
+        for member in newly_gone:
+            for observe in self.gone_observers:
+                observe(member)
         return newly_gone
 
     def members(self) -> list[Member]:

@@ -297,6 +297,10 @@ def _v13_log_search(conn: sa.Connection, tables: sa.MetaData) -> None:
         after = rows[-1][0]
 
 
+def _v14_notifications(conn: sa.Connection, tables: sa.MetaData) -> None:
+    tables.create_all(conn, tables=[tables.tables["notifications"]], checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -319,6 +323,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         13, "the provisioning log searched: by person, job, cycle, action, status, time", _v13_log_search
     ),
+    Migration(14, "notifications: each event's deliveries, pending, sent or given up", _v14_notifications),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -195,6 +195,31 @@ audit = sa.Table(
 )
 
 
+# The notifications (`engine.notify`): one row per event and route, pending until delivered or given
+# up; what was sent, when, and how many tries it took. A webhook's URL is not kept (it may hold a
+# token): the route's name is.
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),  # when the event happened (Unix seconds)
+    sa.Column("event", sa.String, nullable=False),
+    sa.Column("job", sa.String),
+    sa.Column("route", sa.String, nullable=False),  # the webhook's or the mail list's name
+    sa.Column("channel", sa.String, nullable=False),  # webhook or mail
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # the event as JSON (`engine.notify.events.Event`)
+    sa.Column("status", sa.String, nullable=False),  # pending, sent or failed (given up)
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", sa.Float),  # when a pending one is tried next
+    sa.Column("sent_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Index("notifications_status_next", "status", "next_at"),
+    sa.Index("notifications_at", "at"),
+    sqlite_autoincrement=True,
+)
+
+
 # Who a log record is about, for searching the log by person: per job and source id, the keys it can
 # be found by (its source and target ids, and the names and mails its records sent, casefolded; see
 # `engine.store.logrows.person_keys`), written with its records and pruned with the last of them.

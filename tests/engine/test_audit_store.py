@@ -142,7 +142,7 @@ async def test_a_store_of_version_11_gets_the_trail_and_its_guards(url: str) -> 
         await conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 12"))
     async with StateStore(url) as store:
         async with store.engine.connect() as conn:
-            assert await migrations.version(conn) == migrations.LATEST == 13
+            assert await migrations.version(conn) == migrations.LATEST >= 13
         await _fill(store)
         with pytest.raises(sa.exc.DBAPIError, match="append-only"):
             async with store.engine.begin() as conn:
