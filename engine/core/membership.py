@@ -155,6 +155,14 @@ class Membership:
         self._groups = groups
 
     @property
+    def held_count(self) -> int:
+        """The memberships the groups hold as applied (the deletion guard's measure of removals)."""
+        return sum(
+            sum(1 for key in record if not key.startswith(REMOVED_PREFIX))
+            for record in self._applied.values()
+        )
+
+    @property
     def target_ids(self) -> Mapping[str, str]:
         """The member job's target ids resolved so far, by member source id."""
         return self._target_ids

@@ -9,6 +9,7 @@ the provisioning log), opens no cycle, writes no log record and talks to no brok
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from engine.pipeline.cycles import (
     prepare_batch,
     references_of,
 )
-from engine.pipeline.massgate import diffs, noun
+from engine.pipeline.massgate import diffs, noun, removals_hold
 from engine.pipeline.tracker import ACTION_COUNTS
 from engine.store.state import StateStore
 from queues.contracts import Operation
@@ -104,6 +105,7 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
     counts: MassChanges[PlannedObject, PlannedObject] = MassChanges(
         job.mass_change_guard, len(planner.snapshot), held_as=_held, noun=noun(job)
     )
+    removing = _Removing(job, planner.membership.held_count if planner.membership is not None else None)
     try:
         async for batch in source.batches(SOURCE_BATCH):
             to_plan, loaded = await prepare_batch(state, job, planner, batch)
@@ -121,7 +123,7 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
                     entry = planner.snapshot.entry(op.source_id)
                     shown = () if references is None else tuple(references.shown(obj.attributes))
                     ops.append((op, entry is not None and entry.state == DISABLED, shown))
-            await _emit_changes(state, job, ops, counts, plan, emit)
+            await _emit_changes(state, job, ops, counts, removing.emit(plan, emit))
             planner.snapshot.drop_entries(loaded)
             planner.snapshot.shrink()
             plan.read += len(batch)
@@ -129,8 +131,10 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
         plan.error = str(exc)  # what waited on the mass-change guard is not sent, as in a cycle
     else:
         for planned in counts.finish():
-            _count_and_emit(planned, plan, emit)
+            removing.emit(plan, emit)(planned)
     plan.holds = counts.holds()
+    if plan.error is None:
+        plan.holds += removing.finish(plan, emit)
     plan.full = source.full
     plan.skipped_rows = source.skipped
     plan.problems = tuple(source.problems)
@@ -161,11 +165,11 @@ async def _emit_changes(
     job: JobConfig,
     ops: list[tuple[Operation, bool, tuple[ResolvedReference, ...]]],
     counts: MassChanges[PlannedObject, PlannedObject],
-    plan: JobPlan,
-    emit: Callable[[PlannedObject], None],
+    sink: Callable[[PlannedObject], None],
 ) -> None:
     """Each planned operation with its diff against the last applied attributes (one read of the log
-    for the batch's updates), the updates through the mass-change guard's count as in a cycle."""
+    for the batch's updates), the updates through the mass-change guard's count as in a cycle, to
+    `sink` (which counts and shows it)."""
     found = await diffs(state, job, [op for op, _, _ in ops])
     for (op, enables, references), (changes, known) in zip(ops, found, strict=True):
         planned = PlannedObject(
@@ -177,13 +181,44 @@ async def _emit_changes(
             references=references,
         )
         if op.action != "update":
-            _count_and_emit(planned, plan, emit)
+            sink(planned)
             continue
         for ready in counts.add(planned, changes if known else None):
-            _count_and_emit(ready, plan, emit)
+            sink(ready)
     for stopped in counts.held:  # held for good: shown now rather than kept to the end
-        _count_and_emit(stopped, plan, emit)
+        sink(stopped)
     counts.held.clear()
+
+
+class _Removing:
+    """A group job's updates that remove members wait for the end of the read, then meet the deletion
+    guard over the memberships held, as a cycle's (`engine.pipeline.massgate.UpdateGate`)."""
+
+    def __init__(self, job: JobConfig, memberships: int | None) -> None:
+        self._job = job
+        self._memberships = memberships if job.deletion_guard.enabled else None
+        self._waiting: list[PlannedObject] = []
+        self._removals = 0
+
+    def emit(self, plan: JobPlan, emit: Callable[[PlannedObject], None]) -> Callable[[PlannedObject], None]:
+        """What `_count_and_emit` does, but for the updates that remove members: they wait."""
+
+        def take(planned: PlannedObject) -> None:
+            removes = len(planned.diff.members_removed) if planned.diff is not None else 0
+            if self._memberships is not None and planned.action == "update" and removes and not planned.held:
+                self._waiting.append(planned)
+                self._removals += removes
+            else:
+                _count_and_emit(planned, plan, emit)
+
+        return take
+
+    def finish(self, plan: JobPlan, emit: Callable[[PlannedObject], None]) -> tuple[Hold, ...]:
+        """The read is complete: the waiting updates, held if their removals pass the guard."""
+        hold = removals_hold(self._job, self._removals, self._memberships)
+        for planned in self._waiting:
+            _count_and_emit(dataclasses.replace(planned, held=hold.kind) if hold else planned, plan, emit)
+        return (hold,) if hold is not None else ()
 
 
 def _held(planned: PlannedObject) -> PlannedObject:

@@ -13,6 +13,7 @@ import pytest
 
 from common.errors import ConfigError
 from engine.config import parse_engine_config
+from engine.pipeline.dryrun import PlannedObject, plan_job
 from tests.integration.pipeline import pipeline
 from tests.integration.test_ldap_cycle import PEOPLE_MAPPINGS, cycle, groups_by_cn, people, target
 from tests.slapd import Slapd
@@ -183,3 +184,48 @@ def test_a_group_by_rule_with_its_own_source_is_refused(tmp_path: Path, slapd: S
     with pytest.raises(ConfigError) as caught:
         parse_engine_config(raw, base_dir=tmp_path)
     assert "jobs[1].source" in str(caught.value) and "member job's source" in str(caught.value)
+
+
+async def test_many_membership_removals_are_held_by_the_deletion_guard_and_go_once_approved(
+    tmp_path: Path, slapd: Slapd
+) -> None:
+    """An export whose department column came wrong for many: their groups would lose them all at once.
+    The removals wait for approval (the group keeps those members); what the cycle adds goes on."""
+    rows = [person(i) for i in range(12)]
+    write_people(tmp_path, rows)
+    raw = config(tmp_path, slapd)
+    raw["jobs"][1]["deletion_guard"] = {"count": 2, "percent": 100}
+    async with pipeline(tmp_path, raw) as p:
+        people_job, departments, _ = p.runner.config.jobs
+        await cycle(p)
+        before = groups_by_cn(slapd, "employeeNumber")
+        sales = [r for r in rows if r["department"] == "Sales"]
+        assert len(sales) == 4
+        for row in sales[1:]:
+            row["department"] = "Marketing"  # three leave Sales (one stays): three removals, above 2
+        write_people(tmp_path, rows)
+        await p.runner.run_cycle(people_job)
+        shown: list[PlannedObject] = []  # `roster plan` says what the cycle will hold, and why
+        plan = await plan_job(departments, p.state, shown.append)
+        assert [(o.source_id, o.action, o.held) for o in shown] == [
+            ("Marketing", "update", None),
+            ("Sales", "update", "deletion_guard"),
+        ]
+        assert [h.reason for h in plan.holds] == [
+            "3 of 12 group memberships would be removed (25%), above the threshold of 2 or 100%"
+        ]
+        held = await p.runner.run_cycle(departments)
+        assert (held.status, held.staged_updates, held.updated, held.deleted) == ("held", 1, 1, 0), held
+        (hold,) = held.holds
+        assert hold.kind == "deletion_guard"
+        assert str(hold).startswith("deletion guard: 3 of 12 group memberships would be removed (25%)"), hold
+        now = groups_by_cn(slapd, "employeeNumber")
+        assert now["Dept Sales"] == before["Dept Sales"]  # kept
+        assert now["Dept Marketing"] == expected_groups(rows)["Dept Marketing"]  # the additions went
+
+        approved = await p.runner.run_cycle(departments, approved=frozenset({"Sales"}))
+        assert (approved.status, approved.staged, approved.updated) == ("succeeded", 0, 1), approved
+    departments_now = {
+        n: m for n, m in groups_by_cn(slapd, "employeeNumber").items() if n.startswith("Dept ")
+    }
+    assert departments_now == {n: m for n, m in expected_groups(rows).items() if n.startswith("Dept ")}
