@@ -21,6 +21,7 @@ from common.config.validation import (
     choice,
     integer,
     join,
+    number,
     positive,
     string,
     unique_names,
@@ -88,6 +89,9 @@ class JobConfig:
     """How long a cycle waits for that listing before it sends its creates without it."""
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     """What a reconciliation does per situation, and when it runs (`engine.pipeline.reconciling`)."""
+    delete_after_s: float | None = None
+    """A leaver's grace (`delete_after_days`): an object disabled for leaving the source (or its scope)
+    is deleted once it has been disabled this long; back in the source before, it is enabled again."""
     path: str = field(default="", compare=False)
     """Where the job was read from (`jobs[0]`), to name it in errors found later."""
     mapping_paths: tuple[str, ...] = field(default=(), compare=False)
@@ -257,6 +261,7 @@ JOB_KEYS = (
     "listing_min_creates",
     "listing_timeout_s",
     "reconcile",
+    "delete_after_days",
     *SHRINK_KEYS,
 )
 _JOB_REQUIRED = ("name", "source", "target", "mappings")
@@ -317,6 +322,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         lambda: _listing_timeout(join(path, "listing_timeout_s"), raw.get("listing_timeout_s", 300))
     )
     reconcile = parts(lambda: parse_reconcile(join(path, "reconcile"), raw.get("reconcile")))
+    delete_after_s = parts(lambda: _grace(path, raw, deprovision))
     matching = (
         parts(lambda: _matching(path, [(m, p) for _, m, p in mappings])) if mappings is not None else ()
     )
@@ -338,9 +344,27 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         listing_min_creates=listing_min_creates,
         listing_timeout_s=listing_timeout_s,
         reconcile=reconcile,
+        delete_after_s=delete_after_s,
         path=path,
         mapping_paths=tuple(where for where, _, _ in mappings),
     )
+
+
+def _grace(path: str, raw: Mapping[str, Any], deprovision: str | None) -> float | None:
+    """`delete_after_days`, in seconds: it goes with `deprovision: disable` (the default for users)."""
+    if raw.get("delete_after_days") is None:
+        return None
+    where = join(path, "delete_after_days")
+    days = number(where, raw["delete_after_days"], minimum=0)
+    if not days < 36_500:  # NaN and inf too
+        raise ConfigError(where, f"{raw['delete_after_days']!r} is out of range", "give the days, such as 30")
+    if deprovision is not None and deprovision != "disable":
+        raise ConfigError(
+            where,
+            f"needs `deprovision: disable` (this job's is {deprovision!r}): leavers are disabled first",
+            "set `deprovision: disable`, or remove `delete_after_days`",
+        )
+    return days * 86_400.0
 
 
 def _members(path: str, raw: Any, object_type: str) -> MembersSettings | None:

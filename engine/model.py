@@ -62,6 +62,9 @@ class StateEntry:
     target_id: str | None
     applied_hash: str | None
     state: str  # ACTIVE or DISABLED; an object with no entry was never applied (or was deleted)
+    disabled_at: float | None = field(default=None, compare=False)
+    """When it was disabled (Unix seconds), while DISABLED: a leaver's grace counts from it (a time,
+    not part of what the entry is: entries compare without it)."""
 
 
 HoldKind = Literal["incomplete_read", "source_shrink", "deletion_guard", "mass_change"]

@@ -27,6 +27,7 @@ from engine.api.answers import (
     LastReconciled,
     LogRecord,
     ObjectType,
+    PendingDeletion,
     PersonInJob,
     Provisioned,
     Quarantine,
@@ -144,7 +145,17 @@ class Admin:
             last_cycles=await self._cycles(name, 5),
             next_run=next_run.isoformat() if next_run is not None else None,
             last_reconciled=await self._last_reconciled(name),
+            pending_deletions=await self._pending_deletions(job),
         )
+
+    async def _pending_deletions(self, job: JobConfig) -> list[PendingDeletion]:
+        grace = job.delete_after_s
+        if grace is None:
+            return []
+        return [
+            PendingDeletion(source_id=s, target_id=t, disabled_at=at, delete_at=at + grace)
+            for s, t, at in await self.runner.state.disabled_since(job.name)
+        ]
 
     async def _last_reconciled(self, name: str) -> LastReconciled | None:
         last = await self.runner.state.last_reconciled(name)

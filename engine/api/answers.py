@@ -8,7 +8,7 @@ docstring becomes its description there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from engine.core.reconcile import SITUATIONS
@@ -130,6 +130,19 @@ class JobStatus:
     last_cycles: list[Cycle]
     next_run: Annotated[str | None, {"format": "date-time"}]
     last_reconciled: LastReconciled | None = None
+    pending_deletions: list[PendingDeletion] = field(default_factory=list)
+    """With `delete_after_days`: the disabled leavers, the first to be deleted first (at most 100)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDeletion:
+    """A leaver disabled and kept for the job's grace period, and when it is deleted if it does not
+    come back (a deletion guard may still hold it then)."""
+
+    source_id: str
+    target_id: str | None
+    disabled_at: Annotated[float, {"description": "Unix seconds"}]
+    delete_at: Annotated[float, {"description": "Unix seconds"}]
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,6 +172,15 @@ def _explain(console: Console, job: dict[str, Any]) -> None:
             highlight=False,
         )
     now = time.time()
+    pending = job.get("pending_deletions") or []
+    if pending:
+        first, count = pending[0], f"{len(pending)}{' or more' if len(pending) >= 100 else ''}"
+        console.print(
+            f"{name}: {count} leaver(s) disabled and kept for the grace period; the first,"
+            f" {escape(first['source_id'])}, is deleted on {_day(first['delete_at'])} unless back"
+            f" in the source (`roster status {name} --json` lists them)",
+            highlight=False,
+        )
     for run in job["running"]:
         line = (
             f"{name}: cycle {run['cycle_id']} running {_duration(now - run['started_at'])}:"
@@ -187,6 +196,10 @@ def _explain(console: Console, job: dict[str, Any]) -> None:
         elif deadline_at is not None and run["awaiting"]:
             line += f"; awaits {run['awaiting']} result(s), gives them up in {_duration(deadline_at - now)}"
         console.print(line, highlight=False)
+
+
+def _day(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _cycles(console: Console, cycles: list[dict[str, Any]]) -> None:

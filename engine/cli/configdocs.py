@@ -62,6 +62,7 @@ jobs:
     deletion_guard: {count: 500}
     mass_change_guard: {count: 500}
     reconcile: {orphan: report, schedule: {interval: 1d}}
+    delete_after_days: 30
     mappings:
       - {target: userName, source: email, match: true}
       - {target: enterprise.manager.value, reference: {source: manager, job: people}}
@@ -458,7 +459,8 @@ KEYS: dict[str, dict[str, _Key]] = {
         "deletion_guard": (
             "mapping or false",
             "{count: 500, percent: 20}",
-            "Hold deprovisions for approval past these sizes; false turns it off.",
+            "Hold deprovisions for approval past these sizes (in a group job, membership removals too, "
+            "against the memberships held); false turns it off.",
             "on",
         ),
         "mass_change_guard": (
@@ -493,6 +495,14 @@ KEYS: dict[str, dict[str, _Key]] = {
             "{orphan: report, schedule: {interval: 1d}}",
             "What `roster reconcile` does per situation it finds in the target, and when it runs alone.",
             "correct drift, recreate missing, link unlinked, report orphans; only when asked",
+        ),
+        "delete_after_days": (
+            "number",
+            "30",
+            "A leaver's grace: who left the source (or the scope) is disabled at once and deleted once "
+            "disabled this long (the deletion guard still applies; the scheduler runs a cycle on the day); "
+            "back before, they are enabled again with the same account. Needs `deprovision: disable`.",
+            "none (kept disabled)",
         ),
     },
     "jobs[].source (type: csv or jsonl)": {

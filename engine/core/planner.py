@@ -46,12 +46,18 @@ def plan_action(entry: StateEntry | None, desired_hash: str) -> Action | None:
     return None
 
 
-def plan_missing(entry: StateEntry, policy: Deprovision) -> Action | None:
-    """The operation for an object that left the source (or its scope), per the job's policy."""
+def plan_missing(
+    entry: StateEntry, policy: Deprovision, *, now: float | None = None, delete_after_s: float | None = None
+) -> Action | None:
+    """The operation for an object that left the source (or its scope), per the job's policy: with a
+    grace (`delete_after_s`), a disabled one is deleted once it has been disabled that long at `now`."""
     if policy == "delete":
         return "delete"
     if policy == "disable" and entry.state != DISABLED:
         return "disable"
+    if policy == "disable" and delete_after_s is not None and entry.disabled_at is not None:
+        if (time.time() if now is None else now) >= entry.disabled_at + delete_after_s:
+            return "delete"
     return None
 
 
@@ -78,8 +84,13 @@ class Planner:
         membership: Membership | None = None,
         references: References | None = None,
         moved: Mapping[str, Set[str]] | None = None,
+        delete_after_s: float | None = None,
+        now: float | None = None,
     ) -> None:
         self.job = job
+        self.delete_after_s = delete_after_s
+        """The job's leaver grace (`plan_missing`), counted up to `now` (Unix seconds)."""
+        self.now = time.time() if now is None else now
         self.target = target
         self.object_type = object_type
         self.cycle_id = cycle_id
@@ -319,7 +330,7 @@ class Planner:
             entry = self.snapshot.entry(source_id)
             if entry is None:
                 raise LookupError(f"the entry of {source_id!r} was not loaded before planning it")
-            action = plan_missing(entry, self.deprovision)
+            action = plan_missing(entry, self.deprovision, now=self.now, delete_after_s=self.delete_after_s)
             if action is not None:
                 yield self._operation(action, source_id, entry, {}, entry.applied_hash or "")
 
@@ -334,7 +345,7 @@ class Planner:
             entry = self.snapshot.entry(source_id)
             if entry is None:
                 raise LookupError(f"the entry of {source_id!r} was not loaded before planning it")
-            action = plan_missing(entry, self.deprovision)
+            action = plan_missing(entry, self.deprovision, now=self.now, delete_after_s=self.delete_after_s)
             if action is not None:
                 yield self._operation(action, source_id, entry, {}, entry.applied_hash or "")
 

@@ -92,6 +92,8 @@ class CycleRunner:
         self.results.group_jobs = frozenset(j.name for j in config.jobs if j.object_type == "group")
         self._job_locks: dict[str, asyncio.Lock] = {}
         self.leases = CycleLeases(state)
+        self.clock: Callable[[], float] = time.time
+        """Unix seconds, as planning counts a leaver's grace (tests move it instead of waiting days)."""
         self.cycle_observers: list[Callable[[CycleSummary], None]] = []
         """Told of each cycle that ends (not one interrupted), after its metrics: a serving command
         prints a line per cycle."""
@@ -151,7 +153,7 @@ class CycleRunner:
         """A planner of `job` against `snapshot` (see `job_planner`) that skips the operations in flight."""
         in_flight = self.tracker.in_flight(job.name)
         return await job_planner(
-            self.state, job, cycle_id, snapshot, in_flight=in_flight, only=only, moved=moved
+            self.state, job, cycle_id, snapshot, in_flight=in_flight, only=only, moved=moved, now=self.clock()
         )
 
     async def moves_since(self, job: JobConfig) -> tuple[int, dict[str, set[str]]]:
@@ -193,15 +195,16 @@ class CycleRunner:
         source = self.source_for(job, since)
         latest_move, moved = await self.moves_since(job)
         planner = await self.planner_for(job, cycle_id, await self.state.fingerprints(job.name), moved=moved)
-        gate = UpdateGate(self.state, job, len(planner.snapshot), approved)
+        memberships = planner.membership.held_count if planner.membership is not None else None
+        gate = UpdateGate(self.state, job, len(planner.snapshot), approved, memberships=memberships)
         if not len(planner.snapshot):
             self.results.linking_from_empty(job.name)
         try:
             read, error, quarantined = await self._plan_and_publish(
                 job, cycle_id, planner, source, progress, gate
             )
-            held: list[Operation | Unapplied] = list(gate.counts.held)
-            holds = gate.counts.holds()
+            held: list[Operation | Unapplied] = list(gate.held)
+            holds = gate.holds()
             full = source.full  # an incremental read does not see what is unchanged
             judged = error is None and quarantined is None and full
             if judged:
@@ -240,7 +243,7 @@ class CycleRunner:
             status = "quarantined"
         elif staged and status == "succeeded":
             status = "held"
-        staged_updates = len(gate.counts.held) if staged else 0
+        staged_updates = len(gate.held) if staged else 0
         summary = dataclasses.replace(
             summary,
             staged=staged,
@@ -610,6 +613,7 @@ class CycleRunner:
         with the reason, and the cycle ends `held`. An object with an operation in flight (a cycle's,
         planned from an older read) is planned once that ended, from what it left: within `timeout_s`,
         else it is left to the next cycle, and nothing is sent."""
+        await self._after_cycles_read(job)
         cycle_id = _new_cycle_id("-one")
         await self.state.start_cycle(cycle_id, job.name, "on_demand", **self.leases.claim())
         progress = self.tracker.start_cycle(cycle_id, job.name)
@@ -647,6 +651,7 @@ class CycleRunner:
         flight is planned once that ended, as there."""
         if job.members is not None:
             raise ValueError(f"job {job.name} has group members: plan its groups with run_one")
+        await self._after_cycles_read(job)
         cycle_id = _new_cycle_id("-some")
         await self.state.start_cycle(cycle_id, job.name, "on_demand", **self.leases.claim())
         progress = self.tracker.start_cycle(cycle_id, job.name)
@@ -667,6 +672,23 @@ class CycleRunner:
         finally:
             self.tracker.end_cycle(cycle_id)
         return cycle_id, await self._finish_one(cycle_id, progress, held)
+
+    async def _after_cycles_read(self, job: JobConfig) -> None:
+        """Wait for the cycles running of the jobs whose objects planning `job` looks up (its members'
+        jobs, the jobs its references name): planned on demand meanwhile, an object would find those a
+        cycle is creating not there yet and go out with them pending, and a job over the inbound
+        service may have no later cycle to send them (a push after a restart, while the first cycles
+        create what was stored before it). Not held: a cycle that starts next reads what this sends."""
+        references = references_of(job)
+        names = {
+            *(job.members.jobs if job.members is not None else ()),
+            *(references.jobs if references else ()),
+        }
+        for name in sorted(names):
+            lock = self.job_lock(name)
+            if lock.locked():
+                async with lock:
+                    pass
 
     async def _deprovision_one(self, job: JobConfig, planner: Planner, read: int | None, skipped: int) -> int:
         """Publish what an on-demand cycle leaves to deprovision, unless a cycle's hold applies: then
@@ -751,6 +773,7 @@ async def job_planner(
     in_flight: frozenset[str] | set[str] = frozenset(),
     only: str | None = None,
     moved: Mapping[str, Set[str]] | None = None,
+    now: float | None = None,
 ) -> Planner:
     """A planner of `job` against `snapshot`; a group job's also resolves members from the state
     (of every group, or `only` that one). `moved`: what moved since the job's last full cycle
@@ -768,6 +791,8 @@ async def job_planner(
         membership=await load_membership(state, job, only, per_batch=only is None),
         references=references_of(job),
         moved=moved,
+        delete_after_s=job.delete_after_s,
+        now=now,
     )
 
 

@@ -167,7 +167,7 @@ def preview(
 
 
 def _deprovision_action(job: JobConfig, entry: StateEntry) -> str | None:
-    return plan_missing(entry, job.deprovision)
+    return plan_missing(entry, job.deprovision, delete_after_s=job.delete_after_s)
 
 
 async def preview_from_state(job: JobConfig, source_id: str, state: StateStore | None) -> Preview:

@@ -1,7 +1,8 @@
 """The scheduler: runs each job's cycles on its interval or cron schedule until stopped.
 
 A job runs once at start, then at each moment its schedule gives after the end of the previous cycle
-(so a cycle longer than the interval never piles up runs). A job without a schedule runs once. A cycle
+(so a cycle longer than the interval never piles up runs), and at the end of each leaver's grace
+(`delete_after_days`). A job without either runs once. A cycle
 that fails is logged and the job goes on at its next moment: one bad run never stops the schedule.
 A paused job starts no cycle until resumed; a quarantined one waits a backed-off delay instead
 (see `engine.core.policies.backoff_s`).
@@ -72,10 +73,10 @@ class Scheduler:
                 self.history.append(summary)
             except Exception:
                 log.exception("event=cycle_crashed job=%s", job.name)
-            if job.schedule is None:
-                return
             now = self._clock()
-            delay_s = (job.schedule.next_after(now) - now).total_seconds()
+            delay_s = await self.delay_s(job, now)
+            if delay_s is None:
+                return
             switches = control.switches(job.name)
             if switches.quarantine_reason is not None:
                 delay_s = backoff_s(delay_s, switches.quarantined_cycles, control.settings)
@@ -85,6 +86,19 @@ class Scheduler:
                 await asyncio.wait_for(self._stop.wait(), timeout=max(0.0, delay_s))
             except TimeoutError:
                 pass
+
+    async def delay_s(self, job: JobConfig, now: datetime) -> float | None:
+        """Seconds from `now` to the job's next cycle: its schedule's next moment, or sooner the end of
+        the first leaver's grace still to come (`delete_after_days`), so that they are deleted on the
+        day, not at the next cycle after it. None: neither (the job ran once)."""
+        delay_s = None if job.schedule is None else (job.schedule.next_after(now) - now).total_seconds()
+        if job.delete_after_s is not None:
+            at = now.timestamp()
+            since = await self._runner.state.first_disabled_after(job.name, at - job.delete_after_s)
+            if since is not None:
+                grace_s = since + job.delete_after_s - at
+                delay_s = grace_s if delay_s is None else min(delay_s, grace_s)
+        return delay_s
 
     async def _reconcile_loop(self, job: JobConfig) -> None:
         schedule = job.reconcile.schedule

@@ -301,6 +301,16 @@ def _v14_notifications(conn: sa.Connection, tables: sa.MetaData) -> None:
     tables.create_all(conn, tables=[tables.tables["notifications"]], checkfirst=True)
 
 
+def _v15_disabled_at(conn: sa.Connection, tables: sa.MetaData) -> None:
+    # A store made new has the column already (migration 1 creates `objects` as it is now).
+    if "disabled_at" not in {column["name"] for column in sa.inspect(conn).get_columns("objects")}:
+        conn.exec_driver_sql("ALTER TABLE objects ADD COLUMN disabled_at FLOAT")
+    # Disabled before this: the grace counts from the row's last write, never earlier than the disable.
+    conn.exec_driver_sql(
+        "UPDATE objects SET disabled_at = updated_at WHERE state = 'disabled' AND disabled_at IS NULL"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -324,6 +334,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         13, "the provisioning log searched: by person, job, cycle, action, status, time", _v13_log_search
     ),
     Migration(14, "notifications: each event's deliveries, pending, sent or given up", _v14_notifications),
+    Migration(15, "objects keep when they were disabled, for a leaver's grace period", _v15_disabled_at),
 )
 LATEST = MIGRATIONS[-1].version
 

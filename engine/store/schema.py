@@ -22,6 +22,9 @@ objects = sa.Table(
     # `engine.core.snapshot.fingerprint` of applied_hash and state, what a cycle loads of each object:
     # read as it is, a million take half the time they took to compute from the hash (null: compute).
     sa.Column("fingerprint", sa.BigInteger),
+    # When the object was disabled (Unix seconds; null while active): a leaver's grace period
+    # (`delete_after_days`) counts from it.
+    sa.Column("disabled_at", sa.Float),
     sqlite_with_rowid=False,
 )
 

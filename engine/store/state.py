@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from common.errors import StateError
 from common.peers.sql_bulk import BulkStatement, Row
-from engine.core.reconcile import Finding
+from engine.core.reconcile import ORPHAN_PREFIX, Finding
 from engine.core.snapshot import Snapshot, decode_hash, encode_hash, fingerprint
 from engine.model import ACTIVE, DISABLED, LOST, Lost, StateEntry, Unapplied
 from engine.store import logrows
@@ -192,14 +192,15 @@ class StateStore:
         found: dict[str, StateEntry] = {}
         if not ids:
             return found
-        columns = (objects.c.source_id, objects.c.target_id, objects.c.applied_hash, objects.c.state)
+        o = objects.c
+        columns = (o.source_id, o.target_id, o.applied_hash, o.state, o.disabled_at)
 
         def read(conn: sa.Connection) -> dict[str, StateEntry]:
             for start in range(0, len(ids), _IDS_PER_QUERY):
                 chunk = ids[start : start + _IDS_PER_QUERY]
                 query = sa.select(*columns).where(objects.c.job == job, objects.c.source_id.in_(chunk))
                 for row in conn.execute(query):
-                    found[row[0]] = StateEntry(row[1], decode_hash(row[2]), row[3])
+                    found[row[0]] = StateEntry(row[1], decode_hash(row[2]), row[3], row[4])
             return found
 
         return await self._blocking.read(read)
@@ -266,12 +267,40 @@ class StateStore:
 
     async def entry(self, job: str, source_id: str) -> StateEntry | None:
         """What the state knows of one object (for preview and provision on demand)."""
-        query = sa.select(objects.c.target_id, objects.c.applied_hash, objects.c.state).where(
-            objects.c.job == job, objects.c.source_id == source_id
+        o = objects.c
+        query = sa.select(o.target_id, o.applied_hash, o.state, o.disabled_at).where(
+            o.job == job, o.source_id == source_id
         )
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
-        return StateEntry(row[0], decode_hash(row[1]), row[2]) if row is not None else None
+        return StateEntry(row[0], decode_hash(row[1]), row[2], row[3]) if row is not None else None
+
+    async def first_disabled_after(self, job: str, after: float) -> float | None:
+        """When the first of the job's objects disabled later than `after` (Unix seconds) was disabled."""
+        o = objects.c
+        query = sa.select(sa.func.min(o.disabled_at)).where(
+            o.job == job, o.state == DISABLED, o.disabled_at > after, ~o.source_id.startswith(ORPHAN_PREFIX)
+        )
+        async with self.engine.connect() as conn:
+            found = (await conn.execute(query)).scalar_one()
+        return None if found is None else float(found)
+
+    async def disabled_since(self, job: str, *, limit: int = 100) -> list[tuple[str, str | None, float]]:
+        """The job's disabled objects, longest disabled first: (source id, target id, disabled at)."""
+        o = objects.c
+        query = (
+            sa.select(o.source_id, o.target_id, o.disabled_at)
+            .where(
+                o.job == job,
+                o.state == DISABLED,
+                o.disabled_at.is_not(None),
+                ~o.source_id.startswith(ORPHAN_PREFIX),  # a reconciliation's, kept by its own policy
+            )
+            .order_by(o.disabled_at, o.source_id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [(row[0], row[1], float(row[2])) for row in await conn.execute(query)]
 
     async def applied_members(self, job: str, source_id: str | None = None) -> dict[str, dict[str, str]]:
         """The members each group of a job holds as applied (member source id -> target id), by group."""
@@ -626,7 +655,16 @@ class StateStore:
         return await self.read_log(query)
 
 
-_OBJECT_KEYS = ("job", "source_id", "target_id", "applied_hash", "state", "updated_at", "fingerprint")
+_OBJECT_KEYS = (
+    "job",
+    "source_id",
+    "target_id",
+    "applied_hash",
+    "state",
+    "updated_at",
+    "fingerprint",
+    "disabled_at",
+)
 _delete_objects = objects.delete().where(
     objects.c.job == sa.bindparam("j"), objects.c.source_id == sa.bindparam("s")
 )
@@ -677,6 +715,11 @@ def _upsert_objects(dialect: str) -> Any:
                 (disabling, objects.c.fingerprint.op("|")(sa.literal_column("1"))),
                 else_=excluded.fingerprint,
             ),
+            # Disabled since the first disable (one sent again moves nothing); an enable clears it.
+            "disabled_at": sa.case(
+                (disabling, sa.func.coalesce(objects.c.disabled_at, excluded.disabled_at)),
+                else_=sa.null(),
+            ),
         },
     )
 
@@ -726,8 +769,18 @@ def _object_rows(part: list[Result], now: float) -> tuple[list[Row], list[Row], 
         else:
             state = _STATE_AFTER[r.action]
             applied = encode_hash(r.applied_hash)
+            disabled_at = now if state == DISABLED else None
             upserts.append(
-                (r.job, r.source_id, r.target_id, applied, state, now, fingerprint(applied, state))
+                (
+                    r.job,
+                    r.source_id,
+                    r.target_id,
+                    applied,
+                    state,
+                    now,
+                    fingerprint(applied, state),
+                    disabled_at,
+                )
             )
             if r.members is not None:
                 members.append((r.job, r.source_id, orjson.dumps(r.members).decode()))

@@ -516,3 +516,35 @@ async def test_applied_attributes_are_those_of_each_objects_latest_successful_cr
     }
     assert await store.applied_attributes("nobody", ["a"]) == {}
     assert await store.applied_attributes("people", []) == {}
+
+
+async def test_an_object_keeps_when_it_was_first_disabled_until_it_is_enabled(store: StateStore) -> None:
+    """What a leaver's grace counts from (`delete_after_days`): a disable sent again moves nothing."""
+    await store.apply_results([result("a"), result("b")])
+    assert (await store.entry("people", "a")).disabled_at is None  # type: ignore[union-attr]
+    before = time.time()
+    await store.apply_results([result("a", "disable")])
+    first = (await store.entry("people", "a")).disabled_at  # type: ignore[union-attr]
+    assert first is not None and before <= first <= time.time()
+    await store.apply_results([result("a", "disable")])
+    assert (await store.entries("people", ["a"]))["a"].disabled_at == first
+    assert await store.first_disabled_after("people", first - 1) == first
+    assert await store.first_disabled_after("people", first) is None
+    assert await store.disabled_since("people") == [("a", "t-a", first)]
+    await store.apply_results([result("a", "update")])  # back: enabled
+    assert (await store.entry("people", "a")).disabled_at is None  # type: ignore[union-attr]
+    assert await store.disabled_since("people") == []
+
+
+async def test_a_store_of_version_14_dates_its_disabled_objects_from_their_last_write(url: str) -> None:
+    async with StateStore(url) as store:
+        await store.apply_results([result("a"), result("b")])
+        await store.apply_results([result("a", "disable")])
+        async with store.engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE objects SET disabled_at = NULL, updated_at = 1000.5"))
+            await conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 15"))
+    async with StateStore(url) as store:
+        async with store.engine.connect() as conn:
+            assert await migrations.version(conn) == migrations.LATEST
+        assert (await store.entry("people", "a")).disabled_at == 1000.5  # type: ignore[union-attr]
+        assert (await store.entry("people", "b")).disabled_at is None  # type: ignore[union-attr]

@@ -174,3 +174,36 @@ async def test_a_push_planned_on_demand_waits_for_the_cycles_operation_in_flight
     assert (summary.updated, counts) == (1, {"updated": 1}), (summary, counts)
     assert gate.applied == [("E00002", "update"), ("E00002", "update")]
     assert (await target_rows(url))["E00002"]["department"] == "Legal"
+
+
+async def test_a_group_planned_on_demand_waits_for_the_cycle_creating_its_members(
+    tmp_path: Path, scim: ScimServer
+) -> None:
+    """A push after a restart: the group's members were stored before it and the people job's first
+    cycle is creating them. Planned then, the group would go out with them pending, and a job without
+    a schedule has no cycle after to add them: it is planned once that cycle ended."""
+    people = [scim_groups.person(i) for i in range(4)]
+    team = scim_groups.group(1, [p["employee_id"] for p in people])
+    scim_groups.write_sources(tmp_path, people[:2], [team])
+    held: list[Held] = []
+    wrap = lambda connector: held.append(Held(connector)) or held[-1]  # noqa: E731
+    async with pipeline(tmp_path, scim_groups.config(tmp_path, scim.url), wrap=wrap) as p:
+        users, teams = p.runner.config.jobs
+        assert (await p.runner.run_cycle(users)).created == 2
+        gate = held[0]
+        gate.holds = lambda op: op.job == "people"
+
+        scim_groups.write_sources(tmp_path, people, [team])
+        creating = asyncio.create_task(p.runner.run_cycle(users))
+        await gate.held.wait()  # E00002 and E00003 are being created
+        group = (await read_source(p, teams))["G001"]
+        on_demand = asyncio.create_task(p.runner.run_one(teams, "G001", group, None, timeout_s=60))
+        await asyncio.sleep(0.3)
+        assert not on_demand.done()  # it waits for the people cycle
+        gate.released.set()
+        summary, (_cycle_id, counts) = await creating, await on_demand
+
+    assert (summary.created, counts) == (2, {"created": 1}), (summary, counts)
+    (stored,) = await scim_groups.read_all(scim, "Groups")
+    users_by_id = {u["id"]: u["externalId"] for u in await scim_groups.read_all(scim, "Users")}
+    assert sorted(users_by_id[m["value"]] for m in stored["members"]) == [p["employee_id"] for p in people]
