@@ -459,15 +459,15 @@ KEYS: dict[str, dict[str, _Key]] = {
         "deletion_guard": (
             "mapping or false",
             "{count: 500, percent: 20}",
-            "Hold deprovisions for approval past these sizes (in a group job, membership removals too, "
-            "against the memberships held); false turns it off.",
+            "Hold deprovisions for approval past these sizes; false turns it off.",
             "on",
         ),
         "mass_change_guard": (
             "mapping or false",
             "{count: 500, percent: 20}",
             "Hold for approval the updates that change (or empty) one attribute on more objects than these"
-            " sizes; false turns it off.",
+            " sizes (in a group job, those that remove members past these sizes of the memberships held);"
+            " false turns it off.",
             "on",
         ),
         "source_min_objects": ("integer", "100", "A full read with fewer objects deprovisions nothing.", "0"),

@@ -543,6 +543,14 @@ class CycleRunner:
         )
         if found.complete_read:
             await self.control.complete_read(job.name, read)
+        if found.forget:
+            await self.state.unlink(job.name, found.forget)
+            log.warning(
+                "event=grace_end_shared job=%s forgotten=%s reason=%r",
+                job.name,
+                ",".join(found.forget[:20]),
+                "their account is held by another object of the job now (back under a new source id)",
+            )
         if found.holds:
             return found.ops, found.holds
         for planned, op in enumerate(found.ops, 1):
@@ -853,6 +861,8 @@ class Deprovisions:
     ops: list[Operation]
     holds: tuple[Hold, ...]
     complete_read: bool
+    forget: list[str] = dataclasses.field(default_factory=list)
+    """Leavers at the end of their grace whose account another object holds: forgotten, not deleted."""
 
 
 async def plan_deprovisions(
@@ -870,10 +880,27 @@ async def plan_deprovisions(
     those `approved` does not name (an incomplete read, a shrunk source, the deletion guard)."""
     planner.snapshot.add_entries(await state.entries(job.name, planner.unseen()))
     missing = list(planner.plan_missing())
+    shared = await _shared_at_grace_end(state, job, missing)
+    missing = [op for op in missing if op.source_id not in shared]
     unapproved = sum(1 for op in missing if op.source_id not in approved)
     shrink = job.source_shrink.describe(read, last_read)
     holds = deprovision_holds(job, unapproved, len(planner.snapshot), skipped, shrink) if unapproved else ()
-    return Deprovisions(missing, holds, skipped == 0 and (shrink is None or unapproved == 0))
+    return Deprovisions(missing, holds, skipped == 0 and (shrink is None or unapproved == 0), shared)
+
+
+async def _shared_at_grace_end(state: StateStore, job: JobConfig, missing: Sequence[Operation]) -> list[str]:
+    """The leavers whose grace is over but whose account another object of the job holds now (one back
+    under a new source id, whose create matched the old account): deleting it would take it from them,
+    so they are only forgotten."""
+    if job.delete_after_s is None:
+        return []
+    ending = {op.target_id: op.source_id for op in missing if op.action == "delete" and op.target_id}
+    if not ending:
+        return []
+    sharers = await state.sharers(job.name, ending)
+    return sorted(
+        source_id for target_id, source_id in ending.items() if sharers.get(target_id, set()) - {source_id}
+    )
 
 
 def deprovision_holds(

@@ -191,12 +191,12 @@ async def _emit_changes(
 
 
 class _Removing:
-    """A group job's updates that remove members wait for the end of the read, then meet the deletion
-    guard over the memberships held, as a cycle's (`engine.pipeline.massgate.UpdateGate`)."""
+    """A group job's updates that remove members wait for the end of the read, then meet the
+    mass-change guard over the memberships held, as a cycle's (`engine.pipeline.massgate.UpdateGate`)."""
 
     def __init__(self, job: JobConfig, memberships: int | None) -> None:
         self._job = job
-        self._memberships = memberships if job.deletion_guard.enabled else None
+        self._memberships = memberships if job.mass_change_guard.enabled else None
         self._waiting: list[PlannedObject] = []
         self._removals = 0
 

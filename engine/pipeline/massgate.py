@@ -3,11 +3,12 @@ are diffed against their last applied attributes (one read of the provisioning l
 counted (`engine.core.masschange`), so that an update goes out only once no attribute it changes can
 still trip the guard. `roster plan` diffs its operations the same way (`diffs`).
 
-A group job's membership removals meet the deletion guard too: a rule that suddenly matches no one, or
-an export whose department column came empty, would otherwise empty groups at once. The updates that
+A group job's membership removals meet the guard too: a rule that suddenly matches no one, or an
+export whose department column came empty, would otherwise empty groups at once. The updates that
 remove members wait for the end of the read (one per group at most), and go then unless their removals
-together pass the job's deletion guard over the memberships its groups hold: then they are held for
-approval, and the additions of the cycle go on.
+together pass the job's mass-change guard over the memberships its groups hold (more than `count` and
+more than `percent`: a small job's few removals never wait): then they are held for approval, and the
+additions of the cycle go on.
 """
 
 from __future__ import annotations
@@ -45,16 +46,16 @@ async def diffs(state: StateStore, job: JobConfig, ops: Sequence[Operation]) -> 
 
 
 def removals_hold(job: JobConfig, removals: int, memberships: int | None) -> Hold | None:
-    """The deletion guard's hold on a group job's membership removals, if they pass it (`memberships`:
-    those its groups hold; None: not a group job, or the guard is off)."""
-    guard = job.deletion_guard
+    """The mass-change guard's hold on a group job's membership removals, if they pass it
+    (`memberships`: those its groups hold; None: not a group job, or the guard is off)."""
+    guard = job.mass_change_guard
     if memberships is None or not guard.trips(removals, memberships):
         return None
     share = removals * 100.0 / max(memberships, 1)
     return Hold(
-        "deletion_guard",
-        f"{removals:,} of {memberships:,} group memberships would be removed ({share:.0f}%), above the "
-        f"threshold of {guard.count:,} or {guard.percent:g}%",
+        "mass_change",
+        f"members would be removed: {removals:,} of {memberships:,} group memberships ({share:.0f}%), "
+        f"above the threshold of {guard.count:,} and {guard.percent:g}%",
     )
 
 
@@ -94,7 +95,7 @@ class UpdateGate:
         self._kept: list[Operation] = []
         self.unjudged = 0
         """Updates the guard could not count: their last applied values are past the log's retention."""
-        guarded = memberships is not None and job.deletion_guard.enabled
+        guarded = memberships is not None and job.mass_change_guard.enabled
         self._memberships = memberships if guarded else None
         self._removing: list[Operation] = []
         self.removals = 0

@@ -259,6 +259,18 @@ class StateStore:
                 found.update((row[0], row[1]) for row in await conn.execute(_HOLDERS, chunk))
         return found
 
+    async def sharers(self, job: str, target_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Every object of `job` holding each of these target ids: target id -> source ids. Read
+        through the job's rows, as `holders`: asked only of the few a grace would delete."""
+        ids = list(target_ids)
+        found: dict[str, set[str]] = {}
+        async with self.engine.connect() as conn:
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = {"job": job, "ids": ids[start : start + _IDS_PER_QUERY]}
+                for target_id, source_id in await conn.execute(_HOLDERS, chunk):
+                    found.setdefault(target_id, set()).add(source_id)
+        return found
+
     async def count(self, job: str) -> int:
         """How many objects the state holds for `job` (what the deletion guard weighs deprovisions by)."""
         query = sa.select(sa.func.count()).select_from(objects).where(objects.c.job == job)

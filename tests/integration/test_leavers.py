@@ -14,14 +14,21 @@ import pytest
 from rich.console import Console
 
 from common.errors import ConfigError
+from common.peers.ldap_names import canonical_dn
 from engine.api.admin import Admin
 from engine.cli.commands import _explain
 from engine.config import parse_engine_config
 from engine.pipeline.scheduler import Scheduler
 from tests.integration.pipeline import pipeline
+from tests.integration.test_ldap_cycle import PEOPLE_MAPPINGS
+from tests.integration.test_ldap_cycle import people as ldap_people
+from tests.integration.test_ldap_cycle import person as ldap_person
+from tests.integration.test_ldap_cycle import target as ldap_target
+from tests.integration.test_rule_groups import write_people
 from tests.integration.test_scim_groups import config as scim_config
 from tests.integration.test_scim_groups import person, read_all, write_sources
 from tests.scim_server import ScimServer
+from tests.slapd import Slapd
 
 DAY = 86_400.0
 GRACE_DAYS = 30
@@ -136,3 +143,49 @@ def test_roster_status_says_who_waits_and_the_day() -> None:
         "people: 1 leaver(s) disabled and kept for the grace period; the first, E00001, is deleted on" in said
     )
     assert "2027-01-06 09:30 UTC unless back in the source" in said
+
+
+async def test_a_leaver_back_under_a_new_source_id_keeps_the_account_the_grace_would_have_deleted(
+    tmp_path: Path, slapd: Slapd
+) -> None:
+    """HR gives a returner a new worker id, their employee number survives: the create matches their
+    old entry by it and links it. At the end of the old id's grace that entry is someone's again: the
+    old object is forgotten, the entry not deleted."""
+    rows = [ldap_person(i, worker_id=f"W{i}") for i in range(3)]
+    write_people(tmp_path, rows)
+    raw = {
+        "engine": {"batch_size": 50, "linger_ms": 2},
+        "jobs": [
+            {
+                "name": "people",
+                "source": {"type": "csv", "path": str(tmp_path / "people.csv"), "id_column": "worker_id"},
+                "target": "directory",
+                "mappings": PEOPLE_MAPPINGS,  # employeeNumber from employee_id, matched on
+                "delete_after_days": GRACE_DAYS,
+                "deletion_guard": False,
+                "source_max_drop_percent": 100,
+            }
+        ],
+        "targets": [ldap_target(slapd)],
+    }
+    async with pipeline(tmp_path, raw) as p:
+        (job,) = p.runner.config.jobs
+        await p.runner.run_cycle(job)
+        old_dn = (await p.state.entry("people", "W1")).target_id  # type: ignore[union-attr]
+        write_people(tmp_path, [rows[0], rows[2]])
+        assert (await p.runner.run_cycle(job)).disabled == 1
+
+        write_people(tmp_path, [rows[0], rows[2], {**rows[1], "worker_id": "W9"}])
+        rehired = await p.runner.run_cycle(job)
+        assert rehired.created == 1, rehired
+        assert (await p.state.entry("people", "W9")).target_id == old_dn  # type: ignore[union-attr]
+
+        p.runner.clock = lambda: time.time() + (GRACE_DAYS + 1) * DAY
+        after = await p.runner.run_cycle(job)
+        assert (after.deleted, after.failed) == (0, 0), after
+        assert await p.state.entry("people", "W1") is None  # forgotten
+        assert (await Admin(p.runner, None).status("people")).pending_deletions == []
+    held = ldap_people(slapd)
+    assert set(held) == {"E00000", "E00001", "E00002"}
+    assert canonical_dn(held["E00001"]["dn"][0]) == canonical_dn(old_dn)  # type: ignore[arg-type]
+    assert held["E00001"].get("employeetype", []) == []  # enabled again by the create that matched it

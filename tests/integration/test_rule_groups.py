@@ -186,7 +186,7 @@ def test_a_group_by_rule_with_its_own_source_is_refused(tmp_path: Path, slapd: S
     assert "jobs[1].source" in str(caught.value) and "member job's source" in str(caught.value)
 
 
-async def test_many_membership_removals_are_held_by_the_deletion_guard_and_go_once_approved(
+async def test_many_membership_removals_are_held_by_the_mass_change_guard_and_go_once_approved(
     tmp_path: Path, slapd: Slapd
 ) -> None:
     """An export whose department column came wrong for many: their groups would lose them all at once.
@@ -194,7 +194,7 @@ async def test_many_membership_removals_are_held_by_the_deletion_guard_and_go_on
     rows = [person(i) for i in range(12)]
     write_people(tmp_path, rows)
     raw = config(tmp_path, slapd)
-    raw["jobs"][1]["deletion_guard"] = {"count": 2, "percent": 100}
+    raw["jobs"][1]["mass_change_guard"] = {"count": 2, "percent": 10}
     async with pipeline(tmp_path, raw) as p:
         people_job, departments, _ = p.runner.config.jobs
         await cycle(p)
@@ -202,23 +202,23 @@ async def test_many_membership_removals_are_held_by_the_deletion_guard_and_go_on
         sales = [r for r in rows if r["department"] == "Sales"]
         assert len(sales) == 4
         for row in sales[1:]:
-            row["department"] = "Marketing"  # three leave Sales (one stays): three removals, above 2
+            row["department"] = (
+                "Marketing"  # three leave Sales (one stays): three removals of twelve, above 2 and 10 %
+            )
         write_people(tmp_path, rows)
         await p.runner.run_cycle(people_job)
         shown: list[PlannedObject] = []  # `roster plan` says what the cycle will hold, and why
         plan = await plan_job(departments, p.state, shown.append)
         assert [(o.source_id, o.action, o.held) for o in shown] == [
             ("Marketing", "update", None),
-            ("Sales", "update", "deletion_guard"),
+            ("Sales", "update", "mass_change"),
         ]
-        assert [h.reason for h in plan.holds] == [
-            "3 of 12 group memberships would be removed (25%), above the threshold of 2 or 100%"
-        ]
+        reason = "members would be removed: 3 of 12 group memberships (25%), above the threshold of 2 and 10%"
+        assert [h.reason for h in plan.holds] == [reason]
         held = await p.runner.run_cycle(departments)
         assert (held.status, held.staged_updates, held.updated, held.deleted) == ("held", 1, 1, 0), held
         (hold,) = held.holds
-        assert hold.kind == "deletion_guard"
-        assert str(hold).startswith("deletion guard: 3 of 12 group memberships would be removed (25%)"), hold
+        assert (hold.kind, hold.reason) == ("mass_change", reason)
         now = groups_by_cn(slapd, "employeeNumber")
         assert now["Dept Sales"] == before["Dept Sales"]  # kept
         assert now["Dept Marketing"] == expected_groups(rows)["Dept Marketing"]  # the additions went
