@@ -500,7 +500,8 @@ KEYS: dict[str, dict[str, _Key]] = {
             "number",
             "30",
             "A leaver's grace: who left the source (or the scope) is disabled at once and deleted once "
-            "disabled this long (the deletion guard still applies; the scheduler runs a cycle on the day); "
+            "disabled this long (the deletion guard still applies; the scheduler runs a cycle on the day, "
+            "and at least daily); "
             "back before, they are enabled again with the same account. Needs `deprovision: disable`.",
             "none (kept disabled)",
         ),

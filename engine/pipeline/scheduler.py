@@ -2,7 +2,7 @@
 
 A job runs once at start, then at each moment its schedule gives after the end of the previous cycle
 (so a cycle longer than the interval never piles up runs), and at the end of each leaver's grace
-(`delete_after_days`). A job without either runs once. A cycle
+(`delete_after_days`; at least daily then). A job without either runs once. A cycle
 that fails is logged and the job goes on at its next moment: one bad run never stops the schedule.
 A paused job starts no cycle until resumed; a quarantined one waits a backed-off delay instead
 (see `engine.core.policies.backoff_s`).
@@ -27,6 +27,9 @@ from engine.pipeline.cycles import CycleRunner
 from engine.pipeline.reconciling import reconcile
 
 log = logging.getLogger("roster.engine.scheduler")
+
+GRACE_CHECK_S = 86_400.0
+"""A job with a leaver's grace runs a cycle at least this often, to find the graces that end."""
 
 
 class Scheduler:
@@ -95,9 +98,10 @@ class Scheduler:
         if job.delete_after_s is not None:
             at = now.timestamp()
             since = await self._runner.state.first_disabled_after(job.name, at - job.delete_after_s)
-            if since is not None:
-                grace_s = since + job.delete_after_s - at
-                delay_s = grace_s if delay_s is None else min(delay_s, grace_s)
+            # None pending: a leaver disabled meanwhile by a push planned on demand is found at the
+            # latest a day later, by a job without a schedule too.
+            grace_s = GRACE_CHECK_S if since is None else min(GRACE_CHECK_S, since + job.delete_after_s - at)
+            delay_s = grace_s if delay_s is None else min(delay_s, grace_s)
         return delay_s
 
     async def _reconcile_loop(self, job: JobConfig) -> None:

@@ -76,9 +76,12 @@ async def test_a_leaver_is_disabled_kept_through_the_grace_and_deleted_after_it_
             assert leaver.delete_at == leaver.disabled_at + GRACE_DAYS * DAY
             assert abs(leaver.disabled_at - disabled_at) < 5
 
-        # the scheduler's next wake for a job without a schedule: the first grace's end
-        wake_s = await Scheduler(p.runner, [job]).delay_s(job, datetime.now(UTC))
-        assert wake_s is not None and abs(wake_s - GRACE_DAYS * DAY) < 10
+        # the scheduler's next wake for a job without a schedule: daily, and on the first grace's end
+        scheduler = Scheduler(p.runner, [job])
+        assert await scheduler.delay_s(job, datetime.now(UTC)) == DAY
+        end = datetime.fromtimestamp(time.time() + (GRACE_DAYS - 0.5) * DAY, UTC)
+        wake_s = await scheduler.delay_s(job, end)
+        assert wake_s is not None and abs(wake_s - 0.5 * DAY) < 10
 
         moved[0] = 10  # E00002 is back: enabled again, the same user in the target
         write_sources(tmp_path, [r for r in people if r["employee_id"] != "E00001"], [])
