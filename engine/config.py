@@ -177,6 +177,8 @@ def parse_engine_config(raw: Mapping[str, Any], *, base_dir: Path) -> EngineConf
     notifications = parts(
         lambda: parse_notifications(raw.get("notifications"), base_dir=base_dir, jobs=names)
     )
+    if notifications is not None:
+        parts(lambda: _check_to_manager(notifications, parsed))
     # Outside `collecting()` the first error went up already; inside, the jobs that could be read.
     return EngineConfig(
         jobs=tuple(job for job in parsed if job is not None),
@@ -348,6 +350,28 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         path=path,
         mapping_paths=tuple(where for where, _, _ in mappings),
     )
+
+
+def _check_to_manager(settings: NotificationSettings, jobs: Sequence[JobConfig | None]) -> None:
+    """A mail list `to_manager` names a reference attribute that the user jobs it takes map."""
+    users = [job for job in jobs if job is not None and job.object_type == "user"]
+    for i, route in enumerate(settings.mail):
+        if route.to_manager is None:
+            continue
+        taken = [job for job in users if route.jobs is None or job.name in route.jobs]
+        mapping = route.to_manager.reference
+        having = [
+            job
+            for job in taken
+            if any(isinstance(m, ReferenceMapping) and m.target == mapping for m in job.mappings)
+        ]
+        if not having or (route.jobs is not None and len(having) < len(taken)):
+            lacking = ", ".join(job.name for job in taken if job not in having) or "no user job"
+            raise ConfigError(
+                f"notifications.mail[{i}].to_manager.reference",
+                f"{mapping!r} is no reference attribute of {lacking}",
+                "name the target attribute of a `reference:` mapping that names the manager",
+            )
 
 
 def _grace(path: str, raw: Mapping[str, Any], deprovision: str | None) -> float | None:

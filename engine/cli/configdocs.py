@@ -130,7 +130,11 @@ notifications:
     username: roster
     password: 0123456789abcdef0123
     timeout_s: 30
-  mail: [{name: iam, to: [iam@example.org], events: [deletions_held], jobs: [people]}]
+  mail:
+    - {name: iam, to: [iam@example.org], events: [deletions_held], jobs: [people]}
+    - name: managers
+      events: [account_created]
+      to_manager: {reference: enterprise.manager.value, address: emails.work}
   retry: {attempts: 6, first_delay_s: 5, multiplier: 4}
 targets:
   - name: app
@@ -702,7 +706,8 @@ KEYS: dict[str, dict[str, _Key]] = {
             "list",
             "[deletions_held, job_quarantined, cycle_failed, worker_gone]",
             "The events it takes: deletions_held (deprovisions held by a guard), job_quarantined, "
-            "cycle_failed (the first failed cycle after one that did not fail), worker_gone.",
+            "cycle_failed (the first failed cycle after one that did not fail), worker_gone, "
+            "account_created (a user job's create, not in its first load; at most 100 a job an hour).",
             "none",
         ),
         "jobs": (
@@ -725,7 +730,29 @@ KEYS: dict[str, dict[str, _Key]] = {
         "name": ("string", "iam", "The route's name, in the outbox and the logs.", "none"),
         "events": ("list", "[deletions_held]", "The events it takes, as a webhook's.", "none"),
         "jobs": ("list", "[people]", "Only these jobs' events.", "every job's"),
-        "to": ("list", "[iam@example.org]", "The addresses each mail goes to.", "none"),
+        "to": ("list", "[iam@example.org]", "The addresses each mail goes to (or `to_manager`).", "none"),
+        "to_manager": (
+            "mapping",
+            "{reference: manager, address: email}",
+            "With `events: [account_created]`: to the new account's manager: see "
+            "`notifications.mail[].to_manager`.",
+            "none",
+        ),
+    },
+    "notifications.mail[].to_manager": {
+        "reference": (
+            "string",
+            "manager",
+            "The target attribute of the job's `reference:` mapping that names the manager.",
+            "none",
+        ),
+        "address": (
+            "string",
+            "email",
+            "The manager's target attribute, as last applied in the job the reference names, that holds "
+            "their address (no mail, said in the log, where there is none).",
+            "none",
+        ),
     },
     "notifications.smtp": {
         "host": ("string", "mail.example.org", "The SMTP server.", "none"),

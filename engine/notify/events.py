@@ -125,3 +125,17 @@ def worker_gone(worker: str, host: str, targets: list[str], reason: str) -> Even
         ),
         details={"worker": worker, "host": host, "targets": targets, "reason": reason},
     )
+
+
+def account_created(job: str, source_id: str, target_id: str | None) -> Event:
+    """A person's account created by a cycle (not a job's first load)."""
+    return Event(
+        type="account_created",
+        job=job,
+        subject=f"Roster: account created for {source_id} in job {job}",
+        text=(
+            f"Job {job} created the account of {source_id} (in the target: {target_id or 'no id'}). "
+            "The console's person page shows what it holds."
+        ),
+        details={"source_id": source_id, "target_id": target_id},
+    )

@@ -12,23 +12,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import aiohttp
 
+from engine.core.references import ReferenceMapping
 from engine.model import CycleSummary
 from engine.notify import outbox, senders
-from engine.notify.events import Event, EventFilter, worker_gone
-from engine.notify.settings import MailList, NotificationSettings, Webhook
+from engine.notify.events import Event, EventFilter, account_created, worker_gone
+from engine.notify.settings import MailList, NotificationSettings, Route, ToManager, Webhook
 from engine.pipeline.cycles import CycleRunner
 from engine.pipeline.fleet import Fleet, Member
 from engine.store.state import StateStore
+from queues.contracts import Result
 
 log = logging.getLogger("roster.engine.notify")
 
 PARALLEL = 4
 """Deliveries tried at once."""
+JOINERS_PER_HOUR = 100
+"""`account_created` events said per job and hour, at most."""
 
 
 class Notifier:
@@ -40,10 +44,19 @@ class Notifier:
         state: StateStore,
         *,
         clock: Callable[[], float] = time.time,
+        references: Mapping[tuple[str, str], str] | None = None,
+        joiners: Callable[[str], bool] = lambda job: True,
     ) -> None:
+        """`references`: (job, reference target attribute) -> the job it names, for `to_manager`;
+        `joiners(job)`: whether the job's creates now are joiners (not a first load)."""
         self.settings = settings
         self.state = state
         self.clock = clock
+        self._references = dict(references or {})
+        self._joiners = joiners
+        self._said_joiners: dict[str, tuple[float, int]] = {}
+        """Per job: when its hour of joiners began, and how many were said in it."""
+        self._untold: dict[str, int] = {}
         self.events = EventFilter()
         self._wake = asyncio.Event()
         self._adding: set[asyncio.Task[None]] = set()
@@ -92,27 +105,91 @@ class Notifier:
         if a.kind == "worker":
             self.say(worker_gone(a.id, a.host, [t.name for t in a.targets], member.gone_reason or "gone"))
 
+    def created(self, results: list[Result]) -> None:
+        """Results came in (a `ResultConsumer` observer): the accounts created, but those of a job's
+        first load (a new hire is a joiner; the thousands of a first cycle are not), and at most
+        `JOINERS_PER_HOUR` a job an hour (an identity provider's first push is a first load too): the
+        rest are counted in the log, not said one by one."""
+        now = self.clock()
+        for r in results:
+            if r.action != "create" or r.status != "succeeded" or not self._joiners(r.job):
+                continue
+            hour, said = self._said_joiners.get(r.job, (now, 0))
+            if now - hour >= 3600:
+                hour, said = now, 0
+            if said >= JOINERS_PER_HOUR:
+                self._untold[r.job] = self._untold.get(r.job, 0) + 1
+                log.warning(
+                    "event=account_created_not_said job=%s source_id=%s untold=%d reason=%r",
+                    r.job,
+                    r.source_id,
+                    self._untold[r.job],
+                    f"more than {JOINERS_PER_HOUR} accounts created within the hour",
+                )
+                continue
+            self._said_joiners[r.job] = (hour, said + 1)
+            self.say(account_created(r.job, r.source_id, r.target_id))
+
     def say(self, event: Event) -> None:
         """Record the event's deliveries to the routes that take it, then have them tried."""
-        routes = [
-            (route.name, "webhook" if isinstance(route, Webhook) else "mail")
-            for route in self.settings.routes
-            if route.takes(event.type, event.job)
-        ]
+        routes = [route for route in self.settings.routes if route.takes(event.type, event.job)]
         if not routes:
             return
         task = asyncio.ensure_future(self._add(event, routes))
         self._adding.add(task)
         task.add_done_callback(self._adding.discard)
 
-    async def _add(self, event: Event, routes: list[tuple[str, str]]) -> None:
+    async def _add(self, event: Event, routes: list[Route]) -> None:
+        deliveries: list[tuple[str, str, str | None]] = []
+        for route in routes:
+            if isinstance(route, Webhook):
+                deliveries.append((route.name, "webhook", None))
+            elif isinstance(route, MailList) and route.to_manager is None:
+                deliveries.append((route.name, "mail", None))
+            elif isinstance(route, MailList) and route.to_manager is not None:
+                address = await self._manager_address(route.to_manager, event)
+                if address is not None:
+                    deliveries.append((route.name, "mail", address))
+        if not deliveries:
+            return
         try:
-            ids = await outbox.add(self.state, event, routes, now=self.clock())
+            ids = await outbox.add(self.state, event, deliveries, now=self.clock())
         except Exception:
             log.exception("event=notification_not_recorded type=%s job=%s", event.type, event.job)
             return
         log.info("event=notification type=%s job=%s deliveries=%s", event.type, event.job, ids)
         self._wake.set()
+
+    async def _manager_address(self, to: ToManager, event: Event) -> str | None:
+        """The address of the manager of the person `event` is about: the manager's target id as the
+        person's `to.reference` was last applied, the manager that holds it in the reference's job,
+        and their `to.address` as last applied there. None, said in the log, where a step finds
+        nothing (no manager, or one without an address)."""
+        job, source_id = event.job, event.details.get("source_id")
+        reference = self._references.get((job or "", to.reference))
+        if job is None or source_id is None or reference is None:
+            return None
+        applied = (await self.state.applied_attributes(job, [source_id])).get(source_id) or {}
+        manager_target_id = applied.get(to.reference)
+        holders = (
+            await self.state.holders(reference, [manager_target_id])
+            if isinstance(manager_target_id, str)
+            else {}
+        )
+        manager = holders.get(manager_target_id) if isinstance(manager_target_id, str) else None
+        found = (await self.state.applied_attributes(reference, [manager])).get(manager) if manager else None
+        address = (found or {}).get(to.address)
+        if isinstance(address, list):
+            address = address[0] if address else None
+        if not isinstance(address, str) or "@" not in address:
+            log.info(
+                "event=notification_no_manager_address job=%s source_id=%s manager=%s",
+                job,
+                source_id,
+                manager or "none",
+            )
+            return None
+        return address
 
     async def _deliver(self) -> None:
         gate = asyncio.Semaphore(PARALLEL)
@@ -179,7 +256,8 @@ class Notifier:
             await senders.post(self._session, route, delivery.body)
         elif isinstance(route, MailList):
             assert self.settings.smtp is not None  # the settings refuse mail without smtp
-            await senders.send(self.settings.smtp, route, delivery.subject, delivery.body)
+            to = (delivery.recipient,) if delivery.recipient is not None else route.to
+            await senders.send(self.settings.smtp, to, delivery.subject, delivery.body)
 
 
 @asynccontextmanager
@@ -189,13 +267,23 @@ async def notifying(runner: CycleRunner, fleet: Fleet | None = None) -> AsyncIte
     if settings is None:
         yield None
         return
-    async with Notifier(settings, runner.state) as notifier:
+    references = {
+        (job.name, m.target): m.job
+        for job in runner.config.jobs
+        for m in job.mappings
+        if isinstance(m, ReferenceMapping)
+    }
+    users = {job.name for job in runner.config.jobs if job.object_type == "user"}
+    joiners = lambda job: job in users and not runner.results.loading_from_empty(job)  # noqa: E731
+    async with Notifier(settings, runner.state, references=references, joiners=joiners) as notifier:
         runner.cycle_observers.append(notifier.observe)
+        runner.results.observers.append(notifier.created)
         if fleet is not None:
             fleet.gone_observers.append(notifier.gone)
         try:
             yield notifier
         finally:
             runner.cycle_observers.remove(notifier.observe)
+            runner.results.observers.remove(notifier.created)
             if fleet is not None:
                 fleet.gone_observers.remove(notifier.gone)

@@ -22,6 +22,7 @@ FIELDS = (
     "job",
     "route",
     "channel",
+    "recipient",
     "subject",
     "status",
     "attempts",
@@ -41,19 +42,25 @@ class Delivery:
     subject: str
     body: dict[str, Any]
     attempts: int
+    recipient: str | None = None
+    """A mail's address found for this event (a manager's), instead of the route's list."""
 
 
-async def add(state: StateStore, event: Event, routes: list[tuple[str, str]], *, now: float) -> list[int]:
-    """Record the event's deliveries to `routes` ((name, channel) pairs) as pending, due `now`."""
+async def add(
+    state: StateStore, event: Event, routes: list[tuple[str, str, str | None]], *, now: float
+) -> list[int]:
+    """Record the event's deliveries to `routes` ((name, channel, recipient) triples; recipient None: the
+    route's own) as pending, due `now`."""
     ids: list[int] = []
     async with state.writing() as conn:
-        for route, channel in routes:
+        for route, channel, recipient in routes:
             row = {
                 "at": event.at,
                 "event": event.type,
                 "job": event.job,
                 "route": route,
                 "channel": channel,
+                "recipient": recipient,
                 "subject": event.subject,
                 "body": orjson.dumps(event.body(0)).decode(),
                 "status": "pending",
@@ -69,7 +76,7 @@ async def due(state: StateStore, now: float, limit: int = 100) -> list[Delivery]
     """The pending deliveries due by `now`, oldest first."""
     n = notifications.c
     query = (
-        sa.select(n.id, n.route, n.channel, n.subject, n.body, n.attempts)
+        sa.select(n.id, n.route, n.channel, n.subject, n.body, n.attempts, n.recipient)
         .where(n.status == "pending", n.next_at <= now)
         .order_by(n.next_at, n.id)
         .limit(limit)
@@ -77,8 +84,8 @@ async def due(state: StateStore, now: float, limit: int = 100) -> list[Delivery]
     async with state.engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return [
-        Delivery(i, route, channel, subject, {**orjson.loads(body), "id": i}, attempts)
-        for i, route, channel, subject, body, attempts in rows
+        Delivery(i, route, channel, subject, {**orjson.loads(body), "id": i}, attempts, recipient)
+        for i, route, channel, subject, body, attempts, recipient in rows
     ]
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from engine.notify.settings import MailList, SmtpSettings, Webhook
+from engine.notify.settings import SmtpSettings, Webhook
 
 SIGNATURE_HEADER = "Roster-Signature"
 
@@ -78,11 +78,11 @@ async def post(session: aiohttp.ClientSession, hook: Webhook, body: dict[str, An
         raise DeliveryError(f"the request failed ({type(exc).__name__})") from None
 
 
-def message(smtp: SmtpSettings, mail: MailList, subject: str, body: dict[str, Any]) -> EmailMessage:
+def message(smtp: SmtpSettings, to: tuple[str, ...], subject: str, body: dict[str, Any]) -> EmailMessage:
     """The mail of one delivery: the event's text, then its details."""
     msg = EmailMessage()
     msg["From"] = smtp.sender
-    msg["To"] = ", ".join(mail.to)
+    msg["To"] = ", ".join(to)
     msg["Subject"] = subject
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = make_msgid(idstring=f"roster-{body.get('id')}", domain=smtp.sender.rsplit("@", 1)[1])
@@ -94,10 +94,11 @@ def message(smtp: SmtpSettings, mail: MailList, subject: str, body: dict[str, An
     return msg
 
 
-async def send(smtp: SmtpSettings, mail: MailList, subject: str, body: dict[str, Any]) -> None:
-    """Send one delivery's mail (smtplib, in a thread: a few mails an hour need no other client)."""
+async def send(smtp: SmtpSettings, to: tuple[str, ...], subject: str, body: dict[str, Any]) -> None:
+    """Send one delivery's mail to `to` (smtplib, in a thread: a few mails an hour need no other
+    client)."""
     try:
-        await asyncio.to_thread(_send, smtp, message(smtp, mail, subject, body))
+        await asyncio.to_thread(_send, smtp, message(smtp, to, subject, body))
     except smtplib.SMTPResponseException as exc:
         raise DeliveryError(f"the SMTP server answered {exc.smtp_code}") from None
     except smtplib.SMTPRecipientsRefused:

@@ -40,12 +40,13 @@ from common.config.validation import (
 )
 from common.errors import ConfigError
 
-EVENTS = ("deletions_held", "job_quarantined", "cycle_failed", "worker_gone")
+EVENTS = ("deletions_held", "job_quarantined", "cycle_failed", "worker_gone", "account_created")
 """The event types, each one a person must act on (`engine.notify.events`)."""
 SECTION_KEYS = ("webhooks", "smtp", "mail", "retry")
 ROUTE_KEYS = ("name", "events", "jobs")
 WEBHOOK_KEYS = (*ROUTE_KEYS, "url", "secret", "secret_file", "timeout_s")
-MAIL_KEYS = (*ROUTE_KEYS, "to")
+MAIL_KEYS = (*ROUTE_KEYS, "to", "to_manager")
+TO_MANAGER_KEYS = ("reference", "address")
 SMTP_KEYS = ("host", "port", "from", "starttls", "tls", "username", "password", "password_file", "timeout_s")
 RETRY_KEYS = ("attempts", "first_delay_s", "multiplier")
 
@@ -72,8 +73,19 @@ class Webhook(Route):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ToManager:
+    """A mail to the manager of the person an event is about: the job's reference attribute that names
+    the manager (a target attribute of a `reference:` mapping), and the manager's attribute, as last
+    applied in the manager's job, that holds their address."""
+
+    reference: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MailList(Route):
-    to: tuple[str, ...]
+    to: tuple[str, ...] = ()
+    to_manager: ToManager | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,7 +199,13 @@ def _webhook(path: str, raw: Any, base_dir: Path, jobs: Sequence[str]) -> Webhoo
 
 def _mail(path: str, raw: Any, jobs: Sequence[str]) -> MailList:
     raw = as_mapping(path, raw)
-    check_keys(path, raw, MAIL_KEYS, required=("name", "to", "events"))
+    check_keys(path, raw, MAIL_KEYS, required=("name", "events"))
+    if ("to" in raw) == ("to_manager" in raw):
+        raise ConfigError(
+            path, "needs to or to_manager (one of them)", "to: [iam@example.org], or to_manager: {...}"
+        )
+    if "to_manager" in raw:
+        return MailList(**_route(path, raw, jobs), to_manager=_to_manager(join(path, "to_manager"), raw))
     to_path = join(path, "to")
     to = [string(join(to_path, i), a) for i, a in enumerate(as_list(to_path, raw["to"]))]
     if not to:
@@ -198,6 +216,21 @@ def _mail(path: str, raw: Any, jobs: Sequence[str]) -> MailList:
                 join(to_path, i), f"{address!r} is not one mail address", "write it as name@example.org"
             )
     return MailList(**_route(path, raw, jobs), to=tuple(to))
+
+
+def _to_manager(path: str, route: Mapping[str, Any]) -> ToManager:
+    raw = as_mapping(path, route["to_manager"])
+    check_keys(path, raw, TO_MANAGER_KEYS, required=TO_MANAGER_KEYS)
+    if route.get("events") != ["account_created"]:
+        raise ConfigError(
+            join(path, "reference"),
+            "goes with `events: [account_created]` only (the other events are about no person)",
+            "give this mail list the event account_created alone",
+        )
+    return ToManager(
+        reference=string(join(path, "reference"), raw["reference"]),
+        address=string(join(path, "address"), raw["address"]),
+    )
 
 
 def _smtp(path: str, raw: Any, base_dir: Path) -> SmtpSettings:

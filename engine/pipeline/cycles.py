@@ -197,7 +197,8 @@ class CycleRunner:
         planner = await self.planner_for(job, cycle_id, await self.state.fingerprints(job.name), moved=moved)
         memberships = planner.membership.held_count if planner.membership is not None else None
         gate = UpdateGate(self.state, job, len(planner.snapshot), approved, memberships=memberships)
-        if not len(planner.snapshot):
+        from_empty = not len(planner.snapshot)
+        if from_empty:
             self.results.linking_from_empty(job.name)
         try:
             read, error, quarantined = await self._plan_and_publish(
@@ -233,7 +234,7 @@ class CycleRunner:
             raise
         finally:
             self.tracker.end_cycle(cycle_id)
-            self.results.linking_done(job.name)
+            self.results.linking_done(job.name, from_empty=from_empty)
         quarantined = quarantined or self.control.verdict(job.name)
         summary = _summary(
             job, cycle_id, progress, planner, source, read, error, time.perf_counter() - started

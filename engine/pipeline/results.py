@@ -75,10 +75,13 @@ class ResultConsumer:
         self._state = state
         self._tracker = tracker
         self._prefetch = prefetch
-        self._observers = tuple(observers)
+        self.observers: list[Callable[[list[Result]], None]] = list(observers)
+        """Told of each batch of results once written (the job control; the notifier's joiners)."""
         self.listings = listings
         """Where the pages of listings go (see `engine.pipeline.listing`); without, they are dropped."""
         self._links_from_empty: dict[str, dict[str, str]] = {}
+        self._first_loads: dict[str, int] = {}
+        """Cycles running per job that started with none of its objects in the state."""
         self.group_jobs: frozenset[str] = frozenset()
         """The jobs whose creates are checked (`_refuse_shared`): group jobs, whose names are not
         unique; a user job matches on identifiers, and checking each of its creates would cost a
@@ -152,7 +155,7 @@ class ResultConsumer:
             results = await self._refuse_shared(results)
             await self._write(results)
             self._tracker.settle(results)
-            for observe in self._observers:
+            for observe in self.observers:
                 observe(results)
             if self._metrics is not None:
                 self._metrics.record_results(results)
@@ -180,11 +183,19 @@ class ResultConsumer:
         """A cycle of `job` starts with no object of it in the state: until `linking_done`, the entries
         its creates are linked to are known here, and no result write asks the state who holds them
         (`_refuse_shared`; an initial load's writes would each pay a query that finds nothing)."""
+        self._first_loads[job] = self._first_loads.get(job, 0) + 1
         if job in self.group_jobs:
             self._links_from_empty[job] = {}
 
-    def linking_done(self, job: str) -> None:
+    def loading_from_empty(self, job: str) -> bool:
+        """Whether a cycle of `job` that started with no object of it in the state is running (its
+        first load)."""
+        return self._first_loads.get(job, 0) > 0
+
+    def linking_done(self, job: str, *, from_empty: bool = False) -> None:
         self._links_from_empty.pop(job, None)
+        if from_empty and self._first_loads.get(job, 0) > 0:
+            self._first_loads[job] -= 1
 
     async def _refuse_shared(self, results: list[Result]) -> list[Result]:
         """`results` with a create linked to an entry another object of its job holds failed instead

@@ -210,6 +210,7 @@ notifications = sa.Table(
     sa.Column("job", sa.String),
     sa.Column("route", sa.String, nullable=False),  # the webhook's or the mail list's name
     sa.Column("channel", sa.String, nullable=False),  # webhook or mail
+    sa.Column("recipient", sa.String),  # a mail's address where the route finds it per event (a manager's)
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("body", sa.Text, nullable=False),  # the event as JSON (`engine.notify.events.Event`)
     sa.Column("status", sa.String, nullable=False),  # pending, sent or failed (given up)

@@ -377,3 +377,94 @@ async def roster(*args: str) -> tuple[int, str]:
     )
     out, _ = await asyncio.wait_for(child.communicate(), 120)
     return child.returncode or 0, out.decode()
+
+
+async def test_a_joiner_s_account_created_is_mailed_to_their_manager_and_a_first_load_is_not(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """The manager's address is their mail as last applied, found through the joiner's `manager`
+    reference; a joiner without a manager is said to the webhook alone."""
+
+    def write(rows: list[tuple[str, str, str]]) -> None:
+        lines = ["employee_id,email,manager_id"] + [",".join(row) for row in rows]
+        (tmp_path / "people.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    rows = [("M1", "ada@example.org", ""), ("E1", "grace@example.org", "M1")]
+    write(rows)
+    db = tmp_path / "target.db"
+    raw: dict[str, Any] = {
+        "engine": {"batch_size": 50, "linger_ms": 2},
+        "jobs": [
+            {
+                "name": "people",
+                "source": {"type": "csv", "path": str(tmp_path / "people.csv"), "id_column": "employee_id"},
+                "target": "db",
+                "mappings": [
+                    {"target": "employee_id", "source": "employee_id", "match": True},
+                    {"target": "email", "source": "email"},
+                    {"target": "manager", "reference": {"source": "manager_id", "job": "people"}},
+                ],
+            }
+        ],
+        "targets": [
+            {
+                "name": "db",
+                "type": "sql",
+                "url": f"sqlite:///{db}",
+                "table": "accounts",
+                "key_column": "employee_id",
+                "active_column": "active",
+                "create_table": True,
+                "columns": {"employee_id": "employee_id", "email": "email", "manager": "manager"},
+            }
+        ],
+    }
+    async with receiving(Receiver()) as receiver:
+        raw["notifications"] = {
+            "webhooks": [
+                {"name": "hr-hook", "url": receiver.url, "secret": SECRET, "events": ["account_created"]}
+            ],
+            "smtp": {"host": "127.0.0.1", "port": mailbox.controller.port, "from": "roster@example.org"},
+            "mail": [
+                {
+                    "name": "managers",
+                    "events": ["account_created"],
+                    "to_manager": {"reference": "manager", "address": "email"},
+                }
+            ],
+        }
+        async with pipeline(tmp_path, raw) as p:
+            (job,) = p.runner.config.jobs
+            async with notifying(p.runner) as notifier:
+                assert notifier is not None
+                assert (await p.runner.run_cycle(job)).created == 2  # the first load: not said
+                write([*rows, ("E2", "linus@example.org", "M1"), ("E3", "ken@example.org", "")])
+                assert (await p.runner.run_cycle(job)).created == 2
+                sent = await settled(notifier, 3)
+        said = sorted((d["event"], d["details"]["source_id"]) for d in receiver.delivered())
+
+    assert said == [("account_created", "E2"), ("account_created", "E3")]
+    assert sorted((r["route"], r["recipient"], r["status"]) for r in sent) == [
+        ("hr-hook", None, "sent"),
+        ("hr-hook", None, "sent"),
+        ("managers", "ada@example.org", "sent"),
+    ]
+    (mail,) = mailbox.messages
+    assert mailbox.envelopes == [("roster@example.org", ["ada@example.org"])]
+    assert mail["Subject"] == "Roster: account created for E2 in job people"
+
+
+def test_a_mail_to_the_manager_needs_a_reference_attribute_of_the_job(tmp_path: Path) -> None:
+    raw = config(tmp_path, "http://127.0.0.1:1/", None)
+    raw["notifications"]["smtp"] = {"host": "127.0.0.1", "port": 25, "from": "roster@example.org"}
+    raw["notifications"]["mail"] = [
+        {
+            "name": "managers",
+            "events": ["account_created"],
+            "to_manager": {"reference": "manager", "address": "email"},
+        }
+    ]
+    with pytest.raises(ConfigError) as caught:
+        parse_engine_config(raw, base_dir=tmp_path)
+    assert "notifications.mail[0].to_manager.reference" in str(caught.value)
+    assert "'manager' is no reference attribute of people" in str(caught.value)
