@@ -21,7 +21,7 @@ from engine.core.references import ReferenceMapping
 from engine.model import CycleSummary
 from engine.notify import outbox, senders
 from engine.notify.events import Event, EventFilter, account_created, worker_gone
-from engine.notify.settings import MailList, NotificationSettings, Route, ToManager, Webhook
+from engine.notify.settings import MailList, NotificationSettings, Route, ToManager, Webhook, one_address
 from engine.pipeline.cycles import CycleRunner
 from engine.pipeline.fleet import Fleet, Member
 from engine.store.state import StateStore
@@ -171,17 +171,15 @@ class Notifier:
             return None
         applied = (await self.state.applied_attributes(job, [source_id])).get(source_id) or {}
         manager_target_id = applied.get(to.reference)
-        holders = (
-            await self.state.holders(reference, [manager_target_id])
-            if isinstance(manager_target_id, str)
-            else {}
-        )
-        manager = holders.get(manager_target_id) if isinstance(manager_target_id, str) else None
-        found = (await self.state.applied_attributes(reference, [manager])).get(manager) if manager else None
-        address = (found or {}).get(to.address)
-        if isinstance(address, list):
-            address = address[0] if address else None
-        if not isinstance(address, str) or "@" not in address:
+        manager = address = None
+        if isinstance(manager_target_id, str):
+            manager = (await self.state.holders(reference, [manager_target_id])).get(manager_target_id)
+        if manager is not None:
+            found = (await self.state.applied_attributes(reference, [manager])).get(manager) or {}
+            address = found.get(to.address)
+            if isinstance(address, list):
+                address = address[0] if address else None
+        if not isinstance(address, str) or not one_address(address):
             log.info(
                 "event=notification_no_manager_address job=%s source_id=%s manager=%s",
                 job,

@@ -98,7 +98,11 @@ async def send(smtp: SmtpSettings, to: tuple[str, ...], subject: str, body: dict
     """Send one delivery's mail to `to` (smtplib, in a thread: a few mails an hour need no other
     client)."""
     try:
-        await asyncio.to_thread(_send, smtp, message(smtp, to, subject, body))
+        msg = message(smtp, to, subject, body)
+    except ValueError:  # a header the email package refuses (a line break in it)
+        raise DeliveryError("the mail could not be written: a header holds a line break") from None
+    try:
+        await asyncio.to_thread(_send, smtp, msg)
     except smtplib.SMTPResponseException as exc:
         raise DeliveryError(f"the SMTP server answered {exc.smtp_code}") from None
     except smtplib.SMTPRecipientsRefused:

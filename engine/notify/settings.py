@@ -211,7 +211,7 @@ def _mail(path: str, raw: Any, jobs: Sequence[str]) -> MailList:
     if not to:
         raise ConfigError(to_path, "is empty", "give at least one address")
     for i, address in enumerate(to):
-        if "@" not in address or any(c in address for c in " \r\n,;<>"):
+        if not one_address(address):
             raise ConfigError(
                 join(to_path, i), f"{address!r} is not one mail address", "write it as name@example.org"
             )
@@ -231,6 +231,11 @@ def _to_manager(path: str, route: Mapping[str, Any]) -> ToManager:
         reference=string(join(path, "reference"), raw["reference"]),
         address=string(join(path, "address"), raw["address"]),
     )
+
+
+def one_address(text: str) -> bool:
+    """Whether `text` is one mail address, nothing a header could be split or forged by."""
+    return "@" in text and not any(c in text for c in " \t\r\n,;<>")
 
 
 def _smtp(path: str, raw: Any, base_dir: Path) -> SmtpSettings:

@@ -882,7 +882,9 @@ async def plan_deprovisions(
     planner.snapshot.add_entries(await state.entries(job.name, planner.unseen()))
     missing = list(planner.plan_missing())
     shared = await _shared_at_grace_end(state, job, missing)
-    missing = [op for op in missing if op.source_id not in shared]
+    if shared:
+        forgotten = set(shared)
+        missing = [op for op in missing if op.source_id not in forgotten]
     unapproved = sum(1 for op in missing if op.source_id not in approved)
     shrink = job.source_shrink.describe(read, last_read)
     holds = deprovision_holds(job, unapproved, len(planner.snapshot), skipped, shrink) if unapproved else ()

@@ -7,6 +7,7 @@ import time
 from engine.model import CycleSummary, Hold
 from engine.notify.events import EventFilter
 from engine.notify.senders import signature, verify
+from engine.notify.settings import one_address
 
 GUARD = Hold("deletion_guard", "4 of 6 objects would be disabled or deleted")
 
@@ -60,3 +61,15 @@ def test_a_signature_holds_for_its_body_secret_and_time_only() -> None:
     assert not verify("another-secret-of-enough-length", header, body, now=now)
     assert not verify(secret, header, body, now=now + 301)  # a replay, later
     assert not verify(secret, "v1=abc", body, now=now)
+
+
+def test_one_address_is_one_address_and_nothing_a_header_could_be_split_by() -> None:
+    assert one_address("ada@example.org")
+    for text in (
+        "ada",
+        "ada@example.org\r\nBcc: eve@example.org",
+        "a@x.org, b@x.org",
+        "Ada <ada@x.org>",
+        "a @x.org",
+    ):
+        assert not one_address(text), text

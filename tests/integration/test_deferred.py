@@ -9,7 +9,8 @@ scim2-server) until the cycle has read the object, then let go."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,21 @@ class Held(Interposer):
         return results
 
 
+@asynccontextmanager
+async def held_pipeline(tmp_path: Path, raw: dict[str, Any]) -> AsyncIterator[tuple[Embedded, Held]]:
+    """The embedded pipeline for `raw`, its one target's connector behind a `Held` (holding nothing
+    until told what)."""
+    held: list[Held] = []
+
+    def wrap(connector: Any) -> Held:
+        held.append(Held(connector))
+        return held[-1]
+
+    async with pipeline(tmp_path, raw, wrap=wrap) as p:
+        (gate,) = held
+        yield p, gate
+
+
 async def read_source(p: Embedded, job: JobConfig) -> dict[str, SourceObject]:
     source = p.runner.source_for(job)
     return {obj.source_id: obj async for batch in source.batches(100) for obj in batch}
@@ -65,12 +81,9 @@ async def test_a_cycle_plans_again_a_person_whose_older_push_was_in_flight(tmp_p
     rows = [person(i) for i in range(4)]
     write_csv(tmp_path / "people.csv", rows)
     url = f"sqlite:///{tmp_path / 'target.db'}"
-    held: list[Held] = []
-    wrap = lambda connector: held.append(Held(connector)) or held[-1]  # noqa: E731
-    async with pipeline(tmp_path, {**job_config(tmp_path), **sql_target(url)}, wrap=wrap) as p:
+    async with held_pipeline(tmp_path, {**job_config(tmp_path), **sql_target(url)}) as (p, gate):
         (job,) = p.runner.config.jobs
         assert (await p.runner.run_cycle(job)).created == 4
-        gate = held[0]
         gate.holds, gate.applied = (lambda op: op.source_id == "E00002"), []
 
         # an older read of E00002 planned on demand, its update held at the connector...
@@ -108,12 +121,9 @@ async def test_a_group_planned_with_pending_members_gets_them_from_the_cycle_tha
     scim_groups.write_sources(
         tmp_path, people[:2], [scim_groups.group(1, [p["employee_id"] for p in people])]
     )
-    held: list[Held] = []
-    wrap = lambda connector: held.append(Held(connector)) or held[-1]  # noqa: E731
-    async with pipeline(tmp_path, scim_groups.config(tmp_path, scim.url), wrap=wrap) as p:
+    async with held_pipeline(tmp_path, scim_groups.config(tmp_path, scim.url)) as (p, gate):
         users, teams = p.runner.config.jobs
         assert (await p.runner.run_cycle(users)).created == 2
-        gate = held[0]
         gate.holds = lambda op: op.job == "teams"
 
         group = (await read_source(p, teams))["G001"]
@@ -149,12 +159,9 @@ async def test_a_push_planned_on_demand_waits_for_the_cycles_operation_in_flight
     rows = [person(i) for i in range(4)]
     write_csv(tmp_path / "people.csv", rows)
     url = f"sqlite:///{tmp_path / 'target.db'}"
-    held: list[Held] = []
-    wrap = lambda connector: held.append(Held(connector)) or held[-1]  # noqa: E731
-    async with pipeline(tmp_path, {**job_config(tmp_path), **sql_target(url)}, wrap=wrap) as p:
+    async with held_pipeline(tmp_path, {**job_config(tmp_path), **sql_target(url)}) as (p, gate):
         (job,) = p.runner.config.jobs
         assert (await p.runner.run_cycle(job)).created == 4
-        gate = held[0]
         gate.holds, gate.applied = (lambda op: op.source_id == "E00002"), []
 
         rows[2] = person(2, department="Finance")
@@ -185,12 +192,9 @@ async def test_a_group_planned_on_demand_waits_for_the_cycle_creating_its_member
     people = [scim_groups.person(i) for i in range(4)]
     team = scim_groups.group(1, [p["employee_id"] for p in people])
     scim_groups.write_sources(tmp_path, people[:2], [team])
-    held: list[Held] = []
-    wrap = lambda connector: held.append(Held(connector)) or held[-1]  # noqa: E731
-    async with pipeline(tmp_path, scim_groups.config(tmp_path, scim.url), wrap=wrap) as p:
+    async with held_pipeline(tmp_path, scim_groups.config(tmp_path, scim.url)) as (p, gate):
         users, teams = p.runner.config.jobs
         assert (await p.runner.run_cycle(users)).created == 2
-        gate = held[0]
         gate.holds = lambda op: op.job == "people"
 
         scim_groups.write_sources(tmp_path, people, [team])
