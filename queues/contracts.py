@@ -73,6 +73,10 @@ class Operation:
     """For a create: the matching attributes that a listing of the target covered and found no object
     holding this operation's values for (see `engine.pipeline.listing`). The connector may create without
     searching on those; it still searches on any other, and a uniqueness conflict still matches again."""
+    disabled: bool = False
+    """For a create or an update of a user: the account is to be disabled once it is applied (a
+    prehire before the start date, a person past the end date). A create makes it disabled, never
+    enabled first; an update leaves it disabled where an update otherwise enables it again."""
     attempt: int = 1
     emitted_at: float = 0.0
 
