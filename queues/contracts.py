@@ -117,6 +117,8 @@ class Result:
     error_message: str | None = None
     connector_ms: float = 0.0
     members: dict[str, str] | None = None
+    disabled: bool = False
+    """Echoes `Operation.disabled`: a create or update that succeeded left the account disabled."""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

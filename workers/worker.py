@@ -405,4 +405,5 @@ def _result(
         error_message=error_message,
         connector_ms=connector_ms,
         members=op.members if status == "succeeded" else None,
+        disabled=op.disabled,
     )
