@@ -30,6 +30,7 @@ from common.config.yamlfile import load_yaml
 from common.errors import ConfigError
 from engine.api.accounts import ApiAccount, parse_api_accounts
 from engine.api.console.settings import ConsoleSettings, parse_console
+from engine.core.dates import DateSettings, parse_dates
 from engine.core.membership import MembersSettings, parse_members
 from engine.core.policies import (
     SHRINK_KEYS,
@@ -92,6 +93,9 @@ class JobConfig:
     delete_after_s: float | None = None
     """A leaver's grace (`delete_after_days`): an object disabled for leaving the source (or its scope)
     is deleted once it has been disabled this long; back in the source before, it is enabled again."""
+    dates: DateSettings | None = None
+    """A user job's start and end dates (`engine.core.dates`): prehires created disabled, enabled on
+    the start date, deprovisioned from the end date."""
     path: str = field(default="", compare=False)
     """Where the job was read from (`jobs[0]`), to name it in errors found later."""
     mapping_paths: tuple[str, ...] = field(default=(), compare=False)
@@ -264,6 +268,7 @@ JOB_KEYS = (
     "listing_timeout_s",
     "reconcile",
     "delete_after_days",
+    "dates",
     *SHRINK_KEYS,
 )
 _JOB_REQUIRED = ("name", "source", "target", "mappings")
@@ -325,6 +330,11 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
     )
     reconcile = parts(lambda: parse_reconcile(join(path, "reconcile"), raw.get("reconcile")))
     delete_after_s = parts(lambda: _grace(path, raw, deprovision))
+    dates = parts(
+        lambda: parse_dates(
+            join(path, "dates"), raw.get("dates"), object_type=object_type, deprovision=deprovision
+        )
+    )
     matching = (
         parts(lambda: _matching(path, [(m, p) for _, m, p in mappings])) if mappings is not None else ()
     )
@@ -347,6 +357,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         listing_timeout_s=listing_timeout_s,
         reconcile=reconcile,
         delete_after_s=delete_after_s,
+        dates=dates,
         path=path,
         mapping_paths=tuple(where for where, _, _ in mappings),
     )

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import Any
 
 from engine.core.collisions import Collisions
+from engine.core.dates import DateSettings, next_boundary
 from engine.core.membership import PENDING_PREFIX, MemberPlan, Membership
 from engine.core.reconcile import ORPHAN_PREFIX
 from engine.core.references import References
@@ -37,13 +38,16 @@ DEFERRED_KEPT = 10_000
 """Objects skipped for an operation in flight that a cycle keeps, to plan them again once it ends."""
 
 
-def plan_action(entry: StateEntry | None, desired_hash: str) -> Action | None:
-    """The operation that brings the target from `entry` to the desired attributes, if any."""
+def plan_action(entry: StateEntry | None, desired_hash: str, *, disabled: bool = False) -> Action | None:
+    """The operation that brings the target from `entry` to the desired attributes, if any (held
+    `disabled`, before a start date: a create or update then leaves it disabled)."""
     if entry is None:
         return "create"
-    if entry.state == DISABLED or entry.applied_hash != desired_hash:
-        return "update"  # an update of a disabled object re-enables it
-    return None
+    if entry.applied_hash != desired_hash:
+        return "update"
+    if disabled:
+        return None if entry.state == DISABLED else "disable"
+    return "update" if entry.state == DISABLED else None  # an update of a disabled object re-enables it
 
 
 def plan_missing(
@@ -86,8 +90,20 @@ class Planner:
         moved: Mapping[str, Set[str]] | None = None,
         delete_after_s: float | None = None,
         now: float | None = None,
+        dates: DateSettings | None = None,
     ) -> None:
         self.job = job
+        self.dates = dates
+        """A user job's start and end dates (`engine.core.dates`), read at `now`."""
+        self.disabled: set[str] = set()
+        """The objects to hold disabled: before their start date (prehires, and those whose start
+        moved later once created)."""
+        self.ended = 0
+        """Objects past their end date: left unseen, so deprovisioned as leavers (`plan_missing`)."""
+        self.not_started = 0
+        """Objects before their prehire days, not created yet: nothing is planned for them."""
+        self.next_date: float | None = None
+        """The first moment after `now` when an object this cycle read changes phase (Unix seconds)."""
         self.delete_after_s = delete_after_s
         """The job's leaver grace (`plan_missing`), counted up to `now` (Unix seconds)."""
         self.now = time.time() if now is None else now
@@ -149,6 +165,8 @@ class Planner:
             try:
                 if scope is not None and not scope.matches(obj.attributes):
                     self.out_of_scope += 1  # unseen: deprovisioned by `plan_missing` if provisioned
+                    continue
+                if self.dates is not None and self._set_aside(obj):
                     continue
                 ready = self._map(obj)
             except MappingError as exc:
@@ -214,9 +232,28 @@ class Planner:
         self.newly_forced.append(obj.source_id)
         return True
 
+    def _set_aside(self, obj: SourceObject) -> bool:
+        """Whether its dates keep `obj` out of this cycle's plan: past its end date (left unseen, to
+        be deprovisioned as a leaver), or before its prehire days and not created yet. One before its
+        start date is marked to be held disabled. Raises `MappingError` when a date cannot be read."""
+        assert self.dates is not None
+        standing = self.dates.standing(obj.attributes, self.now)
+        self.next_date = next_boundary(self.next_date, standing.until)
+        if standing.phase == "ended":
+            self.ended += 1
+            return True
+        if standing.phase == "future" and self.snapshot.peek(obj.source_id) is None:
+            self.not_started += 1
+            return True
+        if standing.phase != "active":
+            self.disabled.add(obj.source_id)
+        return False
+
     def _map(self, obj: SourceObject) -> tuple[Mapped, MemberPlan | None, str, int]:
         mapped = self.mapper.map(obj.attributes)
         if self.membership is None:
+            if obj.source_id in self.disabled:  # the fingerprint of the object held disabled
+                return mapped, None, mapped.hash, digest_fingerprint(mapped.hash) | 1
             return mapped, None, mapped.hash, digest_fingerprint(mapped.hash)
         members = self.membership.plan(obj.source_id, obj.attributes, mapped.hash)
         return mapped, members, members.hash, desired_fingerprint(members.hash)
@@ -240,6 +277,12 @@ class Planner:
                 if not in_scope:
                     self.out_of_scope += 1
                     return None
+        if ready is None and self.dates is not None:
+            try:
+                if self._set_aside(obj):
+                    return None
+            except MappingError as exc:
+                ready = exc  # not known to have ended: seen, failed, never deprovisioned
         self.seen += 1
         held = self.snapshot.fingerprints.pop(source_id, None)  # from now on it counts as seen
         if ready is None:
@@ -254,11 +297,14 @@ class Planner:
             self.pending_references += pending
             if not desired_hash.startswith(PENDING_PREFIX):
                 desired_hash = PENDING_PREFIX + desired_hash
-            desired = desired_fingerprint(desired_hash)
+            desired = desired_fingerprint(desired_hash) | (source_id in self.disabled)
+        disabled = source_id in self.disabled
         if held is None:
             action: Action = "create"
         elif held != desired or source_id in self.forced:
-            action = "update"  # an update of a disabled object re-enables it
+            action = "update"  # an update of a disabled object re-enables it (unless `disabled`)
+            if disabled and held == desired ^ 1 and source_id not in self.forced:
+                action = "disable"  # the values it holds, enabled: only that changes
         else:
             self.unchanged += 1
             return None
@@ -273,7 +319,10 @@ class Planner:
         if self.collisions is not None:
             self.collisions.check(source_id, attributes, create=action == "create")
         entry = self._entry(source_id, action)
-        return self._operation(action, source_id, entry, attributes, desired_hash, members)
+        if action == "disable":
+            assert entry is not None
+            return self._operation(action, source_id, entry, {}, entry.applied_hash or "")
+        return self._operation(action, source_id, entry, attributes, desired_hash, members, disabled=disabled)
 
     def _entry(self, source_id: str, action: Action) -> StateEntry | None:
         if action == "create":
@@ -357,6 +406,8 @@ class Planner:
         attributes: dict[str, Any],
         desired_hash: str,
         members: MemberPlan | None = None,
+        *,
+        disabled: bool = False,
     ) -> Operation:
         self._seq += 1
         # Lists, not tuples: the pairs read back from the wire then equal what was planned.
@@ -383,5 +434,6 @@ class Planner:
             members_remove=remove,
             members=held,
             members_groups=groups,
+            disabled=disabled,
             emitted_at=time.time(),
         )

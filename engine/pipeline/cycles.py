@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from common.errors import RosterError
 from common.process.tuning import release_memory
 from engine.config import EngineConfig, JobConfig
+from engine.core.dates import next_boundary
 from engine.core.membership import Membership, MembersSettings, member_ids
 from engine.core.nesting import NestedGroups, NestingLoop
 from engine.core.planner import Planner
@@ -93,7 +94,12 @@ class CycleRunner:
         self._job_locks: dict[str, asyncio.Lock] = {}
         self.leases = CycleLeases(state)
         self.clock: Callable[[], float] = time.time
-        """Unix seconds, as planning counts a leaver's grace (tests move it instead of waiting days)."""
+        """Unix seconds, as planning counts a leaver's grace and reads dates (tests move it instead
+        of waiting days)."""
+        self.date_due: dict[str, float | None] = {}
+        """For a job with `dates`: the first moment a person it read changes phase (a prehire's
+        creation, a start, an end), when the scheduler runs it (None: none to come). Absent until a
+        full read of the job in this process: its first cycle reads the whole source."""
         self.cycle_observers: list[Callable[[CycleSummary], None]] = []
         """Told of each cycle that ends (not one interrupted), after its metrics: a serving command
         prints a line per cycle."""
@@ -136,6 +142,24 @@ class CycleRunner:
             for name in sorted({job.name, *job.members.jobs}):
                 await locks.enter_async_context(self.job_lock(name))
             return await self._run(job, trigger, on_start, approved)
+
+    def _dates_due(self, job: JobConfig) -> bool:
+        """Whether a cycle of `job` must read the whole source for its dates: none read yet in this
+        process, or a person's phase changes by now."""
+        if job.dates is None:
+            return False
+        if job.name not in self.date_due:
+            return True
+        due = self.date_due[job.name]
+        return due is not None and self.clock() >= due
+
+    def _saw_dates(self, job: JobConfig, planner: Planner, *, whole: bool) -> None:
+        """Keep the next date change the cycle read: all there is after a whole read; after part of
+        one (incremental, or cut short), the earlier of it and what was known."""
+        if whole:
+            self.date_due[job.name] = planner.next_date
+        elif job.name in self.date_due:
+            self.date_due[job.name] = next_boundary(self.date_due[job.name], planner.next_date)
 
     def job_lock(self, job: str) -> asyncio.Lock:
         """Held by whatever runs or reconciles `job`: one at a time."""
@@ -192,6 +216,8 @@ class CycleRunner:
         since = (
             self.control.since(job.name, job.source.full_import_every_s) if job.source.incremental else None
         )
+        if since is not None and self._dates_due(job):
+            since = None  # an incremental read sees no date pass on a row that did not change
         source = self.source_for(job, since)
         latest_move, moved = await self.moves_since(job)
         planner = await self.planner_for(job, cycle_id, await self.state.fingerprints(job.name), moved=moved)
@@ -207,6 +233,8 @@ class CycleRunner:
             held: list[Operation | Unapplied] = list(gate.held)
             holds = gate.holds()
             full = source.full  # an incremental read does not see what is unchanged
+            if job.dates is not None:
+                self._saw_dates(job, planner, whole=full and error is None)
             judged = error is None and quarantined is None and full
             if judged:
                 await self._saw_moves(job, planner, latest_move)
@@ -802,6 +830,7 @@ async def job_planner(
         moved=moved,
         delete_after_s=job.delete_after_s,
         now=now,
+        dates=job.dates,
     )
 
 

@@ -6,13 +6,16 @@ Both reuse the planner that cycles use, so what they show is what a cycle would 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from common.errors import SourceError
 from engine.config import JobConfig
 from engine.core.changes import REDACTED, Diff, as_logged, diff
+from engine.core.dates import Standing
 from engine.core.membership import MemberPlan, Membership
 from engine.core.planner import plan_action, plan_missing
 from engine.core.references import References, ResolvedReference, map_object
@@ -115,6 +118,7 @@ def preview(
             explanation="out of scope" + (f": it would be {action}d" if action != "nothing" else ""),
         )
     try:
+        standing = job.dates.standing(obj.attributes, time.time()) if job.dates is not None else None
         mapped = map_object(job.mapper(), obj.attributes, references)
     except MappingError as exc:
         return Preview(
@@ -126,8 +130,12 @@ def preview(
             explanation="a mapping fails on this object: it would be logged as failed",
         )
     shown_references = references.shown(obj.attributes) if references is not None else []
+    if standing is not None and (dated := _dated(job, standing, entry)) is not None:
+        return Preview(**base, scoping=explained, entry=entry, action=dated[0], explanation=dated[1])
+    held_disabled = standing is not None and standing.phase in ("future", "prehire")
     members = membership.plan(source_id, obj.attributes, mapped.hash) if membership is not None else None
-    action = plan_action(entry, members.hash if members is not None else mapped.hash) or "nothing"
+    desired_hash = members.hash if members is not None else mapped.hash
+    action = plan_action(entry, desired_hash, disabled=held_disabled) or "nothing"
     moved_reference = (
         action == "nothing"
         and entry is not None
@@ -145,12 +153,15 @@ def preview(
     explanation = {
         "create": "not in the target yet",
         "update": "disabled in the target: it would be enabled again"
-        if entry is not None and entry.state == "disabled"
+        if entry is not None and entry.state == "disabled" and not held_disabled
         else "an object its references name changed its target id (or went) since it was last applied"
         if moved_reference
         else f"its mapped attributes{' or members' if members else ''} changed since they were last applied",
+        "disable": "enabled in the target before its start date: it would be disabled until then",
         "nothing": "the target already holds these values",
     }[action]
+    if held_disabled and action in ("create", "update"):
+        explanation += ", left disabled until its start date"
     return Preview(
         **base,
         scoping=explained,
@@ -164,6 +175,17 @@ def preview(
         old_known=applied is not None,
         references=shown_references,
     )
+
+
+def _dated(job: JobConfig, standing: Standing, entry: StateEntry | None) -> tuple[str, str] | None:
+    """The action and why, for an object its dates keep out of a cycle's plan (`Planner._set_aside`)."""
+    if standing.phase == "ended":
+        action = (_deprovision_action(job, entry) if entry else None) or "nothing"
+        return action, "past its end date" + (f": it would be {action}d" if action != "nothing" else "")
+    if standing.phase == "future" and entry is None:
+        at = datetime.fromtimestamp(standing.until or 0.0, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return "nothing", f"before its start date: it is created, disabled, from {at}"
+    return None
 
 
 def _deprovision_action(job: JobConfig, entry: StateEntry) -> str | None:

@@ -2,7 +2,8 @@
 
 A job runs once at start, then at each moment its schedule gives after the end of the previous cycle
 (so a cycle longer than the interval never piles up runs), and at the end of each leaver's grace
-(`delete_after_days`; at least daily then). A job without either runs once. A cycle
+(`delete_after_days`; at least daily then), and when a person's start or end date is reached (`dates`).
+A job without any of these runs once. A cycle
 that fails is logged and the job goes on at its next moment: one bad run never stops the schedule.
 A paused job starts no cycle until resumed; a quarantined one waits a backed-off delay instead
 (see `engine.core.policies.backoff_s`).
@@ -102,6 +103,10 @@ class Scheduler:
             # latest a day later, by a job without a schedule too.
             grace_s = GRACE_CHECK_S if since is None else min(GRACE_CHECK_S, since + job.delete_after_s - at)
             delay_s = grace_s if delay_s is None else min(delay_s, grace_s)
+        if job.dates is not None and (due := self._runner.date_due.get(job.name)) is not None:
+            # A prehire's creation, a start or an end: on time, not at the next cycle after it.
+            date_s = max(0.0, due - now.timestamp())
+            delay_s = date_s if delay_s is None else min(delay_s, date_s)
         return delay_s
 
     async def _reconcile_loop(self, job: JobConfig) -> None:

@@ -356,11 +356,12 @@ class StateStore:
                         log.c.status == keys[LOST], sa.tuple_(log.c.op_prefix, log.c.op_seq).in_(chunk)
                     )
                 )
-            upsert, delete, insert_log, upsert_members, delete_members, insert_people = self._statements(
-                conn.dialect
+            upsert, upsert_disabled, delete, insert_log, upsert_members, delete_members, insert_people = (
+                self._statements(conn.dialect)
             )
-            for upserts, deletes, members in parts:
+            for upserts, disabled, deletes, members in parts:
                 upsert.execute_blocking(conn, upserts)
+                upsert_disabled.execute_blocking(conn, disabled)
                 delete.execute_blocking(conn, deletes)
                 delete_members.execute_blocking(conn, deletes)
                 upsert_members.execute_blocking(conn, members)
@@ -379,6 +380,7 @@ class StateStore:
             compiled = []
             for statement, keys in (
                 (_upsert_objects(dialect.name), _OBJECT_KEYS),
+                (_upsert_objects(dialect.name, applied_disabled=True), _OBJECT_KEYS),
                 (_delete_objects, ("j", "s")),
                 (_insert_log(dialect.name), logrows.STORED),
                 (_upsert_members(dialect.name), ("job", "source_id", "members")),
@@ -707,9 +709,24 @@ def _insert_log(dialect: str) -> Any:
     )
 
 
-def _upsert_objects(dialect: str) -> Any:
+def _upsert_objects(dialect: str, *, applied_disabled: bool = False) -> Any:
+    """`applied_disabled`: the rows of creates and updates that left the object disabled
+    (`Result.disabled`): they record what was applied, as any create or update does, and the time it
+    was disabled since, as a disable does."""
     insert = _insert(dialect, objects)
     excluded = insert.excluded
+    if applied_disabled:
+        return insert.on_conflict_do_update(
+            index_elements=[objects.c.job, objects.c.source_id],
+            set_={
+                "target_id": sa.func.coalesce(excluded.target_id, objects.c.target_id),
+                "applied_hash": excluded.applied_hash,
+                "state": excluded.state,
+                "updated_at": excluded.updated_at,
+                "fingerprint": excluded.fingerprint,
+                "disabled_at": sa.func.coalesce(objects.c.disabled_at, excluded.disabled_at),
+            },
+        )
     disabling = excluded.state == sa.literal_column(f"'{DISABLED}'")
     # A disable keeps the hash it had; everything else records what was applied.
     return insert.on_conflict_do_update(
@@ -770,19 +787,21 @@ def _each_object_once(results: Sequence[Result]) -> Iterator[list[Result]]:
         yield part
 
 
-def _object_rows(part: list[Result], now: float) -> tuple[list[Row], list[Row], list[Row]]:
-    """The upserts, the deletes and the group memberships of the objects of one part."""
+def _object_rows(part: list[Result], now: float) -> tuple[list[Row], list[Row], list[Row], list[Row]]:
+    """The upserts, those of creates and updates that left the object disabled, the deletes and the
+    group memberships of the objects of one part."""
     upserts: list[Row] = []
+    applied_disabled: list[Row] = []
     deletes: list[Row] = []
     members: list[Row] = []
     for r in part:
         if r.action == "delete":
             deletes.append((r.job, r.source_id))
         else:
-            state = _STATE_AFTER[r.action]
+            state = DISABLED if r.disabled else _STATE_AFTER[r.action]
             applied = encode_hash(r.applied_hash)
             disabled_at = now if state == DISABLED else None
-            upserts.append(
+            (applied_disabled if r.disabled and r.action != "disable" else upserts).append(
                 (
                     r.job,
                     r.source_id,
@@ -796,7 +815,7 @@ def _object_rows(part: list[Result], now: float) -> tuple[list[Row], list[Row], 
             )
             if r.members is not None:
                 members.append((r.job, r.source_id, orjson.dumps(r.members).decode()))
-    return upserts, deletes, members
+    return upserts, applied_disabled, deletes, members
 
 
 def _written_now(rows: list[logrows.Plain]) -> list[logrows.Plain]:
