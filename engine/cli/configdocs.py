@@ -63,6 +63,7 @@ jobs:
     mass_change_guard: {count: 500}
     reconcile: {orphan: report, schedule: {interval: 1d}}
     delete_after_days: 30
+    dates: {starts_on: start_date, ends_on: end_date, time_zone: Europe/Berlin, prehire_days: 7}
     mappings:
       - {target: userName, source: email, match: true}
       - {target: enterprise.manager.value, reference: {source: manager, job: people}}
@@ -508,6 +509,44 @@ KEYS: dict[str, dict[str, _Key]] = {
             "and at least daily); "
             "back before, they are enabled again with the same account. Needs `deprovision: disable`.",
             "none (kept disabled)",
+        ),
+        "dates": (
+            "mapping",
+            "{starts_on: start_date, prehire_days: 7}",
+            "A user job's start and end dates, read from the source attributes it names; see "
+            "`jobs[].dates`.",
+            "none",
+        ),
+    },
+    "jobs[].dates": {
+        "starts_on": (
+            "string",
+            "start_date",
+            "The source attribute holding the first day (2027-03-01, or a moment such as 2027-03-01T09:00). "
+            "Before it the account is disabled; at its midnight in `time_zone` it is enabled. Empty: no start.",
+            "none",
+        ),
+        "ends_on": (
+            "string",
+            "end_date",
+            "The source attribute holding the day the account ends: from its midnight the person is "
+            "deprovisioned as a leaver (disabled, deleted after `delete_after_days`), though the row is "
+            "still in the export. Give the day after the last working day. Needs a `deprovision` other "
+            "than none.",
+            "none",
+        ),
+        "time_zone": (
+            "string",
+            "Europe/Berlin",
+            "The IANA time zone in which a day, or a moment without an offset, is read.",
+            "UTC",
+        ),
+        "prehire_days": (
+            "number",
+            "7",
+            "Days before the start date when the account is created, disabled (needs `starts_on`). "
+            "The scheduler runs the job at each such moment, not only at the next change of data.",
+            "0",
         ),
     },
     "jobs[].source (type: csv or jsonl)": {
