@@ -522,8 +522,9 @@ KEYS: dict[str, dict[str, _Key]] = {
         "starts_on": (
             "string",
             "start_date",
-            "The source attribute holding the first day (2027-03-01, or a moment such as 2027-03-01T09:00). "
-            "Before it the account is disabled; at its midnight in `time_zone` it is enabled. Empty: no start.",
+            "The source attribute holding the first day (2027-03-01, or a moment such as "
+            "2027-03-01T09:00). Before it the account is disabled; at its midnight in `time_zone` it is "
+            "enabled. Empty: no start.",
             "none",
         ),
         "ends_on": (

@@ -356,7 +356,7 @@ class StateStore:
                         log.c.status == keys[LOST], sa.tuple_(log.c.op_prefix, log.c.op_seq).in_(chunk)
                     )
                 )
-            upsert, upsert_disabled, delete, insert_log, upsert_members, delete_members, insert_people = (
+            upsert, delete, insert_log, upsert_members, delete_members, insert_people, upsert_disabled = (
                 self._statements(conn.dialect)
             )
             for upserts, disabled, deletes, members in parts:
@@ -380,12 +380,12 @@ class StateStore:
             compiled = []
             for statement, keys in (
                 (_upsert_objects(dialect.name), _OBJECT_KEYS),
-                (_upsert_objects(dialect.name, applied_disabled=True), _OBJECT_KEYS),
                 (_delete_objects, ("j", "s")),
                 (_insert_log(dialect.name), logrows.STORED),
                 (_upsert_members(dialect.name), ("job", "source_id", "members")),
                 (_delete_members, ("j", "s")),
                 (logrows.insert_people(dialect.name), logrows.PEOPLE_COLUMNS),
+                (_upsert_objects(dialect.name, applied_disabled=True), _OBJECT_KEYS),
             ):
                 bulk = BulkStatement.compile(statement, dialect, keys)
                 if bulk.keys != keys:  # the rows are built in the order of `keys`
