@@ -513,8 +513,7 @@ KEYS: dict[str, dict[str, _Key]] = {
         "dates": (
             "mapping",
             "{starts_on: start_date, prehire_days: 7}",
-            "A user job's start and end dates, read from the source attributes it names; see "
-            "`jobs[].dates`.",
+            "A user job's start and end dates, read from the source attributes it names; see `jobs[].dates`.",
             "none",
         ),
     },
