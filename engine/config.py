@@ -45,6 +45,7 @@ from engine.core.policies import (
 )
 from engine.core.reconcile_policy import ReconcileSettings, parse_reconcile
 from engine.core.references import ReferenceMapping
+from engine.core.rehire import RehireSettings, parse_rehire
 from engine.core.schedule import Schedule, parse_schedule
 from engine.core.scoping import ScopingFilter, parse_scoping
 from engine.inbound.settings import InboundSettings, parse_inbound
@@ -93,6 +94,9 @@ class JobConfig:
     delete_after_s: float | None = None
     """A leaver's grace (`delete_after_days`): an object disabled for leaving the source (or its scope)
     is deleted once it has been disabled this long; back in the source before, it is enabled again."""
+    rehire: RehireSettings | None = None
+    """A user job's key that survives leaving, by which a person who comes back after their account was
+    deleted gets it again (`engine.core.rehire`)."""
     dates: DateSettings | None = None
     """A user job's start and end dates (`engine.core.dates`): prehires created disabled, enabled on
     the start date, deprovisioned from the end date."""
@@ -269,6 +273,7 @@ JOB_KEYS = (
     "reconcile",
     "delete_after_days",
     "dates",
+    "rehire",
     *SHRINK_KEYS,
 )
 _JOB_REQUIRED = ("name", "source", "target", "mappings")
@@ -338,6 +343,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
     matching = (
         parts(lambda: _matching(path, [(m, p) for _, m, p in mappings])) if mappings is not None else ()
     )
+    rehire = parts(lambda: _rehire(join(path, "rehire"), raw.get("rehire"), object_type, mappings))
     parts.done()
     return JobConfig(
         name=name,
@@ -358,6 +364,7 @@ def parse_job(path: str, raw: Any, base_dir: Path) -> JobConfig:
         reconcile=reconcile,
         delete_after_s=delete_after_s,
         dates=dates,
+        rehire=rehire,
         path=path,
         mapping_paths=tuple(where for where, _, _ in mappings),
     )
@@ -383,6 +390,24 @@ def _check_to_manager(settings: NotificationSettings, jobs: Sequence[JobConfig |
                 f"{mapping!r} is no reference attribute of {lacking}",
                 "name the target attribute of a `reference:` mapping that names the manager",
             )
+
+
+def _rehire(
+    path: str, raw: Any, object_type: str, mappings: Sequence[tuple[Any, AttributeMapping, Any]] | None
+) -> RehireSettings | None:
+    """`rehire:`, checked against the job's mappings (none: they failed, and say so themselves)."""
+    if raw is None or mappings is None:
+        return None
+    mapped = [m for _, m, _ in mappings]
+    inner = [m.mapping if isinstance(m, NextOnCollision) else m for m in mapped]
+    return parse_rehire(
+        path,
+        raw,
+        object_type=object_type,
+        mapped={m.target for m in mapped},
+        created_only={m.target for m in mapped if m.apply_on == "create"},
+        redacted={m.target for m in inner if isinstance(m, ExpressionMapping) and m.expression.redacted},
+    )
 
 
 def _grace(path: str, raw: Mapping[str, Any], deprovision: str | None) -> float | None:

@@ -22,6 +22,7 @@ from engine.api.answers import (
     AuditRecord,
     Cycle,
     FailureGroup,
+    Gap,
     JobState,
     JobStatus,
     LastReconciled,
@@ -48,6 +49,7 @@ from engine.pipeline.scheduler import Scheduler
 from engine.store import audit
 from engine.store.audit import AuditFilter, Entry
 from engine.store.history import LogFilter, csv_rows, cycle_history, iter_log, jsonl, query_log
+from engine.store.state import StateStore
 
 log = logging.getLogger("roster.engine.admin")
 
@@ -233,6 +235,7 @@ class Admin:
                         if _feeds(jobs, group_job, job.name)
                         for group in sorted(groups)
                     ],
+                    gaps=await _gaps(state, job, source_id),
                     history=records,
                 )
             )
@@ -381,3 +384,20 @@ def _feeds(jobs: Sequence[JobConfig], group_job: str, member_job: str) -> bool:
     """Whether the groups of `group_job` take the objects of `member_job` as members."""
     groups = next(job for job in jobs if job.name == group_job)
     return groups.members is not None and groups.members.job == member_job
+
+
+async def _gaps(state: StateStore, job: JobConfig, source_id: str) -> list[Gap]:
+    """When the person's account in `job` was deleted and they came back (`rehire:` only)."""
+    if job.rehire is None:
+        return []
+    return [
+        Gap(
+            source_id=d.source_id,
+            target_id=d.target_id,
+            deleted_at=d.deleted_at,
+            returned_as=d.returned_as,
+            returned_at=d.returned_at,
+            away_days=None if d.returned_at is None else (d.returned_at - d.deleted_at) / 86_400,
+        )
+        for d in await state.departures(job.name, source_id)
+    ]

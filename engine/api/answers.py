@@ -277,6 +277,20 @@ class FailureGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class Gap:
+    """An account deleted from the target, and the person who came back with its rehire key."""
+
+    source_id: str
+    """Who the deleted account was for."""
+    target_id: str | None
+    deleted_at: float
+    returned_as: str | None
+    """The source id the person came back under (None: not back yet)."""
+    returned_at: float | None
+    away_days: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class PersonInJob:
     """One source object as one job knows it: its link to the target, what was last applied to it,
     the groups that hold it, and its latest log records (newest first)."""
@@ -292,6 +306,8 @@ class PersonInJob:
     groups: list[str]
     """The groups (`job: group source id`) whose applied members include it."""
     history: list[LogRecord]
+    gaps: list[Gap] = field(default_factory=list)
+    """The times its account was deleted and a person came back (`rehire:`), oldest first."""
 
 
 @dataclass(frozen=True, slots=True)

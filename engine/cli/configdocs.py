@@ -64,6 +64,7 @@ jobs:
     reconcile: {orphan: report, schedule: {interval: 1d}}
     delete_after_days: 30
     dates: {starts_on: start_date, ends_on: end_date, time_zone: Europe/Berlin, prehire_days: 7}
+    rehire: {key: userName}
     mappings:
       - {target: userName, source: email, match: true}
       - {target: enterprise.manager.value, reference: {source: manager, job: people}}
@@ -510,10 +511,35 @@ KEYS: dict[str, dict[str, _Key]] = {
             "back before, they are enabled again with the same account. Needs `deprovision: disable`.",
             "none (kept disabled)",
         ),
+        "rehire": (
+            "mapping",
+            "{key: employeeNumber, keep: [userName]}",
+            "A user job's key that survives leaving, by which a person who comes back after their "
+            "account was deleted gets its uid back; see `jobs[].rehire`.",
+            "none",
+        ),
         "dates": (
             "mapping",
             "{starts_on: start_date, prehire_days: 7}",
             "A user job's start and end dates, read from the source attributes it names; see `jobs[].dates`.",
+            "none",
+        ),
+    },
+    "jobs[].rehire": {
+        "key": (
+            "string",
+            "employeeNumber",
+            "A target attribute the job maps whose value survives a person's leaving. A create whose key "
+            "matches an account deleted earlier is a rehire: it gets that account's kept values back, "
+            "and the person's history (console, `/people`) shows the gap.",
+        ),
+        "keep": (
+            "list",
+            "[userName]",
+            "Target attributes, mapped `apply: on_create`, whose values a rehire gets back as the deleted "
+            "account was created with them (its uid, so its DN). A value the target chose among "
+            "candidates (SelectUniqueValue) is not known to the engine and not kept; an account applied "
+            "before `rehire` was set is known by its key from its next create or update.",
             "none",
         ),
     },

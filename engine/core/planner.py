@@ -19,6 +19,7 @@ from engine.core.dates import DateSettings, next_boundary
 from engine.core.membership import PENDING_PREFIX, MemberPlan, Membership
 from engine.core.reconcile import ORPHAN_PREFIX
 from engine.core.references import References
+from engine.core.rehire import Departure, RehireSettings
 from engine.core.scoping import ScopingFilter
 from engine.core.snapshot import (
     Snapshot,
@@ -91,8 +92,15 @@ class Planner:
         delete_after_s: float | None = None,
         now: float | None = None,
         dates: DateSettings | None = None,
+        rehire: RehireSettings | None = None,
     ) -> None:
         self.job = job
+        self.rehire = rehire
+        self.departed: dict[str, Departure] = {}
+        """The deleted accounts a create may be the rehire of, by key (`load_departures` fills it for
+        the objects to plan)."""
+        self.rehired = 0
+        """Creates sent as rehires: with the values their earlier account kept."""
         self.dates = dates
         """A user job's start and end dates (`engine.core.dates`), read at `now`."""
         self.disabled: set[str] = set()
@@ -316,6 +324,8 @@ class Planner:
         attributes = mapped.attributes
         if action == "create" and mapped.create_only:
             attributes = {**attributes, **mapped.create_only}
+        if action == "create" and self.departed:
+            attributes = self._rehired(attributes)
         if self.collisions is not None:
             self.collisions.check(source_id, attributes, create=action == "create")
         entry = self._entry(source_id, action)
@@ -323,6 +333,37 @@ class Planner:
             assert entry is not None
             return self._operation(action, source_id, entry, {}, entry.applied_hash or "")
         return self._operation(action, source_id, entry, attributes, desired_hash, members, disabled=disabled)
+
+    def rehire_keys(self, objects: Iterable[SourceObject]) -> list[str]:
+        """The rehire keys of those of `objects` the state does not hold (creates, if planned), for
+        `departed`: none without `rehire`."""
+        if self.rehire is None:
+            return []
+        keys = []
+        for obj in objects:
+            if obj.source_id in self.snapshot.fingerprints:
+                continue
+            ready = self._prepared.get(obj.source_id)
+            if isinstance(ready, MappingError):
+                continue
+            try:
+                mapped = ready[0] if ready is not None else self.mapper.map(obj.attributes)
+            except MappingError:
+                continue  # `plan` says so
+            if (key := self.rehire.key_of({**mapped.attributes, **mapped.create_only})) is not None:
+                keys.append(key)
+        return keys
+
+    def _rehired(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        """A create's attributes, with the values kept by the deleted account whose key it has, if any
+        (which is then taken: one rehire per departure)."""
+        assert self.rehire is not None
+        key = self.rehire.key_of(attributes)
+        departure = self.departed.pop(key, None) if key is not None else None
+        if departure is None:
+            return attributes
+        self.rehired += 1
+        return {**attributes, **departure.kept}
 
     def _entry(self, source_id: str, action: Action) -> StateEntry | None:
         if action == "create":

@@ -91,6 +91,7 @@ class CycleRunner:
             versions=self.wire,
         )
         self.results.group_jobs = frozenset(j.name for j in config.jobs if j.object_type == "group")
+        self.results.rehire = {j.name: j.rehire for j in config.jobs if j.rehire is not None}
         self._job_locks: dict[str, asyncio.Lock] = {}
         self.leases = CycleLeases(state)
         self.clock: Callable[[], float] = time.time
@@ -665,6 +666,7 @@ class CycleRunner:
             failures: list[Result] = []
             if obj is not None:
                 await resolve_references(self.state, planner.references, [obj])
+                await load_departures(self.state, planner, [obj])
                 await self._plan_object(planner, obj, failures)
             if (obj is not None and not planner.seen) or (obj is None and read is not None):
                 held = await self._deprovision_one(job, planner, read, skipped)
@@ -702,6 +704,7 @@ class CycleRunner:
         try:
             failures: list[Result] = []
             await resolve_references(self.state, planner.references, present)
+            await load_departures(self.state, planner, present)
             for obj in present:
                 await self._plan_object(planner, obj, failures)
             held = await self._deprovision_one(job, planner, read, 0)  # out of scope, or gone (with `read`)
@@ -831,6 +834,7 @@ async def job_planner(
         delete_after_s=job.delete_after_s,
         now=now,
         dates=job.dates,
+        rehire=job.rehire,
     )
 
 
@@ -878,9 +882,16 @@ async def prepare_batch(
         to_plan += planned
         wanted += needed
     await resolve_references(state, planner.references, to_plan)  # only what is planned needs them
+    await load_departures(state, planner, to_plan)
     if wanted:
         planner.snapshot.add_entries(await state.entries(job.name, wanted))
     return to_plan, wanted
+
+
+async def load_departures(state: StateStore, planner: Planner, objects: Sequence[SourceObject]) -> None:
+    """The deleted accounts that creates of these objects may be the rehire of (`engine.core.rehire`)."""
+    if keys := planner.rehire_keys(objects):
+        planner.departed.update(await state.departed(planner.job, keys))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from common.errors import BrokerError, DecodeError, StateError
 from engine.core.collisions import linking, refuse_shared
+from engine.core.rehire import RehireSettings
 from engine.metrics import EngineMetrics
 from engine.pipeline.listing import Listings
 from engine.pipeline.tracker import CycleProgress, Tracker
@@ -86,6 +87,8 @@ class ResultConsumer:
         """The jobs whose creates are checked (`_refuse_shared`): group jobs, whose names are not
         unique; a user job matches on identifiers, and checking each of its creates would cost a
         query per result batch (and, in a first cycle, memory per object)."""
+        self.rehire: dict[str, RehireSettings] = {}
+        """The jobs with `rehire:`, whose keys the state keeps with their results."""
         self._task: asyncio.Task[None] | None = None
         self._received: asyncio.Queue[_Received | _Expiry | None] = asyncio.Queue()
 
@@ -230,7 +233,9 @@ class ResultConsumer:
         late = [r.op_id for r in results if r.status in FINAL_STATUSES and not tracker.pending(r.op_id)]
         if late:
             log.info("event=results_unawaited results=%d", len(late))
-        await self._retrying(lambda: self._state.apply_results(results, sent, late=late), len(results))
+        await self._retrying(
+            lambda: self._state.apply_results(results, sent, late=late, rehire=self.rehire), len(results)
+        )
 
     async def _retrying(self, write: Callable[[], Awaitable[None]], count: int) -> None:
         delay_s = 0.5

@@ -311,6 +311,11 @@ def _v15_disabled_at(conn: sa.Connection, tables: sa.MetaData) -> None:
     )
 
 
+def _v16_rehire(conn: sa.Connection, tables: sa.MetaData) -> None:
+    wanted = [tables.tables["rehire_keys"], tables.tables["departures"]]
+    tables.create_all(conn, tables=wanted, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, cycles and the provisioning log", _v1_tables),
     Migration(2, "cycles by job and status: last success, cycles left running", _v2_cycle_index),
@@ -335,6 +340,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(14, "notifications: each event's deliveries, pending, sent or given up", _v14_notifications),
     Migration(15, "objects keep when they were disabled, for a leaver's grace period", _v15_disabled_at),
+    Migration(16, "rehire: each account's key, and the accounts deleted, by it", _v16_rehire),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -237,3 +237,33 @@ log_people = sa.Table(
     sa.Index("log_people_person", "job", "source_id"),
     sqlite_with_rowid=False,
 )
+
+
+# Rehire (`engine.core.rehire`): per live object of a job with `rehire:`, its key and the values kept
+# for a rehire, as its create sent them; and each account deleted, by its key, until a person comes
+# back with it (`returned_as`), which then tells the gap.
+rehire_keys = sa.Table(
+    "rehire_keys",
+    metadata,
+    sa.Column("job", sa.String, primary_key=True),
+    sa.Column("source_id", sa.String, primary_key=True),
+    sa.Column("key", sa.String, nullable=False),
+    sa.Column("kept", sa.Text, nullable=False),  # JSON object
+    sa.Column("target_id", sa.String),
+)
+departures = sa.Table(
+    "departures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String, nullable=False),
+    sa.Column("key", sa.String, nullable=False),
+    sa.Column("source_id", sa.String, nullable=False),
+    sa.Column("target_id", sa.String),
+    sa.Column("kept", sa.Text, nullable=False),
+    sa.Column("deleted_at", sa.Float, nullable=False),
+    sa.Column("returned_as", sa.String),
+    sa.Column("returned_at", sa.Float),
+    sa.Index("departures_key", "job", "key"),
+    sa.Index("departures_returned", "job", "returned_as"),
+    sqlite_autoincrement=True,
+)

@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from common.errors import StateError
 from common.peers.sql_bulk import BulkStatement, Row
 from engine.core.reconcile import ORPHAN_PREFIX, Finding
+from engine.core.rehire import Departure, RehireSettings
 from engine.core.snapshot import Snapshot, decode_hash, encode_hash, fingerprint
 from engine.model import ACTIVE, DISABLED, LOST, Lost, StateEntry, Unapplied
-from engine.store import logrows
+from engine.store import logrows, rehires
 from engine.store.blocking import BlockingWork, Work, sqlite_pragmas
 from engine.store.migrations import migrate
 from engine.store.schema import cycles, group_members, job_control, log, metadata, moves, objects, staged
@@ -331,9 +332,11 @@ class StateStore:
         sent: Mapping[str, str] | None = None,
         *,
         late: Sequence[str] = (),
+        rehire: Mapping[str, RehireSettings] | None = None,
     ) -> None:
         """Record results in one transaction: final successes move the object's state (and a group's
-        members), every result is a log record (retries included). Results of several messages may
+        members, and for the jobs in `rehire` their keys: `engine.store.rehires`), every result is a
+        log record (retries included). Results of several messages may
         come together; they are written as if each message had been written in turn. `sent` holds the
         attributes each operation sent (JSON, by op id) for the log, where the engine still knows them.
         `late` names operations whose final result this is but which may have been given up at their
@@ -367,8 +370,23 @@ class StateStore:
                 upsert_members.execute_blocking(conn, members)
             insert_log.execute_blocking(conn, _written_now(log_rows))
             insert_people.execute_blocking(conn, people)
+            if rehire:
+                rehires.record(conn, results, sent, rehire, now)
 
         await self.run_writing(write)
+
+    async def departed(self, job: str, keys: Iterable[str]) -> dict[str, Departure]:
+        """The accounts deleted from `job`'s target that a person coming back with one of `keys`
+        gets again (`engine.core.rehire`), by key."""
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        return await self._blocking.read(lambda conn: rehires.departed(conn, job, wanted))
+
+    async def departures(self, job: str, source_id: str) -> list[Departure]:
+        """The gaps in the history of the person known as `source_id` in `job`: their earlier accounts
+        deleted and when they came back (`rehires.returns_of`)."""
+        return await self._blocking.read(lambda conn: rehires.returns_of(conn, job, source_id))
 
     def _statements(self, dialect: sa.Dialect) -> tuple[BulkStatement, ...]:
         """The statements of `apply_results` as driver SQL with positional parameters.
