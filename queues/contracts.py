@@ -21,9 +21,9 @@ import orjson
 
 from common.errors import DecodeError
 
-VERSION: Final = 4
-"""4: operations carry `members_groups` (nested groups). 3: operations carry `listed`, and list
-requests and listing pages exist (2 had neither; 1 sent an object per item)."""
+VERSION: Final = 5
+"""5: operations carry `disabled`. 4: operations carry `members_groups` (nested groups). 3: operations
+carry `listed`, and list requests and listing pages exist (2 had neither; 1 sent an object per item)."""
 
 _T = TypeVar("_T")
 

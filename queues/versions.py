@@ -18,7 +18,7 @@ from typing import Any, Final, Literal
 from common.errors import ConfigError
 from queues.contracts import VERSION
 
-SPOKEN: Final[tuple[int, ...]] = (3, VERSION)
+SPOKEN: Final[tuple[int, ...]] = (4, VERSION)
 """Every wire version this build decodes, oldest first; it publishes in any of them."""
 
 OLDEST: Final = SPOKEN[0]
@@ -27,10 +27,10 @@ OLDEST: Final = SPOKEN[0]
 PEER_HEADER: Final = "x-roster-peer"
 """Names the process that published a message (a worker's results and pages)."""
 SPOKEN_HEADER: Final = "x-roster-spoken"
-"""The wire versions that process speaks, as text: `3,4`."""
+"""The wire versions that process speaks, as text: `4,5`."""
 
 VERSIONS_VARIABLE: Final = "ROSTER_WIRE_VERSIONS"
-"""For tests and emergencies only: the versions a process speaks (`3` runs a worker as the previous
+"""For tests and emergencies only: the versions a process speaks (`4` runs a worker as the previous
 build would), a subset of `SPOKEN`."""
 
 PeerKind = Literal["engine", "worker"]

@@ -1,6 +1,6 @@
 """Every wire version this build speaks (`queues.versions.SPOKEN`): decoding whichever a body is in,
 and encoding in the one asked for. The current version is `queues.contracts`; the previous one is
-the frozen `queues.wire_v3`. A decode answers the version it read, so that a reply goes back in it.
+the frozen `queues.wire_v4`. A decode answers the version it read, so that a reply goes back in it.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from common.errors import DecodeError
-from queues import contracts, wire_v3
+from queues import contracts, wire_v4
 from queues.contracts import VERSION, ListPage, ListRequest, Operation, Result, VersionError
 from queues.versions import SPOKEN
 
@@ -22,7 +22,7 @@ def decode_work(body: bytes, spoken: Sequence[int] = SPOKEN) -> tuple[int, Work]
         work = contracts.decode_work(body)
     except VersionError as exc:
         _check_spoken(exc.version, spoken, exc)
-        return wire_v3.VERSION, wire_v3.decode_work(body)
+        return wire_v4.VERSION, wire_v4.decode_work(body)
     _check_spoken(VERSION, spoken, None)
     return VERSION, work
 
@@ -33,42 +33,42 @@ def decode_reports(body: bytes, spoken: Sequence[int] = SPOKEN) -> tuple[int, Re
         reports = contracts.decode_reports(body)
     except VersionError as exc:
         _check_spoken(exc.version, spoken, exc)
-        return wire_v3.VERSION, wire_v3.decode_reports(body)
+        return wire_v4.VERSION, wire_v4.decode_reports(body)
     _check_spoken(VERSION, spoken, None)
     return VERSION, reports
 
 
 def encode_operations(target: str, ops: Sequence[Operation], version: int = VERSION) -> bytes:
-    """Raises `wire_v3.Inexpressible` for version 3 and an operation that carries `members_groups`."""
+    """Raises `wire_v4.Inexpressible` for version 4 and an operation that carries `disabled`."""
     if version == VERSION:
         return contracts.encode_operations(target, ops)
     _check_older(version)
-    return wire_v3.encode_operations(target, ops)
+    return wire_v4.encode_operations(target, ops)
 
 
 def encode_results(results: Sequence[Result], version: int = VERSION) -> bytes:
     if version == VERSION:
         return contracts.encode_results(results)
     _check_older(version)
-    return wire_v3.encode_results(results)
+    return wire_v4.encode_results(results)
 
 
 def encode_list_request(request: ListRequest, version: int = VERSION) -> bytes:
     if version == VERSION:
         return contracts.encode_list_request(request)
     _check_older(version)
-    return wire_v3.encode_list_request(request)
+    return wire_v4.encode_list_request(request)
 
 
 def encode_page(page: ListPage, version: int = VERSION) -> bytes:
     if version == VERSION:
         return contracts.encode_page(page)
     _check_older(version)
-    return wire_v3.encode_page(page)
+    return wire_v4.encode_page(page)
 
 
 def _check_older(version: int) -> None:
-    if version != wire_v3.VERSION:
+    if version != wire_v4.VERSION:
         raise ValueError(f"this build cannot encode wire version {version}; it speaks {_listed(SPOKEN)}")
 
 

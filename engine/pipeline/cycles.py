@@ -78,7 +78,9 @@ class CycleRunner:
         self.metrics = metrics or EngineMetrics(CollectorRegistry())
         self.tracker = Tracker(redacted={job.name: job.redacted for job in config.jobs})
         self.wire = WireVersions(broker, peers)
-        self.publisher = Publisher(broker, config.publish, self.metrics, versions=self.wire)
+        self.publisher = Publisher(
+            broker, config.publish, self.metrics, versions=self.wire, refused=self._kept_back
+        )
         self.control = JobControl(state, config.quarantine)
         self.listings = Listings(broker, versions=self.wire)
         self.results = ResultConsumer(
@@ -789,6 +791,13 @@ class CycleRunner:
     async def _publish(self, op: Operation) -> None:
         self.tracker.register(op)
         await self.publisher.add(op)
+
+    async def _kept_back(self, failures: list[Result]) -> None:
+        """Operations the publisher did not send, their target's workers reading a version that cannot
+        carry them (`engine.pipeline.wire.expressible`): logged and counted as failed, so the next
+        cycle plans them again. Not told to the job control: the target did not fail them."""
+        await self.state.apply_results(failures, self.tracker.sent(failures))
+        self.tracker.settle(failures)
 
     async def _record_failures(self, cycle_id: str, failures: list[Result]) -> None:
         """Failures found before publishing (a mapping that failed): logged and counted as results."""

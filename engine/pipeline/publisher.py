@@ -3,19 +3,20 @@
 One message carries up to `batch_size` operations; a partial batch leaves after `linger_ms`, so a light
 load pays no latency for batching. Before each publish the publisher waits until the target's queue is
 below `high_water` messages: when workers fall behind, the wait reaches back to the source reader and
-memory stays flat. Each message is in the wire version `WireVersions` picks for its target (see
-`engine.pipeline.wire`).
+memory stays flat. Each message is in the wire version `WireVersions` picks for its target; what that
+version cannot carry is not sent but handed to `refused` as failed results (see `engine.pipeline.wire`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from engine.metrics import EngineMetrics
 from engine.pipeline.wire import WireVersions, expressible
 from queues.broker import Broker, Message
-from queues.contracts import VERSION, Operation
+from queues.contracts import VERSION, Operation, Result
 from queues.topology import ops_queue
 from queues.wire import encode_operations
 
@@ -41,9 +42,13 @@ class Publisher:
         metrics: EngineMetrics | None = None,
         *,
         versions: WireVersions | None = None,
+        refused: Callable[[list[Result]], Awaitable[None]] | None = None,
     ) -> None:
+        """`refused` takes the failed results of the operations that the version `versions` picks
+        cannot carry; without it, such an operation fails its flush (`Inexpressible`) instead."""
         self._broker = broker
         self._versions = versions
+        self._refused = refused
         self._metrics = metrics
         self._settings = settings or PublishSettings()
         self._buffers: dict[str, list[Operation]] = {}
@@ -96,8 +101,12 @@ class Publisher:
         if not ops:
             return  # a flush that waited beside this one took them
         version = VERSION if self._versions is None else await self._versions.for_target(target)
-        if version != VERSION:
-            ops = [expressible(op, version) for op in ops]
+        if version != VERSION and self._refused is not None:
+            ops, refused = expressible(ops, version)
+            if refused:
+                await self._refused(refused)
+            if not ops:
+                return
         await self._broker.publish(queue, [Message(encode_operations(target, ops, version))])
         if self._metrics is not None:
             self._metrics.record_published(ops)

@@ -1,4 +1,4 @@
-"""Which wire version the engine writes a target's messages in, and an operation made fit for it.
+"""Which wire version the engine writes a target's messages in, and what it keeps back for it.
 
 A build speaks its wire version and the previous one (`queues.versions.SPOKEN`), so during a rolling
 upgrade the engine writes to a target in the newest version that every worker reading the target's
@@ -9,23 +9,23 @@ has not heard of may be a worker of the previous build, which would dead-letter 
 read. Otherwise (nothing known yet, a reader unknown, or one that speaks the previous version only) it
 writes the previous version, which every build in the fleet reads.
 
-What the previous version cannot carry is deferred, never dropped: version 3 has no `members_groups`,
-so a group operation that adds nested groups goes out without those members, its record (what the
-state will hold as applied) without them, and its hash marked pending. The target then holds exactly
-what the state records, and a later cycle plans the nested members again, to go out once every
-worker speaks the current version. Nothing else differs between versions 3 and 4.
+What the previous version cannot carry is kept back, never sent wrong nor dropped: version 4 has no
+`disabled`, and a create or update that leaves its account disabled (a prehire before the start date)
+would go out as one that enables it. Such an operation is not sent: it gets a failed result whose error
+says why, so the state does not take it as applied and a later cycle plans it again, to go out once
+every worker serving the target speaks the current version. Nothing else differs between versions 4
+and 5.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from engine.core.membership import PENDING_PREFIX, REMOVED_PREFIX
 from queues.broker import Broker
-from queues.contracts import VERSION, ListPage, Operation
+from queues.contracts import VERSION, ListPage, Operation, Result
 from queues.topology import ops_queue
 from queues.versions import OLDEST, PeerVersions, speaker_of
 from queues.wire import Reports
@@ -69,30 +69,37 @@ class WireVersions:
             self.peers.heard(speaker[0], "worker", speaker[1], target=target)
 
 
-def expressible(op: Operation, version: int) -> Operation:
-    """`op` as `version` can carry it: in version 3, without the nested groups it adds (deferred: see
-    the module doc)."""
-    if version >= VERSION or not op.members_groups:
-        return op
-    groups = set(op.members_groups)
-    members = op.members
-    if members is not None:
-        members = {m: t for m, t in members.items() if m.startswith(REMOVED_PREFIX) or t not in groups}
-    desired_hash = op.desired_hash
-    if not desired_hash.startswith(PENDING_PREFIX):
-        desired_hash = PENDING_PREFIX + desired_hash
-    log.info(
-        "event=nested_members_deferred op=%s job=%s target=%s groups=%d version=%d",
-        op.op_id,
-        op.job,
-        op.target,
-        len(groups),
-        version,
+def expressible(ops: list[Operation], version: int) -> tuple[list[Operation], list[Result]]:
+    """`ops` split into those `version` carries and a failed result for each it cannot: in version 4,
+    one that leaves its account disabled (kept back: see the module doc)."""
+    if version >= VERSION or not any(op.disabled for op in ops):
+        return ops, []
+    now = time.time()
+    kept = [op for op in ops if op.disabled]
+    reason = (
+        f"a worker of the previous build (wire version {version}) may serve this target, and it cannot "
+        "carry a disabled create or update (it would apply it enabled): planned again once every worker "
+        f"serving the target speaks version {VERSION}"
     )
-    return dataclasses.replace(
-        op,
-        members_add=[m for m in op.members_add if m not in groups],
-        members_groups=[],
-        members=members,
-        desired_hash=desired_hash,
+    log.warning(
+        "event=disabled_ops_kept_back target=%s ops=%d version=%d", kept[0].target, len(kept), version
     )
+    failed = [
+        Result(
+            op_id=op.op_id,
+            job=op.job,
+            target=op.target,
+            cycle_id=op.cycle_id,
+            source_id=op.source_id,
+            action=op.action,
+            status="failed",
+            attempts=0,
+            emitted_at=op.emitted_at,
+            completed_at=now,
+            target_id=op.target_id,
+            error_class="WireVersionError",
+            error_message=reason,
+        )
+        for op in kept
+    ]
+    return [op for op in ops if not op.disabled], failed

@@ -1,11 +1,11 @@
-"""The engine's choice of wire version per target, and what it does with what v3 cannot carry: nested
-group members are deferred (the record and the hash say so), never dropped or sent wrong."""
+"""The engine's choice of wire version per target, and what it does with what v4 cannot carry: a create
+or update that leaves its account disabled is kept back with a failed result saying why, never sent
+as one that enables it, nor dropped."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine.core.membership import PENDING_PREFIX, REMOVED_PREFIX
 from engine.pipeline.publisher import Publisher, PublishSettings
 from engine.pipeline.wire import WireVersions, expressible
 from queues.contracts import Operation, Result
@@ -16,22 +16,19 @@ from queues.wire import decode_work
 from tests.queues import previous_contracts as previous
 
 
-def _group(**changes: Any) -> Operation:
+def _user(**changes: Any) -> Operation:
     fields: dict[str, Any] = {
         "op_id": "c1-1",
-        "job": "groups",
+        "job": "people",
         "target": "scim",
         "cycle_id": "c1",
-        "action": "update",
-        "object_type": "group",
-        "source_id": "G1",
-        "attributes": {"displayName": "Staff"},
+        "action": "create",
+        "object_type": "user",
+        "source_id": "E1",
+        "attributes": {"userName": "ada"},
         "desired_hash": "abcdef0123456789",
-        "target_id": "t-G1",
-        "members_add": ["t-G2", "t-U1"],
-        "members_remove": ["t-U9"],
-        "members": {"U1": "t-U1", "G2": "t-G2", "U3": "t-U3", REMOVED_PREFIX + "U9": "t-U9"},
-        "members_groups": ["t-G2"],
+        "matching": [["userName", "ada"]],
+        "emitted_at": 1_700_000_000.0,
     }
     return Operation(**{**fields, **changes})
 
@@ -51,33 +48,46 @@ def _result(target: str) -> Result:
     )
 
 
-def test_nested_members_are_deferred_in_v3_and_the_group_is_planned_again() -> None:
-    deferred = expressible(_group(), 3)
-    assert deferred.members_add == ["t-U1"]
-    assert deferred.members_remove == ["t-U9"]
-    assert deferred.members_groups == []
-    # The state records only what the target will hold, so a later cycle adds G2 again...
-    assert deferred.members == {"U1": "t-U1", "U3": "t-U3", REMOVED_PREFIX + "U9": "t-U9"}
-    # ...and never takes the group as applied meanwhile.
-    assert deferred.desired_hash == PENDING_PREFIX + "abcdef0123456789"
-    assert expressible(_group(), 4) == _group()
-    plain = _group(members_groups=[], members_add=["t-U1"])
-    assert expressible(plain, 3) is plain
+def test_a_disabled_create_or_update_is_kept_back_in_v4_with_a_failed_result_saying_why() -> None:
+    prehire = _user(disabled=True)
+    update = _user(op_id="c1-2", source_id="E2", action="update", target_id="t-E2", disabled=True)
+    plain = _user(op_id="c1-3", source_id="E3")
+    sent, failed = expressible([prehire, plain, update], 4)
+    assert sent == [plain]
+    assert [(r.op_id, r.source_id, r.action, r.status, r.target_id) for r in failed] == [
+        ("c1-1", "E1", "create", "failed", None),
+        ("c1-2", "E2", "update", "failed", "t-E2"),
+    ]
+    assert all(r.applied_hash is None and r.final for r in failed)  # the state takes none as applied
+    message = failed[0].error_message or ""
+    assert "previous build (wire version 4)" in message and "disabled create or update" in message
+    assert "planned again once every worker serving the target speaks version 5" in message
+    ops = [prehire, plain]
+    assert expressible(ops, 5) == (ops, [])
+    assert expressible([plain], 4) == ([plain], [])
 
 
-async def test_the_publisher_writes_v3_until_every_consumer_is_known_to_speak_v4() -> None:
+async def test_the_publisher_writes_v4_and_keeps_disabled_ops_back_until_every_consumer_speaks_v5() -> None:
     target = "scim"
+    kept_back: list[Result] = []
+
+    async def refused(results: list[Result]) -> None:
+        kept_back.extend(results)
+
     async with MemoryBroker() as broker:
         await broker.declare(ops_queue(target))
         wire = WireVersions(broker, PeerVersions())
-        publisher = Publisher(broker, PublishSettings(batch_size=1, linger_ms=0), versions=wire)
+        settings = PublishSettings(batch_size=2, linger_ms=0)
+        publisher = Publisher(broker, settings, versions=wire, refused=refused)
         consumers = [broker.consume(ops_queue(target), prefetch=10) for _ in range(2)]
 
-        await publisher.add(_group())
-        wire.heard(speaker_headers("w1", (3, 4)), 3, [_result(target)])
-        await publisher.add(_group(op_id="c1-2"))
-        wire.heard(speaker_headers("w2", (3, 4)), 3, [_result(target)])
-        await publisher.add(_group(op_id="c1-3"))
+        await publisher.add(_user(op_id="c1-1", source_id="E1"))
+        await publisher.add(_user(op_id="c1-2", source_id="E2", disabled=True))
+        wire.heard(speaker_headers("w1", (4, 5)), 4, [_result(target)])
+        await publisher.add(_user(op_id="c1-3", source_id="E3", disabled=True))
+        await publisher.add(_user(op_id="c1-4", source_id="E4", disabled=True))
+        wire.heard(speaker_headers("w2", (4, 5)), 4, [_result(target)])
+        await publisher.add(_user(op_id="c1-5", source_id="E5", disabled=True))
         await publisher.flush()
 
         bodies = []
@@ -90,12 +100,14 @@ async def test_the_publisher_writes_v3_until_every_consumer_is_known_to_speak_v4
             await consumer.aclose()
 
     versions = [decode_work(body)[0] for body in bodies]
-    assert versions == [3, 3, 4]
-    first = previous.decode_operations(bodies[0])[0]  # what a previous worker reads: no nested group
-    assert first.members_add == ["t-U1"] and first.desired_hash.startswith(PENDING_PREFIX)
-    assert decode_work(bodies[2])[1] == [_group(op_id="c1-3")]
+    assert versions == [4, 5]  # the batch of c1-3 and c1-4 had nothing left to send
+    previous_reads = previous.decode_operations(bodies[0])  # what a worker of the previous build reads
+    assert [op.op_id for op in previous_reads] == ["c1-1"]
+    assert [r.op_id for r in kept_back] == ["c1-2", "c1-3", "c1-4"]
+    assert decode_work(bodies[1])[1] == [_user(op_id="c1-5", source_id="E5", disabled=True)]
+    assert publisher.published_ops == 2 and publisher.published_messages == 2
 
 
 async def test_an_engine_without_peers_writes_its_own_version() -> None:
     async with MemoryBroker() as broker:  # embedded: engine and workers are one build
-        assert await WireVersions(broker).for_target("scim") == 4
+        assert await WireVersions(broker).for_target("scim") == 5

@@ -1,5 +1,5 @@
 """Rolling upgrades: an engine of this build with workers of the previous wire version and of this one
-(`ROSTER_WIRE_VERSIONS=3` plays the previous build), real processes over RabbitMQ into PostgreSQL.
+(`ROSTER_WIRE_VERSIONS=4` plays the previous build), real processes over RabbitMQ into PostgreSQL.
 
 Each test checks the target object by object (nothing lost, nothing twice) and that nothing was
 dead-lettered: a worker of the previous build dead-letters a message it cannot read.
@@ -21,7 +21,7 @@ from tests.integration.test_scaled import TARGET, _assert_exactly, _config, tabl
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
-PREVIOUS = {"ROSTER_WIRE_VERSIONS": "3"}
+PREVIOUS = {"ROSTER_WIRE_VERSIONS": "4"}
 
 
 async def _dead_letters(url: str) -> dict[str, int]:
@@ -71,8 +71,8 @@ def test_a_previous_worker_replaced_mid_cycle_by_a_new_one_leaves_the_target_exa
     assert engine.wait(180) == 0, fleet.logs()
     _assert_exactly(postgres_url, table, rows)
     assert asyncio.run(_dead_letters(broker_url)) == {f"roster.dead.{TARGET}": 0, "roster.dead.results": 0}
-    assert "wire_versions=3" in previous.log() and "envelope version" not in previous.log()
-    assert _versions_written(engine.log())[0] == "3", engine.log()  # nothing known yet: the previous one
+    assert "wire_versions=4" in previous.log() and "envelope version" not in previous.log()
+    assert _versions_written(engine.log())[0] == "4", engine.log()  # nothing known yet: the previous one
 
 
 def test_an_engine_writes_the_new_version_once_every_worker_of_the_target_is_known_to_speak_it(
@@ -93,7 +93,7 @@ def test_an_engine_writes_the_new_version_once_every_worker_of_the_target_is_kno
     _assert_exactly(postgres_url, table, rows)
     assert asyncio.run(_dead_letters(broker_url)) == {f"roster.dead.{TARGET}": 0, "roster.dead.results": 0}
     # Presence usually names both workers before the first batch; if not, their results do soon after.
-    assert _versions_written(engine.log()) in (["4"], ["3", "4"]), engine.log()
+    assert _versions_written(engine.log()) in (["5"], ["4", "5"]), engine.log()
 
 
 def test_two_previous_workers_upgraded_one_by_one_mid_cycle_leave_the_target_exactly_right(
@@ -129,7 +129,7 @@ def test_two_previous_workers_upgraded_one_by_one_mid_cycle_leave_the_target_exa
     _assert_exactly(postgres_url, table, rows)
     assert asyncio.run(_dead_letters(broker_url)) == {f"roster.dead.{TARGET}": 0, "roster.dead.results": 0}
     written = _versions_written(engine.log())
-    assert written[0] == "3", engine.log()  # two previous workers: the previous version first
+    assert written[0] == "4", engine.log()  # two previous workers: the previous version first
     assert all("envelope version" not in w.log() for w in old), (
         "a previous worker met a message it cannot read"
     )

@@ -1,5 +1,5 @@
-# The contracts module of the build that spoke wire version 3 (`git show 96acc38^:queues/contracts.py`),
-# verbatim: the previous build's own codec, which the contract tests hold the frozen `queues.wire_v3` to.
+# The contracts module of the build that spoke wire version 4 (`git show 260ceb2^:queues/contracts.py`),
+# verbatim: the previous build's own codec, which the contract tests hold the frozen `queues.wire_v4` to.
 """Wire contracts: operations flow from the engine to the workers, results flow back.
 
 A message on the wire is an *envelope* holding a batch, never a single operation: the broker's cost
@@ -23,9 +23,9 @@ import orjson
 
 from common.errors import DecodeError
 
-VERSION: Final = 3
-"""3: operations carry `listed`, and list requests and listing pages exist (2 had neither; 1 sent an
-object per item)."""
+VERSION: Final = 4
+"""4: operations carry `members_groups` (nested groups). 3: operations carry `listed`, and list
+requests and listing pages exist (2 had neither; 1 sent an object per item)."""
 
 _T = TypeVar("_T")
 
@@ -69,6 +69,8 @@ class Operation:
     members: dict[str, str] | None = None
     """For a group: every member it holds once this operation is applied (source id -> target id),
     echoed in the result so the state records the membership only when it is in the target."""
+    members_groups: list[str] = field(default_factory=list)
+    """The target ids in `members_add` that are groups (nested in this one), not users."""
     listed: list[str] = field(default_factory=list)
     """For a create: the matching attributes that a listing of the target covered and found no object
     holding this operation's values for (see `engine.pipeline.listing`). The connector may create without
@@ -313,6 +315,14 @@ def decode_reports(body: bytes) -> list[Result] | ListPage:
     return _build(Result, RESULT_FIELDS, _rows(envelope, "results", RESULT_FIELDS))
 
 
+class VersionError(DecodeError):
+    """An envelope of another version than this module's: `queues.wire` reads the older one it speaks."""
+
+    def __init__(self, message: str, version: object) -> None:
+        super().__init__(message)
+        self.version = version
+
+
 class PageError(DecodeError):
     """A listing page that cannot be decoded; `request_id` names its request when the page said it,
     so that the engine gives that listing up at once rather than at its timeout."""
@@ -357,7 +367,7 @@ def _envelope(body: bytes) -> dict[str, Any]:
         raise DecodeError("body is not a JSON object envelope")
     version = envelope.get("v")
     if version != VERSION:
-        raise DecodeError(f"unknown envelope version {version!r}, this build speaks {VERSION}")
+        raise VersionError(f"unknown envelope version {version!r}, this build speaks {VERSION}", version)
     return envelope
 
 

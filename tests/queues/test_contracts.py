@@ -41,6 +41,7 @@ def operations() -> list[Operation]:
             attributes={"userName": "ada@example.org", "emails": [{"value": "ada@example.org"}], "n": 3},
             desired_hash="h1",
             matching=[["userName", "ada@example.org"]],
+            disabled=True,
             emitted_at=1_700_000_000.25,
         ),
         Operation(
@@ -151,9 +152,9 @@ def test_an_empty_batch_round_trips():
         pytest.param(b"[1, 2]", "not a JSON object", id="not-an-object"),
         pytest.param(envelope(kind="results"), "expected an envelope of ops, got 'results'", id="wrong-kind"),
         pytest.param(envelope(items={"op_id": "x"}), "no list of items", id="items-not-a-list"),
-        pytest.param(row("op"), "Operation item 1 is not a row of 18 fields: a str", id="item-not-a-row"),
+        pytest.param(row("op"), "Operation item 1 is not a row of 19 fields: a str", id="item-not-a-row"),
         pytest.param(
-            row(["op-1", "job"]), "Operation item 1 is not a row of 18 fields: it has 2", id="short-row"
+            row(["op-1", "job"]), "Operation item 1 is not a row of 19 fields: it has 2", id="short-row"
         ),
         pytest.param(envelope(fields=None), "no list of fields", id="no-fields"),
         pytest.param(item(op_id=None), "missing ['op_id'], unknown []", id="missing-field"),

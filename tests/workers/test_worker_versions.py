@@ -1,6 +1,6 @@
 """A worker and the wire versions, on both brokers: it answers a message in the version it came in,
 names itself and its versions in the headers of what it answers, and one limited to the previous
-version (`ROSTER_WIRE_VERSIONS=3`) dead-letters the current one as the previous build would."""
+version (`ROSTER_WIRE_VERSIONS=4`) dead-letters the current one as the previous build would."""
 
 from __future__ import annotations
 
@@ -37,23 +37,23 @@ async def _setup(on: Broker) -> tuple[str, str]:
     return target, ops_queue(target)
 
 
-async def test_a_worker_answers_a_v3_batch_in_v3_and_says_it_speaks_both(broker: Broker) -> None:  # noqa: F811
+async def test_a_worker_answers_a_v4_batch_in_v4_and_says_it_speaks_both(broker: Broker) -> None:  # noqa: F811
     target, queue = await _setup(broker)
-    await broker.publish(queue, [Message(encode_operations(target, _ops(target, 3, "a"), 3))])
+    await broker.publish(queue, [Message(encode_operations(target, _ops(target, 3, "a"), 4))])
     async with Worker(broker, [TargetRuntime(name=target, connector=NullConnector(target))]) as worker:
         body, headers = await asyncio.wait_for(_next(broker, RESULTS_QUEUE), 30)
     results = previous.decode_results(body)  # what a previous engine reads
     assert sorted(r.op_id for r in results) == ["a-0", "a-1", "a-2"]
     assert {r.status for r in results} == {"succeeded"}
-    assert speaker_of(headers) == (worker.peer_id, (3, 4))
+    assert speaker_of(headers) == (worker.peer_id, (4, 5))
 
 
-async def test_a_worker_answers_a_v3_list_request_with_v3_pages(broker: Broker) -> None:  # noqa: F811
+async def test_a_worker_answers_a_v4_list_request_with_v4_pages(broker: Broker) -> None:  # noqa: F811
     target, queue = await _setup(broker)
     request = ListRequest(
         request_id="list-1", job="people", target=target, object_type="user", attributes=["id"]
     )
-    await broker.publish(queue, [Message(encode_list_request(request, 3))])
+    await broker.publish(queue, [Message(encode_list_request(request, 4))])
     async with Worker(broker, [TargetRuntime(name=target, connector=NullConnector(target))]):
         body, headers = await asyncio.wait_for(_next(broker, RESULTS_QUEUE), 30)
     page = previous.decode_reports(body)
@@ -61,24 +61,24 @@ async def test_a_worker_answers_a_v3_list_request_with_v3_pages(broker: Broker) 
     assert speaker_of(headers) is not None
 
 
-async def test_a_worker_answers_a_v4_batch_in_v4(broker: Broker) -> None:  # noqa: F811
+async def test_a_worker_answers_a_v5_batch_in_v5(broker: Broker) -> None:  # noqa: F811
     target, queue = await _setup(broker)
     await broker.publish(queue, [Message(encode_operations(target, _ops(target, 2, "b")))])
     async with Worker(broker, [TargetRuntime(name=target, connector=NullConnector(target))]):
         body, _ = await asyncio.wait_for(_next(broker, RESULTS_QUEUE), 30)
     version, results = decode_reports(body)
-    assert version == 4 and isinstance(results, list) and len(results) == 2
+    assert version == 5 and isinstance(results, list) and len(results) == 2
 
 
-async def test_a_worker_limited_to_v3_dead_letters_v4_and_serves_v3(broker: Broker) -> None:  # noqa: F811
+async def test_a_worker_limited_to_v4_dead_letters_v5_and_serves_v4(broker: Broker) -> None:  # noqa: F811
     target, queue = await _setup(broker)
     await broker.publish(queue, [Message(encode_operations(target, _ops(target, 2, "new")))])
-    await broker.publish(queue, [Message(encode_operations(target, _ops(target, 2, "old"), 3))])
+    await broker.publish(queue, [Message(encode_operations(target, _ops(target, 2, "old"), 4))])
     runtime = TargetRuntime(name=target, connector=NullConnector(target), max_inflight=1, prefetch=1)
-    async with Worker(broker, [runtime], spoken=(3,)) as worker:
+    async with Worker(broker, [runtime], spoken=(4,)) as worker:
         body, headers = await asyncio.wait_for(_next(broker, RESULTS_QUEUE), 30)
     assert sorted(r.op_id for r in previous.decode_results(body)) == ["old-0", "old-1"]
-    assert speaker_of(headers) == (worker.peer_id, (3,))
+    assert speaker_of(headers) == (worker.peer_id, (4,))
     dead, dead_headers = await asyncio.wait_for(_next(broker, dead_letter_queue(queue)), 30)
-    assert b'"v":4' in dead
-    assert "version 4" in str(dead_headers[REASON_HEADER])
+    assert b'"v":5' in dead
+    assert "version 5" in str(dead_headers[REASON_HEADER])

@@ -1,13 +1,14 @@
-"""Wire version 3, frozen: the previous version's envelopes, read into and written from today's values.
+"""Wire version 4, frozen: the previous version's envelopes, read into and written from today's values.
 
-Recovered from `queues/contracts.py` as it stood at version 3 (before 96acc38, "Wire v4") and changed
-only to build the current dataclasses: its columns and keys are spelled out here rather than taken from
-the dataclasses, so the version stays what it was whatever they gain, and rows are built by keyword so a
-field added since (with its default) is filled. FROZEN: never edit this module; delete it when the
-build that speaks it no longer has to (see README, "Rolling upgrades").
+Recovered from `queues/contracts.py` as it stood at version 4 (before 260ceb2, `Operation.disabled`)
+and changed only to build the current dataclasses: its columns and keys are spelled out here rather
+than taken from the dataclasses, so the version stays what it was whatever they gain, and rows are built
+by keyword so a field added since (with its default) is filled. FROZEN: never edit this module; delete
+it when the build that speaks it no longer has to (see README, "Rolling upgrades").
 
-Version 3 lacks `Operation.members_groups`: encoding an operation that carries any raises
-`Inexpressible` rather than drop them (the engine defers such members first: `engine.pipeline.wire`).
+Version 4 lacks `Operation.disabled`: encoding an operation that leaves its account disabled raises
+`Inexpressible` rather than send it as one that enables it (the engine keeps such operations back
+first: `engine.pipeline.wire`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import orjson
 from common.errors import DecodeError
 from queues.contracts import ListPage, ListRequest, Operation, PageError, Result
 
-VERSION: Final = 3
+VERSION: Final = 4
 
 _T = TypeVar("_T")
 
@@ -40,6 +41,7 @@ OPERATION_FIELDS: Final = (
     "members_add",
     "members_remove",
     "members",
+    "members_groups",
     "listed",
     "attempt",
     "emitted_at",
@@ -80,14 +82,14 @@ _result_row = attrgetter(*RESULT_FIELDS)
 
 
 class Inexpressible(ValueError):
-    """A value that version 3 cannot carry: encoding it would lose part of it."""
+    """A value that version 4 cannot carry: encoding it would lose part of it."""
 
 
 def encode_operations(target: str, ops: Sequence[Operation]) -> bytes:
     for op in ops:
-        if op.members_groups:
+        if op.disabled:
             raise Inexpressible(
-                f"operation {op.op_id} adds nested groups (members_groups), which version 3 cannot carry"
+                f"operation {op.op_id} leaves its account disabled (disabled), which version 4 cannot carry"
             )
     envelope = {
         "v": VERSION,
