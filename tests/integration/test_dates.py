@@ -6,6 +6,8 @@ of these moments, and a date that cannot be read fails its row and leaves its ac
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 from common.errors import ConfigError
 from engine.config import parse_engine_config
 from engine.pipeline.scheduler import Scheduler
-from tests.integration.pipeline import pipeline
+from tests.integration.pipeline import Interposer, pipeline
 from tests.integration.test_ldap_cycle import PEOPLE_MAPPINGS
 from tests.integration.test_ldap_cycle import people as ldap_people
 from tests.integration.test_ldap_cycle import person as ldap_person
@@ -111,6 +113,55 @@ async def test_a_joiner_appears_disabled_prehire_days_ahead_and_is_enabled_on_th
         "E00002": True,
         "E00009": True,
     }
+
+
+class AppliedThenStopped(Interposer):
+    """Applies the operations, then never answers: the engine stops before it hears a result."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.applied = asyncio.Event()
+
+    async def interpose(self, ops: Any) -> Any:
+        await self.inner.apply(ops)
+        self.applied.set()
+        await asyncio.Event().wait()
+
+
+async def test_prehires_created_by_an_engine_stopped_before_their_results_end_disabled_once_each(
+    tmp_path: Path, scim: ScimServer
+) -> None:
+    start = day_ahead(3)
+    joiners = [person(i, start_date=start.isoformat()) for i in range(4)]
+    write_sources(tmp_path, joiners, [])
+    raw = leavers_config(tmp_path, scim.url, dates=DATES)
+    stalled: list[AppliedThenStopped] = []
+
+    def wrap(connector: Any) -> AppliedThenStopped:
+        stalled.append(AppliedThenStopped(connector))
+        return stalled[-1]
+
+    async with pipeline(tmp_path, raw, wrap=wrap) as p:
+        (job,) = p.runner.config.jobs
+        cycle = asyncio.create_task(p.runner.run_cycle(job))
+        await asyncio.wait_for(stalled[0].applied.wait(), 30)
+        cycle.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cycle
+    assert {ext: active for ext, (_, active) in (await users(scim)).items()} == dict.fromkeys(
+        ("E00000", "E00001", "E00002", "E00003"), False
+    )
+    async with pipeline(tmp_path, raw) as p:  # the next engine: no result known, so planned again
+        (job,) = p.runner.config.jobs
+        again = await p.runner.run_cycle(job)
+        assert (again.created, again.failed) == (4, 0), again
+        assert (await p.runner.run_cycle(job)).changed == 0
+        states = {s: (await p.state.entry("people", s)).state for s in ("E00000", "E00003")}  # type: ignore[union-attr]
+    held = await users(scim)
+    assert {ext: active for ext, (_, active) in held.items()} == dict.fromkeys(
+        ("E00000", "E00001", "E00002", "E00003"), False
+    )
+    assert states == dict.fromkeys(("E00000", "E00003"), "disabled")
 
 
 async def test_a_leaver_still_in_the_export_is_disabled_on_the_end_date_and_deleted_after_the_grace(

@@ -5,6 +5,8 @@ shows the gap, and a person who never left is untouched. Wrong settings name the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from common.peers.ldap_names import canonical_dn
 from engine.api.admin import Admin
 from engine.config import parse_engine_config
 from tests.integration.pipeline import pipeline
+from tests.integration.test_dates import AppliedThenStopped
 from tests.integration.test_ldap_cycle import PEOPLE_MAPPINGS
 from tests.integration.test_ldap_cycle import people as ldap_people
 from tests.integration.test_ldap_cycle import person as ldap_person
@@ -92,6 +95,49 @@ async def test_a_rehire_after_deletion_gets_the_old_uid_and_the_history_shows_th
         assert [(g.source_id, g.returned_as) for g in again.gaps] == [("W2", "W2"), ("W2", None)]
 
     assert set(ldap_people(slapd)) == {"E00000", "E00001", "E00003"}
+
+
+async def test_a_rehire_applied_by_an_engine_stopped_before_its_result_keeps_the_old_uid_once(
+    tmp_path: Path, slapd: Slapd
+) -> None:
+    """The engine stops after the rehire's create reached the directory, before its result: the next
+    engine plans it again, as a rehire still, and links the entry made rather than make another."""
+    rows = [ldap_person(i, worker_id=f"W{i}") for i in range(3)]
+    write_people(tmp_path, rows)
+    raw = config(tmp_path, slapd, rehire=REHIRE)
+    async with pipeline(tmp_path, raw) as p:
+        (job,) = p.runner.config.jobs
+        await p.runner.run_cycle(job)
+        entries = ldap_people(slapd)
+        write_people(tmp_path, [rows[0], rows[2]])
+        assert (await p.runner.run_cycle(job)).deleted == 1
+    back = [rows[0], rows[2], {**rows[1], "worker_id": "W9", "login": "returner-one"}]
+    write_people(tmp_path, back)
+    stalled: list[AppliedThenStopped] = []
+
+    def wrap(connector: Any) -> AppliedThenStopped:
+        stalled.append(AppliedThenStopped(connector))
+        return stalled[-1]
+
+    async with pipeline(tmp_path, raw, wrap=wrap) as p:
+        (job,) = p.runner.config.jobs
+        cycle = asyncio.create_task(p.runner.run_cycle(job))
+        await asyncio.wait_for(stalled[0].applied.wait(), 30)
+        cycle.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cycle
+    assert ldap_people(slapd)["E00001"]["uid"] == entries["E00001"]["uid"]
+    async with pipeline(tmp_path, raw) as p:
+        (job,) = p.runner.config.jobs
+        again = await p.runner.run_cycle(job)
+        assert (again.created, again.failed) == (1, 0), again
+        (known,) = await Admin(p.runner, None).person("W9")
+        assert [(g.source_id, g.returned_as) for g in known.gaps] == [("W1", "W9")]
+    held = ldap_people(slapd)
+    assert set(held) == {"E00000", "E00001", "E00002"}
+    for employee in held:
+        assert canonical_dn(held[employee]["dn"][0]) == canonical_dn(entries[employee]["dn"][0])
+        assert held[employee]["uid"] == entries[employee]["uid"]
 
 
 async def test_without_rehire_a_returner_gets_the_new_login(tmp_path: Path, slapd: Slapd) -> None:
