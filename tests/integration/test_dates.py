@@ -30,6 +30,7 @@ from tests.integration.test_rule_groups import write_people
 from tests.integration.test_scim_groups import person, write_sources
 from tests.scim_server import ScimServer
 from tests.slapd import Slapd
+from workers.worker import Worker
 
 DAY = 86_400.0
 ZONE = "Europe/Berlin"
@@ -116,7 +117,8 @@ async def test_a_joiner_appears_disabled_prehire_days_ahead_and_is_enabled_on_th
 
 
 class AppliedThenStopped(Interposer):
-    """Applies the operations, then never answers: the engine stops before it hears a result."""
+    """Applies the operations, then never answers: the engine stops before it hears a result. Its
+    worker is given no grace to finish the call it is in (`stop_soon`)."""
 
     def __init__(self, inner: Any) -> None:
         super().__init__(inner)
@@ -128,9 +130,15 @@ class AppliedThenStopped(Interposer):
         await asyncio.Event().wait()
 
 
+def stop_soon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker stopped lets the call it is applying go after 0.2 s, not after the 10 s a real one has."""
+    monkeypatch.setattr(Worker.stop, "__defaults__", (0.2,))
+
+
 async def test_prehires_created_by_an_engine_stopped_before_their_results_end_disabled_once_each(
-    tmp_path: Path, scim: ScimServer
+    tmp_path: Path, scim: ScimServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    stop_soon(monkeypatch)
     start = day_ahead(3)
     joiners = [person(i, start_date=start.isoformat()) for i in range(4)]
     write_sources(tmp_path, joiners, [])

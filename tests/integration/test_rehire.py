@@ -17,7 +17,7 @@ from common.peers.ldap_names import canonical_dn
 from engine.api.admin import Admin
 from engine.config import parse_engine_config
 from tests.integration.pipeline import pipeline
-from tests.integration.test_dates import AppliedThenStopped
+from tests.integration.test_dates import AppliedThenStopped, stop_soon
 from tests.integration.test_ldap_cycle import PEOPLE_MAPPINGS
 from tests.integration.test_ldap_cycle import people as ldap_people
 from tests.integration.test_ldap_cycle import person as ldap_person
@@ -98,10 +98,11 @@ async def test_a_rehire_after_deletion_gets_the_old_uid_and_the_history_shows_th
 
 
 async def test_a_rehire_applied_by_an_engine_stopped_before_its_result_keeps_the_old_uid_once(
-    tmp_path: Path, slapd: Slapd
+    tmp_path: Path, slapd: Slapd, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The engine stops after the rehire's create reached the directory, before its result: the next
     engine plans it again, as a rehire still, and links the entry made rather than make another."""
+    stop_soon(monkeypatch)
     rows = [ldap_person(i, worker_id=f"W{i}") for i in range(3)]
     write_people(tmp_path, rows)
     raw = config(tmp_path, slapd, rehire=REHIRE)
