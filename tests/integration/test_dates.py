@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ import pytest
 from common.errors import ConfigError
 from engine.config import parse_engine_config
 from engine.pipeline.scheduler import Scheduler
-from tests.integration.pipeline import Interposer, pipeline
+from tests.databases import private_database
+from tests.integration.pipeline import Interposer, pipeline, target_rows
 from tests.integration.test_ldap_cycle import PEOPLE_MAPPINGS
 from tests.integration.test_ldap_cycle import people as ldap_people
 from tests.integration.test_ldap_cycle import person as ldap_person
@@ -28,6 +30,8 @@ from tests.integration.test_leavers import config as leavers_config
 from tests.integration.test_leavers import users
 from tests.integration.test_rule_groups import write_people
 from tests.integration.test_scim_groups import person, write_sources
+from tests.integration.test_sql_source import cycle_config as sql_cycle_config
+from tests.integration.test_sql_source import fill_people, pg
 from tests.scim_server import ScimServer
 from tests.slapd import Slapd
 from workers.worker import Worker
@@ -274,3 +278,45 @@ def test_an_end_date_needs_a_job_that_deprovisions(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_engine_config(raw, base_dir=tmp_path)
     assert "jobs[0].dates.ends_on" in str(caught.value) and "deprovision: disable" in str(caught.value)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with private_database("roster_dates") as url:
+        yield url
+
+
+@pytest.mark.postgres
+async def test_an_incremental_source_is_read_whole_when_an_end_date_is_reached(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """No row changes on the day a person's end date comes: the cycle due then reads the whole table,
+    where an incremental read (rows changed since the watermark) would see nobody."""
+    await fill_people(pg_url, 5)
+    end = day_ahead(2)
+    await pg(
+        pg_url,
+        "ALTER TABLE people ADD COLUMN end_date date",
+        f"UPDATE people SET end_date = '{end.isoformat()}' WHERE employee_id = 'E0002'",
+    )
+    raw = sql_cycle_config(tmp_path, pg_url)
+    raw["jobs"][0]["dates"] = {"ends_on": "end_date", "time_zone": ZONE}
+    clock = Clock()
+    async with pipeline(tmp_path, raw) as p:
+        p.runner.clock = clock
+        (job,) = p.runner.config.jobs
+        first = await p.runner.run_cycle(job)
+        assert (first.read, first.created) == (5, 5), first
+        assert (await p.runner.run_cycle(job)).read <= 1  # incremental: the watermark's row at most
+        clock.at = midnight(end) + 60
+        ended = await p.runner.run_cycle(job)
+        assert (ended.read, ended.disabled) == (5, 1), ended
+        assert (await p.runner.run_cycle(job)).read <= 1  # incremental again: no date to come
+    rows = await target_rows(f"sqlite:///{tmp_path / 'accounts.db'}")
+    assert {key: int(row["active"]) for key, row in rows.items()} == {
+        "E0001": 1,
+        "E0002": 0,
+        "E0003": 1,
+        "E0004": 1,
+        "E0005": 1,
+    }
