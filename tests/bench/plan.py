@@ -6,8 +6,10 @@ Provisions the objects (CSV source, the embedded pipeline, a target that does no
 `title` on every one of them in the source (a mapping typo looks the same) and plans the next cycle as
 `roster plan --output json` does, its JSON Lines written to /dev/null. Prints one JSON object:
 objects, plan_s (that plan: every object an update, diffed against its last applied attributes read
-from the provisioning log, counted by the mass-change guard, which holds them all) and
-unchanged_plan_s (a plan of the source as it was provisioned: every object unchanged, only counted).
+from the provisioning log, counted by the mass-change guard, which holds them all),
+unchanged_plan_s (a plan of the source as it was provisioned: every object unchanged, only counted) and
+dated_unchanged_plan_s (the same with `dates:`, every row's start and end read: what dates cost the
+planning of every cycle).
 """
 
 from __future__ import annotations
@@ -42,6 +44,18 @@ async def plan_once(workdir: Path, raw: dict, state: str) -> tuple[float, JobPla
         return time.perf_counter() - started, plan
 
 
+def add_dates(path: Path) -> None:
+    """A start date in the past and an end date to come on every row (every one active)."""
+    rows = list(csv.DictReader(path.open(encoding="utf-8", newline="")))
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*rows[0], "start_date", "end_date"])
+        writer.writeheader()
+        writer.writerows({**row, "start_date": "2020-01-01", "end_date": "2099-12-31"} for row in rows)
+
+
+DATES = {"starts_on": "start_date", "ends_on": "end_date", "time_zone": "Europe/Berlin", "prehire_days": 7}
+
+
 def blank_titles(path: Path) -> None:
     rows = list(csv.DictReader(path.open(encoding="utf-8", newline="")))
     with path.open("w", encoding="utf-8", newline="") as f:
@@ -64,12 +78,21 @@ def main() -> None:
         assert initial.created == args.objects, initial
         unchanged_s, unchanged = asyncio.run(plan_once(workdir, raw, state))
         assert unchanged.totals["unchanged"] == args.objects, unchanged.totals
+        add_dates(workdir / "people.csv")
+        dated = {**raw, "jobs": [{**raw["jobs"][0], "dates": DATES}]}
+        dated_s, dated_plan = asyncio.run(plan_once(workdir, dated, state))
+        assert dated_plan.totals["unchanged"] == args.objects, dated_plan.totals
         blank_titles(workdir / "people.csv")
         plan_s, plan = asyncio.run(plan_once(workdir, raw, state))
         assert plan.totals["staged_updates"] == args.objects, plan.totals  # the mass-change guard
     print(
         json.dumps(
-            {"objects": args.objects, "plan_s": round(plan_s, 3), "unchanged_plan_s": round(unchanged_s, 3)}
+            {
+                "objects": args.objects,
+                "plan_s": round(plan_s, 3),
+                "unchanged_plan_s": round(unchanged_s, 3),
+                "dated_unchanged_plan_s": round(dated_s, 3),
+            }
         )
     )
 
