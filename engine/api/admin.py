@@ -148,6 +148,7 @@ class Admin:
             next_run=next_run.isoformat() if next_run is not None else None,
             last_reconciled=await self._last_reconciled(name),
             pending_deletions=await self._pending_deletions(job),
+            next_date_change=self.runner.date_due.get(name),
         )
 
     async def _pending_deletions(self, job: JobConfig) -> list[PendingDeletion]:

@@ -132,6 +132,9 @@ class JobStatus:
     last_reconciled: LastReconciled | None = None
     pending_deletions: list[PendingDeletion] = field(default_factory=list)
     """With `delete_after_days`: the disabled leavers, the first to be deleted first (at most 100)."""
+    next_date_change: float | None = None
+    """With `dates`: when the next person's prehire days, start or end date begins, as the last cycle
+    read them (Unix seconds); the job runs then. None: none to come, or no cycle has read them yet."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,6 +181,12 @@ def _explain(console: Console, job: dict[str, Any]) -> None:
             f" in the source (`roster status {name} --json` lists them)",
             highlight=False,
         )
+    if job.get("next_date_change"):
+        console.print(
+            f"{name}: the next start or end date is reached on {_day(job['next_date_change'])};"
+            " the job runs then",
+            highlight=False,
+        )
     for run in job["running"]:
         line = (
             f"{name}: cycle {run['cycle_id']} running {_duration(now - run['started_at'])}:"
