@@ -240,7 +240,8 @@ _REST_WRITE: dict[str, _Key] = {
     "body": (
         "JSON template",
         '{login: "{login}"}',
-        'The body; `"{name}"` takes a value with its type.',
+        'The body; `"{name}"` takes a value with its type (`"{enabled}"`: false for an account to be '
+        "left disabled, else true).",
         "none",
     ),
 }
@@ -251,7 +252,13 @@ _REST_OBJECT: dict[str, _Key] = {
     "match": ("list of calls", '[{url: "/users?login={login}", path: items}]', "Searches, in order.", "none"),
     "create": ("call", "{url: /users, body: {...}}", "Creates an object.", "none"),
     "update": ("call", '{method: PATCH, url: "/users/{target_id}"}', "Updates an object.", "none"),
-    "disable": ("call", '{url: "/users/{target_id}/disable"}', "Disables an object.", "none"),
+    "disable": (
+        "call",
+        '{url: "/users/{target_id}/disable"}',
+        "Disables an object; follows a create or update that leaves it disabled, unless its body has "
+        "`{enabled}`.",
+        "none",
+    ),
     "delete": ("call", '{url: "/users/{target_id}"}', "Deletes an object (404 is done).", "none"),
     "list": (
         "call",
@@ -997,7 +1004,12 @@ KEYS: dict[str, dict[str, _Key]] = {
         "table": ("string", "accounts", "The table holding the objects."),
         "key_column": ("string", "employee_id", "The column holding the matching value."),
         "columns": ("mapping", "{email: mail}", "Attribute to column names; the same names if absent."),
-        "active_column": ("string", "active", "A boolean column that marks a row active."),
+        "active_column": (
+            "string",
+            "active",
+            "A boolean column that marks a row active; false in the upsert of an account to be left "
+            "disabled.",
+        ),
         "on_disable": ("string", "deactivate", "deactivate (set active_column false) or delete."),
         "create_table": ("boolean", "true", "Create the table if missing (needs columns)."),
         "pool_size": ("integer", "4", "Database connections."),
@@ -1044,7 +1056,8 @@ KEYS: dict[str, dict[str, _Key]] = {
         "disable": (
             "mapping",
             "{attribute: employeeType, value: disabled}",
-            "How a disabled user looks (AD: userAccountControl, and `move_to` if set).",
+            "How a disabled user looks (AD: userAccountControl, and `move_to` if set); without it, a user "
+            "cannot be created or updated disabled.",
             "none",
         ),
         "password": (
@@ -1074,7 +1087,12 @@ KEYS: dict[str, dict[str, _Key]] = {
         "attribute": ("string", "employeeType", "Set this attribute...", "none"),
         "value": ("string", "disabled", "...to this value on disable...", "none"),
         "enabled_value": ("string", "active", "...and to this one on enable.", "none"),
-        "move_to": ("DN", "ou=disabled,dc=example,dc=org", "Move a disabled user under this OU.", "none"),
+        "move_to": (
+            "DN",
+            "ou=disabled,dc=example,dc=org",
+            "Move a disabled user under this OU (one created disabled is added there).",
+            "none",
+        ),
     },
     "targets[].groups": {
         "dn": ("DN template", "cn={cn},ou=groups,dc=example,dc=org", "A new group's DN."),

@@ -5,10 +5,13 @@ read back through the probe. Each returns a line saying what it saw pass, or rai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from common.errors import ConnectorError, PermanentError
 from queues.contracts import MEMBERS
 from roster.testing.probe import Planter, Setter
-from roster.testing.session import Failed, KitObject, NotRun, Session, describe
+from roster.testing.session import Failed, KitObject, NotRun, Session, describe, same_value
 
 HOSTILE = {
     "quotes": 'say "hi" it\'s',
@@ -100,9 +103,7 @@ async def update_unmapped(s: Session, kind: str) -> str:
 
 async def disable(s: Session, kind: str) -> str:
     """A disable is applied and shows in the target; a disable sent again is applied too."""
-    disabled = s.sample(kind).disabled
-    if disabled is None:
-        raise NotRun(f"the profile says a {kind} cannot be disabled (its sample has no `disabled`)")
+    disabled = _disabled_state(s, kind)
     obj = s.new_object(kind)
     target_id = await s.applied(s.op("create", obj), obj)
     for _ in range(2):
@@ -111,6 +112,63 @@ async def disable(s: Session, kind: str) -> str:
             raise Failed(f"the disable reported {done!r}, the create {target_id!r}")
         await s.expect_holds(kind, target_id, disabled)
     return f"disabled {target_id!r} twice; the target shows {disabled}"
+
+
+async def create_disabled(s: Session, kind: str) -> str:
+    """A create that leaves the account disabled makes it disabled, holding what was sent; sent again (a
+    retry after a crash, without the target id) it matches that object and leaves it disabled; sent for
+    an enabled object already there, it disables that one."""
+    disabled = _disabled_state(s, kind)
+    obj = s.new_object(kind)
+    target_id = await s.applied(s.op("create", obj, disabled=True), obj)
+    await s.expect_holds(kind, target_id, {**obj.attributes, **disabled})
+    again = await s.applied(s.op("create", obj, disabled=True), obj)
+    if again != target_id:
+        raise Failed(f"the second create reported {again!r}, the first {target_id!r}")
+    await s.expect_holds(kind, target_id, disabled)
+    await s.expect_one(obj, target_id)
+    there = s.new_object(kind)
+    enabled_id = await s.applied(s.op("create", there), there)
+    adopted = await s.applied(s.op("create", there, disabled=True), there)
+    if adopted != enabled_id:
+        await s.expect_gone(kind, enabled_id)  # moved, in a target whose ids are names (an LDAP DN)
+    await s.expect_holds(kind, adopted, {**there.attributes, **disabled})
+    await s.expect_one(there, adopted)
+    return (
+        f"created {target_id!r} disabled, and sent again it stayed so; an enabled object already there "
+        f"was matched and disabled; the target shows {disabled}"
+    )
+
+
+async def update_disabled(s: Session, kind: str) -> str:
+    """An update that leaves the account disabled applies its attributes and disables it; sent again, it
+    stays disabled; an update without the flag then enables it again."""
+    disabled = _disabled_state(s, kind)
+    obj = s.new_object(kind)
+    target_id = await s.applied(s.op("create", obj), obj)
+    new = s.changed(obj)
+    updated = await s.applied(s.op("update", new, target_id=target_id, disabled=True), new)
+    if updated != target_id:
+        await s.expect_gone(kind, target_id)  # moved, in a target whose ids are names (an LDAP DN)
+    await s.expect_holds(kind, updated, {**new.attributes, **disabled})
+    again = await s.applied(s.op("update", new, target_id=updated, disabled=True), new)
+    if again != updated:
+        raise Failed(f"the update of the disabled object reported {again!r}, not {updated!r}")
+    await s.expect_holds(kind, updated, {**new.attributes, **disabled})
+    enabled = await s.applied(s.op("update", obj, target_id=updated), obj)
+    got = await s.expect_holds(kind, enabled, obj.attributes)
+    still = {name: value for name, value in disabled.items() if same_value(value, got.get(name))}
+    if still:
+        raise Failed(f"an update without the flag left {kind} {enabled!r} disabled: it holds {still}")
+    await s.expect_one(obj, enabled)
+    return f"updated {target_id!r} disabled (twice) with new attributes, then enabled again by an update"
+
+
+def _disabled_state(s: Session, kind: str) -> Mapping[str, Any]:
+    disabled = s.sample(kind).disabled
+    if disabled is None:
+        raise NotRun(f"the profile says a {kind} cannot be disabled (its sample has no `disabled`)")
+    return disabled
 
 
 async def delete(s: Session, kind: str) -> str:

@@ -37,6 +37,8 @@ TYPE_CHECKS: Final[dict[str, TypeCheck]] = {
     "crud:update": checks.update,
     "crud:update-unmapped": checks.update_unmapped,
     "crud:disable": checks.disable,
+    "crud:create-disabled": checks.create_disabled,
+    "crud:update-disabled": checks.update_disabled,
     "crud:delete": checks.delete,
     "crud:delete-gone": checks.delete_gone,
     "batch:redelivery": checks.redelivery,

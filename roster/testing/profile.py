@@ -35,7 +35,8 @@ class Sample:
     """What `crud:update` changes: one attribute (or a few) to a new value; the others must stay."""
     disabled: Mapping[str, Any] | None = None
     """What the probe reads on a disabled object, e.g. `{"active": False}`; None when the type has no
-    disable (the `crud:disable` check is then not run)."""
+    disable (the `crud:disable`, `crud:create-disabled` and `crud:update-disabled` checks are then not
+    run). An enabled object must hold something else for at least one of these attributes."""
     unmapped: Mapping[str, Any] = field(default_factory=dict)
     """An attribute the job does not map, which the probe's `set` puts on the object before an update;
     the update must leave it alone (`crud:update-unmapped`)."""

@@ -399,6 +399,26 @@ async def test_a_leaver_is_disabled_by_user_account_control_keeping_its_other_bi
     assert binds(samba_dc, ada["upn"], ada["initialPassword"])
 
 
+async def test_a_prehire_is_added_disabled_with_its_password_and_enabled_by_a_later_update(
+    samba_dc: SambaDC, directory: ldap3.Connection, connect: Callable[..., Any]
+) -> None:
+    connector = await connect(samba_dc, users={"disable": {"move_to": ous(samba_dc)["leavers"]}})
+    bea = person(1)
+    prehire = op("create", bea, disabled=True)
+    [uid] = applied(await connector.apply([prehire]))
+    assert applied(await connector.apply([prehire])) == [uid]  # a retry: matched, left disabled
+    query = f"(employeeID={bea['employeeID']})"
+    [(dn, entry)] = read(directory, samba_dc.base_dn, query, ["userAccountControl", "pwdLastSet"]).items()
+    assert dn.endswith(ous(samba_dc)["leavers"]) and int(entry["useraccountcontrol"][0]) == UAC_DISABLED
+    assert entry["pwdlastset"] != ["0"]  # its password is set: only the account is off
+    assert not binds(samba_dc, bea["upn"], bea["initialPassword"])
+
+    applied(await connector.apply([op("update", bea, target_id=uid)]))  # the start date: enabled, moved
+    [(dn, entry)] = read(directory, samba_dc.base_dn, query, ["userAccountControl"]).items()
+    assert dn.endswith(ous(samba_dc)["support"]) and int(entry["useraccountcontrol"][0]) == UAC_ENABLED
+    assert binds(samba_dc, bea["upn"], bea["initialPassword"])
+
+
 async def test_ad_errors_say_what_to_do_and_never_show_the_password(
     samba_dc: SambaDC,
     directory: ldap3.Connection,

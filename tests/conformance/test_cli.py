@@ -51,10 +51,17 @@ def test_it_checks_a_sqlite_target_and_deletes_what_it_made(
 ) -> None:
     assert main(["connector-check", str(sqlite_file), "people", "--yes"]) == 0
     out = capsys.readouterr().out
-    for passed in ("user/crud:create ", "user/crud:create-again", "user/crud:disable", "user/values:hostile"):
+    for passed in (
+        "user/crud:create ",
+        "user/crud:create-again",
+        "user/crud:disable",
+        "user/crud:create-disabled",
+        "user/crud:update-disabled",
+        "user/values:hostile",
+    ):
         assert passed in out
     assert "the probe has no plant()" in out  # a listing cannot create outside the connector
-    assert "7 passed, 0 failed, 8 not run" in out
+    assert "9 passed, 0 failed, 8 not run" in out
     assert rows(sqlite_file) == [("ada", 1)]  # the target's own row untouched, the kit's all gone
 
 

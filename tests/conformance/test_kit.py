@@ -96,7 +96,7 @@ class MemoryConnector(AsyncContextConnector):
         current = objects[target_id]
         if "replaces-whole" in self.broken:
             current.clear()
-        current.update(attributes, active=True)
+        current.update(attributes, active="ignores-disabled" in self.broken or not op.disabled)
         members = current.setdefault("members", []) if op.object_type == "group" else []
         members[:] = [m for m in members if m not in op.members_remove]
         members += [m for m in op.members_add if m not in members]
@@ -176,6 +176,8 @@ async def test_a_connector_that_keeps_the_contract_passes_every_check(memory_kin
     # The group sample has no `disabled`, `changes` nor `unmapped`, and the refusal is a user's.
     assert {name for name, status in statuses.items() if status == "not run"} == {
         "group/crud:disable",
+        "group/crud:create-disabled",
+        "group/crud:update-disabled",
         "group/crud:update",
         "group/crud:update-unmapped",
         "group/batch:isolation",
@@ -187,7 +189,13 @@ async def test_a_connector_that_keeps_the_contract_passes_every_check(memory_kin
     [
         (
             "no-matching",
-            {"user/crud:create-again", "user/match:planted", "user/batch:redelivery", "user/values:hostile"},
+            {
+                "user/crud:create-again",
+                "user/match:planted",
+                "user/batch:redelivery",
+                "user/values:hostile",
+                "user/crud:create-disabled",
+            },
         ),
         ("permanent-for-unreachable", {"error:transient-refused"}),
         ("no-timeout", {"error:transient-stalled"}),
@@ -196,6 +204,7 @@ async def test_a_connector_that_keeps_the_contract_passes_every_check(memory_kin
         ("delete-missing-error", {"user/crud:delete-gone", "group/crud:delete-gone"}),
         ("trims", {"user/values:hostile", "group/values:hostile"}),
         ("refused-as-transient", {"error:permanent", "user/batch:isolation"}),
+        ("ignores-disabled", {"user/crud:create-disabled", "user/crud:update-disabled"}),
     ],
 )
 async def test_a_connector_that_breaks_a_rule_is_caught_by_its_check(

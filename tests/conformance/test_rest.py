@@ -89,6 +89,8 @@ PROFILE = Profile(
 class TestRest(ConnectorConformance):
     not_applicable: ClassVar[Mapping[str, str]] = {
         "group/crud:disable": "the service's groups have no disable: they are deleted instead",
+        "group/crud:create-disabled": "the same: a group is never disabled (such an operation fails)",
+        "group/crud:update-disabled": "the same: a group is never disabled (such an operation fails)",
         "group/batch:isolation": "the refused value is a user's; groups take the same per-operation path",
     }
 

@@ -101,6 +101,8 @@ PROFILE = Profile(
 class TestScim(ConnectorConformance):
     not_applicable: ClassVar[Mapping[str, str]] = {
         "group/crud:disable": "a group has no active flag to disable: it is deleted instead",
+        "group/crud:create-disabled": "the same: a group is never disabled (such an operation fails)",
+        "group/crud:update-disabled": "the same: a group is never disabled (such an operation fails)",
         "group/batch:isolation": "the refused value is a user's; groups take the same per-operation path",
         "group/crud:update-unmapped": "scim2-server's groups have no attribute but displayName and members",
     }

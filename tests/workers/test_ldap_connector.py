@@ -211,6 +211,51 @@ async def test_disable_by_moving_to_another_ou_and_back(slapd: Slapd, connect: C
     assert back == dn and list(users_of(slapd)) == [dn]
 
 
+async def test_a_user_left_disabled_is_added_under_the_disabled_ou_and_an_update_brings_it_back(
+    slapd: Slapd, connect: Callable[..., Any]
+) -> None:
+    connector = await connect(
+        slapd, users={"disable": {"attribute": "employeeType", "value": "disabled", "move_to": DISABLED}}
+    )
+    hidden = op("create", person(1), disabled=True)
+    (dn,) = applied(await connector.apply([hidden]))
+    assert dn == f"uid=u1,{DISABLED}"
+    assert users_of(slapd)[dn]["employeetype"] == ["disabled"]
+    assert applied(await connector.apply([hidden])) == [dn]  # a retry: matched there, left there
+    # An enabled user already there, created again to be left disabled: moved and marked.
+    (enabled,) = applied(await connector.apply([op("create", person(2))]))
+    (moved,) = applied(await connector.apply([op("create", person(2), disabled=True)]))
+    assert (enabled, moved) == (f"uid=u2,{PEOPLE}", f"uid=u2,{DISABLED}")
+    # An update to be left disabled changes attributes in place; one without the flag moves it back.
+    changed = person(1, email="new@example.org")
+    assert applied(await connector.apply([op("update", changed, target_id=dn, disabled=True)])) == [dn]
+    assert users_of(slapd)[dn]["mail"] == ["new@example.org"]
+    (back,) = applied(await connector.apply([op("update", changed, target_id=dn)]))
+    assert back == f"uid=u1,{PEOPLE}"
+    assert sorted(users_of(slapd)) == sorted([back, moved])
+    assert "employeetype" not in users_of(slapd)[back]
+    assert users_of(slapd)[moved]["employeetype"] == ["disabled"]
+
+
+async def test_an_operation_left_disabled_where_nothing_can_be_disabled_fails_before_it_writes(
+    slapd: Slapd, connect: Callable[..., Any]
+) -> None:
+    connector = await connect(slapd, users={"disable": None})
+    (dn,) = applied(await connector.apply([op("create", person(1))]))
+    refused = await connector.apply(
+        [
+            op("create", person(2), disabled=True),
+            op("update", person(1, email="new@example.org"), target_id=dn, disabled=True),
+            op("create", {"displayName": "Staff"}, kind="group", disabled=True),
+        ]
+    )
+    assert all(isinstance(o, PermanentError) for o in refused), refused
+    assert [o.code for o in refused[:2]] == ["config", "config"]
+    assert "users.disable" in refused[0].message and "group" in refused[2].message
+    assert list(users_of(slapd)) == [dn] and users_of(slapd)[dn]["mail"] == ["u1@example.org"]
+    assert slapd.entries(GROUPS, "(objectClass=groupOfNames)") == {}
+
+
 async def test_delete_removes_the_entry_and_its_memberships_and_a_missing_one_counts_as_done(
     slapd: Slapd, connect: Callable[..., Any]
 ) -> None:

@@ -27,19 +27,20 @@ error_path: error.message
 max_concurrency: 4
 max_pause_s: 5
 users:
-  attributes: {given: name.given, family: name.family}
+  attributes: {given: name.given, family: name.family, enabled: active}
   read: {url: "/users/{target_id}", path: data}
   match:
     - {url: "/users?login={login}", path: items}
   create:
     url: /users
     path: data
-    body: {login: "{login}", email: "{email}", name: {given: "{given}", family: "{family}"}, level: "{level}"}
+    body: {login: "{login}", email: "{email}", name: {given: "{given}", family: "{family}"}, level: "{level}",
+           active: "{enabled}"}
   update:
     method: PATCH
     url: "/users/{target_id}"
     body: {login: "{login}", email: "{email}", name: {given: "{given}", family: "{family}"}, level: "{level}",
-           active: true}
+           active: "{enabled}"}
   disable: {method: POST, url: "/users/{target_id}/disable"}
   delete: {url: "/users/{target_id}"}
   list: {url: /users, path: items, paging: {style: cursor, size: 3, size_param: limit}}
@@ -64,7 +65,9 @@ def settings(url: str, **overrides: Any) -> RestSettings:
 
 
 def op(action: str, object_type: str = "user", *, source_id: str | None = None, **fields: Any) -> Operation:
-    extra = {k: fields.pop(k) for k in ("target_id", "members_add", "members_remove") if k in fields}
+    extra = {
+        k: fields.pop(k) for k in ("target_id", "members_add", "members_remove", "disabled") if k in fields
+    }
     login = fields.get("login")
     return Operation(
         op_id=uuid.uuid4().hex,
@@ -135,6 +138,65 @@ async def test_create_update_disable_delete_land_in_the_service(
     # Deleting or disabling what is gone is done, not an error.
     assert isinstance(await one(rest, op("delete", target_id=user_id, login="ada")), Applied)
     assert isinstance(await one(rest, op("disable", target_id=user_id, login="ada")), Applied)
+
+
+async def test_an_account_left_disabled_is_written_so_by_the_flag_in_the_body_in_one_request(
+    service: RestService, rest: RestConnector
+) -> None:
+    sent = len(service.requests)
+    user_id = applied_id(await one(rest, op("create", login="cy", email="cy@x.org", disabled=True)))
+    assert service.users[user_id]["active"] is False
+    assert service.requests[sent:] == [("GET", "/api/users?login=cy"), ("POST", "/api/users")]
+    # An update that changes no attribute still sends the flag when the object shows another state.
+    sent = len(service.requests)
+    await one(rest, op("update", target_id=user_id, login="cy", email="cy@x.org"))
+    assert service.users[user_id]["active"] is True
+    await one(rest, op("update", target_id=user_id, login="cy", email="cy@x.org", disabled=True))
+    assert service.users[user_id]["active"] is False
+    assert [m for m, _ in service.requests[sent:]] == ["GET", "PATCH", "GET", "PATCH"]
+
+
+async def test_without_the_flag_in_its_bodies_the_disable_call_follows_the_write(
+    service: RestService,
+) -> None:
+    raw = yaml.safe_load(TARGET % {"key": KEY})
+    for call in ("create", "update"):
+        del raw["users"][call]["body"]["active"]
+    async with RestConnector("app", parse_rest_settings("t", {"url": service.url, **raw})) as connector:
+        create = op("create", login="di", email="di@x.org", disabled=True)
+        user_id = applied_id(await one(connector, create))
+        assert service.users[user_id]["active"] is False
+        assert service.requests[-1] == ("POST", f"/api/users/{user_id}/disable")
+        service.users[user_id]["active"] = True  # a crash between the two: the retry disables it
+        assert applied_id(await one(connector, create)) == user_id
+        assert service.users[user_id]["active"] is False and len(service.users) == 1
+        await one(connector, op("update", target_id=user_id, login="di", email="new@x.org", disabled=True))
+    assert service.users[user_id] | {} == {
+        "id": user_id,
+        "login": "di",
+        "email": "new@x.org",
+        "active": False,
+    }
+    assert [m for m, _ in service.requests[-3:]] == ["GET", "PATCH", "POST"]
+
+
+async def test_with_neither_the_flag_nor_a_disable_call_a_disabled_write_fails_before_it_writes(
+    service: RestService,
+) -> None:
+    raw = yaml.safe_load(TARGET % {"key": KEY})
+    del raw["users"]["disable"]
+    del raw["users"]["update"]["body"]["active"]
+    async with RestConnector("app", parse_rest_settings("t", {"url": service.url, **raw})) as connector:
+        outcomes = await connector.apply(
+            [
+                op("create", login="no", disabled=True),
+                op("create", "group", source_id="g1", name="Ops", disabled=True),
+            ]
+        )
+    assert all(isinstance(o, PermanentError) and o.code == "config" for o in outcomes), outcomes
+    assert "add `disable:` under `users:`" in outcomes[0].message and "{enabled}" in outcomes[0].message
+    assert "`disable:` under `groups:`" in outcomes[1].message
+    assert service.requests == [] and service.users == {} and service.groups == {}
 
 
 async def test_an_update_sends_only_the_changed_attributes(service: RestService, rest: RestConnector) -> None:

@@ -415,6 +415,33 @@ async def test_put_updates_keep_attributes_that_are_not_mapped(scim_server: Scim
     assert (stored["title"], stored["nickName"], stored["active"]) == ("Dr", "Bob", False)
 
 
+@pytest.mark.parametrize("update_method", ["patch", "put"])
+async def test_an_account_left_disabled_overrides_a_mapped_active_and_a_group_refuses_it(
+    scim_server: ScimServer, update_method: str
+) -> None:
+    name = unique()
+    async with connector(scim_server.url, update_method=update_method) as scim:
+        created = await scim.apply(
+            [dataclasses.replace(op("create", userName=name, active=True), disabled=True)]
+        )
+        user_id = applied(created[0])
+        _, stored = await server_get(scim_server, f"/Users/{user_id}")
+        assert stored["active"] is False
+        await scim.apply([op("update", target_id=user_id, userName=name, title="Dr")])
+        _, stored = await server_get(scim_server, f"/Users/{user_id}")
+        assert stored["active"] is True  # an update without the flag enables again
+        (outcome,) = await scim.apply(
+            [dataclasses.replace(op("update", target_id=user_id, userName=name, title="Prof"), disabled=True)]
+        )
+        group = op("create", "group", displayName=unique("g"))
+        (refused,) = await scim.apply([dataclasses.replace(group, disabled=True)])
+    assert applied(outcome) == user_id
+    _, stored = await server_get(scim_server, f"/Users/{user_id}")
+    assert (stored["title"], stored["active"]) == ("Prof", False)
+    assert isinstance(refused, PermanentError) and "group" in refused.message
+    assert await listed(scim_server, "/Groups", f'displayName eq "{group.attributes["displayName"]}"') == []
+
+
 # -- Groups -----------------------------------------------------------------------------------------
 
 

@@ -174,6 +174,38 @@ async def test_disable_deletes_the_row_when_on_disable_is_delete(db: Database) -
     assert await db.rows() == {"bob": {"user_name": "bob", "email": "b@x.org", "display_name": None}}
 
 
+async def test_a_disabled_create_inserts_the_row_inactive_and_its_updates_keep_it_so(db: Database) -> None:
+    async with SqlConnector("app", db.settings()) as connector:
+        hidden = replace(op("create", "alice", mail="a@x.org"), disabled=True)
+        # A create and an update of one key in a batch are one upsert: the later one's state wins.
+        later = [
+            op("create", "bob", mail="b@x.org"),
+            replace(op("update", "bob", mail="b2@x.org"), disabled=True),
+        ]
+        assert await connector.apply([hidden, *later]) == [
+            Applied(target_id=k) for k in ("alice", "bob", "bob")
+        ]
+        assert {k: r["active"] for k, r in (await db.rows()).items()} == {"alice": False, "bob": False}
+        await connector.apply([replace(op("update", "alice", mail="new@x.org"), disabled=True)])
+        alice = (await db.rows())["alice"]
+    assert (alice["email"], alice["active"]) == ("new@x.org", False)
+
+
+async def test_a_disabled_create_without_an_active_column_fails_and_writes_nothing(db: Database) -> None:
+    settings = db.settings(on_disable="delete", active_column=None)
+    async with SqlConnector("app", settings) as connector:
+        outcomes = await connector.apply(
+            [
+                replace(op("create", "alice", mail="a@x.org"), disabled=True),
+                op("create", "bob", mail="b@x.org"),
+            ]
+        )
+    assert isinstance(outcomes[0], PermanentError) and outcomes[0].code == "config"
+    assert "active_column" in outcomes[0].message
+    assert outcomes[1] == Applied(target_id="bob")
+    assert list(await db.rows()) == ["bob"]
+
+
 async def test_delete_removes_the_row_and_a_delete_of_a_missing_row_succeeds(db: Database) -> None:
     async with SqlConnector("app", db.settings()) as connector:
         await connector.apply([op("create", "alice", mail="a@x.org"), op("create", "bob", mail="b@x.org")])
@@ -452,9 +484,13 @@ def test_urls_are_rewritten_to_the_async_drivers_and_relative_sqlite_paths_to_th
 async def test_the_null_connector_applies_everything() -> None:
     async with NullConnector() as connector:
         outcomes = await connector.apply(
-            [op("create", "alice"), replace(op("delete", None), source_id="s-9")]
+            [
+                op("create", "alice"),
+                replace(op("delete", None), source_id="s-9"),
+                replace(op("create", "bob"), disabled=True),
+            ]
         )
-    assert outcomes == [Applied(target_id="alice"), Applied(target_id="s-9")]
+    assert outcomes == [Applied(target_id="alice"), Applied(target_id="s-9"), Applied(target_id="bob")]
 
 
 async def test_a_large_batch_of_mixed_shapes_lands_every_row_once_with_its_values(db: Database) -> None:

@@ -2,8 +2,9 @@
 
 Every operation finds its badge first (by the id Roster linked, else by `employee_no`), so a redelivered
 create updates the badge it made the first time, and a delete of a badge that is gone is done. An update
-sends only the fields that differ. 4xx answers are permanent errors with the service's own message; 5xx,
-429 and network trouble are transient, and Roster retries them.
+sends only the fields that differ, and enables the account again; a create or update that leaves it
+disabled (`op.disabled`) writes `active: false` in that same request. 4xx answers are permanent errors
+with the service's own message; 5xx, 429 and network trouble are transient, and Roster retries them.
 """
 
 from __future__ import annotations
@@ -74,7 +75,10 @@ class BadgeConnector(AsyncContextConnector):
         if unknown:
             fields = ", ".join(FIELDS)
             return PermanentError(f"the badge system has no field {', '.join(unknown)} (it has {fields})")
-        wanted.setdefault("active", True)
+        if op.disabled:
+            wanted["active"] = False  # to stay disabled (a prehire): created so, never enabled first
+        else:
+            wanted.setdefault("active", True)  # an update enables again
         if current is None:
             status, body = await self._call("POST", "/badges", json=wanted, ok=(201, 409))
             if status == 201:

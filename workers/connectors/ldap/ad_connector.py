@@ -2,15 +2,18 @@
 idempotence, renames and chunks, with AD's accounts (workers/connectors/ldap/ad.py says its rules).
 
 **Create** adds the user disabled (`userAccountControl` 514) and without a password, then in one modify
-sets `unicodePwd`, `pwdLastSet: 0` when the user must change it, and enables the account (bits kept):
-the order AD requires. When AD refuses the password (its policy), the entry just added is deleted again,
-so that a retry starts clean, and the error says why. The password (generated, or the operation's
-`password.attribute`, which is never written as an attribute) appears in no log line, result or error.
+sets `unicodePwd`, `pwdLastSet: 0` when the user must change it, and enables the account (bits kept): the
+order AD requires. A create that leaves the user disabled (`disabled`) sets the password and never
+enables it (and adds it under `users.disable.move_to`, if set). When AD refuses the password (its
+policy), the entry just added is deleted again, so that a retry starts clean, and the error says why. The
+password (generated, or the operation's `password.attribute`, which is never written as an attribute)
+appears in no log line, result or error.
 
 **Identity.** The target id is `<GUID=...>` (the entry's `objectGUID`), which AD resolves as a DN: a move
 to another OU (the DN template's parent changed, e.g. from `department`) changes no link, and AD rewrites
 `member` itself. Groups' members are written by that id. **Disable** sets bit 2 of `userAccountControl`
-(and moves the entry under `users.disable.move_to`, if set); an update clears it again. **Delete** needs
+(and moves the entry under `users.disable.move_to`, if set); an update clears it again, unless it leaves
+the user disabled: it then sets the bit (and moves the entry there) with its attributes. **Delete** needs
 no relinking: AD drops the links to a deleted entry. **Errors** are worded by `ad_errors`.
 """
 
@@ -34,6 +37,7 @@ from workers.connectors.ldap.connector import LdapConnector
 from workers.connectors.ldap.plan import (
     Entry,
     Plan,
+    disable_of,
     kind_settings,
     listed_name,
     listing_filter,
@@ -144,7 +148,8 @@ class ActiveDirectoryConnector(LdapConnector):
         ]
 
     def _set_first_password(self, session: Session, plan: Plan, dn: str) -> None:
-        """Password, then enable, in one modify (its changes apply in order); undo the add if refused."""
+        """Password, then enable, in one modify (its changes apply in order); undo the add if refused.
+        A user the operation leaves disabled gets its password and stays disabled."""
         passwords = self.ad.passwords
         if passwords is None:
             return  # created disabled: AD enables no account without a password
@@ -161,7 +166,8 @@ class ActiveDirectoryConnector(LdapConnector):
         del password
         if passwords.must_change:
             changes["pwdLastSet"] = [(ldap3.MODIFY_REPLACE, ["0"])]
-        changes[ad.UAC] = [(ldap3.MODIFY_REPLACE, [str(ad.enabled(ad.disabled(None)))])]
+        if not plan.op.disabled:
+            changes[ad.UAC] = [(ldap3.MODIFY_REPLACE, [str(ad.enabled(ad.disabled(None)))])]
         try:
             session.modify(dn, changes)
         except LdapFailure:
@@ -176,6 +182,14 @@ class ActiveDirectoryConnector(LdapConnector):
             return  # no password was ever set: AD would refuse to enable it
         desired[ad.UAC] = [str(ad.enabled(uac))]
 
+    def _disabled_state(
+        self, kind: KindSettings, current: Entry | None, desired: dict[str, list[Any]]
+    ) -> None:
+        """Bit 2 of `userAccountControl` set, the others kept; a new entry is added disabled already."""
+        if current is not None:
+            now = current[1].get("useraccountcontrol")
+            desired[ad.UAC] = [str(ad.disabled(int(now[0]) if now else None))]
+
     def _update_members(self, session: Session, kind: KindSettings, dn: str, op: Operation) -> None:
         update_ad_members(session, kind, dn, op)
 
@@ -183,8 +197,7 @@ class ActiveDirectoryConnector(LdapConnector):
         """Nothing to relink: the target id is the GUID, and AD rewrites `member` itself."""
 
     def _disable(self, session: Session, plan: Plan) -> Outcome:
-        if plan.kind.kind == "group":
-            raise PermanentError("an AD group has no disabled state; deprovision groups with delete")
+        move_to = disable_of(plan.kind).move_to
         located = self._located(session, plan)
         found = session.read(located, [ad.UAC, ad.GUID]) if located else None
         if found is None:
@@ -194,7 +207,6 @@ class ActiveDirectoryConnector(LdapConnector):
         uac = int(now[0]) if now else None
         if uac != ad.disabled(uac):
             session.modify(dn, {ad.UAC: [(ldap3.MODIFY_REPLACE, [str(ad.disabled(uac))])]})
-        move_to = plan.kind.disable.move_to if plan.kind.disable else None
         if move_to is not None and not same_dn(parent_dn(dn), move_to):
             session.rename(dn, first_rdn(dn), move_to)
         return Applied(self._target_id((dn, attributes)))

@@ -17,7 +17,12 @@ values differ (as sets) from the entry just read, and adds missing object classe
 differs from the entry's, the entry is renamed first (modify DN, to a new parent if the template's parent
 changed): the result carries the new DN, and the groups that listed the old DN are relinked. Disable sets
 an attribute to a value, or moves the entry under another OU, or both; an update re-enables (the attribute
-is reset, the template's DN moves it back). Group members come from `members_add`/`members_remove` (DNs).
+is reset, the template's DN moves it back). A create or an update that leaves a user disabled (`disabled`)
+does the same in its own writes: the add carries the disabled value and, where disabling moves entries,
+adds the entry under `move_to` already (the template's RDN there, where a disable would have moved it),
+so that it is never enabled, not even for a moment; an update sets the value and moves the entry there
+rather than back. A kind that cannot be disabled (a group, users without `disable:`) fails such an
+operation before it writes. Group members come from `members_add`/`members_remove` (DNs).
 
 **Errors.** Busy, unavailable, server down and timeouts are `TransientError`; constraint and object class
 violations, insufficient access, invalid syntax and the rest are `PermanentError` with the server's message.
@@ -43,6 +48,8 @@ from workers.connectors.ldap.members import Moves, add_members, relink, update_m
 from workers.connectors.ldap.plan import (
     Entry,
     Plan,
+    disable_of,
+    disabled_dn,
     dn_as_written,
     entry_changes,
     kind_settings,
@@ -318,8 +325,11 @@ class LdapConnector(AsyncContextConnector):
         kind = plan.kind
         attributes: dict[str, list[Any]] = {"objectClass": list(kind.object_classes)}
         attributes.update({name: values for name, values in plan.desired.items() if values})
-        if kind.disable and kind.disable.attribute and kind.disable.enabled_value is not None:
-            attributes.setdefault(kind.disable.attribute, [kind.disable.enabled_value])
+        if kind.kind == "user":
+            if plan.op.disabled:
+                self._disabled_state(kind, None, attributes)
+            elif kind.disable and kind.disable.attribute and kind.disable.enabled_value is not None:
+                attributes.setdefault(kind.disable.attribute, [kind.disable.enabled_value])
         additions: list[str] = []
         if kind.member_attribute:
             additions = list(dict.fromkeys(plan.op.members_add))
@@ -337,11 +347,22 @@ class LdapConnector(AsyncContextConnector):
     def _target_id(self, entry: Entry) -> str:
         return entry[0]
 
-    def _enable(self, kind: KindSettings, current: Entry, desired: dict[str, list[str]]) -> None:
+    def _enable(self, kind: KindSettings, current: Entry, desired: dict[str, list[Any]]) -> None:
         """Add to `desired` what makes the `current` user enabled (an update re-enables)."""
         disable = kind.disable
         if disable and disable.attribute and not any(k.lower() == disable.attribute.lower() for k in desired):
             desired[disable.attribute] = [disable.enabled_value] if disable.enabled_value is not None else []
+
+    def _disabled_state(
+        self, kind: KindSettings, current: Entry | None, desired: dict[str, list[Any]]
+    ) -> None:
+        """Set in `desired` what makes a user disabled: the `current` one updated, or a new one (None)
+        added. It overrides a mapped value: an operation that leaves the account disabled says so."""
+        disable = disable_of(kind)
+        if disable.attribute is not None:
+            for name in [k for k in desired if k.lower() == disable.attribute.lower()]:
+                del desired[name]
+            desired[disable.attribute] = [disable.value or ""]
 
     def _update_members(self, session: Session, kind: KindSettings, dn: str, op: Operation) -> None:
         update_members(session, kind, dn, op, self._moves)
@@ -349,7 +370,7 @@ class LdapConnector(AsyncContextConnector):
     # -- Writes --------------------------------------------------------------------------------------
 
     def _create(self, session: Session, plan: Plan) -> Outcome:
-        kind, dn = plan.kind, plan.dn
+        kind, dn = plan.kind, self._placed(plan, plan.dn)
         assert dn is not None
         attributes, additions = self._new_entry(plan)
         try:
@@ -375,11 +396,14 @@ class LdapConnector(AsyncContextConnector):
     def _update(self, session: Session, plan: Plan, current: Entry) -> Outcome:
         kind = plan.kind
         dn, attributes = current
-        desired = dict(plan.desired)
-        if kind.kind == "user":
+        desired: dict[str, list[Any]] = dict(plan.desired)
+        if kind.kind == "user" and plan.op.disabled:
+            self._disabled_state(kind, current, desired)
+        elif kind.kind == "user":
             self._enable(kind, current, desired)
-        if plan.dn is not None and not same_dn(dn, plan.dn):
-            dn = self._rename(session, kind, dn, plan.dn, attributes)
+        placed = self._placed(plan, plan.dn or (dn if plan.op.disabled else None))
+        if placed is not None and not same_dn(dn, placed):
+            dn = self._rename(session, kind, dn, placed, attributes)
         elif kind.kind == "user" and plan.op.target_id and not same_dn(plan.op.target_id, dn):
             self._moved_before(session, plan.op.target_id, dn)
         changes = entry_changes(attributes, desired, kind.object_classes)
@@ -388,6 +412,14 @@ class LdapConnector(AsyncContextConnector):
         if kind.member_attribute and (plan.op.members_add or plan.op.members_remove):
             self._update_members(session, kind, dn, plan.op)
         return Applied(self._target_id((dn, attributes)))
+
+    @staticmethod
+    def _placed(plan: Plan, dn: str | None) -> str | None:
+        """Where the entry of `plan` belongs: at `dn` (its template's), or under the disabled OU for a
+        user that the operation leaves disabled where disabling moves it (`disable.move_to`)."""
+        if dn is None or not plan.op.disabled or plan.kind.kind != "user":
+            return dn
+        return disabled_dn(dn, disable_of(plan.kind))
 
     def _moved_before(self, session: Session, old: str, new: str) -> None:
         """The entry the engine knows at `old` is at `new` already: an earlier try renamed it and failed
@@ -431,15 +463,7 @@ class LdapConnector(AsyncContextConnector):
         return hits[0][0] if hits else None
 
     def _disable(self, session: Session, plan: Plan) -> Outcome:
-        kind, disable = plan.kind, plan.kind.disable
-        if kind.kind == "group":
-            raise PermanentError("an LDAP group has no disabled state; deprovision groups with delete")
-        if disable is None:
-            raise PermanentError(
-                "users.disable is not set: say how this directory marks a disabled account "
-                "(attribute and value, or move_to), or deprovision with delete",
-                code="config",
-            )
+        disable = disable_of(plan.kind)
         dn = self._located(session, plan)
         if dn is None:
             return Applied(None)  # nothing left to disable
@@ -452,7 +476,7 @@ class LdapConnector(AsyncContextConnector):
                 dn = moved
                 session.modify(dn, change)
         if disable.move_to is not None and not same_dn(parent_dn(dn), disable.move_to):
-            target = f"{first_rdn(dn)},{disable.move_to}"
+            target = disabled_dn(dn, disable)
             try:
                 session.rename(dn, first_rdn(dn), disable.move_to)
             except LdapFailure as failure:
@@ -466,7 +490,7 @@ class LdapConnector(AsyncContextConnector):
         """Where a missing entry is, if an earlier try already moved it to the disabled OU."""
         if disable.move_to is None:
             return None
-        target = f"{first_rdn(dn)},{disable.move_to}"
+        target = disabled_dn(dn, disable)
         return target if session.read(target, ["1.1"]) is not None else None
 
     def _delete(self, session: Session, plan: Plan) -> Outcome:

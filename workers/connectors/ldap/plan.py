@@ -16,10 +16,10 @@ from typing import Any
 import ldap3
 
 from common.errors import PermanentError
-from common.peers.ldap_names import DnError, escape_filter_value, join_dn, rdn_values, split_dn
+from common.peers.ldap_names import DnError, escape_filter_value, first_rdn, join_dn, rdn_values, split_dn
 from common.unique import unique_candidates
 from queues.contracts import MEMBERS, Operation
-from workers.connectors.ldap.settings import KindSettings, LdapSettings
+from workers.connectors.ldap.settings import Disable, KindSettings, LdapSettings
 
 Entry = tuple[str, dict[str, list[str]]]
 """A DN and its attributes, keyed by lowercased name, as text."""
@@ -40,6 +40,8 @@ class Plan:
 def plan_operation(op: Operation, settings: LdapSettings) -> Plan:
     """`op` as its kind's settings read it; a `PermanentError` when they cannot."""
     kind = _kind_of(op, settings)
+    if op.disabled and op.action in ("create", "update"):
+        disable_of(kind)  # refused before anything is written, never created enabled
     desired: dict[str, list[str]] = {}
     for name, value in op.attributes.items():
         ldap_name = kind.ldap_name(name)
@@ -97,6 +99,24 @@ def kind_settings(object_type: str, settings: LdapSettings) -> KindSettings:
             code="config",
         )
     return kind
+
+
+def disable_of(kind: KindSettings) -> Disable:
+    """How `kind`'s entries are disabled; a `PermanentError` saying what to set when they cannot be."""
+    if kind.kind == "group":
+        raise PermanentError("a directory group has no disabled state; deprovision groups with delete")
+    if kind.disable is None:
+        raise PermanentError(
+            "users.disable is not set: say how this directory marks a disabled account "
+            "(attribute and value, or move_to), or deprovision with delete",
+            code="config",
+        )
+    return kind.disable
+
+
+def disabled_dn(dn: str, disable: Disable) -> str:
+    """Where the entry at `dn` is once disabled: under `move_to` with the same RDN, if set; else there."""
+    return dn if disable.move_to is None else f"{first_rdn(dn)},{disable.move_to}"
 
 
 def listing_fields(kind: KindSettings, attributes: Sequence[str]) -> list[str]:

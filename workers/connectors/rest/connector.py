@@ -18,6 +18,15 @@ whole body. Disable sends `disable` (a 404 counts as done, as does a missing obj
 `members.add`/`members.remove` call per member, where a 409 on add and a 404 on remove count as done.
 A SelectUniqueValue attribute is refused: the service's own rules decide uniqueness here.
 
+**Disabled accounts.** A create or an update that leaves the account disabled (`disabled`) fills
+`{enabled}` with false (else true). Where the create's (or update's) body carries `{enabled}`, that one
+request does it: the object is created disabled, never enabled first, and an update compares the flag
+where the object shows it (`attributes: {enabled: active}`; where it shows none, the update is always
+sent). Where the body does not carry it, the `disable` call follows the create or update within the
+same operation, so that a retry after a crash between the two still ends disabled (the create that
+finds its object updates and disables it). With neither, such an operation fails before it writes,
+naming both settings.
+
 **Errors** as every HTTP connector's (`workers/connectors/http.py`): 429 and 503 with `Retry-After`
 pause the whole target; 5xx, 408, 429, timeouts and network errors are `TransientError`; other 4xx are
 `PermanentError` with the service's message (at `error_path`, else a top-level `message`, `error` or
@@ -38,7 +47,7 @@ from workers.connectors.base import Applied, Outcome
 from workers.connectors.http import HttpConnector, HttpTarget
 from workers.connectors.rest.listing import PageWalk
 from workers.connectors.rest.settings import Call, ObjectSettings, RestSettings
-from workers.connectors.rest.templates import SPECIAL, Unfilled, as_text
+from workers.connectors.rest.templates import ENABLED, SPECIAL, Unfilled, as_text
 
 _MESSAGE_MAX: Final = 500
 _ABSENT: Final = object()
@@ -76,6 +85,8 @@ class RestConnector(HttpConnector):
                     raise PermanentError(f"{name}: a REST target cannot pick among unique candidates")
             if op.action == "delete":
                 return await self._delete(op, spec)
+            if op.disabled and op.action in ("create", "update"):
+                _can_disable(op, spec)
             found = await self._find(op, spec)
             if op.action == "create":
                 return await (self._create(op, spec) if found is None else self._update(op, spec, found))
@@ -174,11 +185,15 @@ class RestConnector(HttpConnector):
                 raise PermanentError(f"{answer.what} answered without the new object's id at {spec.id_path}")
             target_id = found.target_id
         target_id = _id_text(target_id, f"{answer.what}: the new object's id at {spec.id_path}")
+        if op.disabled and not _flags(call):
+            await self._disable(op, spec, _Found(target_id, None))
         await self._members(op, spec, target_id)
         return Applied(target_id)
 
     async def _update(self, op: Operation, spec: ObjectSettings, found: _Found) -> Outcome:
-        changed: Collection[str] | None = None
+        changed: list[str] | None = None
+        values = _values(op, found.target_id)
+        flagged = spec.update is not None and _flags(spec.update)
         if found.current is not None:
             current = found.current
             changed = [
@@ -186,9 +201,11 @@ class RestConnector(HttpConnector):
                 for name, value in op.attributes.items()
                 if not _same(spec.attribute_path(name).get(current, _ABSENT), value)
             ]
+            held = spec.attribute_path(ENABLED).get(current, _ABSENT)
+            if flagged and ENABLED not in changed and not _same(held, values[ENABLED]):
+                changed.append(ENABLED)  # the body's flag is sent whenever the body is
         if changed is None or changed:
             call = _needed(spec.update, op, "update")
-            values = _values(op, found.target_id)
             whole = changed is None or call.method == "PUT"
             body = _body(call, values, op.attributes, None if whole else changed)
             answer = await self._send("update", call, values, body=body)
@@ -198,6 +215,8 @@ class RestConnector(HttpConnector):
                 )
             if not 200 <= answer.status < 300:
                 raise self._target.error(answer)
+        if op.disabled and not flagged:
+            await self._disable(op, spec, found)
         await self._members(op, spec, found.target_id)
         return Applied(found.target_id)
 
@@ -300,6 +319,10 @@ def _values(op: Operation, target_id: str | None) -> dict[str, Any]:
     values: dict[str, Any] = {name: value for name, value in op.matching if name not in op.attributes}
     values.update(op.attributes)
     values["source_id"] = op.source_id
+    if op.disabled:
+        values[ENABLED] = False
+    else:
+        values.setdefault(ENABLED, True)
     if target_id:
         values["target_id"] = target_id
     return values
@@ -312,6 +335,28 @@ def _body(
     if call.body is not None:
         return call.body.render(values, changed=changed)
     return {name: value for name, value in attributes.items() if changed is None or name in changed}
+
+
+def _flags(call: Call) -> bool:
+    """Whether `call`'s body carries the account's state (`{enabled}`), so that it needs no disable call."""
+    return call.body is not None and ENABLED in call.body.names
+
+
+def _can_disable(op: Operation, spec: ObjectSettings) -> None:
+    """A `PermanentError`, before anything is written, when an operation that leaves the account disabled
+    has no way to: no `disable` call, and a create or update body it may send without `{enabled}`."""
+    if spec.disable is not None:
+        return
+    calls = (spec.create, spec.update) if op.action == "create" else (spec.update,)
+    if all(call is not None and _flags(call) for call in calls):
+        return
+    section = f"{op.object_type}s"
+    raise PermanentError(
+        f"this {op.object_type} is to be left disabled, and the target has no way to disable it: add "
+        f'`disable:` under `{section}:` in its settings, or "{{enabled}}" in the body of its create and '
+        'update (e.g. active: "{enabled}")',
+        code="config",
+    )
 
 
 def _needed(call: Call | None, op: Operation, what: str) -> Call:

@@ -1,8 +1,9 @@
 """The two template kinds of a REST target: a request's URL and its JSON body, filled from an operation.
 
-A placeholder is `{name}`: an attribute the job maps, or one of `SPECIAL` (the object's `target_id`,
-its `source_id`, and in a group's member calls the `member_id`). `{{` and `}}` stand for braces.
-Nothing is evaluated: a placeholder is a name looked up, never an expression.
+A placeholder is `{name}`: an attribute the job maps, or one of `SPECIAL` (the object's `target_id`, its
+`source_id`, `enabled`: false for an operation that leaves the account disabled, else true unless the job
+maps an `enabled` of its own, and in a group's member calls the `member_id`). `{{` and `}}` stand for
+braces. Nothing is evaluated: a placeholder is a name looked up, never an expression.
 
 **URL** (`UrlTemplate`), below the service's `url`, such as `/users/{target_id}` or `/users?login={login}`:
 each value is percent-encoded whole (`/`, `?`, `#`, `%`, `&`, quotes and spaces included; text as UTF-8),
@@ -28,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
-SPECIAL: Final = frozenset({"target_id", "source_id", "member_id"})
+ENABLED: Final = "enabled"
+SPECIAL: Final = frozenset({"target_id", "source_id", "member_id", ENABLED})
 _PART: Final = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]|[^{}]+")
 _NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]*")
 _URL_SAFE: Final = "/?&=:@!$'()*+,;%-._~"  # what the literal text of a URL template may hold as is

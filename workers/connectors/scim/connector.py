@@ -14,12 +14,14 @@ links a cycle's creates by it: a create it found comes with the object's `target
 search); one it did not find comes with `listed`, and the searches on those attributes are skipped. A
 409 on that POST still matches again and adopts what another writer created meanwhile.
 
-**Writes.** Create is a POST; update is a PATCH with only the attributes that differ from the object
-just fetched (no request when nothing does), or a PUT of the merged object with `update_method: put`;
-disable is `active=false`; delete is a DELETE, where 404 counts as done (as does disabling a missing
-object). Users get `active: true` on create and update unless `active` is mapped. Group members come
-from `members_add`/`members_remove` (target ids of users, and of groups nested in the group: those
-`members_groups` names, sent with `type: Group`, the others with `type: User`), never from
+**Writes.** Create is a POST; update is a PATCH with only the attributes that differ from the object just
+fetched (no request when nothing does), or a PUT of the merged object with `update_method: put`; disable
+is `active=false`; delete is a DELETE, where 404 counts as done (as does disabling a missing object).
+Users get `active: true` on create and update unless `active` is mapped, and `active: false` when the
+operation leaves them disabled (`disabled`): the POST creates them disabled, and an update (or a create
+that finds its object) leaves them so; a group is never disabled, and such an operation fails. Group
+members come from `members_add`/`members_remove` (target ids of users, and of groups nested in the group:
+those `members_groups` names, sent with `type: Group`, the others with `type: User`), never from
 attributes: those already in (or already out of) the group are skipped, the rest go in PATCHes of
 `member_chunk_size` values, removals as one `members[value eq "<id>"]` path each (some servers refuse a
 remove with a value list).
@@ -57,6 +59,7 @@ from queues.contracts import Operation
 from workers.connectors.base import Applied, Outcome
 from workers.connectors.http import HttpConnector, HttpTarget
 from workers.connectors.scim.diff import (
+    GROUP_NOT_DISABLED,
     add_members,
     chunks_of,
     desired,
@@ -276,7 +279,7 @@ class ScimConnector(HttpConnector):
 
     async def _disable(self, op: Operation, kind: ObjectType, current: dict[str, Any]) -> Outcome:
         if kind == "group":
-            raise PermanentError("a SCIM group has no active flag to disable; delete it instead")
+            raise PermanentError(GROUP_NOT_DISABLED)
         target_id = _id_of(current)
         if current.get("active") is False:
             return Applied(target_id)

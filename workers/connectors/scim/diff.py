@@ -1,8 +1,9 @@
 """The bodies of SCIM writes, built from an operation and the object just read, without I/O.
 
-`desired` reads an operation's attributes as paths and values (users get `active: true` and groups an
-`externalId` unless mapped); `diff` turns them into PATCH operations touching only what differs (`password`,
-never read back by a server, is sent every time); `put_body` overlays them on the object for a PUT;
+`desired` reads an operation's attributes as paths and values (users get `active: true` unless mapped,
+and `active: false` when the operation leaves them disabled; groups get an `externalId` unless mapped);
+`diff` turns them into PATCH operations touching only what differs (`password`, never read back by a
+server, is sent every time); `put_body` overlays them on the object for a PUT;
 an entry of a multi-valued attribute left with nothing in it (see `paths.empty_entry`) is never sent:
 the create and the PUT leave it out, a PATCH removes it whole (`emails[type eq "work"]`);
 `member_patches` and `chunks_of` cut group members into PATCHes of `member_chunk_size` values.
@@ -30,18 +31,24 @@ from workers.connectors.scim.paths import (
 )
 
 _WRITE_ONLY: Final = frozenset({"password"})
+GROUP_NOT_DISABLED: Final = "a SCIM group has no active flag to disable; delete it instead"
 
 
 def desired(op: Operation, kind: ObjectType) -> dict[AttrPath, Any]:
     """The attributes `op` wants, as paths and values (None removes an attribute)."""
     if kind == "group" and "members" in op.attributes:
         raise PermanentError("group members come from members_add/members_remove, not from an attribute")
+    if kind == "group" and op.disabled:
+        raise PermanentError(GROUP_NOT_DISABLED)
     wanted: dict[AttrPath, Any] = {}
     for name, value in op.attributes.items():
         path = attr_path(name)
         wanted[path] = clean_entries(path.name, value) if path.type is None and path.sub is None else value
     if kind == "user" and op.action in ("create", "update"):
-        wanted.setdefault(attr_path("active"), True)
+        if op.disabled:
+            wanted[attr_path("active")] = False  # to be disabled: whatever `active` is mapped to
+        else:
+            wanted.setdefault(attr_path("active"), True)
     if kind == "group" and op.action in ("create", "update"):
         wanted.setdefault(attr_path("externalId"), op.source_id)
     return wanted

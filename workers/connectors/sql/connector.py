@@ -1,12 +1,14 @@
 """The generic SQL target: one table in SQLite or PostgreSQL, written with SQLAlchemy Core (async).
 
-Every create and update is an upsert (`INSERT ... ON CONFLICT (key) DO UPDATE`), so a redelivered
-create is harmless and a create of an existing row updates it; a disable or delete of a missing row
-counts as done. Rows are found by the key column alone, holding the operation's first matching value
-(else its target id): a table has one key, so further matching attributes serve targets that search.
-An update whose key value changed (a key column holding a name, renamed) first gives the row it is
-linked to (its target id) the new key, so the row is renamed, not joined by a second one; redelivered,
-that rename finds no old row and the upsert updates the renamed one.
+Every create and update is an upsert (`INSERT ... ON CONFLICT (key) DO UPDATE`), so a redelivered create
+is harmless and a create of an existing row updates it; a disable or delete of a missing row counts as
+done. The upsert sets `active_column` true (an update enables again), or false for an operation that
+leaves the account disabled (`disabled`): such a row is inserted disabled, in the same statement; without
+an `active_column` that operation fails. Rows are found by the key column alone, holding the operation's
+first matching value (else its target id): a table has one key, so further matching attributes serve
+targets that search. An update whose key value changed (a key column holding a name, renamed) first gives
+the row it is linked to (its target id) the new key, so the row is renamed, not joined by a second one;
+redelivered, that rename finds no old row and the upsert updates the renamed one.
 A batch is applied in one transaction with one `executemany` per statement shape. When that
 transaction fails with a permanent error (one row breaks a constraint), it is rolled back and the
 operations are applied one by one, each in its own transaction, so only the bad one fails.

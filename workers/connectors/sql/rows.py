@@ -118,6 +118,12 @@ class RowMap:
                         code="members",
                     )
                 key = self.key(op)
+                if op.disabled and op.action in ("create", "update") and not self.active_column:
+                    raise PermanentError(
+                        f"this {op.object_type} is to be left disabled, and table {self.table!r} has no "
+                        "column to say so: name a boolean column in the target's `active_column:`",
+                        code="config",
+                    )
                 if op.action in ("create", "update"):
                     linked = self.linked_key(op)
                     if linked is not None and linked != key:
@@ -158,7 +164,8 @@ class RowMap:
         return self.key_convert(op.target_id) if self.key_convert else op.target_id
 
     def row(self, op: Operation, key: Any) -> dict[str, Any]:
-        """The row an upsert of `op` writes: its key, its attributes' columns, and active if there is one."""
+        """The row an upsert of `op` writes: its key, its attributes' columns, and active if there is one
+        (false when `op` leaves the account disabled, so that the insert itself makes it disabled)."""
         key_column, active_column = self.key_column, self.active_column
         row: dict[str, Any] = {key_column: key}
         for attribute, value in op.attributes.items():
@@ -174,7 +181,7 @@ class RowMap:
             if column != key_column and column != active_column:
                 row[column] = convert(value) if convert else value
         if active_column:
-            row[active_column] = True
+            row[active_column] = not op.disabled
         return row
 
     def column_of(self, attribute: str) -> str:
