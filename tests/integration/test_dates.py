@@ -71,7 +71,9 @@ async def test_a_joiner_appears_disabled_prehire_days_ahead_and_is_enabled_on_th
     staff = [person(i) for i in range(3)]
     write_sources(tmp_path, [*staff, joiner], [])
     clock = Clock()
-    async with pipeline(tmp_path, leavers_config(tmp_path, scim.url, dates=DATES)) as p:
+    raw = leavers_config(tmp_path, scim.url, dates=DATES)
+    del raw["jobs"][0]["delete_after_days"]  # no daily wake for a grace: the scheduler wakes for dates alone
+    async with pipeline(tmp_path, raw) as p:
         p.runner.clock = clock
         (job,) = p.runner.config.jobs
         scheduler = Scheduler(p.runner, [job], clock=clock.now)
@@ -97,7 +99,7 @@ async def test_a_joiner_appears_disabled_prehire_days_ahead_and_is_enabled_on_th
         wake_s = await scheduler.delay_s(job, clock.now())
         assert wake_s == midnight(start) - clock.at
 
-        write_sources(tmp_path, [*staff, {**joiner, "title": "Engineer 4"}], [])
+        write_sources(tmp_path, [*staff, {**joiner, "title": "Team Lead"}], [])
         changed = await p.runner.run_cycle(job)  # a change before the start: applied, still disabled
         assert (changed.updated, changed.created) == (1, 0), changed
         assert (await users(scim))["E00009"] == (target_id, False)
