@@ -58,6 +58,11 @@ CREATES_WAITING = 20_000
 first ones go on past it, checked by the result consumer only (see `_plan_and_publish`)."""
 
 
+KEPT_BACK_RETRY_S = 60.0
+"""How soon a job runs again whose disabled creates or updates were kept back from workers of the
+previous build (`CycleRunner._kept_back`)."""
+
+
 class CycleRunner:
     """Runs the cycles of the jobs in `config` against one broker and one state store."""
 
@@ -103,6 +108,7 @@ class CycleRunner:
         """For a job with `dates`: the first moment a person it read changes phase (a prehire's
         creation, a start, an end), when the scheduler runs it (None: none to come). Absent until a
         full read of the job in this process: its first cycle reads the whole source."""
+        self._kept_back_due: dict[str, float] = {}
         self.cycle_observers: list[Callable[[CycleSummary], None]] = []
         """Told of each cycle that ends (not one interrupted), after its metrics: a serving command
         prints a line per cycle."""
@@ -159,8 +165,11 @@ class CycleRunner:
     def _saw_dates(self, job: JobConfig, planner: Planner, *, whole: bool) -> None:
         """Keep the next date change the cycle read: all there is after a whole read; after part of
         one (incremental, or cut short), the earlier of it and what was known."""
+        kept_back = self._kept_back_due.pop(job.name, None)
+        if kept_back is not None and kept_back <= self.clock():
+            kept_back = None  # kept back by an earlier cycle's last flush: this cycle sent them again
         if whole:
-            self.date_due[job.name] = planner.next_date
+            self.date_due[job.name] = next_boundary(planner.next_date, kept_back)
         elif job.name in self.date_due:
             self.date_due[job.name] = next_boundary(self.date_due[job.name], planner.next_date)
 
@@ -795,9 +804,16 @@ class CycleRunner:
     async def _kept_back(self, failures: list[Result]) -> None:
         """Operations the publisher did not send, their target's workers reading a version that cannot
         carry them (`engine.pipeline.wire.expressible`): logged and counted as failed, so the next
-        cycle plans them again. Not told to the job control: the target did not fail them."""
+        cycle plans them again. Not told to the job control: the target did not fail them. Only a
+        job's dates make such operations (prehires), so that job's next cycle comes within
+        `KEPT_BACK_RETRY_S` (`date_due`), by when presence has told the engine its workers' versions
+        (an engine just started knows none, and writes the previous version)."""
         await self.state.apply_results(failures, self.tracker.sent(failures))
         self.tracker.settle(failures)
+        again = self.clock() + KEPT_BACK_RETRY_S
+        for job in {r.job for r in failures}:
+            self._kept_back_due[job] = again  # kept through the end of the cycle sending them
+            self.date_due[job] = next_boundary(self.date_due.get(job), again)
 
     async def _record_failures(self, cycle_id: str, failures: list[Result]) -> None:
         """Failures found before publishing (a mapping that failed): logged and counted as results."""

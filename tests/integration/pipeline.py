@@ -36,8 +36,10 @@ def person(i: int, **overrides: Any) -> dict[str, Any]:
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """The rows under `COLUMNS`, and any other column the first row has after them."""
+    extra = [name for name in rows[0] if name not in COLUMNS] if rows else []
     with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=[*COLUMNS, *extra])
         writer.writeheader()
         writer.writerows(rows)
 

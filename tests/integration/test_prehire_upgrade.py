@@ -1,25 +1,25 @@
 """A prehire during a rolling upgrade, over RabbitMQ: a create that leaves its account disabled is never
 sent to a worker of the previous build (wire version 4, which would create it enabled), nor lost.
 
-The engine (a `CycleRunner` fed by presence, as `roster engine` runs it) plans into a SQLite target;
-workers with their presence run beside it, the previous one limited to version 4 as
-`ROSTER_WIRE_VERSIONS=4` makes `roster worker`. No planner sets `Operation.disabled` yet (start dates
-come next): the runner here marks one person's operations disabled in its place. Nor does the SQL
-connector act on it yet, so what reaches the target is checked as the connector is given it.
+The engine (a `CycleRunner` fed by presence, as `roster engine` runs it) plans a job with start
+dates into a SQLite target; workers with their presence run beside it, the previous one limited to
+version 4 as `ROSTER_WIRE_VERSIONS=4` makes `roster worker`. The job is woken again within a minute
+for what was kept back, by when the engine knows its workers' versions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.pipeline.cycles import CycleRunner
+from engine.pipeline.cycles import KEPT_BACK_RETRY_S, CycleRunner
 from engine.pipeline.fleet import Fleet, FleetSettings
 from engine.pipeline.presence import EnginePresence
 from engine.store.state import StateStore, state_url
@@ -46,13 +46,6 @@ pytestmark = pytest.mark.rabbitmq
 
 PREHIRE = "E00001"
 TARGET = "db"
-
-
-class PrehireRunner(CycleRunner):
-    """Plans `PREHIRE` as a prehire before the start date: its create or update leaves it disabled."""
-
-    async def _publish(self, op: Operation) -> None:
-        await super()._publish(dataclasses.replace(op, disabled=True) if op.source_id == PREHIRE else op)
 
 
 class Recording(Interposer):
@@ -100,10 +93,13 @@ async def _dead_letters(broker: Broker) -> int:
 async def test_a_prehire_waits_for_a_worker_of_version_5_and_then_goes_out_a_disabled_create(
     tmp_path: Path,
 ) -> None:
-    rows = [person(i) for i in range(4)]
+    start = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    rows = [{**person(i), "start_date": start if f"E{i:05d}" == PREHIRE else ""} for i in range(4)]
     write_csv(tmp_path / "people.csv", rows)
     target_url = f"sqlite:///{tmp_path / 'target.db'}"
-    config, targets = configs(tmp_path, {**job_config(tmp_path), **sql_target(target_url, name=TARGET)})
+    raw = {**job_config(tmp_path), **sql_target(target_url, name=TARGET)}
+    raw["jobs"][0]["dates"] = {"starts_on": "start_date", "prehire_days": 7}
+    config, targets = configs(tmp_path, raw)
     job = config.jobs[0]
     with vhost() as url:
         broker = await connect_rabbit_broker(url, name="roster-test-engine")
@@ -112,7 +108,7 @@ async def test_a_prehire_waits_for_a_worker_of_version_5_and_then_goes_out_a_dis
             async with (
                 StateStore(state_url(str(tmp_path / "state.db"))) as state,
                 EnginePresence(broker, Fleet(FleetSettings(interval_s=0.5), versions=peers)),
-                PrehireRunner(config, broker, state, peers=peers) as runner,
+                CycleRunner(config, broker, state, peers=peers) as runner,
             ):
                 async with _worker(url, targets[0], spoken=(4,)) as previous:
                     first = await runner.run_cycle(job)
@@ -127,6 +123,8 @@ async def test_a_prehire_waits_for_a_worker_of_version_5_and_then_goes_out_a_dis
                 assert "previous build (wire version 4)" in message and "disabled create" in message
                 assert "planned again once every worker serving the target speaks version 5" in message
                 assert await state.count(job.name) == 3  # the state did not take it as applied
+                due = runner.date_due[job.name]  # woken for it within a minute, not on the start date
+                assert due is not None and 0 < due - time.time() <= KEPT_BACK_RETRY_S
 
                 async with _worker(url, targets[0]) as current:
                     await _written_in(runner, 5)
@@ -135,7 +133,10 @@ async def test_a_prehire_waits_for_a_worker_of_version_5_and_then_goes_out_a_dis
                 assert (second.created, second.failed) == (1, 0)
                 [create] = current.ops
                 assert (create.source_id, create.action, create.disabled) == (PREHIRE, "create", True)
-                assert set(await target_rows(target_url)) == {r["employee_id"] for r in rows}
+                held = await target_rows(target_url)
+                assert {key: int(row["active"]) for key, row in held.items()} == {
+                    r["employee_id"]: int(r["employee_id"] != PREHIRE) for r in rows
+                }
                 assert await state.count(job.name) == 4
                 assert await _dead_letters(broker) == 0
         finally:
