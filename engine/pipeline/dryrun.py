@@ -122,7 +122,8 @@ async def plan_job(job: JobConfig, state: StateStore, emit: Callable[[PlannedObj
                 if op is not None:
                     entry = planner.snapshot.entry(op.source_id)
                     shown = () if references is None else tuple(references.shown(obj.attributes))
-                    ops.append((op, entry is not None and entry.state == DISABLED, shown))
+                    enables = entry is not None and entry.state == DISABLED and not op.disabled
+                    ops.append((op, enables, shown))
             await _emit_changes(state, job, ops, counts, removing.emit(plan, emit))
             planner.snapshot.drop_entries(loaded)
             planner.snapshot.shrink()
