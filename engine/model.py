@@ -101,6 +101,10 @@ class CycleSummary:
     deleted: int = 0
     unchanged: int = 0
     out_of_scope: int = 0
+    not_started: int = 0
+    """Read before their prehire days (`dates:`): not created yet."""
+    ended: int = 0
+    """Read past their end date (`dates:`): deprovisioned as leavers (`disabled`, `deleted`), or were."""
     failed: int = 0
     retries: int = 0
     skipped_rows: int = 0
@@ -154,6 +158,8 @@ class CycleSummary:
             "pending_references": self.pending_references,
             "staged": self.staged,
             "elapsed_s": round(self.elapsed_s, 3),
+            **({"not_started": self.not_started} if self.not_started else {}),
+            **({"ended": self.ended} if self.ended else {}),
         }
 
 

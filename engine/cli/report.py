@@ -143,6 +143,9 @@ def print_summary(console: Console, summaries: Sequence[CycleSummary]) -> None:
     ]
     if any(s.out_of_scope for s in summaries):
         rows.insert(5, ("out of scope", lambda s: f"{s.out_of_scope:,}"))
+    if any(s.not_started or s.ended for s in summaries):  # `dates:`
+        rows.insert(5, ("past end date", lambda s: f"{s.ended:,}"))
+        rows.insert(5, ("before start", lambda s: f"{s.not_started:,}"))
     if any(s.skipped_rows for s in summaries):
         rows.insert(
             -2, ("rows skipped", lambda s: f"[yellow]{s.skipped_rows:,}[/]" if s.skipped_rows else "0")

@@ -1086,6 +1086,8 @@ def _summary(
         deleted=counts["deleted"],
         unchanged=planner.unchanged,
         out_of_scope=planner.out_of_scope,
+        not_started=planner.not_started,
+        ended=planner.ended,
         failed=failed,
         retries=progress.retries,
         skipped_rows=source.skipped,

@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from rich.console import Console
 
+from engine.cli.report import print_summary
 from engine.core.dates import DateSettings, moment_of
 from engine.core.planner import Planner, plan_action
 from engine.core.snapshot import Snapshot
 from engine.mapping.base import attribute_hash
 from engine.mapping.functions.errors import MappingError
-from engine.model import ACTIVE, DISABLED, SourceObject, StateEntry
+from engine.model import ACTIVE, DISABLED, CycleSummary, SourceObject, StateEntry
 from tests.engine.test_planner import MAPPER
 
 DAY = 86_400.0
@@ -119,3 +121,15 @@ def test_plan_action_for_an_object_held_disabled() -> None:
     assert plan_action(StateEntry("t", "h", ACTIVE), "h", disabled=True) == "disable"
     assert plan_action(StateEntry("t", "h", DISABLED), "h", disabled=True) is None
     assert plan_action(StateEntry("t", "old", DISABLED), "h", disabled=True) == "update"
+
+
+def test_the_summary_table_says_who_is_before_the_start_and_past_the_end() -> None:
+    console = Console(record=True, width=120)
+    dated = CycleSummary(cycle_id="c", job="people", status="succeeded", read=10, not_started=3, ended=2)
+    print_summary(console, [dated])
+    lines = console.export_text().splitlines()
+    assert any(line.split() == ["before", "start", "3"] for line in lines)
+    assert any(line.split() == ["past", "end", "date", "2"] for line in lines)
+    console = Console(record=True, width=120)
+    print_summary(console, [CycleSummary(cycle_id="c", job="people", status="succeeded", read=10)])
+    assert "before start" not in console.export_text()  # a job without dates shows no such rows

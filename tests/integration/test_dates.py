@@ -79,7 +79,8 @@ async def test_a_joiner_appears_disabled_prehire_days_ahead_and_is_enabled_on_th
         scheduler = Scheduler(p.runner, [job], clock=clock.now)
 
         first = await p.runner.run_cycle(job)
-        assert (first.created, first.failed) == (3, 0), first
+        assert (first.created, first.failed, first.not_started) == (3, 0, 1), first
+        assert first.counts()["not_started"] == 1
         assert "E00009" not in await users(scim)
         created_at = midnight(start) - 7 * DAY
         assert p.runner.date_due["people"] == created_at
@@ -194,7 +195,7 @@ async def test_a_leaver_still_in_the_export_is_disabled_on_the_end_date_and_dele
 
         clock.at = midnight(end) + 60
         ended = await p.runner.run_cycle(job)
-        assert (ended.disabled, ended.deleted, ended.updated) == (1, 0, 0), ended
+        assert (ended.disabled, ended.deleted, ended.updated, ended.ended) == (1, 0, 0, 1), ended
         assert (await users(scim))["E00001"] == (ids["E00001"], False)
 
         clock.at = midnight(end) + 31 * DAY  # past the grace of 30 days
