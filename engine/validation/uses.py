@@ -1,7 +1,8 @@
 """The source columns a job reads, each with the path of the setting that names it.
 
 A mapping's `source:`, the `[attributes]` of an expression (as the expression's own parser found them),
-a scoping clause's `attribute:`, a group job's `members.source`, and a file source's `id_column`. A
+a scoping clause's `attribute:`, a group job's `members.source`, a user job's `dates:` and a file
+source's `id_column`. A
 column that the source lacks reads as null on every object: the mapped attribute is blanked everywhere.
 """
 
@@ -46,6 +47,10 @@ def column_uses(job: JobConfig, *, id_column: str | None = None) -> list[ColumnU
     if job.members is not None:
         source = job.members.source
         uses.append(ColumnUse(join(path, "members.source"), source, f"column {source!r}"))
+    if job.dates is not None:  # a start or end never read: everyone active, whatever the export says
+        for key, column in (("starts_on", job.dates.starts_on), ("ends_on", job.dates.ends_on)):
+            if column is not None:
+                uses.append(ColumnUse(join(path, f"dates.{key}"), column, f"column {column!r}"))
     return uses
 
 

@@ -63,6 +63,18 @@ def test_a_mapped_column_that_is_not_in_the_csv_header_is_refused_with_the_near_
     assert lines[-1].startswith("1 problem(s) in ")
 
 
+def test_a_date_column_that_is_not_in_the_csv_header_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Read from no column, a start date would be empty for everyone: every joiner enabled at once."""
+    code, lines = validate(write(tmp_path, job(dates={"starts_on": "start_date", "prehire_days": 7})), capsys)
+    assert code == 2
+    header = tmp_path / "people.csv"
+    assert lines[0].startswith(
+        f"error jobs[0].dates.starts_on: column 'start_date' is not in the header of {header}"
+    )
+
+
 def test_a_source_file_that_does_not_exist_is_named_with_the_path_as_resolved(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
