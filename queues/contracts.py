@@ -134,6 +134,43 @@ class Result:
         return self.completed_at - self.emitted_at
 
 
+def result_of(
+    op: Operation,
+    status: Status,
+    *,
+    completed_at: float,
+    attempts: int | None = None,
+    connector_ms: float = 0.0,
+    target_id: str | None = None,
+    error_class: str | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> Result:
+    """The result of `op`: its identity echoed, the applied hash and members only when it succeeded.
+    `attempts` defaults to the operation's own (0: it was never tried, as an operation kept back)."""
+    succeeded = status == "succeeded"
+    return Result(
+        op_id=op.op_id,
+        job=op.job,
+        target=op.target,
+        cycle_id=op.cycle_id,
+        source_id=op.source_id,
+        action=op.action,
+        status=status,
+        attempts=op.attempt if attempts is None else attempts,
+        emitted_at=op.emitted_at,
+        completed_at=completed_at,
+        target_id=target_id if target_id is not None else op.target_id,
+        applied_hash=op.desired_hash if succeeded else None,
+        error_class=error_class,
+        error_code=error_code,
+        error_message=error_message,
+        connector_ms=connector_ms,
+        members=op.members if succeeded else None,
+        disabled=op.disabled,
+    )
+
+
 MEMBERS: Final = "members"
 """The field a listing of groups names for their members: each group's members as target ids (a list),
 whatever attribute the target keeps them in (SCIM `members`, LDAP `member` or `uniqueMember`)."""

@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry
 
 from common.errors import BrokerError, ConnectorError, DecodeError, PermanentError, TransientError
 from queues.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, Delivery, Message
-from queues.contracts import ListPage, ListRequest, Operation, Result
+from queues.contracts import ListPage, ListRequest, Operation, Result, result_of
 from queues.topology import RESULTS_QUEUE, dead_letter_queue, ops_queue
 from queues.versions import SPOKEN, speaker_headers
 from queues.wire import decode_work, encode_operations, encode_page, encode_results
@@ -387,23 +387,13 @@ def _result(
     error_code: str | None = None,
     error_message: str | None = None,
 ) -> Result:
-    return Result(
-        op_id=op.op_id,
-        job=op.job,
-        target=op.target,
-        cycle_id=op.cycle_id,
-        source_id=op.source_id,
-        action=op.action,
-        status=status,  # type: ignore[arg-type]
-        attempts=op.attempt,
-        emitted_at=op.emitted_at,
+    return result_of(
+        op,
+        status,  # type: ignore[arg-type]
         completed_at=now,
-        target_id=target_id if target_id is not None else op.target_id,
-        applied_hash=op.desired_hash if status == "succeeded" else None,
+        connector_ms=connector_ms,
+        target_id=target_id,
         error_class=error_class,
         error_code=error_code,
         error_message=error_message,
-        connector_ms=connector_ms,
-        members=op.members if status == "succeeded" else None,
-        disabled=op.disabled,
     )

@@ -99,8 +99,6 @@ class Planner:
         self.departed: dict[str, Departure] = {}
         """The deleted accounts a create may be the rehire of, by key (`load_departures` fills it for
         the objects to plan)."""
-        self.rehired = 0
-        """Creates sent as rehires: with the values their earlier account kept."""
         self.dates = dates
         """A user job's start and end dates (`engine.core.dates`), read at `now`."""
         self.disabled: set[str] = set()
@@ -260,7 +258,7 @@ class Planner:
     def _map(self, obj: SourceObject) -> tuple[Mapped, MemberPlan | None, str, int]:
         mapped = self.mapper.map(obj.attributes)
         if self.membership is None:
-            if obj.source_id in self.disabled:  # the fingerprint of the object held disabled
+            if self.disabled and obj.source_id in self.disabled:  # the fingerprint of one held disabled
                 return mapped, None, mapped.hash, digest_fingerprint(mapped.hash) | 1
             return mapped, None, mapped.hash, digest_fingerprint(mapped.hash)
         members = self.membership.plan(obj.source_id, obj.attributes, mapped.hash)
@@ -362,7 +360,6 @@ class Planner:
         departure = self.departed.pop(key, None) if key is not None else None
         if departure is None:
             return attributes
-        self.rehired += 1
         return {**attributes, **departure.kept}
 
     def _entry(self, source_id: str, action: Action) -> StateEntry | None:

@@ -89,6 +89,10 @@ def parse_rehire(
             f"{key!r} is not a target attribute this job maps",
             "name the target attribute that holds a value that survives leaving, such as employeeNumber",
         )
+    if key in redacted:  # its value is stored as *** for everyone: every departure would share it
+        raise ConfigError(
+            join(path, "key"), f"{key!r} is redacted: its value is never stored", "name another attribute"
+        )
     keep = []
     for i, item in enumerate(as_list(join(path, "keep"), raw.get("keep") or [])):
         where = join(join(path, "keep"), i)

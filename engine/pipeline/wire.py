@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from queues.broker import Broker
-from queues.contracts import VERSION, ListPage, Operation, Result
+from queues.contracts import VERSION, ListPage, Operation, Result, result_of
 from queues.topology import ops_queue
 from queues.versions import OLDEST, PeerVersions, speaker_of
 from queues.wire import Reports
@@ -85,18 +85,11 @@ def expressible(ops: list[Operation], version: int) -> tuple[list[Operation], li
         "event=disabled_ops_kept_back target=%s ops=%d version=%d", kept[0].target, len(kept), version
     )
     failed = [
-        Result(
-            op_id=op.op_id,
-            job=op.job,
-            target=op.target,
-            cycle_id=op.cycle_id,
-            source_id=op.source_id,
-            action=op.action,
-            status="failed",
-            attempts=0,
-            emitted_at=op.emitted_at,
+        result_of(
+            op,
+            "failed",
             completed_at=now,
-            target_id=op.target_id,
+            attempts=0,
             error_class="WireVersionError",
             error_message=reason,
         )

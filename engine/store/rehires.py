@@ -5,8 +5,8 @@ this never disagree."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final
 
 import orjson
 import sqlalchemy as sa
@@ -22,74 +22,101 @@ def record(
     sent: Mapping[str, str],
     settings: Mapping[str, RehireSettings],
     now: float,
+    *,
+    insert: Callable[[sa.Table], Any],
 ) -> None:
-    """What the successes of jobs with `rehire:` change: a create or update keeps the account's key
-    (a create its kept values too, and takes the departure with its key if there is one); a delete
-    makes the account a departure. An operation whose attributes the engine no longer knows (sent
-    before it restarted) leaves the key as it was."""
+    """What the successes of jobs with `rehire:` change, in a few statements: a delete makes the
+    account a departure; a create takes the departure with its key if there is one, and keeps its key
+    and kept values; an update keeps its key (the kept values stay as the create sent them). An
+    operation whose attributes the engine no longer knows (sent before it restarted) leaves the key as
+    it was. `results` hold each object once (`StateStore.apply_results` writes them part by part);
+    `insert` is the dialect's INSERT, which has ON CONFLICT."""
+    gone: list[tuple[str, str]] = []
+    taken: list[dict[str, Any]] = []
+    created: list[dict[str, Any]] = []
+    updated: list[dict[str, Any]] = []
     for r in results:
         rehire = settings.get(r.job)
         if rehire is None or r.status != "succeeded":
             continue
         if r.action == "delete":
-            _depart(conn, r, now)
-        elif r.action in ("create", "update") and (text := sent.get(r.op_id)):
-            values = orjson.loads(text)
-            key = rehire.key_of(values)
-            if key is None:
-                continue
-            if r.action == "create":
-                conn.execute(
-                    departures.update()
-                    .where(
-                        departures.c.job == r.job,
-                        departures.c.key == key,
-                        departures.c.returned_as.is_(None),
-                    )
-                    .values(returned_as=r.source_id, returned_at=now)
-                )
-            _keep(conn, r, key, rehire.kept_of(values) if r.action == "create" else None)
+            gone.append((r.job, r.source_id))
+            continue
+        if r.action not in ("create", "update") or not (text := sent.get(r.op_id)):
+            continue
+        values = orjson.loads(text)
+        key = rehire.key_of(values)
+        if key is None:
+            continue
+        row = {"job": r.job, "source_id": r.source_id, "key": key, "target_id": r.target_id}
+        if r.action == "create":
+            taken.append({"j": r.job, "k": key, "s": r.source_id, "at": now})
+            created.append({**row, "kept": orjson.dumps(rehire.kept_of(values)).decode()})
+        else:
+            updated.append({**row, "kept": "{}"})  # the kept values only of a row not there before
+    if gone:
+        _depart(conn, gone, now)
+    if taken:
+        conn.execute(_TAKE, taken)
+    if created:
+        conn.execute(_keep(insert, with_kept=True), created)
+    if updated:
+        conn.execute(_keep(insert, with_kept=False), updated)
 
 
-def _keep(conn: sa.Connection, r: Result, key: str, kept: dict[str, Any] | None) -> None:
-    """Upsert the account's key; `kept` (None: as they were) the values a rehire gets back."""
-    row = conn.execute(
-        sa.select(rehire_keys.c.kept).where(
-            rehire_keys.c.job == r.job, rehire_keys.c.source_id == r.source_id
-        )
-    ).first()
-    kept_text = orjson.dumps(kept).decode() if kept is not None else (row[0] if row else "{}")
-    values = {"key": key, "kept": kept_text}
-    if r.target_id is not None:
-        values["target_id"] = r.target_id
-    if row is None:
-        conn.execute(rehire_keys.insert().values(job=r.job, source_id=r.source_id, **values))
-    else:
-        conn.execute(
-            rehire_keys.update()
-            .where(rehire_keys.c.job == r.job, rehire_keys.c.source_id == r.source_id)
-            .values(**values)
-        )
-
-
-def _depart(conn: sa.Connection, r: Result, now: float) -> None:
-    where = (rehire_keys.c.job == r.job, rehire_keys.c.source_id == r.source_id)
-    row = conn.execute(
-        sa.select(rehire_keys.c.key, rehire_keys.c.kept, rehire_keys.c.target_id).where(*where)
-    ).first()
-    if row is None:
-        return
-    conn.execute(
-        departures.insert().values(
-            job=r.job,
-            key=row[0],
-            source_id=r.source_id,
-            target_id=row[2] or r.target_id,
-            kept=row[1],
-            deleted_at=now,
-        )
+_TAKE: Final = (
+    departures.update()
+    .where(
+        departures.c.job == sa.bindparam("j"),
+        departures.c.key == sa.bindparam("k"),
+        departures.c.returned_as.is_(None),
     )
-    conn.execute(rehire_keys.delete().where(*where))
+    .values(returned_as=sa.bindparam("s"), returned_at=sa.bindparam("at"))
+)
+
+
+def _keep(insert: Callable[[sa.Table], Any], *, with_kept: bool) -> Any:
+    """Upsert an account's key (and, `with_kept`, the values a rehire gets back)."""
+    statement = insert(rehire_keys)
+    excluded = statement.excluded
+    values = {"key": excluded.key, "target_id": sa.func.coalesce(excluded.target_id, rehire_keys.c.target_id)}
+    if with_kept:
+        values["kept"] = excluded.kept
+    return statement.on_conflict_do_update(
+        index_elements=[rehire_keys.c.job, rehire_keys.c.source_id], set_=values
+    )
+
+
+def _depart(conn: sa.Connection, gone: Sequence[tuple[str, str]], now: float) -> None:
+    """The deleted accounts whose keys the state holds become departures."""
+    c = rehire_keys.c
+    for start in range(0, len(gone), 500):
+        chunk = list(gone[start : start + 500])
+        rows = conn.execute(
+            sa.select(c.job, c.source_id, c.key, c.kept, c.target_id).where(
+                sa.tuple_(c.job, c.source_id).in_(chunk)
+            )
+        ).all()
+        if not rows:
+            continue
+        conn.execute(
+            departures.insert(),
+            [
+                {
+                    "job": job,
+                    "source_id": source_id,
+                    "key": key,
+                    "kept": kept,
+                    "target_id": target_id,
+                    "deleted_at": now,
+                }
+                for job, source_id, key, kept, target_id in rows
+            ],
+        )
+        conn.execute(
+            rehire_keys.delete().where(c.job == sa.bindparam("j"), c.source_id == sa.bindparam("s")),
+            [{"j": job, "s": source_id} for job, source_id, *_ in rows],
+        )
 
 
 def departed(conn: sa.Connection, job: str, keys: Iterable[str]) -> dict[str, Departure]:

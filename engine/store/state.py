@@ -13,6 +13,7 @@ import stat
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -343,7 +344,8 @@ class StateStore:
         cycle's deadline: their `lost-in-transit` record, if any, gives way to the result's."""
         now = time.time()
         sent = sent or {}
-        parts = [_object_rows(part, now) for part in _each_object_once(results)]
+        segments = list(_each_object_once(results))
+        parts = [_object_rows(part, now) for part in segments]
         plains = [_log_row(r, now, sent.get(r.op_id)) for r in results]
         log_rows = await self._log.rows(self.run_writing, plains)
         people = self._log.people(plains)
@@ -371,7 +373,10 @@ class StateStore:
             insert_log.execute_blocking(conn, _written_now(log_rows))
             insert_people.execute_blocking(conn, people)
             if rehire:
-                rehires.record(conn, results, sent, rehire, now)
+                for segment in segments:
+                    rehires.record(
+                        conn, segment, sent, rehire, now, insert=partial(_insert, conn.dialect.name)
+                    )
 
         await self.run_writing(write)
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from common.errors import StateError
 from common.peers.sql_bulk import MAX_ROWS
 from engine.core.membership import PENDING_PREFIX
+from engine.core.rehire import RehireSettings
 from engine.core.snapshot import desired_fingerprint, digest_fingerprint, encode_hash, fingerprint
 from engine.model import ACTIVE, DISABLED, StateEntry
 from engine.store import history, migrations
@@ -548,3 +549,38 @@ async def test_a_store_of_version_14_dates_its_disabled_objects_from_their_last_
             assert await migrations.version(conn) == migrations.LATEST
         assert (await store.entry("people", "a")).disabled_at == 1000.5  # type: ignore[union-attr]
         assert (await store.entry("people", "b")).disabled_at is None  # type: ignore[union-attr]
+
+
+async def test_rehire_keys_become_departures_and_a_return_takes_one_on_both_databases(
+    store: StateStore,
+) -> None:
+    """`engine.store.rehires` with the real stores: a create keeps its key and kept values, an update its
+    key only, a delete makes a departure, and a create with that key takes it."""
+    rehire = {"people": RehireSettings(key="employeeNumber", keep=("uid",))}
+
+    def sent(*results: Result, values: dict[str, dict[str, object]]) -> dict[str, str]:
+        return {r.op_id: orjson.dumps(values[r.source_id]).decode() for r in results}
+
+    created = [result("a"), result("b")]
+    await store.apply_results(
+        created,
+        sent(
+            *created,
+            values={"a": {"employeeNumber": 1, "uid": "ann"}, "b": {"employeeNumber": 2, "uid": "bo"}},
+        ),
+        rehire=rehire,
+    )
+    renamed = result("a", "update")
+    await store.apply_results([renamed], sent(renamed, values={"a": {"employeeNumber": 1}}), rehire=rehire)
+    await store.apply_results([result("a", "delete"), result("b", "delete")], {}, rehire=rehire)
+    departed = await store.departed("people", ["1", "2", "3"])
+    assert {key: (d.source_id, d.target_id, d.kept) for key, d in departed.items()} == {
+        "1": ("a", "t-a", {"uid": "ann"}),
+        "2": ("b", "t-b", {"uid": "bo"}),
+    }
+    back = result("z")
+    await store.apply_results(
+        [back], sent(back, values={"z": {"employeeNumber": 1, "uid": "ann"}}), rehire=rehire
+    )
+    assert set(await store.departed("people", ["1", "2"])) == {"2"}
+    assert [(d.source_id, d.returned_as) for d in await store.departures("people", "z")] == [("a", "z")]

@@ -125,7 +125,7 @@ async def test_a_joiner_appears_disabled_prehire_days_ahead_and_is_enabled_on_th
 
 class AppliedThenStopped(Interposer):
     """Applies the operations, then never answers: the engine stops before it hears a result. Its
-    worker is given no grace to finish the call it is in (`stop_soon`)."""
+    worker is given no grace to finish the call it is in (`stopped_once_applied`)."""
 
     def __init__(self, inner: Any) -> None:
         super().__init__(inner)
@@ -137,19 +137,11 @@ class AppliedThenStopped(Interposer):
         await asyncio.Event().wait()
 
 
-def stop_soon(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker stopped lets the call it is applying go after 0.2 s, not after the 10 s a real one has."""
+async def stopped_once_applied(tmp_path: Path, raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cycle of `raw`'s one job, its engine stopped once the connector applied the first batch and
+    before any result of it is heard. The worker lets the call it is stuck in go after 0.2 s, not after
+    the 10 s a real one has."""
     monkeypatch.setattr(Worker.stop, "__defaults__", (0.2,))
-
-
-async def test_prehires_created_by_an_engine_stopped_before_their_results_end_disabled_once_each(
-    tmp_path: Path, scim: ScimServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stop_soon(monkeypatch)
-    start = day_ahead(3)
-    joiners = [person(i, start_date=start.isoformat()) for i in range(4)]
-    write_sources(tmp_path, joiners, [])
-    raw = leavers_config(tmp_path, scim.url, dates=DATES)
     stalled: list[AppliedThenStopped] = []
 
     def wrap(connector: Any) -> AppliedThenStopped:
@@ -163,6 +155,16 @@ async def test_prehires_created_by_an_engine_stopped_before_their_results_end_di
         cycle.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await cycle
+
+
+async def test_prehires_created_by_an_engine_stopped_before_their_results_end_disabled_once_each(
+    tmp_path: Path, scim: ScimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = day_ahead(3)
+    joiners = [person(i, start_date=start.isoformat()) for i in range(4)]
+    write_sources(tmp_path, joiners, [])
+    raw = leavers_config(tmp_path, scim.url, dates=DATES)
+    await stopped_once_applied(tmp_path, raw, monkeypatch)
     assert {ext: active for ext, (_, active) in (await users(scim)).items()} == dict.fromkeys(
         ("E00000", "E00001", "E00002", "E00003"), False
     )

@@ -5,8 +5,6 @@ shows the gap, and a person who never left is untouched. Wrong settings name the
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ from common.peers.ldap_names import canonical_dn
 from engine.api.admin import Admin
 from engine.config import parse_engine_config
 from tests.integration.pipeline import pipeline
-from tests.integration.test_dates import AppliedThenStopped, stop_soon
+from tests.integration.test_dates import stopped_once_applied
 from tests.integration.test_ldap_cycle import PEOPLE_MAPPINGS
 from tests.integration.test_ldap_cycle import people as ldap_people
 from tests.integration.test_ldap_cycle import person as ldap_person
@@ -102,7 +100,6 @@ async def test_a_rehire_applied_by_an_engine_stopped_before_its_result_keeps_the
 ) -> None:
     """The engine stops after the rehire's create reached the directory, before its result: the next
     engine plans it again, as a rehire still, and links the entry made rather than make another."""
-    stop_soon(monkeypatch)
     rows = [ldap_person(i, worker_id=f"W{i}") for i in range(3)]
     write_people(tmp_path, rows)
     raw = config(tmp_path, slapd, rehire=REHIRE)
@@ -114,19 +111,7 @@ async def test_a_rehire_applied_by_an_engine_stopped_before_its_result_keeps_the
         assert (await p.runner.run_cycle(job)).deleted == 1
     back = [rows[0], rows[2], {**rows[1], "worker_id": "W9", "login": "returner-one"}]
     write_people(tmp_path, back)
-    stalled: list[AppliedThenStopped] = []
-
-    def wrap(connector: Any) -> AppliedThenStopped:
-        stalled.append(AppliedThenStopped(connector))
-        return stalled[-1]
-
-    async with pipeline(tmp_path, raw, wrap=wrap) as p:
-        (job,) = p.runner.config.jobs
-        cycle = asyncio.create_task(p.runner.run_cycle(job))
-        await asyncio.wait_for(stalled[0].applied.wait(), 30)
-        cycle.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await cycle
+    await stopped_once_applied(tmp_path, raw, monkeypatch)
     assert ldap_people(slapd)["E00001"]["uid"] == entries["E00001"]["uid"]
     async with pipeline(tmp_path, raw) as p:
         (job,) = p.runner.config.jobs
@@ -161,6 +146,7 @@ async def test_without_rehire_a_returner_gets_the_new_login(tmp_path: Path, slap
         ({"key": "employeeId"}, "jobs[0].rehire.key", "employeeNumber"),
         ({"key": "employeeNumber", "keep": ["email"]}, "jobs[0].rehire.keep[0]", "apply: on_create"),
         ({"keep": ["userName"]}, "jobs[0].rehire", "key"),
+        ({"key": "secret"}, "jobs[0].rehire.key", "redacted"),
     ],
 )
 def test_wrong_rehire_settings_name_the_field_and_the_fix(
@@ -172,7 +158,7 @@ def test_wrong_rehire_settings_name_the_field_and_the_fix(
                 "name": "people",
                 "source": {"type": "csv", "path": "people.csv", "id_column": "worker_id"},
                 "target": "directory",
-                "mappings": MAPPINGS,
+                "mappings": [*MAPPINGS, {"target": "secret", "expression": "Redact([login])"}],
                 "rehire": rehire,
             }
         ],
